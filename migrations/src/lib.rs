@@ -1,0 +1,18 @@
+//! smshub's database schema, as sea-orm migrations that run on SQLite and PostgreSQL.
+//!
+//! The hub runs [`Migrator::up`] at start, so a new database file needs no setup step.
+//! Migrations are append-only: a released migration is never edited, only followed.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_core;
+
+/// All migrations, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_core::Migration)]
+    }
+}

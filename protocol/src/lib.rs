@@ -1,0 +1,14 @@
+//! smshub's wire formats, with no I/O.
+//!
+//! - [`device`]: device protocol v1, the JSON frames phones exchange with the hub over
+//!   WebSocket. A compatibility contract: see `android-client-spec/README.md`.
+//! - [`gsm`]: the GSM 03.38 default alphabet, UCS-2, and how many SMS parts a text needs.
+//! - [`pdu`]: the SMS PDU codec for modems: SMS-SUBMIT encoding, SMS-DELIVER /
+//!   SMS-STATUS-REPORT / SMS-SUBMIT decoding, and reassembly of long incoming messages.
+//!
+//! Invariant: nothing here touches tokio, a socket, a database, the clock or randomness,
+//! and no decoder panics on any input. The hub, the simulator and tests all build on it.
+
+pub mod device;
+pub mod gsm;
+pub mod pdu;

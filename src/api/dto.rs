@@ -1,0 +1,316 @@
+//! Request and response bodies of the REST API: a compatibility contract with clients,
+//! kept apart from the domain and store types, which are free to change.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use smshub_protocol::device::{Battery, SimInfo, SimStatus};
+
+use crate::domain::format_millis;
+use crate::registry::LiveDevice;
+use crate::store::{DeviceRecord, InboxRecord, MessageRecord};
+
+/// `POST /api/send-sms`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendSmsRequest {
+    /// One recipient.
+    #[serde(default)]
+    pub phone_number: Option<String>,
+    /// Several recipients: one message each.
+    #[serde(default)]
+    pub phone_numbers: Option<Vec<String>>,
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Send through this device only.
+    #[serde(default)]
+    pub device_id: Option<String>,
+    /// Send through this SIM slot only (0-based).
+    #[serde(default)]
+    pub sim_slot: Option<u8>,
+    /// Ask the network for a delivery report.
+    #[serde(default)]
+    pub delivery_report: Option<bool>,
+}
+
+/// One accepted message in a `202` answer.
+#[derive(Debug, Serialize)]
+pub struct AcceptedMessage {
+    pub id: String,
+    pub phone_number: String,
+    pub state: &'static str,
+    pub parts: u32,
+}
+
+/// `202` answer of `POST /api/send-sms`.
+#[derive(Debug, Serialize)]
+pub struct SendSmsResponse {
+    /// The message id when there was one recipient.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    pub state: &'static str,
+    pub messages: Vec<AcceptedMessage>,
+}
+
+/// Why a message failed.
+#[derive(Debug, Serialize)]
+pub struct ErrorDto {
+    pub code: String,
+    pub message: String,
+    pub temporary: bool,
+}
+
+/// A message as clients see it.
+#[derive(Debug, Serialize)]
+pub struct MessageDto {
+    pub id: String,
+    pub phone_number: String,
+    pub message: String,
+    pub state: &'static str,
+    pub parts: u32,
+    pub device_id: Option<String>,
+    pub sim_slot: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_device_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_sim_slot: Option<u8>,
+    pub delivery_report: bool,
+    /// Offers made to devices so far.
+    pub attempts: u32,
+    pub error: Option<ErrorDto>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// When each state was reached.
+    pub states: BTreeMap<&'static str, String>,
+}
+
+impl From<MessageRecord> for MessageDto {
+    fn from(it: MessageRecord) -> MessageDto {
+        let mut states = BTreeMap::new();
+        states.insert("queued", format_millis(it.created_at));
+        for (name, at) in [
+            ("dispatched", it.dispatched_at),
+            ("accepted", it.accepted_at),
+            ("sent", it.sent_at),
+            ("delivered", it.delivered_at),
+            ("failed", it.failed_at),
+        ] {
+            if let Some(at) = at {
+                states.insert(name, format_millis(at));
+            }
+        }
+        MessageDto {
+            id: it.id.to_string(),
+            phone_number: it.recipient,
+            message: it.body,
+            state: it.state.as_str(),
+            parts: it.parts,
+            device_id: it.device_id,
+            sim_slot: it.sim_slot,
+            requested_device_id: it.requested_device_id,
+            requested_sim_slot: it.requested_sim_slot,
+            delivery_report: it.delivery_report,
+            attempts: it.attempts,
+            error: it.error.map(|e| ErrorDto { code: e.code, message: e.message, temporary: e.temporary }),
+            created_at: format_millis(it.created_at),
+            updated_at: format_millis(it.updated_at),
+            states,
+        }
+    }
+}
+
+/// `GET /api/sms`.
+#[derive(Debug, Serialize)]
+pub struct MessageList {
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
+    pub messages: Vec<MessageDto>,
+}
+
+/// Query of `GET /api/sms`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageQuery {
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+    pub state: Option<String>,
+    pub device_id: Option<String>,
+    pub phone_number: Option<String>,
+    /// RFC 3339; messages created at or after.
+    pub since: Option<String>,
+    /// RFC 3339; messages created before.
+    pub until: Option<String>,
+}
+
+/// Query of `GET /api/sms/inbox`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxQuery {
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+    pub device_id: Option<String>,
+    pub sender: Option<String>,
+}
+
+/// A received SMS.
+#[derive(Debug, Serialize)]
+pub struct InboxDto {
+    pub id: String,
+    pub device_id: String,
+    pub sim_slot: Option<u8>,
+    pub sender: String,
+    pub message: String,
+    pub received_at: String,
+    pub created_at: String,
+}
+
+impl From<InboxRecord> for InboxDto {
+    fn from(it: InboxRecord) -> InboxDto {
+        InboxDto {
+            id: it.id.to_string(),
+            device_id: it.device_id,
+            sim_slot: it.sim_slot,
+            sender: it.sender,
+            message: it.body,
+            received_at: format_millis(it.received_at),
+            created_at: format_millis(it.created_at),
+        }
+    }
+}
+
+/// `GET /api/sms/inbox`.
+#[derive(Debug, Serialize)]
+pub struct InboxList {
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
+    pub messages: Vec<InboxDto>,
+}
+
+/// One SIM in the device list: what the device said at hello merged with its last status.
+#[derive(Debug, Serialize)]
+pub struct SimDto {
+    pub slot: u8,
+    pub operator: Option<String>,
+    pub phone_number: Option<String>,
+    pub signal_dbm: Option<i32>,
+    pub signal_level: Option<u8>,
+    pub network: Option<String>,
+    pub registered: Option<bool>,
+}
+
+/// A device as clients and the dashboard see it.
+#[derive(Debug, Serialize)]
+pub struct DeviceDto {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub online: bool,
+    pub battery: Option<Battery>,
+    pub sims: Vec<SimDto>,
+    pub connection: Option<String>,
+    pub app_version: Option<String>,
+    pub model: Option<String>,
+    pub in_flight: u32,
+    pub max_in_flight: Option<u32>,
+    pub connected_at: Option<String>,
+    pub last_seen_at: Option<String>,
+    pub sent_count: i64,
+    pub failed_count: i64,
+    pub created_at: String,
+}
+
+impl DeviceDto {
+    pub fn new(record: DeviceRecord, live: Option<LiveDevice>) -> DeviceDto {
+        let stored_sims: Vec<SimInfo> =
+            record.sims.as_ref().and_then(|it| serde_json::from_value(it.clone()).ok()).unwrap_or_default();
+        let (sims_info, status) = match &live {
+            Some(it) => (it.sims.clone(), it.status.clone()),
+            None => (stored_sims, None),
+        };
+        let statuses: Vec<SimStatus> = status.as_ref().map(|it| it.sims.clone()).unwrap_or_default();
+        let mut slots: Vec<u8> = sims_info.iter().map(|it| it.slot).chain(statuses.iter().map(|it| it.slot)).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        let sims = slots
+            .into_iter()
+            .map(|slot| {
+                let info = sims_info.iter().find(|it| it.slot == slot);
+                let radio = statuses.iter().find(|it| it.slot == slot);
+                SimDto {
+                    slot,
+                    operator: radio.and_then(|it| it.operator.clone()).or_else(|| info.and_then(|it| it.operator.clone())),
+                    phone_number: info.and_then(|it| it.phone_number.clone()),
+                    signal_dbm: radio.and_then(|it| it.signal_dbm),
+                    signal_level: radio.and_then(|it| it.signal_level),
+                    network: radio.and_then(|it| it.network.clone()),
+                    registered: radio.map(|it| it.registered),
+                }
+            })
+            .collect();
+        let last_seen = live.as_ref().map(|it| it.last_seen_at).or(record.last_seen_at);
+        DeviceDto {
+            id: record.id,
+            name: record.name,
+            kind: record.kind,
+            online: live.is_some(),
+            battery: status.as_ref().and_then(|it| it.battery),
+            sims,
+            connection: status.as_ref().and_then(|it| it.connection.clone()),
+            app_version: live.as_ref().and_then(|it| it.app_version.clone()).or(record.app_version),
+            model: live.as_ref().and_then(|it| it.model.clone()).or(record.model),
+            in_flight: live.as_ref().map(|it| it.in_flight).unwrap_or(0),
+            max_in_flight: live.as_ref().map(|it| it.capabilities.max_in_flight),
+            connected_at: live.as_ref().map(|it| format_millis(it.connected_at)),
+            last_seen_at: last_seen.map(format_millis),
+            sent_count: record.sent_count,
+            failed_count: record.failed_count,
+            created_at: format_millis(record.created_at),
+        }
+    }
+}
+
+/// `GET /api/devices`.
+#[derive(Debug, Serialize)]
+pub struct DeviceList {
+    pub devices: Vec<DeviceDto>,
+}
+
+/// `POST /api/devices`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDeviceRequest {
+    pub name: Option<String>,
+    /// `android` (default) or `modem`.
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+/// `201` answer of `POST /api/devices`: the token is shown only here.
+#[derive(Debug, Serialize)]
+pub struct CreatedDevice {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub token: String,
+    /// Path of the device WebSocket endpoint.
+    pub ws_path: String,
+}
+
+/// `GET /api/stats`.
+#[derive(Debug, Serialize)]
+pub struct Stats {
+    pub messages: BTreeMap<&'static str, u64>,
+    pub devices: DeviceCounts,
+    /// Messages waiting in the dispatcher for a device.
+    pub waiting: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeviceCounts {
+    pub total: usize,
+    pub online: usize,
+}

@@ -1,0 +1,79 @@
+//! The one error type of the REST API and the one place rejections become responses.
+//!
+//! Every error is `{"error":{"code":"...","message":"..."}}` with a stable `code`; clients
+//! branch on the code, people read the message.
+
+use std::convert::Infallible;
+
+use warp::http::StatusCode;
+use warp::reject::Reject;
+use warp::{Rejection, Reply};
+
+/// An error answered to an API client.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Reject for ApiError {}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn internal(err: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %err, "internal error");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the hub could not complete the request; it is logged")
+    }
+
+    pub fn into_response(self) -> warp::reply::Response {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        warp::reply::with_status(warp::reply::json(&body), self.status).into_response()
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> ApiError {
+        ApiError::internal(err)
+    }
+}
+
+/// Turns any rejection into the JSON error shape.
+pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infallible> {
+    let err = if let Some(err) = rejection.find::<ApiError>() {
+        err.clone()
+    } else if rejection.is_not_found() {
+        ApiError::not_found("no such endpoint")
+    } else if let Some(err) = rejection.find::<warp::reject::InvalidQuery>() {
+        ApiError::bad_request("invalid_query", err.to_string())
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        ApiError::new(StatusCode::LENGTH_REQUIRED, "length_required", "send a Content-Length header")
+    } else if rejection.find::<warp::reject::UnsupportedMediaType>().is_some() {
+        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send JSON")
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
+    } else if let Some(err) = rejection.find::<warp::reject::MissingHeader>() {
+        ApiError::bad_request("missing_header", err.to_string())
+    } else {
+        tracing::warn!(?rejection, "unhandled rejection");
+        ApiError::internal(format!("{rejection:?}"))
+    };
+    Ok(err.into_response())
+}

@@ -1,0 +1,35 @@
+//! The live dashboard: static assets embedded in the binary and served at `/` and
+//! `/assets/*`. The page reads the REST API with the API key the user enters; it has no
+//! privileged back door.
+
+use rust_embed::RustEmbed;
+use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+#[derive(RustEmbed)]
+#[folder = "src/dashboard/assets/"]
+struct Assets;
+
+/// `GET /` and `GET /assets/{file}`.
+pub fn routes() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let index = warp::path::end().and(warp::get()).and_then(|| serve("index.html"));
+    let asset = warp::path!("assets" / String).and(warp::get()).and_then(|name: String| async move { serve(&name).await });
+    index.or(asset).unify()
+}
+
+async fn serve(name: &str) -> Result<Response, Rejection> {
+    let file = Assets::get(name).ok_or_else(warp::reject::not_found)?;
+    let mime = match name.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        _ => "application/octet-stream",
+    };
+    let mut response = warp::reply::Response::new(file.data.into_owned().into());
+    response.headers_mut().insert(CONTENT_TYPE, warp::http::HeaderValue::from_static(mime));
+    response.headers_mut().insert(CACHE_CONTROL, warp::http::HeaderValue::from_static("no-cache"));
+    Ok(response.into_response())
+}

@@ -1,0 +1,162 @@
+//! Which device (and SIM) should send the next message: eligibility and health scores.
+//!
+//! Pure functions of the devices' last reported status; no I/O, no clock. The rules are
+//! documented in the README ("How a device is chosen") and must stay in step with it.
+
+use smshub_protocol::device::{Battery, SimStatus, Status};
+
+/// Tunables for eligibility.
+#[derive(Debug, Clone, Copy)]
+pub struct ScoringConfig {
+    /// Below this battery percentage a device that is not charging gets no new jobs.
+    pub min_battery: u8,
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        ScoringConfig { min_battery: 15 }
+    }
+}
+
+/// A device eligible for a message: the SIM to use and the device's weight.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    /// `None` when the device reported no SIMs and chooses itself.
+    pub sim_slot: Option<u8>,
+    /// Higher is better; always > 0.
+    pub weight: f64,
+}
+
+/// Scores a device for one message, or `None` if it must not get it.
+///
+/// - excluded: at its in-flight limit; battery below `min_battery` and not charging; the
+///   requested SIM missing; every usable SIM unregistered or without signal.
+/// - `power` = 1 when charging, else battery/100 (0.5 when unknown);
+/// - `signal` = (dBm + 113) / 62 clamped to 0..1, else level/4, else 0.5 when unknown;
+/// - `weight` = (power + signal) / 2 × (1 − in_flight / max_in_flight), at least 0.01.
+pub fn score(
+    status: Option<&Status>,
+    in_flight: u32,
+    max_in_flight: u32,
+    requested_sim: Option<u8>,
+    config: &ScoringConfig,
+) -> Option<Candidate> {
+    if in_flight >= max_in_flight {
+        return None;
+    }
+    let battery = status.and_then(|it| it.battery);
+    let power = power(battery, config)?;
+    let sims = status.map(|it| it.sims.as_slice()).unwrap_or(&[]);
+    let (sim_slot, signal) = if sims.is_empty() {
+        // Nothing known about the radio: the device picks its SIM; a requested slot is
+        // passed through and the device reports `sim_unavailable` if it has no such SIM.
+        (requested_sim, 0.5)
+    } else {
+        let usable = sims.iter().filter(|it| requested_sim.is_none_or(|slot| it.slot == slot));
+        let best = usable.filter_map(|it| signal(it).map(|s| (it.slot, s))).max_by(|a, b| a.1.total_cmp(&b.1))?;
+        (Some(best.0), best.1)
+    };
+    let load = f64::from(in_flight) / f64::from(max_in_flight.max(1));
+    let weight = ((power + signal) / 2.0 * (1.0 - load)).max(0.01);
+    Some(Candidate { sim_slot, weight })
+}
+
+fn power(battery: Option<Battery>, config: &ScoringConfig) -> Option<f64> {
+    match battery {
+        None => Some(0.5),
+        Some(it) if it.charging => Some(1.0),
+        Some(it) if it.level < config.min_battery => None,
+        Some(it) => Some(f64::from(it.level.min(100)) / 100.0),
+    }
+}
+
+/// Signal quality of a SIM in 0..=1, or `None` if it cannot send.
+pub fn signal(sim: &SimStatus) -> Option<f64> {
+    if !sim.registered {
+        return None;
+    }
+    match (sim.signal_dbm, sim.signal_level) {
+        (Some(dbm), _) if dbm <= -113 => None,
+        (Some(dbm), _) => Some((f64::from(dbm + 113) / 62.0).clamp(0.0, 1.0)),
+        (None, Some(0)) => None,
+        (None, Some(level)) => Some(f64::from(level.min(4)) / 4.0),
+        (None, None) => Some(0.5),
+    }
+}
+
+/// Smooth weighted round-robin (as in nginx): each pick adds every candidate's weight to its
+/// running credit, takes the candidate with the most credit, and charges it the total. Over
+/// time each candidate is picked in proportion to its weight, without bursts, and
+/// deterministically, so tests can check the distribution exactly.
+pub fn pick(credits: &mut [f64], weights: &[f64]) -> Option<usize> {
+    let total: f64 = weights.iter().sum();
+    let mut best: Option<usize> = None;
+    for (idx, weight) in weights.iter().enumerate() {
+        credits[idx] += weight;
+        if best.is_none_or(|b| credits[idx] > credits[b]) {
+            best = Some(idx);
+        }
+    }
+    if let Some(b) = best {
+        credits[b] -= total;
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(level: u8, charging: bool, dbm: Option<i32>) -> Status {
+        Status {
+            battery: Some(Battery { level, charging }),
+            sims: vec![SimStatus { slot: 0, signal_dbm: dbm, registered: true, ..Default::default() }],
+            connection: None,
+        }
+    }
+
+    #[test]
+    fn eligibility() {
+        let config = ScoringConfig::default();
+        let check = |status: Option<Status>, in_flight, requested, eligible: bool| {
+            let got = score(status.as_ref(), in_flight, 4, requested, &config);
+            assert_eq!(got.is_some(), eligible, "{status:?} {in_flight} {requested:?}: {got:?}");
+        };
+        check(Some(status(80, false, Some(-70))), 0, None, true);
+        check(Some(status(80, false, Some(-70))), 4, None, false);
+        check(Some(status(10, false, Some(-70))), 0, None, false);
+        check(Some(status(10, true, Some(-70))), 0, None, true);
+        check(Some(status(80, false, Some(-113))), 0, None, false);
+        check(Some(status(80, false, Some(-70))), 0, Some(1), false);
+        check(Some(status(80, false, Some(-70))), 0, Some(0), true);
+        check(None, 0, Some(1), true);
+        let mut unregistered = status(80, false, Some(-70));
+        unregistered.sims[0].registered = false;
+        check(Some(unregistered), 0, None, false);
+    }
+
+    #[test]
+    fn healthy_idle_beats_weak_busy() {
+        let config = ScoringConfig::default();
+        let healthy = score(Some(&status(95, true, Some(-65))), 0, 4, None, &config).unwrap();
+        let weak = score(Some(&status(30, false, Some(-105))), 2, 4, None, &config).unwrap();
+        assert!(healthy.weight > 3.0 * weak.weight, "{healthy:?} vs {weak:?}");
+    }
+
+    #[test]
+    fn best_sim_is_chosen() {
+        let mut it = status(90, false, Some(-100));
+        it.sims.push(SimStatus { slot: 1, signal_dbm: Some(-60), registered: true, ..Default::default() });
+        let got = score(Some(&it), 0, 4, None, &ScoringConfig::default()).unwrap();
+        assert_eq!(got.sim_slot, Some(1));
+    }
+
+    #[test]
+    fn round_robin_follows_weights() {
+        let weights = [3.0, 1.0];
+        let mut credits = [0.0, 0.0];
+        let picks: Vec<usize> = (0..8).map(|_| pick(&mut credits, &weights).unwrap()).collect();
+        assert_eq!(picks.iter().filter(|it| **it == 0).count(), 6);
+        assert_eq!(picks, vec![0, 0, 1, 0, 0, 0, 1, 0]);
+    }
+}

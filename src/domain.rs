@@ -1,0 +1,232 @@
+//! Domain types: phone numbers, message states, identifiers and secrets.
+//!
+//! "Parse, don't validate": a [`PhoneNumber`] is always E.164, a [`MessageState`] transition
+//! is checked in one place. Nothing here does I/O or knows about HTTP, WebSocket or SQL.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+/// A phone number in E.164 form (`+` and digits), checked against libphonenumber metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PhoneNumber(String);
+
+/// Why a phone number was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PhoneNumberError {
+    #[error("{0:?} is not a phone number")]
+    Unparseable(String),
+    #[error("{0:?} is not a valid number for its country")]
+    Invalid(String),
+    #[error("{0:?} has no country code; write it as +<country code><number> or configure a default region")]
+    NoRegion(String),
+}
+
+impl PhoneNumber {
+    /// Parses `input`, reading numbers without a `+` as national numbers of `default_region`
+    /// (an ISO 3166 code such as `"DZ"`), if one is configured.
+    pub fn parse(input: &str, default_region: Option<phonenumber::country::Id>) -> Result<PhoneNumber, PhoneNumberError> {
+        let trimmed = input.trim();
+        if !trimmed.starts_with('+') && !trimmed.starts_with("00") && default_region.is_none() {
+            return Err(PhoneNumberError::NoRegion(input.to_string()));
+        }
+        let parsed = phonenumber::parse(default_region, trimmed)
+            .map_err(|_| PhoneNumberError::Unparseable(input.to_string()))?;
+        if !phonenumber::is_valid(&parsed) {
+            return Err(PhoneNumberError::Invalid(input.to_string()));
+        }
+        Ok(PhoneNumber(parsed.format().mode(phonenumber::Mode::E164).to_string()))
+    }
+
+    /// Wraps a number already stored in E.164 form.
+    pub fn from_e164_unchecked(e164: String) -> PhoneNumber {
+        PhoneNumber(e164)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parses an ISO 3166 region code such as `DZ` for [`PhoneNumber::parse`].
+pub fn parse_region(code: &str) -> Result<phonenumber::country::Id, String> {
+    phonenumber::country::Id::from_str(&code.to_ascii_uppercase()).map_err(|_| format!("unknown region code {code:?}"))
+}
+
+/// Where an outgoing message is in its life. States only move forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MessageState {
+    /// Stored, waiting for a device.
+    Queued,
+    /// Offered to a device, which has not accepted it yet.
+    Dispatched,
+    /// A device owns it and has been told to send it.
+    Accepted,
+    /// The device handed it to the network.
+    Sent,
+    /// The network confirmed delivery.
+    Delivered,
+    /// It ended without success.
+    Failed,
+    /// Its validity ran out before it was sent.
+    Expired,
+    /// A client cancelled it before a device accepted it.
+    Cancelled,
+}
+
+impl MessageState {
+    pub const ALL: [MessageState; 8] = [
+        MessageState::Queued,
+        MessageState::Dispatched,
+        MessageState::Accepted,
+        MessageState::Sent,
+        MessageState::Delivered,
+        MessageState::Failed,
+        MessageState::Expired,
+        MessageState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageState::Queued => "queued",
+            MessageState::Dispatched => "dispatched",
+            MessageState::Accepted => "accepted",
+            MessageState::Sent => "sent",
+            MessageState::Delivered => "delivered",
+            MessageState::Failed => "failed",
+            MessageState::Expired => "expired",
+            MessageState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<MessageState> {
+        MessageState::ALL.into_iter().find(|it| it.as_str() == text)
+    }
+
+    /// Whether nothing more will happen to a message in this state.
+    pub fn is_final(self) -> bool {
+        matches!(self, MessageState::Delivered | MessageState::Failed | MessageState::Expired | MessageState::Cancelled)
+    }
+
+    /// Whether a message may move from `self` to `next`. A message may go back from
+    /// `dispatched` to `queued` only when its device lost the offer (the offer was never
+    /// committed, so nothing was sent); every other move is forward.
+    pub fn can_move_to(self, next: MessageState) -> bool {
+        use MessageState::*;
+        match (self, next) {
+            (Queued, Dispatched | Failed | Expired | Cancelled) => true,
+            (Dispatched, Queued | Accepted | Failed | Expired | Cancelled) => true,
+            (Accepted, Sent | Delivered | Failed) => true,
+            (Sent, Delivered | Failed) => true,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for MessageState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A new random secret such as an API key or device token: `prefix` + 43 base62 characters
+/// (256 bits of entropy), so a fast hash is enough to store it.
+pub fn generate_secret(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::rng();
+    let body: String = (0..43).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    format!("{prefix}{body}")
+}
+
+/// A new device id: 16 lowercase base32 characters (80 bits).
+pub fn generate_device_id() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    (0..16).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// The stored form of a secret: lowercase hex SHA-256.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Whether a device id is acceptable in a URL path and a database key.
+pub fn is_valid_device_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Milliseconds since the Unix epoch, the unit of every stored instant.
+pub type Millis = i64;
+
+/// Formats stored milliseconds as RFC 3339 UTC with millisecond precision.
+pub fn format_millis(ms: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|it| it.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// Parses an RFC 3339 instant into milliseconds.
+pub fn parse_rfc3339(text: &str) -> Option<Millis> {
+    chrono::DateTime::parse_from_rfc3339(text).ok().map(|it| it.timestamp_millis())
+}
+
+/// The wall clock in milliseconds.
+pub fn now_millis() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_normalise_to_e164() {
+        let dz = parse_region("dz").ok();
+        let check = |input: &str, region, expected: Result<&str, ()>| {
+            let got = PhoneNumber::parse(input, region);
+            assert_eq!(got.as_ref().map(|it| it.as_str()).map_err(|_| ()), expected, "{input}: {got:?}");
+        };
+        check("+44 20 7946 0018", None, Ok("+442079460018"));
+        check("+1 (415) 555-2671", None, Ok("+14155552671"));
+        check("0555 12 34 56", dz, Ok("+213555123456"));
+        check("0555123456", None, Err(()));
+        check("+1 123", None, Err(()));
+        check("hello", dz, Err(()));
+        check("", dz, Err(()));
+    }
+
+    #[test]
+    fn states_only_move_forward() {
+        use MessageState::*;
+        assert!(Queued.can_move_to(Dispatched));
+        assert!(Dispatched.can_move_to(Queued));
+        assert!(Accepted.can_move_to(Sent));
+        assert!(Sent.can_move_to(Delivered));
+        assert!(!Sent.can_move_to(Accepted));
+        assert!(!Delivered.can_move_to(Failed));
+        assert!(!Accepted.can_move_to(Queued));
+        assert!(!Accepted.can_move_to(Cancelled));
+        for state in MessageState::ALL {
+            assert_eq!(MessageState::parse(state.as_str()), Some(state));
+            assert!(!state.can_move_to(state));
+        }
+    }
+
+    #[test]
+    fn secrets_are_long_and_hash_stably() {
+        let key = generate_secret("shk_");
+        assert_eq!(key.len(), 47);
+        assert_ne!(key, generate_secret("shk_"));
+        assert_eq!(hash_secret("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert!(is_valid_device_id(&generate_device_id()));
+        assert!(!is_valid_device_id("a/b"));
+    }
+}

@@ -1,0 +1,30 @@
+//! smshub: a self-hosted SMS hub. Android phones (over WebSocket) and USB GSM modems (over
+//! serial AT commands) are SMS workers; applications send SMS through one REST API.
+//!
+//! # Layout, in the order a message flows
+//!
+//! - [`api`]: the HTTP surface (REST, device WebSocket endpoint, dashboard, health). Checks
+//!   input, commits through `store`, hands messages to `dispatch`.
+//! - [`store`]: the database, the source of truth; the only module that imports sea-orm.
+//!   One writer task commits many changes per transaction.
+//! - [`dispatch`]: one task owning the queue of waiting messages; offers each to the best
+//!   device (scored on battery, charging, signal and load) the moment one can take it.
+//! - [`registry`]: live device sessions and their last status, in memory only.
+//! - [`transport`]: carries jobs to devices and brings reports back; `android` speaks device
+//!   protocol v1 (the wire types live in the `smshub-protocol` crate).
+//! - [`simulate`]: fake phones over real WebSockets, for the demo, tests and benchmarks.
+//! - [`app`]: wires it together, binds, serves, shuts down gracefully.
+//! - [`domain`], [`auth`]: phone numbers, message states, secrets.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod dashboard;
+pub mod dispatch;
+pub mod domain;
+pub mod registry;
+pub mod simulate;
+pub mod store;
+pub mod transport;
+
+pub use app::{App, Config, Hub};

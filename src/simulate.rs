@@ -1,0 +1,519 @@
+//! Simulated phones: real device-protocol clients over real WebSockets, for the demo, the
+//! tests and the benchmark.
+//!
+//! A simulated phone behaves as the spec asks of a real one: it journals every job it
+//! accepts, sends only after `commit`, never sends the same id twice, re-reports outcomes
+//! until acknowledged, and reconnects with backoff and jitter, listing its held jobs in
+//! `hello`. Counters ([`SimStats`]) record what phones saw, so tests can prove nothing was
+//! lost or sent twice.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::{SinkExt, StreamExt};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use smshub_protocol::device::{
+    Battery, Capabilities, Delivered, DeviceFrame, DeviceInfo, Failed, Heartbeat, HeldJob, HeldPhase, Hello, HubFrame,
+    Incoming, JobIds, ReportKind, Sent, SimInfo, SimStatus, Status,
+};
+use tokio::sync::{Mutex, mpsc};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// How simulated phones behave.
+#[derive(Debug, Clone)]
+pub struct Behaviour {
+    /// Time from `commit` to `sent`, and from `sent` to `delivered`.
+    pub latency: Duration,
+    /// Share of jobs that fail (with a temporary error code).
+    pub fail_rate: f64,
+    /// Share of sent jobs with a delivery report requested that report `delivered`.
+    pub delivery_rate: f64,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour { latency: Duration::from_millis(300), fail_rate: 0.0, delivery_rate: 1.0 }
+    }
+}
+
+/// A phone's health, as it reports it in `status`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Profile {
+    pub battery: u8,
+    pub charging: bool,
+    pub signal_dbm: i32,
+    pub max_in_flight: u32,
+}
+
+impl Profile {
+    /// A varied but healthy profile for the `n`-th phone of a fleet.
+    pub fn varied(n: usize) -> Profile {
+        const BATTERY: [u8; 7] = [96, 81, 64, 47, 88, 33, 72];
+        const SIGNAL: [i32; 7] = [-63, -71, -79, -88, -67, -95, -75];
+        Profile {
+            battery: BATTERY[n % BATTERY.len()],
+            charging: n % 3 == 0,
+            signal_dbm: SIGNAL[n % SIGNAL.len()],
+            max_in_flight: 4,
+        }
+    }
+}
+
+/// Credentials of a registered device.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub id: String,
+    pub name: String,
+    pub token: String,
+}
+
+/// What every simulated phone saw, added up.
+#[derive(Debug, Default)]
+pub struct SimStats {
+    /// `send` offers received.
+    pub offers: AtomicU64,
+    /// Jobs committed for the first time and sent.
+    pub sends: AtomicU64,
+    /// Commits repeated for an id this phone already finished (after a reconnect). The phone
+    /// does not send again; this only shows how often the hub re-confirmed.
+    pub duplicate_commits: AtomicU64,
+    /// Ids sent by more than one phone (counted by the shared ledger).
+    pub cross_device_duplicates: AtomicU64,
+    pub reported_sent: AtomicU64,
+    pub reported_delivered: AtomicU64,
+    pub reported_failed: AtomicU64,
+    pub acks: AtomicU64,
+    pub connects: AtomicU64,
+    pub errors: AtomicU64,
+    /// Every id sent, by any phone, to detect an id sent by two phones.
+    ledger: std::sync::Mutex<HashSet<String>>,
+}
+
+impl SimStats {
+    fn record_send(&self, id: &str) {
+        self.sends.fetch_add(1, Ordering::Relaxed);
+        let fresh = self.ledger.lock().map(|mut it| it.insert(id.to_string())).unwrap_or(true);
+        if !fresh {
+            self.cross_device_duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Distinct message ids sent so far.
+    pub fn distinct_sent(&self) -> usize {
+        self.ledger.lock().map(|it| it.len()).unwrap_or(0)
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Something a test or the demo asks a phone to do.
+#[derive(Debug)]
+pub enum Control {
+    /// Drop the connection abruptly; the phone reconnects after its backoff.
+    Drop,
+    /// Report a new health profile.
+    Status(Profile),
+    /// Report an incoming SMS.
+    Receive { from: String, text: String },
+    /// Disconnect and stop for good.
+    Stop,
+}
+
+/// Handle to one running phone.
+#[derive(Clone)]
+pub struct Phone {
+    pub credentials: Credentials,
+    control: mpsc::Sender<Control>,
+    /// Jobs this phone sent, in order.
+    pub sent: Arc<Mutex<Vec<String>>>,
+}
+
+impl Phone {
+    pub async fn control(&self, control: Control) {
+        let _ = self.control.send(control).await;
+    }
+}
+
+/// Registers `count` devices named `{prefix}-{n}` through the REST API.
+pub async fn register_devices(hub: &str, api_key: &str, prefix: &str, count: usize) -> anyhow::Result<Vec<Credentials>> {
+    let client = reqwest::Client::new();
+    let mut out = Vec::with_capacity(count);
+    for n in 1..=count {
+        let name = format!("{prefix}-{n}");
+        let response = client
+            .post(format!("{hub}/api/devices"))
+            .header("X-API-Key", api_key)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .context("registering a simulated device")?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.context("reading the device registration answer")?;
+        if !status.is_success() {
+            anyhow::bail!("registering {name}: {status} {body}");
+        }
+        let field = |key: &str| body.get(key).and_then(|it| it.as_str()).map(str::to_string).unwrap_or_default();
+        out.push(Credentials { id: field("id"), name, token: field("token") });
+    }
+    Ok(out)
+}
+
+/// Starts a phone for `credentials` against the hub at `hub` (`http://host:port`).
+pub fn spawn_phone(
+    hub: &str,
+    credentials: Credentials,
+    profile: Profile,
+    behaviour: Behaviour,
+    stats: Arc<SimStats>,
+    seed: u64,
+) -> Phone {
+    let (control_tx, control_rx) = mpsc::channel(64);
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let ws_url = format!("{}/ws/device/{}", hub.replacen("http", "ws", 1), credentials.id);
+    let phone = PhoneTask {
+        ws_url,
+        credentials: credentials.clone(),
+        profile,
+        behaviour,
+        stats,
+        rng: StdRng::seed_from_u64(seed),
+        journal: HashMap::new(),
+        done: HashSet::new(),
+        unacked: HashMap::new(),
+        sent: sent.clone(),
+    };
+    tokio::spawn(phone.run(control_rx));
+    Phone { credentials, control: control_tx, sent }
+}
+
+/// Registers `count` phones with varied profiles and starts them.
+pub async fn start_fleet(
+    hub: &str,
+    api_key: &str,
+    prefix: &str,
+    count: usize,
+    behaviour: Behaviour,
+    stats: Arc<SimStats>,
+) -> anyhow::Result<Vec<Phone>> {
+    let credentials = register_devices(hub, api_key, prefix, count).await?;
+    Ok(credentials
+        .into_iter()
+        .enumerate()
+        .map(|(n, it)| spawn_phone(hub, it, Profile::varied(n), behaviour.clone(), stats.clone(), n as u64 + 1))
+        .collect())
+}
+
+/// A journaled job.
+#[derive(Debug, Clone)]
+struct Job {
+    phase: HeldPhase,
+    delivery_report: bool,
+    parts: u32,
+}
+
+struct PhoneTask {
+    ws_url: String,
+    credentials: Credentials,
+    profile: Profile,
+    behaviour: Behaviour,
+    stats: Arc<SimStats>,
+    rng: StdRng,
+    /// Jobs accepted or committed, not yet finished.
+    journal: HashMap<String, Job>,
+    /// Ids ever sent (or failed) by this phone: never sent again.
+    done: HashSet<String>,
+    /// Reports sent and not yet acknowledged, re-sent after a reconnect.
+    unacked: HashMap<(String, ReportKind), DeviceFrame>,
+    sent: Arc<Mutex<Vec<String>>>,
+}
+
+/// A timer firing inside a session.
+enum Timer {
+    Finish(String),
+    Deliver(String),
+}
+
+enum SessionEnd {
+    Dropped,
+    Stopped,
+}
+
+impl PhoneTask {
+    async fn run(mut self, mut control: mpsc::Receiver<Control>) {
+        let mut failures: u32 = 0;
+        loop {
+            match self.session(&mut control).await {
+                Ok(SessionEnd::Stopped) => return,
+                Ok(SessionEnd::Dropped) => failures = 0,
+                Err(err) => {
+                    tracing::debug!(device = %self.credentials.name, error = %err, "simulated phone session ended");
+                    failures = failures.saturating_add(1);
+                }
+            }
+            // Exponential backoff with full jitter: 0..min(cap, base·2^n).
+            let cap_ms = (100u64 << failures.min(6)).min(5_000);
+            let wait = Duration::from_millis(self.rng.random_range(0..=cap_ms));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                command = control.recv() => match command {
+                    Some(Control::Stop) | None => return,
+                    Some(Control::Status(profile)) => self.profile = profile,
+                    Some(_) => {}
+                },
+            }
+        }
+    }
+
+    fn hello(&self) -> DeviceFrame {
+        let jobs = self.journal.iter().map(|(id, job)| HeldJob { id: id.clone(), phase: job.phase }).collect();
+        DeviceFrame::Hello(Hello {
+            protocol: vec![1],
+            app_version: Some(format!("smshub-simulator/{}", env!("CARGO_PKG_VERSION"))),
+            device: DeviceInfo {
+                manufacturer: Some("smshub".into()),
+                model: Some("Simulated phone".into()),
+                os: Some("Android 14".into()),
+            },
+            sims: vec![SimInfo {
+                slot: 0,
+                operator: Some("Simulated Mobile".into()),
+                mcc_mnc: Some("00101".into()),
+                phone_number: None,
+                iccid: None,
+            }],
+            capabilities: Capabilities { max_in_flight: self.profile.max_in_flight, ..Capabilities::default() },
+            jobs: Some(jobs),
+        })
+    }
+
+    fn status(&self) -> DeviceFrame {
+        let level = match self.profile.signal_dbm {
+            dbm if dbm >= -75 => 4,
+            dbm if dbm >= -85 => 3,
+            dbm if dbm >= -95 => 2,
+            dbm if dbm >= -105 => 1,
+            _ => 0,
+        };
+        DeviceFrame::Status(Status {
+            battery: Some(Battery { level: self.profile.battery, charging: self.profile.charging }),
+            sims: vec![SimStatus {
+                slot: 0,
+                signal_dbm: Some(self.profile.signal_dbm),
+                signal_level: Some(level),
+                network: Some("lte".into()),
+                registered: true,
+                operator: Some("Simulated Mobile".into()),
+            }],
+            connection: Some("wifi".into()),
+        })
+    }
+
+    async fn session(&mut self, control: &mut mpsc::Receiver<Control>) -> anyhow::Result<SessionEnd> {
+        let mut request = self.ws_url.as_str().into_client_request()?;
+        request.headers_mut().insert("Authorization", format!("Bearer {}", self.credentials.token).parse()?);
+        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+        self.stats.connects.fetch_add(1, Ordering::Relaxed);
+        let (mut sink, mut stream) = ws.split();
+        sink.send(Message::text(self.hello().to_json())).await?;
+        sink.send(Message::text(self.status().to_json())).await?;
+        let mut heartbeat_s = 30u64;
+        // Reports the hub has not acknowledged yet go out again.
+        for frame in self.unacked.values() {
+            sink.send(Message::text(frame.to_json())).await?;
+        }
+
+        let (timer_tx, mut timers) = mpsc::unbounded_channel::<Timer>();
+        // Committed jobs from an earlier session whose outcome is not yet decided finish now.
+        for (id, job) in &self.journal {
+            if job.phase == HeldPhase::Committed {
+                let _ = timer_tx.send(Timer::Finish(id.clone()));
+            }
+        }
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(heartbeat_s));
+        heartbeat.tick().await;
+        loop {
+            tokio::select! {
+                frame = stream.next() => {
+                    let Some(frame) = frame else { return Ok(SessionEnd::Dropped) };
+                    let frame = frame?;
+                    if frame.is_close() {
+                        return Ok(SessionEnd::Dropped);
+                    }
+                    let Ok(text) = frame.to_text() else { continue };
+                    let frame = match HubFrame::parse(text) {
+                        Ok(it) => it,
+                        Err(_) => {
+                            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                    };
+                    if let HubFrame::Welcome(welcome) = &frame {
+                        heartbeat_s = u64::from(welcome.heartbeat_s.max(1));
+                        heartbeat = tokio::time::interval(Duration::from_secs(heartbeat_s));
+                        heartbeat.tick().await;
+                    }
+                    for reply in self.on_frame(frame, &timer_tx) {
+                        sink.send(Message::text(reply.to_json())).await?;
+                    }
+                }
+                Some(timer) = timers.recv() => {
+                    if let Some(report) = self.on_timer(timer, &timer_tx) {
+                        sink.send(Message::text(report.to_json())).await?;
+                    }
+                }
+                command = control.recv() => match command {
+                    Some(Control::Drop) => return Ok(SessionEnd::Dropped),
+                    Some(Control::Stop) | None => {
+                        let _ = sink.send(Message::Close(None)).await;
+                        return Ok(SessionEnd::Stopped);
+                    }
+                    Some(Control::Status(profile)) => {
+                        self.profile = profile;
+                        sink.send(Message::text(self.status().to_json())).await?;
+                    }
+                    Some(Control::Receive { from, text }) => {
+                        let id = format!("{:032x}", self.rng.random::<u128>());
+                        let frame = DeviceFrame::Incoming(Incoming { id: id.clone(), from, text, sim_slot: Some(0), received_at: None });
+                        self.unacked.insert((id, ReportKind::Incoming), frame.clone());
+                        sink.send(Message::text(frame.to_json())).await?;
+                    }
+                },
+                _ = heartbeat.tick() => {
+                    sink.send(Message::text(DeviceFrame::Heartbeat(Heartbeat {}).to_json())).await?;
+                }
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: HubFrame, timers: &mpsc::UnboundedSender<Timer>) -> Vec<DeviceFrame> {
+        match frame {
+            HubFrame::Send(job) => {
+                self.stats.offers.fetch_add(1, Ordering::Relaxed);
+                self.journal.entry(job.id.clone()).or_insert(Job {
+                    phase: HeldPhase::Accepted,
+                    delivery_report: job.delivery_report,
+                    parts: job.parts,
+                });
+                vec![DeviceFrame::Accepted(JobIds { ids: vec![job.id] })]
+            }
+            HubFrame::Commit(JobIds { ids }) => {
+                for id in ids {
+                    if self.done.contains(&id) {
+                        // Already sent: never again. The unacked report covers the outcome.
+                        self.stats.duplicate_commits.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    if let Some(job) = self.journal.get_mut(&id)
+                        && job.phase == HeldPhase::Accepted
+                    {
+                        job.phase = HeldPhase::Committed;
+                        let timers = timers.clone();
+                        let latency = self.jitter(self.behaviour.latency);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(latency).await;
+                            let _ = timers.send(Timer::Finish(id));
+                        });
+                    }
+                }
+                Vec::new()
+            }
+            HubFrame::Revoke(revoke) => {
+                for id in revoke.ids {
+                    if self.journal.get(&id).is_some_and(|it| it.phase == HeldPhase::Accepted) {
+                        self.journal.remove(&id);
+                    }
+                }
+                Vec::new()
+            }
+            HubFrame::Ack(ack) => {
+                for report in ack.reports {
+                    self.stats.acks.fetch_add(1, Ordering::Relaxed);
+                    self.unacked.remove(&(report.id.clone(), report.report));
+                    let finished = match report.report {
+                        ReportKind::Failed | ReportKind::Delivered => true,
+                        ReportKind::Sent => self.journal.get(&report.id).is_some_and(|it| !it.delivery_report),
+                        ReportKind::Incoming | ReportKind::Unknown => false,
+                    };
+                    if finished {
+                        self.journal.remove(&report.id);
+                    }
+                }
+                Vec::new()
+            }
+            HubFrame::Error(_) => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                Vec::new()
+            }
+            HubFrame::Welcome(_) | HubFrame::Heartbeat(_) => Vec::new(),
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer, timers: &mpsc::UnboundedSender<Timer>) -> Option<DeviceFrame> {
+        match timer {
+            Timer::Finish(id) => {
+                let job = self.journal.get(&id)?.clone();
+                if self.done.contains(&id) {
+                    return None;
+                }
+                self.done.insert(id.clone());
+                let report = if self.rng.random_bool(self.behaviour.fail_rate.clamp(0.0, 1.0)) {
+                    self.stats.reported_failed.fetch_add(1, Ordering::Relaxed);
+                    self.journal.remove(&id);
+                    DeviceFrame::Failed(Failed {
+                        id: id.clone(),
+                        code: "no_service".into(),
+                        temporary: Some(true),
+                        reason: Some("simulated: no service".into()),
+                    })
+                } else {
+                    self.stats.record_send(&id);
+                    if let Ok(mut sent) = self.sent.try_lock() {
+                        sent.push(id.clone());
+                    }
+                    self.stats.reported_sent.fetch_add(1, Ordering::Relaxed);
+                    let delivering =
+                        job.delivery_report && self.rng.random_bool(self.behaviour.delivery_rate.clamp(0.0, 1.0));
+                    if let Some(held) = self.journal.get_mut(&id) {
+                        // No report will come: the job is finished once `sent` is acknowledged.
+                        held.delivery_report = delivering;
+                    }
+                    if delivering {
+                        let timers = timers.clone();
+                        let latency = self.jitter(self.behaviour.latency);
+                        let id = id.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(latency).await;
+                            let _ = timers.send(Timer::Deliver(id));
+                        });
+                    }
+                    DeviceFrame::Sent(Sent { id: id.clone(), parts: job.parts.max(1), at: None })
+                };
+                let kind = if matches!(report, DeviceFrame::Failed(_)) { ReportKind::Failed } else { ReportKind::Sent };
+                self.unacked.insert((id, kind), report.clone());
+                Some(report)
+            }
+            Timer::Deliver(id) => {
+                self.stats.reported_delivered.fetch_add(1, Ordering::Relaxed);
+                let report = DeviceFrame::Delivered(Delivered { id: id.clone(), at: None });
+                self.unacked.insert((id, ReportKind::Delivered), report.clone());
+                Some(report)
+            }
+        }
+    }
+
+    /// `base` ± 20 %, so phones do not move in lockstep.
+    fn jitter(&mut self, base: Duration) -> Duration {
+        if base.is_zero() {
+            return base;
+        }
+        let factor = self.rng.random_range(0.8..1.2);
+        base.mul_f64(factor)
+    }
+}

@@ -1,0 +1,110 @@
+//! sea-orm entities, one module per table. Private to `store`: nothing outside sees them.
+
+pub mod api_key {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "api_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub name: String,
+        pub prefix: String,
+        #[sea_orm(unique)]
+        pub key_hash: String,
+        pub created_at: i64,
+        pub revoked_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod device {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "devices")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub name: String,
+        pub kind: String,
+        #[sea_orm(unique)]
+        pub token_hash: String,
+        pub created_at: i64,
+        pub last_seen_at: Option<i64>,
+        pub model: Option<String>,
+        pub app_version: Option<String>,
+        pub sims: Option<Json>,
+        pub sent_count: i64,
+        pub failed_count: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod message {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "messages")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub api_key_id: Option<Uuid>,
+        pub recipient: String,
+        pub body: String,
+        pub parts: i32,
+        pub state: String,
+        pub requested_device_id: Option<String>,
+        pub requested_sim_slot: Option<i16>,
+        pub device_id: Option<String>,
+        pub sim_slot: Option<i16>,
+        pub delivery_report: bool,
+        pub error_code: Option<String>,
+        pub error_message: Option<String>,
+        pub error_temporary: Option<bool>,
+        pub attempts: i32,
+        pub created_at: i64,
+        pub dispatched_at: Option<i64>,
+        pub accepted_at: Option<i64>,
+        pub sent_at: Option<i64>,
+        pub delivered_at: Option<i64>,
+        pub failed_at: Option<i64>,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod inbox {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "inbox")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub device_id: String,
+        pub external_id: String,
+        pub sim_slot: Option<i16>,
+        pub sender: String,
+        pub body: String,
+        pub received_at: i64,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

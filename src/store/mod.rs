@@ -1,0 +1,399 @@
+//! The database: the source of truth for API keys, devices, messages and received SMS.
+//!
+//! `store` is the only module that imports sea-orm. Every write goes through one writer task
+//! ([`writer`]) that commits many changes per transaction (group commit), so a burst of
+//! requests costs one commit, and SQLite never sees two writers. Reads go straight to the
+//! connection pool. Callers get plain records, never entities.
+//!
+//! Invariant: a write future resolves only after its transaction committed.
+
+mod entities;
+mod writer;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sea_orm::sea_query::{Expr, ExprTrait, Order};
+use sea_orm::{
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement,
+};
+use smshub_migrations::{Migrator, MigratorTrait};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::domain::{Millis, MessageState};
+use entities::{api_key, device, inbox, message};
+pub use writer::{Change, Outcome};
+
+/// Database errors, as seen by the rest of the hub.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("the database writer has stopped")]
+    WriterGone,
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl(String),
+}
+
+/// How hard SQLite works to keep a commit across a power cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// WAL with `synchronous=FULL`: a commit survives a power cut or kernel crash.
+    Full,
+    /// WAL with `synchronous=NORMAL`: a commit survives a process crash; a power cut may lose
+    /// the last commits (never corrupts).
+    Normal,
+}
+
+/// An API key, without its secret.
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: Millis,
+    pub revoked: bool,
+}
+
+/// A registered device and its stored history.
+#[derive(Debug, Clone)]
+pub struct DeviceRecord {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub token_hash: String,
+    pub created_at: Millis,
+    pub last_seen_at: Option<Millis>,
+    pub model: Option<String>,
+    pub app_version: Option<String>,
+    pub sims: Option<serde_json::Value>,
+    pub sent_count: i64,
+    pub failed_count: i64,
+}
+
+/// A message to be inserted.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: Uuid,
+    pub api_key_id: Option<Uuid>,
+    pub recipient: String,
+    pub body: String,
+    pub parts: u32,
+    pub requested_device_id: Option<String>,
+    pub requested_sim_slot: Option<u8>,
+    pub delivery_report: bool,
+    pub created_at: Millis,
+}
+
+/// Why a message failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageError {
+    pub code: String,
+    pub message: String,
+    pub temporary: bool,
+}
+
+/// A stored outgoing message.
+#[derive(Debug, Clone)]
+pub struct MessageRecord {
+    pub id: Uuid,
+    pub api_key_id: Option<Uuid>,
+    pub recipient: String,
+    pub body: String,
+    pub parts: u32,
+    pub state: MessageState,
+    pub requested_device_id: Option<String>,
+    pub requested_sim_slot: Option<u8>,
+    pub device_id: Option<String>,
+    pub sim_slot: Option<u8>,
+    pub delivery_report: bool,
+    pub error: Option<MessageError>,
+    pub attempts: u32,
+    pub created_at: Millis,
+    pub dispatched_at: Option<Millis>,
+    pub accepted_at: Option<Millis>,
+    pub sent_at: Option<Millis>,
+    pub delivered_at: Option<Millis>,
+    pub failed_at: Option<Millis>,
+    pub updated_at: Millis,
+}
+
+/// A received SMS.
+#[derive(Debug, Clone)]
+pub struct InboxRecord {
+    pub id: Uuid,
+    pub device_id: String,
+    pub sim_slot: Option<u8>,
+    pub sender: String,
+    pub body: String,
+    pub received_at: Millis,
+    pub created_at: Millis,
+}
+
+/// Filters for listing messages. `None` means "any".
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter {
+    pub state: Option<MessageState>,
+    pub device_id: Option<String>,
+    pub recipient: Option<String>,
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+}
+
+/// The outcomes of submitted changes, available once their transaction committed.
+pub struct Committed(oneshot::Receiver<Result<Vec<Outcome>, StoreError>>);
+
+impl std::future::Future for Committed {
+    type Output = Result<Vec<Outcome>, StoreError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|it| it.unwrap_or(Err(StoreError::WriterGone)))
+    }
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    writer: mpsc::Sender<writer::Job>,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `url`, and starts the writer.
+    pub async fn open(url: &str, durability: Durability) -> Result<Store, StoreError> {
+        let mut options = ConnectOptions::new(url.to_string());
+        options.sqlx_logging(false).connect_timeout(Duration::from_secs(10));
+        if url.starts_with("sqlite:") {
+            let synchronous = match durability {
+                Durability::Full => sea_orm::sqlx::sqlite::SqliteSynchronous::Full,
+                Durability::Normal => sea_orm::sqlx::sqlite::SqliteSynchronous::Normal,
+            };
+            options.max_connections(4).min_connections(1).map_sqlx_sqlite_opts(move |it| {
+                it.create_if_missing(true)
+                    .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(synchronous)
+                    .busy_timeout(Duration::from_secs(10))
+            });
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            options.max_connections(16);
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        }
+        let db = Database::connect(options).await?;
+        Migrator::up(&db, None).await?;
+        let writer = writer::spawn(db.clone());
+        Ok(Store { db, writer })
+    }
+
+    /// Applies one change in the next group commit.
+    pub async fn apply(&self, change: Change) -> Result<Outcome, StoreError> {
+        let mut outcomes = self.apply_all(vec![change]).await?;
+        Ok(outcomes.pop().unwrap_or(Outcome::Unchanged))
+    }
+
+    /// Applies changes together in the next group commit, one outcome per change in order.
+    pub async fn apply_all(&self, changes: Vec<Change>) -> Result<Vec<Outcome>, StoreError> {
+        self.submit(changes).await?.await
+    }
+
+    /// Queues changes for the writer now and returns a future of their outcomes. Changes
+    /// submitted one after another by the same task are applied in that order, which lets a
+    /// caller keep going while earlier changes commit.
+    pub async fn submit(&self, changes: Vec<Change>) -> Result<Committed, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.writer.send(writer::Job { changes, reply }).await.map_err(|_| StoreError::WriterGone)?;
+        Ok(Committed(rx))
+    }
+
+    /// Waits until every change sent before this call is committed, then stops the writer
+    /// from taking more (used at shutdown).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.apply_all(Vec::new()).await.map(|_| ())
+    }
+
+    pub async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = api_key::Entity::find().filter(api_key::Column::KeyHash.eq(key_hash)).one(&self.db).await?;
+        Ok(row.map(|it| ApiKeyRecord {
+            id: it.id,
+            name: it.name,
+            prefix: it.prefix,
+            created_at: it.created_at,
+            revoked: it.revoked_at.is_some(),
+        }))
+    }
+
+    pub async fn find_device(&self, id: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        Ok(device::Entity::find_by_id(id.to_string()).one(&self.db).await?.map(device_record))
+    }
+
+    pub async fn list_devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
+        let rows = device::Entity::find().order_by_asc(device::Column::CreatedAt).all(&self.db).await?;
+        Ok(rows.into_iter().map(device_record).collect())
+    }
+
+    pub async fn get_message(&self, id: Uuid) -> Result<Option<MessageRecord>, StoreError> {
+        Ok(message::Entity::find_by_id(id).one(&self.db).await?.map(message_record))
+    }
+
+    /// Messages matching `filter`, newest first, and how many match in all.
+    pub async fn list_messages(
+        &self,
+        filter: &MessageFilter,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<MessageRecord>, u64), StoreError> {
+        let mut query = message::Entity::find();
+        if let Some(state) = filter.state {
+            query = query.filter(message::Column::State.eq(state.as_str()));
+        }
+        if let Some(device) = &filter.device_id {
+            query = query.filter(message::Column::DeviceId.eq(device.as_str()));
+        }
+        if let Some(recipient) = &filter.recipient {
+            query = query.filter(message::Column::Recipient.eq(recipient.as_str()));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(message::Column::CreatedAt.gte(since));
+        }
+        if let Some(until) = filter.until {
+            query = query.filter(message::Column::CreatedAt.lt(until));
+        }
+        let total = query.clone().count(&self.db).await?;
+        let rows = query
+            .order_by(message::Column::CreatedAt, Order::Desc)
+            .order_by(message::Column::Id, Order::Desc)
+            .limit(limit)
+            .offset(offset)
+            .all(&self.db)
+            .await?;
+        Ok((rows.into_iter().map(message_record).collect(), total))
+    }
+
+    /// Number of messages in each state.
+    pub async fn count_by_state(&self) -> Result<HashMap<MessageState, u64>, StoreError> {
+        let rows: Vec<(String, i64)> = message::Entity::find()
+            .select_only()
+            .column(message::Column::State)
+            .column_as(Expr::col(message::Column::Id).count(), "n")
+            .group_by(message::Column::State)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(state, n)| MessageState::parse(&state).map(|it| (it, u64::try_from(n).unwrap_or(0))))
+            .collect())
+    }
+
+    /// Messages not yet final that a device holds or waits for: what the dispatcher rebuilds
+    /// its queues from at start, oldest first.
+    pub async fn open_messages(&self) -> Result<Vec<MessageRecord>, StoreError> {
+        let rows = message::Entity::find()
+            .filter(message::Column::State.is_in([
+                MessageState::Queued.as_str(),
+                MessageState::Dispatched.as_str(),
+                MessageState::Accepted.as_str(),
+            ]))
+            .order_by_asc(message::Column::CreatedAt)
+            .order_by_asc(message::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(message_record).collect())
+    }
+
+    /// Received SMS, newest first, and how many match in all.
+    pub async fn list_inbox(
+        &self,
+        device_id: Option<&str>,
+        sender: Option<&str>,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(Vec<InboxRecord>, u64), StoreError> {
+        let mut query = inbox::Entity::find();
+        if let Some(device) = device_id {
+            query = query.filter(inbox::Column::DeviceId.eq(device));
+        }
+        if let Some(sender) = sender {
+            query = query.filter(inbox::Column::Sender.eq(sender));
+        }
+        let total = query.clone().count(&self.db).await?;
+        let rows = query
+            .order_by(inbox::Column::ReceivedAt, Order::Desc)
+            .order_by(inbox::Column::Id, Order::Desc)
+            .limit(limit)
+            .offset(offset)
+            .all(&self.db)
+            .await?;
+        let records = rows
+            .into_iter()
+            .map(|it| InboxRecord {
+                id: it.id,
+                device_id: it.device_id,
+                sim_slot: it.sim_slot.map(|s| s as u8),
+                sender: it.sender,
+                body: it.body,
+                received_at: it.received_at,
+                created_at: it.created_at,
+            })
+            .collect();
+        Ok((records, total))
+    }
+
+    /// Whether the database answers (for health probes).
+    pub async fn ping(&self) -> bool {
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres | DbBackend::Sqlite => "SELECT 1",
+            _ => "SELECT 1",
+        };
+        self.db.execute_raw(Statement::from_string(backend, sql)).await.is_ok()
+    }
+}
+
+fn device_record(it: device::Model) -> DeviceRecord {
+    DeviceRecord {
+        id: it.id,
+        name: it.name,
+        kind: it.kind,
+        token_hash: it.token_hash,
+        created_at: it.created_at,
+        last_seen_at: it.last_seen_at,
+        model: it.model,
+        app_version: it.app_version,
+        sims: it.sims,
+        sent_count: it.sent_count,
+        failed_count: it.failed_count,
+    }
+}
+
+fn message_record(it: message::Model) -> MessageRecord {
+    let error = it.error_code.map(|code| MessageError {
+        code,
+        message: it.error_message.unwrap_or_default(),
+        temporary: it.error_temporary.unwrap_or(false),
+    });
+    MessageRecord {
+        id: it.id,
+        api_key_id: it.api_key_id,
+        recipient: it.recipient,
+        body: it.body,
+        parts: u32::try_from(it.parts).unwrap_or(0),
+        state: MessageState::parse(&it.state).unwrap_or(MessageState::Failed),
+        requested_device_id: it.requested_device_id,
+        requested_sim_slot: it.requested_sim_slot.map(|s| s as u8),
+        device_id: it.device_id,
+        sim_slot: it.sim_slot.map(|s| s as u8),
+        delivery_report: it.delivery_report,
+        error,
+        attempts: u32::try_from(it.attempts).unwrap_or(0),
+        created_at: it.created_at,
+        dispatched_at: it.dispatched_at,
+        accepted_at: it.accepted_at,
+        sent_at: it.sent_at,
+        delivered_at: it.delivered_at,
+        failed_at: it.failed_at,
+        updated_at: it.updated_at,
+    }
+}

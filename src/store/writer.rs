@@ -1,0 +1,383 @@
+//! The single writer: applies [`Change`]s in group commits.
+//!
+//! Callers send a job (a list of changes) and wait for its outcomes. The writer takes every
+//! job already waiting, applies them all in one transaction and commits once, so the cost of
+//! a commit (an fsync with `synchronous=FULL`) is shared by the whole burst. If a batch
+//! fails, each job is retried alone so one bad change cannot fail its neighbours.
+//!
+//! State changes are conditional updates (`... WHERE state IN (...)`), so a late or repeated
+//! report from a device can never move a message backwards.
+
+use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    TransactionTrait,
+};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::entities::{api_key, device, inbox, message};
+use super::{NewMessage, StoreError};
+use crate::domain::{MessageState, Millis, now_millis};
+
+/// Most changes applied in one transaction.
+const MAX_BATCH: usize = 2048;
+/// Rows per INSERT statement (SQLite allows 32766 bound values).
+const INSERT_CHUNK: usize = 500;
+
+/// One write.
+#[derive(Debug, Clone)]
+pub enum Change {
+    CreateApiKey { id: Uuid, name: String, prefix: String, key_hash: String },
+    CreateDevice { id: String, name: String, kind: String, token_hash: String },
+    /// Removes a device; its messages keep their history.
+    DeleteDevice { id: String },
+    /// What a device said about itself at `hello`.
+    DeviceHello { id: String, model: Option<String>, app_version: Option<String>, sims: serde_json::Value },
+    DeviceSeen { id: String, at: Millis },
+    Insert(Vec<NewMessage>),
+    /// queued → dispatched to `device`.
+    Dispatch { id: Uuid, device: String, sim_slot: Option<u8> },
+    /// dispatched to `device` → queued: the offer was lost before it was committed.
+    Requeue { id: Uuid, device: String },
+    /// dispatched to `device` → accepted. `Unchanged` if `device` already owns it.
+    Accept { id: Uuid, device: String },
+    /// accepted → sent, by the owning device.
+    Sent { id: Uuid, device: String, parts: u32 },
+    /// accepted or sent → delivered, by the owning device.
+    Delivered { id: Uuid, device: String },
+    /// → failed. With a device, only by the owning device; without, by the hub itself.
+    Failed { id: Uuid, device: Option<String>, code: String, message: String, temporary: bool },
+    /// A received SMS; a repeat of the same (device, external id) is stored once.
+    Incoming { device: String, external_id: String, sim_slot: Option<u8>, sender: String, body: String, received_at: Millis },
+}
+
+/// What a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The change was made.
+    Applied,
+    /// Nothing to do: the change was already made (a repeat) or has been overtaken.
+    Unchanged,
+    /// Not allowed: the message is not in a state, or not with the device, that permits it.
+    Refused,
+}
+
+pub(super) struct Job {
+    pub changes: Vec<Change>,
+    pub reply: oneshot::Sender<Result<Vec<Outcome>, StoreError>>,
+}
+
+pub(super) fn spawn(db: DatabaseConnection) -> mpsc::Sender<Job> {
+    let (tx, rx) = mpsc::channel(8192);
+    tokio::spawn(run(db, rx));
+    tx
+}
+
+async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::new();
+    while let Some(job) = rx.recv().await {
+        let mut n_changes = job.changes.len();
+        batch.push(job);
+        while n_changes < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => {
+                    n_changes += job.changes.len();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        commit(&db, &mut batch).await;
+    }
+}
+
+async fn commit(db: &DatabaseConnection, batch: &mut Vec<Job>) {
+    let result = apply_jobs(db, batch.iter().map(|it| it.changes.as_slice())).await;
+    match result {
+        Ok(outcomes) => {
+            for (job, outcomes) in batch.drain(..).zip(outcomes) {
+                let _ = job.reply.send(Ok(outcomes));
+            }
+        }
+        Err(err) if batch.len() > 1 => {
+            tracing::warn!(error = %err, jobs = batch.len(), "group commit failed; retrying each job alone");
+            for job in batch.drain(..) {
+                let result = apply_jobs(db, std::iter::once(job.changes.as_slice())).await;
+                let _ = job.reply.send(result.map(|mut it| it.pop().unwrap_or_default()).map_err(StoreError::from));
+            }
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "database write failed");
+            for job in batch.drain(..) {
+                let _ = job.reply.send(Err(StoreError::Db(DbErr::Custom(err.to_string()))));
+            }
+        }
+    }
+}
+
+async fn apply_jobs<'a>(
+    db: &DatabaseConnection,
+    jobs: impl Iterator<Item = &'a [Change]>,
+) -> Result<Vec<Vec<Outcome>>, DbErr> {
+    let txn = db.begin().await?;
+    let now = now_millis();
+    let mut results = Vec::new();
+    for changes in jobs {
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in changes {
+            outcomes.push(apply(&txn, change, now).await?);
+        }
+        results.push(outcomes);
+    }
+    txn.commit().await?;
+    Ok(results)
+}
+
+fn outcome(rows: u64) -> Outcome {
+    if rows > 0 { Outcome::Applied } else { Outcome::Unchanged }
+}
+
+async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Result<Outcome, DbErr> {
+    use MessageState as S;
+    use message::Column as M;
+    match change {
+        Change::CreateApiKey { id, name, prefix, key_hash } => {
+            api_key::Entity::insert(api_key::ActiveModel {
+                id: Set(*id),
+                name: Set(name.clone()),
+                prefix: Set(prefix.clone()),
+                key_hash: Set(key_hash.clone()),
+                created_at: Set(now),
+                revoked_at: Set(None),
+            })
+            .exec_without_returning(txn)
+            .await?;
+            Ok(Outcome::Applied)
+        }
+        Change::CreateDevice { id, name, kind, token_hash } => {
+            device::Entity::insert(device::ActiveModel {
+                id: Set(id.clone()),
+                name: Set(name.clone()),
+                kind: Set(kind.clone()),
+                token_hash: Set(token_hash.clone()),
+                created_at: Set(now),
+                last_seen_at: Set(None),
+                model: Set(None),
+                app_version: Set(None),
+                sims: Set(None),
+                sent_count: Set(0),
+                failed_count: Set(0),
+            })
+            .exec_without_returning(txn)
+            .await?;
+            Ok(Outcome::Applied)
+        }
+        Change::DeleteDevice { id } => {
+            let rows = device::Entity::delete_many().filter(device::Column::Id.eq(id.as_str())).exec(txn).await?;
+            Ok(outcome(rows.rows_affected))
+        }
+        Change::DeviceHello { id, model, app_version, sims } => {
+            let rows = device::Entity::update_many()
+                .col_expr(device::Column::Model, Expr::value(model.clone()))
+                .col_expr(device::Column::AppVersion, Expr::value(app_version.clone()))
+                .col_expr(device::Column::Sims, Expr::value(sims.clone()))
+                .col_expr(device::Column::LastSeenAt, Expr::value(now))
+                .filter(device::Column::Id.eq(id.as_str()))
+                .exec(txn)
+                .await?;
+            Ok(outcome(rows.rows_affected))
+        }
+        Change::DeviceSeen { id, at } => {
+            let rows = device::Entity::update_many()
+                .col_expr(device::Column::LastSeenAt, Expr::value(*at))
+                .filter(device::Column::Id.eq(id.as_str()))
+                .exec(txn)
+                .await?;
+            Ok(outcome(rows.rows_affected))
+        }
+        Change::Insert(messages) => {
+            for chunk in messages.chunks(INSERT_CHUNK) {
+                let rows = chunk.iter().map(|it| message::ActiveModel {
+                    id: Set(it.id),
+                    api_key_id: Set(it.api_key_id),
+                    recipient: Set(it.recipient.clone()),
+                    body: Set(it.body.clone()),
+                    parts: Set(it.parts as i32),
+                    state: Set(S::Queued.as_str().to_string()),
+                    requested_device_id: Set(it.requested_device_id.clone()),
+                    requested_sim_slot: Set(it.requested_sim_slot.map(i16::from)),
+                    device_id: Set(None),
+                    sim_slot: Set(None),
+                    delivery_report: Set(it.delivery_report),
+                    error_code: Set(None),
+                    error_message: Set(None),
+                    error_temporary: Set(None),
+                    attempts: Set(0),
+                    created_at: Set(it.created_at),
+                    dispatched_at: Set(None),
+                    accepted_at: Set(None),
+                    sent_at: Set(None),
+                    delivered_at: Set(None),
+                    failed_at: Set(None),
+                    updated_at: Set(it.created_at),
+                });
+                message::Entity::insert_many(rows).exec_without_returning(txn).await?;
+            }
+            Ok(Outcome::Applied)
+        }
+        Change::Dispatch { id, device, sim_slot } => {
+            let rows = message::Entity::update_many()
+                .col_expr(M::State, Expr::value(S::Dispatched.as_str()))
+                .col_expr(M::DeviceId, Expr::value(device.as_str()))
+                .col_expr(M::SimSlot, Expr::value(sim_slot.map(i16::from)))
+                .col_expr(M::DispatchedAt, Expr::value(now))
+                .col_expr(M::Attempts, Expr::col(M::Attempts).add(1))
+                .col_expr(M::UpdatedAt, Expr::value(now))
+                .filter(M::Id.eq(*id))
+                .filter(M::State.eq(S::Queued.as_str()))
+                .exec(txn)
+                .await?;
+            Ok(if rows.rows_affected > 0 { Outcome::Applied } else { Outcome::Refused })
+        }
+        Change::Requeue { id, device } => {
+            let rows = message::Entity::update_many()
+                .col_expr(M::State, Expr::value(S::Queued.as_str()))
+                .col_expr(M::DeviceId, Expr::value(Option::<String>::None))
+                .col_expr(M::SimSlot, Expr::value(Option::<i16>::None))
+                .col_expr(M::UpdatedAt, Expr::value(now))
+                .filter(M::Id.eq(*id))
+                .filter(M::DeviceId.eq(device.as_str()))
+                .filter(M::State.eq(S::Dispatched.as_str()))
+                .exec(txn)
+                .await?;
+            Ok(outcome(rows.rows_affected))
+        }
+        Change::Accept { id, device } => {
+            let rows = message::Entity::update_many()
+                .col_expr(M::State, Expr::value(S::Accepted.as_str()))
+                .col_expr(M::AcceptedAt, Expr::value(now))
+                .col_expr(M::UpdatedAt, Expr::value(now))
+                .filter(M::Id.eq(*id))
+                .filter(M::DeviceId.eq(device.as_str()))
+                .filter(M::State.eq(S::Dispatched.as_str()))
+                .exec(txn)
+                .await?;
+            if rows.rows_affected > 0 {
+                return Ok(Outcome::Applied);
+            }
+            owned_already(txn, *id, device, &[S::Accepted, S::Sent, S::Delivered, S::Failed]).await
+        }
+        Change::Sent { id, device, parts } => {
+            let rows = message::Entity::update_many()
+                .col_expr(M::State, Expr::value(S::Sent.as_str()))
+                .col_expr(M::Parts, Expr::value(*parts as i32))
+                .col_expr(M::SentAt, Expr::value(now))
+                .col_expr(M::UpdatedAt, Expr::value(now))
+                .filter(M::Id.eq(*id))
+                .filter(M::DeviceId.eq(device.as_str()))
+                .filter(M::State.eq(S::Accepted.as_str()))
+                .exec(txn)
+                .await?;
+            if rows.rows_affected > 0 {
+                bump_device_count(txn, device, device::Column::SentCount).await?;
+                return Ok(Outcome::Applied);
+            }
+            owned_already(txn, *id, device, &[S::Sent, S::Delivered, S::Failed]).await
+        }
+        Change::Delivered { id, device } => {
+            let was_accepted = message::Entity::update_many()
+                .col_expr(M::State, Expr::value(S::Delivered.as_str()))
+                .col_expr(M::SentAt, Func::coalesce([Expr::col(M::SentAt).into(), Expr::value(now)]).into())
+                .col_expr(M::DeliveredAt, Expr::value(now))
+                .col_expr(M::UpdatedAt, Expr::value(now))
+                .filter(M::Id.eq(*id))
+                .filter(M::DeviceId.eq(device.as_str()))
+                .filter(M::State.is_in([S::Accepted.as_str(), S::Sent.as_str()]))
+                .exec(txn)
+                .await?;
+            if was_accepted.rows_affected > 0 {
+                return Ok(Outcome::Applied);
+            }
+            owned_already(txn, *id, device, &[S::Delivered, S::Failed]).await
+        }
+        Change::Failed { id, device, code, message: reason, temporary } => {
+            let from: &[&str] = match device {
+                Some(_) => &[S::Dispatched.as_str(), S::Accepted.as_str(), S::Sent.as_str()],
+                None => &[S::Queued.as_str(), S::Dispatched.as_str(), S::Accepted.as_str(), S::Sent.as_str()],
+            };
+            let mut update = message::Entity::update_many()
+                .col_expr(M::State, Expr::value(S::Failed.as_str()))
+                .col_expr(M::ErrorCode, Expr::value(code.as_str()))
+                .col_expr(M::ErrorMessage, Expr::value(reason.as_str()))
+                .col_expr(M::ErrorTemporary, Expr::value(*temporary))
+                .col_expr(M::FailedAt, Expr::value(now))
+                .col_expr(M::UpdatedAt, Expr::value(now))
+                .filter(M::Id.eq(*id))
+                .filter(M::State.is_in(from.iter().copied()));
+            if let Some(device) = device {
+                update = update.filter(M::DeviceId.eq(device.as_str()));
+            }
+            let rows = update.exec(txn).await?;
+            if rows.rows_affected > 0 {
+                if let Some(device) = device {
+                    bump_device_count(txn, device, device::Column::FailedCount).await?;
+                }
+                return Ok(Outcome::Applied);
+            }
+            match device {
+                Some(device) => owned_already(txn, *id, device, &[S::Delivered, S::Failed]).await,
+                None => Ok(Outcome::Unchanged),
+            }
+        }
+        Change::Incoming { device, external_id, sim_slot, sender, body, received_at } => {
+            let row = inbox::ActiveModel {
+                id: Set(Uuid::new_v4()),
+                device_id: Set(device.clone()),
+                external_id: Set(external_id.clone()),
+                sim_slot: Set(sim_slot.map(i16::from)),
+                sender: Set(sender.clone()),
+                body: Set(body.clone()),
+                received_at: Set(*received_at),
+                created_at: Set(now),
+            };
+            let conflict = OnConflict::columns([inbox::Column::DeviceId, inbox::Column::ExternalId]).do_nothing().to_owned();
+            let rows = inbox::Entity::insert(row).on_conflict(conflict).exec_without_returning(txn).await?;
+            Ok(outcome(rows))
+        }
+    }
+}
+
+/// After a conditional update matched nothing: `Unchanged` when `device` holds the message
+/// in one of `states` (the report repeats one already stored), `Refused` otherwise.
+async fn owned_already(
+    txn: &impl ConnectionTrait,
+    id: Uuid,
+    device: &str,
+    states: &[MessageState],
+) -> Result<Outcome, DbErr> {
+    let row: Option<(Option<String>, String)> = message::Entity::find_by_id(id)
+        .select_only()
+        .column(message::Column::DeviceId)
+        .column(message::Column::State)
+        .into_tuple()
+        .one(txn)
+        .await?;
+    Ok(match row {
+        Some((Some(owner), state))
+            if owner == device && MessageState::parse(&state).is_some_and(|it| states.contains(&it)) =>
+        {
+            Outcome::Unchanged
+        }
+        _ => Outcome::Refused,
+    })
+}
+
+async fn bump_device_count(txn: &impl ConnectionTrait, device: &str, column: device::Column) -> Result<(), DbErr> {
+    device::Entity::update_many()
+        .col_expr(column, Expr::col(column).add(1))
+        .filter(device::Column::Id.eq(device))
+        .exec(txn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,486 @@
+//! One phone's WebSocket session (device protocol v1): one task per connection, owning the
+//! socket, fed by a channel from the dispatcher.
+//!
+//! The task reads frames, turns them into store changes submitted in arrival order, and
+//! answers (`commit`, `revoke`, `ack`) once each change has committed, so a phone only ever
+//! sends a job the database already records as its own. While changes commit, the task keeps
+//! reading, so a busy phone is not slowed by commit latency.
+//!
+//! A malformed frame gets an `error` frame and the session goes on; nothing a device sends
+//! can take the hub down.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::FuturesOrdered;
+use futures_util::{SinkExt, StreamExt};
+use smshub_protocol::device::{
+    Ack, AckedReport, DeviceFrame, ErrorFrame, Heartbeat, HeldJob, Hello, HubFrame, JobIds, ReportKind, Revoke,
+    SUPPORTED_VERSIONS, Welcome,
+};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+use warp::ws::{Message, WebSocket};
+
+use crate::app::Hub;
+use crate::dispatch::Event;
+use crate::domain::{format_millis, now_millis, parse_rfc3339};
+use crate::registry::{LiveDevice, Outbound, close_code};
+use crate::store::{Change, Committed, DeviceRecord, Outcome};
+
+/// Largest text frame accepted from a device.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// How long a new connection may take to say `hello`.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+
+type Completion = Pin<Box<dyn Future<Output = Reply> + Send + Sync>>;
+
+/// What to tell the device once a change has committed.
+enum Reply {
+    Accepted { ids: Vec<Uuid>, outcomes: Result<Vec<Outcome>, String> },
+    Report { id: Uuid, wire_id: String, kind: ReportKind, outcome: Result<Vec<Outcome>, String> },
+    Incoming { wire_id: String, outcome: Result<Vec<Outcome>, String> },
+}
+
+/// Runs a session for an authenticated device until the socket closes.
+pub async fn run(ws: WebSocket, device: DeviceRecord, hub: Arc<Hub>) {
+    let (mut sink, mut stream) = ws.split();
+
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, wait_for_hello(&mut sink, &mut stream)).await {
+        Ok(Some(hello)) => hello,
+        _ => return,
+    };
+    let Some(version) = hello.protocol.iter().copied().filter(|it| SUPPORTED_VERSIONS.contains(it)).max() else {
+        let _ = send(
+            &mut sink,
+            &HubFrame::Error(ErrorFrame {
+                code: "unsupported_version".into(),
+                message: format!("the hub speaks protocol versions {SUPPORTED_VERSIONS:?}"),
+                ids: Vec::new(),
+            }),
+        )
+        .await;
+        let _ = sink.send(Message::close_with(close_code::UNSUPPORTED_VERSION, "unsupported version")).await;
+        return;
+    };
+
+    let (tx, mut outbound) = mpsc::channel::<Outbound>(1024);
+    let now = now_millis();
+    let live = LiveDevice {
+        device_id: device.id.clone(),
+        session: 0,
+        kind: "android",
+        connected_at: now,
+        last_seen_at: now,
+        app_version: hello.app_version.clone(),
+        model: hello.device.model.clone(),
+        sims: hello.sims.clone(),
+        capabilities: hello.capabilities.clone(),
+        status: None,
+        in_flight: 0,
+    };
+    let (session, replaced) = hub.registry.connect(live, tx.clone());
+    if let Some(old) = replaced {
+        let _ = old.try_send(Outbound::Close { code: close_code::REPLACED, reason: "replaced by a newer connection" });
+    }
+    let mut ctx = Session { hub: hub.clone(), device_id: device.id.clone(), session, pending: FuturesOrdered::new() };
+    tracing::info!(device = %device.id, session, "device connected");
+
+    let welcome = HubFrame::Welcome(Welcome {
+        protocol: version,
+        device_id: device.id.clone(),
+        heartbeat_s: hub.config.heartbeat_s,
+        server_time: format_millis(now),
+    });
+    if send(&mut sink, &welcome).await.is_err() {
+        ctx.disconnect().await;
+        return;
+    }
+    let sims = serde_json::to_value(&hello.sims).unwrap_or_default();
+    let _ = hub
+        .store
+        .submit(vec![Change::DeviceHello {
+            id: device.id.clone(),
+            model: hello.device.model.clone(),
+            app_version: hello.app_version.clone(),
+            sims,
+        }])
+        .await;
+    hub.dispatcher.send(Event::Connected {
+        device_id: device.id.clone(),
+        session,
+        tx,
+        max_in_flight: hello.capabilities.max_in_flight,
+        status: None,
+    });
+    if let Some(jobs) = &hello.jobs {
+        ctx.resume(jobs, &mut sink).await;
+    }
+
+    let silence_limit = Duration::from_secs(u64::from(hub.config.heartbeat_s.max(1)) * 3);
+    let mut last_heard = tokio::time::Instant::now();
+    let mut check = tokio::time::interval(Duration::from_secs(u64::from(hub.config.heartbeat_s.clamp(1, 10))));
+    loop {
+        tokio::select! {
+            incoming = stream.next() => {
+                let Some(Ok(message)) = incoming else { break };
+                last_heard = tokio::time::Instant::now();
+                if message.is_close() {
+                    break;
+                }
+                let Ok(text) = message.to_str() else {
+                    if message.is_binary() {
+                        let _ = send(&mut sink, &error_frame("invalid_frame", "frames must be JSON text")).await;
+                    }
+                    continue;
+                };
+                if ctx.handle(text, &mut sink).await.is_err() {
+                    break;
+                }
+            }
+            Some(reply) = ctx.pending.next(), if !ctx.pending.is_empty() => {
+                if ctx.answer(reply, &mut sink).await.is_err() {
+                    break;
+                }
+            }
+            command = outbound.recv() => {
+                match command {
+                    Some(Outbound::Frame(frame)) => {
+                        if send(&mut sink, &frame).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Outbound::Close { code, reason }) => {
+                        let _ = sink.send(Message::close_with(code, reason)).await;
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            _ = check.tick() => {
+                if last_heard.elapsed() > silence_limit {
+                    tracing::info!(device = %ctx.device_id, "device silent too long; closing");
+                    let _ = sink.send(Message::close_with(close_code::TIMEOUT, "no heartbeat")).await;
+                    break;
+                }
+                hub.registry.touch(&ctx.device_id, session);
+            }
+        }
+    }
+    // Answer what already committed before letting go, so a phone that reconnects quickly
+    // does not re-report work the hub has stored.
+    while let Some(reply) = ctx.pending.next().await {
+        if ctx.answer(reply, &mut sink).await.is_err() {
+            break;
+        }
+    }
+    ctx.disconnect().await;
+}
+
+async fn wait_for_hello<S, R>(sink: &mut S, stream: &mut R) -> Option<Hello>
+where
+    S: SinkExt<Message> + Unpin,
+    R: StreamExt<Item = Result<Message, warp::Error>> + Unpin,
+{
+    while let Some(Ok(message)) = stream.next().await {
+        if message.is_close() {
+            return None;
+        }
+        let Ok(text) = message.to_str() else { continue };
+        match DeviceFrame::parse(text) {
+            Ok(DeviceFrame::Hello(hello)) => return Some(hello),
+            Ok(_) => {
+                let frame = error_frame("hello_required", "the first frame of a session must be hello");
+                sink.send(Message::text(frame.to_json())).await.ok()?;
+            }
+            Err(err) => {
+                sink.send(Message::text(error_frame("invalid_frame", &err.to_string()).to_json())).await.ok()?;
+            }
+        }
+    }
+    None
+}
+
+struct Session {
+    hub: Arc<Hub>,
+    device_id: String,
+    session: u64,
+    pending: FuturesOrdered<Completion>,
+}
+
+type SinkResult = Result<(), ()>;
+
+impl Session {
+    /// Handles one text frame.
+    async fn handle<S>(&mut self, text: &str, sink: &mut S) -> SinkResult
+    where
+        S: SinkExt<Message> + Unpin,
+    {
+        if text.len() > MAX_FRAME_BYTES {
+            return send(sink, &error_frame("invalid_frame", "frame too large")).await;
+        }
+        let frame = match DeviceFrame::parse(text) {
+            Ok(it) => it,
+            Err(err) => return send(sink, &error_frame("invalid_frame", &err.to_string())).await,
+        };
+        match frame {
+            DeviceFrame::Hello(_) => send(sink, &error_frame("invalid_frame", "hello was already received")).await,
+            DeviceFrame::Heartbeat(_) => {
+                self.hub.registry.touch(&self.device_id, self.session);
+                send(sink, &HubFrame::Heartbeat(Heartbeat {})).await
+            }
+            DeviceFrame::Status(status) => {
+                let now = now_millis();
+                self.hub.registry.update(&self.device_id, self.session, |it| {
+                    it.status = Some(status.clone());
+                    it.last_seen_at = now;
+                });
+                self.hub.dispatcher.send(Event::Status {
+                    device_id: self.device_id.clone(),
+                    session: self.session,
+                    status,
+                });
+                Ok(())
+            }
+            DeviceFrame::Accepted(JobIds { ids }) => {
+                let (ids, bad) = parse_ids(&ids);
+                self.accept(ids).await;
+                self.unknown_jobs(bad, sink).await
+            }
+            DeviceFrame::Rejected(rejected) => {
+                let (ids, bad) = parse_ids(&rejected.ids);
+                self.hub.dispatcher.send(Event::Rejected {
+                    device_id: self.device_id.clone(),
+                    ids,
+                    reason: rejected.reason.unwrap_or_else(|| "rejected".into()),
+                });
+                self.unknown_jobs(bad, sink).await
+            }
+            DeviceFrame::Sent(sent) => {
+                let Ok(id) = Uuid::parse_str(&sent.id) else {
+                    return self.unknown_report(sent.id, ReportKind::Sent, sink).await;
+                };
+                let change = Change::Sent { id, device: self.device_id.clone(), parts: sent.parts.max(1) };
+                self.report(id, sent.id, ReportKind::Sent, change).await;
+                Ok(())
+            }
+            DeviceFrame::Delivered(delivered) => {
+                let Ok(id) = Uuid::parse_str(&delivered.id) else {
+                    return self.unknown_report(delivered.id, ReportKind::Delivered, sink).await;
+                };
+                let change = Change::Delivered { id, device: self.device_id.clone() };
+                self.report(id, delivered.id, ReportKind::Delivered, change).await;
+                Ok(())
+            }
+            DeviceFrame::Failed(failed) => {
+                let Ok(id) = Uuid::parse_str(&failed.id) else {
+                    return self.unknown_report(failed.id, ReportKind::Failed, sink).await;
+                };
+                let message = failed.reason.clone().unwrap_or_else(|| describe_code(&failed.code));
+                let temporary = failed.is_temporary();
+                let change =
+                    Change::Failed { id, device: Some(self.device_id.clone()), code: failed.code, message, temporary };
+                self.report(id, failed.id, ReportKind::Failed, change).await;
+                Ok(())
+            }
+            DeviceFrame::Incoming(incoming) => {
+                if incoming.id.is_empty() || incoming.id.len() > 128 {
+                    return send(sink, &error_frame("invalid_frame", "incoming.id must be 1 to 128 characters")).await;
+                }
+                let received_at = incoming.received_at.as_deref().and_then(parse_rfc3339).unwrap_or_else(now_millis);
+                let change = Change::Incoming {
+                    device: self.device_id.clone(),
+                    external_id: incoming.id.clone(),
+                    sim_slot: incoming.sim_slot,
+                    sender: incoming.from,
+                    body: incoming.text,
+                    received_at,
+                };
+                let wire_id = incoming.id;
+                let committed = self.submit(vec![change]).await;
+                self.pending.push_back(Box::pin(async move { Reply::Incoming { wire_id, outcome: wait(committed).await } }));
+                Ok(())
+            }
+        }
+    }
+
+    /// The device announced jobs it holds from an earlier session.
+    async fn resume<S>(&mut self, jobs: &[HeldJob], sink: &mut S)
+    where
+        S: SinkExt<Message> + Unpin,
+    {
+        let wire: Vec<String> = jobs.iter().map(|it| it.id.clone()).collect();
+        let (ids, bad) = parse_ids(&wire);
+        self.accept(ids).await;
+        let _ = self.unknown_jobs(bad, sink).await;
+    }
+
+    async fn accept(&mut self, ids: Vec<Uuid>) {
+        if ids.is_empty() {
+            return;
+        }
+        let changes = ids.iter().map(|id| Change::Accept { id: *id, device: self.device_id.clone() }).collect();
+        let committed = self.submit(changes).await;
+        self.pending.push_back(Box::pin(async move { Reply::Accepted { ids, outcomes: wait(committed).await } }));
+    }
+
+    async fn report(&mut self, id: Uuid, wire_id: String, kind: ReportKind, change: Change) {
+        let committed = self.submit(vec![change]).await;
+        self.pending.push_back(Box::pin(async move { Reply::Report { id, wire_id, kind, outcome: wait(committed).await } }));
+    }
+
+    async fn submit(&self, changes: Vec<Change>) -> Result<Committed, String> {
+        self.hub.store.submit(changes).await.map_err(|it| it.to_string())
+    }
+
+    /// Sends what a committed change means for the device.
+    async fn answer<S>(&mut self, reply: Reply, sink: &mut S) -> SinkResult
+    where
+        S: SinkExt<Message> + Unpin,
+    {
+        match reply {
+            Reply::Accepted { ids, outcomes } => {
+                let outcomes = match outcomes {
+                    Ok(it) => it,
+                    Err(err) => {
+                        // Not recorded: the device must not send. It may offer again later.
+                        tracing::error!(error = %err, "could not record acceptance");
+                        let ids = ids.iter().map(Uuid::to_string).collect();
+                        return send(sink, &HubFrame::Revoke(Revoke { ids, reason: Some("hub_error".into()) })).await;
+                    }
+                };
+                let mut commit = Vec::new();
+                let mut owned = Vec::new();
+                let mut revoke = Vec::new();
+                let mut lost = Vec::new();
+                for (id, outcome) in ids.into_iter().zip(outcomes) {
+                    match outcome {
+                        Outcome::Applied | Outcome::Unchanged => {
+                            commit.push(id.to_string());
+                            owned.push(id);
+                        }
+                        Outcome::Refused => {
+                            revoke.push(id.to_string());
+                            lost.push(id);
+                        }
+                    }
+                }
+                if !owned.is_empty() {
+                    self.hub.dispatcher.send(Event::Owned { device_id: self.device_id.clone(), ids: owned });
+                    send(sink, &HubFrame::Commit(JobIds { ids: commit })).await?;
+                }
+                if !lost.is_empty() {
+                    self.hub.dispatcher.send(Event::Finished { device_id: self.device_id.clone(), ids: lost });
+                    let reason = Some("not_assigned".to_string());
+                    send(sink, &HubFrame::Revoke(Revoke { ids: revoke, reason })).await?;
+                }
+                Ok(())
+            }
+            Reply::Report { id, wire_id, kind, outcome } => {
+                match outcome {
+                    Ok(outcomes) => {
+                        if outcomes.first() == Some(&Outcome::Refused) {
+                            tracing::warn!(device = %self.device_id, %id, ?kind, "report for a job this device does not own; ignored");
+                        }
+                    }
+                    Err(err) => {
+                        // Not stored: no ack, so the device reports again.
+                        tracing::error!(error = %err, "could not record a report");
+                        return Ok(());
+                    }
+                }
+                if matches!(kind, ReportKind::Sent | ReportKind::Failed) {
+                    self.hub.dispatcher.send(Event::Finished { device_id: self.device_id.clone(), ids: vec![id] });
+                }
+                send(sink, &ack(wire_id, kind)).await
+            }
+            Reply::Incoming { wire_id, outcome } => match outcome {
+                Ok(_) => send(sink, &ack(wire_id, ReportKind::Incoming)).await,
+                Err(err) => {
+                    tracing::error!(error = %err, "could not store an incoming SMS");
+                    Ok(())
+                }
+            },
+        }
+    }
+
+    async fn unknown_jobs<S>(&self, bad: Vec<String>, sink: &mut S) -> SinkResult
+    where
+        S: SinkExt<Message> + Unpin,
+    {
+        if bad.is_empty() {
+            return Ok(());
+        }
+        let error = ErrorFrame { code: "unknown_job".into(), message: "not job ids of this hub".into(), ids: bad.clone() };
+        send(sink, &HubFrame::Error(error)).await?;
+        send(sink, &HubFrame::Revoke(Revoke { ids: bad, reason: Some("unknown_job".into()) })).await
+    }
+
+    /// A report about an id that is not a job of this hub: say so, and ack it so the device
+    /// stops repeating it.
+    async fn unknown_report<S>(&self, wire_id: String, kind: ReportKind, sink: &mut S) -> SinkResult
+    where
+        S: SinkExt<Message> + Unpin,
+    {
+        let error = ErrorFrame {
+            code: "unknown_job".into(),
+            message: "not a job id of this hub".into(),
+            ids: vec![wire_id.clone()],
+        };
+        send(sink, &HubFrame::Error(error)).await?;
+        send(sink, &ack(wire_id, kind)).await
+    }
+
+    async fn disconnect(self) {
+        let Session { hub, device_id, session, .. } = self;
+        if hub.registry.disconnect(&device_id, session) {
+            let _ = hub.store.submit(vec![Change::DeviceSeen { id: device_id.clone(), at: now_millis() }]).await;
+        }
+        hub.dispatcher.send(Event::Disconnected { device_id: device_id.clone(), session });
+        tracing::info!(device = %device_id, session, "device disconnected");
+    }
+}
+
+async fn wait(committed: Result<Committed, String>) -> Result<Vec<Outcome>, String> {
+    match committed {
+        Ok(it) => it.await.map_err(|it| it.to_string()),
+        Err(err) => Err(err),
+    }
+}
+
+fn parse_ids(ids: &[String]) -> (Vec<Uuid>, Vec<String>) {
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for id in ids {
+        match Uuid::parse_str(id) {
+            Ok(it) => good.push(it),
+            Err(_) => bad.push(id.clone()),
+        }
+    }
+    (good, bad)
+}
+
+fn ack(id: String, report: ReportKind) -> HubFrame {
+    HubFrame::Ack(Ack { reports: vec![AckedReport { id, report }] })
+}
+
+fn error_frame(code: &str, message: &str) -> HubFrame {
+    HubFrame::Error(ErrorFrame { code: code.to_string(), message: message.to_string(), ids: Vec::new() })
+}
+
+fn describe_code(code: &str) -> String {
+    match smshub_protocol::device::ErrorCode::parse(code) {
+        Some(it) if it.is_temporary() => format!("the device reported a temporary failure ({code})"),
+        Some(_) => format!("the device reported a permanent failure ({code})"),
+        None => format!("the device reported {code}"),
+    }
+}
+
+async fn send<S>(sink: &mut S, frame: &HubFrame) -> SinkResult
+where
+    S: SinkExt<Message> + Unpin,
+{
+    sink.send(Message::text(frame.to_json())).await.map_err(|_| ())
+}
