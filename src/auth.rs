@@ -62,9 +62,7 @@ pub async fn create_api_key(store: &Store, name: &str) -> Result<NewApiKey, Stor
     let secret = generate_secret(API_KEY_PREFIX);
     let id = Uuid::new_v4();
     let prefix: String = secret.chars().take(API_KEY_PREFIX.len() + 6).collect();
-    store
-        .apply(Change::CreateApiKey { id, name: name.to_string(), prefix, key_hash: hash_secret(&secret) })
-        .await?;
+    store.apply(Change::CreateApiKey { id, name: name.to_string(), prefix, key_hash: hash_secret(&secret) }).await?;
     Ok(NewApiKey { id, name: name.to_string(), secret })
 }
 

@@ -27,7 +27,10 @@ pub enum PhoneNumberError {
 impl PhoneNumber {
     /// Parses `input`, reading numbers without a `+` as national numbers of `default_region`
     /// (an ISO 3166 code such as `"DZ"`), if one is configured.
-    pub fn parse(input: &str, default_region: Option<phonenumber::country::Id>) -> Result<PhoneNumber, PhoneNumberError> {
+    pub fn parse(
+        input: &str,
+        default_region: Option<phonenumber::country::Id>,
+    ) -> Result<PhoneNumber, PhoneNumberError> {
         let trimmed = input.trim();
         if !trimmed.starts_with('+') && !trimmed.starts_with("00") && default_region.is_none() {
             return Err(PhoneNumberError::NoRegion(input.to_string()));
@@ -121,13 +124,13 @@ impl MessageState {
     /// committed, so nothing was sent); every other move is forward.
     pub fn can_move_to(self, next: MessageState) -> bool {
         use MessageState::*;
-        match (self, next) {
-            (Queued, Dispatched | Failed | Expired | Cancelled) => true,
-            (Dispatched, Queued | Accepted | Failed | Expired | Cancelled) => true,
-            (Accepted, Sent | Delivered | Failed) => true,
-            (Sent, Delivered | Failed) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Queued, Dispatched | Failed | Expired | Cancelled)
+                | (Dispatched, Queued | Accepted | Failed | Expired | Cancelled)
+                | (Accepted, Sent | Delivered | Failed)
+                | (Sent, Delivered | Failed)
+        )
     }
 }
 

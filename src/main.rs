@@ -215,7 +215,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
     let stats = Arc::new(SimStats::default());
     let behaviour = Behaviour { latency: Duration::from_millis(800), fail_rate: 0.05, delivery_rate: 0.9 };
-    let phones = simulate::start_fleet(&base, &key.secret, "demo-phone", args.devices, behaviour, stats.clone()).await?;
+    let phones =
+        simulate::start_fleet(&base, &key.secret, "demo-phone", args.devices, behaviour, stats.clone()).await?;
 
     println!();
     println!("  smshub demo is running with {} simulated phones ({database_url})", phones.len());
@@ -272,10 +273,10 @@ async fn demo_traffic(base: String, api_key: String, per_second: f64, phones: Ve
         let body = serde_json::json!({
             "phone_number": RECIPIENTS[n % RECIPIENTS.len()],
             "message": TEXTS[n % TEXTS.len()],
-            "delivery_report": n % 2 == 0,
+            "delivery_report": n.is_multiple_of(2),
         });
         let _ = client.post(format!("{base}/api/send-sms")).header("X-API-Key", &api_key).json(&body).send().await;
-        if n % 7 == 0 && !phones.is_empty() {
+        if n.is_multiple_of(7) && !phones.is_empty() {
             let phone = &phones[n % phones.len()];
             phone.control(Control::Receive { from: "+14155550123".into(), text: "STOP".into() }).await;
         }
@@ -290,7 +291,8 @@ async fn simulate_cmd(args: SimulateArgs) -> anyhow::Result<()> {
         delivery_rate: args.delivery_rate,
     };
     let hub = args.hub.trim_end_matches('/').to_string();
-    let phones = simulate::start_fleet(&hub, &args.api_key, &args.prefix, args.devices, behaviour, stats.clone()).await?;
+    let phones =
+        simulate::start_fleet(&hub, &args.api_key, &args.prefix, args.devices, behaviour, stats.clone()).await?;
     println!("{} simulated phones connected to {hub}; Ctrl-C to stop", phones.len());
     let mut report = tokio::time::interval(Duration::from_secs(5));
     loop {

@@ -57,7 +57,7 @@ impl Profile {
         const SIGNAL: [i32; 7] = [-63, -71, -79, -88, -67, -95, -75];
         Profile {
             battery: BATTERY[n % BATTERY.len()],
-            charging: n % 3 == 0,
+            charging: n.is_multiple_of(3),
             signal_dbm: SIGNAL[n % SIGNAL.len()],
             max_in_flight: 4,
         }
@@ -142,7 +142,12 @@ impl Phone {
 }
 
 /// Registers `count` devices named `{prefix}-{n}` through the REST API.
-pub async fn register_devices(hub: &str, api_key: &str, prefix: &str, count: usize) -> anyhow::Result<Vec<Credentials>> {
+pub async fn register_devices(
+    hub: &str,
+    api_key: &str,
+    prefix: &str,
+    count: usize,
+) -> anyhow::Result<Vec<Credentials>> {
     let client = reqwest::Client::new();
     let mut out = Vec::with_capacity(count);
     for n in 1..=count {

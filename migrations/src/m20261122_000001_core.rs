@@ -183,12 +183,19 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(Index::create().name("idx_inbox_received").table(Inbox::Table).col(Inbox::ReceivedAt).to_owned())
+            .create_index(
+                Index::create().name("idx_inbox_received").table(Inbox::Table).col(Inbox::ReceivedAt).to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [Inbox::Table.to_string(), Messages::Table.to_string(), Devices::Table.to_string(), ApiKeys::Table.to_string()] {
+        for table in [
+            Inbox::Table.to_string(),
+            Messages::Table.to_string(),
+            Devices::Table.to_string(),
+            ApiKeys::Table.to_string(),
+        ] {
             manager.drop_table(Table::drop().table(Alias::new(table)).to_owned()).await?;
         }
         Ok(())

@@ -242,7 +242,9 @@ impl DeviceDto {
                 let radio = statuses.iter().find(|it| it.slot == slot);
                 SimDto {
                     slot,
-                    operator: radio.and_then(|it| it.operator.clone()).or_else(|| info.and_then(|it| it.operator.clone())),
+                    operator: radio
+                        .and_then(|it| it.operator.clone())
+                        .or_else(|| info.and_then(|it| it.operator.clone())),
                     phone_number: info.and_then(|it| it.phone_number.clone()),
                     signal_dbm: radio.and_then(|it| it.signal_dbm),
                     signal_level: radio.and_then(|it| it.signal_level),

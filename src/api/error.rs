@@ -38,7 +38,11 @@ impl ApiError {
 
     pub fn internal(err: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %err, "internal error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the hub could not complete the request; it is logged")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the hub could not complete the request; it is logged",
+        )
     }
 
     pub fn into_response(self) -> warp::reply::Response {

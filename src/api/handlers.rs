@@ -209,7 +209,10 @@ pub async fn create_device(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiEr
     }
     let kind = request.kind.unwrap_or_else(|| "android".into());
     if kind != "android" && kind != "modem" {
-        return Err(ApiError::bad_request("invalid_kind", format!("kind must be \"android\" or \"modem\", got {kind:?}")));
+        return Err(ApiError::bad_request(
+            "invalid_kind",
+            format!("kind must be \"android\" or \"modem\", got {kind:?}"),
+        ));
     }
     let created = auth::create_device(&hub.store, name, &kind).await?;
     let body = CreatedDevice {

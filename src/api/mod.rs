@@ -43,7 +43,8 @@ pub fn routes(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Infal
         .or(stats(hub.clone()))
         .unify()
         .boxed();
-    let health = warp::path!("health").and(warp::get()).and(with_hub(hub.clone())).and_then(|hub| run(handlers::health(hub)));
+    let health =
+        warp::path!("health").and(warp::get()).and(with_hub(hub.clone())).and_then(|hub| run(handlers::health(hub)));
     api.or(device_socket(hub))
         .unify()
         .or(health)
@@ -162,13 +163,14 @@ fn stats(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection>
 }
 
 /// A query string parsed into `T`, with an `invalid_query` error that names the problem.
-fn query<T: serde::de::DeserializeOwned + Default + Send + 'static>() -> impl Filter<Extract = (T,), Error = Rejection> + Clone
-{
+fn query<T: serde::de::DeserializeOwned + Default + Send + 'static>()
+-> impl Filter<Extract = (T,), Error = Rejection> + Clone {
     warp::query::raw().or(warp::any().map(String::new)).unify().and_then(|raw: String| async move {
         if raw.is_empty() {
             return Ok(T::default());
         }
-        serde_urlencoded_from_str::<T>(&raw).map_err(|err| warp::reject::custom(ApiError::bad_request("invalid_query", err)))
+        serde_urlencoded_from_str::<T>(&raw)
+            .map_err(|err| warp::reject::custom(ApiError::bad_request("invalid_query", err)))
     })
 }
 
@@ -215,23 +217,25 @@ fn device_socket(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Re
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::query::<HashMap<String, String>>().or(warp::any().map(HashMap::new)).unify())
         .and(with_hub(hub))
-        .and_then(|id: String, authorization: Option<String>, query: HashMap<String, String>, hub: Arc<Hub>| async move {
-            let token = bearer(authorization.as_deref()).or_else(|| query.get("token").cloned());
-            let unauthorized = || warp::reject::custom(ApiError::unauthorized("unknown device or wrong token"));
-            let Some(token) = token else {
-                return Err(warp::reject::custom(ApiError::unauthorized(
-                    "send the device token as Authorization: Bearer or ?token=",
-                )));
-            };
-            if !is_valid_device_id(&id) {
-                return Err(unauthorized());
-            }
-            match hub.store.find_device(&id).await {
-                Ok(Some(device)) if device_token_matches(&device, &token) => Ok((device, hub)),
-                Ok(_) => Err(unauthorized()),
-                Err(err) => Err(warp::reject::custom(ApiError::from(err))),
-            }
-        })
+        .and_then(
+            |id: String, authorization: Option<String>, query: HashMap<String, String>, hub: Arc<Hub>| async move {
+                let token = bearer(authorization.as_deref()).or_else(|| query.get("token").cloned());
+                let unauthorized = || warp::reject::custom(ApiError::unauthorized("unknown device or wrong token"));
+                let Some(token) = token else {
+                    return Err(warp::reject::custom(ApiError::unauthorized(
+                        "send the device token as Authorization: Bearer or ?token=",
+                    )));
+                };
+                if !is_valid_device_id(&id) {
+                    return Err(unauthorized());
+                }
+                match hub.store.find_device(&id).await {
+                    Ok(Some(device)) if device_token_matches(&device, &token) => Ok((device, hub)),
+                    Ok(_) => Err(unauthorized()),
+                    Err(err) => Err(warp::reject::custom(ApiError::from(err))),
+                }
+            },
+        )
         .untuple_one()
         .and(warp::ws())
         .map(|device: DeviceRecord, hub: Arc<Hub>, ws: warp::ws::Ws| {

@@ -14,7 +14,8 @@ struct Assets;
 /// `GET /` and `GET /assets/{file}`.
 pub fn routes() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let index = warp::path::end().and(warp::get()).and_then(|| serve("index.html"));
-    let asset = warp::path!("assets" / String).and(warp::get()).and_then(|name: String| async move { serve(&name).await });
+    let asset =
+        warp::path!("assets" / String).and(warp::get()).and_then(|name: String| async move { serve(&name).await });
     index.or(asset).unify()
 }
 

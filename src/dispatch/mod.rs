@@ -63,7 +63,13 @@ pub enum Event {
     /// Messages committed as queued.
     Enqueue(Vec<QueuedMessage>),
     /// A device session opened.
-    Connected { device_id: String, session: u64, tx: mpsc::Sender<Outbound>, max_in_flight: u32, status: Option<Status> },
+    Connected {
+        device_id: String,
+        session: u64,
+        tx: mpsc::Sender<Outbound>,
+        max_in_flight: u32,
+        status: Option<Status>,
+    },
     /// A device reported its status.
     Status { device_id: String, session: u64, status: Status },
     /// A device session ended.
@@ -92,7 +98,11 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Rebuilds the queues from the database and starts the dispatcher task.
-    pub async fn start(store: Store, registry: Arc<DeviceRegistry>, config: ScoringConfig) -> Result<Dispatcher, StoreError> {
+    pub async fn start(
+        store: Store,
+        registry: Arc<DeviceRegistry>,
+        config: ScoringConfig,
+    ) -> Result<Dispatcher, StoreError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut state = State {
             store: store.clone(),
@@ -124,7 +134,11 @@ impl Dispatcher {
                 _ => waiting.push(QueuedMessage::from_record(message)),
             }
         }
-        tracing::info!(queued = waiting.len(), accepted = open.len() - waiting.len(), "dispatcher rebuilt from the database");
+        tracing::info!(
+            queued = waiting.len(),
+            accepted = open.len() - waiting.len(),
+            "dispatcher rebuilt from the database"
+        );
         state.enqueue(waiting);
         tokio::spawn(state.run(rx));
         Ok(Dispatcher { tx })
@@ -460,8 +474,10 @@ impl State {
         let Some(slot) = self.devices.get(&device_id) else { return };
         let tx = slot.tx.clone();
         self.publish_in_flight(&device_id);
-        let changes =
-            jobs.iter().map(|(it, sim)| Change::Dispatch { id: it.id, device: device_id.clone(), sim_slot: *sim }).collect();
+        let changes = jobs
+            .iter()
+            .map(|(it, sim)| Change::Dispatch { id: it.id, device: device_id.clone(), sim_slot: *sim })
+            .collect();
         let pending = match self.store.submit(changes).await {
             Ok(it) => it,
             Err(err) => {

@@ -29,8 +29,9 @@ pub struct Candidate {
 
 /// Scores a device for one message, or `None` if it must not get it.
 ///
-/// - excluded: at its in-flight limit; battery below `min_battery` and not charging; the
-///   requested SIM missing; every usable SIM unregistered or without signal.
+/// - excluded: no `status` reported yet (a device reports it right after `hello`); at its
+///   in-flight limit; battery below `min_battery` and not charging; the requested SIM
+///   missing; every usable SIM unregistered or without signal.
 /// - `power` = 1 when charging, else battery/100 (0.5 when unknown);
 /// - `signal` = (dBm + 113) / 62 clamped to 0..1, else level/4, else 0.5 when unknown;
 /// - `weight` = (power + signal) / 2 × (1 − in_flight / max_in_flight), at least 0.01.
@@ -41,12 +42,12 @@ pub fn score(
     requested_sim: Option<u8>,
     config: &ScoringConfig,
 ) -> Option<Candidate> {
+    let status = status?;
     if in_flight >= max_in_flight {
         return None;
     }
-    let battery = status.and_then(|it| it.battery);
-    let power = power(battery, config)?;
-    let sims = status.map(|it| it.sims.as_slice()).unwrap_or(&[]);
+    let power = power(status.battery, config)?;
+    let sims = status.sims.as_slice();
     let (sim_slot, signal) = if sims.is_empty() {
         // Nothing known about the radio: the device picks its SIM; a requested slot is
         // passed through and the device reports `sim_unavailable` if it has no such SIM.
@@ -129,7 +130,8 @@ mod tests {
         check(Some(status(80, false, Some(-113))), 0, None, false);
         check(Some(status(80, false, Some(-70))), 0, Some(1), false);
         check(Some(status(80, false, Some(-70))), 0, Some(0), true);
-        check(None, 0, Some(1), true);
+        check(None, 0, None, false);
+        check(Some(Status::default()), 0, Some(1), true);
         let mut unregistered = status(80, false, Some(-70));
         unregistered.sims[0].registered = false;
         check(Some(unregistered), 0, None, false);

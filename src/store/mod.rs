@@ -22,7 +22,7 @@ use smshub_migrations::{Migrator, MigratorTrait};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::domain::{Millis, MessageState};
+use crate::domain::{MessageState, Millis};
 use entities::{api_key, device, inbox, message};
 pub use writer::{Change, Outcome};
 

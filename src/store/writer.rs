@@ -28,28 +28,78 @@ const INSERT_CHUNK: usize = 500;
 /// One write.
 #[derive(Debug, Clone)]
 pub enum Change {
-    CreateApiKey { id: Uuid, name: String, prefix: String, key_hash: String },
-    CreateDevice { id: String, name: String, kind: String, token_hash: String },
+    CreateApiKey {
+        id: Uuid,
+        name: String,
+        prefix: String,
+        key_hash: String,
+    },
+    CreateDevice {
+        id: String,
+        name: String,
+        kind: String,
+        token_hash: String,
+    },
     /// Removes a device; its messages keep their history.
-    DeleteDevice { id: String },
+    DeleteDevice {
+        id: String,
+    },
     /// What a device said about itself at `hello`.
-    DeviceHello { id: String, model: Option<String>, app_version: Option<String>, sims: serde_json::Value },
-    DeviceSeen { id: String, at: Millis },
+    DeviceHello {
+        id: String,
+        model: Option<String>,
+        app_version: Option<String>,
+        sims: serde_json::Value,
+    },
+    DeviceSeen {
+        id: String,
+        at: Millis,
+    },
     Insert(Vec<NewMessage>),
     /// queued → dispatched to `device`.
-    Dispatch { id: Uuid, device: String, sim_slot: Option<u8> },
+    Dispatch {
+        id: Uuid,
+        device: String,
+        sim_slot: Option<u8>,
+    },
     /// dispatched to `device` → queued: the offer was lost before it was committed.
-    Requeue { id: Uuid, device: String },
+    Requeue {
+        id: Uuid,
+        device: String,
+    },
     /// dispatched to `device` → accepted. `Unchanged` if `device` already owns it.
-    Accept { id: Uuid, device: String },
+    Accept {
+        id: Uuid,
+        device: String,
+    },
     /// accepted → sent, by the owning device.
-    Sent { id: Uuid, device: String, parts: u32 },
+    Sent {
+        id: Uuid,
+        device: String,
+        parts: u32,
+    },
     /// accepted or sent → delivered, by the owning device.
-    Delivered { id: Uuid, device: String },
+    Delivered {
+        id: Uuid,
+        device: String,
+    },
     /// → failed. With a device, only by the owning device; without, by the hub itself.
-    Failed { id: Uuid, device: Option<String>, code: String, message: String, temporary: bool },
+    Failed {
+        id: Uuid,
+        device: Option<String>,
+        code: String,
+        message: String,
+        temporary: bool,
+    },
     /// A received SMS; a repeat of the same (device, external id) is stored once.
-    Incoming { device: String, external_id: String, sim_slot: Option<u8>, sender: String, body: String, received_at: Millis },
+    Incoming {
+        device: String,
+        external_id: String,
+        sim_slot: Option<u8>,
+        sender: String,
+        body: String,
+        received_at: Millis,
+    },
 }
 
 /// What a change did.
@@ -288,7 +338,7 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
         Change::Delivered { id, device } => {
             let was_accepted = message::Entity::update_many()
                 .col_expr(M::State, Expr::value(S::Delivered.as_str()))
-                .col_expr(M::SentAt, Func::coalesce([Expr::col(M::SentAt).into(), Expr::value(now)]).into())
+                .col_expr(M::SentAt, Func::coalesce([Expr::col(M::SentAt), Expr::value(now)]).into())
                 .col_expr(M::DeliveredAt, Expr::value(now))
                 .col_expr(M::UpdatedAt, Expr::value(now))
                 .filter(M::Id.eq(*id))
@@ -341,7 +391,8 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 received_at: Set(*received_at),
                 created_at: Set(now),
             };
-            let conflict = OnConflict::columns([inbox::Column::DeviceId, inbox::Column::ExternalId]).do_nothing().to_owned();
+            let conflict =
+                OnConflict::columns([inbox::Column::DeviceId, inbox::Column::ExternalId]).do_nothing().to_owned();
             let rows = inbox::Entity::insert(row).on_conflict(conflict).exec_without_returning(txn).await?;
             Ok(outcome(rows))
         }

@@ -300,7 +300,8 @@ impl Session {
                 };
                 let wire_id = incoming.id;
                 let committed = self.submit(vec![change]).await;
-                self.pending.push_back(Box::pin(async move { Reply::Incoming { wire_id, outcome: wait(committed).await } }));
+                self.pending
+                    .push_back(Box::pin(async move { Reply::Incoming { wire_id, outcome: wait(committed).await } }));
                 Ok(())
             }
         }
@@ -328,7 +329,8 @@ impl Session {
 
     async fn report(&mut self, id: Uuid, wire_id: String, kind: ReportKind, change: Change) {
         let committed = self.submit(vec![change]).await;
-        self.pending.push_back(Box::pin(async move { Reply::Report { id, wire_id, kind, outcome: wait(committed).await } }));
+        self.pending
+            .push_back(Box::pin(async move { Reply::Report { id, wire_id, kind, outcome: wait(committed).await } }));
     }
 
     async fn submit(&self, changes: Vec<Change>) -> Result<Committed, String> {
@@ -413,7 +415,8 @@ impl Session {
         if bad.is_empty() {
             return Ok(());
         }
-        let error = ErrorFrame { code: "unknown_job".into(), message: "not job ids of this hub".into(), ids: bad.clone() };
+        let error =
+            ErrorFrame { code: "unknown_job".into(), message: "not job ids of this hub".into(), ids: bad.clone() };
         send(sink, &HubFrame::Error(error)).await?;
         send(sink, &HubFrame::Revoke(Revoke { ids: bad, reason: Some("unknown_job".into()) })).await
     }

@@ -1,0 +1,322 @@
+//! Device protocol v1 over a real WebSocket: authentication, sessions, the job protocol and
+//! its guarantees across disconnects, replacements and restarts.
+
+use std::time::Duration;
+
+use serde_json::json;
+use smshub_protocol::device::{
+    Delivered, DeviceFrame, Failed, HeldJob, HeldPhase, HubFrame, Incoming, JobIds, ReportKind, Sent,
+};
+
+use crate::support::{RawPhone, TestHub};
+
+#[tokio::test]
+async fn wrong_or_missing_tokens_are_refused_before_the_upgrade() {
+    let hub = TestHub::spawn().await;
+    let (id, token) = hub.add_device("phone").await;
+    let (other, _) = hub.add_device("other").await;
+    for (device, secret) in
+        [(id.as_str(), "shd_wrong"), (other.as_str(), token.as_str()), ("no-such-device", token.as_str())]
+    {
+        let err = RawPhone::connect(&hub.base, device, secret).await.err().expect("refused");
+        assert!(err.to_string().contains("401"), "{err}");
+    }
+    // Without any token: 401 with the JSON error shape.
+    let response = hub
+        .http
+        .get(hub.url(&format!("/ws/device/{id}")))
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "websocket")
+        .header("Sec-WebSocket-Version", "13")
+        .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+
+    // `?token=` is accepted for clients that cannot set headers.
+    let url = format!("{}/ws/device/{id}?token={token}", hub.base.replacen("http", "ws", 1));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("query token accepted");
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(r#"{"type":"hello","protocol":[1]}"#)).await.unwrap();
+}
+
+#[tokio::test]
+async fn malformed_frames_get_errors_and_the_session_goes_on() {
+    let hub = TestHub::spawn().await;
+    let (id, token) = hub.add_device("phone").await;
+    let mut phone = RawPhone::connect(&hub.base, &id, &token).await.unwrap();
+    phone.send_text(r#"{"type":"heartbeat"}"#).await;
+    let check_error = |frame: HubFrame, code: &str| match frame {
+        HubFrame::Error(err) => assert_eq!(err.code, code, "{err:?}"),
+        other => panic!("expected error {code}, got {other:?}"),
+    };
+    check_error(phone.recv().await, "hello_required");
+    phone.send_text("{{{{").await;
+    check_error(phone.recv().await, "invalid_frame");
+    phone.hello(4, None).await;
+    for garbage in [
+        "not json",
+        r#"{"no":"type"}"#,
+        r#"{"type":"warp-drive"}"#,
+        r#"{"type":"sent"}"#,
+        r#"{"type":"status","battery":{"level":"full"}}"#,
+        "[1,2,3]",
+        r#"{"type":"hello","protocol":[1]}"#,
+    ] {
+        phone.send_text(garbage).await;
+        check_error(phone.recv().await, "invalid_frame");
+    }
+    phone.send_text(r#"{"type":"sent","id":"not-a-uuid"}"#).await;
+    check_error(phone.recv().await, "unknown_job");
+    assert!(matches!(phone.recv().await, HubFrame::Ack(_)), "a report about an unknown id is acked so it stops");
+    // Still alive: heartbeats are answered.
+    phone.send_text(r#"{"type":"heartbeat","extra":"ignored"}"#).await;
+    let (_, devices) = hub.get("/api/devices").await;
+    assert_eq!(devices["devices"][0]["online"], true);
+
+    // A phone speaking only an unknown version is told so and closed.
+    let (id2, token2) = hub.add_device("future").await;
+    let mut future = RawPhone::connect(&hub.base, &id2, &token2).await.unwrap();
+    future.send_text(r#"{"type":"hello","protocol":[7,8]}"#).await;
+    check_error(future.recv().await, "unsupported_version");
+    assert_eq!(future.closed().await, Some(4002));
+}
+
+#[tokio::test]
+async fn a_message_goes_from_api_to_phone_to_delivered() {
+    let hub = TestHub::spawn().await;
+    let mut phone = hub.phone("pixel", 80, false, -70, 4).await;
+    let id =
+        hub.send_sms(json!({"phone_number": "+14155552671", "message": "Hello €uro", "delivery_report": true})).await;
+
+    let job = phone.expect_offer().await;
+    assert_eq!(job.id, id);
+    assert_eq!(job.to, "+14155552671");
+    assert_eq!(job.text, "Hello €uro");
+    assert!(job.delivery_report);
+    assert_eq!(job.parts, 1);
+    assert_eq!(job.sim_slot, Some(0));
+    let message = hub.wait_state(&id, "dispatched").await;
+    assert_eq!(message["device_id"], phone.id.as_str());
+
+    phone.accept(&id).await;
+    hub.wait_state(&id, "accepted").await;
+    phone.send(&DeviceFrame::Sent(Sent { id: id.clone(), parts: 1, at: None })).await;
+    expect_ack(&mut phone, &id, ReportKind::Sent).await;
+    hub.wait_state(&id, "sent").await;
+    phone.send(&DeviceFrame::Delivered(Delivered { id: id.clone(), at: None })).await;
+    expect_ack(&mut phone, &id, ReportKind::Delivered).await;
+    let message = hub.wait_state(&id, "delivered").await;
+    for state in ["queued", "dispatched", "accepted", "sent", "delivered"] {
+        assert!(message["states"][state].is_string(), "no time for {state}: {message}");
+    }
+    assert!(message["error"].is_null());
+
+    // Late and repeated reports are acknowledged and change nothing.
+    phone.send(&DeviceFrame::Sent(Sent { id: id.clone(), parts: 1, at: None })).await;
+    expect_ack(&mut phone, &id, ReportKind::Sent).await;
+    phone
+        .send(&DeviceFrame::Failed(Failed {
+            id: id.clone(),
+            code: "radio_off".into(),
+            temporary: Some(true),
+            reason: None,
+        }))
+        .await;
+    expect_ack(&mut phone, &id, ReportKind::Failed).await;
+    let after = hub.wait_state(&id, "delivered").await;
+    assert_eq!(after["states"], message["states"]);
+    assert!(after["error"].is_null());
+
+    let (_, devices) = hub.get("/api/devices").await;
+    let device = &devices["devices"][0];
+    assert_eq!(device["sent_count"], 1);
+    assert_eq!(device["failed_count"], 0);
+    assert_eq!(device["battery"]["level"], 80);
+    assert_eq!(device["sims"][0]["signal_dbm"], -70);
+}
+
+#[tokio::test]
+async fn failures_are_recorded_with_their_reason() {
+    let hub = TestHub::spawn().await;
+    let mut phone = hub.phone("pixel", 80, false, -70, 4).await;
+    let id = hub.send_sms(json!({"phone_number": "+14155552671", "message": "hi"})).await;
+    phone.expect_offer().await;
+    phone.accept(&id).await;
+    phone
+        .send(&DeviceFrame::Failed(Failed {
+            id: id.clone(),
+            code: "invalid_recipient".into(),
+            temporary: None,
+            reason: Some("RESULT_ERROR_GENERIC_FAILURE from SmsManager".into()),
+        }))
+        .await;
+    expect_ack(&mut phone, &id, ReportKind::Failed).await;
+    let message = hub.wait_state(&id, "failed").await;
+    assert_eq!(message["error"]["code"], "invalid_recipient");
+    assert_eq!(message["error"]["temporary"], false);
+    assert_eq!(message["error"]["message"], "RESULT_ERROR_GENERIC_FAILURE from SmsManager");
+    let (_, devices) = hub.get("/api/devices").await;
+    assert_eq!(devices["devices"][0]["failed_count"], 1);
+}
+
+#[tokio::test]
+async fn a_second_connection_replaces_the_first() {
+    let hub = TestHub::spawn().await;
+    let (id, token) = hub.add_device("phone").await;
+    let mut first = RawPhone::connect(&hub.base, &id, &token).await.unwrap();
+    first.hello(4, None).await;
+    first.status(90, true, -60).await;
+    let mut second = RawPhone::connect(&hub.base, &id, &token).await.unwrap();
+    second.hello(4, None).await;
+    second.status(90, true, -60).await;
+    assert_eq!(first.closed().await, Some(4000), "the older socket is closed as replaced");
+
+    let sms = hub.send_sms(json!({"phone_number": "+14155552671", "message": "to the new session"})).await;
+    assert_eq!(second.expect_offer().await.id, sms);
+    let (_, devices) = hub.get("/api/devices").await;
+    assert_eq!(devices["devices"].as_array().unwrap().len(), 1);
+    assert_eq!(devices["devices"][0]["online"], true);
+}
+
+#[tokio::test]
+async fn an_offer_lost_before_acceptance_goes_to_another_phone() {
+    let hub = TestHub::spawn().await;
+    let mut strong = hub.phone("strong", 100, true, -55, 4).await;
+    let sms = hub.send_sms(json!({"phone_number": "+14155552671", "message": "hop"})).await;
+    let offered = strong.expect_offer().await;
+    assert_eq!(offered.id, sms);
+    let strong_id = strong.id.clone();
+    strong.drop_connection();
+
+    let mut weak = hub.phone("weak", 40, false, -100, 4).await;
+    let job = weak.expect_offer().await;
+    assert_eq!(job.id, sms, "the lost offer is offered again");
+    weak.accept(&sms).await;
+    let message = hub.wait_state(&sms, "accepted").await;
+    assert_eq!(message["device_id"], weak.id.as_str());
+    assert_eq!(message["attempts"], 2);
+    assert_ne!(message["device_id"], strong_id.as_str());
+}
+
+#[tokio::test]
+async fn a_returning_phone_is_told_to_drop_an_offer_given_to_another() {
+    let hub = TestHub::spawn().await;
+    let (strong_id, strong_token) = hub.add_device("strong").await;
+    let mut strong = RawPhone::connect(&hub.base, &strong_id, &strong_token).await.unwrap();
+    strong.hello(4, None).await;
+    strong.status(100, true, -55).await;
+    let sms = hub.send_sms(json!({"phone_number": "+14155552671", "message": "hop"})).await;
+    assert_eq!(strong.expect_offer().await.id, sms);
+    strong.drop_connection();
+
+    let mut weak = hub.phone("weak", 40, false, -100, 4).await;
+    assert_eq!(weak.expect_offer().await.id, sms);
+    weak.accept(&sms).await;
+
+    let mut back = RawPhone::connect(&hub.base, &strong_id, &strong_token).await.unwrap();
+    back.hello(4, Some(vec![HeldJob { id: sms.clone(), phase: HeldPhase::Accepted }])).await;
+    match back.recv().await {
+        HubFrame::Revoke(revoke) => assert_eq!(revoke.ids, vec![sms.clone()]),
+        other => panic!("expected revoke, got {other:?}"),
+    }
+    let message = hub.wait_state(&sms, "accepted").await;
+    assert_eq!(message["device_id"], weak.id.as_str());
+}
+
+#[tokio::test]
+async fn an_accepted_job_stays_with_its_phone_across_a_reconnect() {
+    let hub = TestHub::spawn().await;
+    let (id, token) = hub.add_device("owner").await;
+    let mut owner = RawPhone::connect(&hub.base, &id, &token).await.unwrap();
+    owner.hello(4, None).await;
+    owner.status(100, true, -55).await;
+    let sms = hub.send_sms(json!({"phone_number": "+14155552671", "message": "mine"})).await;
+    assert_eq!(owner.expect_offer().await.id, sms);
+    owner.accept(&sms).await;
+    owner.drop_connection();
+
+    // Another healthy phone is online, but the job is not offered to it: it may already
+    // have gone out from the first phone.
+    let mut other = hub.phone("other", 100, true, -50, 4).await;
+    assert!(other.try_recv(Duration::from_millis(500)).await.is_none(), "an accepted job was offered again");
+
+    let mut back = RawPhone::connect(&hub.base, &id, &token).await.unwrap();
+    back.hello(4, Some(vec![HeldJob { id: sms.clone(), phase: HeldPhase::Committed }])).await;
+    match back.recv().await {
+        HubFrame::Commit(JobIds { ids }) => assert_eq!(ids, vec![sms.clone()]),
+        other => panic!("expected the commit to be confirmed, got {other:?}"),
+    }
+    back.send(&DeviceFrame::Sent(Sent { id: sms.clone(), parts: 1, at: None })).await;
+    expect_ack(&mut back, &sms, ReportKind::Sent).await;
+    let message = hub.wait_state(&sms, "sent").await;
+    assert_eq!(message["device_id"], id.as_str());
+    assert_eq!(message["attempts"], 1);
+}
+
+#[tokio::test]
+async fn incoming_sms_are_stored_once_and_acked() {
+    let hub = TestHub::spawn().await;
+    let mut phone = hub.phone("pixel", 80, false, -70, 4).await;
+    let frame = DeviceFrame::Incoming(Incoming {
+        id: "in-1".into(),
+        from: "+14155550123".into(),
+        text: "STOP".into(),
+        sim_slot: Some(0),
+        received_at: Some("2026-11-22T10:00:00Z".into()),
+    });
+    phone.send(&frame).await;
+    expect_ack(&mut phone, "in-1", ReportKind::Incoming).await;
+    phone.send(&frame).await;
+    expect_ack(&mut phone, "in-1", ReportKind::Incoming).await;
+    let (_, inbox) = hub.get("/api/sms/inbox").await;
+    assert_eq!(inbox["total"], 1, "{inbox}");
+    assert_eq!(inbox["messages"][0]["sender"], "+14155550123");
+    assert_eq!(inbox["messages"][0]["message"], "STOP");
+    assert_eq!(inbox["messages"][0]["received_at"], "2026-11-22T10:00:00.000Z");
+}
+
+#[tokio::test]
+async fn shutdown_closes_device_sockets_and_queued_work_survives_a_restart() {
+    let mut hub = TestHub::spawn().await;
+    let (id, token) = hub.add_device("phone").await;
+    let mut phone = RawPhone::connect(&hub.base, &id, &token).await.unwrap();
+    phone.hello(1, None).await;
+    phone.status(80, false, -70).await;
+    let first = hub.send_sms(json!({"phone_number": "+14155552671", "message": "one"})).await;
+    let second = hub.send_sms(json!({"phone_number": "+14155552671", "message": "two"})).await;
+    assert_eq!(phone.expect_offer().await.id, first);
+    phone.accept(&first).await;
+    // max_in_flight is 1, so `second` waits in the queue.
+    assert!(phone.try_recv(Duration::from_millis(200)).await.is_none());
+
+    let restarted = {
+        let closing = tokio::spawn(async move { phone.closed().await });
+        hub.shutdown().await;
+        assert_eq!(closing.await.unwrap(), Some(1001), "devices are told the hub is going away");
+        hub.restart().await
+    };
+    let mut phone = RawPhone::connect(&restarted.base, &id, &token).await.unwrap();
+    phone.hello(1, Some(vec![HeldJob { id: first.clone(), phase: HeldPhase::Committed }])).await;
+    phone.status(80, false, -70).await;
+    assert!(matches!(phone.recv().await, HubFrame::Commit(_)));
+    phone.send(&DeviceFrame::Sent(Sent { id: first.clone(), parts: 1, at: None })).await;
+    expect_ack(&mut phone, &first, ReportKind::Sent).await;
+    // With the slot free, the queued message rebuilt from the database is offered.
+    assert_eq!(phone.expect_offer().await.id, second);
+    restarted.wait_state(&first, "sent").await;
+}
+
+async fn expect_ack(phone: &mut RawPhone, id: &str, kind: ReportKind) {
+    match phone.recv().await {
+        HubFrame::Ack(ack) => {
+            assert_eq!(ack.reports.len(), 1);
+            assert_eq!(ack.reports[0].id, id);
+            assert_eq!(ack.reports[0].report, kind);
+        }
+        other => panic!("expected ack of {kind:?} for {id}, got {other:?}"),
+    }
+}

@@ -1,0 +1,270 @@
+//! Test helpers: a real hub on port 0 with its own database file, an HTTP client, and raw
+//! WebSocket phones that speak device protocol v1 frame by frame.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use smshub::app::{App, Config, Hub};
+use smshub::auth;
+use smshub_protocol::device::{
+    Battery, Capabilities, DeviceFrame, HeldJob, Hello, HubFrame, JobIds, SimStatus, Status,
+};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for something that should happen at once.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A hub running in this process.
+pub struct TestHub {
+    pub base: String,
+    pub api_key: String,
+    pub hub: Arc<Hub>,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+impl TestHub {
+    pub async fn spawn() -> TestHub {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestHub {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let db_url = format!("sqlite://{}", dir.path().join("hub.db").display());
+        let mut config = Config::new("127.0.0.1:0".parse().unwrap(), db_url);
+        configure(&mut config);
+        Self::start(config, dir, None).await
+    }
+
+    async fn start(config: Config, dir: Arc<tempfile::TempDir>, api_key: Option<String>) -> TestHub {
+        let app = App::build(config).await.expect("hub builds");
+        let addr = app.addr();
+        let hub = app.hub();
+        let api_key = match api_key {
+            Some(it) => it,
+            None => auth::create_api_key(&hub.store, "tests").await.expect("api key").secret,
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        TestHub {
+            base: format!("http://{addr}"),
+            api_key,
+            hub,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Stops this hub gracefully and starts a new one on the same database.
+    pub async fn restart(mut self) -> TestHub {
+        let config = self.hub.config.clone();
+        let dir = self._dir.clone();
+        let key = self.api_key.clone();
+        self.shutdown().await;
+        let mut config = config;
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        TestHub::start(config, dir, Some(key)).await
+    }
+
+    /// Asks the hub to stop and waits until it has.
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("hub task").expect("hub shuts down cleanly");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GET with the API key; returns status and JSON body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self.http.get(self.url(path)).header("X-API-Key", &self.api_key).send().await.expect("GET");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST JSON with the API key; returns status and JSON body.
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response =
+            self.http.post(self.url(path)).header("X-API-Key", &self.api_key).json(&body).send().await.expect("POST");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends one SMS and returns its id.
+    pub async fn send_sms(&self, body: Value) -> String {
+        let (status, body) = self.post("/api/send-sms", body).await;
+        assert_eq!(status, 202, "{body}");
+        body["id"].as_str().expect("id").to_string()
+    }
+
+    /// Registers a device; returns (id, token).
+    pub async fn add_device(&self, name: &str) -> (String, String) {
+        let (status, body) = self.post("/api/devices", json!({ "name": name })).await;
+        assert_eq!(status, 201, "{body}");
+        (body["id"].as_str().unwrap().to_string(), body["token"].as_str().unwrap().to_string())
+    }
+
+    /// Registers a device and connects a raw phone that has said hello and sent `status`.
+    pub async fn phone(&self, name: &str, battery: u8, charging: bool, dbm: i32, max_in_flight: u32) -> RawPhone {
+        let (id, token) = self.add_device(name).await;
+        let mut phone = RawPhone::connect(&self.base, &id, &token).await.expect("phone connects");
+        phone.hello(max_in_flight, None).await;
+        phone.status(battery, charging, dbm).await;
+        phone
+    }
+
+    /// Waits until `GET /api/sms/{id}` shows `state`.
+    pub async fn wait_state(&self, id: &str, state: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let (_, body) = self.get(&format!("/api/sms/{id}")).await;
+            if body["state"] == state {
+                return body;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "message {id} never reached {state}: {body}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The number of messages stored.
+    pub async fn message_count(&self) -> u64 {
+        let (_, body) = self.get("/api/sms?limit=1").await;
+        body["total"].as_u64().expect("total")
+    }
+}
+
+impl Drop for TestHub {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A phone driven frame by frame by the test.
+pub struct RawPhone {
+    pub id: String,
+    ws: Ws,
+}
+
+impl RawPhone {
+    /// Opens the device socket with the token as a bearer header.
+    pub async fn connect(base: &str, id: &str, token: &str) -> Result<RawPhone, tokio_tungstenite::tungstenite::Error> {
+        let url = format!("{}/ws/device/{id}", base.replacen("http", "ws", 1));
+        let mut request = url.into_client_request()?;
+        request.headers_mut().insert("Authorization", format!("Bearer {token}").parse().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(RawPhone { id: id.to_string(), ws })
+    }
+
+    /// Sends `hello` and checks the `welcome`.
+    pub async fn hello(&mut self, max_in_flight: u32, jobs: Option<Vec<HeldJob>>) {
+        self.send(&DeviceFrame::Hello(Hello {
+            protocol: vec![1],
+            app_version: Some("test/1".into()),
+            device: Default::default(),
+            sims: Vec::new(),
+            capabilities: Capabilities { max_in_flight, ..Capabilities::default() },
+            jobs,
+        }))
+        .await;
+        match self.recv().await {
+            HubFrame::Welcome(welcome) => assert_eq!(welcome.device_id, self.id),
+            other => panic!("expected welcome, got {other:?}"),
+        }
+    }
+
+    pub async fn status(&mut self, battery: u8, charging: bool, dbm: i32) {
+        self.send(&DeviceFrame::Status(Status {
+            battery: Some(Battery { level: battery, charging }),
+            sims: vec![SimStatus { slot: 0, signal_dbm: Some(dbm), registered: true, ..Default::default() }],
+            connection: Some("wifi".into()),
+        }))
+        .await;
+    }
+
+    pub async fn send(&mut self, frame: &DeviceFrame) {
+        self.ws.send(Message::text(frame.to_json())).await.expect("phone sends");
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text.to_string())).await.expect("phone sends");
+    }
+
+    /// The next hub frame (heartbeats skipped); panics after [`PATIENCE`].
+    pub async fn recv(&mut self) -> HubFrame {
+        self.try_recv(PATIENCE).await.expect("a frame from the hub")
+    }
+
+    /// The next hub frame within `wait`, or `None` (heartbeats skipped; closes are `None`).
+    pub async fn try_recv(&mut self, wait: Duration) -> Option<HubFrame> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()??.ok()?;
+            match message {
+                Message::Text(text) => {
+                    let frame = HubFrame::parse(&text).expect("hub frames parse");
+                    if !matches!(frame, HubFrame::Heartbeat(_)) {
+                        return Some(frame);
+                    }
+                }
+                Message::Close(_) => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits for the socket to be closed and returns the close code.
+    pub async fn closed(&mut self) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|it| u16::from(it.code)),
+                Ok(Some(Ok(_))) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    /// Waits for a `send` offer and returns its job id.
+    pub async fn expect_offer(&mut self) -> smshub_protocol::device::SendJob {
+        match self.recv().await {
+            HubFrame::Send(job) => job,
+            other => panic!("expected a send offer, got {other:?}"),
+        }
+    }
+
+    /// Accepts a job and checks the hub commits it.
+    pub async fn accept(&mut self, id: &str) {
+        self.send(&DeviceFrame::Accepted(JobIds { ids: vec![id.to_string()] })).await;
+        match self.recv().await {
+            HubFrame::Commit(JobIds { ids }) => assert_eq!(ids, vec![id.to_string()]),
+            other => panic!("expected commit, got {other:?}"),
+        }
+    }
+
+    /// Drops the connection without a close frame.
+    pub fn drop_connection(self) {
+        drop(self);
+    }
+}
