@@ -17,7 +17,7 @@ pub mod scoring;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use smshub_protocol::device::{HubFrame, SendJob, Status};
+use smshub_protocol::device::{Capabilities, HubFrame, SendJob, Status};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -169,7 +169,10 @@ enum Held {
 struct Slot {
     session: u64,
     tx: mpsc::Sender<Outbound>,
+    /// 0 means the device takes no jobs (receive-only).
     max_in_flight: u32,
+    /// Whether the device sends texts of more than one part.
+    multipart: bool,
     status: Option<Status>,
     jobs: HashMap<Uuid, Held>,
     /// Smooth weighted round-robin credit.
@@ -215,7 +218,7 @@ impl State {
                 self.enqueue(messages);
                 true
             }
-            Event::Connected { device_id, session, tx, max_in_flight, status } => {
+            Event::Connected { device_id, session, tx, capabilities, status } => {
                 let jobs = self
                     .owned_offline
                     .remove(&device_id)
@@ -223,7 +226,15 @@ impl State {
                     .into_iter()
                     .map(|id| (id, Held::Owned))
                     .collect();
-                let slot = Slot { session, tx, max_in_flight: max_in_flight.max(1), status, jobs, credit: 0.0 };
+                let slot = Slot {
+                    session,
+                    tx,
+                    max_in_flight: capabilities.max_in_flight,
+                    multipart: capabilities.multipart,
+                    status,
+                    jobs,
+                    credit: 0.0,
+                };
                 if let Some(old) = self.devices.insert(device_id.clone(), slot) {
                     // The replaced session's offers go back to the queue (the new session
                     // announces what it holds); its owned jobs carry over.
@@ -401,6 +412,9 @@ impl State {
         for (device_id, queue) in self.pinned.iter_mut() {
             let Some(slot) = self.devices.get_mut(device_id) else { continue };
             while let Some(message) = queue.front() {
+                if message.parts > 1 && !slot.multipart {
+                    break;
+                }
                 let Some(candidate) = scoring::score(
                     slot.status.as_ref(),
                     slot.jobs.len() as u32,
@@ -429,7 +443,7 @@ impl State {
             let mut sims = Vec::new();
             for id in &ids {
                 let slot = &self.devices[id];
-                if message.avoid.contains(id) {
+                if message.avoid.contains(id) || (message.parts > 1 && !slot.multipart) {
                     continue;
                 }
                 if let Some(candidate) = scoring::score(

@@ -112,7 +112,7 @@ pub async fn run(ws: WebSocket, device: DeviceRecord, hub: Arc<Hub>) {
         device_id: device.id.clone(),
         session,
         tx,
-        max_in_flight: hello.capabilities.max_in_flight,
+        capabilities: hello.capabilities.clone(),
         status: None,
     });
     if let Some(jobs) = &hello.jobs {
