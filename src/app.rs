@@ -14,10 +14,11 @@ use tokio::net::TcpListener;
 
 use crate::api;
 use crate::auth::ApiKeys;
-use crate::dispatch::Dispatcher;
-use crate::dispatch::scoring::ScoringConfig;
+use crate::dispatch::core::DispatchConfig;
+use crate::dispatch::{Backlog, Clock, Dispatcher};
 use crate::registry::{DeviceRegistry, close_code};
 use crate::store::{Durability, Store};
+use crate::transport::modem::{ModemConfig, Modems};
 
 /// Everything a hub needs to run.
 #[derive(Debug, Clone)]
@@ -32,7 +33,17 @@ pub struct Config {
     pub max_parts: u32,
     /// Seconds between device heartbeats.
     pub heartbeat_s: u32,
-    pub scoring: ScoringConfig,
+    /// Leases, retries, breaker, default SIM limits, scoring.
+    pub dispatch: DispatchConfig,
+    /// Most messages waiting for a device, in all and per API key; beyond, `503`.
+    pub max_queued: usize,
+    pub max_queued_per_key: usize,
+    /// Serial modems: timeouts, refresh and sweep intervals, SIM PIN, allow-list, ...
+    pub modems: ModemConfig,
+    /// Serial ports with a modem to attach at start (e.g. `/dev/ttyUSB2`).
+    pub modem_ports: Vec<String>,
+    /// Detect modems and watch for hot-plugged ones.
+    pub modem_scan: bool,
 }
 
 impl Config {
@@ -46,7 +57,12 @@ impl Config {
             default_region: None,
             max_parts: 10,
             heartbeat_s: 30,
-            scoring: ScoringConfig::default(),
+            dispatch: DispatchConfig::default(),
+            max_queued: 200_000,
+            max_queued_per_key: 100_000,
+            modems: ModemConfig::default(),
+            modem_ports: Vec::new(),
+            modem_scan: false,
         }
     }
 }
@@ -58,6 +74,10 @@ pub struct Hub {
     pub registry: Arc<DeviceRegistry>,
     pub dispatcher: Dispatcher,
     pub api_keys: ApiKeys,
+    pub backlog: Arc<Backlog>,
+    pub clock: Clock,
+    /// Serial modems attached to this hub.
+    pub modems: Arc<Modems>,
 }
 
 /// A hub bound to its address, ready to run.
@@ -72,11 +92,15 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let store = Store::open(&config.database_url, config.durability).await?;
         let registry = Arc::new(DeviceRegistry::default());
-        let dispatcher = Dispatcher::start(store.clone(), registry.clone(), config.scoring).await?;
+        let backlog = Arc::new(Backlog::default());
+        let clock = Clock::new();
+        let dispatcher =
+            Dispatcher::start(store.clone(), registry.clone(), config.dispatch.clone(), backlog.clone(), clock).await?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let api_keys = ApiKeys::new(store.clone());
-        let hub = Arc::new(Hub { config, store, registry, dispatcher, api_keys });
+        let modems = Arc::new(Modems::new(config.modems.clone()));
+        let hub = Arc::new(Hub { config, store, registry, dispatcher, api_keys, backlog, clock, modems });
         Ok(App { hub, listener, addr })
     }
 
@@ -96,9 +120,21 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let App { hub, listener, addr } = self;
         tracing::info!(%addr, "smshub listening");
+        // Modems attach in the background: a slow or broken one never delays the others.
+        for port in hub.config.modem_ports.clone() {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                let status = hub.modems.connect(hub.clone(), &port).await;
+                tracing::info!(%port, ?status, "modem attached");
+            });
+        }
+        if hub.config.modem_scan {
+            hub.modems.spawn_scanner(hub.clone());
+        }
         let routes = api::routes(hub.clone());
         warp::serve(routes).incoming(listener).graceful(shutdown).run().await;
         tracing::info!("stopped accepting; closing device sessions");
+        hub.modems.stop_all().await;
         hub.registry.close_all(close_code::GOING_AWAY, "hub shutting down");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !hub.registry.is_empty() && tokio::time::Instant::now() < deadline {

@@ -181,6 +181,13 @@ pub fn parse_rfc3339(text: &str) -> Option<Millis> {
     chrono::DateTime::parse_from_rfc3339(text).ok().map(|it| it.timestamp_millis())
 }
 
+/// The wait before retrying after the `attempts`-th offer failed temporarily:
+/// `base × 2^(attempts−1)`, at most `cap`.
+pub fn retry_delay(attempts: u32, base: Millis, cap: Millis) -> Millis {
+    let exponent = attempts.saturating_sub(1).min(20);
+    base.saturating_mul(1i64 << exponent).min(cap)
+}
+
 /// The wall clock in milliseconds.
 pub fn now_millis() -> Millis {
     chrono::Utc::now().timestamp_millis()

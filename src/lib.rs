@@ -11,17 +11,22 @@
 //!   device (scored on battery, charging, signal and load) the moment one can take it.
 //! - [`registry`]: live device sessions and their last status, in memory only.
 //! - [`transport`]: carries jobs to devices and brings reports back; `android` speaks device
-//!   protocol v1 (the wire types live in the `smshub-protocol` crate).
+//!   protocol v1 (the wire types live in the `smshub-protocol` crate); `modem` drives serial
+//!   GSM modems with AT commands.
 //! - [`simulate`]: fake phones over real WebSockets, for the demo, tests and benchmarks.
+//! - [`bench`]: `smshub bench`, the load generator and measurement harness.
 //! - [`app`]: wires it together, binds, serves, shuts down gracefully.
 //! - [`domain`], [`auth`]: phone numbers, message states, secrets.
+//! - [`pdu_cli`]: `smshub pdu encode|decode`, the PDU codec at the command line.
 
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod bench;
 pub mod dashboard;
 pub mod dispatch;
 pub mod domain;
+pub mod pdu_cli;
 pub mod registry;
 pub mod simulate;
 pub mod store;

@@ -11,6 +11,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use smshub::app::{App, Config, shutdown_signal};
 use smshub::auth;
+use smshub::dispatch::core::DispatchConfig;
+use smshub::dispatch::limits::Limits;
 use smshub::dispatch::scoring::ScoringConfig;
 use smshub::domain::parse_region;
 use smshub::simulate::{self, Behaviour, Control, SimStats};
@@ -41,6 +43,30 @@ enum Command {
     Devices(DevicesCommand),
     /// Run simulated phones against a hub.
     Simulate(SimulateArgs),
+    /// Measure a hub: throughput, latency, CPU and memory, with simulated phones.
+    Bench(smshub::bench::BenchArgs),
+    /// Encode or decode SMS PDUs, as written to and read from modems.
+    #[command(subcommand)]
+    Pdu(PduCommand),
+}
+
+#[derive(Subcommand)]
+enum PduCommand {
+    /// Print the PDUs of a message in hex, one per line, as written after `AT+CMGS`.
+    Encode {
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        text: String,
+        /// Request a status report (delivery report).
+        #[arg(long)]
+        status_report: bool,
+        /// Force UCS-2 even if the text fits the GSM 7-bit alphabet.
+        #[arg(long)]
+        ucs2: bool,
+    },
+    /// Print what a PDU (with its SMSC prefix, as modems give it) holds, as JSON.
+    Decode { hex: String },
 }
 
 #[derive(Args, Clone)]
@@ -62,6 +88,78 @@ struct HubArgs {
     /// Devices below this battery percentage get no new jobs unless charging.
     #[arg(long, env = "SMSHUB_MIN_BATTERY", default_value_t = 15)]
     min_battery: u8,
+    /// Seconds a device has to accept an offer before it goes to another device.
+    #[arg(long, env = "SMSHUB_OFFER_LEASE_S", default_value_t = 30)]
+    offer_lease_s: u64,
+    /// Seconds an accepted job may go without an outcome before it fails `outcome_unknown`.
+    #[arg(long, env = "SMSHUB_OUTCOME_TIMEOUT_S", default_value_t = 3600)]
+    outcome_timeout_s: u64,
+    /// Offers per message before a temporary failure becomes final.
+    #[arg(long, env = "SMSHUB_MAX_ATTEMPTS", default_value_t = 3)]
+    max_attempts: u32,
+    /// First retry backoff in seconds (doubles per attempt, at most 5 minutes).
+    #[arg(long, env = "SMSHUB_RETRY_BASE_S", default_value_t = 5)]
+    retry_base_s: u64,
+    /// Failures in a row after which a device is rested (0: never).
+    #[arg(long, env = "SMSHUB_BREAKER_FAILURES", default_value_t = 5)]
+    breaker_failures: u32,
+    /// First rest period in seconds (doubles for each rest in a row, up to 16×).
+    #[arg(long, env = "SMSHUB_BREAKER_REST_S", default_value_t = 60)]
+    breaker_rest_s: u64,
+    #[command(flatten)]
+    limits: SimLimitArgs,
+    /// Most messages waiting for a device; beyond, `503` with `Retry-After`.
+    #[arg(long, env = "SMSHUB_MAX_QUEUED", default_value_t = 200_000)]
+    max_queued: usize,
+    /// Most messages waiting for a device per API key.
+    #[arg(long, env = "SMSHUB_MAX_QUEUED_PER_KEY", default_value_t = 100_000)]
+    max_queued_per_key: usize,
+    #[command(flatten)]
+    modems: ModemArgs,
+}
+
+/// Serial GSM modems.
+#[derive(Args, Clone)]
+struct ModemArgs {
+    /// Attach the modem on this serial port at start (repeatable; env: comma-separated).
+    #[arg(long = "modem", env = "SMSHUB_MODEM", value_delimiter = ',')]
+    modem: Vec<String>,
+    /// Detect modems on serial ports, and attach hot-plugged ones.
+    #[arg(long, env = "SMSHUB_MODEM_SCAN")]
+    modem_scan: bool,
+    /// Ports detection may use: paths or prefixes such as `/dev/ttyUSB` (repeatable).
+    #[arg(long, env = "SMSHUB_MODEM_ALLOW", value_delimiter = ',')]
+    modem_allow: Vec<String>,
+    /// SIM PIN to enter when a SIM asks for one.
+    #[arg(long, env = "SMSHUB_SIM_PIN")]
+    sim_pin: Option<String>,
+    /// Use 16-bit concatenation references for long messages (152 septets per part).
+    #[arg(long, env = "SMSHUB_MODEM_16BIT_REFS")]
+    modem_16bit_refs: bool,
+}
+
+/// Default sending limits of every SIM (a device's own limits, set through the API,
+/// replace them).
+#[derive(Args, Clone)]
+struct SimLimitArgs {
+    /// Minimum milliseconds between two sends of a SIM.
+    #[arg(long, env = "SMSHUB_SIM_MIN_INTERVAL_MS", default_value_t = 0)]
+    sim_min_interval_ms: u64,
+    /// Random extra milliseconds (0 to this) after each send of a SIM.
+    #[arg(long, env = "SMSHUB_SIM_JITTER_MS", default_value_t = 0)]
+    sim_jitter_ms: u64,
+    /// Most SMS parts per SIM per rolling minute.
+    #[arg(long, env = "SMSHUB_SIM_MAX_PER_MINUTE")]
+    sim_max_per_minute: Option<u32>,
+    /// Most SMS parts per SIM per rolling hour.
+    #[arg(long, env = "SMSHUB_SIM_MAX_PER_HOUR")]
+    sim_max_per_hour: Option<u32>,
+    /// Most SMS parts per SIM per rolling day.
+    #[arg(long, env = "SMSHUB_SIM_MAX_PER_DAY")]
+    sim_max_per_day: Option<u32>,
+    /// Most distinct recipients per SIM per rolling day.
+    #[arg(long, env = "SMSHUB_SIM_MAX_RECIPIENTS_PER_DAY")]
+    sim_max_recipients_per_day: Option<u32>,
 }
 
 #[derive(Args, Clone)]
@@ -141,8 +239,18 @@ struct SimulateArgs {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(format!("{},sqlx=warn,sea_orm=warn,sea_orm_migration=warn,hyper=warn", cli.log))
         .context("invalid --log filter")?;
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
@@ -176,6 +284,17 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Simulate(args) => simulate_cmd(args).await,
+        Command::Bench(args) => smshub::bench::run(args).await,
+        Command::Pdu(PduCommand::Encode { to, text, status_report, ucs2 }) => {
+            for line in smshub::pdu_cli::encode(&to, &text, status_report, ucs2)? {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Pdu(PduCommand::Decode { hex }) => {
+            println!("{}", smshub::pdu_cli::decode(&hex)?);
+            Ok(())
+        }
     }
 }
 
@@ -191,7 +310,33 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
     config.default_region = args.default_region.as_deref().map(parse_region).transpose().map_err(anyhow::Error::msg)?;
     config.max_parts = args.max_parts.max(1);
     config.heartbeat_s = args.heartbeat_s.max(1);
-    config.scoring = ScoringConfig { min_battery: args.min_battery };
+    let seconds = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
+    config.dispatch = DispatchConfig {
+        scoring: ScoringConfig { min_battery: args.min_battery },
+        offer_lease_ms: seconds(args.offer_lease_s.max(1)),
+        outcome_timeout_ms: seconds(args.outcome_timeout_s.max(1)),
+        max_attempts: args.max_attempts.max(1),
+        retry_base_ms: seconds(args.retry_base_s),
+        retry_cap_ms: 300_000,
+        breaker_failures: args.breaker_failures,
+        breaker_rest_ms: seconds(args.breaker_rest_s),
+        limits: Limits {
+            min_interval_ms: args.limits.sim_min_interval_ms,
+            jitter_ms: args.limits.sim_jitter_ms,
+            per_minute: args.limits.sim_max_per_minute,
+            per_hour: args.limits.sim_max_per_hour,
+            per_day: args.limits.sim_max_per_day,
+            recipients_per_day: args.limits.sim_max_recipients_per_day,
+        },
+        ..DispatchConfig::default()
+    };
+    config.max_queued = args.max_queued.max(1);
+    config.max_queued_per_key = args.max_queued_per_key.max(1);
+    config.modem_ports = args.modems.modem.iter().filter(|it| !it.is_empty()).cloned().collect();
+    config.modem_scan = args.modems.modem_scan;
+    config.modems.allow = args.modems.modem_allow.clone();
+    config.modems.sim_pin = args.modems.sim_pin.clone();
+    config.modems.sixteen_bit_refs = args.modems.modem_16bit_refs;
     Ok(config)
 }
 

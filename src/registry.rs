@@ -64,6 +64,8 @@ struct Entry {
 pub struct DeviceRegistry {
     devices: DashMap<String, Entry>,
     next_session: AtomicU64,
+    /// Devices the circuit breaker rested: until when, and why. Kept for offline devices too.
+    rests: DashMap<String, (Millis, String)>,
 }
 
 impl DeviceRegistry {
@@ -101,6 +103,23 @@ impl DeviceRegistry {
         if let Some(mut entry) = self.devices.get_mut(device_id) {
             entry.live.in_flight = in_flight;
         }
+    }
+
+    /// Marks a device as rested until an instant, with the reason, or clears it.
+    pub fn set_rest(&self, device_id: &str, rest: Option<(Millis, String)>) {
+        match rest {
+            Some(it) => {
+                self.rests.insert(device_id.to_string(), it);
+            }
+            None => {
+                self.rests.remove(device_id);
+            }
+        }
+    }
+
+    /// Until when and why a device is rested, if it is.
+    pub fn rest(&self, device_id: &str) -> Option<(Millis, String)> {
+        self.rests.get(device_id).map(|it| it.clone())
     }
 
     pub fn get(&self, device_id: &str) -> Option<LiveDevice> {

@@ -90,8 +90,12 @@ pub struct SimStats {
     pub acks: AtomicU64,
     pub connects: AtomicU64,
     pub errors: AtomicU64,
+    /// Commits of one id received by a second phone: two phones asked to send one message.
+    pub cross_device_commits: AtomicU64,
     /// Every id sent, by any phone, to detect an id sent by two phones.
     ledger: std::sync::Mutex<HashSet<String>>,
+    /// Which phone each id was first committed to.
+    committed_to: std::sync::Mutex<HashMap<String, String>>,
 }
 
 impl SimStats {
@@ -100,6 +104,17 @@ impl SimStats {
         let fresh = self.ledger.lock().map(|mut it| it.insert(id.to_string())).unwrap_or(true);
         if !fresh {
             self.cross_device_duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn record_commit(&self, id: &str, phone: &str) {
+        let first = self
+            .committed_to
+            .lock()
+            .map(|mut it| it.entry(id.to_string()).or_insert_with(|| phone.to_string()).clone())
+            .unwrap_or_default();
+        if first != phone {
+            self.cross_device_commits.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -192,6 +207,7 @@ pub fn spawn_phone(
         journal: HashMap::new(),
         done: HashSet::new(),
         unacked: HashMap::new(),
+        delivering: HashSet::new(),
         sent: sent.clone(),
     };
     tokio::spawn(phone.run(control_rx));
@@ -236,6 +252,9 @@ struct PhoneTask {
     done: HashSet<String>,
     /// Reports sent and not yet acknowledged, re-sent after a reconnect.
     unacked: HashMap<(String, ReportKind), DeviceFrame>,
+    /// Sent jobs whose delivery report is still to come; like a real phone's, it arrives
+    /// whether or not the hub is connected, and is reported in the next session.
+    delivering: HashSet<String>,
     sent: Arc<Mutex<Vec<String>>>,
 }
 
@@ -335,11 +354,15 @@ impl PhoneTask {
         }
 
         let (timer_tx, mut timers) = mpsc::unbounded_channel::<Timer>();
-        // Committed jobs from an earlier session whose outcome is not yet decided finish now.
+        // Committed jobs from an earlier session whose outcome is not yet decided finish now,
+        // and delivery reports that came in meanwhile are reported.
         for (id, job) in &self.journal {
-            if job.phase == HeldPhase::Committed {
+            if job.phase == HeldPhase::Committed && !self.done.contains(id) {
                 let _ = timer_tx.send(Timer::Finish(id.clone()));
             }
+        }
+        for id in &self.delivering {
+            let _ = timer_tx.send(Timer::Deliver(id.clone()));
         }
         let mut heartbeat = tokio::time::interval(Duration::from_secs(heartbeat_s));
         heartbeat.tick().await;
@@ -410,6 +433,7 @@ impl PhoneTask {
             }
             HubFrame::Commit(JobIds { ids }) => {
                 for id in ids {
+                    self.stats.record_commit(&id, &self.credentials.id);
                     if self.done.contains(&id) {
                         // Already sent: never again. The unacked report covers the outcome.
                         self.stats.duplicate_commits.fetch_add(1, Ordering::Relaxed);
@@ -490,6 +514,7 @@ impl PhoneTask {
                         held.delivery_report = delivering;
                     }
                     if delivering {
+                        self.delivering.insert(id.clone());
                         let timers = timers.clone();
                         let latency = self.jitter(self.behaviour.latency);
                         let id = id.clone();
@@ -505,6 +530,9 @@ impl PhoneTask {
                 Some(report)
             }
             Timer::Deliver(id) => {
+                if !self.delivering.remove(&id) {
+                    return None;
+                }
                 self.stats.reported_delivered.fetch_add(1, Ordering::Relaxed);
                 let report = DeviceFrame::Delivered(Delivered { id: id.clone(), at: None });
                 self.unacked.insert((id, ReportKind::Delivered), report.clone());

@@ -31,6 +31,22 @@ pub struct SendSmsRequest {
     /// Ask the network for a delivery report.
     #[serde(default)]
     pub delivery_report: Option<bool>,
+    /// A client-chosen id: a repeat of the request returns the same messages (like the
+    /// `Idempotency-Key` header).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Seconds the message stays valid; unsent after that, it expires.
+    #[serde(default)]
+    pub ttl: Option<u64>,
+    /// RFC 3339 instant after which an unsent message expires.
+    #[serde(default)]
+    pub valid_until: Option<String>,
+    /// RFC 3339 instant before which the message is not sent.
+    #[serde(default)]
+    pub schedule_at: Option<String>,
+    /// Higher goes first (-100 to 100, default 0).
+    #[serde(default)]
+    pub priority: Option<i32>,
 }
 
 /// One accepted message in a `202` answer.
@@ -84,6 +100,30 @@ pub struct MessageDto {
     pub updated_at: String,
     /// When each state was reached.
     pub states: BTreeMap<&'static str, String>,
+    pub priority: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
+    /// Whether a temporary failure was retried.
+    pub retried: bool,
+    /// What happened to it, oldest first (filled in by `GET /api/sms/{id}`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+    /// Why it still waits for a device (only while it does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_reason: Option<String>,
+}
+
+/// One step in a message's history.
+#[derive(Debug, Serialize)]
+pub struct HistoryEntry {
+    pub at: String,
+    pub event: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl From<MessageRecord> for MessageDto {
@@ -96,6 +136,8 @@ impl From<MessageRecord> for MessageDto {
             ("sent", it.sent_at),
             ("delivered", it.delivered_at),
             ("failed", it.failed_at),
+            ("expired", it.expired_at),
+            ("cancelled", it.cancelled_at),
         ] {
             if let Some(at) = at {
                 states.insert(name, format_millis(at));
@@ -117,6 +159,12 @@ impl From<MessageRecord> for MessageDto {
             created_at: format_millis(it.created_at),
             updated_at: format_millis(it.updated_at),
             states,
+            priority: it.priority,
+            schedule_at: it.schedule_at.map(format_millis),
+            valid_until: it.valid_until.map(format_millis),
+            retried: it.retried > 0,
+            history: Vec::new(),
+            waiting_reason: None,
         }
     }
 }
@@ -221,10 +269,19 @@ pub struct DeviceDto {
     pub sent_count: i64,
     pub failed_count: i64,
     pub created_at: String,
+    /// Set while the circuit breaker rests the device after repeated failures.
+    pub rested_until: Option<String>,
+    pub rest_reason: Option<String>,
+    /// The device's own sending limits, if set (else the hub's defaults apply).
+    pub limits: Option<serde_json::Value>,
 }
 
 impl DeviceDto {
-    pub fn new(record: DeviceRecord, live: Option<LiveDevice>) -> DeviceDto {
+    pub fn new(
+        record: DeviceRecord,
+        live: Option<LiveDevice>,
+        rest: Option<(crate::domain::Millis, String)>,
+    ) -> DeviceDto {
         let stored_sims: Vec<SimInfo> =
             record.sims.as_ref().and_then(|it| serde_json::from_value(it.clone()).ok()).unwrap_or_default();
         let (sims_info, status) = match &live {
@@ -271,6 +328,9 @@ impl DeviceDto {
             sent_count: record.sent_count,
             failed_count: record.failed_count,
             created_at: format_millis(record.created_at),
+            rested_until: rest.as_ref().map(|it| format_millis(it.0)),
+            rest_reason: rest.map(|it| it.1),
+            limits: record.limits,
         }
     }
 }

@@ -15,13 +15,15 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u32>,
 }
 
 impl Reject for ApiError {}
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), retry_after: None }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -47,7 +49,11 @@ impl ApiError {
 
     pub fn into_response(self) -> warp::reply::Response {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
-        warp::reply::with_status(warp::reply::json(&body), self.status).into_response()
+        let mut response = warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(warp::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

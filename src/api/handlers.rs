@@ -16,10 +16,11 @@ use super::dto::*;
 use super::error::ApiError;
 use crate::app::Hub;
 use crate::auth;
+use crate::dispatch::limits::Limits;
 use crate::dispatch::{Event, QueuedMessage};
 use crate::domain::{MessageState, PhoneNumber, is_valid_device_id, now_millis, parse_rfc3339};
 use crate::registry::close_code;
-use crate::store::{ApiKeyRecord, Change, MessageFilter, NewMessage};
+use crate::store::{ApiKeyRecord, Change, MessageFilter, NewMessage, Outcome};
 
 /// Most recipients in one request.
 pub const MAX_RECIPIENTS: usize = 1000;
@@ -33,8 +34,33 @@ fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-pub async fn send_sms(hub: Arc<Hub>, key: ApiKeyRecord, body: Bytes) -> Result<Response, ApiError> {
+/// Longest accepted idempotency key or client id.
+const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+pub async fn send_sms(
+    hub: Arc<Hub>,
+    key: ApiKeyRecord,
+    idempotency_header: Option<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let request: SendSmsRequest = parse_json(&body)?;
+    let idempotency_key = match (idempotency_header, request.id.clone()) {
+        (Some(header), Some(id)) if header != id => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "the Idempotency-Key header and the body's id differ; give one of them",
+            ));
+        }
+        (header, id) => header.or(id),
+    };
+    if let Some(it) = &idempotency_key
+        && (it.is_empty() || it.len() > MAX_IDEMPOTENCY_KEY)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("an idempotency key or id must be 1 to {MAX_IDEMPOTENCY_KEY} characters"),
+        ));
+    }
     let mut recipients: Vec<String> = Vec::new();
     recipients.extend(request.phone_number.clone());
     recipients.extend(request.phone_numbers.clone().unwrap_or_default());
@@ -52,7 +78,7 @@ pub async fn send_sms(hub: Arc<Hub>, key: ApiKeyRecord, body: Bytes) -> Result<R
         .map(|it| PhoneNumber::parse(it, hub.config.default_region))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| ApiError::bad_request("invalid_phone_number", err.to_string()))?;
-    let text = request.message.unwrap_or_default();
+    let text = request.message.clone().unwrap_or_default();
     if text.trim().is_empty() {
         return Err(ApiError::bad_request("empty_message", "message must not be empty"));
     }
@@ -77,13 +103,46 @@ pub async fn send_sms(hub: Arc<Hub>, key: ApiKeyRecord, body: Bytes) -> Result<R
     {
         return Err(ApiError::bad_request("invalid_sim_slot", format!("sim_slot must be 0 to 7, got {slot}")));
     }
+    let priority = request.priority.unwrap_or(0);
+    if !(-100..=100).contains(&priority) {
+        return Err(ApiError::bad_request("invalid_priority", format!("priority must be -100 to 100, got {priority}")));
+    }
+    let now = now_millis();
+    let instant = |name: &str, text: &Option<String>| -> Result<Option<i64>, ApiError> {
+        match text {
+            Some(text) => parse_rfc3339(text).map(Some).ok_or_else(|| {
+                ApiError::bad_request("invalid_time", format!("{name} must be an RFC 3339 time, got {text:?}"))
+            }),
+            None => Ok(None),
+        }
+    };
+    let schedule_at = instant("schedule_at", &request.schedule_at)?;
+    let valid_until = match (request.ttl, instant("valid_until", &request.valid_until)?) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("invalid_request", "give ttl or valid_until, not both"));
+        }
+        (Some(0), None) => return Err(ApiError::bad_request("invalid_ttl", "ttl must be at least 1 second")),
+        (Some(ttl), None) => {
+            let ttl = i64::try_from(ttl.min(10 * 365 * 86_400)).unwrap_or(i64::MAX / 2_000);
+            Some(schedule_at.unwrap_or(now).max(now) + ttl * 1000)
+        }
+        (None, until) => until,
+    };
+    if let Some(until) = valid_until {
+        if until <= now {
+            return Err(ApiError::bad_request("invalid_valid_until", "valid_until is in the past"));
+        }
+        if schedule_at.is_some_and(|at| at >= until) {
+            return Err(ApiError::bad_request("invalid_schedule", "schedule_at is not before the message expires"));
+        }
+    }
     if let Some(device) = &request.device_id
         && (!is_valid_device_id(device) || hub.store.find_device(device).await?.is_none())
     {
         return Err(ApiError::bad_request("unknown_device", format!("no device with id {device:?}")));
     }
 
-    let now = now_millis();
+    let delivery_report = request.delivery_report.unwrap_or(false);
     let messages: Vec<NewMessage> = numbers
         .iter()
         .map(|number| NewMessage {
@@ -94,15 +153,65 @@ pub async fn send_sms(hub: Arc<Hub>, key: ApiKeyRecord, body: Bytes) -> Result<R
             parts: segmentation.parts as u32,
             requested_device_id: request.device_id.clone(),
             requested_sim_slot: request.sim_slot,
-            delivery_report: request.delivery_report.unwrap_or(false),
+            delivery_report,
             created_at: now,
+            priority,
+            schedule_at,
+            valid_until,
         })
         .collect();
-    hub.store.apply(Change::Insert(messages.clone())).await?;
+
+    if !hub.backlog.reserve(Some(key.id), messages.len(), hub.config.max_queued, hub.config.max_queued_per_key) {
+        let mut err = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_full",
+            "too many messages are waiting for a device; try again later",
+        );
+        err.retry_after = Some(5);
+        return Err(err);
+    }
+    let change = match &idempotency_key {
+        Some(idempotency) => {
+            let fingerprint =
+                fingerprint(&numbers, &text, &request, priority, schedule_at, valid_until, delivery_report);
+            Change::InsertIdempotent {
+                api_key_id: key.id,
+                key: idempotency.clone(),
+                fingerprint,
+                messages: messages.clone(),
+            }
+        }
+        None => Change::Insert(messages.clone()),
+    };
+    let outcome = match hub.store.apply(change).await {
+        Ok(it) => it,
+        Err(err) => {
+            hub.backlog.release(Some(key.id), messages.len());
+            return Err(err.into());
+        }
+    };
+    if outcome == Outcome::Refused {
+        hub.backlog.release(Some(key.id), messages.len());
+        let idempotency = idempotency_key.unwrap_or_default();
+        return replay(
+            &hub,
+            &key,
+            &idempotency,
+            &numbers,
+            &text,
+            &request,
+            priority,
+            schedule_at,
+            valid_until,
+            delivery_report,
+        )
+        .await;
+    }
     let queued: Vec<QueuedMessage> = messages
         .iter()
         .map(|it| QueuedMessage {
             id: it.id,
+            api_key: it.api_key_id,
             to: it.recipient.clone(),
             text: it.body.clone(),
             parts: it.parts,
@@ -110,12 +219,15 @@ pub async fn send_sms(hub: Arc<Hub>, key: ApiKeyRecord, body: Bytes) -> Result<R
             device_id: it.requested_device_id.clone(),
             sim_slot: it.requested_sim_slot,
             created_at: it.created_at,
+            priority: it.priority,
+            not_before: it.schedule_at,
+            valid_until: it.valid_until,
+            attempts: 0,
             avoid: Vec::new(),
         })
         .collect();
     hub.dispatcher.send(Event::Enqueue(queued));
-
-    let accepted: Vec<AcceptedMessage> = messages
+    let accepted = messages
         .into_iter()
         .map(|it| AcceptedMessage {
             id: it.id.to_string(),
@@ -124,21 +236,174 @@ pub async fn send_sms(hub: Arc<Hub>, key: ApiKeyRecord, body: Bytes) -> Result<R
             parts: it.parts,
         })
         .collect();
+    Ok(accepted_response(accepted, StatusCode::ACCEPTED, false))
+}
+
+fn accepted_response(accepted: Vec<AcceptedMessage>, status: StatusCode, replayed: bool) -> Response {
     let single = accepted.len() == 1;
+    let state = if single { accepted[0].state } else { MessageState::Queued.as_str() };
     let response = SendSmsResponse {
         id: single.then(|| accepted[0].id.clone()),
         phone_number: single.then(|| accepted[0].phone_number.clone()),
-        state: MessageState::Queued.as_str(),
+        state,
         messages: accepted,
     };
-    Ok(warp::reply::with_status(warp::reply::json(&response), StatusCode::ACCEPTED).into_response())
+    let mut reply = warp::reply::with_status(warp::reply::json(&response), status).into_response();
+    if replayed {
+        reply.headers_mut().insert("idempotent-replayed", warp::http::HeaderValue::from_static("true"));
+    }
+    reply
+}
+
+/// A digest of everything a request asks for, to tell a repeat from a conflicting reuse of
+/// the same idempotency key.
+#[allow(clippy::too_many_arguments)]
+fn fingerprint(
+    numbers: &[PhoneNumber],
+    text: &str,
+    request: &SendSmsRequest,
+    priority: i32,
+    schedule_at: Option<i64>,
+    valid_until: Option<i64>,
+    delivery_report: bool,
+) -> String {
+    let canonical = serde_json::json!({
+        "to": numbers.iter().map(|it| it.as_str()).collect::<Vec<_>>(),
+        "text": text,
+        "device": request.device_id,
+        "sim": request.sim_slot,
+        "priority": priority,
+        "schedule_at": schedule_at,
+        "ttl": request.ttl,
+        "valid_until": if request.ttl.is_some() { None } else { valid_until },
+        "delivery_report": delivery_report,
+    });
+    crate::domain::hash_secret(&canonical.to_string())
+}
+
+/// Answers a repeated request with the messages the first one created, or `409` if the key
+/// was used for a different request.
+#[allow(clippy::too_many_arguments)]
+async fn replay(
+    hub: &Hub,
+    key: &ApiKeyRecord,
+    idempotency: &str,
+    numbers: &[PhoneNumber],
+    text: &str,
+    request: &SendSmsRequest,
+    priority: i32,
+    schedule_at: Option<i64>,
+    valid_until: Option<i64>,
+    delivery_report: bool,
+) -> Result<Response, ApiError> {
+    let Some(stored) = hub.store.find_idempotency(key.id, idempotency).await? else {
+        return Err(ApiError::internal("an idempotency key was taken but cannot be read"));
+    };
+    if stored.fingerprint != fingerprint(numbers, text, request, priority, schedule_at, valid_until, delivery_report) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_conflict",
+            format!("the idempotency key {idempotency:?} was already used for a different request"),
+        ));
+    }
+    let records = hub.store.get_messages(&stored.message_ids).await?;
+    let accepted = records
+        .into_iter()
+        .map(|it| AcceptedMessage {
+            id: it.id.to_string(),
+            phone_number: it.recipient,
+            state: it.state.as_str(),
+            parts: it.parts,
+        })
+        .collect();
+    Ok(accepted_response(accepted, StatusCode::OK, true))
 }
 
 pub async fn get_sms(hub: Arc<Hub>, id: String) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(format!("no message with id {id:?}"));
     let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;
     let record = hub.store.get_message(uuid).await?.ok_or_else(not_found)?;
-    Ok(warp::reply::json(&MessageDto::from(record)).into_response())
+    Ok(warp::reply::json(&detailed(&hub, record).await?).into_response())
+}
+
+/// A message with its history and, while it waits, why.
+async fn detailed(hub: &Hub, record: crate::store::MessageRecord) -> Result<MessageDto, ApiError> {
+    let id = record.id;
+    let waiting = matches!(record.state, MessageState::Queued | MessageState::Dispatched);
+    let mut history: Vec<(i64, HistoryEntry)> = Vec::new();
+    let times = [
+        ("queued", Some(record.created_at), None),
+        ("dispatched", record.dispatched_at, record.device_id.clone()),
+        ("accepted", record.accepted_at, record.device_id.clone()),
+        ("sent", record.sent_at, record.device_id.clone()),
+        ("delivered", record.delivered_at, record.device_id.clone()),
+        ("expired", record.expired_at, None),
+        ("cancelled", record.cancelled_at, None),
+    ];
+    for (event, at, device_id) in times {
+        if let Some(at) = at {
+            history.push((
+                at,
+                HistoryEntry { at: crate::domain::format_millis(at), event: event.into(), device_id, detail: None },
+            ));
+        }
+    }
+    for event in hub.store.message_events(id).await? {
+        history.push((
+            event.at,
+            HistoryEntry {
+                at: crate::domain::format_millis(event.at),
+                event: event.event,
+                device_id: event.device_id,
+                detail: event.detail,
+            },
+        ));
+    }
+    // Stable order: by time, the state times before the events recorded at the same instant.
+    history.sort_by_key(|it| it.0);
+    let mut dto = MessageDto::from(record);
+    dto.history = history.into_iter().map(|it| it.1).collect();
+    if waiting {
+        dto.waiting_reason = hub.dispatcher.why_waiting(id).await;
+    }
+    Ok(dto)
+}
+
+pub async fn cancel_sms(hub: Arc<Hub>, id: String) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found(format!("no message with id {id:?}"));
+    let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let record = hub.store.get_message(uuid).await?.ok_or_else(not_found)?;
+    let not_cancellable = |state: MessageState| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "not_cancellable",
+            format!("the message is {state}; only a message no device has accepted can be cancelled"),
+        )
+    };
+    if !matches!(record.state, MessageState::Queued | MessageState::Dispatched) {
+        return Err(not_cancellable(record.state));
+    }
+    match hub.dispatcher.cancel(uuid).await? {
+        Outcome::Applied => {
+            let record = hub.store.get_message(uuid).await?.ok_or_else(not_found)?;
+            Ok(warp::reply::json(&detailed(&hub, record).await?).into_response())
+        }
+        _ => {
+            let state = hub.store.get_message(uuid).await?.map(|it| it.state).unwrap_or(record.state);
+            Err(not_cancellable(state))
+        }
+    }
+}
+
+pub async fn set_device_limits(hub: Arc<Hub>, id: String, body: Bytes) -> Result<Response, ApiError> {
+    let limits: Option<Limits> = parse_json(&body)?;
+    let value = limits.map(|it| serde_json::to_value(it).unwrap_or_default());
+    let outcome = hub.store.apply(Change::SetLimits { device: id.clone(), limits: value.clone() }).await?;
+    if outcome != Outcome::Applied {
+        return Err(ApiError::not_found(format!("no device with id {id:?}")));
+    }
+    hub.dispatcher.send(Event::Limits { device_id: id.clone(), limits });
+    Ok(warp::reply::json(&serde_json::json!({ "id": id, "limits": value })).into_response())
 }
 
 pub async fn list_sms(hub: Arc<Hub>, query: MessageQuery) -> Result<Response, ApiError> {
@@ -194,7 +459,8 @@ pub async fn list_devices(hub: Arc<Hub>) -> Result<Response, ApiError> {
         .into_iter()
         .map(|record| {
             let live = hub.registry.get(&record.id);
-            DeviceDto::new(record, live)
+            let rest = hub.registry.rest(&record.id);
+            DeviceDto::new(record, live, rest)
         })
         .collect();
     Ok(warp::reply::json(&DeviceList { devices }).into_response())
@@ -227,7 +493,7 @@ pub async fn create_device(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiEr
 
 pub async fn delete_device(hub: Arc<Hub>, id: String) -> Result<Response, ApiError> {
     let outcome = hub.store.apply(Change::DeleteDevice { id: id.clone() }).await?;
-    if outcome != crate::store::Outcome::Applied {
+    if outcome != Outcome::Applied {
         return Err(ApiError::not_found(format!("no device with id {id:?}")));
     }
     if let Some(tx) = hub.registry.sender(&id) {

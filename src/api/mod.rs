@@ -7,6 +7,7 @@
 pub mod dto;
 pub mod error;
 mod handlers;
+mod modems;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -40,7 +41,13 @@ pub fn routes(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Infal
         .unify()
         .or(delete_device(hub.clone()))
         .unify()
+        .or(cancel_sms(hub.clone()))
+        .unify()
+        .or(set_device_limits(hub.clone()))
+        .unify()
         .or(stats(hub.clone()))
+        .unify()
+        .or(modems::routes(hub.clone()))
         .unify()
         .boxed();
     let health =
@@ -99,8 +106,26 @@ fn send_sms(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejecti
         .and(warp::post())
         .and(with_hub(hub.clone()))
         .and(api_key(hub))
+        .and(warp::header::optional::<String>("idempotency-key"))
         .and(json_body())
-        .and_then(|hub, key, body| run(handlers::send_sms(hub, key, body)))
+        .and_then(|hub, key, idempotency, body| run(handlers::send_sms(hub, key, idempotency, body)))
+}
+
+fn cancel_sms(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "sms" / String)
+        .and(warp::delete())
+        .and(with_hub(hub.clone()))
+        .and(api_key(hub))
+        .and_then(|id, hub, _key| run(handlers::cancel_sms(hub, id)))
+}
+
+fn set_device_limits(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "devices" / String / "limits")
+        .and(warp::put())
+        .and(with_hub(hub.clone()))
+        .and(api_key(hub))
+        .and(json_body())
+        .and_then(|id, hub, _key, body| run(handlers::set_device_limits(hub, id, body)))
 }
 
 fn get_sms(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {

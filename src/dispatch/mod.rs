@@ -1,10 +1,10 @@
-//! The dispatcher: one task that owns the queue of waiting messages and the in-flight jobs
-//! of every connected device, and offers each message to the best device the moment one can
-//! take it (push, not polling).
+//! The dispatcher: one task that offers each waiting message to the best device the moment
+//! one can take it (push, not polling), and keeps every delivery deadline.
 //!
-//! Everything reaches it as an [`Event`] on one channel, so its state needs no locks. Store
-//! writes it needs are submitted in order from its own loop and their outcomes come back as
-//! events, so the loop never waits on the database.
+//! The decisions live in [`core::Core`], a pure state machine; this module is its shell. It
+//! feeds the core [`Event`]s and the time, and carries out the [`core::Action`]s: store
+//! writes are submitted in order from this one loop and their outcomes come back as events,
+//! so the loop never waits on the database.
 //!
 //! Invariants:
 //! - a job is offered to a device only after `dispatched` to that device is committed;
@@ -12,24 +12,31 @@
 //!   store refuses once the device accepted it, so an accepted job is never offered twice;
 //! - the dispatcher never knows what kind of transport a device uses.
 
+pub mod core;
+pub mod limits;
 pub mod scoring;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use smshub_protocol::device::{Capabilities, HubFrame, SendJob, Status};
+use dashmap::DashMap;
+use smshub_protocol::device::{Capabilities, HubFrame, Revoke, SendJob, Status};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::domain::{MessageState, Millis};
+use self::core::{Action, Core, DispatchConfig, JobEnd};
+use self::limits::Limits;
+use crate::domain::{MessageState, Millis, format_millis, now_millis};
 use crate::registry::{DeviceRegistry, Outbound};
 use crate::store::{Change, MessageRecord, Outcome, Store, StoreError};
-use scoring::ScoringConfig;
 
 /// A message waiting for a device, with what the device needs to send it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QueuedMessage {
     pub id: Uuid,
+    pub api_key: Option<Uuid>,
     pub to: String,
     pub text: String,
     pub parts: u32,
@@ -37,14 +44,27 @@ pub struct QueuedMessage {
     pub device_id: Option<String>,
     pub sim_slot: Option<u8>,
     pub created_at: Millis,
-    /// Devices that rejected this message; it is not offered to them again.
+    /// Higher goes first.
+    pub priority: i32,
+    /// Not offered before this instant (schedule or retry backoff).
+    pub not_before: Option<Millis>,
+    /// Expires if not accepted by a device before this instant.
+    pub valid_until: Option<Millis>,
+    /// Offers made so far.
+    pub attempts: u32,
+    /// Devices that refused or failed this message; offered to them only as a last resort.
     pub avoid: Vec<String>,
 }
 
 impl QueuedMessage {
     pub fn from_record(it: &MessageRecord) -> QueuedMessage {
+        let not_before = match (it.schedule_at, it.not_before) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         QueuedMessage {
             id: it.id,
+            api_key: it.api_key_id,
             to: it.recipient.clone(),
             text: it.body.clone(),
             parts: it.parts,
@@ -52,6 +72,10 @@ impl QueuedMessage {
             device_id: it.requested_device_id.clone(),
             sim_slot: it.requested_sim_slot,
             created_at: it.created_at,
+            priority: it.priority,
+            not_before,
+            valid_until: it.valid_until,
+            attempts: it.attempts,
             avoid: Vec::new(),
         }
     }
@@ -62,13 +86,13 @@ impl QueuedMessage {
 pub enum Event {
     /// Messages committed as queued.
     Enqueue(Vec<QueuedMessage>),
-    /// A device session opened.
+    /// A device session opened; `held` is the device's journal, if it keeps one.
     Connected {
         device_id: String,
         session: u64,
-        tx: mpsc::Sender<Outbound>,
-        max_in_flight: u32,
-        status: Option<Status>,
+        capabilities: Capabilities,
+        limits: Option<Limits>,
+        held: Option<Vec<Uuid>>,
     },
     /// A device reported its status.
     Status { device_id: String, session: u64, status: Status },
@@ -76,18 +100,88 @@ pub enum Event {
     Disconnected { device_id: String, session: u64 },
     /// The device owns these jobs (its acceptance is committed).
     Owned { device_id: String, ids: Vec<Uuid> },
-    /// These jobs no longer occupy the device (sent, failed, rejected or revoked).
-    Finished { device_id: String, ids: Vec<Uuid> },
+    /// A job no longer occupies the device.
+    Finished { device_id: String, id: Uuid, end: JobEnd },
     /// The device refused these offers: offer them elsewhere.
     Rejected { device_id: String, ids: Vec<Uuid>, reason: String },
-    /// A device was removed: fail what waits for it.
-    Removed { device_id: String },
-    /// Offers that did not commit (the message changed meanwhile): free their slots.
+    /// Offers that did not commit (the message changed meanwhile).
     OfferRefused { device_id: String, ids: Vec<Uuid> },
     /// Jobs whose return to the queue is committed.
     Requeued(Vec<QueuedMessage>),
-    /// Replies with the number of queued messages (for tests and stats).
+    /// A device was removed: fail what waits for it.
+    Removed { device_id: String },
+    /// A device's sending limits changed (`None`: back to the hub's defaults).
+    Limits { device_id: String, limits: Option<Limits> },
+    /// Cancel a message not yet accepted; replies with the store's outcome.
+    Cancel { id: Uuid, reply: oneshot::Sender<Result<Outcome, StoreError>> },
+    /// Why a message still waits.
+    WhyWaiting { id: Uuid, reply: oneshot::Sender<Option<String>> },
+    /// Replies with the number of waiting messages.
     QueueLen(oneshot::Sender<usize>),
+}
+
+/// The hub's clock for deadlines: wall time at start plus tokio's monotonic time since, so
+/// deadlines follow tokio's (pausable) clock and never jump with the wall clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    origin_wall: Millis,
+    origin: tokio::time::Instant,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        Clock { origin_wall: now_millis(), origin: tokio::time::Instant::now() }
+    }
+
+    pub fn now(&self) -> Millis {
+        self.origin_wall + i64::try_from(self.origin.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    fn instant(&self, at: Millis) -> tokio::time::Instant {
+        self.origin + Duration::from_millis(u64::try_from(at - self.origin_wall).unwrap_or(0))
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// Messages waiting, as the API sees them for back-pressure.
+#[derive(Default)]
+pub struct Backlog {
+    total: AtomicUsize,
+    by_key: DashMap<Option<Uuid>, usize>,
+    /// Accepted by the API but not yet seen by the dispatcher.
+    in_transit: AtomicUsize,
+    in_transit_by_key: DashMap<Option<Uuid>, usize>,
+}
+
+impl Backlog {
+    /// Reserves room for `n` messages of `key`, or says no when a limit would be passed.
+    pub fn reserve(&self, key: Option<Uuid>, n: usize, max_total: usize, max_per_key: usize) -> bool {
+        let total = self.total.load(Ordering::Relaxed) + self.in_transit.load(Ordering::Relaxed);
+        let for_key = self.by_key.get(&key).map_or(0, |it| *it) + self.in_transit_by_key.get(&key).map_or(0, |it| *it);
+        if total + n > max_total || for_key + n > max_per_key {
+            return false;
+        }
+        self.in_transit.fetch_add(n, Ordering::Relaxed);
+        *self.in_transit_by_key.entry(key).or_default() += n;
+        true
+    }
+
+    /// Gives back a reservation that was not used (the request failed).
+    pub fn release(&self, key: Option<Uuid>, n: usize) {
+        let _ = self.in_transit.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |it| Some(it.saturating_sub(n)));
+        if let Some(mut it) = self.in_transit_by_key.get_mut(&key) {
+            *it = it.saturating_sub(n);
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
 }
 
 /// Handle to the dispatcher task; cheap to clone.
@@ -101,46 +195,47 @@ impl Dispatcher {
     pub async fn start(
         store: Store,
         registry: Arc<DeviceRegistry>,
-        config: ScoringConfig,
+        config: DispatchConfig,
+        backlog: Arc<Backlog>,
+        clock: Clock,
     ) -> Result<Dispatcher, StoreError> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut state = State {
-            store: store.clone(),
-            registry,
-            config,
-            events: tx.clone(),
-            queue: VecDeque::new(),
-            pinned: HashMap::new(),
-            devices: HashMap::new(),
-            owned_offline: HashMap::new(),
-        };
+        let mut core = Core::new(config);
+        let now = clock.now();
+        // Quotas and sticky routes from the last day's offers.
+        for send in store.recent_sends(now - 24 * 3_600_000).await? {
+            core.replay_send(&send.device_id, send.sim_slot, &send.recipient, send.parts, send.dispatched_at);
+        }
         // No device is connected yet, so no offer can be answered: every offer goes back to
         // the queue. Accepted jobs stay with their device, which reports them on reconnect.
         let open = store.open_messages().await?;
         let offered: Vec<Change> = open
             .iter()
             .filter(|it| it.state == MessageState::Dispatched)
-            .filter_map(|it| it.device_id.clone().map(|device| Change::Requeue { id: it.id, device }))
+            .filter_map(|it| {
+                it.device_id.clone().map(|device| Change::Requeue { id: it.id, device, reason: "hub restarted".into() })
+            })
             .collect();
         if !offered.is_empty() {
             store.apply_all(offered).await?;
         }
         let mut waiting = Vec::new();
+        let mut accepted = 0;
         for message in &open {
             match (message.state, &message.device_id) {
                 (MessageState::Accepted, Some(device)) => {
-                    state.owned_offline.entry(device.clone()).or_default().insert(message.id);
+                    accepted += 1;
+                    let at = message.accepted_at.unwrap_or(now);
+                    core.restore_owned(device, QueuedMessage::from_record(message), message.sim_slot, at);
                 }
                 _ => waiting.push(QueuedMessage::from_record(message)),
             }
         }
-        tracing::info!(
-            queued = waiting.len(),
-            accepted = open.len() - waiting.len(),
-            "dispatcher rebuilt from the database"
-        );
-        state.enqueue(waiting);
-        tokio::spawn(state.run(rx));
+        tracing::info!(waiting = waiting.len(), accepted, "dispatcher rebuilt from the database");
+        let initial = core.enqueue(waiting, now);
+        let mut shell = Shell { core, store, registry, events: tx.clone(), backlog, clock };
+        shell.execute(initial).await;
+        tokio::spawn(shell.run(rx));
         Ok(Dispatcher { tx })
     }
 
@@ -155,217 +250,221 @@ impl Dispatcher {
         self.send(Event::QueueLen(reply));
         rx.await.unwrap_or(0)
     }
+
+    /// Why a message is not with a device yet, if the dispatcher holds it.
+    pub async fn why_waiting(&self, id: Uuid) -> Option<String> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Event::WhyWaiting { id, reply });
+        rx.await.ok().flatten()
+    }
+
+    /// Cancels a message unless a device accepted it; `Applied` or `Refused`.
+    pub async fn cancel(&self, id: Uuid) -> Result<Outcome, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Event::Cancel { id, reply });
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
 }
 
-/// A job occupying a device.
-#[derive(Debug)]
-enum Held {
-    /// Offered, not yet accepted: goes back to the queue if the device goes away.
-    Offered(QueuedMessage),
-    /// Accepted: stays with the device until it reports an outcome.
-    Owned,
-}
-
-struct Slot {
-    session: u64,
-    tx: mpsc::Sender<Outbound>,
-    /// 0 means the device takes no jobs (receive-only).
-    max_in_flight: u32,
-    /// Whether the device sends texts of more than one part.
-    multipart: bool,
-    status: Option<Status>,
-    jobs: HashMap<Uuid, Held>,
-    /// Smooth weighted round-robin credit.
-    credit: f64,
-}
-
-struct State {
+struct Shell {
+    core: Core,
     store: Store,
     registry: Arc<DeviceRegistry>,
-    config: ScoringConfig,
     events: mpsc::UnboundedSender<Event>,
-    /// Messages any device may send, oldest first.
-    queue: VecDeque<QueuedMessage>,
-    /// Messages pinned to one device, per device, oldest first.
-    pinned: HashMap<String, VecDeque<QueuedMessage>>,
-    /// Connected devices.
-    devices: HashMap<String, Slot>,
-    /// Accepted jobs of devices that are not connected.
-    owned_offline: HashMap<String, HashSet<Uuid>>,
+    backlog: Arc<Backlog>,
+    clock: Clock,
 }
 
-/// How far past an unplaceable message the queue is searched for one that fits elsewhere.
-const LOOKAHEAD: usize = 64;
-
-impl State {
+impl Shell {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
-        while let Some(event) = rx.recv().await {
-            let mut changed = self.handle(event).await;
-            // Take every event already waiting before dispatching, so a burst costs one pass.
-            while let Ok(event) = rx.try_recv() {
-                changed |= self.handle(event).await;
+        loop {
+            let wake = self.core.next_wake().map(|at| self.clock.instant(at));
+            let event = match wake {
+                Some(at) => tokio::select! {
+                    event = rx.recv() => Some(event),
+                    _ = tokio::time::sleep_until(at) => None,
+                },
+                None => Some(rx.recv().await),
+            };
+            match event {
+                Some(None) => return,
+                Some(Some(event)) => {
+                    self.handle(event).await;
+                    // Take every event already waiting before dispatching, so a burst costs one pass.
+                    while let Ok(event) = rx.try_recv() {
+                        self.handle(event).await;
+                    }
+                }
+                None => {}
             }
-            if changed {
-                self.dispatch().await;
-            }
+            let now = self.clock.now();
+            let actions = self.core.tick(now);
+            self.execute(actions).await;
+            let actions = self.core.dispatch(now);
+            self.execute(actions).await;
+            self.publish_backlog();
         }
     }
 
-    /// Applies an event; returns whether dispatching may now place something.
-    async fn handle(&mut self, event: Event) -> bool {
-        match event {
-            Event::Enqueue(messages) | Event::Requeued(messages) => {
-                self.enqueue(messages);
-                true
+    fn publish_backlog(&self) {
+        self.backlog.total.store(self.core.waiting(), Ordering::Relaxed);
+        let keys: Vec<Option<Uuid>> = self.backlog.by_key.iter().map(|it| *it.key()).collect();
+        for key in keys {
+            self.backlog.by_key.insert(key, self.core.waiting_for_key(key));
+        }
+    }
+
+    async fn handle(&mut self, event: Event) {
+        let now = self.clock.now();
+        let actions = match event {
+            Event::Enqueue(messages) => {
+                let mut counts: HashMap<Option<Uuid>, usize> = HashMap::new();
+                for message in &messages {
+                    *counts.entry(message.api_key).or_default() += 1;
+                }
+                for (key, n) in counts {
+                    self.backlog.release(key, n);
+                    self.backlog.by_key.entry(key).or_default();
+                }
+                self.core.enqueue(messages, now)
             }
-            Event::Connected { device_id, session, tx, capabilities, status } => {
-                let jobs = self
-                    .owned_offline
-                    .remove(&device_id)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|id| (id, Held::Owned))
-                    .collect();
-                let slot = Slot {
-                    session,
-                    tx,
-                    max_in_flight: capabilities.max_in_flight,
-                    multipart: capabilities.multipart,
-                    status,
-                    jobs,
-                    credit: 0.0,
-                };
-                if let Some(old) = self.devices.insert(device_id.clone(), slot) {
-                    // The replaced session's offers go back to the queue (the new session
-                    // announces what it holds); its owned jobs carry over.
-                    self.release_session(&device_id, old).await;
-                }
-                self.publish_in_flight(&device_id);
-                true
+            Event::Requeued(messages) => self.core.enqueue(messages, now),
+            Event::Connected { device_id, session, capabilities, limits, held } => {
+                self.core.connected(&device_id, session, &capabilities, limits, held.as_deref(), now)
             }
-            Event::Status { device_id, session, status } => match self.devices.get_mut(&device_id) {
-                Some(slot) if slot.session == session => {
-                    slot.status = Some(status);
-                    true
-                }
-                _ => false,
-            },
-            Event::Disconnected { device_id, session } => {
-                if self.devices.get(&device_id).is_some_and(|it| it.session == session)
-                    && let Some(slot) = self.devices.remove(&device_id)
-                {
-                    self.release_session(&device_id, slot).await;
-                }
-                false
+            Event::Status { device_id, session, status } => {
+                self.core.status(&device_id, session, status);
+                Vec::new()
             }
-            Event::Owned { device_id, ids } => {
-                match self.devices.get_mut(&device_id) {
-                    Some(slot) => {
-                        for id in ids {
-                            slot.jobs.insert(id, Held::Owned);
-                        }
-                    }
-                    None => self.owned_offline.entry(device_id.clone()).or_default().extend(ids),
-                }
-                self.publish_in_flight(&device_id);
-                false
-            }
-            Event::Finished { device_id, ids } | Event::OfferRefused { device_id, ids } => {
-                if let Some(slot) = self.devices.get_mut(&device_id) {
-                    for id in &ids {
-                        slot.jobs.remove(id);
-                    }
-                }
-                if let Some(owned) = self.owned_offline.get_mut(&device_id) {
-                    for id in &ids {
-                        owned.remove(id);
-                    }
-                }
-                self.publish_in_flight(&device_id);
-                true
-            }
+            Event::Disconnected { device_id, session } => self.core.disconnected(&device_id, session),
+            Event::Owned { device_id, ids } => self.core.owned(&device_id, &ids, now),
+            Event::Finished { device_id, id, end } => self.core.finished(&device_id, id, end, now),
             Event::Rejected { device_id, ids, reason } => {
-                let mut offered = Vec::new();
-                if let Some(slot) = self.devices.get_mut(&device_id) {
-                    for id in ids {
-                        if let Some(Held::Offered(mut message)) = slot.jobs.remove(&id) {
-                            tracing::debug!(device = %device_id, %id, %reason, "offer rejected");
-                            message.avoid.push(device_id.clone());
-                            offered.push(message);
-                        }
+                tracing::debug!(device = %device_id, ?ids, %reason, "offers rejected");
+                self.core.rejected(&device_id, &ids)
+            }
+            Event::OfferRefused { device_id, ids } => self.core.offer_refused(&device_id, &ids),
+            Event::Removed { device_id } => self.core.removed(&device_id),
+            Event::Limits { device_id, limits } => {
+                self.core.set_limits(&device_id, limits);
+                Vec::new()
+            }
+            Event::Cancel { id, reply } => {
+                let actions = self.core.cancel(id);
+                self.execute(actions).await;
+                match self.store.submit(vec![Change::Cancel { id }]).await {
+                    Ok(pending) => {
+                        tokio::spawn(async move {
+                            let result = pending.await.map(|it| it.first().copied().unwrap_or(Outcome::Refused));
+                            let _ = reply.send(result);
+                        });
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(err));
                     }
                 }
-                self.publish_in_flight(&device_id);
-                self.requeue_offers(&device_id, offered).await;
-                false
+                Vec::new()
             }
-            Event::Removed { device_id } => {
-                self.owned_offline.remove(&device_id);
-                if let Some(waiting) = self.pinned.remove(&device_id) {
-                    let changes = waiting
-                        .iter()
-                        .map(|it| Change::Failed {
-                            id: it.id,
+            Event::WhyWaiting { id, reply } => {
+                let _ = reply.send(self.core.why_waiting(id, now));
+                Vec::new()
+            }
+            Event::QueueLen(reply) => {
+                let _ = reply.send(self.core.waiting());
+                Vec::new()
+            }
+        };
+        self.execute(actions).await;
+    }
+
+    /// Carries out the core's decisions. Store writes are submitted here, in order.
+    async fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Offer { device, jobs } => self.offer(device, jobs).await,
+                Action::Requeue { device, messages, reason } => self.requeue(device, messages, reason).await,
+                Action::Revoke { device, ids, reason } => {
+                    if let Some(tx) = self.registry.sender(&device) {
+                        let ids = ids.iter().map(Uuid::to_string).collect();
+                        let frame = HubFrame::Revoke(Revoke { ids, reason: Some(reason.into()) });
+                        let _ = tx.try_send(Outbound::Frame(frame));
+                    }
+                }
+                Action::Expire { ids } => {
+                    let changes = ids.into_iter().map(|id| Change::Expire { id }).collect();
+                    self.fire(changes, "expire messages").await;
+                }
+                Action::OutcomeUnknown { device, ids, reason } => {
+                    tracing::warn!(%device, count = ids.len(), %reason, "jobs end as outcome_unknown");
+                    let changes = ids
+                        .into_iter()
+                        .map(|id| Change::OutcomeUnknown { id, device: device.clone(), reason: reason.clone() })
+                        .collect();
+                    self.fire(changes, "record unknown outcomes").await;
+                }
+                Action::FailRemoved { device, ids } => {
+                    let changes = ids
+                        .into_iter()
+                        .map(|id| Change::Failed {
+                            id,
                             device: None,
                             code: "device_removed".into(),
-                            message: format!("device {device_id} was removed before it could send this message"),
+                            message: format!("device {device} was removed before it could send this message"),
                             temporary: false,
+                            retry: None,
                         })
                         .collect();
+                    self.fire(changes, "fail the messages of a removed device").await;
+                }
+                Action::Reload { ids } => {
                     let store = self.store.clone();
+                    let events = self.events.clone();
                     tokio::spawn(async move {
-                        if let Err(err) = store.apply_all(changes).await {
-                            tracing::error!(error = %err, "could not fail the messages of a removed device");
+                        if let Ok(records) = store.get_messages(&ids).await {
+                            let waiting = records
+                                .iter()
+                                .filter(|it| it.state == MessageState::Queued)
+                                .map(QueuedMessage::from_record)
+                                .collect();
+                            let _ = events.send(Event::Requeued(waiting));
                         }
                     });
                 }
-                false
-            }
-            Event::QueueLen(reply) => {
-                let pinned: usize = self.pinned.values().map(VecDeque::len).sum();
-                let _ = reply.send(self.queue.len() + pinned);
-                false
-            }
-        }
-    }
-
-    fn enqueue(&mut self, messages: Vec<QueuedMessage>) {
-        for message in messages {
-            let queue = match &message.device_id {
-                Some(device) => self.pinned.entry(device.clone()).or_default(),
-                None => &mut self.queue,
-            };
-            // Requeued messages are older than most waiting ones: keep creation order.
-            let at = queue.partition_point(|it| (it.created_at, it.id) <= (message.created_at, message.id));
-            queue.insert(at, message);
-        }
-    }
-
-    /// A session is gone: its offers return to the queue once that is committed; its
-    /// accepted jobs wait for the device to come back.
-    async fn release_session(&mut self, device_id: &str, slot: Slot) {
-        let mut offered = Vec::new();
-        for (id, held) in slot.jobs {
-            match held {
-                Held::Offered(message) => offered.push(message),
-                Held::Owned => {
-                    self.owned_offline.entry(device_id.to_string()).or_default().insert(id);
+                Action::InFlight { device, count } => self.registry.set_in_flight(&device, count),
+                Action::Rest { device, until, reason } => {
+                    match until {
+                        Some(until) => tracing::warn!(%device, until = %format_millis(until), ?reason, "device rested"),
+                        None => tracing::info!(%device, "device rest is over"),
+                    }
+                    self.registry.set_rest(&device, until.map(|it| (it, reason.unwrap_or_default())));
                 }
             }
         }
-        self.requeue_offers(device_id, offered).await;
+    }
+
+    /// Submits changes whose outcome nobody waits for; failures are logged.
+    async fn fire(&self, changes: Vec<Change>, what: &'static str) {
+        match self.store.submit(changes).await {
+            Ok(pending) => {
+                tokio::spawn(async move {
+                    if let Err(err) = pending.await {
+                        tracing::error!(error = %err, "could not {what}");
+                    }
+                });
+            }
+            Err(err) => tracing::error!(error = %err, "could not {what}"),
+        }
     }
 
     /// Returns offers to the queue once `dispatched → queued` has committed for them.
-    async fn requeue_offers(&mut self, device_id: &str, offered: Vec<QueuedMessage>) {
-        if offered.is_empty() {
-            return;
-        }
-        let changes = offered.iter().map(|it| Change::Requeue { id: it.id, device: device_id.to_string() }).collect();
+    async fn requeue(&self, device: String, offered: Vec<QueuedMessage>, reason: String) {
+        let changes = offered
+            .iter()
+            .map(|it| Change::Requeue { id: it.id, device: device.clone(), reason: reason.clone() })
+            .collect();
         let pending = self.store.submit(changes).await;
         let store = self.store.clone();
         let events = self.events.clone();
-        let device_id = device_id.to_string();
         tokio::spawn(async move {
             let outcomes = match pending {
                 Ok(pending) => pending.await,
@@ -374,7 +473,7 @@ impl State {
             let outcomes = match outcomes {
                 Ok(it) => it,
                 Err(err) => {
-                    tracing::error!(error = %err, "could not requeue offers of a lost device");
+                    tracing::error!(error = %err, "could not requeue offers");
                     return;
                 }
             };
@@ -385,7 +484,7 @@ impl State {
                     requeued.push(message);
                 } else if let Ok(Some(record)) = store.get_message(message.id).await
                     && record.state == MessageState::Accepted
-                    && record.device_id.as_deref() == Some(device_id.as_str())
+                    && record.device_id.as_deref() == Some(device.as_str())
                 {
                     // The device's acceptance committed first: the job is its to report.
                     owned.push(message.id);
@@ -393,101 +492,19 @@ impl State {
             }
             let _ = events.send(Event::Requeued(requeued));
             if !owned.is_empty() {
-                let _ = events.send(Event::Owned { device_id, ids: owned });
+                let _ = events.send(Event::Owned { device_id: device, ids: owned });
             }
         });
     }
 
-    fn publish_in_flight(&self, device_id: &str) {
-        if let Some(slot) = self.devices.get(device_id) {
-            self.registry.set_in_flight(device_id, slot.jobs.len() as u32);
-        }
-    }
-
-    /// Offers every waiting message that some device can take now.
-    async fn dispatch(&mut self) {
-        let mut offers: HashMap<String, Vec<(QueuedMessage, Option<u8>)>> = HashMap::new();
-
-        // Pinned messages: only their device can take them.
-        for (device_id, queue) in self.pinned.iter_mut() {
-            let Some(slot) = self.devices.get_mut(device_id) else { continue };
-            while let Some(message) = queue.front() {
-                if message.parts > 1 && !slot.multipart {
-                    break;
-                }
-                let Some(candidate) = scoring::score(
-                    slot.status.as_ref(),
-                    slot.jobs.len() as u32,
-                    slot.max_in_flight,
-                    message.sim_slot,
-                    &self.config,
-                ) else {
-                    break;
-                };
-                let Some(message) = queue.pop_front() else { break };
-                slot.jobs.insert(message.id, Held::Offered(message.clone()));
-                offers.entry(device_id.clone()).or_default().push((message, candidate.sim_slot));
-            }
-        }
-        self.pinned.retain(|_, queue| !queue.is_empty());
-
-        // Everything else: the best device by smooth weighted round-robin over health.
-        let ids: Vec<String> = self.devices.keys().cloned().collect();
-        let mut idx = 0;
-        let mut misses = 0;
-        while idx < self.queue.len() && misses < LOOKAHEAD && !ids.is_empty() {
-            let message = &self.queue[idx];
-            let mut names = Vec::new();
-            let mut weights = Vec::new();
-            let mut credits = Vec::new();
-            let mut sims = Vec::new();
-            for id in &ids {
-                let slot = &self.devices[id];
-                if message.avoid.contains(id) || (message.parts > 1 && !slot.multipart) {
-                    continue;
-                }
-                if let Some(candidate) = scoring::score(
-                    slot.status.as_ref(),
-                    slot.jobs.len() as u32,
-                    slot.max_in_flight,
-                    message.sim_slot,
-                    &self.config,
-                ) {
-                    names.push(id);
-                    weights.push(candidate.weight);
-                    credits.push(slot.credit);
-                    sims.push(candidate.sim_slot);
-                }
-            }
-            let Some(chosen) = scoring::pick(&mut credits, &weights) else {
-                // Nothing can take this one; a later message may want another SIM.
-                idx += 1;
-                misses += 1;
-                continue;
-            };
-            for (name, credit) in names.iter().zip(&credits) {
-                if let Some(slot) = self.devices.get_mut(*name) {
-                    slot.credit = *credit;
-                }
-            }
-            let device_id = names[chosen].clone();
-            let Some(message) = self.queue.remove(idx) else { break };
-            if let Some(slot) = self.devices.get_mut(&device_id) {
-                slot.jobs.insert(message.id, Held::Offered(message.clone()));
-            }
-            offers.entry(device_id).or_default().push((message, sims[chosen]));
-        }
-
-        for (device_id, jobs) in offers {
-            self.offer(device_id, jobs).await;
-        }
-    }
-
     /// Commits `dispatched` for the jobs, then sends them to the device.
-    async fn offer(&mut self, device_id: String, jobs: Vec<(QueuedMessage, Option<u8>)>) {
-        let Some(slot) = self.devices.get(&device_id) else { return };
-        let tx = slot.tx.clone();
-        self.publish_in_flight(&device_id);
+    async fn offer(&self, device_id: String, jobs: Vec<(QueuedMessage, Option<u8>)>) {
+        let Some(tx) = self.registry.sender(&device_id) else {
+            let ids = jobs.iter().map(|(it, _)| it.id).collect();
+            let _ = self.events.send(Event::OfferRefused { device_id, ids });
+            let _ = self.events.send(Event::Requeued(jobs.into_iter().map(|(it, _)| it).collect()));
+            return;
+        };
         let changes = jobs
             .iter()
             .map(|(it, sim)| Change::Dispatch { id: it.id, device: device_id.clone(), sim_slot: *sim })
@@ -523,7 +540,7 @@ impl State {
                     text: message.text,
                     sim_slot,
                     delivery_report: message.delivery_report,
-                    valid_until: None,
+                    valid_until: message.valid_until.map(format_millis),
                     parts: message.parts,
                 });
                 // A closed channel means the session ended; its offers are being requeued.

@@ -42,6 +42,18 @@ pub fn score(
     requested_sim: Option<u8>,
     config: &ScoringConfig,
 ) -> Option<Candidate> {
+    score_with(status, in_flight, max_in_flight, requested_sim, config, |_| true)
+}
+
+/// [`score`], considering only the SIMs for which `usable` says yes (quotas, pacing).
+pub fn score_with(
+    status: Option<&Status>,
+    in_flight: u32,
+    max_in_flight: u32,
+    requested_sim: Option<u8>,
+    config: &ScoringConfig,
+    mut usable: impl FnMut(u8) -> bool,
+) -> Option<Candidate> {
     let status = status?;
     if in_flight >= max_in_flight {
         return None;
@@ -51,10 +63,16 @@ pub fn score(
     let (sim_slot, signal) = if sims.is_empty() {
         // Nothing known about the radio: the device picks its SIM; a requested slot is
         // passed through and the device reports `sim_unavailable` if it has no such SIM.
+        if !usable(requested_sim.unwrap_or(0)) {
+            return None;
+        }
         (requested_sim, 0.5)
     } else {
-        let usable = sims.iter().filter(|it| requested_sim.is_none_or(|slot| it.slot == slot));
-        let best = usable.filter_map(|it| signal(it).map(|s| (it.slot, s))).max_by(|a, b| a.1.total_cmp(&b.1))?;
+        let fitting = sims.iter().filter(|it| requested_sim.is_none_or(|slot| it.slot == slot));
+        let best = fitting
+            .filter_map(|it| signal(it).map(|s| (it.slot, s)))
+            .filter(|(slot, _)| usable(*slot))
+            .max_by(|a, b| a.1.total_cmp(&b.1))?;
         (Some(best.0), best.1)
     };
     let load = f64::from(in_flight) / f64::from(max_in_flight.max(1));

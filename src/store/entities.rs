@@ -41,6 +41,7 @@ pub mod device {
         pub sims: Option<Json>,
         pub sent_count: i64,
         pub failed_count: i64,
+        pub limits: Option<Json>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -78,6 +79,13 @@ pub mod message {
         pub delivered_at: Option<i64>,
         pub failed_at: Option<i64>,
         pub updated_at: i64,
+        pub priority: i32,
+        pub schedule_at: Option<i64>,
+        pub valid_until: Option<i64>,
+        pub not_before: Option<i64>,
+        pub expired_at: Option<i64>,
+        pub cancelled_at: Option<i64>,
+        pub retried: i32,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -101,6 +109,49 @@ pub mod inbox {
         pub body: String,
         pub received_at: i64,
         pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod idempotency_key {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "idempotency_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub api_key_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub key: String,
+        pub fingerprint: String,
+        /// Message ids, comma-separated, in request order.
+        pub message_ids: String,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod message_event {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "message_events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub message_id: Uuid,
+        pub at: i64,
+        pub event: String,
+        pub device_id: Option<String>,
+        pub detail: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

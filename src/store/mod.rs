@@ -23,8 +23,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::domain::{MessageState, Millis};
-use entities::{api_key, device, inbox, message};
-pub use writer::{Change, Outcome};
+use entities::{api_key, device, idempotency_key, inbox, message, message_event};
+pub use writer::{Change, Outcome, Retry};
 
 /// Database errors, as seen by the rest of the hub.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,8 @@ pub struct DeviceRecord {
     pub sims: Option<serde_json::Value>,
     pub sent_count: i64,
     pub failed_count: i64,
+    /// Per-device sending limits (JSON), overriding the hub's defaults.
+    pub limits: Option<serde_json::Value>,
 }
 
 /// A message to be inserted.
@@ -85,6 +87,11 @@ pub struct NewMessage {
     pub requested_sim_slot: Option<u8>,
     pub delivery_report: bool,
     pub created_at: Millis,
+    pub priority: i32,
+    /// Not dispatched before this instant.
+    pub schedule_at: Option<Millis>,
+    /// Expires if not sent by this instant.
+    pub valid_until: Option<Millis>,
 }
 
 /// Why a message failed.
@@ -118,6 +125,41 @@ pub struct MessageRecord {
     pub delivered_at: Option<Millis>,
     pub failed_at: Option<Millis>,
     pub updated_at: Millis,
+    pub priority: i32,
+    pub schedule_at: Option<Millis>,
+    pub valid_until: Option<Millis>,
+    /// Earliest next offer after a temporary failure (retry backoff).
+    pub not_before: Option<Millis>,
+    pub expired_at: Option<Millis>,
+    pub cancelled_at: Option<Millis>,
+    /// How many temporary failures were retried.
+    pub retried: u32,
+}
+
+/// One entry of a message's history beyond its state times: requeues, retries, expiry...
+#[derive(Debug, Clone)]
+pub struct MessageEvent {
+    pub at: Millis,
+    pub event: String,
+    pub device_id: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// A stored idempotency key: the request's fingerprint and the messages it created.
+#[derive(Debug, Clone)]
+pub struct IdempotencyRecord {
+    pub fingerprint: String,
+    pub message_ids: Vec<Uuid>,
+}
+
+/// One recent offer of a SIM, to rebuild quota windows and sticky routes at start.
+#[derive(Debug, Clone)]
+pub struct RecentSend {
+    pub device_id: String,
+    pub sim_slot: Option<u8>,
+    pub recipient: String,
+    pub parts: u32,
+    pub dispatched_at: Millis,
 }
 
 /// A received SMS.
@@ -303,6 +345,65 @@ impl Store {
         Ok(rows.into_iter().map(message_record).collect())
     }
 
+    /// The history entries of a message, oldest first.
+    pub async fn message_events(&self, id: Uuid) -> Result<Vec<MessageEvent>, StoreError> {
+        let rows = message_event::Entity::find()
+            .filter(message_event::Column::MessageId.eq(id))
+            .order_by_asc(message_event::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|it| MessageEvent { at: it.at, event: it.event, device_id: it.device_id, detail: it.detail })
+            .collect())
+    }
+
+    /// The messages with these ids, in the given order (missing ones skipped).
+    pub async fn get_messages(&self, ids: &[Uuid]) -> Result<Vec<MessageRecord>, StoreError> {
+        let rows = message::Entity::find().filter(message::Column::Id.is_in(ids.iter().copied())).all(&self.db).await?;
+        let mut by_id: HashMap<Uuid, MessageRecord> = rows.into_iter().map(|it| (it.id, message_record(it))).collect();
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
+    pub async fn find_idempotency(&self, api_key_id: Uuid, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row = idempotency_key::Entity::find_by_id((api_key_id, key.to_string())).one(&self.db).await?;
+        Ok(row.map(|it| IdempotencyRecord {
+            fingerprint: it.fingerprint,
+            message_ids: it.message_ids.split(',').filter_map(|id| Uuid::parse_str(id).ok()).collect(),
+        }))
+    }
+
+    /// Offers made since `since` (any state after dispatch), oldest first: the input for
+    /// quota windows and sticky routes.
+    pub async fn recent_sends(&self, since: Millis) -> Result<Vec<RecentSend>, StoreError> {
+        type Row = (Option<String>, Option<i16>, String, i32, Option<i64>);
+        let rows: Vec<Row> = message::Entity::find()
+            .select_only()
+            .column(message::Column::DeviceId)
+            .column(message::Column::SimSlot)
+            .column(message::Column::Recipient)
+            .column(message::Column::Parts)
+            .column(message::Column::DispatchedAt)
+            .filter(message::Column::DispatchedAt.gte(since))
+            .filter(message::Column::DeviceId.is_not_null())
+            .order_by_asc(message::Column::DispatchedAt)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(device, sim, recipient, parts, at)| {
+                Some(RecentSend {
+                    device_id: device?,
+                    sim_slot: sim.and_then(|it| u8::try_from(it).ok()),
+                    recipient,
+                    parts: u32::try_from(parts).unwrap_or(1),
+                    dispatched_at: at?,
+                })
+            })
+            .collect())
+    }
+
     /// Received SMS, newest first, and how many match in all.
     pub async fn list_inbox(
         &self,
@@ -365,6 +466,7 @@ fn device_record(it: device::Model) -> DeviceRecord {
         sims: it.sims,
         sent_count: it.sent_count,
         failed_count: it.failed_count,
+        limits: it.limits,
     }
 }
 
@@ -395,5 +497,12 @@ fn message_record(it: message::Model) -> MessageRecord {
         delivered_at: it.delivered_at,
         failed_at: it.failed_at,
         updated_at: it.updated_at,
+        priority: it.priority,
+        schedule_at: it.schedule_at,
+        valid_until: it.valid_until,
+        not_before: it.not_before,
+        expired_at: it.expired_at,
+        cancelled_at: it.cancelled_at,
+        retried: u32::try_from(it.retried).unwrap_or(0),
     }
 }

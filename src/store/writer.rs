@@ -16,9 +16,9 @@ use sea_orm::{
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::entities::{api_key, device, inbox, message};
+use super::entities::{api_key, device, idempotency_key, inbox, message, message_event};
 use super::{NewMessage, StoreError};
-use crate::domain::{MessageState, Millis, now_millis};
+use crate::domain::{MessageState, Millis, now_millis, retry_delay};
 
 /// Most changes applied in one transaction.
 const MAX_BATCH: usize = 2048;
@@ -56,6 +56,19 @@ pub enum Change {
         at: Millis,
     },
     Insert(Vec<NewMessage>),
+    /// Inserts messages under an idempotency key; `Refused` if the key is already taken
+    /// (the caller then looks up what it stands for).
+    InsertIdempotent {
+        api_key_id: Uuid,
+        key: String,
+        fingerprint: String,
+        messages: Vec<NewMessage>,
+    },
+    /// Sets (or clears) a device's sending limits.
+    SetLimits {
+        device: String,
+        limits: Option<serde_json::Value>,
+    },
     /// queued → dispatched to `device`.
     Dispatch {
         id: Uuid,
@@ -66,6 +79,7 @@ pub enum Change {
     Requeue {
         id: Uuid,
         device: String,
+        reason: String,
     },
     /// dispatched to `device` → accepted. `Unchanged` if `device` already owns it.
     Accept {
@@ -84,12 +98,30 @@ pub enum Change {
         device: String,
     },
     /// → failed. With a device, only by the owning device; without, by the hub itself.
+    /// A temporary failure with `retry` and attempts left goes back to `queued` instead
+    /// (outcome `Requeued`): nothing was sent, so trying again is safe.
     Failed {
         id: Uuid,
         device: Option<String>,
         code: String,
         message: String,
         temporary: bool,
+        retry: Option<Retry>,
+    },
+    /// accepted by `device` → failed `outcome_unknown`: the device never reported, and the SMS
+    /// may have gone out, so it is never resent.
+    OutcomeUnknown {
+        id: Uuid,
+        device: String,
+        reason: String,
+    },
+    /// queued or dispatched → expired.
+    Expire {
+        id: Uuid,
+    },
+    /// queued or dispatched → cancelled; `Refused` once a device accepted it.
+    Cancel {
+        id: Uuid,
     },
     /// A received SMS; a repeat of the same (device, external id) is stored once.
     Incoming {
@@ -102,9 +134,21 @@ pub enum Change {
     },
 }
 
+/// The retry policy applied to a temporary failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Offers allowed in all; a message offered this many times fails instead.
+    pub max_attempts: u32,
+    /// Backoff before the next offer: `base × 2^(attempts−1)`, at most `cap`.
+    pub base_ms: Millis,
+    pub cap_ms: Millis,
+}
+
 /// What a change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// A temporary failure sent the message back to the queue for another attempt.
+    Requeued,
     /// The change was made.
     Applied,
     /// Nothing to do: the change was already made (a repeat) or has been overtaken.
@@ -218,6 +262,7 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 sims: Set(None),
                 sent_count: Set(0),
                 failed_count: Set(0),
+                limits: Set(None),
             })
             .exec_without_returning(txn)
             .await?;
@@ -247,34 +292,34 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
             Ok(outcome(rows.rows_affected))
         }
         Change::Insert(messages) => {
-            for chunk in messages.chunks(INSERT_CHUNK) {
-                let rows = chunk.iter().map(|it| message::ActiveModel {
-                    id: Set(it.id),
-                    api_key_id: Set(it.api_key_id),
-                    recipient: Set(it.recipient.clone()),
-                    body: Set(it.body.clone()),
-                    parts: Set(it.parts as i32),
-                    state: Set(S::Queued.as_str().to_string()),
-                    requested_device_id: Set(it.requested_device_id.clone()),
-                    requested_sim_slot: Set(it.requested_sim_slot.map(i16::from)),
-                    device_id: Set(None),
-                    sim_slot: Set(None),
-                    delivery_report: Set(it.delivery_report),
-                    error_code: Set(None),
-                    error_message: Set(None),
-                    error_temporary: Set(None),
-                    attempts: Set(0),
-                    created_at: Set(it.created_at),
-                    dispatched_at: Set(None),
-                    accepted_at: Set(None),
-                    sent_at: Set(None),
-                    delivered_at: Set(None),
-                    failed_at: Set(None),
-                    updated_at: Set(it.created_at),
-                });
-                message::Entity::insert_many(rows).exec_without_returning(txn).await?;
-            }
+            insert_messages(txn, messages).await?;
             Ok(Outcome::Applied)
+        }
+        Change::InsertIdempotent { api_key_id, key, fingerprint, messages } => {
+            let row = idempotency_key::ActiveModel {
+                api_key_id: Set(*api_key_id),
+                key: Set(key.clone()),
+                fingerprint: Set(fingerprint.clone()),
+                message_ids: Set(messages.iter().map(|it| it.id.to_string()).collect::<Vec<_>>().join(",")),
+                created_at: Set(now),
+            };
+            let conflict = OnConflict::columns([idempotency_key::Column::ApiKeyId, idempotency_key::Column::Key])
+                .do_nothing()
+                .to_owned();
+            let rows = idempotency_key::Entity::insert(row).on_conflict(conflict).exec_without_returning(txn).await?;
+            if rows == 0 {
+                return Ok(Outcome::Refused);
+            }
+            insert_messages(txn, messages).await?;
+            Ok(Outcome::Applied)
+        }
+        Change::SetLimits { device, limits } => {
+            let rows = device::Entity::update_many()
+                .col_expr(device::Column::Limits, Expr::value(limits.clone()))
+                .filter(device::Column::Id.eq(device.as_str()))
+                .exec(txn)
+                .await?;
+            Ok(outcome(rows.rows_affected))
         }
         Change::Dispatch { id, device, sim_slot } => {
             let rows = message::Entity::update_many()
@@ -290,7 +335,7 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 .await?;
             Ok(if rows.rows_affected > 0 { Outcome::Applied } else { Outcome::Refused })
         }
-        Change::Requeue { id, device } => {
+        Change::Requeue { id, device, reason } => {
             let rows = message::Entity::update_many()
                 .col_expr(M::State, Expr::value(S::Queued.as_str()))
                 .col_expr(M::DeviceId, Expr::value(Option::<String>::None))
@@ -301,6 +346,9 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 .filter(M::State.eq(S::Dispatched.as_str()))
                 .exec(txn)
                 .await?;
+            if rows.rows_affected > 0 {
+                event(txn, *id, now, "requeued", Some(device), Some(reason)).await?;
+            }
             Ok(outcome(rows.rows_affected))
         }
         Change::Accept { id, device } => {
@@ -351,11 +399,42 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
             }
             owned_already(txn, *id, device, &[S::Delivered, S::Failed]).await
         }
-        Change::Failed { id, device, code, message: reason, temporary } => {
+        Change::Failed { id, device, code, message: reason, temporary, retry } => {
             let from: &[&str] = match device {
                 Some(_) => &[S::Dispatched.as_str(), S::Accepted.as_str(), S::Sent.as_str()],
                 None => &[S::Queued.as_str(), S::Dispatched.as_str(), S::Accepted.as_str(), S::Sent.as_str()],
             };
+            if *temporary
+                && let Some(retry) = retry
+                && let Some(device) = device
+            {
+                // Nothing was sent: back to the queue while attempts remain.
+                let attempts: Option<i32> =
+                    message::Entity::find_by_id(*id).select_only().column(M::Attempts).into_tuple().one(txn).await?;
+                let attempts = u32::try_from(attempts.unwrap_or(1)).unwrap_or(1);
+                let not_before = now + retry_delay(attempts, retry.base_ms, retry.cap_ms);
+                let rows = message::Entity::update_many()
+                    .col_expr(M::State, Expr::value(S::Queued.as_str()))
+                    .col_expr(M::DeviceId, Expr::value(Option::<String>::None))
+                    .col_expr(M::SimSlot, Expr::value(Option::<i16>::None))
+                    .col_expr(M::ErrorCode, Expr::value(code.as_str()))
+                    .col_expr(M::ErrorMessage, Expr::value(reason.as_str()))
+                    .col_expr(M::ErrorTemporary, Expr::value(true))
+                    .col_expr(M::NotBefore, Expr::value(not_before))
+                    .col_expr(M::Retried, Expr::col(M::Retried).add(1))
+                    .col_expr(M::UpdatedAt, Expr::value(now))
+                    .filter(M::Id.eq(*id))
+                    .filter(M::DeviceId.eq(device.as_str()))
+                    .filter(M::State.is_in([S::Dispatched.as_str(), S::Accepted.as_str()]))
+                    .filter(M::Attempts.lt(retry.max_attempts as i32))
+                    .exec(txn)
+                    .await?;
+                if rows.rows_affected > 0 {
+                    bump_device_count(txn, device, device::Column::FailedCount).await?;
+                    event(txn, *id, now, "retry", Some(device), Some(&format!("{code}: {reason}"))).await?;
+                    return Ok(Outcome::Requeued);
+                }
+            }
             let mut update = message::Entity::update_many()
                 .col_expr(M::State, Expr::value(S::Failed.as_str()))
                 .col_expr(M::ErrorCode, Expr::value(code.as_str()))
@@ -373,12 +452,56 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 if let Some(device) = device {
                     bump_device_count(txn, device, device::Column::FailedCount).await?;
                 }
+                event(txn, *id, now, "failed", device.as_deref(), Some(&format!("{code}: {reason}"))).await?;
                 return Ok(Outcome::Applied);
             }
             match device {
                 Some(device) => owned_already(txn, *id, device, &[S::Delivered, S::Failed]).await,
                 None => Ok(Outcome::Unchanged),
             }
+        }
+        Change::OutcomeUnknown { id, device, reason } => {
+            let rows = message::Entity::update_many()
+                .col_expr(M::State, Expr::value(S::Failed.as_str()))
+                .col_expr(M::ErrorCode, Expr::value("outcome_unknown"))
+                .col_expr(M::ErrorMessage, Expr::value(reason.as_str()))
+                .col_expr(M::ErrorTemporary, Expr::value(false))
+                .col_expr(M::FailedAt, Expr::value(now))
+                .col_expr(M::UpdatedAt, Expr::value(now))
+                .filter(M::Id.eq(*id))
+                .filter(M::DeviceId.eq(device.as_str()))
+                .filter(M::State.eq(S::Accepted.as_str()))
+                .exec(txn)
+                .await?;
+            if rows.rows_affected > 0 {
+                event(txn, *id, now, "outcome_unknown", Some(device), Some(reason)).await?;
+            }
+            Ok(outcome(rows.rows_affected))
+        }
+        Change::Expire { id } => {
+            let rows = message::Entity::update_many()
+                .col_expr(M::State, Expr::value(S::Expired.as_str()))
+                .col_expr(M::ExpiredAt, Expr::value(now))
+                .col_expr(M::UpdatedAt, Expr::value(now))
+                .filter(M::Id.eq(*id))
+                .filter(M::State.is_in([S::Queued.as_str(), S::Dispatched.as_str()]))
+                .exec(txn)
+                .await?;
+            if rows.rows_affected > 0 {
+                event(txn, *id, now, "expired", None, Some("valid_until passed before it was sent")).await?;
+            }
+            Ok(outcome(rows.rows_affected))
+        }
+        Change::Cancel { id } => {
+            let rows = message::Entity::update_many()
+                .col_expr(M::State, Expr::value(S::Cancelled.as_str()))
+                .col_expr(M::CancelledAt, Expr::value(now))
+                .col_expr(M::UpdatedAt, Expr::value(now))
+                .filter(M::Id.eq(*id))
+                .filter(M::State.is_in([S::Queued.as_str(), S::Dispatched.as_str()]))
+                .exec(txn)
+                .await?;
+            Ok(if rows.rows_affected > 0 { Outcome::Applied } else { Outcome::Refused })
         }
         Change::Incoming { device, external_id, sim_slot, sender, body, received_at } => {
             let row = inbox::ActiveModel {
@@ -430,5 +553,65 @@ async fn bump_device_count(txn: &impl ConnectionTrait, device: &str, column: dev
         .filter(device::Column::Id.eq(device))
         .exec(txn)
         .await?;
+    Ok(())
+}
+
+async fn insert_messages(txn: &impl ConnectionTrait, messages: &[NewMessage]) -> Result<(), DbErr> {
+    for chunk in messages.chunks(INSERT_CHUNK) {
+        let rows = chunk.iter().map(|it| message::ActiveModel {
+            id: Set(it.id),
+            api_key_id: Set(it.api_key_id),
+            recipient: Set(it.recipient.clone()),
+            body: Set(it.body.clone()),
+            parts: Set(it.parts as i32),
+            state: Set(MessageState::Queued.as_str().to_string()),
+            requested_device_id: Set(it.requested_device_id.clone()),
+            requested_sim_slot: Set(it.requested_sim_slot.map(i16::from)),
+            device_id: Set(None),
+            sim_slot: Set(None),
+            delivery_report: Set(it.delivery_report),
+            error_code: Set(None),
+            error_message: Set(None),
+            error_temporary: Set(None),
+            attempts: Set(0),
+            created_at: Set(it.created_at),
+            dispatched_at: Set(None),
+            accepted_at: Set(None),
+            sent_at: Set(None),
+            delivered_at: Set(None),
+            failed_at: Set(None),
+            updated_at: Set(it.created_at),
+            priority: Set(it.priority),
+            schedule_at: Set(it.schedule_at),
+            valid_until: Set(it.valid_until),
+            not_before: Set(None),
+            expired_at: Set(None),
+            cancelled_at: Set(None),
+            retried: Set(0),
+        });
+        message::Entity::insert_many(rows).exec_without_returning(txn).await?;
+    }
+    Ok(())
+}
+
+/// Appends an entry to a message's history.
+async fn event(
+    txn: &impl ConnectionTrait,
+    id: Uuid,
+    at: Millis,
+    name: &str,
+    device: Option<&str>,
+    detail: Option<&str>,
+) -> Result<(), DbErr> {
+    message_event::Entity::insert(message_event::ActiveModel {
+        id: sea_orm::ActiveValue::NotSet,
+        message_id: Set(id),
+        at: Set(at),
+        event: Set(name.to_string()),
+        device_id: Set(device.map(str::to_string)),
+        detail: Set(detail.map(str::to_string)),
+    })
+    .exec_without_returning(txn)
+    .await?;
     Ok(())
 }

@@ -26,9 +26,10 @@ use warp::ws::{Message, WebSocket};
 
 use crate::app::Hub;
 use crate::dispatch::Event;
+use crate::dispatch::core::JobEnd;
 use crate::domain::{format_millis, now_millis, parse_rfc3339};
 use crate::registry::{LiveDevice, Outbound, close_code};
-use crate::store::{Change, Committed, DeviceRecord, Outcome};
+use crate::store::{Change, Committed, DeviceRecord, Outcome, Retry};
 
 /// Largest text frame accepted from a device.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -39,9 +40,23 @@ type Completion = Pin<Box<dyn Future<Output = Reply> + Send + Sync>>;
 
 /// What to tell the device once a change has committed.
 enum Reply {
-    Accepted { ids: Vec<Uuid>, outcomes: Result<Vec<Outcome>, String> },
-    Report { id: Uuid, wire_id: String, kind: ReportKind, outcome: Result<Vec<Outcome>, String> },
-    Incoming { wire_id: String, outcome: Result<Vec<Outcome>, String> },
+    /// `silent`: the device already holds the commit (a resumed `committed` job), so a
+    /// confirmed ownership needs no new `commit` frame.
+    Accepted {
+        ids: Vec<Uuid>,
+        outcomes: Result<Vec<Outcome>, String>,
+        silent: bool,
+    },
+    Report {
+        id: Uuid,
+        wire_id: String,
+        kind: ReportKind,
+        outcome: Result<Vec<Outcome>, String>,
+    },
+    Incoming {
+        wire_id: String,
+        outcome: Result<Vec<Outcome>, String>,
+    },
 }
 
 /// Runs a session for an authenticated device until the socket closes.
@@ -85,7 +100,13 @@ pub async fn run(ws: WebSocket, device: DeviceRecord, hub: Arc<Hub>) {
     if let Some(old) = replaced {
         let _ = old.try_send(Outbound::Close { code: close_code::REPLACED, reason: "replaced by a newer connection" });
     }
-    let mut ctx = Session { hub: hub.clone(), device_id: device.id.clone(), session, pending: FuturesOrdered::new() };
+    let mut ctx = Session {
+        hub: hub.clone(),
+        device_id: device.id.clone(),
+        session,
+        pending: FuturesOrdered::new(),
+        codes: std::collections::HashMap::new(),
+    };
     tracing::info!(device = %device.id, session, "device connected");
 
     let welcome = HubFrame::Welcome(Welcome {
@@ -108,13 +129,16 @@ pub async fn run(ws: WebSocket, device: DeviceRecord, hub: Arc<Hub>) {
             sims,
         }])
         .await;
+    let limits = device.limits.as_ref().and_then(|it| serde_json::from_value(it.clone()).ok());
+    let held = hello.jobs.as_ref().map(|jobs| jobs.iter().filter_map(|it| Uuid::parse_str(&it.id).ok()).collect());
     hub.dispatcher.send(Event::Connected {
         device_id: device.id.clone(),
         session,
-        tx,
         capabilities: hello.capabilities.clone(),
-        status: None,
+        limits,
+        held,
     });
+    drop(tx);
     if let Some(jobs) = &hello.jobs {
         ctx.resume(jobs, &mut sink).await;
     }
@@ -208,6 +232,8 @@ struct Session {
     device_id: String,
     session: u64,
     pending: FuturesOrdered<Completion>,
+    /// Error codes of `failed` reports waiting for their commit.
+    codes: std::collections::HashMap<Uuid, String>,
 }
 
 type SinkResult = Result<(), ()>;
@@ -246,7 +272,7 @@ impl Session {
             }
             DeviceFrame::Accepted(JobIds { ids }) => {
                 let (ids, bad) = parse_ids(&ids);
-                self.accept(ids).await;
+                self.accept(ids, false).await;
                 self.unknown_jobs(bad, sink).await
             }
             DeviceFrame::Rejected(rejected) => {
@@ -280,8 +306,22 @@ impl Session {
                 };
                 let message = failed.reason.clone().unwrap_or_else(|| describe_code(&failed.code));
                 let temporary = failed.is_temporary();
-                let change =
-                    Change::Failed { id, device: Some(self.device_id.clone()), code: failed.code, message, temporary };
+                let config = &self.hub.config.dispatch;
+                let retry = temporary.then_some(Retry {
+                    max_attempts: config.max_attempts,
+                    base_ms: config.retry_base_ms,
+                    cap_ms: config.retry_cap_ms,
+                });
+                let code = failed.code.clone();
+                let change = Change::Failed {
+                    id,
+                    device: Some(self.device_id.clone()),
+                    code: failed.code,
+                    message,
+                    temporary,
+                    retry,
+                };
+                self.codes.insert(id, code);
                 self.report(id, failed.id, ReportKind::Failed, change).await;
                 Ok(())
             }
@@ -312,19 +352,28 @@ impl Session {
     where
         S: SinkExt<Message> + Unpin,
     {
-        let wire: Vec<String> = jobs.iter().map(|it| it.id.clone()).collect();
-        let (ids, bad) = parse_ids(&wire);
-        self.accept(ids).await;
-        let _ = self.unknown_jobs(bad, sink).await;
+        // A job the device holds as committed is already its own on both sides: check that
+        // the hub agrees, but do not ask the device to send it again.
+        let (committed, accepted): (Vec<&HeldJob>, Vec<&HeldJob>) =
+            jobs.iter().partition(|it| it.phase == smshub_protocol::device::HeldPhase::Committed);
+        let mut bad_all = Vec::new();
+        for (held, silent) in [(accepted, false), (committed, true)] {
+            let wire: Vec<String> = held.iter().map(|it| it.id.clone()).collect();
+            let (ids, bad) = parse_ids(&wire);
+            self.accept(ids, silent).await;
+            bad_all.extend(bad);
+        }
+        let _ = self.unknown_jobs(bad_all, sink).await;
     }
 
-    async fn accept(&mut self, ids: Vec<Uuid>) {
+    async fn accept(&mut self, ids: Vec<Uuid>, silent: bool) {
         if ids.is_empty() {
             return;
         }
         let changes = ids.iter().map(|id| Change::Accept { id: *id, device: self.device_id.clone() }).collect();
         let committed = self.submit(changes).await;
-        self.pending.push_back(Box::pin(async move { Reply::Accepted { ids, outcomes: wait(committed).await } }));
+        self.pending
+            .push_back(Box::pin(async move { Reply::Accepted { ids, outcomes: wait(committed).await, silent } }));
     }
 
     async fn report(&mut self, id: Uuid, wire_id: String, kind: ReportKind, change: Change) {
@@ -343,7 +392,7 @@ impl Session {
         S: SinkExt<Message> + Unpin,
     {
         match reply {
-            Reply::Accepted { ids, outcomes } => {
+            Reply::Accepted { ids, outcomes, silent } => {
                 let outcomes = match outcomes {
                     Ok(it) => it,
                     Err(err) => {
@@ -363,7 +412,7 @@ impl Session {
                             commit.push(id.to_string());
                             owned.push(id);
                         }
-                        Outcome::Refused => {
+                        Outcome::Refused | Outcome::Requeued => {
                             revoke.push(id.to_string());
                             lost.push(id);
                         }
@@ -371,30 +420,38 @@ impl Session {
                 }
                 if !owned.is_empty() {
                     self.hub.dispatcher.send(Event::Owned { device_id: self.device_id.clone(), ids: owned });
-                    send(sink, &HubFrame::Commit(JobIds { ids: commit })).await?;
+                    if !silent {
+                        send(sink, &HubFrame::Commit(JobIds { ids: commit })).await?;
+                    }
                 }
                 if !lost.is_empty() {
-                    self.hub.dispatcher.send(Event::Finished { device_id: self.device_id.clone(), ids: lost });
+                    self.hub.dispatcher.send(Event::OfferRefused { device_id: self.device_id.clone(), ids: lost });
                     let reason = Some("not_assigned".to_string());
                     send(sink, &HubFrame::Revoke(Revoke { ids: revoke, reason })).await?;
                 }
                 Ok(())
             }
             Reply::Report { id, wire_id, kind, outcome } => {
-                match outcome {
-                    Ok(outcomes) => {
-                        if outcomes.first() == Some(&Outcome::Refused) {
-                            tracing::warn!(device = %self.device_id, %id, ?kind, "report for a job this device does not own; ignored");
-                        }
-                    }
+                let code = self.codes.remove(&id).unwrap_or_default();
+                let outcome = match outcome {
+                    Ok(outcomes) => outcomes.first().copied().unwrap_or(Outcome::Unchanged),
                     Err(err) => {
                         // Not stored: no ack, so the device reports again.
                         tracing::error!(error = %err, "could not record a report");
                         return Ok(());
                     }
+                };
+                if outcome == Outcome::Refused {
+                    tracing::warn!(device = %self.device_id, %id, ?kind, "report for a job this device does not own; ignored");
                 }
-                if matches!(kind, ReportKind::Sent | ReportKind::Failed) {
-                    self.hub.dispatcher.send(Event::Finished { device_id: self.device_id.clone(), ids: vec![id] });
+                let end = match (kind, outcome) {
+                    (ReportKind::Sent, Outcome::Applied) => Some(JobEnd::Sent),
+                    (ReportKind::Failed, Outcome::Applied) => Some(JobEnd::Failed { code }),
+                    (ReportKind::Failed, Outcome::Requeued) => Some(JobEnd::Retried { code }),
+                    _ => None,
+                };
+                if let Some(end) = end {
+                    self.hub.dispatcher.send(Event::Finished { device_id: self.device_id.clone(), id, end });
                 }
                 send(sink, &ack(wire_id, kind)).await
             }

@@ -2,7 +2,12 @@
 //! real HTTP and real WebSocket phones.
 
 mod api;
+mod bench;
 mod cli;
+mod crash;
+mod delivery;
 mod device;
 mod dispatch;
+mod modem;
+mod modem_emulator;
 mod support;

@@ -245,7 +245,9 @@
     const nameRow = h('div', 'card-name-row');
     r.name = h('h3', 'card-name');
     r.badge = h('span', 'badge');
-    nameRow.append(r.name, r.badge);
+    r.rested = h('span', 'badge rested', 'Rested');
+    r.rested.hidden = true;
+    nameRow.append(r.name, r.badge, r.rested);
     r.sub = h('div', 'card-sub');
     title.append(nameRow, r.sub);
     r.presence = h('div', 'presence');
@@ -296,6 +298,12 @@
       setText(r.badge, kind === 'modem' ? 'Modem' : 'Android');
     }
     setClass(card, 'card' + (dev.online ? '' : ' offline'));
+    // The circuit breaker rests a device that keeps failing; say why and until when.
+    const rested = Boolean(dev.rested_until);
+    if (r.rested.hidden === rested) r.rested.hidden = !rested;
+    setAttr(r.rested, 'title', rested
+      ? 'Gets no new messages until ' + fullTime(dev.rested_until) + (dev.rest_reason ? '\n' + dev.rest_reason : '')
+      : '');
     setText(r.name, dev.name || dev.id);
     setAttr(r.name, 'title', (dev.name ? dev.name + '\n' : '') + 'id ' + dev.id);
     const sub = [dev.model, connLabel(dev.connection), dev.app_version ? 'v' + dev.app_version : null]

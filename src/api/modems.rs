@@ -1,0 +1,259 @@
+//! Handlers of the modem routes of the first seed system (`/api/modems/...`): detection,
+//! attaching and detaching ports, status, SIM info, messages stored on a modem, sending through
+//! one modem, USSD and balance.
+//!
+//! They only check input and call [`crate::transport::modem::Modems`] (`hub.modems`); the
+//! modem's own task does the AT work. Sending goes through the message store and the
+//! dispatcher like `POST /api/send-sms` pinned to the modem, so it is durable and tracked.
+//! Must never talk to a serial port directly, or open a path outside `/dev/`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use warp::Filter;
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+
+use super::error::ApiError;
+use super::{api_key, json_body, run, with_hub};
+use crate::app::Hub;
+use crate::store::ApiKeyRecord;
+use crate::transport::modem::{ModemError, detect};
+
+/// Every modem route, behind the API key, as one filter: mount it with
+/// `.or(modems::routes(hub.clone())).unify()` beside the other API routes.
+pub fn routes(hub: Arc<Hub>) -> warp::filters::BoxedFilter<(Response,)> {
+    let h = || with_hub(hub.clone()).and(api_key(hub.clone()));
+    let detect = warp::path!("api" / "modems" / "detect")
+        .and(warp::post())
+        .and(h())
+        .and(json_body())
+        .and_then(|hub, _key, body| run(modems_detect(hub, body)));
+    let connect = warp::path!("api" / "modems" / "connect")
+        .and(warp::post())
+        .and(h())
+        .and(json_body())
+        .and_then(|hub, _key, body| run(modems_connect(hub, body)));
+    let disconnect = warp::path!("api" / "modems" / "disconnect")
+        .and(warp::post())
+        .and(h())
+        .and(json_body())
+        .and_then(|hub, _key, body| run(modems_disconnect(hub, body)));
+    let status_all = warp::path!("api" / "modems" / "status")
+        .and(warp::get())
+        .and(h())
+        .and_then(|hub, _key| run(modems_status(hub)));
+    let status = warp::path!("api" / "modems" / String / "status")
+        .and(warp::get())
+        .and(h())
+        .and_then(|id, hub, _key| run(modem_status(hub, id)));
+    let sim = warp::path!("api" / "modems" / String / "sim-info")
+        .and(warp::get())
+        .and(h())
+        .and_then(|id, hub, _key| run(modem_sim_info(hub, id)));
+    let list = warp::path!("api" / "modems" / String / "sms")
+        .and(warp::get())
+        .and(h())
+        .and_then(|id, hub, _key| run(modem_list_sms(hub, id)));
+    let send = warp::path!("api" / "modems" / String / "sms" / "send")
+        .and(warp::post())
+        .and(h())
+        .and(warp::header::optional::<String>("idempotency-key"))
+        .and(json_body())
+        .and_then(|id, hub, key, idempotency, body| run(modem_send_sms(hub, key, id, idempotency, body)));
+    let delete = warp::path!("api" / "modems" / String / "sms" / u32)
+        .and(warp::delete())
+        .and(h())
+        .and_then(|id, index, hub, _key| run(modem_delete_sms(hub, id, index)));
+    let ussd = warp::path!("api" / "modems" / String / "ussd")
+        .and(warp::post())
+        .and(h())
+        .and(json_body())
+        .and_then(|id, hub, _key, body| run(modem_ussd(hub, id, body)));
+    let balance = warp::path!("api" / "modems" / String / "balance")
+        .and(warp::get())
+        .and(h())
+        .and_then(|id, hub, _key| run(modem_balance(hub, id)));
+    detect
+        .or(connect)
+        .unify()
+        .or(disconnect)
+        .unify()
+        .or(status_all)
+        .unify()
+        .or(status)
+        .unify()
+        .or(sim)
+        .unify()
+        .or(list)
+        .unify()
+        .or(send)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(ussd)
+        .unify()
+        .or(balance)
+        .unify()
+        .boxed()
+}
+
+fn modem_error(err: ModemError) -> ApiError {
+    let (status, code) = match &err {
+        ModemError::NotFound(_) => (StatusCode::NOT_FOUND, "modem_not_found"),
+        ModemError::NotReady(_) => (StatusCode::CONFLICT, "modem_not_ready"),
+        ModemError::Command(_) => (StatusCode::BAD_GATEWAY, "modem_error"),
+        ModemError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "modem_timeout"),
+        ModemError::Port(_) => (StatusCode::SERVICE_UNAVAILABLE, "modem_unavailable"),
+        ModemError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        ModemError::NoBalanceCode => (StatusCode::UNPROCESSABLE_ENTITY, "no_balance_code"),
+    };
+    ApiError::new(status, code, err.to_string())
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Response {
+    warp::reply::json(value).into_response()
+}
+
+fn parse<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|err| {
+        let code = if err.is_syntax() || err.is_eof() { "invalid_json" } else { "invalid_request" };
+        ApiError::bad_request(code, format!("request body: {err}"))
+    })
+}
+
+/// Body of `POST /api/modems/connect` and `/disconnect`.
+#[derive(Debug, Default, Deserialize)]
+pub struct PortRequest {
+    /// The serial port, e.g. `/dev/ttyUSB2` (`connect`), or any modem id (`disconnect`).
+    #[serde(default, alias = "modem_id", alias = "id")]
+    pub port: Option<String>,
+}
+
+/// Body of `POST /api/modems/detect`.
+#[derive(Debug, Default, Deserialize)]
+pub struct DetectRequest {
+    /// Also attach the modems found.
+    #[serde(default)]
+    pub connect: bool,
+}
+
+/// Body of `POST /api/modems/{id}/ussd`.
+#[derive(Debug, Default, Deserialize)]
+pub struct UssdRequest {
+    #[serde(default, alias = "ussd_code", alias = "command")]
+    pub code: Option<String>,
+}
+
+/// `POST /api/modems/detect`: the serial ports that answer AT, one per modem; attaches them
+/// when `{"connect": true}`.
+pub async fn modems_detect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiError> {
+    let request: DetectRequest = parse(&body)?;
+    let found = hub.modems.detect().await;
+    let attached = if request.connect { hub.modems.scan(hub.clone()).await } else { Vec::new() };
+    Ok(json(&serde_json::json!({ "detected": found, "connected": attached })))
+}
+
+/// `POST /api/modems/connect` with `{"port": "/dev/ttyUSB2"}`: attaches the modem and answers
+/// with its state once it is ready or has failed once.
+pub async fn modems_connect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiError> {
+    let request: PortRequest = parse(&body)?;
+    let port = request.port.map(|it| it.trim().to_string()).unwrap_or_default();
+    if !port.starts_with("/dev/") || port.contains("..") {
+        return Err(ApiError::bad_request("invalid_port", format!("port must be a device under /dev/, got {port:?}")));
+    }
+    let allow = &hub.modems.config().allow;
+    if !allow.is_empty() && !detect::allowed(&port, allow) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "port_not_allowed",
+            format!("{port} is not on the modem allow-list"),
+        ));
+    }
+    let status = hub.modems.connect(hub.clone(), &port).await;
+    Ok(json(&status))
+}
+
+/// `POST /api/modems/disconnect` with `{"port": ...}` (or a device id or IMEI).
+pub async fn modems_disconnect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiError> {
+    let request: PortRequest = parse(&body)?;
+    let Some(id) = request.port.filter(|it| !it.trim().is_empty()) else {
+        return Err(ApiError::bad_request("missing_port", "give the port (or modem id) to disconnect"));
+    };
+    let status = hub.modems.disconnect(id.trim()).await.map_err(modem_error)?;
+    Ok(json(&status))
+}
+
+/// `GET /api/modems/status`: every attached modem.
+pub async fn modems_status(hub: Arc<Hub>) -> Result<Response, ApiError> {
+    Ok(json(&serde_json::json!({ "modems": hub.modems.status_list() })))
+}
+
+/// `GET /api/modems/{id}/status`.
+pub async fn modem_status(hub: Arc<Hub>, id: String) -> Result<Response, ApiError> {
+    Ok(json(&hub.modems.status(&id).map_err(modem_error)?))
+}
+
+/// `GET /api/modems/{id}/sim-info`.
+pub async fn modem_sim_info(hub: Arc<Hub>, id: String) -> Result<Response, ApiError> {
+    Ok(json(&hub.modems.sim_info(&id).map_err(modem_error)?))
+}
+
+/// `GET /api/modems/{id}/sms`: messages stored on the modem.
+pub async fn modem_list_sms(hub: Arc<Hub>, id: String) -> Result<Response, ApiError> {
+    let messages = hub.modems.list_sms(&id).await.map_err(modem_error)?;
+    Ok(json(&serde_json::json!({ "messages": messages })))
+}
+
+/// `DELETE /api/modems/{id}/sms/{index}`.
+pub async fn modem_delete_sms(hub: Arc<Hub>, id: String, index: u32) -> Result<Response, ApiError> {
+    hub.modems.delete_sms(&id, index).await.map_err(modem_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /api/modems/{id}/sms/send`: a message sent through this modem only, stored and
+/// tracked like `POST /api/send-sms` with `device_id` (the seed's `to`/`text` names work too).
+pub async fn modem_send_sms(
+    hub: Arc<Hub>,
+    key: ApiKeyRecord,
+    id: String,
+    idempotency: Option<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let status = hub.modems.status(&id).map_err(modem_error)?;
+    let Some(device_id) = status.device_id else {
+        return Err(modem_error(ModemError::NotReady("not identified yet".to_string())));
+    };
+    let mut request: serde_json::Value = parse(&body)?;
+    let Some(fields) = request.as_object_mut() else {
+        return Err(ApiError::bad_request("invalid_request", "request body must be a JSON object"));
+    };
+    for (alias, name) in [("to", "phone_number"), ("number", "phone_number"), ("text", "message")] {
+        if let Some(value) = fields.remove(alias) {
+            fields.entry(name).or_insert(value);
+        }
+    }
+    fields.insert("device_id".to_string(), serde_json::Value::String(device_id));
+    let body = Bytes::from(serde_json::to_vec(&request).map_err(ApiError::internal)?);
+    super::handlers::send_sms(hub, key, idempotency, body).await
+}
+
+/// `POST /api/modems/{id}/ussd` with `{"code": "*100#"}`.
+pub async fn modem_ussd(hub: Arc<Hub>, id: String, body: Bytes) -> Result<Response, ApiError> {
+    let request: UssdRequest = parse(&body)?;
+    let Some(code) = request.code else {
+        return Err(ApiError::bad_request("missing_code", "give the USSD code, e.g. {\"code\": \"*100#\"}"));
+    };
+    let answer = hub.modems.ussd(&id, &code).await.map_err(modem_error)?;
+    Ok(json(&answer))
+}
+
+/// `GET /api/modems/{id}/balance`: the balance USSD of the SIM's operator.
+pub async fn modem_balance(hub: Arc<Hub>, id: String) -> Result<Response, ApiError> {
+    let balance = hub.modems.balance(&id).await.map_err(modem_error)?;
+    Ok(json(&balance))
+}

@@ -1,0 +1,968 @@
+//! The dispatcher's state machine: which message waits where, which device holds which job,
+//! and every deadline (schedules, retry backoff, validity, offer leases, outcome timeouts,
+//! rest periods, pacing).
+//!
+//! Pure: it does no I/O and reads no clock. Every input carries `now`, and every decision
+//! comes out as an [`Action`] for the shell (`dispatch/mod.rs`) to carry out against the
+//! store and the devices. [`Core::next_wake`] says when time alone will next change
+//! something. That makes every timer testable with tokio's paused clock, and keeps the
+//! policies in one place.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use smshub_protocol::device::{Capabilities, Status};
+use uuid::Uuid;
+
+use super::QueuedMessage;
+use super::limits::{Limits, SimUsage};
+use super::scoring::{self, ScoringConfig};
+use crate::domain::{Millis, format_millis, retry_delay};
+
+/// Tunables of the dispatcher.
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    pub scoring: ScoringConfig,
+    /// How long a device has to accept an offer before it goes elsewhere.
+    pub offer_lease_ms: Millis,
+    /// How long an accepted job may go without an outcome before it fails `outcome_unknown`.
+    pub outcome_timeout_ms: Millis,
+    /// Offers allowed per message before a temporary failure becomes final.
+    pub max_attempts: u32,
+    /// Retry backoff: `base × 2^(attempt−1)`, at most `cap`.
+    pub retry_base_ms: Millis,
+    pub retry_cap_ms: Millis,
+    /// Consecutive failures after which a device is rested.
+    pub breaker_failures: u32,
+    /// First rest period; each further rest in a row doubles it, up to 16×.
+    pub breaker_rest_ms: Millis,
+    /// Default sending limits of every SIM (a device's own limits replace them).
+    pub limits: Limits,
+    /// Seed of the pacing jitter, so runs can be repeated.
+    pub seed: u64,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            scoring: ScoringConfig::default(),
+            offer_lease_ms: 30_000,
+            outcome_timeout_ms: 3_600_000,
+            max_attempts: 3,
+            retry_base_ms: 5_000,
+            retry_cap_ms: 300_000,
+            breaker_failures: 5,
+            breaker_rest_ms: 60_000,
+            limits: Limits::default(),
+            seed: 0x5eed,
+        }
+    }
+}
+
+/// How a device's job ended, as far as the dispatcher cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEnd {
+    Sent,
+    /// A final failure.
+    Failed {
+        code: String,
+    },
+    /// A temporary failure that the store sent back to the queue.
+    Retried {
+        code: String,
+    },
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Commit `dispatched` for these jobs, then send them to the device.
+    Offer { device: String, jobs: Vec<(QueuedMessage, Option<u8>)> },
+    /// Commit `dispatched → queued` for these offers, then hand them back with `Requeued`.
+    Requeue { device: String, messages: Vec<QueuedMessage>, reason: String },
+    /// Tell the device to drop these jobs.
+    Revoke { device: String, ids: Vec<Uuid>, reason: &'static str },
+    /// Commit `expired` for these messages.
+    Expire { ids: Vec<Uuid> },
+    /// Commit `failed outcome_unknown` for these accepted jobs.
+    OutcomeUnknown { device: String, ids: Vec<Uuid>, reason: String },
+    /// Fail these messages: their pinned device was removed.
+    FailRemoved { device: String, ids: Vec<Uuid> },
+    /// Load these messages from the store and enqueue them (the core lost their content).
+    Reload { ids: Vec<Uuid> },
+    /// Show the device's in-flight count.
+    InFlight { device: String, count: u32 },
+    /// Show the device as rested until `until` (or no longer rested).
+    Rest { device: String, until: Option<Millis>, reason: Option<String> },
+}
+
+type Rank = (Reverse<i32>, Millis, Uuid);
+
+/// An accepted job of a device that is not connected: its content (if known) and SIM.
+type OwnedJob = (Option<QueuedMessage>, Option<u8>);
+
+fn rank(message: &QueuedMessage) -> Rank {
+    (Reverse(message.priority), message.created_at, message.id)
+}
+
+#[derive(Debug)]
+enum Held {
+    Offered { message: QueuedMessage, sim: Option<u8> },
+    Owned { message: Option<QueuedMessage>, sim: Option<u8> },
+}
+
+#[derive(Debug)]
+struct Slot {
+    session: u64,
+    max_in_flight: u32,
+    multipart: bool,
+    status: Option<Status>,
+    jobs: HashMap<Uuid, Held>,
+    credit: f64,
+    limits: Limits,
+}
+
+/// Circuit breaker state of a device; outlives its sessions.
+#[derive(Debug, Default)]
+struct Breaker {
+    consecutive_failures: u32,
+    rests_in_a_row: u32,
+    rested_until: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Ready,
+    Pinned,
+    Later(Millis),
+}
+
+/// The dispatcher's state.
+pub struct Core {
+    config: DispatchConfig,
+    rng: StdRng,
+    ready: BTreeMap<Rank, QueuedMessage>,
+    pinned: HashMap<String, BTreeMap<Rank, QueuedMessage>>,
+    later: BTreeMap<(Millis, Uuid), QueuedMessage>,
+    places: HashMap<Uuid, (Place, Rank)>,
+    expiries: BTreeSet<(Millis, Uuid)>,
+    leases: BTreeSet<(Millis, Uuid, String)>,
+    outcome_deadlines: BTreeSet<(Millis, Uuid, String)>,
+    devices: HashMap<String, Slot>,
+    owned_offline: HashMap<String, HashMap<Uuid, OwnedJob>>,
+    sims: HashMap<(String, u8), SimUsage>,
+    sticky: HashMap<String, (String, u8)>,
+    breakers: HashMap<String, Breaker>,
+    waiting_by_key: HashMap<Option<Uuid>, usize>,
+}
+
+/// How far past an unplaceable message the queue is searched for one that fits elsewhere.
+const LOOKAHEAD: usize = 64;
+/// Sticky routes remembered at most.
+const STICKY_MAX: usize = 200_000;
+
+impl Core {
+    pub fn new(config: DispatchConfig) -> Core {
+        let rng = StdRng::seed_from_u64(config.seed);
+        Core {
+            config,
+            rng,
+            ready: BTreeMap::new(),
+            pinned: HashMap::new(),
+            later: BTreeMap::new(),
+            places: HashMap::new(),
+            expiries: BTreeSet::new(),
+            leases: BTreeSet::new(),
+            outcome_deadlines: BTreeSet::new(),
+            devices: HashMap::new(),
+            owned_offline: HashMap::new(),
+            sims: HashMap::new(),
+            sticky: HashMap::new(),
+            breakers: HashMap::new(),
+            waiting_by_key: HashMap::new(),
+        }
+    }
+
+    pub fn config(&self) -> &DispatchConfig {
+        &self.config
+    }
+
+    /// Messages waiting for a device (ready, pinned or not yet due).
+    pub fn waiting(&self) -> usize {
+        self.places.len()
+    }
+
+    /// Messages waiting, for one API key.
+    pub fn waiting_for_key(&self, key: Option<Uuid>) -> usize {
+        self.waiting_by_key.get(&key).copied().unwrap_or(0)
+    }
+
+    // ----- inputs -------------------------------------------------------------------------
+
+    /// Messages committed as queued (new, requeued or reloaded).
+    pub fn enqueue(&mut self, messages: Vec<QueuedMessage>, now: Millis) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let mut expired = Vec::new();
+        for message in messages {
+            if message.valid_until.is_some_and(|until| until <= now) {
+                expired.push(message.id);
+                continue;
+            }
+            self.insert_waiting(message, now);
+        }
+        if !expired.is_empty() {
+            actions.push(Action::Expire { ids: expired });
+        }
+        actions
+    }
+
+    fn insert_waiting(&mut self, message: QueuedMessage, now: Millis) {
+        if self.places.contains_key(&message.id) {
+            return;
+        }
+        let key = rank(&message);
+        if let Some(until) = message.valid_until {
+            self.expiries.insert((until, message.id));
+        }
+        *self.waiting_by_key.entry(message.api_key).or_default() += 1;
+        match message.not_before {
+            Some(at) if at > now => {
+                self.places.insert(message.id, (Place::Later(at), key));
+                self.later.insert((at, message.id), message);
+            }
+            _ => self.insert_due(message),
+        }
+    }
+
+    fn insert_due(&mut self, message: QueuedMessage) {
+        let key = rank(&message);
+        match &message.device_id {
+            Some(device) => {
+                self.places.insert(message.id, (Place::Pinned, key));
+                self.pinned.entry(device.clone()).or_default().insert(key, message);
+            }
+            None => {
+                self.places.insert(message.id, (Place::Ready, key));
+                self.ready.insert(key, message);
+            }
+        }
+    }
+
+    /// Removes a waiting message, wherever it waits.
+    fn take_waiting(&mut self, id: Uuid) -> Option<QueuedMessage> {
+        let (place, key) = self.places.remove(&id)?;
+        let message = match place {
+            Place::Ready => self.ready.remove(&key),
+            Place::Later(at) => self.later.remove(&(at, id)),
+            Place::Pinned => {
+                let mut found = None;
+                for queue in self.pinned.values_mut() {
+                    if let Some(it) = queue.remove(&key) {
+                        found = Some(it);
+                        break;
+                    }
+                }
+                found
+            }
+        }?;
+        if let Some(count) = self.waiting_by_key.get_mut(&message.api_key) {
+            *count = count.saturating_sub(1);
+        }
+        Some(message)
+    }
+
+    /// A device session opened. `held` lists the jobs the device's journal holds, when it
+    /// keeps one.
+    pub fn connected(
+        &mut self,
+        device: &str,
+        session: u64,
+        capabilities: &Capabilities,
+        limits: Option<Limits>,
+        held: Option<&[Uuid]>,
+        now: Millis,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        // A session replaced without a disconnect first: its offers go back, its owned jobs
+        // carry over to the new session.
+        if let Some(old) = self.devices.remove(device) {
+            actions.extend(self.release_offers(device, old, "device reconnected"));
+        }
+        let owned = self.owned_offline.remove(device).unwrap_or_default();
+        let mut jobs = HashMap::new();
+        let mut lost = Vec::new();
+        for (id, (message, sim)) in owned {
+            if held.is_some_and(|held| !held.contains(&id)) {
+                lost.push(id);
+            } else {
+                jobs.insert(id, Held::Owned { message, sim });
+            }
+        }
+        let slot = Slot {
+            session,
+            max_in_flight: capabilities.max_in_flight,
+            multipart: capabilities.multipart,
+            status: None,
+            jobs,
+            credit: 0.0,
+            limits: limits.unwrap_or(self.config.limits),
+        };
+        self.devices.insert(device.to_string(), slot);
+        if !lost.is_empty() {
+            actions.push(Action::OutcomeUnknown {
+                device: device.to_string(),
+                ids: lost,
+                reason: "the device reconnected without this job in its journal".into(),
+            });
+        }
+        actions.push(self.in_flight(device));
+        if let Some(until) = self.breakers.get(device).and_then(|it| it.rested_until).filter(|it| *it > now) {
+            actions.push(Action::Rest {
+                device: device.to_string(),
+                until: Some(until),
+                reason: self.rest_reason(device),
+            });
+        }
+        actions
+    }
+
+    pub fn status(&mut self, device: &str, session: u64, status: Status) {
+        if let Some(slot) = self.devices.get_mut(device)
+            && slot.session == session
+        {
+            slot.status = Some(status);
+        }
+    }
+
+    pub fn set_limits(&mut self, device: &str, limits: Option<Limits>) {
+        let limits = limits.unwrap_or(self.config.limits);
+        if let Some(slot) = self.devices.get_mut(device) {
+            slot.limits = limits;
+        }
+    }
+
+    /// A device session ended: its offers go back to the queue; accepted jobs wait for it.
+    pub fn disconnected(&mut self, device: &str, session: u64) -> Vec<Action> {
+        if self.devices.get(device).is_none_or(|it| it.session != session) {
+            return Vec::new();
+        }
+        let Some(slot) = self.devices.remove(device) else { return Vec::new() };
+        self.release_offers(device, slot, "device disconnected before accepting")
+    }
+
+    fn release_offers(&mut self, device: &str, slot: Slot, reason: &str) -> Vec<Action> {
+        let mut offered = Vec::new();
+        for (id, held) in slot.jobs {
+            match held {
+                Held::Offered { message, sim } => {
+                    self.refund(device, sim, id);
+                    offered.push(message);
+                }
+                Held::Owned { message, sim } => {
+                    self.owned_offline.entry(device.to_string()).or_default().insert(id, (message, sim));
+                }
+            }
+        }
+        if offered.is_empty() {
+            return Vec::new();
+        }
+        vec![Action::Requeue { device: device.to_string(), messages: offered, reason: reason.to_string() }]
+    }
+
+    fn refund(&mut self, device: &str, sim: Option<u8>, id: Uuid) {
+        if let Some(usage) = self.sims.get_mut(&(device.to_string(), sim.unwrap_or(0))) {
+            usage.refund(id);
+        }
+    }
+
+    /// The device's acceptance of these jobs is committed: they are its own now.
+    pub fn owned(&mut self, device: &str, ids: &[Uuid], now: Millis) -> Vec<Action> {
+        let deadline = now.saturating_add(self.config.outcome_timeout_ms);
+        for id in ids {
+            self.outcome_deadlines.insert((deadline, *id, device.to_string()));
+            match self.devices.get_mut(device) {
+                Some(slot) => {
+                    let (message, sim) = match slot.jobs.remove(id) {
+                        Some(Held::Offered { message, sim }) => (Some(message), sim),
+                        Some(Held::Owned { message, sim }) => (message, sim),
+                        None => (None, None),
+                    };
+                    slot.jobs.insert(*id, Held::Owned { message, sim });
+                }
+                None => {
+                    self.owned_offline.entry(device.to_string()).or_default().entry(*id).or_insert((None, None));
+                }
+            }
+        }
+        vec![self.in_flight(device)]
+    }
+
+    /// A job stopped occupying the device.
+    pub fn finished(&mut self, device: &str, id: Uuid, end: JobEnd, now: Millis) -> Vec<Action> {
+        let held = match self.devices.get_mut(device) {
+            Some(slot) => slot.jobs.remove(&id),
+            None => self
+                .owned_offline
+                .get_mut(device)
+                .and_then(|it| it.remove(&id))
+                .map(|(message, sim)| Held::Owned { message, sim }),
+        };
+        let (message, sim) = match held {
+            Some(Held::Offered { message, sim }) => (Some(message), sim),
+            Some(Held::Owned { message, sim }) => (message, sim),
+            None => (None, None),
+        };
+        let mut actions = vec![self.in_flight(device)];
+        match end {
+            JobEnd::Sent => {
+                if let Some(breaker) = self.breakers.get_mut(device) {
+                    breaker.consecutive_failures = 0;
+                    breaker.rests_in_a_row = 0;
+                }
+                if let Some(message) = &message {
+                    if self.sticky.len() >= STICKY_MAX {
+                        self.sticky.clear();
+                    }
+                    self.sticky.insert(message.to.clone(), (device.to_string(), sim.unwrap_or(0)));
+                }
+            }
+            JobEnd::Failed { code } => actions.extend(self.failure(device, &code, now)),
+            JobEnd::Retried { code } => {
+                actions.extend(self.failure(device, &code, now));
+                match message {
+                    Some(mut message) => {
+                        message.attempts = message.attempts.max(1);
+                        message.not_before = Some(
+                            now + retry_delay(message.attempts, self.config.retry_base_ms, self.config.retry_cap_ms),
+                        );
+                        message.avoid.push(device.to_string());
+                        self.insert_waiting(message, now);
+                    }
+                    None => actions.push(Action::Reload { ids: vec![id] }),
+                }
+            }
+        }
+        actions
+    }
+
+    fn failure(&mut self, device: &str, code: &str, now: Millis) -> Vec<Action> {
+        // Failures that say nothing about the device's health do not count.
+        if matches!(code, "invalid_recipient" | "expired" | "delivery_failed") {
+            return Vec::new();
+        }
+        let threshold = self.config.breaker_failures;
+        let base = self.config.breaker_rest_ms;
+        let breaker = self.breakers.entry(device.to_string()).or_default();
+        breaker.consecutive_failures += 1;
+        if threshold == 0 || breaker.consecutive_failures < threshold {
+            return Vec::new();
+        }
+        let factor = 1i64 << breaker.rests_in_a_row.min(4);
+        breaker.rests_in_a_row += 1;
+        let until = now + base * factor;
+        breaker.rested_until = Some(until);
+        let reason = format!("{} failures in a row, the last one {code}", breaker.consecutive_failures);
+        breaker.consecutive_failures = 0;
+        vec![Action::Rest { device: device.to_string(), until: Some(until), reason: Some(reason) }]
+    }
+
+    fn rest_reason(&self, device: &str) -> Option<String> {
+        self.breakers.get(device).map(|it| format!("rested after {} failed rests in a row", it.rests_in_a_row))
+    }
+
+    /// The device refused these offers: they go elsewhere (the shell commits the requeue).
+    pub fn rejected(&mut self, device: &str, ids: &[Uuid]) -> Vec<Action> {
+        let mut messages = Vec::new();
+        if let Some(slot) = self.devices.get_mut(device) {
+            for id in ids {
+                if let Some(Held::Offered { mut message, sim }) = slot.jobs.remove(id) {
+                    message.avoid.push(device.to_string());
+                    messages.push((message, sim));
+                }
+            }
+        }
+        for (message, sim) in &messages {
+            self.refund(device, *sim, message.id);
+        }
+        let mut actions = vec![self.in_flight(device)];
+        if !messages.is_empty() {
+            actions.push(Action::Requeue {
+                device: device.to_string(),
+                messages: messages.into_iter().map(|it| it.0).collect(),
+                reason: "the device rejected the offer".into(),
+            });
+        }
+        actions
+    }
+
+    /// Offers whose `dispatched` did not commit (the message changed meanwhile).
+    pub fn offer_refused(&mut self, device: &str, ids: &[Uuid]) -> Vec<Action> {
+        if let Some(slot) = self.devices.get_mut(device) {
+            for id in ids {
+                slot.jobs.remove(id);
+            }
+        }
+        vec![self.in_flight(device)]
+    }
+
+    /// A device was removed: what waits for it fails.
+    pub fn removed(&mut self, device: &str) -> Vec<Action> {
+        self.owned_offline.remove(device);
+        let Some(queue) = self.pinned.remove(device) else { return Vec::new() };
+        let ids: Vec<Uuid> = queue.values().map(|it| it.id).collect();
+        for message in queue.values() {
+            self.places.remove(&message.id);
+            if let Some(count) = self.waiting_by_key.get_mut(&message.api_key) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        vec![Action::FailRemoved { device: device.to_string(), ids }]
+    }
+
+    /// A client cancels a message. Returns the actions and whether the core still held it
+    /// unaccepted (the store decides for good).
+    pub fn cancel(&mut self, id: Uuid) -> Vec<Action> {
+        if self.take_waiting(id).is_some() {
+            return Vec::new();
+        }
+        let mut actions = Vec::new();
+        let mut offered_on = None;
+        for (device, slot) in &mut self.devices {
+            if matches!(slot.jobs.get(&id), Some(Held::Offered { .. })) {
+                slot.jobs.remove(&id);
+                offered_on = Some(device.clone());
+                break;
+            }
+        }
+        if let Some(device) = offered_on {
+            actions.push(Action::Revoke { device: device.clone(), ids: vec![id], reason: "cancelled" });
+            actions.push(self.in_flight(&device));
+        }
+        actions
+    }
+
+    // ----- time ---------------------------------------------------------------------------
+
+    /// When time alone will next change something, if ever. Drops deadlines that no longer
+    /// apply (the job moved on), so it never wakes for nothing.
+    pub fn next_wake(&mut self) -> Option<Millis> {
+        while let Some((_, id, device)) = self.leases.first() {
+            if self.devices.get(device).is_some_and(|slot| matches!(slot.jobs.get(id), Some(Held::Offered { .. }))) {
+                break;
+            }
+            self.leases.pop_first();
+        }
+        while let Some((_, id, device)) = self.outcome_deadlines.first() {
+            let owned = match self.devices.get(device) {
+                Some(slot) => matches!(slot.jobs.get(id), Some(Held::Owned { .. })),
+                None => self.owned_offline.get(device).is_some_and(|it| it.contains_key(id)),
+            };
+            if owned {
+                break;
+            }
+            self.outcome_deadlines.pop_first();
+        }
+        while let Some((_, id)) = self.expiries.first() {
+            let held = self.places.contains_key(id)
+                || self.devices.values().any(|slot| matches!(slot.jobs.get(id), Some(Held::Offered { .. })));
+            if held {
+                break;
+            }
+            self.expiries.pop_first();
+        }
+        let mut wake: Option<Millis> = None;
+        let mut consider = |at: Millis| wake = Some(wake.map_or(at, |it| it.min(at)));
+        if let Some(((at, _), _)) = self.later.first_key_value() {
+            consider(*at);
+        }
+        if let Some((at, _)) = self.expiries.first() {
+            consider(*at);
+        }
+        if let Some((at, _, _)) = self.leases.first() {
+            consider(*at);
+        }
+        if let Some((at, _, _)) = self.outcome_deadlines.first() {
+            consider(*at);
+        }
+        for breaker in self.breakers.values() {
+            if let Some(until) = breaker.rested_until {
+                consider(until);
+            }
+        }
+        if !self.ready.is_empty() || !self.pinned.is_empty() {
+            for usage in self.sims.values() {
+                if usage.next_at > 0 {
+                    consider(usage.next_at);
+                }
+            }
+        }
+        wake
+    }
+
+    /// Applies every deadline that has passed.
+    pub fn tick(&mut self, now: Millis) -> Vec<Action> {
+        let mut actions = Vec::new();
+
+        // Schedules and retry backoffs that are due.
+        while let Some(entry) = self.later.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let message = entry.remove();
+            self.places.remove(&message.id);
+            self.insert_due(message);
+        }
+
+        // Validity: a message past `valid_until` that no device has accepted expires.
+        let mut expired = Vec::new();
+        while let Some(&(at, id)) = self.expiries.first() {
+            if at > now {
+                break;
+            }
+            self.expiries.pop_first();
+            if self.take_waiting(id).is_some() {
+                expired.push(id);
+                continue;
+            }
+            let offered_on = self
+                .devices
+                .iter()
+                .find(|(_, slot)| matches!(slot.jobs.get(&id), Some(Held::Offered { .. })))
+                .map(|(device, _)| device.clone());
+            if let Some(device) = offered_on {
+                if let Some(slot) = self.devices.get_mut(&device) {
+                    slot.jobs.remove(&id);
+                }
+                actions.push(Action::Revoke { device: device.clone(), ids: vec![id], reason: "expired" });
+                actions.push(self.in_flight(&device));
+                expired.push(id);
+            }
+        }
+        if !expired.is_empty() {
+            actions.push(Action::Expire { ids: expired });
+        }
+
+        // Offer leases: an offer not accepted in time goes elsewhere.
+        let mut lapsed: HashMap<String, Vec<QueuedMessage>> = HashMap::new();
+        while let Some((at, _, _)) = self.leases.first() {
+            if *at > now {
+                break;
+            }
+            let Some((_, id, device)) = self.leases.pop_first() else { break };
+            let Some(slot) = self.devices.get_mut(&device) else { continue };
+            if !matches!(slot.jobs.get(&id), Some(Held::Offered { .. })) {
+                continue;
+            }
+            if let Some(Held::Offered { mut message, sim }) = slot.jobs.remove(&id) {
+                message.avoid.push(device.clone());
+                self.refund(&device, sim, id);
+                lapsed.entry(device).or_default().push(message);
+            }
+        }
+        for (device, messages) in lapsed {
+            let ids = messages.iter().map(|it| it.id).collect();
+            actions.push(Action::Revoke { device: device.clone(), ids, reason: "lease_expired" });
+            actions.push(self.in_flight(&device));
+            actions.push(Action::Requeue { device, messages, reason: "the device did not accept in time".into() });
+        }
+
+        // Accepted jobs that never got an outcome.
+        let mut unknown: HashMap<String, Vec<Uuid>> = HashMap::new();
+        while let Some((at, _, _)) = self.outcome_deadlines.first() {
+            if *at > now {
+                break;
+            }
+            let Some((_, id, device)) = self.outcome_deadlines.pop_first() else { break };
+            let still_owned = match self.devices.get_mut(&device) {
+                Some(slot) => matches!(slot.jobs.get(&id), Some(Held::Owned { .. })) && slot.jobs.remove(&id).is_some(),
+                None => self.owned_offline.get_mut(&device).and_then(|it| it.remove(&id)).is_some(),
+            };
+            if still_owned {
+                unknown.entry(device).or_default().push(id);
+            }
+        }
+        for (device, ids) in unknown {
+            actions.push(self.in_flight(&device));
+            actions.push(Action::OutcomeUnknown {
+                device,
+                ids,
+                reason: "the device did not report an outcome in time; it may have been sent".into(),
+            });
+        }
+
+        // Rests that are over.
+        for (device, breaker) in &mut self.breakers {
+            if breaker.rested_until.is_some_and(|until| until <= now) {
+                breaker.rested_until = None;
+                actions.push(Action::Rest { device: device.clone(), until: None, reason: None });
+            }
+        }
+        actions
+    }
+
+    // ----- choosing devices ---------------------------------------------------------------
+
+    fn rested(&self, device: &str, now: Millis) -> bool {
+        self.breakers.get(device).and_then(|it| it.rested_until).is_some_and(|until| until > now)
+    }
+
+    /// Scores `device` for `message`, honouring rests, capabilities, quotas and pacing.
+    fn candidate(&mut self, device: &str, message: &QueuedMessage, now: Millis) -> Option<scoring::Candidate> {
+        if self.rested(device, now) {
+            return None;
+        }
+        let slot = self.devices.get(device)?;
+        if message.parts > 1 && !slot.multipart {
+            return None;
+        }
+        let limits = slot.limits;
+        let status = slot.status.as_ref()?;
+        let sims = &mut self.sims;
+        let usable = |slot_idx: u8| {
+            sims.entry((device.to_string(), slot_idx))
+                .or_default()
+                .check(&limits, now, message.parts, &message.to)
+                .is_ok()
+        };
+        scoring::score_with(
+            Some(status),
+            slot.jobs.len() as u32,
+            slot.max_in_flight,
+            message.sim_slot,
+            &self.config.scoring,
+            usable,
+        )
+    }
+
+    /// Offers every waiting message that some device can take now.
+    pub fn dispatch(&mut self, now: Millis) -> Vec<Action> {
+        let mut offers: HashMap<String, Vec<(QueuedMessage, Option<u8>)>> = HashMap::new();
+
+        // Pinned messages: only their device can take them.
+        let pinned_devices: Vec<String> =
+            self.pinned.keys().filter(|it| self.devices.contains_key(*it)).cloned().collect();
+        for device in pinned_devices {
+            while let Some(message) = self.pinned.get(&device).and_then(|it| it.values().next()).cloned() {
+                let Some(candidate) = self.candidate(&device, &message, now) else { break };
+                if let Some(queue) = self.pinned.get_mut(&device) {
+                    queue.remove(&rank(&message));
+                }
+                self.places.remove(&message.id);
+                self.assign(&device, message, candidate.sim_slot, now, &mut offers);
+            }
+        }
+        self.pinned.retain(|_, queue| !queue.is_empty());
+
+        // Everything else: sticky route first, else smooth weighted round-robin over health.
+        let devices: Vec<String> = self.devices.keys().cloned().collect();
+        let mut misses = 0;
+        let mut cursor: Option<Rank> = None;
+        while misses < LOOKAHEAD && !devices.is_empty() {
+            let next = match cursor {
+                None => self.ready.iter().next(),
+                Some(after) => self.ready.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)).next(),
+            };
+            let Some((key, message)) = next.map(|(k, m)| (*k, m.clone())) else { break };
+            let mut names = Vec::new();
+            let mut weights = Vec::new();
+            let mut sims = Vec::new();
+            let mut sticky_pick = None;
+            for avoid_pass in [true, false] {
+                for device in &devices {
+                    if avoid_pass == message.avoid.contains(device) {
+                        continue;
+                    }
+                    if let Some(candidate) = self.candidate(device, &message, now) {
+                        if let Some((sticky_device, sticky_sim)) = self.sticky.get(&message.to)
+                            && sticky_device == device
+                            && candidate.sim_slot.unwrap_or(0) == *sticky_sim
+                        {
+                            sticky_pick = Some(names.len());
+                        }
+                        names.push(device.clone());
+                        weights.push(candidate.weight);
+                        sims.push(candidate.sim_slot);
+                    }
+                }
+                // Devices that refused or failed this message are a last resort.
+                if !names.is_empty() {
+                    break;
+                }
+            }
+            let chosen = match sticky_pick {
+                Some(it) => Some(it),
+                None => {
+                    let mut credits: Vec<f64> =
+                        names.iter().map(|it| self.devices.get(it).map_or(0.0, |slot| slot.credit)).collect();
+                    let chosen = scoring::pick(&mut credits, &weights);
+                    for (name, credit) in names.iter().zip(credits) {
+                        if let Some(slot) = self.devices.get_mut(name) {
+                            slot.credit = credit;
+                        }
+                    }
+                    chosen
+                }
+            };
+            let Some(chosen) = chosen else {
+                cursor = Some(key);
+                misses += 1;
+                continue;
+            };
+            self.ready.remove(&key);
+            self.places.remove(&message.id);
+            self.assign(&names[chosen], message, sims[chosen], now, &mut offers);
+        }
+
+        let mut actions = Vec::new();
+        for (device, jobs) in offers {
+            actions.push(self.in_flight(&device));
+            actions.push(Action::Offer { device, jobs });
+        }
+        actions
+    }
+
+    fn assign(
+        &mut self,
+        device: &str,
+        mut message: QueuedMessage,
+        sim: Option<u8>,
+        now: Millis,
+        offers: &mut HashMap<String, Vec<(QueuedMessage, Option<u8>)>>,
+    ) {
+        if let Some(count) = self.waiting_by_key.get_mut(&message.api_key) {
+            *count = count.saturating_sub(1);
+        }
+        message.attempts += 1;
+        let Some(slot) = self.devices.get_mut(device) else { return };
+        let limits = slot.limits;
+        slot.jobs.insert(message.id, Held::Offered { message: message.clone(), sim });
+        let extra = if limits.jitter_ms > 0 { self.rng.random_range(0..=limits.jitter_ms) } else { 0 };
+        self.sims.entry((device.to_string(), sim.unwrap_or(0))).or_default().record(
+            &limits,
+            now,
+            message.parts,
+            &message.to,
+            message.id,
+            extra,
+        );
+        self.leases.insert((now.saturating_add(self.config.offer_lease_ms), message.id, device.to_string()));
+        offers.entry(device.to_string()).or_default().push((message, sim));
+    }
+
+    fn in_flight(&self, device: &str) -> Action {
+        let count = self.devices.get(device).map_or(0, |it| it.jobs.len() as u32);
+        Action::InFlight { device: device.to_string(), count }
+    }
+
+    /// Records an offer made before a restart, so quotas and sticky routes survive it.
+    pub fn replay_send(&mut self, device: &str, sim: Option<u8>, recipient: &str, parts: u32, at: Millis) {
+        let limits = self.config.limits;
+        self.sims.entry((device.to_string(), sim.unwrap_or(0))).or_default().record(
+            &limits,
+            at,
+            parts,
+            recipient,
+            Uuid::nil(),
+            0,
+        );
+        self.sticky.insert(recipient.to_string(), (device.to_string(), sim.unwrap_or(0)));
+    }
+
+    /// Registers an accepted job found in the database at start.
+    pub fn restore_owned(&mut self, device: &str, message: QueuedMessage, sim: Option<u8>, accepted_at: Millis) {
+        let id = message.id;
+        self.outcome_deadlines.insert((
+            accepted_at.saturating_add(self.config.outcome_timeout_ms),
+            id,
+            device.to_string(),
+        ));
+        self.owned_offline.entry(device.to_string()).or_default().insert(id, (Some(message), sim));
+    }
+
+    // ----- explaining ---------------------------------------------------------------------
+
+    /// Why a message is not with a device yet, or `None` if the core does not hold it.
+    pub fn why_waiting(&mut self, id: Uuid, now: Millis) -> Option<String> {
+        if let Some((device, _)) = self.devices.iter().find(|(_, slot)| slot.jobs.contains_key(&id)) {
+            return Some(format!("offered to device {device}, waiting for it to accept"));
+        }
+        let (place, key) = *self.places.get(&id)?;
+        let message = match place {
+            Place::Later(at) => {
+                let message = self.later.get(&(at, id))?;
+                return Some(if message.attempts > 0 {
+                    format!("retrying after a temporary failure, not before {}", format_millis(at))
+                } else {
+                    format!("scheduled for {}", format_millis(at))
+                });
+            }
+            Place::Ready => self.ready.get(&key)?.clone(),
+            Place::Pinned => self.pinned.values().find_map(|it| it.get(&key))?.clone(),
+        };
+        let devices: Vec<String> = match &message.device_id {
+            Some(device) if !self.devices.contains_key(device) => {
+                return Some(format!("waiting for device {device}, which is offline"));
+            }
+            Some(device) => vec![device.clone()],
+            None => self.devices.keys().cloned().collect(),
+        };
+        if devices.is_empty() {
+            return Some("no device is online".into());
+        }
+        let mut reasons = Vec::new();
+        for device in devices {
+            reasons.push(format!("{device}: {}", self.device_reason(&device, &message, now)));
+        }
+        reasons.sort();
+        Some(format!("no device can take it now ({})", reasons.join("; ")))
+    }
+
+    fn device_reason(&mut self, device: &str, message: &QueuedMessage, now: Millis) -> String {
+        if let Some(until) = self.breakers.get(device).and_then(|it| it.rested_until).filter(|it| *it > now) {
+            return format!("rested after repeated failures until {}", format_millis(until));
+        }
+        let Some(slot) = self.devices.get(device) else { return "offline".into() };
+        if message.parts > 1 && !slot.multipart {
+            return "does not send multipart messages".into();
+        }
+        let Some(status) = slot.status.clone() else { return "has not reported its status yet".into() };
+        if slot.jobs.len() as u32 >= slot.max_in_flight {
+            return format!("at its in-flight limit of {}", slot.max_in_flight);
+        }
+        if let Some(battery) = status.battery
+            && !battery.charging
+            && battery.level < self.config.scoring.min_battery
+        {
+            return format!("battery at {}% and not charging", battery.level);
+        }
+        let limits = slot.limits;
+        let mut sim_reasons = Vec::new();
+        for sim in &status.sims {
+            if message.sim_slot.is_some_and(|it| it != sim.slot) {
+                continue;
+            }
+            if scoring::signal(sim).is_none() {
+                sim_reasons.push(format!("SIM {} has no service", sim.slot));
+                continue;
+            }
+            let usage = self.sims.entry((device.to_string(), sim.slot)).or_default();
+            if let Err(blocked) = usage.check(&limits, now, message.parts, &message.to) {
+                sim_reasons.push(format!("SIM {} {blocked}", sim.slot));
+            }
+        }
+        if sim_reasons.is_empty() {
+            if let Some(slot) = message.sim_slot
+                && !status.sims.iter().any(|it| it.slot == slot)
+            {
+                return format!("has no SIM in slot {slot}");
+            }
+            return "eligible".into();
+        }
+        sim_reasons.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1321 @@
+//! One modem's task: owns its serial port, turns `send` jobs into `AT+CMGS` PDUs, and what the
+//! modem says into store changes and dispatcher events, exactly as a phone session does.
+//!
+//! Life of a port ([`Supervisor::run`]): open → init (echo off, numeric errors, SIM PIN, PDU
+//! mode, storage, new-message indications with fallbacks; research notes §6) → identify (IMEI
+//! keys the hub device, created on first sight) → register in the registry → serve until the
+//! port fails or the modem is detached → go offline → reopen after `retry` (hot-plug).
+//!
+//! Serving, one thing at a time (one command outstanding): a `send` job is accepted (the
+//! acceptance committed) right before its PDUs are written, then reported `sent` with the
+//! message references kept to match status reports (`+CDS`/`+CDSI`) by reference and
+//! recipient; a failure is classified by its CMS/CME code (temporary ones go back to the queue
+//! through the store's retry rule), and a timeout after a PDU was written is
+//! `outcome_unknown`, never resent. The modem keeps no journal, so it connects with an empty
+//! one: jobs it accepted before a disconnect end as `outcome_unknown` in the dispatcher. `+CMTI`/`+CMT` messages are read, reassembled,
+//! stored, and only then deleted from the modem; a periodic `AT+CMGL=4` sweep finds what a
+//! lost notification missed. Storage indexes are used as given (Huawei counts from 0).
+//!
+//! Must never: write a PDU for a job whose acceptance is not committed, resend a PDU, delete a
+//! stored message before the hub has committed it, or hold a lock across an `.await`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use smshub_protocol::at::{self, CommandError, reply, sms, ussd};
+use smshub_protocol::device::{Capabilities, ErrorCode, HubFrame, SendJob, SimInfo, SimStatus, Status};
+use smshub_protocol::pdu::{
+    self, Address, Body, ConcatRef, DecodedPdu, Deliver, PartKey, Reassembler, StatusClass, StatusReport, Submit,
+    Timestamp,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::session::{SendError, Session, SessionError, Timeouts};
+use super::{
+    Balance, Control, ModemConfig, ModemError, ModemState, ModemStatus, Operators, RawSent, StoredSms, UssdAnswer,
+};
+use crate::app::Hub;
+use crate::auth;
+use crate::dispatch::Event;
+use crate::dispatch::core::JobEnd;
+use crate::domain::{Millis, format_millis, now_millis};
+use crate::registry::{LiveDevice, Outbound, close_code};
+use crate::store::{Change, Outcome, Retry};
+
+/// Incomplete long messages are kept this long (seconds) before what arrived is stored.
+const PARTS_MAX_AGE: u64 = 3600;
+
+/// The kind of device a modem is in the registry and the database.
+pub const KIND: &str = "modem";
+
+/// Runs one port: opens it, serves sessions, reopens after failures, until detached.
+pub(crate) struct Supervisor {
+    pub port: String,
+    pub hub: Arc<Hub>,
+    pub config: ModemConfig,
+    pub operators: Arc<Operators>,
+    pub status: watch::Sender<ModemStatus>,
+    pub control: mpsc::Receiver<Control>,
+}
+
+/// Why a session ended.
+enum Ended {
+    /// Detached on request, or the hub is stopping.
+    Stopped,
+    /// Another session of the same modem took over, or the device was removed.
+    Replaced,
+    /// The port failed or the modem could not be set up; try again later.
+    Failed(String),
+}
+
+impl Supervisor {
+    pub(crate) async fn run(mut self) {
+        loop {
+            self.status.send_modify(|it| it.state = ModemState::Connecting);
+            let ended = match open(&self.port) {
+                Ok(stream) => {
+                    let connection = Connection::new(&mut self, Session::new(stream));
+                    connection.run().await
+                }
+                Err(err) => Ended::Failed(err),
+            };
+            match ended {
+                Ended::Stopped | Ended::Replaced => {
+                    self.status.send_modify(|it| {
+                        it.state = ModemState::Disconnected;
+                        it.network.registered = false;
+                    });
+                    tracing::info!(port = %self.port, "modem detached");
+                    return;
+                }
+                Ended::Failed(error) => {
+                    tracing::warn!(port = %self.port, %error, "modem session ended; retrying");
+                    self.status.send_modify(|it| {
+                        it.state = ModemState::Error;
+                        it.last_error = Some(error.clone());
+                        it.network.registered = false;
+                    });
+                }
+            }
+            // Wait before reopening, answering requests meanwhile.
+            let deadline = Instant::now() + self.config.retry;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    request = self.control.recv() => match request {
+                        None | Some(Control::Stop) => {
+                            self.status.send_modify(|it| it.state = ModemState::Disconnected);
+                            return;
+                        }
+                        Some(other) => other.refuse(ModemError::NotReady("reconnecting".to_string())),
+                    },
+                }
+            }
+        }
+    }
+}
+
+fn open(port: &str) -> Result<tokio_serial::SerialStream, String> {
+    use tokio_serial::SerialPortBuilderExt;
+    tokio_serial::new(port, 115_200).open_native_async().map_err(|err| format!("cannot open {port}: {err}"))
+}
+
+/// A message waiting for status reports.
+struct Awaiting {
+    recipient: String,
+    /// Parts whose report has not come yet.
+    remaining: usize,
+}
+
+/// Why sending a message failed, as stored.
+struct SendFailure {
+    code: ErrorCode,
+    message: String,
+    temporary: bool,
+    /// The port failed: the session must end after recording this.
+    fatal: bool,
+}
+
+/// One open session on a port.
+struct Connection<'a, S> {
+    session: Session<S>,
+    hub: Arc<Hub>,
+    port: String,
+    config: ModemConfig,
+    operators: Arc<Operators>,
+    status: &'a watch::Sender<ModemStatus>,
+    control: &'a mut mpsc::Receiver<Control>,
+    device_id: String,
+    /// The device's sending limits as stored (JSON), for the dispatcher.
+    limits: Option<serde_json::Value>,
+    session_no: u64,
+    huawei: bool,
+    /// `^SYSINFOEX` answered (`Some(true)`), `^SYSINFO` only (`Some(false)`), neither (`None`
+    /// after trying).
+    sysinfo: Option<Option<bool>>,
+    packed_ussd: bool,
+    /// The storage messages are read from and deleted in.
+    storage: Option<String>,
+    next_reference: u16,
+    /// Status reports awaited, by TP-MR.
+    awaiting: HashMap<u8, Uuid>,
+    messages: HashMap<Uuid, Awaiting>,
+    reassembler: Reassembler,
+    /// Storage indexes of the parts of incomplete long messages.
+    parts: HashMap<PartKey, Vec<u32>>,
+    started: Instant,
+}
+
+impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a, S> {
+    fn new(supervisor: &'a mut Supervisor, session: Session<S>) -> Connection<'a, S> {
+        Connection {
+            session,
+            hub: supervisor.hub.clone(),
+            port: supervisor.port.clone(),
+            config: supervisor.config.clone(),
+            operators: supervisor.operators.clone(),
+            status: &supervisor.status,
+            control: &mut supervisor.control,
+            device_id: String::new(),
+            limits: None,
+            session_no: 0,
+            huawei: false,
+            sysinfo: None,
+            packed_ussd: false,
+            storage: None,
+            // Not 0 after every restart, so parts of two messages sent across a restart do not
+            // share a reference on the recipient's phone.
+            next_reference: (now_millis() & 0xFFFF) as u16,
+            awaiting: HashMap::new(),
+            messages: HashMap::new(),
+            reassembler: Reassembler::new(),
+            parts: HashMap::new(),
+            started: Instant::now(),
+        }
+    }
+
+    fn timeouts(&self) -> Timeouts {
+        self.config.timeouts
+    }
+
+    fn publish(&self, update: impl FnOnce(&mut ModemStatus)) {
+        self.status.send_modify(update);
+    }
+
+    async fn run(mut self) -> Ended {
+        self.publish(|it| {
+            it.state = ModemState::Initializing;
+            it.last_error = None;
+        });
+        let imei = match self.init().await {
+            Ok(imei) => imei,
+            Err(error) => return Ended::Failed(error),
+        };
+        match self.device_for(&imei).await {
+            Ok((id, limits)) => {
+                self.device_id = id;
+                self.limits = limits;
+            }
+            Err(error) => return Ended::Failed(error),
+        }
+        if let Err(err) = self.refresh().await
+            && err.is_fatal()
+        {
+            return Ended::Failed(err.to_string());
+        }
+        let status = self.radio_status();
+        let snapshot = self.status.borrow().clone();
+        let (tx, mut outbound) = mpsc::channel::<Outbound>(64);
+        let now = now_millis();
+        let capabilities = Capabilities { max_in_flight: 1, multipart: true, delivery_reports: true, incoming: true };
+        let live = LiveDevice {
+            device_id: self.device_id.clone(),
+            session: 0,
+            kind: KIND,
+            connected_at: now,
+            last_seen_at: now,
+            app_version: snapshot.revision.clone(),
+            model: model_name(&snapshot),
+            sims: vec![sim_info(&snapshot)],
+            capabilities: capabilities.clone(),
+            status: Some(status.clone()),
+            in_flight: 0,
+        };
+        let (session_no, replaced) = self.hub.registry.connect(live, tx.clone());
+        self.session_no = session_no;
+        if let Some(old) = replaced {
+            let _ =
+                old.try_send(Outbound::Close { code: close_code::REPLACED, reason: "replaced by a newer connection" });
+        }
+        let sims = serde_json::to_value(vec![sim_info(&snapshot)]).unwrap_or_default();
+        let _ = self
+            .hub
+            .store
+            .submit(vec![Change::DeviceHello {
+                id: self.device_id.clone(),
+                model: model_name(&snapshot),
+                app_version: snapshot.revision.clone(),
+                sims,
+            }])
+            .await;
+        // The modem keeps no journal: a job it accepted in an earlier session and never
+        // reported may have gone out, so the dispatcher ends it as outcome_unknown.
+        let limits = self.limits.as_ref().and_then(|it| serde_json::from_value(it.clone()).ok());
+        self.hub.dispatcher.send(Event::Connected {
+            device_id: self.device_id.clone(),
+            session: session_no,
+            capabilities,
+            limits,
+            held: Some(Vec::new()),
+        });
+        self.hub.dispatcher.send(Event::Status { device_id: self.device_id.clone(), session: session_no, status });
+        // The registry holds the sender now; the channel closes when the session is replaced.
+        drop(tx);
+        let device_id = self.device_id.clone();
+        self.publish(|it| {
+            it.state = ModemState::Ready;
+            it.device_id = Some(device_id);
+            it.connected_at = Some(format_millis(now));
+        });
+        tracing::info!(port = %self.port, device = %self.device_id, session = session_no, "modem online");
+
+        // Messages that arrived while the modem was away.
+        let ended = match self.sweep().await {
+            Err(err) if err.is_fatal() => Ended::Failed(err.to_string()),
+            _ => self.serve(&mut outbound).await,
+        };
+
+        if self.hub.registry.disconnect(&self.device_id, session_no) {
+            let _ =
+                self.hub.store.submit(vec![Change::DeviceSeen { id: self.device_id.clone(), at: now_millis() }]).await;
+        }
+        self.hub.dispatcher.send(Event::Disconnected { device_id: self.device_id.clone(), session: session_no });
+        tracing::info!(port = %self.port, device = %self.device_id, "modem offline");
+        ended
+    }
+
+    async fn serve(&mut self, outbound: &mut mpsc::Receiver<Outbound>) -> Ended {
+        enum Step {
+            Frame(Option<Outbound>),
+            Control(Option<Control>),
+            Urc(Result<at::Urc, SessionError>),
+            Refresh,
+            Sweep,
+        }
+        let start = Instant::now();
+        let mut refresh = tokio::time::interval_at(start + self.config.refresh, self.config.refresh);
+        let mut sweep = tokio::time::interval_at(start + self.config.sweep, self.config.sweep);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let step = tokio::select! {
+                frame = outbound.recv() => Step::Frame(frame),
+                request = self.control.recv() => Step::Control(request),
+                urc = self.session.next_urc() => Step::Urc(urc),
+                _ = refresh.tick() => Step::Refresh,
+                _ = sweep.tick() => Step::Sweep,
+            };
+            let result = match step {
+                Step::Frame(Some(Outbound::Frame(HubFrame::Send(job)))) => self.send_job(job).await,
+                Step::Frame(Some(Outbound::Frame(other))) => {
+                    tracing::debug!(frame = ?other, "frame for a modem ignored");
+                    Ok(())
+                }
+                Step::Frame(Some(Outbound::Close { code, reason })) => {
+                    tracing::info!(port = %self.port, code, reason, "modem session closed by the hub");
+                    return if code == close_code::REPLACED || code == close_code::REMOVED {
+                        Ended::Replaced
+                    } else {
+                        Ended::Stopped
+                    };
+                }
+                Step::Frame(None) | Step::Control(None | Some(Control::Stop)) => return Ended::Stopped,
+                Step::Control(Some(request)) => self.serve_control(request).await,
+                Step::Urc(Ok(urc)) => self.handle_urc(urc).await,
+                Step::Urc(Err(err)) => Err(err),
+                Step::Refresh => self.refresh_and_report().await,
+                Step::Sweep => self.sweep().await,
+            };
+            let result = match result {
+                Ok(()) => self.drain_urcs().await,
+                Err(err) => Err(err),
+            };
+            if let Err(err) = result {
+                if err.is_fatal() {
+                    return Ended::Failed(err.to_string());
+                }
+                tracing::debug!(port = %self.port, error = %err, "modem command failed");
+            }
+        }
+    }
+
+    /// Handles the URCs that arrived while commands ran (handling one may queue more).
+    async fn drain_urcs(&mut self) -> Result<(), SessionError> {
+        for _ in 0..64 {
+            let urcs = self.session.take_urcs();
+            if urcs.is_empty() {
+                return Ok(());
+            }
+            for urc in urcs {
+                self.handle_urc(urc).await?;
+            }
+        }
+        Ok(())
+    }
+
+    // ---- init and identity ----------------------------------------------------------------
+
+    /// Runs the init sequence; returns the IMEI (or another stable identity).
+    async fn init(&mut self) -> Result<String, String> {
+        let t = self.timeouts();
+        let mut alive = false;
+        for _ in 0..5 {
+            match self.session.command("AT", t.command.min(Duration::from_secs(2))).await {
+                Ok(_) => {
+                    alive = true;
+                    break;
+                }
+                Err(err) if err.is_fatal() => return Err(err.to_string()),
+                Err(_) => {}
+            }
+        }
+        if !alive {
+            return Err(format!("{} does not answer AT", self.port));
+        }
+        self.quiet("ATE0").await?;
+        self.quiet("AT+CMEE=1").await?;
+        if let Ok(lines) = self.session.command("AT+CFUN?", t.command).await
+            && lines.iter().any(|it| at::strip_tag(it, "+CFUN").is_some_and(|v| v.trim() == "0"))
+        {
+            let _ = self.session.command("AT+CFUN=1", t.radio).await;
+        }
+        self.unlock_sim().await?;
+
+        let manufacturer = self.info("AT+CGMI", &["+CGMI", "+GMI"]).await?;
+        let model = self.info("AT+CGMM", &["+CGMM", "+GMM"]).await?;
+        let revision = self.info("AT+CGMR", &["+CGMR", "+GMR"]).await?;
+        let imei = self
+            .info("AT+CGSN", &["+CGSN", "+GSN"])
+            .await?
+            .map(|it| it.chars().filter(char::is_ascii_digit).collect::<String>())
+            .filter(|it| (14..=17).contains(&it.len()));
+        let imsi = match self.session.command("AT+CIMI", t.sim).await {
+            Ok(lines) => lines.iter().find_map(|it| reply::parse_imsi(it)),
+            Err(err) if err.is_fatal() => return Err(err.to_string()),
+            Err(_) => None,
+        };
+        self.huawei = manufacturer.as_deref().is_some_and(|it| it.to_ascii_lowercase().contains("huawei"));
+        // Gammu F_ENCODED_USSD: Huawei sticks want USSD as packed GSM 7-bit hex.
+        self.packed_ussd = self.huawei;
+        let mut iccid = None;
+        for command in ["AT^ICCID?", "AT+CCID", "AT+ICCID", "AT+QCCID", "AT+CICCID", "AT+CRSM=176,12258,0,0,10"] {
+            if command == "AT^ICCID?" && !self.huawei {
+                continue;
+            }
+            match self.session.command(command, t.sim).await {
+                Ok(lines) => {
+                    iccid = lines.iter().find_map(|it| reply::parse_iccid(it));
+                    if iccid.is_some() {
+                        break;
+                    }
+                }
+                Err(err) if err.is_fatal() => return Err(err.to_string()),
+                Err(_) => {}
+            }
+        }
+        if self.huawei {
+            // Gammu's Huawei init: no periodic ^RSSI/^DSFLOWRPT; python-gsmmodem: USSD text mode.
+            self.quiet("AT^CURC=0").await?;
+            self.quiet("AT^USSDMODE=0").await?;
+        }
+
+        match self.session.command("AT+CMGF=0", t.command).await {
+            Ok(_) => {}
+            Err(err) => return Err(format!("the modem refuses PDU mode (AT+CMGF=0): {err}")),
+        }
+        let smsc = match self.session.command("AT+CSCA?", t.sim).await {
+            Ok(lines) => lines.iter().find_map(|it| reply::parse_csca(it)),
+            Err(err) if err.is_fatal() => return Err(err.to_string()),
+            Err(_) => None,
+        };
+        self.storage = self.choose_storage().await?;
+        let cnmi = self.choose_cnmi().await?;
+        self.quiet("AT+COPS=3,0").await?;
+
+        let profile = imsi.as_deref().and_then(|it| self.operators.for_imsi(it)).cloned();
+        let identity = imei.clone().or_else(|| imsi.clone()).or_else(|| iccid.clone());
+        let storage = self.storage.clone();
+        self.publish(|it| {
+            it.manufacturer = manufacturer;
+            it.model = model;
+            it.revision = revision;
+            it.imei = imei;
+            it.sim.mcc_mnc = profile
+                .as_ref()
+                .map(|p| p.mcc_mnc.clone())
+                .or_else(|| imsi.as_ref().map(|i| i.chars().take(5).collect()));
+            it.sim.operator = profile.as_ref().map(|p| p.name.clone());
+            it.sim.profile = profile;
+            it.sim.imsi = imsi;
+            it.sim.iccid = iccid;
+            it.sim.smsc = smsc;
+            it.storage = storage;
+            it.cnmi = cnmi;
+        });
+        identity.ok_or_else(|| "the modem gives no IMEI, IMSI or ICCID to know it by".to_string())
+    }
+
+    /// Runs a command whose failure does not matter; only a dead port is an error.
+    async fn quiet(&mut self, command: &str) -> Result<(), String> {
+        match self.session.command(command, self.config.timeouts.command).await {
+            Err(err) if err.is_fatal() => Err(err.to_string()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn info(&mut self, command: &str, tags: &[&str]) -> Result<Option<String>, String> {
+        match self.session.command(command, self.config.timeouts.command).await {
+            Ok(lines) => Ok(lines.iter().find_map(|it| reply::parse_info(it, tags))),
+            Err(err) if err.is_fatal() => Err(err.to_string()),
+            Err(_) => Ok(None),
+        }
+    }
+
+    async fn unlock_sim(&mut self) -> Result<(), String> {
+        let t = self.timeouts();
+        for _ in 0..2 {
+            let lines = match self.session.command("AT+CPIN?", t.sim).await {
+                Ok(lines) => lines,
+                // Old Wavecom modems answer +CPIN: READY without OK (python-gsmmodem fakemodems).
+                Err(SessionError::Timeout { lines }) if !lines.is_empty() => lines,
+                Err(SessionError::Command(CommandError::Cme(10) | CommandError::Cms(310))) => {
+                    self.publish(|it| it.sim.pin_state = Some("SIM not inserted".into()));
+                    return Err("no SIM card inserted".to_string());
+                }
+                Err(err) => return Err(format!("SIM state unknown (AT+CPIN?): {err}")),
+            };
+            let state = lines.iter().find_map(|it| reply::parse_cpin(it));
+            let shown = lines.iter().find_map(|it| at::strip_tag(it, "+CPIN")).map(str::to_string);
+            self.publish(|it| it.sim.pin_state = shown);
+            match state {
+                Some(reply::PinState::Ready) => return Ok(()),
+                Some(reply::PinState::SimPin) => match self.config.sim_pin.clone() {
+                    Some(pin) => {
+                        if let Err(err) = self.session.command(&format!("AT+CPIN=\"{pin}\""), t.sim).await {
+                            return Err(format!("the SIM refused the configured PIN: {err}"));
+                        }
+                    }
+                    None => return Err("the SIM asks for its PIN; configure it".to_string()),
+                },
+                Some(reply::PinState::SimPuk) => return Err("the SIM is blocked and asks for its PUK".to_string()),
+                Some(reply::PinState::Other(other)) => return Err(format!("the SIM is not ready ({other})")),
+                None => return Err("no answer to AT+CPIN?".to_string()),
+            }
+        }
+        Err("the SIM is still locked after entering the PIN".to_string())
+    }
+
+    async fn choose_storage(&mut self) -> Result<Option<String>, String> {
+        let t = self.timeouts();
+        let offered = match self.session.command("AT+CPMS=?", t.command).await {
+            Ok(lines) => lines.iter().find_map(|it| reply::parse_cpms_support(it)),
+            Err(err) if err.is_fatal() => return Err(err.to_string()),
+            Err(_) => None,
+        };
+        let Some(storage) = offered.as_deref().and_then(reply::choose_storage) else { return Ok(None) };
+        for command in [
+            format!("AT+CPMS=\"{storage}\",\"{storage}\",\"{storage}\""),
+            format!("AT+CPMS=\"{storage}\",\"{storage}\""),
+            format!("AT+CPMS=\"{storage}\""),
+        ] {
+            match self.session.command(&command, t.command).await {
+                Ok(_) => return Ok(Some(storage)),
+                Err(err) if err.is_fatal() => return Err(err.to_string()),
+                Err(_) => {}
+            }
+        }
+        Ok(None)
+    }
+
+    async fn choose_cnmi(&mut self) -> Result<Option<String>, String> {
+        let t = self.timeouts();
+        let candidates = match self.session.command("AT+CNMI=?", t.command).await {
+            Ok(lines) => lines
+                .iter()
+                .find_map(|it| reply::parse_cnmi_support(it))
+                .map(|it| it.candidates())
+                .unwrap_or_else(reply::default_cnmi),
+            Err(err) if err.is_fatal() => return Err(err.to_string()),
+            Err(_) => reply::default_cnmi(),
+        };
+        for setting in candidates {
+            match self.session.command(&format!("AT+CNMI={setting}"), t.command).await {
+                Ok(_) => return Ok(Some(setting)),
+                Err(err) if err.is_fatal() => return Err(err.to_string()),
+                Err(_) => {}
+            }
+        }
+        // No indications at all: the sweep still finds every stored message.
+        tracing::warn!(port = %self.port, "the modem accepts no AT+CNMI setting; relying on the sweep");
+        Ok(None)
+    }
+
+    /// The hub device of this modem (by IMEI) and its stored limits; the device is created
+    /// the first time the modem is seen.
+    async fn device_for(&self, identity: &str) -> Result<(String, Option<serde_json::Value>), String> {
+        let name = format!("modem-{identity}");
+        let devices = self.hub.store.list_devices().await.map_err(|it| it.to_string())?;
+        if let Some(found) = devices.into_iter().find(|it| it.kind == KIND && it.name == name) {
+            return Ok((found.id, found.limits));
+        }
+        let created = auth::create_device(&self.hub.store, &name, KIND).await.map_err(|it| it.to_string())?;
+        tracing::info!(device = %created.id, %name, "new modem registered as a device");
+        Ok((created.id, None))
+    }
+
+    // ---- status ------------------------------------------------------------------------------
+
+    async fn refresh_and_report(&mut self) -> Result<(), SessionError> {
+        self.refresh().await?;
+        let status = self.radio_status();
+        let now = now_millis();
+        self.hub.registry.update(&self.device_id, self.session_no, |it| {
+            it.status = Some(status.clone());
+            it.last_seen_at = now;
+        });
+        self.hub.dispatcher.send(Event::Status { device_id: self.device_id.clone(), session: self.session_no, status });
+        Ok(())
+    }
+
+    /// Reads signal, operator, registration and (Huawei) network mode.
+    async fn refresh(&mut self) -> Result<(), SessionError> {
+        let t = self.timeouts();
+        let signal = self.lines("AT+CSQ", t.command).await?.iter().find_map(|it| reply::parse_csq(it));
+        let operator = self.lines("AT+COPS?", t.command).await?.iter().find_map(|it| reply::parse_cops(it));
+        let mut registration = self.lines("AT+CREG?", t.command).await?.iter().find_map(|it| reply::parse_creg(it));
+        if !registration.is_some_and(|it| it.status.is_registered()) {
+            // LTE-only modems register in the EPS domain and may say CREG 0.
+            for command in ["AT+CEREG?", "AT+CGREG?"] {
+                let other = self.lines(command, t.command).await?.iter().find_map(|it| reply::parse_creg(it));
+                if other.is_some_and(|it| it.status.is_registered()) {
+                    registration = other;
+                    break;
+                }
+            }
+        }
+        let mut network = None;
+        if self.huawei && self.sysinfo != Some(None) {
+            for (command, extended) in [("AT^SYSINFOEX", true), ("AT^SYSINFO", false)] {
+                if self.sysinfo == Some(Some(!extended)) {
+                    continue;
+                }
+                match self.session.command(command, t.command).await {
+                    Ok(lines) => {
+                        network = lines.iter().find_map(|it| reply::parse_sysinfo(it)).and_then(|it| it.network());
+                        self.sysinfo = Some(Some(extended));
+                        break;
+                    }
+                    Err(err) if err.is_fatal() => return Err(err),
+                    Err(_) => self.sysinfo = Some(None),
+                }
+            }
+        }
+        let network = network.or_else(|| operator.as_ref().and_then(|it| it.act).map(|it| it.network()));
+        let registered = registration.is_some_and(|it| it.status.is_registered());
+        let roaming = registration.is_some_and(|it| it.status == reply::RegStatus::Roaming);
+        self.publish(|it| {
+            it.network.signal_dbm = signal.and_then(|s| s.dbm());
+            it.network.signal_percent = signal.and_then(|s| s.percent());
+            it.network.operator = operator.and_then(|o| o.name);
+            it.network.registered = registered;
+            it.network.roaming = roaming;
+            it.network.network_type = network.map(str::to_string);
+        });
+        Ok(())
+    }
+
+    /// A command's lines; an error other than a dead port gives no lines.
+    async fn lines(&mut self, command: &str, timeout: Duration) -> Result<Vec<String>, SessionError> {
+        match self.session.command(command, timeout).await {
+            Ok(lines) => Ok(lines),
+            Err(err) if err.is_fatal() => Err(err),
+            Err(_) => Ok(Vec::new()),
+        }
+    }
+
+    fn radio_status(&self) -> Status {
+        let snapshot = self.status.borrow();
+        let signal_level = snapshot.network.signal_dbm.map(|dbm| match dbm {
+            ..=-111 => 0,
+            -110..=-98 => 1,
+            -97..=-90 => 2,
+            -89..=-82 => 3,
+            _ => 4,
+        });
+        Status {
+            battery: None,
+            sims: vec![SimStatus {
+                slot: 0,
+                signal_dbm: snapshot.network.signal_dbm,
+                signal_level,
+                network: snapshot.network.network_type.clone(),
+                registered: snapshot.network.registered,
+                operator: snapshot.network.operator.clone(),
+            }],
+            connection: Some("usb".to_string()),
+        }
+    }
+
+    // ---- sending -------------------------------------------------------------------------------
+
+    fn reference(&mut self) -> ConcatRef {
+        self.next_reference = self.next_reference.wrapping_add(1);
+        if self.config.sixteen_bit_refs {
+            ConcatRef::SixteenBit(self.next_reference)
+        } else {
+            ConcatRef::EightBit((self.next_reference & 0xFF) as u8)
+        }
+    }
+
+    async fn send_job(&mut self, job: SendJob) -> Result<(), SessionError> {
+        let Ok(id) = Uuid::parse_str(&job.id) else {
+            tracing::warn!(id = %job.id, "send job with a malformed id ignored");
+            return Ok(());
+        };
+        let device = self.device_id.clone();
+        match self.hub.store.apply(Change::Accept { id, device: device.clone() }).await {
+            Ok(Outcome::Applied | Outcome::Unchanged) => {
+                self.hub.dispatcher.send(Event::Owned { device_id: device.clone(), ids: vec![id] })
+            }
+            Ok(Outcome::Refused | Outcome::Requeued) => {
+                // Not this modem's any more (cancelled, reassigned): nothing is written.
+                self.hub.dispatcher.send(Event::OfferRefused { device_id: device, ids: vec![id] });
+                return Ok(());
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "could not record a modem's acceptance");
+                self.hub.dispatcher.send(Event::Rejected {
+                    device_id: device,
+                    ids: vec![id],
+                    reason: "hub_error".into(),
+                });
+                return Ok(());
+            }
+        }
+        let (change, code, fatal) = match self.send_text(&job.to, &job.text, job.delivery_report).await {
+            Ok(sent) => {
+                if job.delivery_report {
+                    let known: Vec<u8> = sent.references.iter().flatten().copied().collect();
+                    if !known.is_empty() {
+                        for mr in &known {
+                            // A reference reused after 256 messages replaces the old wait.
+                            if let Some(old) = self.awaiting.insert(*mr, id)
+                                && let Some(waiting) = self.messages.get_mut(&old)
+                            {
+                                waiting.remaining = waiting.remaining.saturating_sub(1);
+                            }
+                        }
+                        self.messages.retain(|_, it| it.remaining > 0);
+                        self.messages.insert(id, Awaiting { recipient: job.to.clone(), remaining: known.len() });
+                    }
+                }
+                self.publish(|it| it.sent += 1);
+                (Change::Sent { id, device: device.clone(), parts: sent.parts as u32 }, None, None)
+            }
+            Err(failure) => {
+                self.publish(|it| it.failed += 1);
+                tracing::info!(port = %self.port, %id, code = failure.code.as_str(), message = %failure.message, "modem send failed");
+                let fatal = failure.fatal.then_some(SessionError::Closed);
+                let code = failure.code.as_str().to_string();
+                let dispatch = &self.hub.config.dispatch;
+                let retry = failure.temporary.then_some(Retry {
+                    max_attempts: dispatch.max_attempts,
+                    base_ms: dispatch.retry_base_ms,
+                    cap_ms: dispatch.retry_cap_ms,
+                });
+                let change = Change::Failed {
+                    id,
+                    device: Some(device.clone()),
+                    code: code.clone(),
+                    message: failure.message,
+                    temporary: failure.temporary,
+                    retry,
+                };
+                (change, Some(code), fatal)
+            }
+        };
+        let end = match (self.hub.store.apply(change).await, code) {
+            (Ok(Outcome::Applied), None) => Some(JobEnd::Sent),
+            (Ok(Outcome::Applied), Some(code)) => Some(JobEnd::Failed { code }),
+            (Ok(Outcome::Requeued), Some(code)) => Some(JobEnd::Retried { code }),
+            (Ok(_), _) => None,
+            (Err(err), _) => {
+                // The job stays accepted; when this modem reconnects it ends as outcome unknown.
+                tracing::error!(error = %err, %id, "could not record a modem's report");
+                None
+            }
+        };
+        if let Some(end) = end {
+            self.hub.dispatcher.send(Event::Finished { device_id: device, id, end });
+        }
+        fatal.map_or(Ok(()), Err)
+    }
+
+    /// Writes the PDUs of one message.
+    async fn send_text(&mut self, to: &str, text: &str, status_report: bool) -> Result<RawSent, SendFailure> {
+        let permanent =
+            |code: ErrorCode, message: String| SendFailure { code, message, temporary: false, fatal: false };
+        let address = Address::parse(to).map_err(|err| permanent(ErrorCode::InvalidRecipient, err.to_string()))?;
+        let reference = self.reference();
+        let submit = Submit::new(address, text).status_report(status_report).reference(reference);
+        let pdus = submit.encode().map_err(|err| permanent(ErrorCode::Unsupported, err.to_string()))?;
+        let total = pdus.len();
+        let timeouts = self.timeouts();
+        let mut references = Vec::with_capacity(total);
+        for (idx, part) in pdus.iter().enumerate() {
+            match self.session.send_pdu(part.tpdu_len, &part.hex, &timeouts).await {
+                Ok(mr) => references.push(mr),
+                Err(err) => return Err(send_failure(err, idx, total, &timeouts)),
+            }
+        }
+        Ok(RawSent { parts: total, references })
+    }
+
+    // ---- receiving -----------------------------------------------------------------------------
+
+    async fn handle_urc(&mut self, urc: at::Urc) -> Result<(), SessionError> {
+        if let Some(notice) = sms::parse_stored_notice(&urc.line) {
+            return self.read_stored(&notice.storage, notice.index).await;
+        }
+        if let Some(pdu) = &urc.pdu {
+            // +CMT (a message) or +CDS (a status report) routed straight to us.
+            return self.take_pdu(None, pdu).await;
+        }
+        if at::strip_tag(&urc.line, "+CMT").is_some() || at::strip_tag(&urc.line, "+CDS").is_some() {
+            tracing::warn!(line = %urc.line, "notification without its PDU ignored");
+            return Ok(());
+        }
+        if at::strip_tag(&urc.line, "+CUSD").is_some() {
+            tracing::info!(port = %self.port, line = %urc.line, "USSD answer outside a request");
+            return Ok(());
+        }
+        tracing::debug!(port = %self.port, line = %urc.line, "unsolicited code");
+        Ok(())
+    }
+
+    /// Reads a stored message or report announced by `+CMTI`/`+CDSI`.
+    async fn read_stored(&mut self, storage: &str, index: u32) -> Result<(), SessionError> {
+        let t = self.timeouts();
+        let switched = self.storage.as_deref().is_some_and(|it| it != storage);
+        if switched {
+            self.lines(&format!("AT+CPMS=\"{storage}\""), t.command).await?;
+        }
+        let result = match self.session.command(&format!("AT+CMGR={index}"), t.list).await {
+            Ok(lines) => match sms::parse_cmgr(&lines) {
+                Some(stored) => self.take_pdu(Some(index), &stored.pdu).await,
+                None => Ok(()),
+            },
+            Err(err) if err.is_fatal() => Err(err),
+            Err(err) => {
+                tracing::debug!(%index, error = %err, "stored message not readable");
+                Ok(())
+            }
+        };
+        if switched && let Some(back) = self.storage.clone() {
+            self.lines(&format!("AT+CPMS=\"{back}\""), t.command).await?;
+        }
+        result
+    }
+
+    /// Lists every stored message and takes the received ones (lost notifications included).
+    async fn sweep(&mut self) -> Result<(), SessionError> {
+        let lines = match self.session.command("AT+CMGL=4", self.config.timeouts.list).await {
+            Ok(lines) => lines,
+            Err(err) if err.is_fatal() => return Err(err),
+            Err(err) => {
+                tracing::debug!(port = %self.port, error = %err, "AT+CMGL=4 failed");
+                return Ok(());
+            }
+        };
+        for stored in sms::parse_cmgl(&lines) {
+            if matches!(stored.stat, sms::StoredStat::Sent | sms::StoredStat::Unsent) {
+                continue;
+            }
+            self.take_pdu(stored.index, &stored.pdu).await?;
+        }
+        self.expire_parts().await
+    }
+
+    async fn take_pdu(&mut self, index: Option<u32>, hex: &str) -> Result<(), SessionError> {
+        match pdu::decode(hex) {
+            Ok(DecodedPdu::Deliver(deliver)) => self.receive(deliver, index).await,
+            Ok(DecodedPdu::StatusReport(report)) => {
+                self.take_report(report).await;
+                match index {
+                    Some(index) => self.delete(index).await,
+                    None => Ok(()),
+                }
+            }
+            Ok(DecodedPdu::Submit(_)) => Ok(()),
+            Err(err) => {
+                tracing::warn!(port = %self.port, ?index, error = %err, "undecodable PDU left in storage");
+                Ok(())
+            }
+        }
+    }
+
+    async fn receive(&mut self, deliver: Deliver, index: Option<u32>) -> Result<(), SessionError> {
+        let key = deliver.udh.as_ref().and_then(|it| it.concat).filter(|it| it.total > 1).map(|concat| PartKey {
+            sender: deliver.sender.clone(),
+            reference: concat.reference,
+            total: concat.total,
+        });
+        if let (Some(key), Some(index)) = (&key, index) {
+            let indexes = self.parts.entry(key.clone()).or_default();
+            if !indexes.contains(&index) {
+                indexes.push(index);
+            }
+        }
+        let now = self.started.elapsed().as_secs();
+        let Some(message) = self.reassembler.push(deliver, now) else { return Ok(()) };
+        let indexes = match key {
+            Some(key) => self.parts.remove(&key).unwrap_or_default(),
+            None => index.into_iter().collect(),
+        };
+        let body = match message.body {
+            Body::Text(text) => text,
+            Body::Data(data) => format!("[binary {}]", pdu::hex::encode(&data)),
+        };
+        if self.store_incoming(&message.sender, &message.timestamp, body).await {
+            for index in indexes {
+                self.delete(index).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores what arrived of long messages whose other parts never came.
+    async fn expire_parts(&mut self) -> Result<(), SessionError> {
+        let now = self.started.elapsed().as_secs();
+        for expired in self.reassembler.expire(now, PARTS_MAX_AGE) {
+            let Some(first) = expired.parts.first() else { continue };
+            let (sender, timestamp) = (first.sender.clone(), first.timestamp);
+            let body: String = expired
+                .parts
+                .iter()
+                .map(|it| it.body.text().unwrap_or("[binary]").to_string())
+                .collect::<Vec<_>>()
+                .join("[…]");
+            let body = format!("{body} [incomplete: {} of {} parts]", expired.parts.len(), expired.key.total);
+            let indexes = self.parts.remove(&expired.key).unwrap_or_default();
+            if self.store_incoming(&sender, &timestamp, body).await {
+                for index in indexes {
+                    self.delete(index).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits a received SMS; true once it is stored (or was already).
+    async fn store_incoming(&mut self, sender: &Address, timestamp: &Timestamp, body: String) -> bool {
+        let mut hash = Sha256::new();
+        hash.update(sender.number.as_bytes());
+        hash.update(timestamp.to_string().as_bytes());
+        hash.update(body.as_bytes());
+        let external_id = format!("modem-{}", &hex::encode(hash.finalize())[..32]);
+        let change = Change::Incoming {
+            device: self.device_id.clone(),
+            external_id,
+            sim_slot: Some(0),
+            sender: sender.number.clone(),
+            body,
+            received_at: timestamp_millis(timestamp).unwrap_or_else(now_millis),
+        };
+        match self.hub.store.apply(change).await {
+            Ok(outcome) => {
+                if outcome == Outcome::Applied {
+                    self.publish(|it| it.received += 1);
+                }
+                true
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "could not store an incoming SMS; it stays on the modem");
+                false
+            }
+        }
+    }
+
+    async fn delete(&mut self, index: u32) -> Result<(), SessionError> {
+        match self.session.command(&format!("AT+CMGD={index}"), self.config.timeouts.command).await {
+            Err(err) if err.is_fatal() => Err(err),
+            Err(err) => {
+                tracing::warn!(port = %self.port, index, error = %err, "could not delete a stored message");
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// Matches a status report to its message by TP-MR and recipient.
+    async fn take_report(&mut self, report: StatusReport) {
+        let mr = report.message_reference;
+        let Some(id) = self.awaiting.get(&mr).copied() else {
+            tracing::debug!(mr, "status report for no awaited message");
+            return;
+        };
+        let Some(waiting) = self.messages.get(&id) else {
+            self.awaiting.remove(&mr);
+            return;
+        };
+        if !same_number(&waiting.recipient, &report.recipient.number) {
+            tracing::debug!(mr, recipient = %report.recipient.number, "status report for another recipient");
+            return;
+        }
+        let change = match report.status.class() {
+            StatusClass::StillTrying => return,
+            StatusClass::Delivered => {
+                self.awaiting.remove(&mr);
+                let Some(waiting) = self.messages.get_mut(&id) else { return };
+                waiting.remaining = waiting.remaining.saturating_sub(1);
+                if waiting.remaining > 0 {
+                    return;
+                }
+                self.messages.remove(&id);
+                Change::Delivered { id, device: self.device_id.clone() }
+            }
+            StatusClass::PermanentFailure | StatusClass::TemporaryFailure => {
+                self.awaiting.retain(|_, it| *it != id);
+                self.messages.remove(&id);
+                Change::Failed {
+                    id,
+                    device: Some(self.device_id.clone()),
+                    code: ErrorCode::DeliveryFailed.as_str().to_string(),
+                    message: format!(
+                        "the network reports: {} (TP-ST {:#04x})",
+                        report.status.description(),
+                        report.status.0
+                    ),
+                    temporary: false,
+                    retry: None,
+                }
+            }
+        };
+        if let Err(err) = self.hub.store.apply(change).await {
+            tracing::error!(error = %err, "could not record a delivery report");
+        }
+    }
+
+    // ---- requests from the API ------------------------------------------------------------------
+
+    async fn serve_control(&mut self, request: Control) -> Result<(), SessionError> {
+        match request {
+            Control::ListSms(reply) => {
+                let result = self.list_stored().await;
+                let fatal = port_gone(&result);
+                let _ = reply.send(result);
+                fatal
+            }
+            Control::DeleteSms(index, reply) => {
+                let result =
+                    self.session.command(&format!("AT+CMGD={index}"), self.config.timeouts.command).await.map(|_| ());
+                let fatal = result.as_ref().err().filter(|it| it.is_fatal()).map(|_| SessionError::Closed);
+                let _ = reply.send(result.map_err(modem_error));
+                fatal.map_or(Ok(()), Err)
+            }
+            Control::SendRaw { to, text, reply } => {
+                let result = self.send_text(&to, &text, false).await;
+                let fatal = matches!(&result, Err(failure) if failure.fatal);
+                let _ = reply
+                    .send(result.map_err(|it| ModemError::Invalid(format!("{}: {}", it.code.as_str(), it.message))));
+                if fatal { Err(SessionError::Closed) } else { Ok(()) }
+            }
+            Control::Ussd { code, reply } => {
+                let result = self.ussd(&code).await;
+                let fatal = port_gone(&result);
+                let _ = reply.send(result);
+                fatal
+            }
+            Control::Balance(reply) => {
+                let result = self.balance().await;
+                let fatal = port_gone(&result);
+                let _ = reply.send(result);
+                fatal
+            }
+            Control::Stop => Ok(()),
+        }
+    }
+
+    async fn list_stored(&mut self) -> Result<Vec<StoredSms>, ModemError> {
+        let lines = self.session.command("AT+CMGL=4", self.config.timeouts.list).await.map_err(modem_error)?;
+        Ok(sms::parse_cmgl(&lines).into_iter().map(describe_stored).collect())
+    }
+
+    async fn ussd(&mut self, code: &str) -> Result<UssdAnswer, ModemError> {
+        let t = self.timeouts();
+        let forms = if self.packed_ussd { [true, false] } else { [false, true] };
+        let mut refused = None;
+        for packed in forms {
+            match self.session.command(&ussd::command(code, packed), t.command).await {
+                Ok(_) => {
+                    self.packed_ussd = packed;
+                    return self.await_ussd(code, packed).await;
+                }
+                Err(SessionError::Command(err)) => refused = Some(err),
+                Err(err) => return Err(modem_error(err)),
+            }
+        }
+        Err(ModemError::Command(refused.unwrap_or(CommandError::Error)))
+    }
+
+    async fn await_ussd(&mut self, code: &str, packed: bool) -> Result<UssdAnswer, ModemError> {
+        let t = self.timeouts();
+        let deadline = Instant::now() + t.ussd;
+        loop {
+            let urc = self
+                .session
+                .wait_urc(deadline, |it| at::strip_tag(&it.line, "+CUSD").is_some())
+                .await
+                .map_err(modem_error)?;
+            let Some(urc) = urc else {
+                let _ = self.session.command("AT+CUSD=2", t.command).await;
+                return Err(ModemError::Timeout);
+            };
+            let Some(answer) = ussd::parse_cusd(&urc.line) else { continue };
+            let text = answer.text(packed);
+            // python-gsmmodem: an extra "+CUSD: 2,"Initiating Release"" or "+CUSD: 3,..."
+            // may come before the real answer.
+            let release = answer.status == ussd::UssdStatus::Terminated
+                && text.as_deref().is_some_and(|it| it.trim().eq_ignore_ascii_case("Initiating Release"));
+            if answer.status == ussd::UssdStatus::OtherClient || release {
+                continue;
+            }
+            if answer.status == ussd::UssdStatus::ActionRequired {
+                // A menu: close it, the hub does not navigate menus.
+                let _ = self.session.command("AT+CUSD=2", t.command).await;
+            }
+            return Ok(UssdAnswer { code: code.to_string(), status: answer.status.as_str(), text, dcs: answer.dcs });
+        }
+    }
+
+    async fn balance(&mut self) -> Result<Balance, ModemError> {
+        let profile = self.status.borrow().sim.profile.clone();
+        let Some(code) = profile.as_ref().and_then(|it| it.balance_ussd.clone()) else {
+            return Err(ModemError::NoBalanceCode);
+        };
+        let answer = self.ussd(&code).await?;
+        let amount = answer.text.as_deref().and_then(first_amount);
+        Ok(Balance { operator: profile.map(|it| it.name), code, text: answer.text, amount })
+    }
+}
+
+fn port_gone<T>(result: &Result<T, ModemError>) -> Result<(), SessionError> {
+    match result {
+        Err(ModemError::Port(_)) => Err(SessionError::Closed),
+        _ => Ok(()),
+    }
+}
+
+fn modem_error(err: SessionError) -> ModemError {
+    match err {
+        SessionError::Command(err) => ModemError::Command(err),
+        SessionError::Timeout { .. } => ModemError::Timeout,
+        SessionError::Io(err) => ModemError::Port(err.to_string()),
+        SessionError::Closed => ModemError::Port("the port closed".to_string()),
+    }
+}
+
+/// How a failed PDU ends the message. Parts already sent make any failure permanent: sending
+/// the message again would repeat them.
+fn send_failure(err: SendError, part: usize, total: usize, timeouts: &Timeouts) -> SendFailure {
+    let (after, err) = match err {
+        SendError::BeforePdu(err) => (false, err),
+        SendError::AfterPdu(err) => (true, err),
+    };
+    let partial = part > 0;
+    let which = if total > 1 { format!("part {} of {total}: ", part + 1) } else { String::new() };
+    let sent_note = if partial { format!("; parts 1 to {part} were sent") } else { String::new() };
+    let fatal = err.is_fatal();
+    let (code, message, temporary) = match err {
+        SessionError::Command(error) => {
+            let class = error.class();
+            let code = if after && class == at::ErrorClass::OutcomeUnknown {
+                ErrorCode::OutcomeUnknown
+            } else {
+                error.wire_code()
+            };
+            (code, format!("{which}the modem answered {error}{sent_note}"), class.is_temporary())
+        }
+        SessionError::Timeout { .. } if after => (
+            ErrorCode::OutcomeUnknown,
+            format!(
+                "{which}no answer within {} s after the PDU was written; it may have been sent{sent_note}",
+                timeouts.send.as_secs()
+            ),
+            false,
+        ),
+        SessionError::Timeout { .. } => {
+            (ErrorCode::Busy, format!("{which}the modem did not ask for the PDU{sent_note}"), true)
+        }
+        SessionError::Io(_) | SessionError::Closed if after => (
+            ErrorCode::OutcomeUnknown,
+            format!("{which}the modem went away after the PDU was written; it may have been sent{sent_note}"),
+            false,
+        ),
+        SessionError::Io(_) | SessionError::Closed => {
+            (ErrorCode::GenericFailure, format!("{which}the modem went away{sent_note}"), true)
+        }
+    };
+    SendFailure { code, message, temporary: temporary && !partial, fatal }
+}
+
+/// Whether two numbers are the same subscriber: their last nine digits agree (a report may
+/// carry the national form of an international number).
+fn same_number(a: &str, b: &str) -> bool {
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<Vec<_>>();
+    let (a, b) = (digits(a), digits(b));
+    if a.is_empty() || b.is_empty() {
+        return true;
+    }
+    let n = a.len().min(b.len()).min(9);
+    a[a.len() - n..] == b[b.len() - n..]
+}
+
+/// The UTC instant of a service-centre timestamp.
+fn timestamp_millis(timestamp: &Timestamp) -> Option<Millis> {
+    let date =
+        chrono::NaiveDate::from_ymd_opt(i32::from(timestamp.year), timestamp.month.into(), timestamp.day.into())?;
+    let time = date.and_hms_opt(timestamp.hour.into(), timestamp.minute.into(), timestamp.second.into())?;
+    let local = time.and_utc().timestamp_millis();
+    Some(local - i64::from(timestamp.tz_quarters) * 15 * 60 * 1000)
+}
+
+/// The first amount in a text (`Available Balance: R 96.45 .` → 96.45).
+pub fn first_amount(text: &str) -> Option<f64> {
+    let bytes = text.as_bytes();
+    let start = bytes.iter().position(u8::is_ascii_digit)?;
+    let mut end = start;
+    while end < bytes.len()
+        && (bytes[end].is_ascii_digit()
+            || ((bytes[end] == b'.' || bytes[end] == b',') && bytes.get(end + 1).is_some_and(u8::is_ascii_digit)))
+    {
+        end += 1;
+    }
+    text.get(start..end)?.replace(',', ".").parse().ok()
+}
+
+fn describe_stored(stored: sms::StoredPdu) -> StoredSms {
+    let index = stored.index.unwrap_or(0);
+    let status = stored.stat.as_str();
+    let part = |udh: Option<&pdu::Udh>| udh.and_then(|it| it.concat).map(|c| format!("{}/{}", c.seq, c.total));
+    match pdu::decode(&stored.pdu) {
+        Ok(DecodedPdu::Deliver(it)) => StoredSms {
+            index,
+            status,
+            kind: "deliver",
+            number: Some(it.sender.number.clone()),
+            text: it.body.text().map(str::to_string),
+            timestamp: Some(it.timestamp.to_string()),
+            part: part(it.udh.as_ref()),
+            pdu: stored.pdu,
+        },
+        Ok(DecodedPdu::Submit(it)) => StoredSms {
+            index,
+            status,
+            kind: "submit",
+            number: Some(it.to.number.clone()),
+            text: it.body.text().map(str::to_string),
+            timestamp: None,
+            part: part(it.udh.as_ref()),
+            pdu: stored.pdu,
+        },
+        Ok(DecodedPdu::StatusReport(it)) => StoredSms {
+            index,
+            status,
+            kind: "status_report",
+            number: Some(it.recipient.number.clone()),
+            text: Some(it.status.description().to_string()),
+            timestamp: Some(it.discharge_time.to_string()),
+            part: None,
+            pdu: stored.pdu,
+        },
+        Err(_) => StoredSms {
+            index,
+            status,
+            kind: "undecodable",
+            number: None,
+            text: None,
+            timestamp: None,
+            part: None,
+            pdu: stored.pdu,
+        },
+    }
+}
+
+fn model_name(status: &ModemStatus) -> Option<String> {
+    match (&status.manufacturer, &status.model) {
+        (Some(maker), Some(model)) => Some(format!("{maker} {model}")),
+        (None, Some(model)) => Some(model.clone()),
+        (Some(maker), None) => Some(maker.clone()),
+        (None, None) => None,
+    }
+}
+
+fn sim_info(status: &ModemStatus) -> SimInfo {
+    SimInfo {
+        slot: 0,
+        operator: status.sim.operator.clone(),
+        mcc_mnc: status.sim.mcc_mnc.clone(),
+        phone_number: None,
+        iccid: status.sim.iccid.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts() {
+        assert_eq!(first_amount("Available Balance: R 96.45 ."), Some(96.45));
+        assert_eq!(first_amount("Votre solde est de 1250,50 DA"), Some(1250.5));
+        assert_eq!(first_amount("Balance 100DA."), Some(100.0));
+        assert_eq!(first_amount("no digits"), None);
+    }
+
+    #[test]
+    fn numbers() {
+        assert!(same_number("+213770123456", "0770123456"));
+        assert!(same_number("+31628870634", "+31628870634"));
+        assert!(!same_number("+213770123456", "+213770999999"));
+    }
+
+    #[test]
+    fn timestamps() {
+        // python-gsmmodem TestTimestamp: 2015-11-27 00:00 +02:00 is 2015-11-26 22:00 UTC.
+        let ts = Timestamp { year: 2015, month: 11, day: 27, hour: 0, minute: 0, second: 0, tz_quarters: 8 };
+        assert_eq!(timestamp_millis(&ts), Some(1_448_575_200_000));
+        let bad = Timestamp { month: 13, ..ts };
+        assert_eq!(timestamp_millis(&bad), None);
+    }
+
+    #[test]
+    fn failures() {
+        let t = Timeouts::default();
+        let after_timeout = send_failure(SendError::AfterPdu(SessionError::Timeout { lines: vec![] }), 0, 1, &t);
+        assert_eq!((after_timeout.code, after_timeout.temporary), (ErrorCode::OutcomeUnknown, false));
+        let refused = send_failure(SendError::AfterPdu(SessionError::Command(CommandError::Cms(42))), 0, 1, &t);
+        assert_eq!((refused.code, refused.temporary), (ErrorCode::Busy, true));
+        let partial = send_failure(SendError::AfterPdu(SessionError::Command(CommandError::Cms(42))), 1, 3, &t);
+        assert_eq!((partial.code, partial.temporary), (ErrorCode::Busy, false));
+        assert!(partial.message.contains("part 2 of 3") && partial.message.contains("parts 1 to 1 were sent"));
+        let bad = send_failure(SendError::AfterPdu(SessionError::Command(CommandError::Cms(1))), 0, 1, &t);
+        assert_eq!((bad.code, bad.temporary), (ErrorCode::InvalidRecipient, false));
+        let gone = send_failure(SendError::BeforePdu(SessionError::Closed), 0, 1, &t);
+        assert_eq!((gone.code, gone.temporary, gone.fatal), (ErrorCode::GenericFailure, true, true));
+    }
+}
