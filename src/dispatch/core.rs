@@ -86,6 +86,8 @@ pub enum Action {
     Revoke { device: String, ids: Vec<Uuid>, reason: &'static str },
     /// Commit `expired` for these messages.
     Expire { ids: Vec<Uuid> },
+    /// Commit "not sent, retry" for these accepted jobs: the device says it never sent them.
+    Disown { device: String, ids: Vec<Uuid>, reason: String },
     /// Commit `failed outcome_unknown` for these accepted jobs.
     OutcomeUnknown { device: String, ids: Vec<Uuid>, reason: String },
     /// Fail these messages: their pinned device was removed.
@@ -472,14 +474,23 @@ impl Core {
         self.breakers.get(device).map(|it| format!("rested after {} failed rests in a row", it.rests_in_a_row))
     }
 
-    /// The device refused these offers: they go elsewhere (the shell commits the requeue).
-    pub fn rejected(&mut self, device: &str, ids: &[Uuid]) -> Vec<Action> {
+    /// The device refused these jobs: offers go elsewhere (the shell commits the requeue);
+    /// accepted jobs the device says it never sent are retried like a temporary failure.
+    pub fn rejected(&mut self, device: &str, ids: &[Uuid], reason: &str) -> Vec<Action> {
         let mut messages = Vec::new();
+        let mut disowned = Vec::new();
         if let Some(slot) = self.devices.get_mut(device) {
             for id in ids {
-                if let Some(Held::Offered { mut message, sim }) = slot.jobs.remove(id) {
-                    message.avoid.push(device.to_string());
-                    messages.push((message, sim));
+                match slot.jobs.get(id) {
+                    Some(Held::Offered { .. }) => {
+                        if let Some(Held::Offered { mut message, sim }) = slot.jobs.remove(id) {
+                            message.avoid.push(device.to_string());
+                            messages.push((message, sim));
+                        }
+                    }
+                    // Still in flight until the store has sent it back to the queue.
+                    Some(Held::Owned { .. }) => disowned.push(*id),
+                    None => {}
                 }
             }
         }
@@ -493,6 +504,9 @@ impl Core {
                 messages: messages.into_iter().map(|it| it.0).collect(),
                 reason: "the device rejected the offer".into(),
             });
+        }
+        if !disowned.is_empty() {
+            actions.push(Action::Disown { device: device.to_string(), ids: disowned, reason: reason.to_string() });
         }
         actions
     }
@@ -738,6 +752,10 @@ impl Core {
 
     /// Offers every waiting message that some device can take now.
     pub fn dispatch(&mut self, now: Millis) -> Vec<Action> {
+        // Status reports from thousands of idle phones must not cost a pass each.
+        if self.ready.is_empty() && self.pinned.is_empty() {
+            return Vec::new();
+        }
         let mut offers: HashMap<String, Vec<(QueuedMessage, Option<u8>)>> = HashMap::new();
 
         // Pinned messages: only their device can take them.

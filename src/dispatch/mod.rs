@@ -341,7 +341,7 @@ impl Shell {
             Event::Finished { device_id, id, end } => self.core.finished(&device_id, id, end, now),
             Event::Rejected { device_id, ids, reason } => {
                 tracing::debug!(device = %device_id, ?ids, %reason, "offers rejected");
-                self.core.rejected(&device_id, &ids)
+                self.core.rejected(&device_id, &ids, &reason)
             }
             Event::OfferRefused { device_id, ids } => self.core.offer_refused(&device_id, &ids),
             Event::Removed { device_id } => self.core.removed(&device_id),
@@ -393,6 +393,39 @@ impl Shell {
                 Action::Expire { ids } => {
                     let changes = ids.into_iter().map(|id| Change::Expire { id }).collect();
                     self.fire(changes, "expire messages").await;
+                }
+                Action::Disown { device, ids, reason } => {
+                    let config = self.core.config();
+                    let retry = crate::store::Retry {
+                        max_attempts: config.max_attempts,
+                        base_ms: config.retry_base_ms,
+                        cap_ms: config.retry_cap_ms,
+                    };
+                    for id in ids {
+                        let change = Change::Failed {
+                            id,
+                            device: Some(device.clone()),
+                            code: "not_sent".into(),
+                            message: format!("the device gave the job back unsent ({reason})"),
+                            temporary: true,
+                            retry: Some(retry),
+                        };
+                        let pending = self.store.submit(vec![change]).await;
+                        let events = self.events.clone();
+                        let device = device.clone();
+                        tokio::spawn(async move {
+                            let outcome = match pending {
+                                Ok(it) => it.await.ok().and_then(|it| it.first().copied()),
+                                Err(_) => None,
+                            };
+                            let end = match outcome {
+                                Some(Outcome::Requeued) => JobEnd::Retried { code: "not_sent".into() },
+                                Some(Outcome::Applied) => JobEnd::Failed { code: "not_sent".into() },
+                                _ => return,
+                            };
+                            let _ = events.send(Event::Finished { device_id: device, id, end });
+                        });
+                    }
                 }
                 Action::OutcomeUnknown { device, ids, reason } => {
                     tracing::warn!(%device, count = ids.len(), %reason, "jobs end as outcome_unknown");

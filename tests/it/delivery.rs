@@ -263,3 +263,23 @@ async fn device_limits_are_set_through_the_api_and_a_failing_device_is_rested() 
     let (_, message) = hub.get(&format!("/api/sms/{waiting}")).await;
     assert!(message["waiting_reason"].as_str().unwrap().contains("rested"), "{message}");
 }
+
+#[tokio::test]
+async fn a_job_a_phone_gives_back_unsent_goes_to_another_phone() {
+    let hub = TestHub::spawn_with(|config| config.dispatch.retry_base_ms = 50).await;
+    let mut first = hub.phone("first", 100, true, -55, 4).await;
+    let id = hub.send_sms(json!({"phone_number": "+14155552671", "message": "hand back"})).await;
+    assert_eq!(first.expect_offer().await.id, id);
+    first.accept(&id).await;
+    let mut second = hub.phone("second", 40, false, -100, 4).await;
+    // The phone lost the job before sending it (spec 5.4: `rejected` with `unknown_job`).
+    first
+        .send(&DeviceFrame::Rejected(smshub_protocol::device::Rejected {
+            ids: vec![id.clone()],
+            reason: Some("unknown_job".into()),
+        }))
+        .await;
+    assert_eq!(second.expect_offer().await.id, id, "the job was not retried elsewhere");
+    let (_, message) = hub.get(&format!("/api/sms/{id}")).await;
+    assert_eq!(message["retried"], true, "{message}");
+}
