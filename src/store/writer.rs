@@ -10,8 +10,8 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QuerySelect, TransactionTrait,
 };
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -216,16 +216,166 @@ async fn apply_jobs<'a>(
 ) -> Result<Vec<Vec<Outcome>>, DbErr> {
     let txn = db.begin().await?;
     let now = now_millis();
-    let mut results = Vec::new();
-    for changes in jobs {
-        let mut outcomes = Vec::with_capacity(changes.len());
-        for change in changes {
-            outcomes.push(apply(&txn, change, now).await?);
+    let jobs: Vec<&[Change]> = jobs.collect();
+    let mut results: Vec<Vec<Outcome>> = jobs.iter().map(|it| vec![Outcome::Unchanged; it.len()]).collect();
+    // Every change in commit order, with where its outcome goes.
+    let flat: Vec<(usize, usize, &Change)> = jobs
+        .iter()
+        .enumerate()
+        .flat_map(|(job, changes)| changes.iter().enumerate().map(move |(idx, change)| (job, idx, change)))
+        .collect();
+    let mut start = 0;
+    while start < flat.len() {
+        // A run of consecutive changes of one kind (a burst of inserts, the offers of one
+        // dispatcher pass, a device's reports) becomes one set-based statement; order is kept.
+        let key = RunKey::of(flat[start].2);
+        let mut end = start + 1;
+        if key.is_some() {
+            while end < flat.len() && RunKey::of(flat[end].2) == key {
+                end += 1;
+            }
         }
-        results.push(outcomes);
+        let outcomes = match key {
+            Some(key) if end - start > 1 => {
+                let run: Vec<&Change> = flat[start..end].iter().map(|it| it.2).collect();
+                apply_run(&txn, key, &run, now).await?
+            }
+            _ => vec![apply(&txn, flat[start].2, now).await?],
+        };
+        for ((job, idx, _), outcome) in flat[start..end].iter().zip(outcomes) {
+            results[*job][*idx] = outcome;
+        }
+        start = end;
     }
     txn.commit().await?;
     Ok(results)
+}
+
+/// Changes that can be applied together as one statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunKey<'a> {
+    Insert,
+    Dispatch(&'a str, Option<u8>),
+    Accept(&'a str),
+    Sent(&'a str, u32),
+    Delivered(&'a str),
+}
+
+impl<'a> RunKey<'a> {
+    fn of(change: &'a Change) -> Option<RunKey<'a>> {
+        match change {
+            Change::Insert(_) => Some(RunKey::Insert),
+            Change::Dispatch { device, sim_slot, .. } => Some(RunKey::Dispatch(device, *sim_slot)),
+            Change::Accept { device, .. } => Some(RunKey::Accept(device)),
+            Change::Sent { device, parts, .. } => Some(RunKey::Sent(device, *parts)),
+            Change::Delivered { device, .. } => Some(RunKey::Delivered(device)),
+            _ => None,
+        }
+    }
+}
+
+fn change_id(change: &Change) -> Uuid {
+    match change {
+        Change::Dispatch { id, .. }
+        | Change::Accept { id, .. }
+        | Change::Sent { id, .. }
+        | Change::Delivered { id, .. } => *id,
+        _ => Uuid::nil(),
+    }
+}
+
+/// Applies a run of changes sharing a [`RunKey`] with one statement, with the same outcomes
+/// as applying them one by one.
+async fn apply_run(
+    txn: &DatabaseTransaction,
+    key: RunKey<'_>,
+    run: &[&Change],
+    now: Millis,
+) -> Result<Vec<Outcome>, DbErr> {
+    use MessageState as S;
+    use message::Column as M;
+    if key == RunKey::Insert {
+        let messages: Vec<NewMessage> = run
+            .iter()
+            .flat_map(|it| match it {
+                Change::Insert(messages) => messages.clone(),
+                _ => Vec::new(),
+            })
+            .collect();
+        insert_messages(txn, &messages).await?;
+        return Ok(vec![Outcome::Applied; run.len()]);
+    }
+    let ids: Vec<Uuid> = run.iter().map(|it| change_id(it)).collect();
+    let mut update = sea_orm::sea_query::Query::update();
+    update.table(message::Entity).and_where(Expr::col(M::Id).is_in(ids.iter().copied())).returning_col(M::Id);
+    let (device, owned_states): (&str, &[MessageState]) = match key {
+        RunKey::Dispatch(device, sim) => {
+            update
+                .value(M::State, S::Dispatched.as_str())
+                .value(M::DeviceId, device)
+                .value(M::SimSlot, sim.map(i16::from))
+                .value(M::DispatchedAt, now)
+                .value(M::Attempts, Expr::col(M::Attempts).add(1))
+                .value(M::UpdatedAt, now)
+                .and_where(Expr::col(M::State).eq(S::Queued.as_str()));
+            (device, &[])
+        }
+        RunKey::Accept(device) => {
+            update
+                .value(M::State, S::Accepted.as_str())
+                .value(M::AcceptedAt, now)
+                .value(M::UpdatedAt, now)
+                .and_where(Expr::col(M::DeviceId).eq(device))
+                .and_where(Expr::col(M::State).eq(S::Dispatched.as_str()));
+            (device, &[S::Accepted, S::Sent, S::Delivered, S::Failed])
+        }
+        RunKey::Sent(device, parts) => {
+            update
+                .value(M::State, S::Sent.as_str())
+                .value(M::Parts, parts as i32)
+                .value(M::SentAt, now)
+                .value(M::UpdatedAt, now)
+                .and_where(Expr::col(M::DeviceId).eq(device))
+                .and_where(Expr::col(M::State).eq(S::Accepted.as_str()));
+            (device, &[S::Sent, S::Delivered, S::Failed])
+        }
+        RunKey::Delivered(device) => {
+            update
+                .value(M::State, S::Delivered.as_str())
+                .value(M::SentAt, Func::coalesce([Expr::col(M::SentAt), Expr::value(now)]))
+                .value(M::DeliveredAt, now)
+                .value(M::UpdatedAt, now)
+                .and_where(Expr::col(M::DeviceId).eq(device))
+                .and_where(Expr::col(M::State).is_in([S::Accepted.as_str(), S::Sent.as_str()]));
+            (device, &[S::Delivered, S::Failed])
+        }
+        RunKey::Insert => unreachable!("handled above"),
+    };
+    let rows = txn.query_all(&update).await?;
+    let mut applied = std::collections::HashSet::with_capacity(rows.len());
+    for row in rows {
+        applied.insert(row.try_get_by_index::<Uuid>(0)?);
+    }
+    if let RunKey::Sent(device, _) = key
+        && !applied.is_empty()
+    {
+        device::Entity::update_many()
+            .col_expr(device::Column::SentCount, Expr::col(device::Column::SentCount).add(applied.len() as i64))
+            .filter(device::Column::Id.eq(device))
+            .exec(txn)
+            .await?;
+    }
+    let mut outcomes = Vec::with_capacity(ids.len());
+    for id in ids {
+        outcomes.push(if applied.contains(&id) {
+            Outcome::Applied
+        } else if owned_states.is_empty() {
+            Outcome::Refused
+        } else {
+            owned_already(txn, id, device, owned_states).await?
+        });
+    }
+    Ok(outcomes)
 }
 
 fn outcome(rows: u64) -> Outcome {

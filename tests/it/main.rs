@@ -9,5 +9,6 @@ mod delivery;
 mod device;
 mod dispatch;
 mod modem;
+mod modem_api;
 mod modem_emulator;
 mod support;
