@@ -94,14 +94,33 @@ impl App {
         let registry = Arc::new(DeviceRegistry::default());
         let backlog = Arc::new(Backlog::default());
         let clock = Clock::new();
-        let dispatcher =
-            Dispatcher::start(store.clone(), registry.clone(), config.dispatch.clone(), backlog.clone(), clock).await?;
+        let dispatcher = Dispatcher::start(
+            store.clone(),
+            registry.clone(),
+            config.dispatch.clone(),
+            backlog.clone(),
+            clock,
+        )
+        .await?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let api_keys = ApiKeys::new(store.clone());
         let modems = Arc::new(Modems::new(config.modems.clone()));
-        let hub = Arc::new(Hub { config, store, registry, dispatcher, api_keys, backlog, clock, modems });
-        Ok(App { hub, listener, addr })
+        let hub = Arc::new(Hub {
+            config,
+            store,
+            registry,
+            dispatcher,
+            api_keys,
+            backlog,
+            clock,
+            modems,
+        });
+        Ok(App {
+            hub,
+            listener,
+            addr,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -117,8 +136,15 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then shuts down gracefully.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let App { hub, listener, addr } = self;
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let App {
+            hub,
+            listener,
+            addr,
+        } = self;
         tracing::info!(%addr, "smshub listening");
         // Modems attach in the background: a slow or broken one never delays the others.
         for port in hub.config.modem_ports.clone() {
@@ -132,10 +158,15 @@ impl App {
             hub.modems.spawn_scanner(hub.clone());
         }
         let routes = api::routes(hub.clone());
-        warp::serve(routes).incoming(listener).graceful(shutdown).run().await;
+        warp::serve(routes)
+            .incoming(listener)
+            .graceful(shutdown)
+            .run()
+            .await;
         tracing::info!("stopped accepting; closing device sessions");
         hub.modems.stop_all().await;
-        hub.registry.close_all(close_code::GOING_AWAY, "hub shutting down");
+        hub.registry
+            .close_all(close_code::GOING_AWAY, "hub shutting down");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !hub.registry.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -151,13 +182,14 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(it) => it,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(it) => it,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

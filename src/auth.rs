@@ -40,7 +40,10 @@ pub struct ApiKeys {
 
 impl ApiKeys {
     pub fn new(store: Store) -> ApiKeys {
-        ApiKeys { store, cache: DashMap::new() }
+        ApiKeys {
+            store,
+            cache: DashMap::new(),
+        }
     }
 
     /// The key record for a presented secret, if it is a valid, unrevoked key.
@@ -49,7 +52,11 @@ impl ApiKeys {
         if let Some(found) = self.cache.get(&hash).map(|it| it.clone()) {
             return Ok(Some(found));
         }
-        let found = self.store.find_api_key(&hash).await?.filter(|it| !it.revoked);
+        let found = self
+            .store
+            .find_api_key(&hash)
+            .await?
+            .filter(|it| !it.revoked);
         if let Some(record) = &found {
             self.cache.insert(hash, record.clone());
         }
@@ -62,8 +69,19 @@ pub async fn create_api_key(store: &Store, name: &str) -> Result<NewApiKey, Stor
     let secret = generate_secret(API_KEY_PREFIX);
     let id = Uuid::new_v4();
     let prefix: String = secret.chars().take(API_KEY_PREFIX.len() + 6).collect();
-    store.apply(Change::CreateApiKey { id, name: name.to_string(), prefix, key_hash: hash_secret(&secret) }).await?;
-    Ok(NewApiKey { id, name: name.to_string(), secret })
+    store
+        .apply(Change::CreateApiKey {
+            id,
+            name: name.to_string(),
+            prefix,
+            key_hash: hash_secret(&secret),
+        })
+        .await?;
+    Ok(NewApiKey {
+        id,
+        name: name.to_string(),
+        secret,
+    })
 }
 
 /// Registers a device of `kind` (`android` or `modem`) and returns its one-time token.
@@ -78,10 +96,17 @@ pub async fn create_device(store: &Store, name: &str, kind: &str) -> Result<NewD
             token_hash: hash_secret(&token),
         })
         .await?;
-    Ok(NewDevice { id, name: name.to_string(), token })
+    Ok(NewDevice {
+        id,
+        name: name.to_string(),
+        token,
+    })
 }
 
 /// Whether `token` is the token of `device`.
 pub fn device_token_matches(device: &DeviceRecord, token: &str) -> bool {
-    hash_secret(token).as_bytes().ct_eq(device.token_hash.as_bytes()).into()
+    hash_secret(token)
+        .as_bytes()
+        .ct_eq(device.token_hash.as_bytes())
+        .into()
 }

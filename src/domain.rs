@@ -20,7 +20,9 @@ pub enum PhoneNumberError {
     Unparseable(String),
     #[error("{0:?} is not a valid number for its country")]
     Invalid(String),
-    #[error("{0:?} has no country code; write it as +<country code><number> or configure a default region")]
+    #[error(
+        "{0:?} has no country code; write it as +<country code><number> or configure a default region"
+    )]
     NoRegion(String),
 }
 
@@ -40,7 +42,9 @@ impl PhoneNumber {
         if !phonenumber::is_valid(&parsed) {
             return Err(PhoneNumberError::Invalid(input.to_string()));
         }
-        Ok(PhoneNumber(parsed.format().mode(phonenumber::Mode::E164).to_string()))
+        Ok(PhoneNumber(
+            parsed.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
     }
 
     /// Wraps a number already stored in E.164 form.
@@ -61,7 +65,8 @@ impl fmt::Display for PhoneNumber {
 
 /// Parses an ISO 3166 region code such as `DZ` for [`PhoneNumber::parse`].
 pub fn parse_region(code: &str) -> Result<phonenumber::country::Id, String> {
-    phonenumber::country::Id::from_str(&code.to_ascii_uppercase()).map_err(|_| format!("unknown region code {code:?}"))
+    phonenumber::country::Id::from_str(&code.to_ascii_uppercase())
+        .map_err(|_| format!("unknown region code {code:?}"))
 }
 
 /// Where an outgoing message is in its life. States only move forward.
@@ -116,7 +121,13 @@ impl MessageState {
 
     /// Whether nothing more will happen to a message in this state.
     pub fn is_final(self) -> bool {
-        matches!(self, MessageState::Delivered | MessageState::Failed | MessageState::Expired | MessageState::Cancelled)
+        matches!(
+            self,
+            MessageState::Delivered
+                | MessageState::Failed
+                | MessageState::Expired
+                | MessageState::Cancelled
+        )
     }
 
     /// Whether a message may move from `self` to `next`. A message may go back from
@@ -145,7 +156,9 @@ impl fmt::Display for MessageState {
 pub fn generate_secret(prefix: &str) -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
-    let body: String = (0..43).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    let body: String = (0..43)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
     format!("{prefix}{body}")
 }
 
@@ -153,7 +166,9 @@ pub fn generate_secret(prefix: &str) -> String {
 pub fn generate_device_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
     let mut rng = rand::rng();
-    (0..16).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..16)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// The stored form of a secret: lowercase hex SHA-256.
@@ -163,7 +178,11 @@ pub fn hash_secret(secret: &str) -> String {
 
 /// Whether a device id is acceptable in a URL path and a database key.
 pub fn is_valid_device_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Milliseconds since the Unix epoch, the unit of every stored instant.
@@ -178,7 +197,9 @@ pub fn format_millis(ms: Millis) -> String {
 
 /// Parses an RFC 3339 instant into milliseconds.
 pub fn parse_rfc3339(text: &str) -> Option<Millis> {
-    chrono::DateTime::parse_from_rfc3339(text).ok().map(|it| it.timestamp_millis())
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|it| it.timestamp_millis())
 }
 
 /// The wait before retrying after the `attempts`-th offer failed temporarily:
@@ -202,7 +223,11 @@ mod tests {
         let dz = parse_region("dz").ok();
         let check = |input: &str, region, expected: Result<&str, ()>| {
             let got = PhoneNumber::parse(input, region);
-            assert_eq!(got.as_ref().map(|it| it.as_str()).map_err(|_| ()), expected, "{input}: {got:?}");
+            assert_eq!(
+                got.as_ref().map(|it| it.as_str()).map_err(|_| ()),
+                expected,
+                "{input}: {got:?}"
+            );
         };
         check("+44 20 7946 0018", None, Ok("+442079460018"));
         check("+1 (415) 555-2671", None, Ok("+14155552671"));
@@ -235,7 +260,10 @@ mod tests {
         let key = generate_secret("shk_");
         assert_eq!(key.len(), 47);
         assert_ne!(key, generate_secret("shk_"));
-        assert_eq!(hash_secret("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            hash_secret("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert!(is_valid_device_id(&generate_device_id()));
         assert!(!is_valid_device_id("a/b"));
     }

@@ -20,7 +20,11 @@ use smshub::store::{Durability, Store};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "smshub", version, about = "A self-hosted SMS hub: phones and modems behind one REST API")]
+#[command(
+    name = "smshub",
+    version,
+    about = "A self-hosted SMS hub: phones and modems behind one REST API"
+)]
 struct Cli {
     /// Log filter, e.g. `info` or `smshub=debug`.
     #[arg(long, global = true, env = "SMSHUB_LOG", default_value = "info")]
@@ -165,7 +169,11 @@ struct SimLimitArgs {
 #[derive(Args, Clone)]
 struct DatabaseArgs {
     /// `sqlite://PATH` (created if missing) or `postgres://USER:PASS@HOST/DB`.
-    #[arg(long, env = "SMSHUB_DATABASE_URL", default_value = "sqlite://smshub.db")]
+    #[arg(
+        long,
+        env = "SMSHUB_DATABASE_URL",
+        default_value = "sqlite://smshub.db"
+    )]
     database_url: String,
     /// SQLite durability: `full` survives power loss, `normal` survives a process crash.
     #[arg(long, env = "SMSHUB_DURABILITY", value_enum, default_value = "full")]
@@ -251,9 +259,15 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(format!("{},sqlx=warn,sea_orm=warn,sea_orm_migration=warn,hyper=warn", cli.log))
-        .context("invalid --log filter")?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = EnvFilter::try_new(format!(
+        "{},sqlx=warn,sea_orm=warn,sea_orm_migration=warn,hyper=warn",
+        cli.log
+    ))
+    .context("invalid --log filter")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
     match cli.command {
         Command::Serve(args) => serve(args).await,
@@ -262,11 +276,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&database).await?;
             let key = auth::create_api_key(&store, &name).await?;
             store.flush().await?;
-            println!("Created API key {:?} (id {}). It is shown only once:", key.name, key.id);
+            println!(
+                "Created API key {:?} (id {}). It is shown only once:",
+                key.name, key.id
+            );
             println!("{}", key.secret);
             Ok(())
         }
-        Command::Devices(DevicesCommand::Add { name, kind, json, database }) => {
+        Command::Devices(DevicesCommand::Add {
+            name,
+            kind,
+            json,
+            database,
+        }) => {
             if kind != "android" && kind != "modem" {
                 anyhow::bail!("--kind must be android or modem");
             }
@@ -274,18 +296,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let device = auth::create_device(&store, &name, &kind).await?;
             store.flush().await?;
             if json {
-                println!("{}", serde_json::json!({ "id": device.id, "token": device.token }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "id": device.id, "token": device.token })
+                );
             } else {
-                println!("Registered device {:?}. The token is shown only once.", device.name);
+                println!(
+                    "Registered device {:?}. The token is shown only once.",
+                    device.name
+                );
                 println!("id: {}", device.id);
                 println!("token: {}", device.token);
-                println!("connect to: /ws/device/{} with Authorization: Bearer <token>", device.id);
+                println!(
+                    "connect to: /ws/device/{} with Authorization: Bearer <token>",
+                    device.id
+                );
             }
             Ok(())
         }
         Command::Simulate(args) => simulate_cmd(args).await,
         Command::Bench(args) => smshub::bench::run(args).await,
-        Command::Pdu(PduCommand::Encode { to, text, status_report, ucs2 }) => {
+        Command::Pdu(PduCommand::Encode {
+            to,
+            text,
+            status_report,
+            ucs2,
+        }) => {
             for line in smshub::pdu_cli::encode(&to, &text, status_report, ucs2)? {
                 println!("{line}");
             }
@@ -307,12 +343,19 @@ async fn open_store(database: &DatabaseArgs) -> anyhow::Result<Store> {
 fn config(args: &HubArgs) -> anyhow::Result<Config> {
     let mut config = Config::new(args.listen, args.database.database_url.clone());
     config.durability = args.database.durability;
-    config.default_region = args.default_region.as_deref().map(parse_region).transpose().map_err(anyhow::Error::msg)?;
+    config.default_region = args
+        .default_region
+        .as_deref()
+        .map(parse_region)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     config.max_parts = args.max_parts.max(1);
     config.heartbeat_s = args.heartbeat_s.max(1);
     let seconds = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
     config.dispatch = DispatchConfig {
-        scoring: ScoringConfig { min_battery: args.min_battery },
+        scoring: ScoringConfig {
+            min_battery: args.min_battery,
+        },
         offer_lease_ms: seconds(args.offer_lease_s.max(1)),
         outcome_timeout_ms: seconds(args.outcome_timeout_s.max(1)),
         max_attempts: args.max_attempts.max(1),
@@ -332,7 +375,13 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
     };
     config.max_queued = args.max_queued.max(1);
     config.max_queued_per_key = args.max_queued_per_key.max(1);
-    config.modem_ports = args.modems.modem.iter().filter(|it| !it.is_empty()).cloned().collect();
+    config.modem_ports = args
+        .modems
+        .modem
+        .iter()
+        .filter(|it| !it.is_empty())
+        .cloned()
+        .collect();
     config.modem_scan = args.modems.modem_scan;
     config.modems.allow = args.modems.modem_allow.clone();
     config.modems.sim_pin = args.modems.sim_pin.clone();
@@ -348,7 +397,10 @@ async fn serve(args: HubArgs) -> anyhow::Result<()> {
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let temp_db = std::env::temp_dir().join(format!("smshub-demo-{}.db", std::process::id()));
-    let database_url = args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", temp_db.display()));
+    let database_url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", temp_db.display()));
     let app = App::build(Config::new(args.listen, database_url.clone())).await?;
     let base = format!("http://{}", app.addr());
     let hub = app.hub();
@@ -359,12 +411,26 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     }));
 
     let stats = Arc::new(SimStats::default());
-    let behaviour = Behaviour { latency: Duration::from_millis(800), fail_rate: 0.05, delivery_rate: 0.9 };
-    let phones =
-        simulate::start_fleet(&base, &key.secret, "demo-phone", args.devices, behaviour, stats.clone()).await?;
+    let behaviour = Behaviour {
+        latency: Duration::from_millis(800),
+        fail_rate: 0.05,
+        delivery_rate: 0.9,
+    };
+    let phones = simulate::start_fleet(
+        &base,
+        &key.secret,
+        "demo-phone",
+        args.devices,
+        behaviour,
+        stats.clone(),
+    )
+    .await?;
 
     println!();
-    println!("  smshub demo is running with {} simulated phones ({database_url})", phones.len());
+    println!(
+        "  smshub demo is running with {} simulated phones ({database_url})",
+        phones.len()
+    );
     println!();
     println!("  Dashboard:  {base}/#key={}", key.secret);
     println!("  API key:    {}", key.secret);
@@ -374,13 +440,24 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         "    curl -s -X POST {base}/api/send-sms -H 'X-API-Key: {}' -H 'Content-Type: application/json' \\\n      -d '{{\"phone_number\": \"+14155552671\", \"message\": \"Hello from smshub\", \"delivery_report\": true}}'",
         key.secret
     );
-    println!("  Then:  curl -s {base}/api/sms/<id> -H 'X-API-Key: {}'", key.secret);
-    println!("         curl -s {base}/api/devices -H 'X-API-Key: {}'", key.secret);
+    println!(
+        "  Then:  curl -s {base}/api/sms/<id> -H 'X-API-Key: {}'",
+        key.secret
+    );
+    println!(
+        "         curl -s {base}/api/devices -H 'X-API-Key: {}'",
+        key.secret
+    );
     println!();
     println!("  Press Ctrl-C to stop.");
     println!();
 
-    let traffic = tokio::spawn(demo_traffic(base.clone(), key.secret.clone(), args.traffic, phones.clone()));
+    let traffic = tokio::spawn(demo_traffic(
+        base.clone(),
+        key.secret.clone(),
+        args.traffic,
+        phones.clone(),
+    ));
     shutdown_signal().await;
     traffic.abort();
     for phone in &phones {
@@ -398,11 +475,21 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
 /// Sends a trickle of demo messages, and now and then has a phone receive one, so the
 /// dashboard shows a fleet at work.
-async fn demo_traffic(base: String, api_key: String, per_second: f64, phones: Vec<simulate::Phone>) {
+async fn demo_traffic(
+    base: String,
+    api_key: String,
+    per_second: f64,
+    phones: Vec<simulate::Phone>,
+) {
     if per_second <= 0.0 {
         return;
     }
-    const RECIPIENTS: [&str; 4] = ["+14155552671", "+442079460018", "+213555123456", "+33612345678"];
+    const RECIPIENTS: [&str; 4] = [
+        "+14155552671",
+        "+442079460018",
+        "+213555123456",
+        "+33612345678",
+    ];
     const TEXTS: [&str; 4] = [
         "Your verification code is 482913",
         "Reminder: your appointment is tomorrow at 10:00",
@@ -420,10 +507,20 @@ async fn demo_traffic(base: String, api_key: String, per_second: f64, phones: Ve
             "message": TEXTS[n % TEXTS.len()],
             "delivery_report": n.is_multiple_of(2),
         });
-        let _ = client.post(format!("{base}/api/send-sms")).header("X-API-Key", &api_key).json(&body).send().await;
+        let _ = client
+            .post(format!("{base}/api/send-sms"))
+            .header("X-API-Key", &api_key)
+            .json(&body)
+            .send()
+            .await;
         if n.is_multiple_of(7) && !phones.is_empty() {
             let phone = &phones[n % phones.len()];
-            phone.control(Control::Receive { from: "+14155550123".into(), text: "STOP".into() }).await;
+            phone
+                .control(Control::Receive {
+                    from: "+14155550123".into(),
+                    text: "STOP".into(),
+                })
+                .await;
         }
     }
 }
@@ -436,9 +533,19 @@ async fn simulate_cmd(args: SimulateArgs) -> anyhow::Result<()> {
         delivery_rate: args.delivery_rate,
     };
     let hub = args.hub.trim_end_matches('/').to_string();
-    let phones =
-        simulate::start_fleet(&hub, &args.api_key, &args.prefix, args.devices, behaviour, stats.clone()).await?;
-    println!("{} simulated phones connected to {hub}; Ctrl-C to stop", phones.len());
+    let phones = simulate::start_fleet(
+        &hub,
+        &args.api_key,
+        &args.prefix,
+        args.devices,
+        behaviour,
+        stats.clone(),
+    )
+    .await?;
+    println!(
+        "{} simulated phones connected to {hub}; Ctrl-C to stop",
+        phones.len()
+    );
     let mut report = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {

@@ -71,17 +71,25 @@ pub struct DeviceRegistry {
 impl DeviceRegistry {
     /// Registers a new session and returns its number and, if the device was already
     /// connected, the sender of the session it replaces (so the caller can close it).
-    pub fn connect(&self, mut live: LiveDevice, tx: mpsc::Sender<Outbound>) -> (u64, Option<mpsc::Sender<Outbound>>) {
+    pub fn connect(
+        &self,
+        mut live: LiveDevice,
+        tx: mpsc::Sender<Outbound>,
+    ) -> (u64, Option<mpsc::Sender<Outbound>>) {
         let session = self.next_session.fetch_add(1, Ordering::Relaxed) + 1;
         live.session = session;
-        let old = self.devices.insert(live.device_id.clone(), Entry { live, tx });
+        let old = self
+            .devices
+            .insert(live.device_id.clone(), Entry { live, tx });
         (session, old.map(|it| it.tx))
     }
 
     /// Removes the session, unless a newer session of the same device has replaced it.
     /// Returns whether it was removed.
     pub fn disconnect(&self, device_id: &str, session: u64) -> bool {
-        self.devices.remove_if(device_id, |_, entry| entry.live.session == session).is_some()
+        self.devices
+            .remove_if(device_id, |_, entry| entry.live.session == session)
+            .is_some()
     }
 
     /// Applies `update` to the live device if this session is still current.

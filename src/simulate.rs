@@ -17,8 +17,8 @@ use futures_util::{SinkExt, StreamExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use smshub_protocol::device::{
-    Battery, Capabilities, Delivered, DeviceFrame, DeviceInfo, Failed, Heartbeat, HeldJob, HeldPhase, Hello, HubFrame,
-    Incoming, JobIds, ReportKind, Sent, SimInfo, SimStatus, Status,
+    Battery, Capabilities, Delivered, DeviceFrame, DeviceInfo, Failed, Heartbeat, HeldJob,
+    HeldPhase, Hello, HubFrame, Incoming, JobIds, ReportKind, Sent, SimInfo, SimStatus, Status,
 };
 use tokio::sync::{Mutex, mpsc};
 use tokio_tungstenite::tungstenite::Message;
@@ -37,7 +37,11 @@ pub struct Behaviour {
 
 impl Default for Behaviour {
     fn default() -> Self {
-        Behaviour { latency: Duration::from_millis(300), fail_rate: 0.0, delivery_rate: 1.0 }
+        Behaviour {
+            latency: Duration::from_millis(300),
+            fail_rate: 0.0,
+            delivery_rate: 1.0,
+        }
     }
 }
 
@@ -101,7 +105,11 @@ pub struct SimStats {
 impl SimStats {
     fn record_send(&self, id: &str) {
         self.sends.fetch_add(1, Ordering::Relaxed);
-        let fresh = self.ledger.lock().map(|mut it| it.insert(id.to_string())).unwrap_or(true);
+        let fresh = self
+            .ledger
+            .lock()
+            .map(|mut it| it.insert(id.to_string()))
+            .unwrap_or(true);
         if !fresh {
             self.cross_device_duplicates.fetch_add(1, Ordering::Relaxed);
         }
@@ -111,7 +119,11 @@ impl SimStats {
         let first = self
             .committed_to
             .lock()
-            .map(|mut it| it.entry(id.to_string()).or_insert_with(|| phone.to_string()).clone())
+            .map(|mut it| {
+                it.entry(id.to_string())
+                    .or_insert_with(|| phone.to_string())
+                    .clone()
+            })
             .unwrap_or_default();
         if first != phone {
             self.cross_device_commits.fetch_add(1, Ordering::Relaxed);
@@ -175,12 +187,24 @@ pub async fn register_devices(
             .await
             .context("registering a simulated device")?;
         let status = response.status();
-        let body: serde_json::Value = response.json().await.context("reading the device registration answer")?;
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .context("reading the device registration answer")?;
         if !status.is_success() {
             anyhow::bail!("registering {name}: {status} {body}");
         }
-        let field = |key: &str| body.get(key).and_then(|it| it.as_str()).map(str::to_string).unwrap_or_default();
-        out.push(Credentials { id: field("id"), name, token: field("token") });
+        let field = |key: &str| {
+            body.get(key)
+                .and_then(|it| it.as_str())
+                .map(str::to_string)
+                .unwrap_or_default()
+        };
+        out.push(Credentials {
+            id: field("id"),
+            name,
+            token: field("token"),
+        });
     }
     Ok(out)
 }
@@ -196,7 +220,11 @@ pub fn spawn_phone(
 ) -> Phone {
     let (control_tx, control_rx) = mpsc::channel(64);
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let ws_url = format!("{}/ws/device/{}", hub.replacen("http", "ws", 1), credentials.id);
+    let ws_url = format!(
+        "{}/ws/device/{}",
+        hub.replacen("http", "ws", 1),
+        credentials.id
+    );
     let phone = PhoneTask {
         ws_url,
         credentials: credentials.clone(),
@@ -205,13 +233,17 @@ pub fn spawn_phone(
         stats,
         rng: StdRng::seed_from_u64(seed),
         journal: HashMap::new(),
-        done: HashSet::new(),
+        done: HashMap::new(),
         unacked: HashMap::new(),
         delivering: HashSet::new(),
         sent: sent.clone(),
     };
     tokio::spawn(phone.run(control_rx));
-    Phone { credentials, control: control_tx, sent }
+    Phone {
+        credentials,
+        control: control_tx,
+        sent,
+    }
 }
 
 /// Registers `count` phones with varied profiles and starts them.
@@ -227,7 +259,16 @@ pub async fn start_fleet(
     Ok(credentials
         .into_iter()
         .enumerate()
-        .map(|(n, it)| spawn_phone(hub, it, Profile::varied(n), behaviour.clone(), stats.clone(), n as u64 + 1))
+        .map(|(n, it)| {
+            spawn_phone(
+                hub,
+                it,
+                Profile::varied(n),
+                behaviour.clone(),
+                stats.clone(),
+                n as u64 + 1,
+            )
+        })
         .collect())
 }
 
@@ -248,8 +289,9 @@ struct PhoneTask {
     rng: StdRng,
     /// Jobs accepted or committed, not yet finished.
     journal: HashMap<String, Job>,
-    /// Ids ever sent (or failed) by this phone: never sent again.
-    done: HashSet<String>,
+    /// Ids ever sent (or failed) by this phone, with the outcome reported: never sent again;
+    /// a repeated commit gets the known outcome instead (spec 5.7).
+    done: HashMap<String, DeviceFrame>,
     /// Reports sent and not yet acknowledged, re-sent after a reconnect.
     unacked: HashMap<(String, ReportKind), DeviceFrame>,
     /// Sent jobs whose delivery report is still to come; like a real phone's, it arrives
@@ -296,7 +338,14 @@ impl PhoneTask {
     }
 
     fn hello(&self) -> DeviceFrame {
-        let jobs = self.journal.iter().map(|(id, job)| HeldJob { id: id.clone(), phase: job.phase }).collect();
+        let jobs = self
+            .journal
+            .iter()
+            .map(|(id, job)| HeldJob {
+                id: id.clone(),
+                phase: job.phase,
+            })
+            .collect();
         DeviceFrame::Hello(Hello {
             protocol: vec![1],
             app_version: Some(format!("smshub-simulator/{}", env!("CARGO_PKG_VERSION"))),
@@ -312,7 +361,10 @@ impl PhoneTask {
                 phone_number: None,
                 iccid: None,
             }],
-            capabilities: Capabilities { max_in_flight: self.profile.max_in_flight, ..Capabilities::default() },
+            capabilities: Capabilities {
+                max_in_flight: self.profile.max_in_flight,
+                ..Capabilities::default()
+            },
             jobs: Some(jobs),
         })
     }
@@ -326,7 +378,10 @@ impl PhoneTask {
             _ => 0,
         };
         DeviceFrame::Status(Status {
-            battery: Some(Battery { level: self.profile.battery, charging: self.profile.charging }),
+            battery: Some(Battery {
+                level: self.profile.battery,
+                charging: self.profile.charging,
+            }),
             sims: vec![SimStatus {
                 slot: 0,
                 signal_dbm: Some(self.profile.signal_dbm),
@@ -339,9 +394,15 @@ impl PhoneTask {
         })
     }
 
-    async fn session(&mut self, control: &mut mpsc::Receiver<Control>) -> anyhow::Result<SessionEnd> {
+    async fn session(
+        &mut self,
+        control: &mut mpsc::Receiver<Control>,
+    ) -> anyhow::Result<SessionEnd> {
         let mut request = self.ws_url.as_str().into_client_request()?;
-        request.headers_mut().insert("Authorization", format!("Bearer {}", self.credentials.token).parse()?);
+        request.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {}", self.credentials.token).parse()?,
+        );
         let (ws, _) = tokio_tungstenite::connect_async(request).await?;
         self.stats.connects.fetch_add(1, Ordering::Relaxed);
         let (mut sink, mut stream) = ws.split();
@@ -357,7 +418,7 @@ impl PhoneTask {
         // Committed jobs from an earlier session whose outcome is not yet decided finish now,
         // and delivery reports that came in meanwhile are reported.
         for (id, job) in &self.journal {
-            if job.phase == HeldPhase::Committed && !self.done.contains(id) {
+            if job.phase == HeldPhase::Committed && !self.done.contains_key(id) {
                 let _ = timer_tx.send(Timer::Finish(id.clone()));
             }
         }
@@ -420,7 +481,11 @@ impl PhoneTask {
         }
     }
 
-    fn on_frame(&mut self, frame: HubFrame, timers: &mpsc::UnboundedSender<Timer>) -> Vec<DeviceFrame> {
+    fn on_frame(
+        &mut self,
+        frame: HubFrame,
+        timers: &mpsc::UnboundedSender<Timer>,
+    ) -> Vec<DeviceFrame> {
         match frame {
             HubFrame::Send(job) => {
                 self.stats.offers.fetch_add(1, Ordering::Relaxed);
@@ -432,11 +497,13 @@ impl PhoneTask {
                 vec![DeviceFrame::Accepted(JobIds { ids: vec![job.id] })]
             }
             HubFrame::Commit(JobIds { ids }) => {
+                let mut replies = Vec::new();
                 for id in ids {
                     self.stats.record_commit(&id, &self.credentials.id);
-                    if self.done.contains(&id) {
-                        // Already sent: never again. The unacked report covers the outcome.
+                    if let Some(outcome) = self.done.get(&id) {
+                        // Already sent: never again; report what happened instead.
                         self.stats.duplicate_commits.fetch_add(1, Ordering::Relaxed);
+                        replies.push(outcome.clone());
                         continue;
                     }
                     if let Some(job) = self.journal.get_mut(&id)
@@ -451,11 +518,15 @@ impl PhoneTask {
                         });
                     }
                 }
-                Vec::new()
+                replies
             }
             HubFrame::Revoke(revoke) => {
                 for id in revoke.ids {
-                    if self.journal.get(&id).is_some_and(|it| it.phase == HeldPhase::Accepted) {
+                    if self
+                        .journal
+                        .get(&id)
+                        .is_some_and(|it| it.phase == HeldPhase::Accepted)
+                    {
                         self.journal.remove(&id);
                     }
                 }
@@ -467,7 +538,10 @@ impl PhoneTask {
                     self.unacked.remove(&(report.id.clone(), report.report));
                     let finished = match report.report {
                         ReportKind::Failed | ReportKind::Delivered => true,
-                        ReportKind::Sent => self.journal.get(&report.id).is_some_and(|it| !it.delivery_report),
+                        ReportKind::Sent => self
+                            .journal
+                            .get(&report.id)
+                            .is_some_and(|it| !it.delivery_report),
                         ReportKind::Incoming | ReportKind::Unknown => false,
                     };
                     if finished {
@@ -484,15 +558,21 @@ impl PhoneTask {
         }
     }
 
-    fn on_timer(&mut self, timer: Timer, timers: &mpsc::UnboundedSender<Timer>) -> Option<DeviceFrame> {
+    fn on_timer(
+        &mut self,
+        timer: Timer,
+        timers: &mpsc::UnboundedSender<Timer>,
+    ) -> Option<DeviceFrame> {
         match timer {
             Timer::Finish(id) => {
                 let job = self.journal.get(&id)?.clone();
-                if self.done.contains(&id) {
+                if self.done.contains_key(&id) {
                     return None;
                 }
-                self.done.insert(id.clone());
-                let report = if self.rng.random_bool(self.behaviour.fail_rate.clamp(0.0, 1.0)) {
+                let report = if self
+                    .rng
+                    .random_bool(self.behaviour.fail_rate.clamp(0.0, 1.0))
+                {
                     self.stats.reported_failed.fetch_add(1, Ordering::Relaxed);
                     self.journal.remove(&id);
                     DeviceFrame::Failed(Failed {
@@ -507,8 +587,10 @@ impl PhoneTask {
                         sent.push(id.clone());
                     }
                     self.stats.reported_sent.fetch_add(1, Ordering::Relaxed);
-                    let delivering =
-                        job.delivery_report && self.rng.random_bool(self.behaviour.delivery_rate.clamp(0.0, 1.0));
+                    let delivering = job.delivery_report
+                        && self
+                            .rng
+                            .random_bool(self.behaviour.delivery_rate.clamp(0.0, 1.0));
                     if let Some(held) = self.journal.get_mut(&id) {
                         // No report will come: the job is finished once `sent` is acknowledged.
                         held.delivery_report = delivering;
@@ -523,9 +605,18 @@ impl PhoneTask {
                             let _ = timers.send(Timer::Deliver(id));
                         });
                     }
-                    DeviceFrame::Sent(Sent { id: id.clone(), parts: job.parts.max(1), at: None })
+                    DeviceFrame::Sent(Sent {
+                        id: id.clone(),
+                        parts: job.parts.max(1),
+                        at: None,
+                    })
                 };
-                let kind = if matches!(report, DeviceFrame::Failed(_)) { ReportKind::Failed } else { ReportKind::Sent };
+                let kind = if matches!(report, DeviceFrame::Failed(_)) {
+                    ReportKind::Failed
+                } else {
+                    ReportKind::Sent
+                };
+                self.done.insert(id.clone(), report.clone());
                 self.unacked.insert((id, kind), report.clone());
                 Some(report)
             }
@@ -533,9 +624,15 @@ impl PhoneTask {
                 if !self.delivering.remove(&id) {
                     return None;
                 }
-                self.stats.reported_delivered.fetch_add(1, Ordering::Relaxed);
-                let report = DeviceFrame::Delivered(Delivered { id: id.clone(), at: None });
-                self.unacked.insert((id, ReportKind::Delivered), report.clone());
+                self.stats
+                    .reported_delivered
+                    .fetch_add(1, Ordering::Relaxed);
+                let report = DeviceFrame::Delivered(Delivered {
+                    id: id.clone(),
+                    at: None,
+                });
+                self.unacked
+                    .insert((id, ReportKind::Delivered), report.clone());
                 Some(report)
             }
         }

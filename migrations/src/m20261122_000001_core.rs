@@ -90,7 +90,12 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(ApiKeys::Id).uuid().not_null().primary_key())
                     .col(ColumnDef::new(ApiKeys::Name).string().not_null())
                     .col(ColumnDef::new(ApiKeys::Prefix).string().not_null())
-                    .col(ColumnDef::new(ApiKeys::KeyHash).string().not_null().unique_key())
+                    .col(
+                        ColumnDef::new(ApiKeys::KeyHash)
+                            .string()
+                            .not_null()
+                            .unique_key(),
+                    )
                     .col(ColumnDef::new(ApiKeys::CreatedAt).big_integer().not_null())
                     .col(ColumnDef::new(ApiKeys::RevokedAt).big_integer().null())
                     .to_owned(),
@@ -100,17 +105,37 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Devices::Table)
-                    .col(ColumnDef::new(Devices::Id).string().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Devices::Id)
+                            .string()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Devices::Name).string().not_null())
                     .col(ColumnDef::new(Devices::Kind).string().not_null())
-                    .col(ColumnDef::new(Devices::TokenHash).string().not_null().unique_key())
+                    .col(
+                        ColumnDef::new(Devices::TokenHash)
+                            .string()
+                            .not_null()
+                            .unique_key(),
+                    )
                     .col(ColumnDef::new(Devices::CreatedAt).big_integer().not_null())
                     .col(ColumnDef::new(Devices::LastSeenAt).big_integer().null())
                     .col(ColumnDef::new(Devices::Model).string().null())
                     .col(ColumnDef::new(Devices::AppVersion).string().null())
                     .col(ColumnDef::new(Devices::Sims).json().null())
-                    .col(ColumnDef::new(Devices::SentCount).big_integer().not_null().default(0))
-                    .col(ColumnDef::new(Devices::FailedCount).big_integer().not_null().default(0))
+                    .col(
+                        ColumnDef::new(Devices::SentCount)
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .col(
+                        ColumnDef::new(Devices::FailedCount)
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -125,14 +150,28 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Messages::Parts).integer().not_null())
                     .col(ColumnDef::new(Messages::State).string().not_null())
                     .col(ColumnDef::new(Messages::RequestedDeviceId).string().null())
-                    .col(ColumnDef::new(Messages::RequestedSimSlot).small_integer().null())
+                    .col(
+                        ColumnDef::new(Messages::RequestedSimSlot)
+                            .small_integer()
+                            .null(),
+                    )
                     .col(ColumnDef::new(Messages::DeviceId).string().null())
                     .col(ColumnDef::new(Messages::SimSlot).small_integer().null())
-                    .col(ColumnDef::new(Messages::DeliveryReport).boolean().not_null().default(false))
+                    .col(
+                        ColumnDef::new(Messages::DeliveryReport)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
                     .col(ColumnDef::new(Messages::ErrorCode).string().null())
                     .col(ColumnDef::new(Messages::ErrorMessage).string().null())
                     .col(ColumnDef::new(Messages::ErrorTemporary).boolean().null())
-                    .col(ColumnDef::new(Messages::Attempts).integer().not_null().default(0))
+                    .col(
+                        ColumnDef::new(Messages::Attempts)
+                            .integer()
+                            .not_null()
+                            .default(0),
+                    )
                     .col(ColumnDef::new(Messages::CreatedAt).big_integer().not_null())
                     .col(ColumnDef::new(Messages::DispatchedAt).big_integer().null())
                     .col(ColumnDef::new(Messages::AcceptedAt).big_integer().null())
@@ -144,10 +183,19 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for (name, cols) in [
-            ("idx_messages_state", vec![Messages::State, Messages::CreatedAt]),
-            ("idx_messages_device", vec![Messages::DeviceId, Messages::State]),
+            (
+                "idx_messages_state",
+                vec![Messages::State, Messages::CreatedAt],
+            ),
+            (
+                "idx_messages_device",
+                vec![Messages::DeviceId, Messages::State],
+            ),
             ("idx_messages_created", vec![Messages::CreatedAt]),
-            ("idx_messages_recipient", vec![Messages::Recipient, Messages::CreatedAt]),
+            (
+                "idx_messages_recipient",
+                vec![Messages::Recipient, Messages::CreatedAt],
+            ),
         ] {
             let mut index = Index::create();
             index.name(name).table(Messages::Table);
@@ -184,7 +232,11 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create().name("idx_inbox_received").table(Inbox::Table).col(Inbox::ReceivedAt).to_owned(),
+                Index::create()
+                    .name("idx_inbox_received")
+                    .table(Inbox::Table)
+                    .col(Inbox::ReceivedAt)
+                    .to_owned(),
             )
             .await
     }
@@ -196,7 +248,9 @@ impl MigrationTrait for Migration {
             Devices::Table.to_string(),
             ApiKeys::Table.to_string(),
         ] {
-            manager.drop_table(Table::drop().table(Alias::new(table)).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(Alias::new(table)).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -54,17 +54,47 @@ enum MessageEvents {
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let columns = [
-            ColumnDef::new(Messages::Priority).integer().not_null().default(0).to_owned(),
-            ColumnDef::new(Messages::ScheduleAt).big_integer().null().to_owned(),
-            ColumnDef::new(Messages::ValidUntil).big_integer().null().to_owned(),
-            ColumnDef::new(Messages::NotBefore).big_integer().null().to_owned(),
-            ColumnDef::new(Messages::ExpiredAt).big_integer().null().to_owned(),
-            ColumnDef::new(Messages::CancelledAt).big_integer().null().to_owned(),
-            ColumnDef::new(Messages::Retried).integer().not_null().default(0).to_owned(),
+            ColumnDef::new(Messages::Priority)
+                .integer()
+                .not_null()
+                .default(0)
+                .to_owned(),
+            ColumnDef::new(Messages::ScheduleAt)
+                .big_integer()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Messages::ValidUntil)
+                .big_integer()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Messages::NotBefore)
+                .big_integer()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Messages::ExpiredAt)
+                .big_integer()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Messages::CancelledAt)
+                .big_integer()
+                .null()
+                .to_owned(),
+            ColumnDef::new(Messages::Retried)
+                .integer()
+                .not_null()
+                .default(0)
+                .to_owned(),
         ];
         // SQLite adds one column per ALTER TABLE.
         for column in columns {
-            manager.alter_table(Table::alter().table(Messages::Table).add_column(column).to_owned()).await?;
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Messages::Table)
+                        .add_column(column)
+                        .to_owned(),
+                )
+                .await?;
         }
         manager
             .alter_table(
@@ -80,10 +110,26 @@ impl MigrationTrait for Migration {
                     .table(IdempotencyKeys::Table)
                     .col(ColumnDef::new(IdempotencyKeys::ApiKeyId).uuid().not_null())
                     .col(ColumnDef::new(IdempotencyKeys::Key).string().not_null())
-                    .col(ColumnDef::new(IdempotencyKeys::Fingerprint).string().not_null())
-                    .col(ColumnDef::new(IdempotencyKeys::MessageIds).text().not_null())
-                    .col(ColumnDef::new(IdempotencyKeys::CreatedAt).big_integer().not_null())
-                    .primary_key(Index::create().col(IdempotencyKeys::ApiKeyId).col(IdempotencyKeys::Key))
+                    .col(
+                        ColumnDef::new(IdempotencyKeys::Fingerprint)
+                            .string()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(IdempotencyKeys::MessageIds)
+                            .text()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(IdempotencyKeys::CreatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .primary_key(
+                        Index::create()
+                            .col(IdempotencyKeys::ApiKeyId)
+                            .col(IdempotencyKeys::Key),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -91,7 +137,13 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(MessageEvents::Table)
-                    .col(ColumnDef::new(MessageEvents::Id).big_integer().not_null().auto_increment().primary_key())
+                    .col(
+                        ColumnDef::new(MessageEvents::Id)
+                            .big_integer()
+                            .not_null()
+                            .auto_increment()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(MessageEvents::MessageId).uuid().not_null())
                     .col(ColumnDef::new(MessageEvents::At).big_integer().not_null())
                     .col(ColumnDef::new(MessageEvents::Event).string().not_null())
@@ -113,9 +165,20 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(MessageEvents::Table).to_owned()).await?;
-        manager.drop_table(Table::drop().table(IdempotencyKeys::Table).to_owned()).await?;
-        manager.alter_table(Table::alter().table(Devices::Table).drop_column(Devices::Limits).to_owned()).await?;
+        manager
+            .drop_table(Table::drop().table(MessageEvents::Table).to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table(IdempotencyKeys::Table).to_owned())
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Devices::Table)
+                    .drop_column(Devices::Limits)
+                    .to_owned(),
+            )
+            .await?;
         for column in [
             Messages::Priority,
             Messages::ScheduleAt,
@@ -125,7 +188,14 @@ impl MigrationTrait for Migration {
             Messages::CancelledAt,
             Messages::Retried,
         ] {
-            manager.alter_table(Table::alter().table(Messages::Table).drop_column(column).to_owned()).await?;
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table(Messages::Table)
+                        .drop_column(column)
+                        .to_owned(),
+                )
+                .await?;
         }
         Ok(())
     }

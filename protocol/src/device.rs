@@ -136,7 +136,12 @@ pub struct Capabilities {
 
 impl Default for Capabilities {
     fn default() -> Self {
-        Capabilities { max_in_flight: default_max_in_flight(), multipart: true, delivery_reports: true, incoming: true }
+        Capabilities {
+            max_in_flight: default_max_in_flight(),
+            multipart: true,
+            delivery_reports: true,
+            incoming: true,
+        }
     }
 }
 
@@ -278,7 +283,8 @@ pub struct Failed {
 impl Failed {
     /// Whether the failure is temporary: as the device said, else the default of its code.
     pub fn is_temporary(&self) -> bool {
-        self.temporary.unwrap_or_else(|| ErrorCode::parse(&self.code).is_some_and(ErrorCode::is_temporary))
+        self.temporary
+            .unwrap_or_else(|| ErrorCode::parse(&self.code).is_some_and(ErrorCode::is_temporary))
     }
 }
 
@@ -469,7 +475,10 @@ impl ErrorCode {
 
     /// Reads a wire code.
     pub fn parse(code: &str) -> Option<ErrorCode> {
-        ErrorCode::ALL.iter().copied().find(|it| it.as_str() == code)
+        ErrorCode::ALL
+            .iter()
+            .copied()
+            .find(|it| it.as_str() == code)
     }
 
     /// Whether a failure with this code may succeed when tried again later or elsewhere.
@@ -505,7 +514,17 @@ impl DeviceFrame {
     pub fn parse(text: &str) -> Result<DeviceFrame, FrameError> {
         parse_tagged(
             text,
-            &["hello", "status", "accepted", "rejected", "sent", "delivered", "failed", "incoming", "heartbeat"],
+            &[
+                "hello",
+                "status",
+                "accepted",
+                "rejected",
+                "sent",
+                "delivered",
+                "failed",
+                "incoming",
+                "heartbeat",
+            ],
         )
     }
 
@@ -519,7 +538,18 @@ impl DeviceFrame {
 impl HubFrame {
     /// Reads a frame sent by the hub.
     pub fn parse(text: &str) -> Result<HubFrame, FrameError> {
-        parse_tagged(text, &["welcome", "send", "commit", "revoke", "ack", "heartbeat", "error"])
+        parse_tagged(
+            text,
+            &[
+                "welcome",
+                "send",
+                "commit",
+                "revoke",
+                "ack",
+                "heartbeat",
+                "error",
+            ],
+        )
     }
 
     /// The frame as JSON text.
@@ -528,8 +558,12 @@ impl HubFrame {
     }
 }
 
-fn parse_tagged<T: serde::de::DeserializeOwned>(text: &str, known: &[&str]) -> Result<T, FrameError> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
+fn parse_tagged<T: serde::de::DeserializeOwned>(
+    text: &str,
+    known: &[&str],
+) -> Result<T, FrameError> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
     let kind = match value.get("type").and_then(|it| it.as_str()) {
         Some(kind) => kind.to_string(),
         None => return Err(FrameError::MissingType),
@@ -537,7 +571,10 @@ fn parse_tagged<T: serde::de::DeserializeOwned>(text: &str, known: &[&str]) -> R
     if !known.contains(&kind.as_str()) {
         return Err(FrameError::UnknownType(kind));
     }
-    serde_json::from_value(value).map_err(|e| FrameError::Invalid { kind, detail: e.to_string() })
+    serde_json::from_value(value).map_err(|e| FrameError::Invalid {
+        kind,
+        detail: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -8,9 +8,9 @@
 use proptest::prelude::*;
 use smshub_protocol::gsm::{self, Encoding, RefSize};
 use smshub_protocol::pdu::{
-    self, Address, Alphabet, Body, Concat, ConcatRef, DataCoding, DecodedPdu, Deliver, DeliveryStatus,
-    InformationElement, PduError, Reassembler, StatusClass, StatusReport, Submit, Timestamp, TypeOfNumber, Udh,
-    Validity, hex,
+    self, Address, Alphabet, Body, Concat, ConcatRef, DataCoding, DecodedPdu, Deliver,
+    DeliveryStatus, InformationElement, PduError, Reassembler, StatusClass, StatusReport, Submit,
+    Timestamp, TypeOfNumber, Udh, Validity, hex,
 };
 
 fn address(text: &str) -> Address {
@@ -21,9 +21,20 @@ fn describe(pdu: &DecodedPdu) -> String {
     let smsc = |smsc: &Option<Address>| smsc.as_ref().map_or("-".to_owned(), |a| a.number.clone());
     let udh = |udh: &Option<Udh>| match udh {
         None => String::new(),
-        Some(Udh { concat: Some(c), .. }) => {
-            let bits = if c.reference.size() == RefSize::EightBit { 8 } else { 16 };
-            format!(" concat={bits}:{} {}/{}", c.reference.value(), c.seq, c.total)
+        Some(Udh {
+            concat: Some(c), ..
+        }) => {
+            let bits = if c.reference.size() == RefSize::EightBit {
+                8
+            } else {
+                16
+            };
+            format!(
+                " concat={bits}:{} {}/{}",
+                c.reference.value(),
+                c.seq,
+                c.total
+            )
         }
         Some(_) => " udh".to_owned(),
     };
@@ -186,20 +197,47 @@ fn rejects_malformed_pdus() {
     let check = |hex_text: &str, expected: PduError| {
         assert_eq!(pdu::decode(hex_text), Err(expected), "{hex_text:?}");
     };
-    check("", PduError::Truncated { field: "SMSC address" });
-    check("07917248", PduError::Truncated { field: "SMSC address" });
-    check("00", PduError::Truncated { field: "first octet" });
+    check(
+        "",
+        PduError::Truncated {
+            field: "SMSC address",
+        },
+    );
+    check(
+        "07917248",
+        PduError::Truncated {
+            field: "SMSC address",
+        },
+    );
+    check(
+        "00",
+        PduError::Truncated {
+            field: "first octet",
+        },
+    );
     check("0003", PduError::ReservedMessageType);
     check("ABC", PduError::OddHexLength(3));
     // Gammu tests/atgen: "+CDS:25\rBAD\r".
     check("BAD", PduError::OddHexLength(3));
     check("0G", PduError::InvalidHex { position: 1 });
     check("0001000B9172280010", PduError::Truncated { field: "TP-DA" });
-    check("0001000B917228001011F10000", PduError::Truncated { field: "TP-UDL" });
-    check("0004039121F3000051502211", PduError::Truncated { field: "TP-SCTS" });
-    check("0006D60B911326880736F41110117195514011101171957140", PduError::Truncated { field: "TP-ST" });
+    check(
+        "0001000B917228001011F10000",
+        PduError::Truncated { field: "TP-UDL" },
+    );
+    check(
+        "0004039121F3000051502211",
+        PduError::Truncated { field: "TP-SCTS" },
+    );
+    check(
+        "0006D60B911326880736F41110117195514011101171957140",
+        PduError::Truncated { field: "TP-ST" },
+    );
     // UDHI set, a header of 4 octets in 4 octets of user data (UDHL itself needs one more).
-    check("0044039121F30000515022113321000404A00030", PduError::InvalidUdh);
+    check(
+        "0044039121F30000515022113321000404A00030",
+        PduError::InvalidUdh,
+    );
 }
 
 #[test]
@@ -207,11 +245,17 @@ fn decodes_without_smsc_prefix() {
     let with = pdu::decode("07918497483252F0840B918496445078F700007121320144744004D4F29C0E");
     let without = pdu::decode_tpdu("840B918496445078F700007121320144744004D4F29C0E");
     let strip = |pdu: DecodedPdu| match pdu {
-        DecodedPdu::Deliver(deliver) => Some(Deliver { smsc: None, ..deliver }),
+        DecodedPdu::Deliver(deliver) => Some(Deliver {
+            smsc: None,
+            ..deliver
+        }),
         _ => None,
     };
     assert_eq!(with.map(strip), without.map(strip));
-    assert!(matches!(pdu::decode_tpdu_bytes(&[0x84]), Err(PduError::Truncated { field: "TP-OA" })));
+    assert!(matches!(
+        pdu::decode_tpdu_bytes(&[0x84]),
+        Err(PduError::Truncated { field: "TP-OA" })
+    ));
 }
 
 #[test]
@@ -221,8 +265,19 @@ fn encodes_published_submits() {
         let hexes: Vec<&str> = got.iter().map(|part| part.hex.as_str()).collect();
         assert_eq!(hexes, expected, "{:?}", submit.text);
         for part in &got {
-            let smsc_octets = usize::from(hex::decode(&part.hex).unwrap_or_default().first().copied().unwrap_or(0)) + 1;
-            assert_eq!(part.tpdu_len, part.hex.len() / 2 - smsc_octets, "{}", part.hex);
+            let smsc_octets = usize::from(
+                hex::decode(&part.hex)
+                    .unwrap_or_default()
+                    .first()
+                    .copied()
+                    .unwrap_or(0),
+            ) + 1;
+            assert_eq!(
+                part.tpdu_len,
+                part.hex.len() / 2 - smsc_octets,
+                "{}",
+                part.hex
+            );
         }
     };
     check(
@@ -238,10 +293,17 @@ fn encodes_published_submits() {
     );
     // Status report request with relative validity: first octet 0x31 (python-gsmmodem's text-mode CSMP 49).
     check(
-        &Submit::new(address("+27820001111"), "Hi").status_report(true).validity(Validity::Relative(167)),
+        &Submit::new(address("+27820001111"), "Hi")
+            .status_report(true)
+            .validity(Validity::Relative(167)),
         &["0031000B917228001011F10000A702C834"],
     );
-    assert_eq!(Submit::new(address("+27820001111"), "Hello World!").encode().map(|p| p[0].tpdu_len), Ok(24));
+    assert_eq!(
+        Submit::new(address("+27820001111"), "Hello World!")
+            .encode()
+            .map(|p| p[0].tpdu_len),
+        Ok(24)
+    );
 }
 
 #[test]
@@ -252,18 +314,35 @@ fn encodes_published_submits_with_other_header_fields() {
         let pdus = submit.pdus().unwrap_or_else(|e| panic!("{e}"));
         let hexes: Vec<String> = pdus
             .into_iter()
-            .map(|pdu| pdu::SubmitPdu { message_reference: mr, reject_duplicates, ..pdu })
-            .map(|pdu| pdu.encode().map(|part| part.hex).unwrap_or_else(|e| panic!("{e}")))
+            .map(|pdu| pdu::SubmitPdu {
+                message_reference: mr,
+                reject_duplicates,
+                ..pdu
+            })
+            .map(|pdu| {
+                pdu.encode()
+                    .map(|part| part.hex)
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
             .collect();
         assert_eq!(hexes, expected);
     };
-    let national = |number: &str| Address { number: number.to_owned(), ton: TypeOfNumber::National, npi: 1 };
+    let national = |number: &str| Address {
+        number: number.to_owned(),
+        ton: TypeOfNumber::National,
+        npi: 1,
+    };
     // (The test passes its "reject duplicates" flag into the status report parameter: SRR.)
     let mut local = Submit::new(national("0126541234"), "Test message: local numbers")
         .validity(Validity::relative_minutes(3 * 24 * 60))
         .status_report(true);
     local.smsc = Some(national("12345"));
-    check(local, 13, false, &["04A12143F5310D0AA110624521430000A91BD4F29C0E6A97E7F3F0B9AC03B1DFE3301BE4AEB7C565F91C"]);
+    check(
+        local,
+        13,
+        false,
+        &["04A12143F5310D0AA110624521430000A91BD4F29C0E6A97E7F3F0B9AC03B1DFE3301BE4AEB7C565F91C"],
+    );
     // Three parts, 8-bit reference 0 (python-gsmmodem test_encodeSmsSubmit_concatenated).
     let lorem = "Lorem ipsum dolor sit amet, consectetur adipisicing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua.Ut enim ad minim veniam, quinostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat.Duis aute irure dolor in reprehenderit in voluptate velit esse cillum doloe eu fugiat nulla pariatur.Excepteur sint occaecat cupidatat non proident, sunt in culpa qui officia deserunt mollit anim id est laborum";
     check(
@@ -289,14 +368,36 @@ fn part_counts_follow_the_reference_size() {
         assert_eq!(submit.encode().map(|p| p.len()), Ok(parts), "{reference:?}");
     };
     check(&"a".repeat(306), ConcatRef::EightBit(1), Encoding::Gsm7, 2);
-    check(&"a".repeat(306), ConcatRef::SixteenBit(1), Encoding::Gsm7, 3);
+    check(
+        &"a".repeat(306),
+        ConcatRef::SixteenBit(1),
+        Encoding::Gsm7,
+        3,
+    );
     check(&"я".repeat(134), ConcatRef::EightBit(1), Encoding::Ucs2, 2);
-    check(&"я".repeat(134), ConcatRef::SixteenBit(1), Encoding::Ucs2, 3);
-    check(&"a".repeat(160), ConcatRef::SixteenBit(1), Encoding::Gsm7, 1);
+    check(
+        &"я".repeat(134),
+        ConcatRef::SixteenBit(1),
+        Encoding::Ucs2,
+        3,
+    );
+    check(
+        &"a".repeat(160),
+        ConcatRef::SixteenBit(1),
+        Encoding::Gsm7,
+        1,
+    );
     check(&"€".repeat(81), ConcatRef::EightBit(1), Encoding::Gsm7, 2);
-    assert_eq!(gsm::segment(&"a".repeat(306)).parts, 2, "the hub's count uses the 8-bit reference");
+    assert_eq!(
+        gsm::segment(&"a".repeat(306)).parts,
+        2,
+        "the hub's count uses the 8-bit reference"
+    );
     let forced = Submit::new(address("+4915112345678"), "plain").force_ucs2(true);
-    assert_eq!((forced.encoding(), forced.segmentation().units), (Encoding::Ucs2, 5));
+    assert_eq!(
+        (forced.encoding(), forced.segmentation().units),
+        (Encoding::Ucs2, 5)
+    );
     let too_long = Submit::new(address("+4915112345678"), "a".repeat(153 * 255 + 1));
     assert_eq!(too_long.encode(), Err(PduError::TooManyParts(256)));
 }
@@ -304,7 +405,9 @@ fn part_counts_follow_the_reference_size() {
 #[test]
 fn serializes_to_json() {
     let decoded = pdu::decode("07914875215652F006360B914892347527F3817003018104808170030181448000");
-    let json = decoded.map(|pdu| serde_json::to_value(pdu).unwrap_or_default()).unwrap_or_default();
+    let json = decoded
+        .map(|pdu| serde_json::to_value(pdu).unwrap_or_default())
+        .unwrap_or_default();
     let expected = serde_json::json!({
         "type": "status_report",
         "smsc": {"number": "+84571265250", "ton": "international", "npi": 1},
@@ -322,8 +425,13 @@ fn serializes_to_json() {
     });
     assert_eq!(json, expected);
     let deliver = pdu::decode("0044039121F30004515022113321000B06080409370301CAFEBABE");
-    let json = deliver.map(|pdu| serde_json::to_value(pdu).unwrap_or_default()).unwrap_or_default();
-    assert_eq!(json["udh"]["concat"], serde_json::json!({"reference": {"sixteen_bit": 2359}, "total": 3, "seq": 1}));
+    let json = deliver
+        .map(|pdu| serde_json::to_value(pdu).unwrap_or_default())
+        .unwrap_or_default();
+    assert_eq!(
+        json["udh"]["concat"],
+        serde_json::json!({"reference": {"sixteen_bit": 2359}, "total": 3, "seq": 1})
+    );
     assert_eq!(json["body"], serde_json::json!({"data": "CAFEBABE"}));
     assert_eq!(
         json["coding"],
@@ -354,13 +462,26 @@ fn reencodes_decoded_pdus_exactly() {
     }
 }
 
-fn deliver_part(sender: &Address, concat: Option<Concat>, text: &str, alphabet: Alphabet) -> Deliver {
+fn deliver_part(
+    sender: &Address,
+    concat: Option<Concat>,
+    text: &str,
+    alphabet: Alphabet,
+) -> Deliver {
     Deliver {
         smsc: None,
         sender: sender.clone(),
         protocol_id: 0,
         coding: DataCoding::of(alphabet),
-        timestamp: Timestamp { year: 2024, month: 2, day: 29, hour: 23, minute: 59, second: 59, tz_quarters: -14 },
+        timestamp: Timestamp {
+            year: 2024,
+            month: 2,
+            day: 29,
+            hour: 23,
+            minute: 59,
+            second: 59,
+            tz_quarters: -14,
+        },
         more_messages: false,
         status_report_indication: false,
         reply_path: false,
@@ -374,14 +495,38 @@ fn reassembles_in_any_order_ignoring_duplicates() {
     let alice = address("+4915112345678");
     let bob = address("Bob");
     let part = |sender: &Address, reference, seq, text: &str| {
-        deliver_part(sender, Some(Concat { reference, total: 3, seq }), text, Alphabet::Gsm7)
+        deliver_part(
+            sender,
+            Some(Concat {
+                reference,
+                total: 3,
+                seq,
+            }),
+            text,
+            Alphabet::Gsm7,
+        )
     };
     let mut reassembler = Reassembler::new();
-    assert_eq!(reassembler.push(part(&alice, ConcatRef::EightBit(7), 3, "!"), 10), None);
-    assert_eq!(reassembler.push(part(&alice, ConcatRef::SixteenBit(7), 1, "other "), 10), None);
-    assert_eq!(reassembler.push(part(&bob, ConcatRef::EightBit(7), 1, "bob "), 10), None);
-    assert_eq!(reassembler.push(part(&alice, ConcatRef::EightBit(7), 1, "Hello "), 11), None);
-    assert_eq!(reassembler.push(part(&alice, ConcatRef::EightBit(7), 1, "duplicate "), 12), None);
+    assert_eq!(
+        reassembler.push(part(&alice, ConcatRef::EightBit(7), 3, "!"), 10),
+        None
+    );
+    assert_eq!(
+        reassembler.push(part(&alice, ConcatRef::SixteenBit(7), 1, "other "), 10),
+        None
+    );
+    assert_eq!(
+        reassembler.push(part(&bob, ConcatRef::EightBit(7), 1, "bob "), 10),
+        None
+    );
+    assert_eq!(
+        reassembler.push(part(&alice, ConcatRef::EightBit(7), 1, "Hello "), 11),
+        None
+    );
+    assert_eq!(
+        reassembler.push(part(&alice, ConcatRef::EightBit(7), 1, "duplicate "), 12),
+        None
+    );
     assert_eq!(reassembler.pending(), 3);
     let message = reassembler.push(part(&alice, ConcatRef::EightBit(7), 2, "world"), 13);
     assert_eq!(
@@ -392,16 +537,25 @@ fn reassembles_in_any_order_ignoring_duplicates() {
     // Not concatenated (or nonsense concatenation): out at once.
     let single = reassembler.push(deliver_part(&alice, None, "one", Alphabet::Gsm7), 14);
     assert_eq!(single.map(|m| m.body), Some(Body::Text("one".into())));
-    let bogus = Concat { reference: ConcatRef::EightBit(1), total: 2, seq: 3 };
+    let bogus = Concat {
+        reference: ConcatRef::EightBit(1),
+        total: 2,
+        seq: 3,
+    };
     let single = reassembler.push(deliver_part(&alice, Some(bogus), "odd", Alphabet::Gsm7), 14);
     assert_eq!(single.map(|m| m.parts), Some(1));
     // Expiry: nothing is older than 5 at time 14; everything is older than 1 at 100.
     assert!(reassembler.expire(14, 5).is_empty());
     let expired = reassembler.expire(100, 1);
-    let mut senders: Vec<(String, usize)> =
-        expired.iter().map(|e| (e.key.sender.number.clone(), e.parts.len())).collect();
+    let mut senders: Vec<(String, usize)> = expired
+        .iter()
+        .map(|e| (e.key.sender.number.clone(), e.parts.len()))
+        .collect();
     senders.sort();
-    assert_eq!(senders, vec![("+4915112345678".to_owned(), 1), ("Bob".to_owned(), 1)]);
+    assert_eq!(
+        senders,
+        vec![("+4915112345678".to_owned(), 1), ("Bob".to_owned(), 1)]
+    );
     assert_eq!(reassembler.pending(), 0);
 }
 
@@ -414,13 +568,20 @@ fn reassembles_data_parts_as_data() {
         body: Body::Data(bytes.to_vec()),
         ..deliver_part(
             &sender,
-            Some(Concat { reference: ConcatRef::EightBit(1), total: 2, seq }),
+            Some(Concat {
+                reference: ConcatRef::EightBit(1),
+                total: 2,
+                seq,
+            }),
             "",
             Alphabet::EightBit,
         )
     };
     assert_eq!(reassembler.push(data(2, &[3, 4]), 0), None);
-    assert_eq!(reassembler.push(data(1, &[1, 2]), 0).map(|m| m.body), Some(Body::Data(vec![1, 2, 3, 4])));
+    assert_eq!(
+        reassembler.push(data(1, &[1, 2]), 0).map(|m| m.body),
+        Some(Body::Data(vec![1, 2, 3, 4]))
+    );
 }
 
 #[test]
@@ -429,10 +590,38 @@ fn information_elements_encode_as_published() {
     let check = |element: InformationElement, expected: &str| {
         assert_eq!(hex::encode(&element.to_bytes()), expected);
     };
-    check(Concat { reference: ConcatRef::EightBit(23), total: 3, seq: 1 }.into(), "0003170301");
-    check(Concat { reference: ConcatRef::SixteenBit(384), total: 4, seq: 2 }.into(), "080401800402");
-    check(InformationElement { id: 0x04, data: vec![100, 50] }, "04026432");
-    check(InformationElement { id: 0x05, data: vec![0x04, 0xD2, 0x14, 0x66] }, "050404D21466");
+    check(
+        Concat {
+            reference: ConcatRef::EightBit(23),
+            total: 3,
+            seq: 1,
+        }
+        .into(),
+        "0003170301",
+    );
+    check(
+        Concat {
+            reference: ConcatRef::SixteenBit(384),
+            total: 4,
+            seq: 2,
+        }
+        .into(),
+        "080401800402",
+    );
+    check(
+        InformationElement {
+            id: 0x04,
+            data: vec![100, 50],
+        },
+        "04026432",
+    );
+    check(
+        InformationElement {
+            id: 0x05,
+            data: vec![0x04, 0xD2, 0x14, 0x66],
+        },
+        "050404D21466",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -440,7 +629,10 @@ fn information_elements_encode_as_published() {
 
 /// Characters of the GSM 7-bit alphabet, extension table included (ESC itself excluded).
 fn gsm7_char() -> impl Strategy<Value = char> {
-    let chars: Vec<char> = (0u32..0x250).filter_map(char::from_u32).filter(|c| gsm::gsm7_cost(*c).is_some()).collect();
+    let chars: Vec<char> = (0u32..0x250)
+        .filter_map(char::from_u32)
+        .filter(|c| gsm::gsm7_cost(*c).is_some())
+        .collect();
     let greek: Vec<char> = "ΔΦΓΛΩΠΨΣΘΞ€".chars().collect();
     prop_oneof![3 => prop::sample::select(chars), 1 => prop::sample::select(greek), 1 => prop::sample::select(vec!['{', '}', '[', ']', '~', '|', '^', '\\', '\u{0c}'])]
 }
@@ -460,7 +652,10 @@ fn text_of(chars: impl Strategy<Value = char>, max: usize) -> impl Strategy<Valu
 }
 
 fn concat_ref() -> impl Strategy<Value = ConcatRef> {
-    prop_oneof![any::<u8>().prop_map(ConcatRef::EightBit), any::<u16>().prop_map(ConcatRef::SixteenBit)]
+    prop_oneof![
+        any::<u8>().prop_map(ConcatRef::EightBit),
+        any::<u16>().prop_map(ConcatRef::SixteenBit)
+    ]
 }
 
 fn digits(min: usize, max: usize) -> impl Strategy<Value = String> {
@@ -469,45 +664,87 @@ fn digits(min: usize, max: usize) -> impl Strategy<Value = String> {
 }
 
 fn number() -> impl Strategy<Value = Address> {
-    (digits(1, 20), 0u8..7, prop::sample::select(vec![0u8, 1, 8, 9])).prop_map(|(digits, ton, npi)| {
-        let ton = TypeOfNumber::from_type_of_address(ton << 4);
-        let ton = if ton == TypeOfNumber::Alphanumeric { TypeOfNumber::Unknown } else { ton };
-        let number = if ton == TypeOfNumber::International { format!("+{digits}") } else { digits };
-        Address { number, ton, npi }
-    })
+    (
+        digits(1, 20),
+        0u8..7,
+        prop::sample::select(vec![0u8, 1, 8, 9]),
+    )
+        .prop_map(|(digits, ton, npi)| {
+            let ton = TypeOfNumber::from_type_of_address(ton << 4);
+            let ton = if ton == TypeOfNumber::Alphanumeric {
+                TypeOfNumber::Unknown
+            } else {
+                ton
+            };
+            let number = if ton == TypeOfNumber::International {
+                format!("+{digits}")
+            } else {
+                digits
+            };
+            Address { number, ton, npi }
+        })
 }
 
 fn any_address() -> impl Strategy<Value = Address> {
     let alphanumeric = text_of(gsm7_char(), 12)
-        .prop_filter("1 to 11 septets", |t| (1..=11).contains(&gsm::encode_gsm7(t).map_or(0, |s| s.len())))
-        .prop_map(|number| Address { number, ton: TypeOfNumber::Alphanumeric, npi: 0 });
+        .prop_filter("1 to 11 septets", |t| {
+            (1..=11).contains(&gsm::encode_gsm7(t).map_or(0, |s| s.len()))
+        })
+        .prop_map(|number| Address {
+            number,
+            ton: TypeOfNumber::Alphanumeric,
+            npi: 0,
+        });
     prop_oneof![3 => number(), 1 => alphanumeric]
 }
 
 fn smsc() -> impl Strategy<Value = Option<Address>> {
-    prop::option::of((digits(1, 20), any::<bool>()).prop_map(|(digits, international)| match international {
-        true => Address { number: format!("+{digits}"), ton: TypeOfNumber::International, npi: 1 },
-        false => Address { number: digits, ton: TypeOfNumber::Unknown, npi: 1 },
-    }))
+    prop::option::of(
+        (digits(1, 20), any::<bool>()).prop_map(|(digits, international)| match international {
+            true => Address {
+                number: format!("+{digits}"),
+                ton: TypeOfNumber::International,
+                npi: 1,
+            },
+            false => Address {
+                number: digits,
+                ton: TypeOfNumber::Unknown,
+                npi: 1,
+            },
+        }),
+    )
 }
 
 fn timestamp() -> impl Strategy<Value = Timestamp> {
-    (1990u16..2090, 0u8..100, 0u8..100, 0u8..100, 0u8..100, 0u8..100, -79i8..=79).prop_map(
-        |(year, month, day, hour, minute, second, tz_quarters)| Timestamp {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            tz_quarters,
-        },
+    (
+        1990u16..2090,
+        0u8..100,
+        0u8..100,
+        0u8..100,
+        0u8..100,
+        0u8..100,
+        -79i8..=79,
     )
+        .prop_map(
+            |(year, month, day, hour, minute, second, tz_quarters)| Timestamp {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                tz_quarters,
+            },
+        )
 }
 
 fn udh() -> impl Strategy<Value = Option<Udh>> {
     let concat =
-        (concat_ref(), any::<u8>(), any::<u8>()).prop_map(|(reference, total, seq)| Concat { reference, total, seq });
+        (concat_ref(), any::<u8>(), any::<u8>()).prop_map(|(reference, total, seq)| Concat {
+            reference,
+            total,
+            seq,
+        });
     let other = (
         prop::sample::select(vec![0x01u8, 0x04, 0x05, 0x0A, 0x24, 0x25, 0x70]),
         prop::collection::vec(any::<u8>(), 0..5),
@@ -522,11 +759,16 @@ fn udh() -> impl Strategy<Value = Option<Udh>> {
 /// A data coding and a body that fits it (and 140 octets with a header of up to 25 octets).
 fn coded_body() -> impl Strategy<Value = (DataCoding, Body)> {
     let gsm7 = (
-        prop::sample::select(vec![0x00u8, 0x10, 0x13, 0x0C, 0x40, 0x90, 0xC8, 0xD0, 0xF0, 0xF3]),
+        prop::sample::select(vec![
+            0x00u8, 0x10, 0x13, 0x0C, 0x40, 0x90, 0xC8, 0xD0, 0xF0, 0xF3,
+        ]),
         text_of(gsm7_char(), 60),
     )
         .prop_map(|(raw, text)| (DataCoding::from_octet(raw), Body::Text(text)));
-    let ucs2 = (prop::sample::select(vec![0x08u8, 0x18, 0x1B, 0x48, 0xE0]), text_of(any_char(), 28))
+    let ucs2 = (
+        prop::sample::select(vec![0x08u8, 0x18, 0x1B, 0x48, 0xE0]),
+        text_of(any_char(), 28),
+    )
         .prop_map(|(raw, text)| (DataCoding::from_octet(raw), Body::Text(text)));
     let data = (
         prop::sample::select(vec![0x04u8, 0x14, 0xF4, 0xF7, 0x20, 0x28, 0x3C]),
@@ -537,49 +779,79 @@ fn coded_body() -> impl Strategy<Value = (DataCoding, Body)> {
 }
 
 fn deliver() -> impl Strategy<Value = Deliver> {
-    (smsc(), any_address(), any::<u8>(), coded_body(), timestamp(), any::<[bool; 3]>(), udh()).prop_map(
-        |(smsc, sender, protocol_id, (coding, body), timestamp, [more, sri, rp], udh)| Deliver {
-            smsc,
-            sender,
-            protocol_id,
-            coding,
-            timestamp,
-            more_messages: more,
-            status_report_indication: sri,
-            reply_path: rp,
-            udh,
-            body,
-        },
+    (
+        smsc(),
+        any_address(),
+        any::<u8>(),
+        coded_body(),
+        timestamp(),
+        any::<[bool; 3]>(),
+        udh(),
     )
+        .prop_map(
+            |(smsc, sender, protocol_id, (coding, body), timestamp, [more, sri, rp], udh)| {
+                Deliver {
+                    smsc,
+                    sender,
+                    protocol_id,
+                    coding,
+                    timestamp,
+                    more_messages: more,
+                    status_report_indication: sri,
+                    reply_path: rp,
+                    udh,
+                    body,
+                }
+            },
+        )
 }
 
 fn status_report() -> impl Strategy<Value = StatusReport> {
     let tail = prop::option::of((any::<u8>(), prop::option::of(coded_body()), udh()));
-    (smsc(), any::<u8>(), any_address(), timestamp(), timestamp(), any::<u8>(), any::<[bool; 2]>(), tail).prop_map(
-        |(smsc, message_reference, recipient, sc_timestamp, discharge_time, status, [more, qualifier], tail)| {
-            let mut report = StatusReport {
+    (
+        smsc(),
+        any::<u8>(),
+        any_address(),
+        timestamp(),
+        timestamp(),
+        any::<u8>(),
+        any::<[bool; 2]>(),
+        tail,
+    )
+        .prop_map(
+            |(
                 smsc,
                 message_reference,
                 recipient,
                 sc_timestamp,
                 discharge_time,
-                status: DeliveryStatus(status),
-                more_messages: more,
-                qualifier,
-                protocol_id: None,
-                coding: None,
-                udh: None,
-                body: None,
-            };
-            if let Some((protocol_id, coded, udh)) = tail {
-                report.protocol_id = Some(protocol_id);
-                if let Some((coding, body)) = coded {
-                    (report.coding, report.body, report.udh) = (Some(coding), Some(body), udh);
+                status,
+                [more, qualifier],
+                tail,
+            )| {
+                let mut report = StatusReport {
+                    smsc,
+                    message_reference,
+                    recipient,
+                    sc_timestamp,
+                    discharge_time,
+                    status: DeliveryStatus(status),
+                    more_messages: more,
+                    qualifier,
+                    protocol_id: None,
+                    coding: None,
+                    udh: None,
+                    body: None,
+                };
+                if let Some((protocol_id, coded, udh)) = tail {
+                    report.protocol_id = Some(protocol_id);
+                    if let Some((coding, body)) = coded {
+                        (report.coding, report.body, report.udh) = (Some(coding), Some(body), udh);
+                    }
                 }
-            }
-            report
-        },
-    )
+                report
+            },
+        )
 }
 
 /// The user data octets of a TPDU written by `Submit` (no SMSC prefix).
@@ -726,7 +998,9 @@ proptest! {
 
 #[test]
 fn status_classes_cover_every_octet() {
-    let check = |code: u8, class: StatusClass| assert_eq!(DeliveryStatus(code).class(), class, "{code:#04X}");
+    let check = |code: u8, class: StatusClass| {
+        assert_eq!(DeliveryStatus(code).class(), class, "{code:#04X}")
+    };
     check(0x00, StatusClass::Delivered);
     check(0x20, StatusClass::StillTrying);
     check(0x46, StatusClass::PermanentFailure);

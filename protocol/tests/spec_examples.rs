@@ -40,12 +40,17 @@ fn readme() -> String {
 /// side sends it (`device-` or `hub-`), so the test knows which parser applies.
 fn examples() -> Vec<Example> {
     let dir = spec_dir().join("examples");
-    let entries = fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    let entries =
+        fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
     let mut examples: Vec<Example> = entries
         .map(|entry| entry.expect("readable directory entry").path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
         .map(|path| {
-            let name = path.file_name().and_then(|it| it.to_str()).expect("UTF-8 file name").to_string();
+            let name = path
+                .file_name()
+                .and_then(|it| it.to_str())
+                .expect("UTF-8 file name")
+                .to_string();
             let side = if name.starts_with("device-") {
                 Side::Device
             } else if name.starts_with("hub-") {
@@ -53,7 +58,8 @@ fn examples() -> Vec<Example> {
             } else {
                 panic!("{name}: example names start with `device-` or `hub-`");
             };
-            let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {name}: {e}"));
+            let text =
+                fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {name}: {e}"));
             Example { name, side, text }
         })
         .collect();
@@ -69,7 +75,8 @@ fn parse_round_trip(side: Side, text: &str) -> Result<Value, String> {
         Side::Device => {
             let frame = DeviceFrame::parse(text).map_err(|e| e.to_string())?;
             let json = frame.to_json();
-            let again = DeviceFrame::parse(&json).map_err(|e| format!("re-parse of {json}: {e}"))?;
+            let again =
+                DeviceFrame::parse(&json).map_err(|e| format!("re-parse of {json}: {e}"))?;
             assert_eq!(frame, again, "round trip through {json}");
             serde_json::from_str(&json).map_err(|e| e.to_string())
         }
@@ -91,13 +98,19 @@ fn assert_known(shown: &Value, canonical: &Value, path: &str, context: &str) {
         (Value::Object(shown), Value::Object(canonical)) => {
             for (key, value) in shown {
                 let Some(expected) = canonical.get(key) else {
-                    panic!("{context}: field `{path}.{key}` is not part of the frame (misspelt, or null?)");
+                    panic!(
+                        "{context}: field `{path}.{key}` is not part of the frame (misspelt, or null?)"
+                    );
                 };
                 assert_known(value, expected, &format!("{path}.{key}"), context);
             }
         }
         (Value::Array(shown), Value::Array(canonical)) => {
-            assert_eq!(shown.len(), canonical.len(), "{context}: length of `{path}`");
+            assert_eq!(
+                shown.len(),
+                canonical.len(),
+                "{context}: length of `{path}`"
+            );
             for (i, (value, expected)) in shown.iter().zip(canonical).enumerate() {
                 assert_known(value, expected, &format!("{path}[{i}]"), context);
             }
@@ -107,7 +120,11 @@ fn assert_known(shown: &Value, canonical: &Value, path: &str, context: &str) {
 }
 
 fn frame_type(value: &Value) -> String {
-    value.get("type").and_then(Value::as_str).expect("every frame has a type").to_string()
+    value
+        .get("type")
+        .and_then(Value::as_str)
+        .expect("every frame has a type")
+        .to_string()
 }
 
 /// The `type` names of every variant of a frame enum, as serde knows them. Read from serde's
@@ -122,8 +139,16 @@ fn variant_names<T: serde::de::DeserializeOwned>(enum_name: &str) -> Vec<String>
     let Some((_, list)) = message.split_once("expected one of") else {
         panic!("{enum_name}: serde's error no longer lists the variants: {message}");
     };
-    let names: Vec<String> = list.split('`').skip(1).step_by(2).map(str::to_string).collect();
-    assert!(names.len() >= 2, "{enum_name}: could not read variant names from {message}");
+    let names: Vec<String> = list
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    assert!(
+        names.len() >= 2,
+        "{enum_name}: could not read variant names from {message}"
+    );
     names
 }
 
@@ -157,8 +182,12 @@ fn fenced_blocks(markdown: &str, lang: &str) -> Vec<String> {
 #[test]
 fn every_example_parses_round_trips_and_names_only_known_fields() {
     for example in examples() {
-        let canonical = parse_round_trip(example.side, &example.text)
-            .unwrap_or_else(|e| panic!("{} does not parse as a {:?} frame: {e}", example.name, example.side));
+        let canonical = parse_round_trip(example.side, &example.text).unwrap_or_else(|e| {
+            panic!(
+                "{} does not parse as a {:?} frame: {e}",
+                example.name, example.side
+            )
+        });
         let shown: Value = serde_json::from_str(&example.text).expect("parsed above");
         assert_known(&shown, &canonical, "", &example.name);
         let kind = frame_type(&canonical);
@@ -187,10 +216,16 @@ fn every_frame_variant_has_an_example() {
     let device_shown = shown(Side::Device);
     let hub_shown = shown(Side::Hub);
     for name in variant_names::<DeviceFrame>("DeviceFrame") {
-        assert!(device_shown.contains(&name), "device frame `{name}` has no examples/device-{name}.json");
+        assert!(
+            device_shown.contains(&name),
+            "device frame `{name}` has no examples/device-{name}.json"
+        );
     }
     for name in variant_names::<HubFrame>("HubFrame") {
-        assert!(hub_shown.contains(&name), "hub frame `{name}` has no examples/hub-{name}.json");
+        assert!(
+            hub_shown.contains(&name),
+            "hub frame `{name}` has no examples/hub-{name}.json"
+        );
     }
 }
 
@@ -199,12 +234,17 @@ fn the_readme_shows_every_example_file_verbatim() {
     let blocks: Vec<Value> = fenced_blocks(&readme(), "json")
         .iter()
         .map(|block| {
-            serde_json::from_str(block).unwrap_or_else(|e| panic!("README json block is not JSON: {e}\n{block}"))
+            serde_json::from_str(block)
+                .unwrap_or_else(|e| panic!("README json block is not JSON: {e}\n{block}"))
         })
         .collect();
     for example in examples() {
         let value: Value = serde_json::from_str(&example.text).expect("example is JSON");
-        assert!(blocks.contains(&value), "README does not show {} verbatim in a ```json block", example.name);
+        assert!(
+            blocks.contains(&value),
+            "README does not show {} verbatim in a ```json block",
+            example.name
+        );
     }
 }
 
@@ -218,7 +258,9 @@ fn every_json_block_in_the_readme_is_a_frame() {
         let canonical = match (device, hub) {
             (Ok(value), _) | (_, Ok(value)) => value,
             (Err(device), Err(hub)) => {
-                panic!("README json block is neither a device frame ({device}) nor a hub frame ({hub}):\n{block}")
+                panic!(
+                    "README json block is neither a device frame ({device}) nor a hub frame ({hub}):\n{block}"
+                )
             }
         };
         let shown: Value = serde_json::from_str(&block).expect("parsed above");
@@ -244,7 +286,10 @@ fn every_transcript_line_in_the_readme_is_a_frame() {
         assert_known(&shown, &canonical, "", line);
         lines += 1;
     }
-    assert!(lines >= 10, "the README's example session should have at least 10 frames, found {lines}");
+    assert!(
+        lines >= 10,
+        "the README's example session should have at least 10 frames, found {lines}"
+    );
 }
 
 #[test]
@@ -253,6 +298,9 @@ fn the_readme_error_code_table_matches_error_code() {
     for code in ErrorCode::ALL {
         let temporary = if code.is_temporary() { "yes" } else { "no" };
         let row = format!("| `{}` | {temporary} |", code.as_str());
-        assert!(readme.lines().any(|line| line.starts_with(&row)), "README error table lacks a row starting {row}");
+        assert!(
+            readme.lines().any(|line| line.starts_with(&row)),
+            "README error table lacks a row starting {row}"
+        );
     }
 }

@@ -155,7 +155,11 @@ impl From<MessageRecord> for MessageDto {
             requested_sim_slot: it.requested_sim_slot,
             delivery_report: it.delivery_report,
             attempts: it.attempts,
-            error: it.error.map(|e| ErrorDto { code: e.code, message: e.message, temporary: e.temporary }),
+            error: it.error.map(|e| ErrorDto {
+                code: e.code,
+                message: e.message,
+                temporary: e.temporary,
+            }),
             created_at: format_millis(it.created_at),
             updated_at: format_millis(it.updated_at),
             states,
@@ -282,14 +286,24 @@ impl DeviceDto {
         live: Option<LiveDevice>,
         rest: Option<(crate::domain::Millis, String)>,
     ) -> DeviceDto {
-        let stored_sims: Vec<SimInfo> =
-            record.sims.as_ref().and_then(|it| serde_json::from_value(it.clone()).ok()).unwrap_or_default();
+        let stored_sims: Vec<SimInfo> = record
+            .sims
+            .as_ref()
+            .and_then(|it| serde_json::from_value(it.clone()).ok())
+            .unwrap_or_default();
         let (sims_info, status) = match &live {
             Some(it) => (it.sims.clone(), it.status.clone()),
             None => (stored_sims, None),
         };
-        let statuses: Vec<SimStatus> = status.as_ref().map(|it| it.sims.clone()).unwrap_or_default();
-        let mut slots: Vec<u8> = sims_info.iter().map(|it| it.slot).chain(statuses.iter().map(|it| it.slot)).collect();
+        let statuses: Vec<SimStatus> = status
+            .as_ref()
+            .map(|it| it.sims.clone())
+            .unwrap_or_default();
+        let mut slots: Vec<u8> = sims_info
+            .iter()
+            .map(|it| it.slot)
+            .chain(statuses.iter().map(|it| it.slot))
+            .collect();
         slots.sort_unstable();
         slots.dedup();
         let sims = slots
@@ -310,7 +324,10 @@ impl DeviceDto {
                 }
             })
             .collect();
-        let last_seen = live.as_ref().map(|it| it.last_seen_at).or(record.last_seen_at);
+        let last_seen = live
+            .as_ref()
+            .map(|it| it.last_seen_at)
+            .or(record.last_seen_at);
         DeviceDto {
             id: record.id,
             name: record.name,
@@ -319,8 +336,14 @@ impl DeviceDto {
             battery: status.as_ref().and_then(|it| it.battery),
             sims,
             connection: status.as_ref().and_then(|it| it.connection.clone()),
-            app_version: live.as_ref().and_then(|it| it.app_version.clone()).or(record.app_version),
-            model: live.as_ref().and_then(|it| it.model.clone()).or(record.model),
+            app_version: live
+                .as_ref()
+                .and_then(|it| it.app_version.clone())
+                .or(record.app_version),
+            model: live
+                .as_ref()
+                .and_then(|it| it.model.clone())
+                .or(record.model),
             in_flight: live.as_ref().map(|it| it.in_flight).unwrap_or(0),
             max_in_flight: live.as_ref().map(|it| it.capabilities.max_in_flight),
             connected_at: live.as_ref().map(|it| format_millis(it.connected_at)),

@@ -23,7 +23,12 @@ impl Reject for ApiError {}
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), retry_after: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -49,9 +54,12 @@ impl ApiError {
 
     pub fn into_response(self) -> warp::reply::Response {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
-        let mut response = warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
+        let mut response =
+            warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
         if let Some(seconds) = self.retry_after {
-            response.headers_mut().insert(warp::http::header::RETRY_AFTER, seconds.into());
+            response
+                .headers_mut()
+                .insert(warp::http::header::RETRY_AFTER, seconds.into());
         }
         response
     }
@@ -72,13 +80,32 @@ pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infa
     } else if let Some(err) = rejection.find::<warp::reject::InvalidQuery>() {
         ApiError::bad_request("invalid_query", err.to_string())
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is too large",
+        )
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
-        ApiError::new(StatusCode::LENGTH_REQUIRED, "length_required", "send a Content-Length header")
-    } else if rejection.find::<warp::reject::UnsupportedMediaType>().is_some() {
-        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send JSON")
+        ApiError::new(
+            StatusCode::LENGTH_REQUIRED,
+            "length_required",
+            "send a Content-Length header",
+        )
+    } else if rejection
+        .find::<warp::reject::UnsupportedMediaType>()
+        .is_some()
+    {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send JSON",
+        )
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that method")
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this endpoint does not take that method",
+        )
     } else if let Some(err) = rejection.find::<warp::reject::MissingHeader>() {
         ApiError::bad_request("missing_header", err.to_string())
     } else {

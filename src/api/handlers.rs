@@ -29,7 +29,11 @@ const MAX_LIMIT: u64 = 500;
 
 fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|err| {
-        let code = if err.is_syntax() || err.is_eof() { "invalid_json" } else { "invalid_request" };
+        let code = if err.is_syntax() || err.is_eof() {
+            "invalid_json"
+        } else {
+            "invalid_request"
+        };
         ApiError::bad_request(code, format!("request body: {err}"))
     })
 }
@@ -65,12 +69,18 @@ pub async fn send_sms(
     recipients.extend(request.phone_number.clone());
     recipients.extend(request.phone_numbers.clone().unwrap_or_default());
     if recipients.is_empty() {
-        return Err(ApiError::bad_request("missing_recipient", "give phone_number or phone_numbers"));
+        return Err(ApiError::bad_request(
+            "missing_recipient",
+            "give phone_number or phone_numbers",
+        ));
     }
     if recipients.len() > MAX_RECIPIENTS {
         return Err(ApiError::bad_request(
             "too_many_recipients",
-            format!("at most {MAX_RECIPIENTS} recipients per request, got {}", recipients.len()),
+            format!(
+                "at most {MAX_RECIPIENTS} recipients per request, got {}",
+                recipients.len()
+            ),
         ));
     }
     let numbers = recipients
@@ -80,7 +90,10 @@ pub async fn send_sms(
         .map_err(|err| ApiError::bad_request("invalid_phone_number", err.to_string()))?;
     let text = request.message.clone().unwrap_or_default();
     if text.trim().is_empty() {
-        return Err(ApiError::bad_request("empty_message", "message must not be empty"));
+        return Err(ApiError::bad_request(
+            "empty_message",
+            "message must not be empty",
+        ));
     }
     let segmentation = smshub_protocol::gsm::segment(&text);
     if segmentation.parts as u32 > hub.config.max_parts {
@@ -101,17 +114,26 @@ pub async fn send_sms(
     if let Some(slot) = request.sim_slot
         && slot > 7
     {
-        return Err(ApiError::bad_request("invalid_sim_slot", format!("sim_slot must be 0 to 7, got {slot}")));
+        return Err(ApiError::bad_request(
+            "invalid_sim_slot",
+            format!("sim_slot must be 0 to 7, got {slot}"),
+        ));
     }
     let priority = request.priority.unwrap_or(0);
     if !(-100..=100).contains(&priority) {
-        return Err(ApiError::bad_request("invalid_priority", format!("priority must be -100 to 100, got {priority}")));
+        return Err(ApiError::bad_request(
+            "invalid_priority",
+            format!("priority must be -100 to 100, got {priority}"),
+        ));
     }
     let now = now_millis();
     let instant = |name: &str, text: &Option<String>| -> Result<Option<i64>, ApiError> {
         match text {
             Some(text) => parse_rfc3339(text).map(Some).ok_or_else(|| {
-                ApiError::bad_request("invalid_time", format!("{name} must be an RFC 3339 time, got {text:?}"))
+                ApiError::bad_request(
+                    "invalid_time",
+                    format!("{name} must be an RFC 3339 time, got {text:?}"),
+                )
             }),
             None => Ok(None),
         }
@@ -119,9 +141,17 @@ pub async fn send_sms(
     let schedule_at = instant("schedule_at", &request.schedule_at)?;
     let valid_until = match (request.ttl, instant("valid_until", &request.valid_until)?) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request("invalid_request", "give ttl or valid_until, not both"));
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "give ttl or valid_until, not both",
+            ));
         }
-        (Some(0), None) => return Err(ApiError::bad_request("invalid_ttl", "ttl must be at least 1 second")),
+        (Some(0), None) => {
+            return Err(ApiError::bad_request(
+                "invalid_ttl",
+                "ttl must be at least 1 second",
+            ));
+        }
         (Some(ttl), None) => {
             let ttl = i64::try_from(ttl.min(10 * 365 * 86_400)).unwrap_or(i64::MAX / 2_000);
             Some(schedule_at.unwrap_or(now).max(now) + ttl * 1000)
@@ -130,16 +160,25 @@ pub async fn send_sms(
     };
     if let Some(until) = valid_until {
         if until <= now {
-            return Err(ApiError::bad_request("invalid_valid_until", "valid_until is in the past"));
+            return Err(ApiError::bad_request(
+                "invalid_valid_until",
+                "valid_until is in the past",
+            ));
         }
         if schedule_at.is_some_and(|at| at >= until) {
-            return Err(ApiError::bad_request("invalid_schedule", "schedule_at is not before the message expires"));
+            return Err(ApiError::bad_request(
+                "invalid_schedule",
+                "schedule_at is not before the message expires",
+            ));
         }
     }
     if let Some(device) = &request.device_id
         && (!is_valid_device_id(device) || hub.store.find_device(device).await?.is_none())
     {
-        return Err(ApiError::bad_request("unknown_device", format!("no device with id {device:?}")));
+        return Err(ApiError::bad_request(
+            "unknown_device",
+            format!("no device with id {device:?}"),
+        ));
     }
 
     let delivery_report = request.delivery_report.unwrap_or(false);
@@ -161,7 +200,12 @@ pub async fn send_sms(
         })
         .collect();
 
-    if !hub.backlog.reserve(Some(key.id), messages.len(), hub.config.max_queued, hub.config.max_queued_per_key) {
+    if !hub.backlog.reserve(
+        Some(key.id),
+        messages.len(),
+        hub.config.max_queued,
+        hub.config.max_queued_per_key,
+    ) {
         let mut err = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "queue_full",
@@ -172,8 +216,15 @@ pub async fn send_sms(
     }
     let change = match &idempotency_key {
         Some(idempotency) => {
-            let fingerprint =
-                fingerprint(&numbers, &text, &request, priority, schedule_at, valid_until, delivery_report);
+            let fingerprint = fingerprint(
+                &numbers,
+                &text,
+                &request,
+                priority,
+                schedule_at,
+                valid_until,
+                delivery_report,
+            );
             Change::InsertIdempotent {
                 api_key_id: key.id,
                 key: idempotency.clone(),
@@ -239,9 +290,17 @@ pub async fn send_sms(
     Ok(accepted_response(accepted, StatusCode::ACCEPTED, false))
 }
 
-fn accepted_response(accepted: Vec<AcceptedMessage>, status: StatusCode, replayed: bool) -> Response {
+fn accepted_response(
+    accepted: Vec<AcceptedMessage>,
+    status: StatusCode,
+    replayed: bool,
+) -> Response {
     let single = accepted.len() == 1;
-    let state = if single { accepted[0].state } else { MessageState::Queued.as_str() };
+    let state = if single {
+        accepted[0].state
+    } else {
+        MessageState::Queued.as_str()
+    };
     let response = SendSmsResponse {
         id: single.then(|| accepted[0].id.clone()),
         phone_number: single.then(|| accepted[0].phone_number.clone()),
@@ -250,7 +309,10 @@ fn accepted_response(accepted: Vec<AcceptedMessage>, status: StatusCode, replaye
     };
     let mut reply = warp::reply::with_status(warp::reply::json(&response), status).into_response();
     if replayed {
-        reply.headers_mut().insert("idempotent-replayed", warp::http::HeaderValue::from_static("true"));
+        reply.headers_mut().insert(
+            "idempotent-replayed",
+            warp::http::HeaderValue::from_static("true"),
+        );
     }
     reply
 }
@@ -297,9 +359,21 @@ async fn replay(
     delivery_report: bool,
 ) -> Result<Response, ApiError> {
     let Some(stored) = hub.store.find_idempotency(key.id, idempotency).await? else {
-        return Err(ApiError::internal("an idempotency key was taken but cannot be read"));
+        return Err(ApiError::internal(
+            "an idempotency key was taken but cannot be read",
+        ));
     };
-    if stored.fingerprint != fingerprint(numbers, text, request, priority, schedule_at, valid_until, delivery_report) {
+    if stored.fingerprint
+        != fingerprint(
+            numbers,
+            text,
+            request,
+            priority,
+            schedule_at,
+            valid_until,
+            delivery_report,
+        )
+    {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "idempotency_conflict",
@@ -329,7 +403,10 @@ pub async fn get_sms(hub: Arc<Hub>, id: String) -> Result<Response, ApiError> {
 /// A message with its history and, while it waits, why.
 async fn detailed(hub: &Hub, record: crate::store::MessageRecord) -> Result<MessageDto, ApiError> {
     let id = record.id;
-    let waiting = matches!(record.state, MessageState::Queued | MessageState::Dispatched);
+    let waiting = matches!(
+        record.state,
+        MessageState::Queued | MessageState::Dispatched
+    );
     let mut history: Vec<(i64, HistoryEntry)> = Vec::new();
     let times = [
         ("queued", Some(record.created_at), None),
@@ -344,7 +421,12 @@ async fn detailed(hub: &Hub, record: crate::store::MessageRecord) -> Result<Mess
         if let Some(at) = at {
             history.push((
                 at,
-                HistoryEntry { at: crate::domain::format_millis(at), event: event.into(), device_id, detail: None },
+                HistoryEntry {
+                    at: crate::domain::format_millis(at),
+                    event: event.into(),
+                    device_id,
+                    detail: None,
+                },
             ));
         }
     }
@@ -377,10 +459,15 @@ pub async fn cancel_sms(hub: Arc<Hub>, id: String) -> Result<Response, ApiError>
         ApiError::new(
             StatusCode::CONFLICT,
             "not_cancellable",
-            format!("the message is {state}; only a message no device has accepted can be cancelled"),
+            format!(
+                "the message is {state}; only a message no device has accepted can be cancelled"
+            ),
         )
     };
-    if !matches!(record.state, MessageState::Queued | MessageState::Dispatched) {
+    if !matches!(
+        record.state,
+        MessageState::Queued | MessageState::Dispatched
+    ) {
         return Err(not_cancellable(record.state));
     }
     match hub.dispatcher.cancel(uuid).await? {
@@ -389,20 +476,38 @@ pub async fn cancel_sms(hub: Arc<Hub>, id: String) -> Result<Response, ApiError>
             Ok(warp::reply::json(&detailed(&hub, record).await?).into_response())
         }
         _ => {
-            let state = hub.store.get_message(uuid).await?.map(|it| it.state).unwrap_or(record.state);
+            let state = hub
+                .store
+                .get_message(uuid)
+                .await?
+                .map(|it| it.state)
+                .unwrap_or(record.state);
             Err(not_cancellable(state))
         }
     }
 }
 
-pub async fn set_device_limits(hub: Arc<Hub>, id: String, body: Bytes) -> Result<Response, ApiError> {
+pub async fn set_device_limits(
+    hub: Arc<Hub>,
+    id: String,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let limits: Option<Limits> = parse_json(&body)?;
     let value = limits.map(|it| serde_json::to_value(it).unwrap_or_default());
-    let outcome = hub.store.apply(Change::SetLimits { device: id.clone(), limits: value.clone() }).await?;
+    let outcome = hub
+        .store
+        .apply(Change::SetLimits {
+            device: id.clone(),
+            limits: value.clone(),
+        })
+        .await?;
     if outcome != Outcome::Applied {
         return Err(ApiError::not_found(format!("no device with id {id:?}")));
     }
-    hub.dispatcher.send(Event::Limits { device_id: id.clone(), limits });
+    hub.dispatcher.send(Event::Limits {
+        device_id: id.clone(),
+        limits,
+    });
     Ok(warp::reply::json(&serde_json::json!({ "id": id, "limits": value })).into_response())
 }
 
@@ -412,7 +517,10 @@ pub async fn list_sms(hub: Arc<Hub>, query: MessageQuery) -> Result<Response, Ap
     let state = match &query.state {
         Some(text) => Some(MessageState::parse(text).ok_or_else(|| {
             let known: Vec<&str> = MessageState::ALL.iter().map(|it| it.as_str()).collect();
-            ApiError::bad_request("invalid_query", format!("state must be one of {known:?}, got {text:?}"))
+            ApiError::bad_request(
+                "invalid_query",
+                format!("state must be one of {known:?}, got {text:?}"),
+            )
         })?),
         None => None,
     };
@@ -427,7 +535,10 @@ pub async fn list_sms(hub: Arc<Hub>, query: MessageQuery) -> Result<Response, Ap
     let instant = |name: &str, text: &Option<String>| -> Result<Option<i64>, ApiError> {
         match text {
             Some(text) => parse_rfc3339(text).map(Some).ok_or_else(|| {
-                ApiError::bad_request("invalid_query", format!("{name} must be an RFC 3339 time, got {text:?}"))
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("{name} must be an RFC 3339 time, got {text:?}"),
+                )
             }),
             None => Ok(None),
         }
@@ -441,16 +552,35 @@ pub async fn list_sms(hub: Arc<Hub>, query: MessageQuery) -> Result<Response, Ap
     };
     let (records, total) = hub.store.list_messages(&filter, limit, offset).await?;
     let messages = records.into_iter().map(MessageDto::from).collect();
-    Ok(warp::reply::json(&MessageList { total, limit, offset, messages }).into_response())
+    Ok(warp::reply::json(&MessageList {
+        total,
+        limit,
+        offset,
+        messages,
+    })
+    .into_response())
 }
 
 pub async fn list_inbox(hub: Arc<Hub>, query: InboxQuery) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
     let offset = query.offset.unwrap_or(0);
-    let (records, total) =
-        hub.store.list_inbox(query.device_id.as_deref(), query.sender.as_deref(), limit, offset).await?;
+    let (records, total) = hub
+        .store
+        .list_inbox(
+            query.device_id.as_deref(),
+            query.sender.as_deref(),
+            limit,
+            offset,
+        )
+        .await?;
     let messages = records.into_iter().map(InboxDto::from).collect();
-    Ok(warp::reply::json(&InboxList { total, limit, offset, messages }).into_response())
+    Ok(warp::reply::json(&InboxList {
+        total,
+        limit,
+        offset,
+        messages,
+    })
+    .into_response())
 }
 
 pub async fn list_devices(hub: Arc<Hub>) -> Result<Response, ApiError> {
@@ -471,7 +601,10 @@ pub async fn create_device(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiEr
     let name = request.name.unwrap_or_default();
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 {
-        return Err(ApiError::bad_request("invalid_name", "name must be 1 to 64 characters"));
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must be 1 to 64 characters",
+        ));
     }
     let kind = request.kind.unwrap_or_else(|| "android".into());
     if kind != "android" && kind != "modem" {
@@ -492,12 +625,18 @@ pub async fn create_device(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiEr
 }
 
 pub async fn delete_device(hub: Arc<Hub>, id: String) -> Result<Response, ApiError> {
-    let outcome = hub.store.apply(Change::DeleteDevice { id: id.clone() }).await?;
+    let outcome = hub
+        .store
+        .apply(Change::DeleteDevice { id: id.clone() })
+        .await?;
     if outcome != Outcome::Applied {
         return Err(ApiError::not_found(format!("no device with id {id:?}")));
     }
     if let Some(tx) = hub.registry.sender(&id) {
-        let _ = tx.try_send(crate::registry::Outbound::Close { code: close_code::REMOVED, reason: "device removed" });
+        let _ = tx.try_send(crate::registry::Outbound::Close {
+            code: close_code::REMOVED,
+            reason: "device removed",
+        });
     }
     hub.dispatcher.send(Event::Removed { device_id: id });
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -505,13 +644,23 @@ pub async fn delete_device(hub: Arc<Hub>, id: String) -> Result<Response, ApiErr
 
 pub async fn stats(hub: Arc<Hub>) -> Result<Response, ApiError> {
     let counts = hub.store.count_by_state().await?;
-    let mut messages: BTreeMap<&'static str, u64> =
-        MessageState::ALL.iter().map(|it| (it.as_str(), counts.get(it).copied().unwrap_or(0))).collect();
+    let mut messages: BTreeMap<&'static str, u64> = MessageState::ALL
+        .iter()
+        .map(|it| (it.as_str(), counts.get(it).copied().unwrap_or(0)))
+        .collect();
     messages.insert("total", counts.values().sum());
     let total = hub.store.list_devices().await?.len();
-    let devices = DeviceCounts { total, online: hub.registry.len() };
+    let devices = DeviceCounts {
+        total,
+        online: hub.registry.len(),
+    };
     let waiting = hub.dispatcher.queue_len().await;
-    Ok(warp::reply::json(&Stats { messages, devices, waiting }).into_response())
+    Ok(warp::reply::json(&Stats {
+        messages,
+        devices,
+        waiting,
+    })
+    .into_response())
 }
 
 pub async fn health(hub: Arc<Hub>) -> Result<Response, ApiError> {
@@ -521,6 +670,10 @@ pub async fn health(hub: Arc<Hub>) -> Result<Response, ApiError> {
         "database": database,
         "devices_online": hub.registry.len(),
     });
-    let status = if database { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if database {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     Ok(warp::reply::with_status(warp::reply::json(&body), status).into_response())
 }

@@ -27,7 +27,9 @@ use error::ApiError;
 const MAX_BODY_BYTES: u64 = 256 * 1024;
 
 /// Every route of the hub.
-pub fn routes(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
+pub fn routes(
+    hub: Arc<Hub>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
     let api = send_sms(hub.clone())
         .or(list_inbox(hub.clone()))
         .unify()
@@ -50,8 +52,10 @@ pub fn routes(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Infal
         .or(modems::routes(hub.clone()))
         .unify()
         .boxed();
-    let health =
-        warp::path!("health").and(warp::get()).and(with_hub(hub.clone())).and_then(|hub| run(handlers::health(hub)));
+    let health = warp::path!("health")
+        .and(warp::get())
+        .and(with_hub(hub.clone()))
+        .and_then(|hub| run(handlers::health(hub)));
     api.or(device_socket(hub))
         .unify()
         .or(health)
@@ -67,7 +71,9 @@ fn with_hub(hub: Arc<Hub>) -> impl Filter<Extract = (Arc<Hub>,), Error = Infalli
 }
 
 /// Turns a handler result into a reply or a rejection for `recover`.
-async fn run(result: impl std::future::Future<Output = Result<Response, ApiError>>) -> Result<Response, Rejection> {
+async fn run(
+    result: impl std::future::Future<Output = Result<Response, ApiError>>,
+) -> Result<Response, Rejection> {
     result.await.map_err(warp::reject::custom)
 }
 
@@ -76,25 +82,32 @@ fn api_key(hub: Arc<Hub>) -> impl Filter<Extract = (ApiKeyRecord,), Error = Reje
     warp::header::optional::<String>("x-api-key")
         .and(warp::header::optional::<String>("authorization"))
         .and(with_hub(hub))
-        .and_then(|key: Option<String>, authorization: Option<String>, hub: Arc<Hub>| async move {
-            let secret = key.or_else(|| bearer(authorization.as_deref()));
-            let Some(secret) = secret else {
-                return Err(warp::reject::custom(ApiError::unauthorized(
-                    "send an API key in the X-API-Key header or as Authorization: Bearer",
-                )));
-            };
-            match hub.api_keys.check(&secret).await {
-                Ok(Some(record)) => Ok(record),
-                Ok(None) => Err(warp::reject::custom(ApiError::unauthorized("the API key is not valid"))),
-                Err(err) => Err(warp::reject::custom(ApiError::from(err))),
-            }
-        })
+        .and_then(
+            |key: Option<String>, authorization: Option<String>, hub: Arc<Hub>| async move {
+                let secret = key.or_else(|| bearer(authorization.as_deref()));
+                let Some(secret) = secret else {
+                    return Err(warp::reject::custom(ApiError::unauthorized(
+                        "send an API key in the X-API-Key header or as Authorization: Bearer",
+                    )));
+                };
+                match hub.api_keys.check(&secret).await {
+                    Ok(Some(record)) => Ok(record),
+                    Ok(None) => Err(warp::reject::custom(ApiError::unauthorized(
+                        "the API key is not valid",
+                    ))),
+                    Err(err) => Err(warp::reject::custom(ApiError::from(err))),
+                }
+            },
+        )
 }
 
 fn bearer(header: Option<&str>) -> Option<String> {
     let header = header?.trim();
     let (scheme, token) = header.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string()).filter(|it| !it.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+        .filter(|it| !it.is_empty())
 }
 
 fn json_body() -> impl Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone {
@@ -108,7 +121,9 @@ fn send_sms(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejecti
         .and(api_key(hub))
         .and(warp::header::optional::<String>("idempotency-key"))
         .and(json_body())
-        .and_then(|hub, key, idempotency, body| run(handlers::send_sms(hub, key, idempotency, body)))
+        .and_then(|hub, key, idempotency, body| {
+            run(handlers::send_sms(hub, key, idempotency, body))
+        })
 }
 
 fn cancel_sms(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -119,7 +134,9 @@ fn cancel_sms(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejec
         .and_then(|id, hub, _key| run(handlers::cancel_sms(hub, id)))
 }
 
-fn set_device_limits(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn set_device_limits(
+    hub: Arc<Hub>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "devices" / String / "limits")
         .and(warp::put())
         .and(with_hub(hub.clone()))
@@ -190,13 +207,16 @@ fn stats(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection>
 /// A query string parsed into `T`, with an `invalid_query` error that names the problem.
 fn query<T: serde::de::DeserializeOwned + Default + Send + 'static>()
 -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
-    warp::query::raw().or(warp::any().map(String::new)).unify().and_then(|raw: String| async move {
-        if raw.is_empty() {
-            return Ok(T::default());
-        }
-        serde_urlencoded_from_str::<T>(&raw)
-            .map_err(|err| warp::reject::custom(ApiError::bad_request("invalid_query", err)))
-    })
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .and_then(|raw: String| async move {
+            if raw.is_empty() {
+                return Ok(T::default());
+            }
+            serde_urlencoded_from_str::<T>(&raw)
+                .map_err(|err| warp::reject::custom(ApiError::bad_request("invalid_query", err)))
+        })
 }
 
 fn serde_urlencoded_from_str<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, String> {
@@ -223,7 +243,9 @@ fn percent_decode(text: &str) -> Result<String, String> {
         match bytes[idx] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes.get(idx + 1..idx + 3).ok_or("bad percent-escape in query")?;
+                let hex = bytes
+                    .get(idx + 1..idx + 3)
+                    .ok_or("bad percent-escape in query")?;
                 let hex = std::str::from_utf8(hex).map_err(|_| "bad percent-escape in query")?;
                 out.push(u8::from_str_radix(hex, 16).map_err(|_| "bad percent-escape in query")?);
                 idx += 2;
@@ -240,12 +262,22 @@ fn device_socket(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Re
     warp::path!("ws" / "device" / String)
         .and(warp::get())
         .and(warp::header::optional::<String>("authorization"))
-        .and(warp::query::<HashMap<String, String>>().or(warp::any().map(HashMap::new)).unify())
+        .and(
+            warp::query::<HashMap<String, String>>()
+                .or(warp::any().map(HashMap::new))
+                .unify(),
+        )
         .and(with_hub(hub))
         .and_then(
-            |id: String, authorization: Option<String>, query: HashMap<String, String>, hub: Arc<Hub>| async move {
-                let token = bearer(authorization.as_deref()).or_else(|| query.get("token").cloned());
-                let unauthorized = || warp::reject::custom(ApiError::unauthorized("unknown device or wrong token"));
+            |id: String,
+             authorization: Option<String>,
+             query: HashMap<String, String>,
+             hub: Arc<Hub>| async move {
+                let token =
+                    bearer(authorization.as_deref()).or_else(|| query.get("token").cloned());
+                let unauthorized = || {
+                    warp::reject::custom(ApiError::unauthorized("unknown device or wrong token"))
+                };
                 let Some(token) = token else {
                     return Err(warp::reject::custom(ApiError::unauthorized(
                         "send the device token as Authorization: Bearer or ?token=",

@@ -61,7 +61,9 @@ pub fn routes(hub: Arc<Hub>) -> warp::filters::BoxedFilter<(Response,)> {
         .and(h())
         .and(warp::header::optional::<String>("idempotency-key"))
         .and(json_body())
-        .and_then(|id, hub, key, idempotency, body| run(modem_send_sms(hub, key, id, idempotency, body)));
+        .and_then(|id, hub, key, idempotency, body| {
+            run(modem_send_sms(hub, key, id, idempotency, body))
+        });
     let delete = warp::path!("api" / "modems" / String / "sms" / u32)
         .and(warp::delete())
         .and(h())
@@ -121,7 +123,11 @@ fn parse<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, Ap
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|err| {
-        let code = if err.is_syntax() || err.is_eof() { "invalid_json" } else { "invalid_request" };
+        let code = if err.is_syntax() || err.is_eof() {
+            "invalid_json"
+        } else {
+            "invalid_request"
+        };
         ApiError::bad_request(code, format!("request body: {err}"))
     })
 }
@@ -154,17 +160,29 @@ pub struct UssdRequest {
 pub async fn modems_detect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiError> {
     let request: DetectRequest = parse(&body)?;
     let found = hub.modems.detect().await;
-    let attached = if request.connect { hub.modems.scan(hub.clone()).await } else { Vec::new() };
-    Ok(json(&serde_json::json!({ "detected": found, "connected": attached })))
+    let attached = if request.connect {
+        hub.modems.scan(hub.clone()).await
+    } else {
+        Vec::new()
+    };
+    Ok(json(
+        &serde_json::json!({ "detected": found, "connected": attached }),
+    ))
 }
 
 /// `POST /api/modems/connect` with `{"port": "/dev/ttyUSB2"}`: attaches the modem and answers
 /// with its state once it is ready or has failed once.
 pub async fn modems_connect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiError> {
     let request: PortRequest = parse(&body)?;
-    let port = request.port.map(|it| it.trim().to_string()).unwrap_or_default();
+    let port = request
+        .port
+        .map(|it| it.trim().to_string())
+        .unwrap_or_default();
     if !port.starts_with("/dev/") || port.contains("..") {
-        return Err(ApiError::bad_request("invalid_port", format!("port must be a device under /dev/, got {port:?}")));
+        return Err(ApiError::bad_request(
+            "invalid_port",
+            format!("port must be a device under /dev/, got {port:?}"),
+        ));
     }
     let allow = &hub.modems.config().allow;
     if !allow.is_empty() && !detect::allowed(&port, allow) {
@@ -182,15 +200,24 @@ pub async fn modems_connect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiE
 pub async fn modems_disconnect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiError> {
     let request: PortRequest = parse(&body)?;
     let Some(id) = request.port.filter(|it| !it.trim().is_empty()) else {
-        return Err(ApiError::bad_request("missing_port", "give the port (or modem id) to disconnect"));
+        return Err(ApiError::bad_request(
+            "missing_port",
+            "give the port (or modem id) to disconnect",
+        ));
     };
-    let status = hub.modems.disconnect(id.trim()).await.map_err(modem_error)?;
+    let status = hub
+        .modems
+        .disconnect(id.trim())
+        .await
+        .map_err(modem_error)?;
     Ok(json(&status))
 }
 
 /// `GET /api/modems/status`: every attached modem.
 pub async fn modems_status(hub: Arc<Hub>) -> Result<Response, ApiError> {
-    Ok(json(&serde_json::json!({ "modems": hub.modems.status_list() })))
+    Ok(json(
+        &serde_json::json!({ "modems": hub.modems.status_list() }),
+    ))
 }
 
 /// `GET /api/modems/{id}/status`.
@@ -211,7 +238,10 @@ pub async fn modem_list_sms(hub: Arc<Hub>, id: String) -> Result<Response, ApiEr
 
 /// `DELETE /api/modems/{id}/sms/{index}`.
 pub async fn modem_delete_sms(hub: Arc<Hub>, id: String, index: u32) -> Result<Response, ApiError> {
-    hub.modems.delete_sms(&id, index).await.map_err(modem_error)?;
+    hub.modems
+        .delete_sms(&id, index)
+        .await
+        .map_err(modem_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -226,18 +256,30 @@ pub async fn modem_send_sms(
 ) -> Result<Response, ApiError> {
     let status = hub.modems.status(&id).map_err(modem_error)?;
     let Some(device_id) = status.device_id else {
-        return Err(modem_error(ModemError::NotReady("not identified yet".to_string())));
+        return Err(modem_error(ModemError::NotReady(
+            "not identified yet".to_string(),
+        )));
     };
     let mut request: serde_json::Value = parse(&body)?;
     let Some(fields) = request.as_object_mut() else {
-        return Err(ApiError::bad_request("invalid_request", "request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "request body must be a JSON object",
+        ));
     };
-    for (alias, name) in [("to", "phone_number"), ("number", "phone_number"), ("text", "message")] {
+    for (alias, name) in [
+        ("to", "phone_number"),
+        ("number", "phone_number"),
+        ("text", "message"),
+    ] {
         if let Some(value) = fields.remove(alias) {
             fields.entry(name).or_insert(value);
         }
     }
-    fields.insert("device_id".to_string(), serde_json::Value::String(device_id));
+    fields.insert(
+        "device_id".to_string(),
+        serde_json::Value::String(device_id),
+    );
     let body = Bytes::from(serde_json::to_vec(&request).map_err(ApiError::internal)?);
     super::handlers::send_sms(hub, key, idempotency, body).await
 }
@@ -246,7 +288,10 @@ pub async fn modem_send_sms(
 pub async fn modem_ussd(hub: Arc<Hub>, id: String, body: Bytes) -> Result<Response, ApiError> {
     let request: UssdRequest = parse(&body)?;
     let Some(code) = request.code else {
-        return Err(ApiError::bad_request("missing_code", "give the USSD code, e.g. {\"code\": \"*100#\"}"));
+        return Err(ApiError::bad_request(
+            "missing_code",
+            "give the USSD code, e.g. {\"code\": \"*100#\"}",
+        ));
     };
     let answer = hub.modems.ussd(&id, &code).await.map_err(modem_error)?;
     Ok(json(&answer))

@@ -45,7 +45,13 @@ pub struct HttpConn {
 impl HttpConn {
     /// A connection to `addr`, sending `host` as the `Host` header. Connects lazily.
     pub fn new(addr: SocketAddr, host: &str) -> HttpConn {
-        HttpConn { addr, host: host.to_string(), stream: None, out: Vec::with_capacity(1024), buf: Vec::new() }
+        HttpConn {
+            addr,
+            host: host.to_string(),
+            stream: None,
+            out: Vec::with_capacity(1024),
+            buf: Vec::new(),
+        }
     }
 
     /// Sends one request and reads its response. `headers` are `(name, value)` pairs.
@@ -75,7 +81,8 @@ impl HttpConn {
         }
         if !body.is_empty() || method == "POST" || method == "PUT" {
             self.out.extend_from_slice(b"\r\nContent-Length: ");
-            self.out.extend_from_slice(body.len().to_string().as_bytes());
+            self.out
+                .extend_from_slice(body.len().to_string().as_bytes());
         }
         self.out.extend_from_slice(b"\r\n\r\n");
         self.out.extend_from_slice(body);
@@ -88,7 +95,9 @@ impl HttpConn {
     }
 
     async fn exchange(&mut self, head_only: bool) -> Result<Response, HttpError> {
-        let Some(stream) = self.stream.as_mut() else { return Err(HttpError::Closed) };
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(HttpError::Closed);
+        };
         stream.write_all(&self.out).await?;
         self.buf.clear();
         let head_end = loop {
@@ -101,7 +110,10 @@ impl HttpConn {
             read_more(stream, &mut self.buf).await?;
         };
         let head = parse_head(&self.buf[..head_end])?;
-        let no_body = head_only || head.status == 204 || head.status == 304 || (100..200).contains(&head.status);
+        let no_body = head_only
+            || head.status == 204
+            || head.status == 304
+            || (100..200).contains(&head.status);
         let body = if no_body {
             Vec::new()
         } else if let Some(length) = head.content_length {
@@ -125,12 +137,18 @@ impl HttpConn {
                 }
             }
             self.stream = None;
-            return Ok(Response { status: head.status, body: self.buf[head_end..].to_vec() });
+            return Ok(Response {
+                status: head.status,
+                body: self.buf[head_end..].to_vec(),
+            });
         };
         if head.close {
             self.stream = None;
         }
-        Ok(Response { status: head.status, body })
+        Ok(Response {
+            status: head.status,
+            body,
+        })
     }
 }
 
@@ -142,7 +160,8 @@ struct Head {
 }
 
 fn parse_head(head: &[u8]) -> Result<Head, HttpError> {
-    let text = std::str::from_utf8(head).map_err(|_| HttpError::Malformed("response head is not UTF-8"))?;
+    let text = std::str::from_utf8(head)
+        .map_err(|_| HttpError::Malformed("response head is not UTF-8"))?;
     let mut lines = text.split("\r\n");
     let status_line = lines.next().ok_or(HttpError::Malformed("no status line"))?;
     let mut parts = status_line.splitn(3, ' ');
@@ -150,15 +169,27 @@ fn parse_head(head: &[u8]) -> Result<Head, HttpError> {
     if !version.starts_with("HTTP/1.") {
         return Err(HttpError::Malformed("not an HTTP/1.x response"));
     }
-    let status = parts.next().and_then(|it| it.parse().ok()).ok_or(HttpError::Malformed("bad status code"))?;
-    let mut out = Head { status, content_length: None, chunked: false, close: version == "HTTP/1.0" };
+    let status = parts
+        .next()
+        .and_then(|it| it.parse().ok())
+        .ok_or(HttpError::Malformed("bad status code"))?;
+    let mut out = Head {
+        status,
+        content_length: None,
+        chunked: false,
+        close: version == "HTTP/1.0",
+    };
     for line in lines.filter(|it| !it.is_empty()) {
         let Some((name, value)) = line.split_once(':') else {
             return Err(HttpError::Malformed("bad header line"));
         };
         let value = value.trim();
         if name.eq_ignore_ascii_case("content-length") {
-            out.content_length = Some(value.parse().map_err(|_| HttpError::Malformed("bad content-length"))?);
+            out.content_length = Some(
+                value
+                    .parse()
+                    .map_err(|_| HttpError::Malformed("bad content-length"))?,
+            );
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             out.chunked = value.to_ascii_lowercase().contains("chunked");
         } else if name.eq_ignore_ascii_case("connection") {
@@ -179,7 +210,11 @@ async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(), Http
     }
 }
 
-async fn read_chunked(stream: &mut TcpStream, buf: &mut Vec<u8>, start: usize) -> Result<Vec<u8>, HttpError> {
+async fn read_chunked(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    start: usize,
+) -> Result<Vec<u8>, HttpError> {
     let mut body = Vec::new();
     let mut at = start;
     loop {
@@ -189,9 +224,11 @@ async fn read_chunked(stream: &mut TcpStream, buf: &mut Vec<u8>, start: usize) -
             }
             read_more(stream, buf).await?;
         };
-        let line = std::str::from_utf8(&buf[at..line_end]).map_err(|_| HttpError::Malformed("bad chunk size"))?;
+        let line = std::str::from_utf8(&buf[at..line_end])
+            .map_err(|_| HttpError::Malformed("bad chunk size"))?;
         let size_text = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| HttpError::Malformed("bad chunk size"))?;
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| HttpError::Malformed("bad chunk size"))?;
         at = line_end + 2;
         if size == 0 {
             // Trailers (if any) end with an empty line.
@@ -258,22 +295,34 @@ mod tests {
         ])
         .await;
         let mut conn = HttpConn::new(addr, "hub");
-        let first = conn.request("POST", "/p", &[("X-API-Key", "k")], b"{}").await.unwrap();
-        assert_eq!((first.status, first.body.as_slice()), (202, b"{\"a\":1}".as_slice()));
+        let first = conn
+            .request("POST", "/p", &[("X-API-Key", "k")], b"{}")
+            .await
+            .unwrap();
+        assert_eq!(
+            (first.status, first.body.as_slice()),
+            (202, b"{\"a\":1}".as_slice())
+        );
         let second = conn.request("GET", "/q", &[], b"").await.unwrap();
-        assert_eq!((second.status, second.body.as_slice()), (200, b"abcde".as_slice()));
+        assert_eq!(
+            (second.status, second.body.as_slice()),
+            (200, b"abcde".as_slice())
+        );
         let third = conn.request("DELETE", "/r", &[], b"").await.unwrap();
         assert_eq!((third.status, third.body.len()), (204, 0));
         let seen = String::from_utf8(server.await.unwrap()).unwrap();
         assert!(
-            seen.starts_with("POST /p HTTP/1.1\r\nHost: hub\r\nX-API-Key: k\r\nContent-Length: 2\r\n\r\n{}"),
+            seen.starts_with(
+                "POST /p HTTP/1.1\r\nHost: hub\r\nX-API-Key: k\r\nContent-Length: 2\r\n\r\n{}"
+            ),
             "{seen}"
         );
     }
 
     #[tokio::test]
     async fn a_closed_connection_is_an_error_not_a_hang() {
-        let (addr, _server) = serve(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc"]).await;
+        let (addr, _server) =
+            serve(vec![b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc"]).await;
         let mut conn = HttpConn::new(addr, "hub");
         let err = conn.request("GET", "/", &[], b"").await.unwrap_err();
         assert!(matches!(err, HttpError::Closed), "{err:?}");

@@ -102,7 +102,14 @@ pub async fn run(plan: LoadPlan, counters: Arc<LoadCounters>) -> LoadOutcome {
     let next = Arc::new(AtomicU64::new(0));
     let load_start = Instant::now();
     let workers: Vec<_> = (0..plan.concurrency.clamp(1, plan.requests().max(1)))
-        .map(|_| tokio::spawn(worker(plan.clone(), next.clone(), counters.clone(), load_start)))
+        .map(|_| {
+            tokio::spawn(worker(
+                plan.clone(),
+                next.clone(),
+                counters.clone(),
+                load_start,
+            ))
+        })
         .collect();
     let mut total = LoadOutcome {
         submit_us: histogram(),
@@ -154,7 +161,10 @@ async fn worker(
     };
     let mut conn = HttpConn::new(plan.addr, &plan.host);
     let text = serde_json::to_string(&plan.text).unwrap_or_else(|_| "\"bench\"".into());
-    let headers = [("X-API-Key", plan.api_key.as_str()), ("Content-Type", "application/json")];
+    let headers = [
+        ("X-API-Key", plan.api_key.as_str()),
+        ("Content-Type", "application/json"),
+    ];
     let batch = plan.batch.max(1);
     let requests = plan.requests();
     let mut body = String::with_capacity(64 + batch * 16);
@@ -184,7 +194,11 @@ async fn worker(
         }
         body.push_str(",\"message\":");
         body.push_str(&text);
-        body.push_str(if plan.delivery_report { ",\"delivery_report\":true}" } else { "}" });
+        body.push_str(if plan.delivery_report {
+            ",\"delivery_report\":true}"
+        } else {
+            "}"
+        });
 
         let start = match plan.rate {
             Some(rate) => {
@@ -199,9 +213,11 @@ async fn worker(
             break;
         }
         let start_us = since(plan.origin, start);
-        let result =
-            tokio::time::timeout_at(plan.deadline, conn.request("POST", "/api/send-sms", &headers, body.as_bytes()))
-                .await;
+        let result = tokio::time::timeout_at(
+            plan.deadline,
+            conn.request("POST", "/api/send-sms", &headers, body.as_bytes()),
+        )
+        .await;
         let end_us = since(plan.origin, Instant::now());
         out.first_start_us = out.first_start_us.min(start_us);
         out.last_end_us = out.last_end_us.max(end_us);
@@ -226,8 +242,11 @@ async fn worker(
             counters.failed_requests.fetch_add(1, Ordering::Relaxed);
             continue;
         }
-        out.submit_us.saturating_record(end_us.saturating_sub(start_us).max(1));
-        let ids = serde_json::from_slice::<Accepted>(&response.body).map(|it| it.messages).unwrap_or_default();
+        out.submit_us
+            .saturating_record(end_us.saturating_sub(start_us).max(1));
+        let ids = serde_json::from_slice::<Accepted>(&response.body)
+            .map(|it| it.messages)
+            .unwrap_or_default();
         if ids.len() != count {
             *out.failures.entry(0).or_default() += 1;
             counters.failed_requests.fetch_add(1, Ordering::Relaxed);
@@ -254,8 +273,19 @@ mod tests {
 
     #[test]
     fn recipients_are_valid_distinct_e164_numbers() {
-        let numbers: Vec<String> = [0, 1, 9_999_999, 10_000_001].iter().map(|it| recipient(*it)).collect();
-        assert_eq!(numbers, ["+33610000000", "+33610000001", "+33619999999", "+33610000001"]);
+        let numbers: Vec<String> = [0, 1, 9_999_999, 10_000_001]
+            .iter()
+            .map(|it| recipient(*it))
+            .collect();
+        assert_eq!(
+            numbers,
+            [
+                "+33610000000",
+                "+33610000001",
+                "+33619999999",
+                "+33610000001"
+            ]
+        );
         for number in &numbers {
             let parsed = crate::domain::PhoneNumber::parse(number, None);
             assert!(parsed.is_ok(), "{number}: {parsed:?}");

@@ -128,17 +128,30 @@ impl BenchArgs {
             #[command(flatten)]
             args: BenchArgs,
         }
-        let argv = std::iter::once(std::ffi::OsString::from("bench")).chain(flags.into_iter().map(Into::into));
+        let argv = std::iter::once(std::ffi::OsString::from("bench"))
+            .chain(flags.into_iter().map(Into::into));
         <Wrapper as clap::Parser>::try_parse_from(argv).map(|it| it.args)
     }
 
     fn check(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.devices >= 1, "--devices must be at least 1");
-        anyhow::ensure!(self.connect_only || self.messages >= 1, "--messages must be at least 1");
-        anyhow::ensure!((1..=1000).contains(&self.batch), "--batch must be 1 to 1000");
+        anyhow::ensure!(
+            self.connect_only || self.messages >= 1,
+            "--messages must be at least 1"
+        );
+        anyhow::ensure!(
+            (1..=1000).contains(&self.batch),
+            "--batch must be 1 to 1000"
+        );
         anyhow::ensure!(self.concurrency >= 1, "--concurrency must be at least 1");
-        anyhow::ensure!(self.max_in_flight >= 1, "--max-in-flight must be at least 1");
-        anyhow::ensure!(self.rate.is_none_or(|it| it > 0.0), "--rate must be positive");
+        anyhow::ensure!(
+            self.max_in_flight >= 1,
+            "--max-in-flight must be at least 1"
+        );
+        anyhow::ensure!(
+            self.rate.is_none_or(|it| it > 0.0),
+            "--rate must be positive"
+        );
         anyhow::ensure!(self.timeout >= 1, "--timeout must be at least 1 s");
         Ok(())
     }
@@ -162,9 +175,14 @@ pub async fn measure(args: BenchArgs) -> anyhow::Result<Report> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.timeout);
     // Every phone needs a socket here and one in the hub (which inherits the limit).
-    let nofile = procfs::raise_nofile_limit((args.devices as u64 * 2 + args.concurrency as u64 + 1024).max(4096));
+    let nofile = procfs::raise_nofile_limit(
+        (args.devices as u64 * 2 + args.concurrency as u64 + 1024).max(4096),
+    );
     if nofile < args.devices as u64 + args.concurrency as u64 + 64 {
-        anyhow::bail!("the open-file limit ({nofile}) is too low for {} phones; raise `ulimit -n`", args.devices);
+        anyhow::bail!(
+            "the open-file limit ({nofile}) is too low for {} phones; raise `ulimit -n`",
+            args.devices
+        );
     }
     let options = TargetOptions {
         remote: args.hub.clone().zip(args.api_key.clone()),
@@ -183,9 +201,12 @@ pub async fn measure(args: BenchArgs) -> anyhow::Result<Report> {
         pid_text(&target),
         target.durability
     );
-    let result = tokio::time::timeout_at(deadline + Duration::from_secs(5), session(&args, &target, started, deadline))
-        .await
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("the run did not finish within --timeout")));
+    let result = tokio::time::timeout_at(
+        deadline + Duration::from_secs(5),
+        session(&args, &target, started, deadline),
+    )
+    .await
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("the run did not finish within --timeout")));
     let stopped = target.stop().await;
     let report = result?;
     if let Err(err) = stopped {
@@ -206,22 +227,38 @@ fn pid_text(target: &Target) -> String {
 }
 
 /// Everything between starting the hub and stopping it.
-async fn session(args: &BenchArgs, target: &Target, started: Instant, deadline: Instant) -> anyhow::Result<Report> {
+async fn session(
+    args: &BenchArgs,
+    target: &Target,
+    started: Instant,
+    deadline: Instant,
+) -> anyhow::Result<Report> {
     let mut report = Report::new(args, target);
     let prefix = format!("bench-{}", std::process::id());
     let t0 = Instant::now();
-    let devices =
-        phone::register(target.addr, &target.host, &target.api_key, &prefix, args.devices, args.concurrency.min(64))
-            .await
-            .context("registering the simulated phones")?;
+    let devices = phone::register(
+        target.addr,
+        &target.host,
+        &target.api_key,
+        &prefix,
+        args.devices,
+        args.concurrency.min(64),
+    )
+    .await
+    .context("registering the simulated phones")?;
     report.register_s = Some(report::round(t0.elapsed().as_secs_f64(), 3));
 
     let before_connect = target.usage();
     let mut fleet = Fleet::start(args, target, &devices, started);
-    let connected = fleet.wait_connected(args.devices, deadline, args.no_progress).await;
+    let connected = fleet
+        .wait_connected(args.devices, deadline, args.no_progress)
+        .await;
     report.connected = connected;
     report.connect_s = fleet.connected_after.map(|it| report::round(it, 3));
-    report.add_error("phones_not_connected", (args.devices as u64).saturating_sub(connected));
+    report.add_error(
+        "phones_not_connected",
+        (args.devices as u64).saturating_sub(connected),
+    );
 
     if args.connect_only {
         at_rest(args, target, &fleet, before_connect, &mut report, deadline).await;
@@ -270,9 +307,22 @@ impl Fleet {
         let connecting = Arc::new(Semaphore::new(128));
         let tasks = devices
             .iter()
-            .map(|it| phone::spawn(config.clone(), it.clone(), counters.clone(), connecting.clone(), stop_rx.clone()))
+            .map(|it| {
+                phone::spawn(
+                    config.clone(),
+                    it.clone(),
+                    counters.clone(),
+                    connecting.clone(),
+                    stop_rx.clone(),
+                )
+            })
             .collect();
-        Fleet { counters, stop, tasks, connected_after: None }
+        Fleet {
+            counters,
+            stop,
+            tasks,
+            connected_after: None,
+        }
     }
 
     /// Waits until every phone is connected (or failed, or the deadline); returns how many are.
@@ -308,7 +358,9 @@ impl Fleet {
             match tokio::time::timeout_at(give_up, task).await {
                 Ok(Ok(log)) => logs.push(log),
                 _ => {
-                    self.counters.protocol_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.counters
+                        .protocol_errors
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         }
@@ -321,9 +373,11 @@ fn progress(len: u64, message: &'static str, disabled: bool) -> Option<indicatif
         return None;
     }
     let bar = indicatif::ProgressBar::new(len);
-    let style = indicatif::ProgressStyle::with_template("{msg:>20} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
-        .map(|it| it.progress_chars("=> "))
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg:>20} [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
+    )
+    .map(|it| it.progress_chars("=> "))
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     bar.set_style(style);
     bar.set_message(message);
     Some(bar)
@@ -353,16 +407,34 @@ struct HubStats {
 }
 
 async fn get_stats(conn: &mut HttpConn, target: &Target) -> anyhow::Result<HubStats> {
-    let response = conn.request("GET", "/api/stats", &[("X-API-Key", target.api_key.as_str())], b"").await?;
-    anyhow::ensure!(response.status == 200, "GET /api/stats: HTTP {}", response.status);
+    let response = conn
+        .request(
+            "GET",
+            "/api/stats",
+            &[("X-API-Key", target.api_key.as_str())],
+            b"",
+        )
+        .await?;
+    anyhow::ensure!(
+        response.status == 200,
+        "GET /api/stats: HTTP {}",
+        response.status
+    );
     let value: serde_json::Value = serde_json::from_slice(&response.body)?;
     let by_state = value
         .get("messages")
         .and_then(|it| it.as_object())
-        .map(|it| it.iter().filter_map(|(k, v)| v.as_u64().map(|n| (k.clone(), n))).collect())
+        .map(|it| {
+            it.iter()
+                .filter_map(|(k, v)| v.as_u64().map(|n| (k.clone(), n)))
+                .collect()
+        })
         .unwrap_or_default();
     Ok(HubStats {
-        online: value.pointer("/devices/online").and_then(|it| it.as_u64()).unwrap_or(0),
+        online: value
+            .pointer("/devices/online")
+            .and_then(|it| it.as_u64())
+            .unwrap_or(0),
         by_state,
         waiting: value.get("waiting").and_then(|it| it.as_u64()).unwrap_or(0),
     })
@@ -403,7 +475,11 @@ async fn messages(
 
     let mut warm_accepted = 0;
     if args.warmup > 0 {
-        let warm = load::run(plan(args.warmup, 0, None), Arc::new(LoadCounters::default())).await;
+        let warm = load::run(
+            plan(args.warmup, 0, None),
+            Arc::new(LoadCounters::default()),
+        )
+        .await;
         let failed: u64 = warm.failures.values().sum();
         if failed > 0 {
             report.add_error("warmup_submit_failed", failed);
@@ -420,7 +496,10 @@ async fn messages(
     let hub_before = target.usage();
     let counters = Arc::new(LoadCounters::default());
     let load_started = Instant::now();
-    let load = tokio::spawn(load::run(plan(args.messages, args.warmup, args.rate), counters.clone()));
+    let load = tokio::spawn(load::run(
+        plan(args.messages, args.warmup, args.rate),
+        counters.clone(),
+    ));
 
     let bar = progress(args.messages as u64, "submitted", args.no_progress);
     let final_bar = progress(args.messages as u64, "final", args.no_progress);
@@ -462,7 +541,9 @@ async fn messages(
                 handle.abort();
                 match handle.await {
                     Ok(it) => it,
-                    Err(_) => anyhow::bail!("the load generator did not finish before the deadline"),
+                    Err(_) => {
+                        anyhow::bail!("the load generator did not finish before the deadline")
+                    }
                 }
             }
             None => anyhow::bail!("the load generator vanished"),
@@ -470,7 +551,13 @@ async fn messages(
     };
     report.wall_s = Some(report::round(wall_s, 3));
     report.load(outcome);
-    report.resources(hub_before, hub_after, own_before.zip(own_after), machine_before.zip(machine_after), wall_s);
+    report.resources(
+        hub_before,
+        hub_after,
+        own_before.zip(own_after),
+        machine_before.zip(machine_after),
+        wall_s,
+    );
 
     // The hub's own count must agree with what the phones saw.
     let stats_after = get_stats(&mut stats_conn, target).await.unwrap_or_default();
@@ -514,7 +601,10 @@ async fn at_rest(
     let end = (t0 + window).min(deadline);
     let bar = progress(window.as_secs(), "at rest (s)", args.no_progress);
     while Instant::now() < end {
-        tokio::time::sleep(Duration::from_millis(250).min(end.saturating_duration_since(Instant::now()))).await;
+        tokio::time::sleep(
+            Duration::from_millis(250).min(end.saturating_duration_since(Instant::now())),
+        )
+        .await;
         if let Some(bar) = &bar {
             bar.set_position(t0.elapsed().as_secs());
         }

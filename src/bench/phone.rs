@@ -20,8 +20,8 @@ use std::time::Duration;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use rand::Rng;
 use smshub_protocol::device::{
-    Battery, Capabilities, Delivered, DeviceFrame, DeviceInfo, Heartbeat, Hello, HubFrame, JobIds, ReportKind, Sent,
-    SimInfo, SimStatus, Status,
+    Battery, Capabilities, Delivered, DeviceFrame, DeviceInfo, Heartbeat, Hello, HubFrame, JobIds,
+    ReportKind, Sent, SimInfo, SimStatus, Status,
 };
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
@@ -121,8 +121,13 @@ pub async fn register(
                     return Ok::<_, anyhow::Error>(out);
                 }
                 let body = format!("{{\"name\":\"{prefix}-{}\"}}", n + 1);
-                let headers = [("X-API-Key", api_key.as_str()), ("Content-Type", "application/json")];
-                let response = conn.request("POST", "/api/devices", &headers, body.as_bytes()).await?;
+                let headers = [
+                    ("X-API-Key", api_key.as_str()),
+                    ("Content-Type", "application/json"),
+                ];
+                let response = conn
+                    .request("POST", "/api/devices", &headers, body.as_bytes())
+                    .await?;
                 if response.status != 201 {
                     anyhow::bail!(
                         "registering a device: HTTP {} {}",
@@ -131,8 +136,20 @@ pub async fn register(
                     );
                 }
                 let value: serde_json::Value = serde_json::from_slice(&response.body)?;
-                let field = |key: &str| value.get(key).and_then(|it| it.as_str()).unwrap_or_default().to_string();
-                out.push((n, Credentials { id: field("id"), token: field("token") }));
+                let field = |key: &str| {
+                    value
+                        .get(key)
+                        .and_then(|it| it.as_str())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                out.push((
+                    n,
+                    Credentials {
+                        id: field("id"),
+                        token: field("token"),
+                    },
+                ));
             }
         }));
     }
@@ -145,12 +162,20 @@ pub async fn register(
 }
 
 /// Deletes devices (used after a run against a hub the harness did not start).
-pub async fn unregister(addr: SocketAddr, host: &str, api_key: &str, devices: &[Credentials]) -> usize {
+pub async fn unregister(
+    addr: SocketAddr,
+    host: &str,
+    api_key: &str,
+    devices: &[Credentials],
+) -> usize {
     let mut conn = HttpConn::new(addr, host);
     let mut failed = 0;
     for device in devices {
         let path = format!("/api/devices/{}", device.id);
-        match conn.request("DELETE", &path, &[("X-API-Key", api_key)], b"").await {
+        match conn
+            .request("DELETE", &path, &[("X-API-Key", api_key)], b"")
+            .await
+        {
             Ok(it) if it.status == 204 => {}
             _ => failed += 1,
         }
@@ -169,7 +194,16 @@ pub fn spawn(
 ) -> tokio::task::JoinHandle<PhoneLog> {
     tokio::spawn(async move {
         let mut log = PhoneLog::default();
-        if let Err(err) = run(&config, &credentials, &counters, &connecting, stop, &mut log).await {
+        if let Err(err) = run(
+            &config,
+            &credentials,
+            &counters,
+            &connecting,
+            stop,
+            &mut log,
+        )
+        .await
+        {
             tracing::debug!(device = %credentials.id, error = %err, "bench phone ended");
         }
         log
@@ -195,18 +229,25 @@ async fn run(
     let permit = connecting.acquire().await?;
     let url = format!("{}/ws/device/{}", config.ws_base, credentials.id);
     let mut request = url.into_client_request()?;
-    request.headers_mut().insert("Authorization", format!("Bearer {}", credentials.token).parse()?);
+    request.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {}", credentials.token).parse()?,
+    );
     // A small read buffer: thousands of idle phones must not cost the machine much memory.
-    let ws_config = WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0);
-    let (ws, _) = match tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true).await {
-        Ok(it) => it,
-        Err(err) => {
-            counters.connect_failures.fetch_add(1, Ordering::Relaxed);
-            return Err(err.into());
-        }
-    };
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0);
+    let (ws, _) =
+        match tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true).await {
+            Ok(it) => it,
+            Err(err) => {
+                counters.connect_failures.fetch_add(1, Ordering::Relaxed);
+                return Err(err.into());
+            }
+        };
     let (mut sink, mut stream) = ws.split();
-    sink.feed(Message::text(hello(config.max_in_flight).to_json())).await?;
+    sink.feed(Message::text(hello(config.max_in_flight).to_json()))
+        .await?;
     sink.feed(Message::text(status().to_json())).await?;
     sink.flush().await?;
     let heartbeat_s = loop {
@@ -226,10 +267,14 @@ async fn run(
     // Random phases, so a fleet does not heartbeat in lockstep.
     let (first_beat, first_status) = {
         let mut rng = rand::rng();
-        (rng.random_range(0..heartbeat_s * 1000), rng.random_range(0..=60_000u64))
+        (
+            rng.random_range(0..heartbeat_s * 1000),
+            rng.random_range(0..=60_000u64),
+        )
     };
     let period = Duration::from_secs(heartbeat_s);
-    let mut heartbeat = tokio::time::interval_at(Instant::now() + Duration::from_millis(first_beat), period);
+    let mut heartbeat =
+        tokio::time::interval_at(Instant::now() + Duration::from_millis(first_beat), period);
     let status_every = config.status_every.unwrap_or(Duration::from_secs(3600));
     let status_phase = Duration::from_millis(first_status % status_every.as_millis().max(1) as u64);
     let mut status_tick = tokio::time::interval_at(Instant::now() + status_phase, status_every);
@@ -242,7 +287,9 @@ async fn run(
     let mut accepted: Vec<String> = Vec::new();
 
     loop {
-        let next_due = due.front().map(|it| config.origin + Duration::from_micros(it.due));
+        let next_due = due
+            .front()
+            .map(|it| config.origin + Duration::from_micros(it.due));
         tokio::select! {
             biased;
             _ = stop.changed() => {
@@ -353,10 +400,21 @@ fn emit_due(config: &PhoneConfig, due: &mut VecDeque<Due>, out: &mut Vec<String>
         let id = Uuid::from_u128(item.id).to_string();
         match item.kind {
             ReportKind::Sent => {
-                out.push(DeviceFrame::Sent(Sent { id, parts: item.parts, at: None }).to_json());
+                out.push(
+                    DeviceFrame::Sent(Sent {
+                        id,
+                        parts: item.parts,
+                        at: None,
+                    })
+                    .to_json(),
+                );
                 if config.delivery_reports {
-                    let next =
-                        Due { due: now + latency_us, id: item.id, kind: ReportKind::Delivered, parts: item.parts };
+                    let next = Due {
+                        due: now + latency_us,
+                        id: item.id,
+                        kind: ReportKind::Delivered,
+                        parts: item.parts,
+                    };
                     if latency_us == 0 {
                         // Due at once: keep it next, ahead of anything queued later.
                         due.push_front(next);
@@ -412,7 +470,10 @@ fn hello(max_in_flight: u32) -> DeviceFrame {
             phone_number: None,
             iccid: None,
         }],
-        capabilities: Capabilities { max_in_flight, ..Capabilities::default() },
+        capabilities: Capabilities {
+            max_in_flight,
+            ..Capabilities::default()
+        },
         // This phone keeps no journal across connections: it never reconnects.
         jobs: Some(Vec::new()),
     })
@@ -420,7 +481,10 @@ fn hello(max_in_flight: u32) -> DeviceFrame {
 
 fn status() -> DeviceFrame {
     DeviceFrame::Status(Status {
-        battery: Some(Battery { level: 90, charging: true }),
+        battery: Some(Battery {
+            level: 90,
+            charging: true,
+        }),
         sims: vec![SimStatus {
             slot: 0,
             signal_dbm: Some(-65),
@@ -469,11 +533,21 @@ mod tests {
         ];
         for (latency, reports, now, expected, left) in cases {
             let config = config(*latency, *reports);
-            let mut due: VecDeque<Due> =
-                (1..=2).map(|id| Due { due: latency * 1000, id, kind: ReportKind::Sent, parts: 1 }).collect();
+            let mut due: VecDeque<Due> = (1..=2)
+                .map(|id| Due {
+                    due: latency * 1000,
+                    id,
+                    kind: ReportKind::Sent,
+                    parts: 1,
+                })
+                .collect();
             let mut out = Vec::new();
             emit_due(&config, &mut due, &mut out, *now);
-            assert_eq!(kinds(&out), *expected, "latency {latency} reports {reports} now {now}");
+            assert_eq!(
+                kinds(&out),
+                *expected,
+                "latency {latency} reports {reports} now {now}"
+            );
             assert_eq!(due.len(), *left);
         }
     }

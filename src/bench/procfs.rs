@@ -20,7 +20,11 @@ pub struct Usage {
 fn ms_per_tick() -> f64 {
     // SAFETY: sysconf has no preconditions; it only reads a system constant.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 { 1000.0 / ticks as f64 } else { 10.0 }
+    if ticks > 0 {
+        1000.0 / ticks as f64
+    } else {
+        10.0
+    }
 }
 
 /// `(comm, utime + stime in ticks)` from the text of a `/proc/.../stat` file.
@@ -53,7 +57,11 @@ pub fn process(pid: u32) -> Option<Usage> {
     let (_, ticks) = parse_stat(&stat)?;
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let (rss_kb, hwm_kb) = parse_status_memory(&status)?;
-    Some(Usage { cpu_ms: ticks as f64 * ms_per_tick(), rss_kb, hwm_kb })
+    Some(Usage {
+        cpu_ms: ticks as f64 * ms_per_tick(),
+        rss_kb,
+        hwm_kb,
+    })
 }
 
 /// CPU of the living threads of this process whose name starts with one of `prefixes`,
@@ -62,7 +70,9 @@ pub fn own_threads(prefixes: &[&str]) -> Option<Usage> {
     let pid = std::process::id();
     let mut ticks = 0;
     for entry in fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
         if let Some((comm, t)) = parse_stat(&stat)
             && prefixes.iter().any(|it| comm.starts_with(it))
         {
@@ -71,7 +81,11 @@ pub fn own_threads(prefixes: &[&str]) -> Option<Usage> {
     }
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let (rss_kb, hwm_kb) = parse_status_memory(&status)?;
-    Some(Usage { cpu_ms: ticks as f64 * ms_per_tick(), rss_kb, hwm_kb })
+    Some(Usage {
+        cpu_ms: ticks as f64 * ms_per_tick(),
+        rss_kb,
+        hwm_kb,
+    })
 }
 
 /// CPU time the whole machine spent busy (everything but idle and iowait), in milliseconds
@@ -83,7 +97,11 @@ pub fn machine_busy_ms() -> Option<f64> {
 
 fn machine_busy_ticks(text: &str) -> Option<u64> {
     let line = text.lines().find(|it| it.starts_with("cpu "))?;
-    let values: Vec<u64> = line.split_whitespace().skip(1).filter_map(|it| it.parse().ok()).collect();
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|it| it.parse().ok())
+        .collect();
     // user nice system idle iowait irq softirq steal guest guest_nice; guest time is already
     // counted in user, so only the first eight are added.
     let total: u64 = values.iter().take(8).sum();
@@ -94,7 +112,10 @@ fn machine_busy_ticks(text: &str) -> Option<u64> {
 /// Raises this process's open-file limit to at least `want` (up to what the kernel allows),
 /// so thousands of sockets fit; a child process inherits it. Returns the limit in force.
 pub fn raise_nofile_limit(want: u64) -> u64 {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into the struct we pass and reads nothing else.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return 0;
@@ -103,12 +124,18 @@ pub fn raise_nofile_limit(want: u64) -> u64 {
         return wide(limit.rlim_cur);
     }
     // Root may raise the hard limit too; anyone may raise the soft limit up to the hard one.
-    let raised = libc::rlimit { rlim_cur: want as libc::rlim_t, rlim_max: limit.rlim_max.max(want as libc::rlim_t) };
+    let raised = libc::rlimit {
+        rlim_cur: want as libc::rlim_t,
+        rlim_max: limit.rlim_max.max(want as libc::rlim_t),
+    };
     // SAFETY: setrlimit only reads the struct we pass.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
         return want;
     }
-    let soft = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+    let soft = libc::rlimit {
+        rlim_cur: limit.rlim_max,
+        rlim_max: limit.rlim_max,
+    };
     // SAFETY: as above.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &soft) } == 0 {
         return wide(limit.rlim_max);
@@ -129,8 +156,14 @@ mod tests {
     #[test]
     fn stat_lines_are_read_even_with_odd_command_names() {
         let cases: &[(&str, Option<(&str, u64)>)] = &[
-            ("1234 (smshub) S 1 2 3 4 5 6 7 8 9 10 150 25 0 0 20 0", Some(("smshub", 175))),
-            ("77 (a (b) c) R 1 2 3 4 5 6 7 8 9 10 3 4 0 0", Some(("a (b) c", 7))),
+            (
+                "1234 (smshub) S 1 2 3 4 5 6 7 8 9 10 150 25 0 0 20 0",
+                Some(("smshub", 175)),
+            ),
+            (
+                "77 (a (b) c) R 1 2 3 4 5 6 7 8 9 10 3 4 0 0",
+                Some(("a (b) c", 7)),
+            ),
             ("garbage", None),
             ("1 (x) S 1 2", None),
         ];

@@ -143,7 +143,11 @@ fn per_s(count: u64, seconds: f64) -> Option<f64> {
 impl Report {
     pub(super) fn new(args: &BenchArgs, target: &Target) -> Report {
         Report {
-            mode: if args.connect_only { "connect-only" } else { "messages" },
+            mode: if args.connect_only {
+                "connect-only"
+            } else {
+                "messages"
+            },
             hub: target.kind,
             durability: target.durability.clone(),
             devices: args.devices,
@@ -219,7 +223,11 @@ impl Report {
         self.requests = outcome.requests_ok;
         self.accepted = outcome.messages_accepted;
         for (status, n) in &outcome.failures {
-            let kind = if *status == 0 { "submit_transport".to_string() } else { format!("submit_http_{status}") };
+            let kind = if *status == 0 {
+                "submit_transport".to_string()
+            } else {
+                format!("submit_http_{status}")
+            };
             self.add_error(&kind, *n);
         }
         if outcome.timed_out {
@@ -230,8 +238,12 @@ impl Report {
         self.accepted_per_s = per_s(self.accepted, window);
         self.requests_per_s = per_s(self.requests, window);
         if let Some(it) = Percentiles::of(&outcome.submit_us) {
-            (self.p50_submit_ms, self.p90_submit_ms, self.p99_submit_ms, self.max_submit_ms) =
-                (Some(it.p50), Some(it.p90), Some(it.p99), Some(it.max));
+            (
+                self.p50_submit_ms,
+                self.p90_submit_ms,
+                self.p99_submit_ms,
+                self.max_submit_ms,
+            ) = (Some(it.p50), Some(it.p90), Some(it.p99), Some(it.max));
         }
         self.first_start_us = outcome.first_start_us;
         self.starts = outcome.starts;
@@ -244,12 +256,15 @@ impl Report {
         let mut to_device = histogram();
         let mut e2e = histogram();
         let mut delivered = histogram();
-        let (mut offered, mut sent, mut reported) = (HashMap::new(), HashMap::new(), HashMap::new());
+        let (mut offered, mut sent, mut reported) =
+            (HashMap::new(), HashMap::new(), HashMap::new());
         let (mut offered_twice, mut sent_twice, mut delivered_twice) = (0, 0, 0);
         let (mut last_sent, mut last_delivered) = (0u64, 0u64);
         for log in logs {
             for (id, at) in &log.offers {
-                let Some(start) = starts.get(id) else { continue };
+                let Some(start) = starts.get(id) else {
+                    continue;
+                };
                 if offered.insert(*id, *at).is_some() {
                     offered_twice += 1;
                     continue;
@@ -257,7 +272,9 @@ impl Report {
                 to_device.saturating_record(at.saturating_sub(*start).max(1));
             }
             for (id, at) in &log.sent_acked {
-                let Some(start) = starts.get(id) else { continue };
+                let Some(start) = starts.get(id) else {
+                    continue;
+                };
                 if sent.insert(*id, *at).is_some() {
                     sent_twice += 1;
                     continue;
@@ -266,7 +283,9 @@ impl Report {
                 last_sent = last_sent.max(*at);
             }
             for (id, at) in &log.delivered_acked {
-                let Some(start) = starts.get(id) else { continue };
+                let Some(start) = starts.get(id) else {
+                    continue;
+                };
                 if reported.insert(*id, *at).is_some() {
                     delivered_twice += 1;
                     continue;
@@ -279,25 +298,46 @@ impl Report {
         self.add_error("sent_twice", sent_twice);
         self.add_error("delivered_twice", delivered_twice);
         let measured = starts.len() as u64;
-        self.add_error("never_offered", measured.saturating_sub(offered.len() as u64));
-        self.add_error("sent_not_stored", measured.saturating_sub(sent.len() as u64));
+        self.add_error(
+            "never_offered",
+            measured.saturating_sub(offered.len() as u64),
+        );
+        self.add_error(
+            "sent_not_stored",
+            measured.saturating_sub(sent.len() as u64),
+        );
         if self.delivery_report {
-            self.add_error("delivered_not_stored", measured.saturating_sub(reported.len() as u64));
+            self.add_error(
+                "delivered_not_stored",
+                measured.saturating_sub(reported.len() as u64),
+            );
         }
         if let Some(it) = Percentiles::of(&to_device) {
-            (self.p50_to_device_ms, self.p90_to_device_ms, self.p99_to_device_ms, self.max_to_device_ms) =
-                (Some(it.p50), Some(it.p90), Some(it.p99), Some(it.max));
+            (
+                self.p50_to_device_ms,
+                self.p90_to_device_ms,
+                self.p99_to_device_ms,
+                self.max_to_device_ms,
+            ) = (Some(it.p50), Some(it.p90), Some(it.p99), Some(it.max));
         }
         if let Some(it) = Percentiles::of(&e2e) {
-            (self.p50_e2e_ms, self.p90_e2e_ms, self.p99_e2e_ms, self.max_e2e_ms) =
-                (Some(it.p50), Some(it.p90), Some(it.p99), Some(it.max));
+            (
+                self.p50_e2e_ms,
+                self.p90_e2e_ms,
+                self.p99_e2e_ms,
+                self.max_e2e_ms,
+            ) = (Some(it.p50), Some(it.p90), Some(it.p99), Some(it.max));
             let window = last_sent.saturating_sub(self.first_start_us) as f64 / 1e6;
             self.e2e_s = Some(round(window, 3));
             self.e2e_per_s = per_s(sent.len() as u64, window);
         }
         if let Some(it) = Percentiles::of(&delivered) {
-            (self.p50_delivered_ms, self.p90_delivered_ms, self.p99_delivered_ms, self.max_delivered_ms) =
-                (Some(it.p50), Some(it.p90), Some(it.p99), Some(it.max));
+            (
+                self.p50_delivered_ms,
+                self.p90_delivered_ms,
+                self.p99_delivered_ms,
+                self.max_delivered_ms,
+            ) = (Some(it.p50), Some(it.p90), Some(it.p99), Some(it.max));
             let window = last_delivered.saturating_sub(self.first_start_us) as f64 / 1e6;
             self.delivered_s = Some(round(window, 3));
             self.delivered_per_s = per_s(reported.len() as u64, window);
@@ -329,7 +369,10 @@ impl Report {
             self.loadgen_cores = Some(round(cpu / 1000.0 / wall_s.max(1e-9), 2));
         }
         if let (Some((a, b)), Some(hub), Some(own)) = (machine, hub_cpu, own_cpu) {
-            self.other_cores = Some(round(((b - a) - hub - own).max(0.0) / 1000.0 / wall_s.max(1e-9), 2));
+            self.other_cores = Some(round(
+                ((b - a) - hub - own).max(0.0) / 1000.0 / wall_s.max(1e-9),
+                2,
+            ));
         }
     }
 
@@ -344,10 +387,17 @@ impl Report {
         waiting: u64,
     ) {
         let delta = |state: &str| {
-            after.get(state).copied().unwrap_or(0).saturating_sub(before.get(state).copied().unwrap_or(0))
+            after
+                .get(state)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(before.get(state).copied().unwrap_or(0))
         };
         let final_state = if delivery_report { "delivered" } else { "sent" };
-        self.add_error("hub_final_count_short", expected.saturating_sub(delta(final_state)));
+        self.add_error(
+            "hub_final_count_short",
+            expected.saturating_sub(delta(final_state)),
+        );
         self.add_error("hub_failed", delta("failed"));
         self.add_error("hub_waiting", waiting);
     }
@@ -378,7 +428,10 @@ impl Report {
             }
         }
         if let (Some(start), Some(end)) = (window_start, window_end) {
-            self.idle_cpu_pct = Some(round((end.cpu_ms - start.cpu_ms) / (window_s * 1000.0).max(1e-9) * 100.0, 2));
+            self.idle_cpu_pct = Some(round(
+                (end.cpu_ms - start.cpu_ms) / (window_s * 1000.0).max(1e-9) * 100.0,
+                2,
+            ));
         }
     }
 
@@ -395,17 +448,28 @@ impl Report {
 
     /// The JSON line (no newline).
     pub fn json_line(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|err| format!("{{\"errors\":1,\"report_error\":\"{err}\"}}"))
+        serde_json::to_string(self)
+            .unwrap_or_else(|err| format!("{{\"errors\":1,\"report_error\":\"{err}\"}}"))
     }
 
     /// The table, for people.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        let num = |it: Option<f64>, unit: &str| it.map(|v| format!("{v}{unit}")).unwrap_or_else(|| "-".into());
+        let num = |it: Option<f64>, unit: &str| {
+            it.map(|v| format!("{v}{unit}"))
+                .unwrap_or_else(|| "-".into())
+        };
         if self.mode == "connect-only" {
-            let _ =
-                writeln!(out, "smshub bench --connect-only: {} phones ({} connected)", self.devices, self.connected);
-            let _ = writeln!(out, "  hub            {}, durability {}", self.hub, self.durability);
+            let _ = writeln!(
+                out,
+                "smshub bench --connect-only: {} phones ({} connected)",
+                self.devices, self.connected
+            );
+            let _ = writeln!(
+                out,
+                "  hub            {}, durability {}",
+                self.hub, self.durability
+            );
             let _ = writeln!(
                 out,
                 "  registered in  {}   connected in {}",
@@ -418,7 +482,11 @@ impl Report {
                 num(self.hub_rss_before_connect_mb, " MB"),
                 num(self.hub_rss_mb, " MB"),
                 num(self.rss_per_device_kb, " KiB"),
-                if self.memory_includes_load { " [includes the load generator]" } else { "" }
+                if self.memory_includes_load {
+                    " [includes the load generator]"
+                } else {
+                    ""
+                }
             );
             let _ = writeln!(
                 out,
@@ -443,7 +511,11 @@ impl Report {
                 self.concurrency,
                 self.batch,
                 mode,
-                if self.delivery_report { ", delivery reports" } else { "" }
+                if self.delivery_report {
+                    ", delivery reports"
+                } else {
+                    ""
+                }
             );
             let _ = writeln!(out, "  hub: {}, durability {}", self.hub, self.durability);
             let _ = writeln!(
@@ -452,12 +524,14 @@ impl Report {
                 "", "msg/s", "p50 ms", "p90 ms", "p99 ms", "max ms"
             );
             let mut row = |name: &str, rate: Option<f64>, p: [Option<f64>; 4]| {
-                let cell = |it: Option<f64>| it.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+                let cell =
+                    |it: Option<f64>| it.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
                 let _ = writeln!(
                     out,
                     "  {:<30} {:>10} {:>9} {:>9} {:>9} {:>9}",
                     name,
-                    rate.map(|it| format!("{it:.0}")).unwrap_or_else(|| "-".into()),
+                    rate.map(|it| format!("{it:.0}"))
+                        .unwrap_or_else(|| "-".into()),
                     cell(p[0]),
                     cell(p[1]),
                     cell(p[2]),
@@ -467,23 +541,43 @@ impl Report {
             row(
                 "submit -> 202 (committed)",
                 self.accepted_per_s,
-                [self.p50_submit_ms, self.p90_submit_ms, self.p99_submit_ms, self.max_submit_ms],
+                [
+                    self.p50_submit_ms,
+                    self.p90_submit_ms,
+                    self.p99_submit_ms,
+                    self.max_submit_ms,
+                ],
             );
             row(
                 "submit -> phone got send",
                 None,
-                [self.p50_to_device_ms, self.p90_to_device_ms, self.p99_to_device_ms, self.max_to_device_ms],
+                [
+                    self.p50_to_device_ms,
+                    self.p90_to_device_ms,
+                    self.p99_to_device_ms,
+                    self.max_to_device_ms,
+                ],
             );
             row(
                 "submit -> sent stored",
                 self.e2e_per_s,
-                [self.p50_e2e_ms, self.p90_e2e_ms, self.p99_e2e_ms, self.max_e2e_ms],
+                [
+                    self.p50_e2e_ms,
+                    self.p90_e2e_ms,
+                    self.p99_e2e_ms,
+                    self.max_e2e_ms,
+                ],
             );
             if self.delivery_report {
                 row(
                     "submit -> delivered stored",
                     self.delivered_per_s,
-                    [self.p50_delivered_ms, self.p90_delivered_ms, self.p99_delivered_ms, self.max_delivered_ms],
+                    [
+                        self.p50_delivered_ms,
+                        self.p90_delivered_ms,
+                        self.p99_delivered_ms,
+                        self.max_delivered_ms,
+                    ],
                 );
             }
             let _ = writeln!(
@@ -492,7 +586,11 @@ impl Report {
                 num(self.hub_cpu_ms_per_msg, " ms"),
                 num(self.hub_cpu_cores, ""),
                 num(self.hub_rss_mb, " MB"),
-                if self.memory_includes_load { " [includes the load generator]" } else { "" }
+                if self.memory_includes_load {
+                    " [includes the load generator]"
+                } else {
+                    ""
+                }
             );
             let _ = writeln!(
                 out,
@@ -502,12 +600,20 @@ impl Report {
                 num(self.other_cores, "")
             );
         }
-        let kinds: Vec<String> = self.error_kinds.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let kinds: Vec<String> = self
+            .error_kinds
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         let _ = writeln!(
             out,
             "  errors   {}{}",
             self.errors,
-            if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) }
+            if kinds.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", kinds.join(", "))
+            }
         );
         out
     }

@@ -80,9 +80,12 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> anyhow::Result<TempDir> {
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|it| it.as_nanos()).unwrap_or(0);
-        let path = std::env::temp_dir().join(format!("smshub-bench-{}-{nanos}", std::process::id()));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|it| it.as_nanos())
+            .unwrap_or(0);
+        let path =
+            std::env::temp_dir().join(format!("smshub-bench-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(TempDir(path))
     }
@@ -102,7 +105,9 @@ impl Drop for TempDir {
 pub fn describe(durability: Durability) -> &'static str {
     match durability {
         Durability::Full => "full (SQLite WAL, synchronous=FULL: a 202 survives power loss)",
-        Durability::Normal => "normal (SQLite WAL, synchronous=NORMAL: a 202 survives a hub crash, not power loss)",
+        Durability::Normal => {
+            "normal (SQLite WAL, synchronous=NORMAL: a 202 survives a hub crash, not power loss)"
+        }
     }
 }
 
@@ -119,7 +124,11 @@ impl Target {
         if let Some((url, key)) = &options.remote {
             return remote(url, key, options.remote_pid).await;
         }
-        if options.in_process { in_process(options).await } else { spawned(options).await }
+        if options.in_process {
+            in_process(options).await
+        } else {
+            spawned(options).await
+        }
     }
 
     /// CPU and memory of the hub now, where they can be known.
@@ -148,7 +157,11 @@ impl Target {
     pub async fn stop(self) -> anyhow::Result<()> {
         match self.handle {
             Handle::Remote => Ok(()),
-            Handle::Spawned { mut child, log, _dir } => {
+            Handle::Spawned {
+                mut child,
+                log,
+                _dir,
+            } => {
                 if let Some(pid) = child.id() {
                     // SAFETY: kill only sends a signal, to the child this harness spawned.
                     unsafe {
@@ -157,7 +170,9 @@ impl Target {
                 }
                 match tokio::time::timeout(Duration::from_secs(15), child.wait()).await {
                     Ok(Ok(status)) if status.success() => Ok(()),
-                    Ok(Ok(status)) => anyhow::bail!("the hub exited with {status}; its log:\n{}", tail(&log)),
+                    Ok(Ok(status)) => {
+                        anyhow::bail!("the hub exited with {status}; its log:\n{}", tail(&log))
+                    }
                     Ok(Err(err)) => Err(err.into()),
                     Err(_) => {
                         let _ = child.kill().await;
@@ -165,11 +180,17 @@ impl Target {
                     }
                 }
             }
-            Handle::InProcess { mut stop, mut thread, _dir } => {
+            Handle::InProcess {
+                mut stop,
+                mut thread,
+                _dir,
+            } => {
                 if let Some(stop) = stop.take() {
                     let _ = stop.send(());
                 }
-                let Some(thread) = thread.take() else { return Ok(()) };
+                let Some(thread) = thread.take() else {
+                    return Ok(());
+                };
                 tokio::task::spawn_blocking(move || thread.join())
                     .await?
                     .map_err(|_| anyhow::anyhow!("the in-process hub panicked"))?
@@ -187,15 +208,21 @@ fn tail(path: &Path) -> String {
 
 /// Splits `http://host:port[/]` and checks that every address it names is loopback.
 pub async fn loopback_only(url: &str) -> anyhow::Result<(SocketAddr, String)> {
-    let rest = url.strip_prefix("http://").context("--hub must be an http:// URL (the harness speaks plain HTTP)")?;
+    let rest = url
+        .strip_prefix("http://")
+        .context("--hub must be an http:// URL (the harness speaks plain HTTP)")?;
     let host = rest.trim_end_matches('/');
     if host.contains('/') {
         anyhow::bail!("--hub must be a base URL without a path, e.g. http://127.0.0.1:8080");
     }
-    let addrs: Vec<SocketAddr> =
-        tokio::net::lookup_host(host).await.with_context(|| format!("resolving {host} (give host:port)"))?.collect();
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(host)
+        .await
+        .with_context(|| format!("resolving {host} (give host:port)"))?
+        .collect();
     if addrs.is_empty() || addrs.iter().any(|it| !it.ip().is_loopback()) {
-        anyhow::bail!("--hub {url} is not a loopback address: the harness only loads hubs on this machine");
+        anyhow::bail!(
+            "--hub {url} is not a loopback address: the harness only loads hubs on this machine"
+        );
     }
     Ok((addrs[0], host.to_string()))
 }
@@ -223,22 +250,47 @@ async fn spawned(options: &TargetOptions) -> anyhow::Result<Target> {
     let database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
     let durability = durability_flag(options.durability);
     let keys = tokio::process::Command::new(&binary)
-        .args(["--log", "warn", "keys", "create", "--name", "bench", "--database-url", &database_url])
+        .args([
+            "--log",
+            "warn",
+            "keys",
+            "create",
+            "--name",
+            "bench",
+            "--database-url",
+            &database_url,
+        ])
         .args(["--durability", durability])
         .stdin(Stdio::null())
         .output()
         .await
         .with_context(|| format!("running {} keys create", binary.display()))?;
     if !keys.status.success() {
-        anyhow::bail!("creating an API key failed: {}", String::from_utf8_lossy(&keys.stderr));
+        anyhow::bail!(
+            "creating an API key failed: {}",
+            String::from_utf8_lossy(&keys.stderr)
+        );
     }
-    let api_key = String::from_utf8_lossy(&keys.stdout).lines().last().unwrap_or_default().trim().to_string();
+    let api_key = String::from_utf8_lossy(&keys.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
 
     let log = dir.path().join("hub.log");
     let log_file = std::fs::File::create(&log)?;
     let mut command = tokio::process::Command::new(&binary);
     command
-        .args(["--log", &options.log, "serve", "--listen", "127.0.0.1:0", "--database-url", &database_url])
+        .args([
+            "--log",
+            &options.log,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &database_url,
+        ])
         .args(["--durability", durability])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -247,7 +299,9 @@ async fn spawned(options: &TargetOptions) -> anyhow::Result<Target> {
     if let Some(heartbeat_s) = options.heartbeat_s {
         command.args(["--heartbeat-s", &heartbeat_s.to_string()]);
     }
-    let mut child = command.spawn().with_context(|| format!("spawning {} serve", binary.display()))?;
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("spawning {} serve", binary.display()))?;
     let pid = child.id().context("the hub exited at once")?;
     let stdout = child.stdout.take().context("no stdout from the hub")?;
     let mut lines = BufReader::new(stdout).lines();
@@ -274,7 +328,11 @@ async fn spawned(options: &TargetOptions) -> anyhow::Result<Target> {
         durability: describe(options.durability).to_string(),
         kind: "spawned",
         meter: Meter::Process(pid),
-        handle: Handle::Spawned { child, log, _dir: dir },
+        handle: Handle::Spawned {
+            child,
+            log,
+            _dir: dir,
+        },
     })
 }
 
@@ -289,36 +347,40 @@ async fn in_process(options: &TargetOptions) -> anyhow::Result<Target> {
     let (ready_tx, ready_rx) = oneshot::channel::<anyhow::Result<(SocketAddr, String)>>();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     // Its own runtime with named threads, so its CPU can be told apart from the load's.
-    let thread = std::thread::Builder::new().name("smshub-hub".into()).spawn(move || -> anyhow::Result<()> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .thread_name("smshub-hub")
-            .enable_all()
-            .build()
-            .context("building the hub's runtime")?;
-        runtime.block_on(async move {
-            let built = async {
-                let app = crate::app::App::build(config).await?;
-                let key = crate::auth::create_api_key(&app.hub().store, "bench").await?;
-                anyhow::Ok((app, key.secret))
-            }
-            .await;
-            match built {
-                Ok((app, key)) => {
-                    let _ = ready_tx.send(Ok((app.addr(), key)));
-                    app.run_until_stopped(async move {
-                        let _ = stop_rx.await;
-                    })
-                    .await
+    let thread = std::thread::Builder::new()
+        .name("smshub-hub".into())
+        .spawn(move || -> anyhow::Result<()> {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .thread_name("smshub-hub")
+                .enable_all()
+                .build()
+                .context("building the hub's runtime")?;
+            runtime.block_on(async move {
+                let built = async {
+                    let app = crate::app::App::build(config).await?;
+                    let key = crate::auth::create_api_key(&app.hub().store, "bench").await?;
+                    anyhow::Ok((app, key.secret))
                 }
-                Err(err) => {
-                    let message = format!("{err:#}");
-                    let _ = ready_tx.send(Err(err));
-                    anyhow::bail!("{message}")
+                .await;
+                match built {
+                    Ok((app, key)) => {
+                        let _ = ready_tx.send(Ok((app.addr(), key)));
+                        app.run_until_stopped(async move {
+                            let _ = stop_rx.await;
+                        })
+                        .await
+                    }
+                    Err(err) => {
+                        let message = format!("{err:#}");
+                        let _ = ready_tx.send(Err(err));
+                        anyhow::bail!("{message}")
+                    }
                 }
-            }
-        })
-    })?;
-    let (addr, api_key) = ready_rx.await.context("the in-process hub did not start")??;
+            })
+        })?;
+    let (addr, api_key) = ready_rx
+        .await
+        .context("the in-process hub did not start")??;
     let host = addr.to_string();
     Ok(Target {
         base: format!("http://{host}"),
@@ -328,7 +390,11 @@ async fn in_process(options: &TargetOptions) -> anyhow::Result<Target> {
         durability: describe(options.durability).to_string(),
         kind: "in-process",
         meter: Meter::OwnThreads,
-        handle: Handle::InProcess { stop: Some(stop_tx), thread: Some(thread), _dir: dir },
+        handle: Handle::InProcess {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            _dir: dir,
+        },
     })
 }
 
@@ -338,14 +404,22 @@ mod tests {
 
     #[tokio::test]
     async fn only_loopback_hubs_are_accepted() {
-        for ok in ["http://127.0.0.1:8080", "http://127.0.0.1:8080/", "http://localhost:9", "http://[::1]:80"] {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080/",
+            "http://localhost:9",
+            "http://[::1]:80",
+        ] {
             let result = loopback_only(ok).await;
             // localhost may resolve to ::1 only on some machines; either way it is loopback.
             assert!(result.is_ok() || ok.contains("::1"), "{ok}: {result:?}");
         }
-        for bad in
-            ["https://127.0.0.1:8080", "http://10.0.0.1:8080", "http://192.168.1.2:80", "http://127.0.0.1:80/api"]
-        {
+        for bad in [
+            "https://127.0.0.1:8080",
+            "http://10.0.0.1:8080",
+            "http://192.168.1.2:80",
+            "http://127.0.0.1:80/api",
+        ] {
             assert!(loopback_only(bad).await.is_err(), "{bad}");
         }
     }

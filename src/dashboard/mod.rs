@@ -13,9 +13,12 @@ struct Assets;
 
 /// `GET /` and `GET /assets/{file}`.
 pub fn routes() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let index = warp::path::end().and(warp::get()).and_then(|| serve("index.html"));
-    let asset =
-        warp::path!("assets" / String).and(warp::get()).and_then(|name: String| async move { serve(&name).await });
+    let index = warp::path::end()
+        .and(warp::get())
+        .and_then(|| serve("index.html"));
+    let asset = warp::path!("assets" / String)
+        .and(warp::get())
+        .and_then(|name: String| async move { serve(&name).await });
     index.or(asset).unify()
 }
 
@@ -30,7 +33,12 @@ async fn serve(name: &str) -> Result<Response, Rejection> {
         _ => "application/octet-stream",
     };
     let mut response = warp::reply::Response::new(file.data.into_owned().into());
-    response.headers_mut().insert(CONTENT_TYPE, warp::http::HeaderValue::from_static(mime));
-    response.headers_mut().insert(CACHE_CONTROL, warp::http::HeaderValue::from_static("no-cache"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, warp::http::HeaderValue::from_static(mime));
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        warp::http::HeaderValue::from_static("no-cache"),
+    );
     Ok(response.into_response())
 }

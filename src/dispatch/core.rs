@@ -79,17 +79,36 @@ pub enum JobEnd {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Commit `dispatched` for these jobs, then send them to the device.
-    Offer { device: String, jobs: Vec<(QueuedMessage, Option<u8>)> },
+    Offer {
+        device: String,
+        jobs: Vec<(QueuedMessage, Option<u8>)>,
+    },
     /// Commit `dispatched → queued` for these offers, then hand them back with `Requeued`.
-    Requeue { device: String, messages: Vec<QueuedMessage>, reason: String },
+    Requeue {
+        device: String,
+        messages: Vec<QueuedMessage>,
+        reason: String,
+    },
     /// Tell the device to drop these jobs.
-    Revoke { device: String, ids: Vec<Uuid>, reason: &'static str },
+    Revoke {
+        device: String,
+        ids: Vec<Uuid>,
+        reason: &'static str,
+    },
     /// Commit `expired` for these messages.
     Expire { ids: Vec<Uuid> },
     /// Commit "not sent, retry" for these accepted jobs: the device says it never sent them.
-    Disown { device: String, ids: Vec<Uuid>, reason: String },
+    Disown {
+        device: String,
+        ids: Vec<Uuid>,
+        reason: String,
+    },
     /// Commit `failed outcome_unknown` for these accepted jobs.
-    OutcomeUnknown { device: String, ids: Vec<Uuid>, reason: String },
+    OutcomeUnknown {
+        device: String,
+        ids: Vec<Uuid>,
+        reason: String,
+    },
     /// Fail these messages: their pinned device was removed.
     FailRemoved { device: String, ids: Vec<Uuid> },
     /// Load these messages from the store and enqueue them (the core lost their content).
@@ -97,7 +116,11 @@ pub enum Action {
     /// Show the device's in-flight count.
     InFlight { device: String, count: u32 },
     /// Show the device as rested until `until` (or no longer rested).
-    Rest { device: String, until: Option<Millis>, reason: Option<String> },
+    Rest {
+        device: String,
+        until: Option<Millis>,
+        reason: Option<String>,
+    },
 }
 
 type Rank = (Reverse<i32>, Millis, Uuid);
@@ -111,8 +134,14 @@ fn rank(message: &QueuedMessage) -> Rank {
 
 #[derive(Debug)]
 enum Held {
-    Offered { message: QueuedMessage, sim: Option<u8> },
-    Owned { message: Option<QueuedMessage>, sim: Option<u8> },
+    Offered {
+        message: QueuedMessage,
+        sim: Option<u8>,
+    },
+    Owned {
+        message: Option<QueuedMessage>,
+        sim: Option<u8>,
+    },
 }
 
 #[derive(Debug)]
@@ -243,7 +272,10 @@ impl Core {
         match &message.device_id {
             Some(device) => {
                 self.places.insert(message.id, (Place::Pinned, key));
-                self.pinned.entry(device.clone()).or_default().insert(key, message);
+                self.pinned
+                    .entry(device.clone())
+                    .or_default()
+                    .insert(key, message);
             }
             None => {
                 self.places.insert(message.id, (Place::Ready, key));
@@ -320,7 +352,12 @@ impl Core {
             });
         }
         actions.push(self.in_flight(device));
-        if let Some(until) = self.breakers.get(device).and_then(|it| it.rested_until).filter(|it| *it > now) {
+        if let Some(until) = self
+            .breakers
+            .get(device)
+            .and_then(|it| it.rested_until)
+            .filter(|it| *it > now)
+        {
             actions.push(Action::Rest {
                 device: device.to_string(),
                 until: Some(until),
@@ -347,10 +384,16 @@ impl Core {
 
     /// A device session ended: its offers go back to the queue; accepted jobs wait for it.
     pub fn disconnected(&mut self, device: &str, session: u64) -> Vec<Action> {
-        if self.devices.get(device).is_none_or(|it| it.session != session) {
+        if self
+            .devices
+            .get(device)
+            .is_none_or(|it| it.session != session)
+        {
             return Vec::new();
         }
-        let Some(slot) = self.devices.remove(device) else { return Vec::new() };
+        let Some(slot) = self.devices.remove(device) else {
+            return Vec::new();
+        };
         self.release_offers(device, slot, "device disconnected before accepting")
     }
 
@@ -363,14 +406,21 @@ impl Core {
                     offered.push(message);
                 }
                 Held::Owned { message, sim } => {
-                    self.owned_offline.entry(device.to_string()).or_default().insert(id, (message, sim));
+                    self.owned_offline
+                        .entry(device.to_string())
+                        .or_default()
+                        .insert(id, (message, sim));
                 }
             }
         }
         if offered.is_empty() {
             return Vec::new();
         }
-        vec![Action::Requeue { device: device.to_string(), messages: offered, reason: reason.to_string() }]
+        vec![Action::Requeue {
+            device: device.to_string(),
+            messages: offered,
+            reason: reason.to_string(),
+        }]
     }
 
     fn refund(&mut self, device: &str, sim: Option<u8>, id: Uuid) {
@@ -383,7 +433,8 @@ impl Core {
     pub fn owned(&mut self, device: &str, ids: &[Uuid], now: Millis) -> Vec<Action> {
         let deadline = now.saturating_add(self.config.outcome_timeout_ms);
         for id in ids {
-            self.outcome_deadlines.insert((deadline, *id, device.to_string()));
+            self.outcome_deadlines
+                .insert((deadline, *id, device.to_string()));
             match self.devices.get_mut(device) {
                 Some(slot) => {
                     let (message, sim) = match slot.jobs.remove(id) {
@@ -394,7 +445,11 @@ impl Core {
                     slot.jobs.insert(*id, Held::Owned { message, sim });
                 }
                 None => {
-                    self.owned_offline.entry(device.to_string()).or_default().entry(*id).or_insert((None, None));
+                    self.owned_offline
+                        .entry(device.to_string())
+                        .or_default()
+                        .entry(*id)
+                        .or_insert((None, None));
                 }
             }
         }
@@ -427,7 +482,8 @@ impl Core {
                     if self.sticky.len() >= STICKY_MAX {
                         self.sticky.clear();
                     }
-                    self.sticky.insert(message.to.clone(), (device.to_string(), sim.unwrap_or(0)));
+                    self.sticky
+                        .insert(message.to.clone(), (device.to_string(), sim.unwrap_or(0)));
                 }
             }
             JobEnd::Failed { code } => actions.extend(self.failure(device, &code, now)),
@@ -437,7 +493,11 @@ impl Core {
                     Some(mut message) => {
                         message.attempts = message.attempts.max(1);
                         message.not_before = Some(
-                            now + retry_delay(message.attempts, self.config.retry_base_ms, self.config.retry_cap_ms),
+                            now + retry_delay(
+                                message.attempts,
+                                self.config.retry_base_ms,
+                                self.config.retry_cap_ms,
+                            ),
                         );
                         message.avoid.push(device.to_string());
                         self.insert_waiting(message, now);
@@ -465,13 +525,22 @@ impl Core {
         breaker.rests_in_a_row += 1;
         let until = now + base * factor;
         breaker.rested_until = Some(until);
-        let reason = format!("{} failures in a row, the last one {code}", breaker.consecutive_failures);
+        let reason = format!(
+            "{} failures in a row, the last one {code}",
+            breaker.consecutive_failures
+        );
         breaker.consecutive_failures = 0;
-        vec![Action::Rest { device: device.to_string(), until: Some(until), reason: Some(reason) }]
+        vec![Action::Rest {
+            device: device.to_string(),
+            until: Some(until),
+            reason: Some(reason),
+        }]
     }
 
     fn rest_reason(&self, device: &str) -> Option<String> {
-        self.breakers.get(device).map(|it| format!("rested after {} failed rests in a row", it.rests_in_a_row))
+        self.breakers
+            .get(device)
+            .map(|it| format!("rested after {} failed rests in a row", it.rests_in_a_row))
     }
 
     /// The device refused these jobs: offers go elsewhere (the shell commits the requeue);
@@ -506,7 +575,11 @@ impl Core {
             });
         }
         if !disowned.is_empty() {
-            actions.push(Action::Disown { device: device.to_string(), ids: disowned, reason: reason.to_string() });
+            actions.push(Action::Disown {
+                device: device.to_string(),
+                ids: disowned,
+                reason: reason.to_string(),
+            });
         }
         actions
     }
@@ -524,7 +597,9 @@ impl Core {
     /// A device was removed: what waits for it fails.
     pub fn removed(&mut self, device: &str) -> Vec<Action> {
         self.owned_offline.remove(device);
-        let Some(queue) = self.pinned.remove(device) else { return Vec::new() };
+        let Some(queue) = self.pinned.remove(device) else {
+            return Vec::new();
+        };
         let ids: Vec<Uuid> = queue.values().map(|it| it.id).collect();
         for message in queue.values() {
             self.places.remove(&message.id);
@@ -532,7 +607,10 @@ impl Core {
                 *count = count.saturating_sub(1);
             }
         }
-        vec![Action::FailRemoved { device: device.to_string(), ids }]
+        vec![Action::FailRemoved {
+            device: device.to_string(),
+            ids,
+        }]
     }
 
     /// A client cancels a message. Returns the actions and whether the core still held it
@@ -551,7 +629,11 @@ impl Core {
             }
         }
         if let Some(device) = offered_on {
-            actions.push(Action::Revoke { device: device.clone(), ids: vec![id], reason: "cancelled" });
+            actions.push(Action::Revoke {
+                device: device.clone(),
+                ids: vec![id],
+                reason: "cancelled",
+            });
             actions.push(self.in_flight(&device));
         }
         actions
@@ -563,7 +645,11 @@ impl Core {
     /// apply (the job moved on), so it never wakes for nothing.
     pub fn next_wake(&mut self) -> Option<Millis> {
         while let Some((_, id, device)) = self.leases.first() {
-            if self.devices.get(device).is_some_and(|slot| matches!(slot.jobs.get(id), Some(Held::Offered { .. }))) {
+            if self
+                .devices
+                .get(device)
+                .is_some_and(|slot| matches!(slot.jobs.get(id), Some(Held::Offered { .. })))
+            {
                 break;
             }
             self.leases.pop_first();
@@ -571,7 +657,10 @@ impl Core {
         while let Some((_, id, device)) = self.outcome_deadlines.first() {
             let owned = match self.devices.get(device) {
                 Some(slot) => matches!(slot.jobs.get(id), Some(Held::Owned { .. })),
-                None => self.owned_offline.get(device).is_some_and(|it| it.contains_key(id)),
+                None => self
+                    .owned_offline
+                    .get(device)
+                    .is_some_and(|it| it.contains_key(id)),
             };
             if owned {
                 break;
@@ -580,7 +669,10 @@ impl Core {
         }
         while let Some((_, id)) = self.expiries.first() {
             let held = self.places.contains_key(id)
-                || self.devices.values().any(|slot| matches!(slot.jobs.get(id), Some(Held::Offered { .. })));
+                || self
+                    .devices
+                    .values()
+                    .any(|slot| matches!(slot.jobs.get(id), Some(Held::Offered { .. })));
             if held {
                 break;
             }
@@ -649,7 +741,11 @@ impl Core {
                 if let Some(slot) = self.devices.get_mut(&device) {
                     slot.jobs.remove(&id);
                 }
-                actions.push(Action::Revoke { device: device.clone(), ids: vec![id], reason: "expired" });
+                actions.push(Action::Revoke {
+                    device: device.clone(),
+                    ids: vec![id],
+                    reason: "expired",
+                });
                 actions.push(self.in_flight(&device));
                 expired.push(id);
             }
@@ -664,8 +760,12 @@ impl Core {
             if *at > now {
                 break;
             }
-            let Some((_, id, device)) = self.leases.pop_first() else { break };
-            let Some(slot) = self.devices.get_mut(&device) else { continue };
+            let Some((_, id, device)) = self.leases.pop_first() else {
+                break;
+            };
+            let Some(slot) = self.devices.get_mut(&device) else {
+                continue;
+            };
             if !matches!(slot.jobs.get(&id), Some(Held::Offered { .. })) {
                 continue;
             }
@@ -677,9 +777,17 @@ impl Core {
         }
         for (device, messages) in lapsed {
             let ids = messages.iter().map(|it| it.id).collect();
-            actions.push(Action::Revoke { device: device.clone(), ids, reason: "lease_expired" });
+            actions.push(Action::Revoke {
+                device: device.clone(),
+                ids,
+                reason: "lease_expired",
+            });
             actions.push(self.in_flight(&device));
-            actions.push(Action::Requeue { device, messages, reason: "the device did not accept in time".into() });
+            actions.push(Action::Requeue {
+                device,
+                messages,
+                reason: "the device did not accept in time".into(),
+            });
         }
 
         // Accepted jobs that never got an outcome.
@@ -688,10 +796,19 @@ impl Core {
             if *at > now {
                 break;
             }
-            let Some((_, id, device)) = self.outcome_deadlines.pop_first() else { break };
+            let Some((_, id, device)) = self.outcome_deadlines.pop_first() else {
+                break;
+            };
             let still_owned = match self.devices.get_mut(&device) {
-                Some(slot) => matches!(slot.jobs.get(&id), Some(Held::Owned { .. })) && slot.jobs.remove(&id).is_some(),
-                None => self.owned_offline.get_mut(&device).and_then(|it| it.remove(&id)).is_some(),
+                Some(slot) => {
+                    matches!(slot.jobs.get(&id), Some(Held::Owned { .. }))
+                        && slot.jobs.remove(&id).is_some()
+                }
+                None => self
+                    .owned_offline
+                    .get_mut(&device)
+                    .and_then(|it| it.remove(&id))
+                    .is_some(),
             };
             if still_owned {
                 unknown.entry(device).or_default().push(id);
@@ -702,7 +819,8 @@ impl Core {
             actions.push(Action::OutcomeUnknown {
                 device,
                 ids,
-                reason: "the device did not report an outcome in time; it may have been sent".into(),
+                reason: "the device did not report an outcome in time; it may have been sent"
+                    .into(),
             });
         }
 
@@ -710,7 +828,11 @@ impl Core {
         for (device, breaker) in &mut self.breakers {
             if breaker.rested_until.is_some_and(|until| until <= now) {
                 breaker.rested_until = None;
-                actions.push(Action::Rest { device: device.clone(), until: None, reason: None });
+                actions.push(Action::Rest {
+                    device: device.clone(),
+                    until: None,
+                    reason: None,
+                });
             }
         }
         actions
@@ -719,11 +841,19 @@ impl Core {
     // ----- choosing devices ---------------------------------------------------------------
 
     fn rested(&self, device: &str, now: Millis) -> bool {
-        self.breakers.get(device).and_then(|it| it.rested_until).is_some_and(|until| until > now)
+        self.breakers
+            .get(device)
+            .and_then(|it| it.rested_until)
+            .is_some_and(|until| until > now)
     }
 
     /// Scores `device` for `message`, honouring rests, capabilities, quotas and pacing.
-    fn candidate(&mut self, device: &str, message: &QueuedMessage, now: Millis) -> Option<scoring::Candidate> {
+    fn candidate(
+        &mut self,
+        device: &str,
+        message: &QueuedMessage,
+        now: Millis,
+    ) -> Option<scoring::Candidate> {
         if self.rested(device, now) {
             return None;
         }
@@ -759,11 +889,22 @@ impl Core {
         let mut offers: HashMap<String, Vec<(QueuedMessage, Option<u8>)>> = HashMap::new();
 
         // Pinned messages: only their device can take them.
-        let pinned_devices: Vec<String> =
-            self.pinned.keys().filter(|it| self.devices.contains_key(*it)).cloned().collect();
+        let pinned_devices: Vec<String> = self
+            .pinned
+            .keys()
+            .filter(|it| self.devices.contains_key(*it))
+            .cloned()
+            .collect();
         for device in pinned_devices {
-            while let Some(message) = self.pinned.get(&device).and_then(|it| it.values().next()).cloned() {
-                let Some(candidate) = self.candidate(&device, &message, now) else { break };
+            while let Some(message) = self
+                .pinned
+                .get(&device)
+                .and_then(|it| it.values().next())
+                .cloned()
+            {
+                let Some(candidate) = self.candidate(&device, &message, now) else {
+                    break;
+                };
                 if let Some(queue) = self.pinned.get_mut(&device) {
                     queue.remove(&rank(&message));
                 }
@@ -780,9 +921,14 @@ impl Core {
         while misses < LOOKAHEAD && !devices.is_empty() {
             let next = match cursor {
                 None => self.ready.iter().next(),
-                Some(after) => self.ready.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)).next(),
+                Some(after) => self
+                    .ready
+                    .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                    .next(),
             };
-            let Some((key, message)) = next.map(|(k, m)| (*k, m.clone())) else { break };
+            let Some((key, message)) = next.map(|(k, m)| (*k, m.clone())) else {
+                break;
+            };
             let mut names = Vec::new();
             let mut weights = Vec::new();
             let mut sims = Vec::new();
@@ -812,8 +958,10 @@ impl Core {
             let chosen = match sticky_pick {
                 Some(it) => Some(it),
                 None => {
-                    let mut credits: Vec<f64> =
-                        names.iter().map(|it| self.devices.get(it).map_or(0.0, |slot| slot.credit)).collect();
+                    let mut credits: Vec<f64> = names
+                        .iter()
+                        .map(|it| self.devices.get(it).map_or(0.0, |slot| slot.credit))
+                        .collect();
                     let chosen = scoring::pick(&mut credits, &weights);
                     for (name, credit) in names.iter().zip(credits) {
                         if let Some(slot) = self.devices.get_mut(name) {
@@ -853,65 +1001,110 @@ impl Core {
             *count = count.saturating_sub(1);
         }
         message.attempts += 1;
-        let Some(slot) = self.devices.get_mut(device) else { return };
+        let Some(slot) = self.devices.get_mut(device) else {
+            return;
+        };
         let limits = slot.limits;
-        slot.jobs.insert(message.id, Held::Offered { message: message.clone(), sim });
-        let extra = if limits.jitter_ms > 0 { self.rng.random_range(0..=limits.jitter_ms) } else { 0 };
-        self.sims.entry((device.to_string(), sim.unwrap_or(0))).or_default().record(
-            &limits,
-            now,
-            message.parts,
-            &message.to,
+        slot.jobs.insert(
             message.id,
-            extra,
+            Held::Offered {
+                message: message.clone(),
+                sim,
+            },
         );
-        self.leases.insert((now.saturating_add(self.config.offer_lease_ms), message.id, device.to_string()));
-        offers.entry(device.to_string()).or_default().push((message, sim));
+        let extra = if limits.jitter_ms > 0 {
+            self.rng.random_range(0..=limits.jitter_ms)
+        } else {
+            0
+        };
+        self.sims
+            .entry((device.to_string(), sim.unwrap_or(0)))
+            .or_default()
+            .record(&limits, now, message.parts, &message.to, message.id, extra);
+        self.leases.insert((
+            now.saturating_add(self.config.offer_lease_ms),
+            message.id,
+            device.to_string(),
+        ));
+        offers
+            .entry(device.to_string())
+            .or_default()
+            .push((message, sim));
     }
 
     fn in_flight(&self, device: &str) -> Action {
-        let count = self.devices.get(device).map_or(0, |it| it.jobs.len() as u32);
-        Action::InFlight { device: device.to_string(), count }
+        let count = self
+            .devices
+            .get(device)
+            .map_or(0, |it| it.jobs.len() as u32);
+        Action::InFlight {
+            device: device.to_string(),
+            count,
+        }
     }
 
     /// Records an offer made before a restart, so quotas and sticky routes survive it.
-    pub fn replay_send(&mut self, device: &str, sim: Option<u8>, recipient: &str, parts: u32, at: Millis) {
+    pub fn replay_send(
+        &mut self,
+        device: &str,
+        sim: Option<u8>,
+        recipient: &str,
+        parts: u32,
+        at: Millis,
+    ) {
         let limits = self.config.limits;
-        self.sims.entry((device.to_string(), sim.unwrap_or(0))).or_default().record(
-            &limits,
-            at,
-            parts,
-            recipient,
-            Uuid::nil(),
-            0,
+        self.sims
+            .entry((device.to_string(), sim.unwrap_or(0)))
+            .or_default()
+            .record(&limits, at, parts, recipient, Uuid::nil(), 0);
+        self.sticky.insert(
+            recipient.to_string(),
+            (device.to_string(), sim.unwrap_or(0)),
         );
-        self.sticky.insert(recipient.to_string(), (device.to_string(), sim.unwrap_or(0)));
     }
 
     /// Registers an accepted job found in the database at start.
-    pub fn restore_owned(&mut self, device: &str, message: QueuedMessage, sim: Option<u8>, accepted_at: Millis) {
+    pub fn restore_owned(
+        &mut self,
+        device: &str,
+        message: QueuedMessage,
+        sim: Option<u8>,
+        accepted_at: Millis,
+    ) {
         let id = message.id;
         self.outcome_deadlines.insert((
             accepted_at.saturating_add(self.config.outcome_timeout_ms),
             id,
             device.to_string(),
         ));
-        self.owned_offline.entry(device.to_string()).or_default().insert(id, (Some(message), sim));
+        self.owned_offline
+            .entry(device.to_string())
+            .or_default()
+            .insert(id, (Some(message), sim));
     }
 
     // ----- explaining ---------------------------------------------------------------------
 
     /// Why a message is not with a device yet, or `None` if the core does not hold it.
     pub fn why_waiting(&mut self, id: Uuid, now: Millis) -> Option<String> {
-        if let Some((device, _)) = self.devices.iter().find(|(_, slot)| slot.jobs.contains_key(&id)) {
-            return Some(format!("offered to device {device}, waiting for it to accept"));
+        if let Some((device, _)) = self
+            .devices
+            .iter()
+            .find(|(_, slot)| slot.jobs.contains_key(&id))
+        {
+            return Some(format!(
+                "offered to device {device}, waiting for it to accept"
+            ));
         }
         let (place, key) = *self.places.get(&id)?;
         let message = match place {
             Place::Later(at) => {
                 let message = self.later.get(&(at, id))?;
                 return Some(if message.attempts > 0 {
-                    format!("retrying after a temporary failure, not before {}", format_millis(at))
+                    format!(
+                        "retrying after a temporary failure, not before {}",
+                        format_millis(at)
+                    )
                 } else {
                     format!("scheduled for {}", format_millis(at))
                 });
@@ -931,21 +1124,39 @@ impl Core {
         }
         let mut reasons = Vec::new();
         for device in devices {
-            reasons.push(format!("{device}: {}", self.device_reason(&device, &message, now)));
+            reasons.push(format!(
+                "{device}: {}",
+                self.device_reason(&device, &message, now)
+            ));
         }
         reasons.sort();
-        Some(format!("no device can take it now ({})", reasons.join("; ")))
+        Some(format!(
+            "no device can take it now ({})",
+            reasons.join("; ")
+        ))
     }
 
     fn device_reason(&mut self, device: &str, message: &QueuedMessage, now: Millis) -> String {
-        if let Some(until) = self.breakers.get(device).and_then(|it| it.rested_until).filter(|it| *it > now) {
-            return format!("rested after repeated failures until {}", format_millis(until));
+        if let Some(until) = self
+            .breakers
+            .get(device)
+            .and_then(|it| it.rested_until)
+            .filter(|it| *it > now)
+        {
+            return format!(
+                "rested after repeated failures until {}",
+                format_millis(until)
+            );
         }
-        let Some(slot) = self.devices.get(device) else { return "offline".into() };
+        let Some(slot) = self.devices.get(device) else {
+            return "offline".into();
+        };
         if message.parts > 1 && !slot.multipart {
             return "does not send multipart messages".into();
         }
-        let Some(status) = slot.status.clone() else { return "has not reported its status yet".into() };
+        let Some(status) = slot.status.clone() else {
+            return "has not reported its status yet".into();
+        };
         if slot.jobs.len() as u32 >= slot.max_in_flight {
             return format!("at its in-flight limit of {}", slot.max_in_flight);
         }

@@ -103,9 +103,13 @@ pub enum Blocked {
 impl std::fmt::Display for Blocked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Blocked::Pacing { until } => write!(f, "pacing until {}", crate::domain::format_millis(*until)),
+            Blocked::Pacing { until } => {
+                write!(f, "pacing until {}", crate::domain::format_millis(*until))
+            }
             Blocked::Cap { window, cap } => write!(f, "at its cap of {cap} parts per {window}"),
-            Blocked::Recipients { cap } => write!(f, "at its cap of {cap} distinct recipients per day"),
+            Blocked::Recipients { cap } => {
+                write!(f, "at its cap of {cap} distinct recipients per day")
+            }
         }
     }
 }
@@ -121,13 +125,21 @@ impl SimUsage {
     }
 
     /// Whether this SIM may send `parts` parts to `recipient` now under `limits`.
-    pub fn check(&mut self, limits: &Limits, now: Millis, parts: u32, recipient: &str) -> Result<(), Blocked> {
+    pub fn check(
+        &mut self,
+        limits: &Limits,
+        now: Millis,
+        parts: u32,
+        recipient: &str,
+    ) -> Result<(), Blocked> {
         if limits.is_unlimited() {
             return Ok(());
         }
         self.evict(now);
         if now < self.next_at {
-            return Err(Blocked::Pacing { until: self.next_at });
+            return Err(Blocked::Pacing {
+                until: self.next_at,
+            });
         }
         for (window, cap, name) in [
             (&self.minute, limits.per_minute, "minute"),
@@ -135,12 +147,22 @@ impl SimUsage {
             (&self.day, limits.per_day, "day"),
         ] {
             if !window.fits(cap, parts) {
-                return Err(Blocked::Cap { window: name, cap: cap.unwrap_or(0) });
+                return Err(Blocked::Cap {
+                    window: name,
+                    cap: cap.unwrap_or(0),
+                });
             }
         }
         if let Some(cap) = limits.recipients_per_day {
-            let known = self.recipients.get(recipient).is_some_and(|at| *at > now - DAY);
-            let distinct = self.recipients.values().filter(|at| **at > now - DAY).count();
+            let known = self
+                .recipients
+                .get(recipient)
+                .is_some_and(|at| *at > now - DAY);
+            let distinct = self
+                .recipients
+                .values()
+                .filter(|at| **at > now - DAY)
+                .count();
             if !known && distinct >= cap as usize {
                 return Err(Blocked::Recipients { cap });
             }
@@ -149,7 +171,15 @@ impl SimUsage {
     }
 
     /// Records a send; `extra_wait` is the random part of the pacing interval.
-    pub fn record(&mut self, limits: &Limits, now: Millis, parts: u32, recipient: &str, id: Uuid, extra_wait: u64) {
+    pub fn record(
+        &mut self,
+        limits: &Limits,
+        now: Millis,
+        parts: u32,
+        recipient: &str,
+        id: Uuid,
+        extra_wait: u64,
+    ) {
         self.minute.push(now, parts, id);
         self.hour.push(now, parts, id);
         self.day.push(now, parts, id);
@@ -172,36 +202,69 @@ mod tests {
 
     #[test]
     fn caps_count_parts_over_rolling_windows() {
-        let limits = Limits { per_minute: Some(3), per_day: Some(5), ..Limits::default() };
+        let limits = Limits {
+            per_minute: Some(3),
+            per_day: Some(5),
+            ..Limits::default()
+        };
         let mut usage = SimUsage::default();
         let t0 = 1_000_000;
         assert!(usage.check(&limits, t0, 2, "a").is_ok());
         usage.record(&limits, t0, 2, "a", Uuid::new_v4(), 0);
-        assert_eq!(usage.check(&limits, t0, 2, "a"), Err(Blocked::Cap { window: "minute", cap: 3 }));
+        assert_eq!(
+            usage.check(&limits, t0, 2, "a"),
+            Err(Blocked::Cap {
+                window: "minute",
+                cap: 3
+            })
+        );
         assert!(usage.check(&limits, t0, 1, "a").is_ok());
         // A minute later the minute window is free again, the day window is not.
         usage.record(&limits, t0 + 1, 1, "a", Uuid::new_v4(), 0);
         assert!(usage.check(&limits, t0 + MINUTE + 2, 2, "a").is_ok());
         usage.record(&limits, t0 + MINUTE + 2, 2, "a", Uuid::new_v4(), 0);
-        assert_eq!(usage.check(&limits, t0 + 2 * MINUTE, 1, "a"), Err(Blocked::Cap { window: "day", cap: 5 }));
+        assert_eq!(
+            usage.check(&limits, t0 + 2 * MINUTE, 1, "a"),
+            Err(Blocked::Cap {
+                window: "day",
+                cap: 5
+            })
+        );
         assert!(usage.check(&limits, t0 + DAY + MINUTE + 3, 1, "a").is_ok());
     }
 
     #[test]
     fn pacing_and_distinct_recipients() {
-        let limits = Limits { min_interval_ms: 1000, jitter_ms: 500, recipients_per_day: Some(2), ..Limits::default() };
+        let limits = Limits {
+            min_interval_ms: 1000,
+            jitter_ms: 500,
+            recipients_per_day: Some(2),
+            ..Limits::default()
+        };
         let mut usage = SimUsage::default();
         usage.record(&limits, 0, 1, "a", Uuid::new_v4(), 200);
-        assert_eq!(usage.check(&limits, 1199, 1, "b"), Err(Blocked::Pacing { until: 1200 }));
+        assert_eq!(
+            usage.check(&limits, 1199, 1, "b"),
+            Err(Blocked::Pacing { until: 1200 })
+        );
         assert!(usage.check(&limits, 1200, 1, "b").is_ok());
         usage.record(&limits, 1200, 1, "b", Uuid::new_v4(), 0);
-        assert_eq!(usage.check(&limits, 5000, 1, "c"), Err(Blocked::Recipients { cap: 2 }));
-        assert!(usage.check(&limits, 5000, 1, "a").is_ok(), "a known recipient is not a new one");
+        assert_eq!(
+            usage.check(&limits, 5000, 1, "c"),
+            Err(Blocked::Recipients { cap: 2 })
+        );
+        assert!(
+            usage.check(&limits, 5000, 1, "a").is_ok(),
+            "a known recipient is not a new one"
+        );
     }
 
     #[test]
     fn refunds_free_the_window() {
-        let limits = Limits { per_minute: Some(1), ..Limits::default() };
+        let limits = Limits {
+            per_minute: Some(1),
+            ..Limits::default()
+        };
         let mut usage = SimUsage::default();
         let id = Uuid::new_v4();
         usage.record(&limits, 10, 1, "a", id, 0);

@@ -95,15 +95,27 @@ pub enum Event {
         held: Option<Vec<Uuid>>,
     },
     /// A device reported its status.
-    Status { device_id: String, session: u64, status: Status },
+    Status {
+        device_id: String,
+        session: u64,
+        status: Status,
+    },
     /// A device session ended.
     Disconnected { device_id: String, session: u64 },
     /// The device owns these jobs (its acceptance is committed).
     Owned { device_id: String, ids: Vec<Uuid> },
     /// A job no longer occupies the device.
-    Finished { device_id: String, id: Uuid, end: JobEnd },
+    Finished {
+        device_id: String,
+        id: Uuid,
+        end: JobEnd,
+    },
     /// The device refused these offers: offer them elsewhere.
-    Rejected { device_id: String, ids: Vec<Uuid>, reason: String },
+    Rejected {
+        device_id: String,
+        ids: Vec<Uuid>,
+        reason: String,
+    },
     /// Offers that did not commit (the message changed meanwhile).
     OfferRefused { device_id: String, ids: Vec<Uuid> },
     /// Jobs whose return to the queue is committed.
@@ -111,11 +123,20 @@ pub enum Event {
     /// A device was removed: fail what waits for it.
     Removed { device_id: String },
     /// A device's sending limits changed (`None`: back to the hub's defaults).
-    Limits { device_id: String, limits: Option<Limits> },
+    Limits {
+        device_id: String,
+        limits: Option<Limits>,
+    },
     /// Cancel a message not yet accepted; replies with the store's outcome.
-    Cancel { id: Uuid, reply: oneshot::Sender<Result<Outcome, StoreError>> },
+    Cancel {
+        id: Uuid,
+        reply: oneshot::Sender<Result<Outcome, StoreError>>,
+    },
     /// Why a message still waits.
-    WhyWaiting { id: Uuid, reply: oneshot::Sender<Option<String>> },
+    WhyWaiting {
+        id: Uuid,
+        reply: oneshot::Sender<Option<String>>,
+    },
     /// Replies with the number of waiting messages.
     QueueLen(oneshot::Sender<usize>),
 }
@@ -130,7 +151,10 @@ pub struct Clock {
 
 impl Clock {
     pub fn new() -> Clock {
-        Clock { origin_wall: now_millis(), origin: tokio::time::Instant::now() }
+        Clock {
+            origin_wall: now_millis(),
+            origin: tokio::time::Instant::now(),
+        }
     }
 
     pub fn now(&self) -> Millis {
@@ -160,9 +184,16 @@ pub struct Backlog {
 
 impl Backlog {
     /// Reserves room for `n` messages of `key`, or says no when a limit would be passed.
-    pub fn reserve(&self, key: Option<Uuid>, n: usize, max_total: usize, max_per_key: usize) -> bool {
+    pub fn reserve(
+        &self,
+        key: Option<Uuid>,
+        n: usize,
+        max_total: usize,
+        max_per_key: usize,
+    ) -> bool {
         let total = self.total.load(Ordering::Relaxed) + self.in_transit.load(Ordering::Relaxed);
-        let for_key = self.by_key.get(&key).map_or(0, |it| *it) + self.in_transit_by_key.get(&key).map_or(0, |it| *it);
+        let for_key = self.by_key.get(&key).map_or(0, |it| *it)
+            + self.in_transit_by_key.get(&key).map_or(0, |it| *it);
         if total + n > max_total || for_key + n > max_per_key {
             return false;
         }
@@ -173,7 +204,11 @@ impl Backlog {
 
     /// Gives back a reservation that was not used (the request failed).
     pub fn release(&self, key: Option<Uuid>, n: usize) {
-        let _ = self.in_transit.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |it| Some(it.saturating_sub(n)));
+        let _ = self
+            .in_transit
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |it| {
+                Some(it.saturating_sub(n))
+            });
         if let Some(mut it) = self.in_transit_by_key.get_mut(&key) {
             *it = it.saturating_sub(n);
         }
@@ -204,7 +239,13 @@ impl Dispatcher {
         let now = clock.now();
         // Quotas and sticky routes from the last day's offers.
         for send in store.recent_sends(now - 24 * 3_600_000).await? {
-            core.replay_send(&send.device_id, send.sim_slot, &send.recipient, send.parts, send.dispatched_at);
+            core.replay_send(
+                &send.device_id,
+                send.sim_slot,
+                &send.recipient,
+                send.parts,
+                send.dispatched_at,
+            );
         }
         // No device is connected yet, so no offer can be answered: every offer goes back to
         // the queue. Accepted jobs stay with their device, which reports them on reconnect.
@@ -213,7 +254,11 @@ impl Dispatcher {
             .iter()
             .filter(|it| it.state == MessageState::Dispatched)
             .filter_map(|it| {
-                it.device_id.clone().map(|device| Change::Requeue { id: it.id, device, reason: "hub restarted".into() })
+                it.device_id.clone().map(|device| Change::Requeue {
+                    id: it.id,
+                    device,
+                    reason: "hub restarted".into(),
+                })
             })
             .collect();
         if !offered.is_empty() {
@@ -226,14 +271,30 @@ impl Dispatcher {
                 (MessageState::Accepted, Some(device)) => {
                     accepted += 1;
                     let at = message.accepted_at.unwrap_or(now);
-                    core.restore_owned(device, QueuedMessage::from_record(message), message.sim_slot, at);
+                    core.restore_owned(
+                        device,
+                        QueuedMessage::from_record(message),
+                        message.sim_slot,
+                        at,
+                    );
                 }
                 _ => waiting.push(QueuedMessage::from_record(message)),
             }
         }
-        tracing::info!(waiting = waiting.len(), accepted, "dispatcher rebuilt from the database");
+        tracing::info!(
+            waiting = waiting.len(),
+            accepted,
+            "dispatcher rebuilt from the database"
+        );
         let initial = core.enqueue(waiting, now);
-        let mut shell = Shell { core, store, registry, events: tx.clone(), backlog, clock };
+        let mut shell = Shell {
+            core,
+            store,
+            registry,
+            events: tx.clone(),
+            backlog,
+            clock,
+        };
         shell.execute(initial).await;
         tokio::spawn(shell.run(rx));
         Ok(Dispatcher { tx })
@@ -307,10 +368,14 @@ impl Shell {
     }
 
     fn publish_backlog(&self) {
-        self.backlog.total.store(self.core.waiting(), Ordering::Relaxed);
+        self.backlog
+            .total
+            .store(self.core.waiting(), Ordering::Relaxed);
         let keys: Vec<Option<Uuid>> = self.backlog.by_key.iter().map(|it| *it.key()).collect();
         for key in keys {
-            self.backlog.by_key.insert(key, self.core.waiting_for_key(key));
+            self.backlog
+                .by_key
+                .insert(key, self.core.waiting_for_key(key));
         }
     }
 
@@ -329,17 +394,38 @@ impl Shell {
                 self.core.enqueue(messages, now)
             }
             Event::Requeued(messages) => self.core.enqueue(messages, now),
-            Event::Connected { device_id, session, capabilities, limits, held } => {
-                self.core.connected(&device_id, session, &capabilities, limits, held.as_deref(), now)
-            }
-            Event::Status { device_id, session, status } => {
+            Event::Connected {
+                device_id,
+                session,
+                capabilities,
+                limits,
+                held,
+            } => self.core.connected(
+                &device_id,
+                session,
+                &capabilities,
+                limits,
+                held.as_deref(),
+                now,
+            ),
+            Event::Status {
+                device_id,
+                session,
+                status,
+            } => {
                 self.core.status(&device_id, session, status);
                 Vec::new()
             }
-            Event::Disconnected { device_id, session } => self.core.disconnected(&device_id, session),
+            Event::Disconnected { device_id, session } => {
+                self.core.disconnected(&device_id, session)
+            }
             Event::Owned { device_id, ids } => self.core.owned(&device_id, &ids, now),
             Event::Finished { device_id, id, end } => self.core.finished(&device_id, id, end, now),
-            Event::Rejected { device_id, ids, reason } => {
+            Event::Rejected {
+                device_id,
+                ids,
+                reason,
+            } => {
                 tracing::debug!(device = %device_id, ?ids, %reason, "offers rejected");
                 self.core.rejected(&device_id, &ids, &reason)
             }
@@ -355,7 +441,9 @@ impl Shell {
                 match self.store.submit(vec![Change::Cancel { id }]).await {
                     Ok(pending) => {
                         tokio::spawn(async move {
-                            let result = pending.await.map(|it| it.first().copied().unwrap_or(Outcome::Refused));
+                            let result = pending
+                                .await
+                                .map(|it| it.first().copied().unwrap_or(Outcome::Refused));
                             let _ = reply.send(result);
                         });
                     }
@@ -382,11 +470,22 @@ impl Shell {
         for action in actions {
             match action {
                 Action::Offer { device, jobs } => self.offer(device, jobs).await,
-                Action::Requeue { device, messages, reason } => self.requeue(device, messages, reason).await,
-                Action::Revoke { device, ids, reason } => {
+                Action::Requeue {
+                    device,
+                    messages,
+                    reason,
+                } => self.requeue(device, messages, reason).await,
+                Action::Revoke {
+                    device,
+                    ids,
+                    reason,
+                } => {
                     if let Some(tx) = self.registry.sender(&device) {
                         let ids = ids.iter().map(Uuid::to_string).collect();
-                        let frame = HubFrame::Revoke(Revoke { ids, reason: Some(reason.into()) });
+                        let frame = HubFrame::Revoke(Revoke {
+                            ids,
+                            reason: Some(reason.into()),
+                        });
                         let _ = tx.try_send(Outbound::Frame(frame));
                     }
                 }
@@ -394,7 +493,11 @@ impl Shell {
                     let changes = ids.into_iter().map(|id| Change::Expire { id }).collect();
                     self.fire(changes, "expire messages").await;
                 }
-                Action::Disown { device, ids, reason } => {
+                Action::Disown {
+                    device,
+                    ids,
+                    reason,
+                } => {
                     let config = self.core.config();
                     let retry = crate::store::Retry {
                         max_attempts: config.max_attempts,
@@ -419,19 +522,35 @@ impl Shell {
                                 Err(_) => None,
                             };
                             let end = match outcome {
-                                Some(Outcome::Requeued) => JobEnd::Retried { code: "not_sent".into() },
-                                Some(Outcome::Applied) => JobEnd::Failed { code: "not_sent".into() },
+                                Some(Outcome::Requeued) => JobEnd::Retried {
+                                    code: "not_sent".into(),
+                                },
+                                Some(Outcome::Applied) => JobEnd::Failed {
+                                    code: "not_sent".into(),
+                                },
                                 _ => return,
                             };
-                            let _ = events.send(Event::Finished { device_id: device, id, end });
+                            let _ = events.send(Event::Finished {
+                                device_id: device,
+                                id,
+                                end,
+                            });
                         });
                     }
                 }
-                Action::OutcomeUnknown { device, ids, reason } => {
+                Action::OutcomeUnknown {
+                    device,
+                    ids,
+                    reason,
+                } => {
                     tracing::warn!(%device, count = ids.len(), %reason, "jobs end as outcome_unknown");
                     let changes = ids
                         .into_iter()
-                        .map(|id| Change::OutcomeUnknown { id, device: device.clone(), reason: reason.clone() })
+                        .map(|id| Change::OutcomeUnknown {
+                            id,
+                            device: device.clone(),
+                            reason: reason.clone(),
+                        })
                         .collect();
                     self.fire(changes, "record unknown outcomes").await;
                 }
@@ -442,12 +561,15 @@ impl Shell {
                             id,
                             device: None,
                             code: "device_removed".into(),
-                            message: format!("device {device} was removed before it could send this message"),
+                            message: format!(
+                                "device {device} was removed before it could send this message"
+                            ),
                             temporary: false,
                             retry: None,
                         })
                         .collect();
-                    self.fire(changes, "fail the messages of a removed device").await;
+                    self.fire(changes, "fail the messages of a removed device")
+                        .await;
                 }
                 Action::Reload { ids } => {
                     let store = self.store.clone();
@@ -464,12 +586,19 @@ impl Shell {
                     });
                 }
                 Action::InFlight { device, count } => self.registry.set_in_flight(&device, count),
-                Action::Rest { device, until, reason } => {
+                Action::Rest {
+                    device,
+                    until,
+                    reason,
+                } => {
                     match until {
-                        Some(until) => tracing::warn!(%device, until = %format_millis(until), ?reason, "device rested"),
+                        Some(until) => {
+                            tracing::warn!(%device, until = %format_millis(until), ?reason, "device rested")
+                        }
                         None => tracing::info!(%device, "device rest is over"),
                     }
-                    self.registry.set_rest(&device, until.map(|it| (it, reason.unwrap_or_default())));
+                    self.registry
+                        .set_rest(&device, until.map(|it| (it, reason.unwrap_or_default())));
                 }
             }
         }
@@ -493,7 +622,11 @@ impl Shell {
     async fn requeue(&self, device: String, offered: Vec<QueuedMessage>, reason: String) {
         let changes = offered
             .iter()
-            .map(|it| Change::Requeue { id: it.id, device: device.clone(), reason: reason.clone() })
+            .map(|it| Change::Requeue {
+                id: it.id,
+                device: device.clone(),
+                reason: reason.clone(),
+            })
             .collect();
         let pending = self.store.submit(changes).await;
         let store = self.store.clone();
@@ -525,7 +658,10 @@ impl Shell {
             }
             let _ = events.send(Event::Requeued(requeued));
             if !owned.is_empty() {
-                let _ = events.send(Event::Owned { device_id: device, ids: owned });
+                let _ = events.send(Event::Owned {
+                    device_id: device,
+                    ids: owned,
+                });
             }
         });
     }
@@ -535,12 +671,18 @@ impl Shell {
         let Some(tx) = self.registry.sender(&device_id) else {
             let ids = jobs.iter().map(|(it, _)| it.id).collect();
             let _ = self.events.send(Event::OfferRefused { device_id, ids });
-            let _ = self.events.send(Event::Requeued(jobs.into_iter().map(|(it, _)| it).collect()));
+            let _ = self.events.send(Event::Requeued(
+                jobs.into_iter().map(|(it, _)| it).collect(),
+            ));
             return;
         };
         let changes = jobs
             .iter()
-            .map(|(it, sim)| Change::Dispatch { id: it.id, device: device_id.clone(), sim_slot: *sim })
+            .map(|(it, sim)| Change::Dispatch {
+                id: it.id,
+                device: device_id.clone(),
+                sim_slot: *sim,
+            })
             .collect();
         let pending = match self.store.submit(changes).await {
             Ok(it) => it,
@@ -556,8 +698,13 @@ impl Shell {
                 Err(err) => {
                     tracing::error!(error = %err, "could not record offers");
                     let ids = jobs.iter().map(|(it, _)| it.id).collect();
-                    let _ = events.send(Event::OfferRefused { device_id: device_id.clone(), ids });
-                    let _ = events.send(Event::Requeued(jobs.into_iter().map(|(it, _)| it).collect()));
+                    let _ = events.send(Event::OfferRefused {
+                        device_id: device_id.clone(),
+                        ids,
+                    });
+                    let _ = events.send(Event::Requeued(
+                        jobs.into_iter().map(|(it, _)| it).collect(),
+                    ));
                     return;
                 }
             };
@@ -580,7 +727,10 @@ impl Shell {
                 let _ = tx.send(Outbound::Frame(frame)).await;
             }
             if !refused.is_empty() {
-                let _ = events.send(Event::OfferRefused { device_id, ids: refused });
+                let _ = events.send(Event::OfferRefused {
+                    device_id,
+                    ids: refused,
+                });
             }
         });
     }

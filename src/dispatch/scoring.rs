@@ -42,7 +42,14 @@ pub fn score(
     requested_sim: Option<u8>,
     config: &ScoringConfig,
 ) -> Option<Candidate> {
-    score_with(status, in_flight, max_in_flight, requested_sim, config, |_| true)
+    score_with(
+        status,
+        in_flight,
+        max_in_flight,
+        requested_sim,
+        config,
+        |_| true,
+    )
 }
 
 /// [`score`], considering only the SIMs for which `usable` says yes (quotas, pacing).
@@ -68,7 +75,9 @@ pub fn score_with(
         }
         (requested_sim, 0.5)
     } else {
-        let fitting = sims.iter().filter(|it| requested_sim.is_none_or(|slot| it.slot == slot));
+        let fitting = sims
+            .iter()
+            .filter(|it| requested_sim.is_none_or(|slot| it.slot == slot));
         let best = fitting
             .filter_map(|it| signal(it).map(|s| (it.slot, s)))
             .filter(|(slot, _)| usable(*slot))
@@ -129,7 +138,12 @@ mod tests {
     fn status(level: u8, charging: bool, dbm: Option<i32>) -> Status {
         Status {
             battery: Some(Battery { level, charging }),
-            sims: vec![SimStatus { slot: 0, signal_dbm: dbm, registered: true, ..Default::default() }],
+            sims: vec![SimStatus {
+                slot: 0,
+                signal_dbm: dbm,
+                registered: true,
+                ..Default::default()
+            }],
             connection: None,
         }
     }
@@ -139,7 +153,11 @@ mod tests {
         let config = ScoringConfig::default();
         let check = |status: Option<Status>, in_flight, requested, eligible: bool| {
             let got = score(status.as_ref(), in_flight, 4, requested, &config);
-            assert_eq!(got.is_some(), eligible, "{status:?} {in_flight} {requested:?}: {got:?}");
+            assert_eq!(
+                got.is_some(),
+                eligible,
+                "{status:?} {in_flight} {requested:?}: {got:?}"
+            );
         };
         check(Some(status(80, false, Some(-70))), 0, None, true);
         check(Some(status(80, false, Some(-70))), 4, None, false);
@@ -160,13 +178,21 @@ mod tests {
         let config = ScoringConfig::default();
         let healthy = score(Some(&status(95, true, Some(-65))), 0, 4, None, &config).unwrap();
         let weak = score(Some(&status(30, false, Some(-105))), 2, 4, None, &config).unwrap();
-        assert!(healthy.weight > 3.0 * weak.weight, "{healthy:?} vs {weak:?}");
+        assert!(
+            healthy.weight > 3.0 * weak.weight,
+            "{healthy:?} vs {weak:?}"
+        );
     }
 
     #[test]
     fn best_sim_is_chosen() {
         let mut it = status(90, false, Some(-100));
-        it.sims.push(SimStatus { slot: 1, signal_dbm: Some(-60), registered: true, ..Default::default() });
+        it.sims.push(SimStatus {
+            slot: 1,
+            signal_dbm: Some(-60),
+            registered: true,
+            ..Default::default()
+        });
         let got = score(Some(&it), 0, 4, None, &ScoringConfig::default()).unwrap();
         assert_eq!(got.sim_slot, Some(1));
     }
@@ -175,7 +201,9 @@ mod tests {
     fn round_robin_follows_weights() {
         let weights = [3.0, 1.0];
         let mut credits = [0.0, 0.0];
-        let picks: Vec<usize> = (0..8).map(|_| pick(&mut credits, &weights).unwrap()).collect();
+        let picks: Vec<usize> = (0..8)
+            .map(|_| pick(&mut credits, &weights).unwrap())
+            .collect();
         assert_eq!(picks.iter().filter(|it| **it == 0).count(), 6);
         assert_eq!(picks, vec![0, 0, 1, 0, 0, 0, 1, 0]);
     }

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Order};
 use sea_orm::{
-    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use smshub_migrations::{Migrator, MigratorTrait};
 use tokio::sync::{mpsc, oneshot};
@@ -190,8 +190,13 @@ pub struct Committed(oneshot::Receiver<Result<Vec<Outcome>, StoreError>>);
 impl std::future::Future for Committed {
     type Output = Result<Vec<Outcome>, StoreError>;
 
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx).map(|it| it.unwrap_or(Err(StoreError::WriterGone)))
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|it| it.unwrap_or(Err(StoreError::WriterGone)))
     }
 }
 
@@ -206,18 +211,23 @@ impl Store {
     /// Opens (creating if needed) and migrates the database at `url`, and starts the writer.
     pub async fn open(url: &str, durability: Durability) -> Result<Store, StoreError> {
         let mut options = ConnectOptions::new(url.to_string());
-        options.sqlx_logging(false).connect_timeout(Duration::from_secs(10));
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10));
         if url.starts_with("sqlite:") {
             let synchronous = match durability {
                 Durability::Full => sea_orm::sqlx::sqlite::SqliteSynchronous::Full,
                 Durability::Normal => sea_orm::sqlx::sqlite::SqliteSynchronous::Normal,
             };
-            options.max_connections(4).min_connections(1).map_sqlx_sqlite_opts(move |it| {
-                it.create_if_missing(true)
-                    .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(synchronous)
-                    .busy_timeout(Duration::from_secs(10))
-            });
+            options
+                .max_connections(4)
+                .min_connections(1)
+                .map_sqlx_sqlite_opts(move |it| {
+                    it.create_if_missing(true)
+                        .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .synchronous(synchronous)
+                        .busy_timeout(Duration::from_secs(10))
+                });
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             options.max_connections(16);
         } else {
@@ -245,7 +255,10 @@ impl Store {
     /// caller keep going while earlier changes commit.
     pub async fn submit(&self, changes: Vec<Change>) -> Result<Committed, StoreError> {
         let (reply, rx) = oneshot::channel();
-        self.writer.send(writer::Job { changes, reply }).await.map_err(|_| StoreError::WriterGone)?;
+        self.writer
+            .send(writer::Job { changes, reply })
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
         Ok(Committed(rx))
     }
 
@@ -256,7 +269,10 @@ impl Store {
     }
 
     pub async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let row = api_key::Entity::find().filter(api_key::Column::KeyHash.eq(key_hash)).one(&self.db).await?;
+        let row = api_key::Entity::find()
+            .filter(api_key::Column::KeyHash.eq(key_hash))
+            .one(&self.db)
+            .await?;
         Ok(row.map(|it| ApiKeyRecord {
             id: it.id,
             name: it.name,
@@ -267,16 +283,25 @@ impl Store {
     }
 
     pub async fn find_device(&self, id: &str) -> Result<Option<DeviceRecord>, StoreError> {
-        Ok(device::Entity::find_by_id(id.to_string()).one(&self.db).await?.map(device_record))
+        Ok(device::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await?
+            .map(device_record))
     }
 
     pub async fn list_devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
-        let rows = device::Entity::find().order_by_asc(device::Column::CreatedAt).all(&self.db).await?;
+        let rows = device::Entity::find()
+            .order_by_asc(device::Column::CreatedAt)
+            .all(&self.db)
+            .await?;
         Ok(rows.into_iter().map(device_record).collect())
     }
 
     pub async fn get_message(&self, id: Uuid) -> Result<Option<MessageRecord>, StoreError> {
-        Ok(message::Entity::find_by_id(id).one(&self.db).await?.map(message_record))
+        Ok(message::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .map(message_record))
     }
 
     /// Messages matching `filter`, newest first, and how many match in all.
@@ -325,7 +350,9 @@ impl Store {
             .await?;
         Ok(rows
             .into_iter()
-            .filter_map(|(state, n)| MessageState::parse(&state).map(|it| (it, u64::try_from(n).unwrap_or(0))))
+            .filter_map(|(state, n)| {
+                MessageState::parse(&state).map(|it| (it, u64::try_from(n).unwrap_or(0)))
+            })
             .collect())
     }
 
@@ -354,22 +381,43 @@ impl Store {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|it| MessageEvent { at: it.at, event: it.event, device_id: it.device_id, detail: it.detail })
+            .map(|it| MessageEvent {
+                at: it.at,
+                event: it.event,
+                device_id: it.device_id,
+                detail: it.detail,
+            })
             .collect())
     }
 
     /// The messages with these ids, in the given order (missing ones skipped).
     pub async fn get_messages(&self, ids: &[Uuid]) -> Result<Vec<MessageRecord>, StoreError> {
-        let rows = message::Entity::find().filter(message::Column::Id.is_in(ids.iter().copied())).all(&self.db).await?;
-        let mut by_id: HashMap<Uuid, MessageRecord> = rows.into_iter().map(|it| (it.id, message_record(it))).collect();
+        let rows = message::Entity::find()
+            .filter(message::Column::Id.is_in(ids.iter().copied()))
+            .all(&self.db)
+            .await?;
+        let mut by_id: HashMap<Uuid, MessageRecord> = rows
+            .into_iter()
+            .map(|it| (it.id, message_record(it)))
+            .collect();
         Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
     }
 
-    pub async fn find_idempotency(&self, api_key_id: Uuid, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let row = idempotency_key::Entity::find_by_id((api_key_id, key.to_string())).one(&self.db).await?;
+    pub async fn find_idempotency(
+        &self,
+        api_key_id: Uuid,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row = idempotency_key::Entity::find_by_id((api_key_id, key.to_string()))
+            .one(&self.db)
+            .await?;
         Ok(row.map(|it| IdempotencyRecord {
             fingerprint: it.fingerprint,
-            message_ids: it.message_ids.split(',').filter_map(|id| Uuid::parse_str(id).ok()).collect(),
+            message_ids: it
+                .message_ids
+                .split(',')
+                .filter_map(|id| Uuid::parse_str(id).ok())
+                .collect(),
         }))
     }
 
@@ -449,7 +497,10 @@ impl Store {
             DbBackend::Postgres | DbBackend::Sqlite => "SELECT 1",
             _ => "SELECT 1",
         };
-        self.db.execute_raw(Statement::from_string(backend, sql)).await.is_ok()
+        self.db
+            .execute_raw(Statement::from_string(backend, sql))
+            .await
+            .is_ok()
     }
 }
 

@@ -8,9 +8,9 @@
 //! State changes are conditional updates (`... WHERE state IN (...)`), so a late or repeated
 //! report from a device can never move a message backwards.
 
-use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter, QuerySelect, TransactionTrait,
 };
 use tokio::sync::{mpsc, oneshot};
@@ -24,6 +24,9 @@ use crate::domain::{MessageState, Millis, now_millis, retry_delay};
 const MAX_BATCH: usize = 2048;
 /// Rows per INSERT statement (SQLite allows 32766 bound values).
 const INSERT_CHUNK: usize = 500;
+/// Changes per set-based statement: each adds an `(id AND device) OR` term, and SQLite
+/// refuses expressions deeper than 1000.
+const MAX_RUN: usize = 200;
 
 /// One write.
 #[derive(Debug, Clone)]
@@ -198,13 +201,19 @@ async fn commit(db: &DatabaseConnection, batch: &mut Vec<Job>) {
             tracing::warn!(error = %err, jobs = batch.len(), "group commit failed; retrying each job alone");
             for job in batch.drain(..) {
                 let result = apply_jobs(db, std::iter::once(job.changes.as_slice())).await;
-                let _ = job.reply.send(result.map(|mut it| it.pop().unwrap_or_default()).map_err(StoreError::from));
+                let _ = job.reply.send(
+                    result
+                        .map(|mut it| it.pop().unwrap_or_default())
+                        .map_err(StoreError::from),
+                );
             }
         }
         Err(err) => {
             tracing::error!(error = %err, "database write failed");
             for job in batch.drain(..) {
-                let _ = job.reply.send(Err(StoreError::Db(DbErr::Custom(err.to_string()))));
+                let _ = job
+                    .reply
+                    .send(Err(StoreError::Db(DbErr::Custom(err.to_string()))));
             }
         }
     }
@@ -217,13 +226,22 @@ async fn apply_jobs<'a>(
     let txn = db.begin().await?;
     let now = now_millis();
     let jobs: Vec<&[Change]> = jobs.collect();
-    let mut results: Vec<Vec<Outcome>> = jobs.iter().map(|it| vec![Outcome::Unchanged; it.len()]).collect();
+    let mut results: Vec<Vec<Outcome>> = jobs
+        .iter()
+        .map(|it| vec![Outcome::Unchanged; it.len()])
+        .collect();
     // Every change in commit order, with where its outcome goes.
     let flat: Vec<(usize, usize, &Change)> = jobs
         .iter()
         .enumerate()
-        .flat_map(|(job, changes)| changes.iter().enumerate().map(move |(idx, change)| (job, idx, change)))
+        .flat_map(|(job, changes)| {
+            changes
+                .iter()
+                .enumerate()
+                .map(move |(idx, change)| (job, idx, change))
+        })
         .collect();
+
     let mut start = 0;
     while start < flat.len() {
         // A run of consecutive changes of one kind (a burst of inserts, the offers of one
@@ -231,7 +249,7 @@ async fn apply_jobs<'a>(
         let key = RunKey::of(flat[start].2);
         let mut end = start + 1;
         if key.is_some() {
-            while end < flat.len() && RunKey::of(flat[end].2) == key {
+            while end < flat.len() && end - start < MAX_RUN && RunKey::of(flat[end].2) == key {
                 end += 1;
             }
         }
@@ -265,7 +283,9 @@ impl<'a> RunKey<'a> {
     fn of(change: &'a Change) -> Option<RunKey<'a>> {
         match change {
             Change::Insert(_) => Some(RunKey::Insert),
-            Change::Dispatch { device, sim_slot, .. } => Some(RunKey::Dispatch(device, *sim_slot)),
+            Change::Dispatch {
+                device, sim_slot, ..
+            } => Some(RunKey::Dispatch(device, *sim_slot)),
             Change::Accept { device, .. } => Some(RunKey::Accept(device)),
             Change::Sent { device, parts, .. } => Some(RunKey::Sent(device, *parts)),
             Change::Delivered { device, .. } => Some(RunKey::Delivered(device)),
@@ -274,20 +294,21 @@ impl<'a> RunKey<'a> {
     }
 }
 
-fn change_id(change: &Change) -> Uuid {
+/// The message and device of a per-device state change.
+fn change_target(change: &Change) -> (Uuid, &str) {
     match change {
-        Change::Dispatch { id, .. }
-        | Change::Accept { id, .. }
-        | Change::Sent { id, .. }
-        | Change::Delivered { id, .. } => *id,
-        _ => Uuid::nil(),
+        Change::Dispatch { id, device, .. }
+        | Change::Accept { id, device }
+        | Change::Sent { id, device, .. }
+        | Change::Delivered { id, device } => (*id, device.as_str()),
+        _ => (Uuid::nil(), ""),
     }
 }
 
 /// Applies a run of changes sharing a [`RunKey`] with one statement, with the same outcomes
 /// as applying them one by one.
 async fn apply_run(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     key: RunKey<'_>,
     run: &[&Change],
     now: Millis,
@@ -305,10 +326,16 @@ async fn apply_run(
         insert_messages(txn, &messages).await?;
         return Ok(vec![Outcome::Applied; run.len()]);
     }
-    let ids: Vec<Uuid> = run.iter().map(|it| change_id(it)).collect();
+    let targets: Vec<(Uuid, &str)> = run.iter().map(|it| change_target(it)).collect();
+    // (message, device) pairs whose send this run counts, and those delivered straight from
+    // `accepted`.
+    let mut counted: std::collections::HashSet<(Uuid, String)> = std::collections::HashSet::new();
+    let mut early: std::collections::HashSet<(Uuid, String)> = std::collections::HashSet::new();
     let mut update = sea_orm::sea_query::Query::update();
-    update.table(message::Entity).and_where(Expr::col(M::Id).is_in(ids.iter().copied())).returning_col(M::Id);
-    let (device, owned_states): (&str, &[MessageState]) = match key {
+    update
+        .table(message::Entity)
+        .returning(returning_id_and_device());
+    let owned_states: &[MessageState] = match key {
         RunKey::Dispatch(device, sim) => {
             update
                 .value(M::State, S::Dispatched.as_str())
@@ -317,57 +344,101 @@ async fn apply_run(
                 .value(M::DispatchedAt, now)
                 .value(M::Attempts, Expr::col(M::Attempts).add(1))
                 .value(M::UpdatedAt, now)
+                .and_where(Expr::col(M::Id).is_in(targets.iter().map(|it| it.0)))
                 .and_where(Expr::col(M::State).eq(S::Queued.as_str()));
-            (device, &[])
+            &[]
         }
-        RunKey::Accept(device) => {
+        RunKey::Accept(_) => {
             update
                 .value(M::State, S::Accepted.as_str())
                 .value(M::AcceptedAt, now)
                 .value(M::UpdatedAt, now)
-                .and_where(Expr::col(M::DeviceId).eq(device))
+                .cond_where(owned_by(&targets))
                 .and_where(Expr::col(M::State).eq(S::Dispatched.as_str()));
-            (device, &[S::Accepted, S::Sent, S::Delivered, S::Failed])
+            &[S::Accepted, S::Sent, S::Delivered, S::Failed]
         }
-        RunKey::Sent(device, parts) => {
+        RunKey::Sent(_, parts) => {
             update
                 .value(M::State, S::Sent.as_str())
                 .value(M::Parts, parts as i32)
                 .value(M::SentAt, now)
                 .value(M::UpdatedAt, now)
-                .and_where(Expr::col(M::DeviceId).eq(device))
+                .cond_where(owned_by(&targets))
                 .and_where(Expr::col(M::State).eq(S::Accepted.as_str()));
-            (device, &[S::Sent, S::Delivered, S::Failed])
+            &[S::Sent, S::Delivered, S::Failed]
         }
-        RunKey::Delivered(device) => {
-            update
+        RunKey::Delivered(_) => {
+            // A report of delivery may overtake the report of sending (both re-sent after a
+            // reconnect): from `accepted` it also counts as a send.
+            let mut skipped = sea_orm::sea_query::Query::update();
+            skipped
+                .table(message::Entity)
+                .returning(returning_id_and_device())
                 .value(M::State, S::Delivered.as_str())
-                .value(M::SentAt, Func::coalesce([Expr::col(M::SentAt), Expr::value(now)]))
+                .value(M::SentAt, now)
                 .value(M::DeliveredAt, now)
                 .value(M::UpdatedAt, now)
-                .and_where(Expr::col(M::DeviceId).eq(device))
-                .and_where(Expr::col(M::State).is_in([S::Accepted.as_str(), S::Sent.as_str()]));
-            (device, &[S::Delivered, S::Failed])
+                .cond_where(owned_by(&targets))
+                .and_where(Expr::col(M::State).eq(S::Accepted.as_str()));
+            let rows = txn.query_all(&skipped).await?;
+            for row in rows {
+                let hit = (
+                    row.try_get_by_index::<Uuid>(0)?,
+                    row.try_get_by_index::<String>(1)?,
+                );
+                counted.insert(hit.clone());
+                early.insert(hit);
+            }
+            update
+                .value(M::State, S::Delivered.as_str())
+                .value(M::DeliveredAt, now)
+                .value(M::UpdatedAt, now)
+                .cond_where(owned_by(&targets))
+                .and_where(Expr::col(M::State).eq(S::Sent.as_str()));
+            &[S::Delivered, S::Failed]
         }
         RunKey::Insert => unreachable!("handled above"),
     };
+    // Which (message, device) pairs changed: the same message may appear for two devices
+    // in one run, and only its owner's change applies.
     let rows = txn.query_all(&update).await?;
-    let mut applied = std::collections::HashSet::with_capacity(rows.len());
+    let mut applied = early;
     for row in rows {
-        applied.insert(row.try_get_by_index::<Uuid>(0)?);
+        let hit = (
+            row.try_get_by_index::<Uuid>(0)?,
+            row.try_get_by_index::<String>(1)?,
+        );
+        if let RunKey::Sent(..) = key {
+            counted.insert(hit.clone());
+        }
+        applied.insert(hit);
     }
-    if let RunKey::Sent(device, _) = key
-        && !applied.is_empty()
-    {
+    if !counted.is_empty() {
+        // One statement for every device's sent counter.
+        let mut per_device: std::collections::BTreeMap<&str, i64> =
+            std::collections::BTreeMap::new();
+        for (id, device) in &targets {
+            if counted.remove(&(*id, device.to_string())) {
+                *per_device.entry(device).or_default() += 1;
+            }
+        }
+        let mut case = sea_orm::sea_query::CaseStatement::new();
+        for (device, n) in &per_device {
+            case = case.case(Expr::col(device::Column::Id).eq(*device), Expr::val(*n));
+        }
+        let case: Expr = case.finally(Expr::val(0i64)).into();
         device::Entity::update_many()
-            .col_expr(device::Column::SentCount, Expr::col(device::Column::SentCount).add(applied.len() as i64))
-            .filter(device::Column::Id.eq(device))
+            .col_expr(
+                device::Column::SentCount,
+                Expr::col(device::Column::SentCount).add(case),
+            )
+            .filter(device::Column::Id.is_in(per_device.keys().copied()))
             .exec(txn)
             .await?;
     }
-    let mut outcomes = Vec::with_capacity(ids.len());
-    for id in ids {
-        outcomes.push(if applied.contains(&id) {
+    let mut outcomes = Vec::with_capacity(targets.len());
+    for (id, device) in targets {
+        outcomes.push(if applied.contains(&(id, device.to_string())) {
             Outcome::Applied
         } else if owned_states.is_empty() {
             Outcome::Refused
@@ -378,15 +449,42 @@ async fn apply_run(
     Ok(outcomes)
 }
 
+/// `RETURNING id, device_id` (one clause: `returning_col` replaces, it does not add).
+fn returning_id_and_device() -> sea_orm::sea_query::ReturningClause {
+    sea_orm::sea_query::Query::returning().columns([message::Column::Id, message::Column::DeviceId])
+}
+
+/// `(id = ? AND device_id = ?) OR ...` for every target.
+fn owned_by(targets: &[(Uuid, &str)]) -> sea_orm::sea_query::Condition {
+    let mut any = sea_orm::sea_query::Condition::any();
+    for (id, device) in targets {
+        any = any.add(
+            Expr::col(message::Column::Id)
+                .eq(*id)
+                .and(Expr::col(message::Column::DeviceId).eq(*device)),
+        );
+    }
+    any
+}
+
 fn outcome(rows: u64) -> Outcome {
-    if rows > 0 { Outcome::Applied } else { Outcome::Unchanged }
+    if rows > 0 {
+        Outcome::Applied
+    } else {
+        Outcome::Unchanged
+    }
 }
 
 async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Result<Outcome, DbErr> {
     use MessageState as S;
     use message::Column as M;
     match change {
-        Change::CreateApiKey { id, name, prefix, key_hash } => {
+        Change::CreateApiKey {
+            id,
+            name,
+            prefix,
+            key_hash,
+        } => {
             api_key::Entity::insert(api_key::ActiveModel {
                 id: Set(*id),
                 name: Set(name.clone()),
@@ -399,7 +497,12 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
             .await?;
             Ok(Outcome::Applied)
         }
-        Change::CreateDevice { id, name, kind, token_hash } => {
+        Change::CreateDevice {
+            id,
+            name,
+            kind,
+            token_hash,
+        } => {
             device::Entity::insert(device::ActiveModel {
                 id: Set(id.clone()),
                 name: Set(name.clone()),
@@ -419,10 +522,18 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
             Ok(Outcome::Applied)
         }
         Change::DeleteDevice { id } => {
-            let rows = device::Entity::delete_many().filter(device::Column::Id.eq(id.as_str())).exec(txn).await?;
+            let rows = device::Entity::delete_many()
+                .filter(device::Column::Id.eq(id.as_str()))
+                .exec(txn)
+                .await?;
             Ok(outcome(rows.rows_affected))
         }
-        Change::DeviceHello { id, model, app_version, sims } => {
+        Change::DeviceHello {
+            id,
+            model,
+            app_version,
+            sims,
+        } => {
             let rows = device::Entity::update_many()
                 .col_expr(device::Column::Model, Expr::value(model.clone()))
                 .col_expr(device::Column::AppVersion, Expr::value(app_version.clone()))
@@ -445,18 +556,33 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
             insert_messages(txn, messages).await?;
             Ok(Outcome::Applied)
         }
-        Change::InsertIdempotent { api_key_id, key, fingerprint, messages } => {
+        Change::InsertIdempotent {
+            api_key_id,
+            key,
+            fingerprint,
+            messages,
+        } => {
             let row = idempotency_key::ActiveModel {
                 api_key_id: Set(*api_key_id),
                 key: Set(key.clone()),
                 fingerprint: Set(fingerprint.clone()),
-                message_ids: Set(messages.iter().map(|it| it.id.to_string()).collect::<Vec<_>>().join(",")),
+                message_ids: Set(messages
+                    .iter()
+                    .map(|it| it.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")),
                 created_at: Set(now),
             };
-            let conflict = OnConflict::columns([idempotency_key::Column::ApiKeyId, idempotency_key::Column::Key])
-                .do_nothing()
-                .to_owned();
-            let rows = idempotency_key::Entity::insert(row).on_conflict(conflict).exec_without_returning(txn).await?;
+            let conflict = OnConflict::columns([
+                idempotency_key::Column::ApiKeyId,
+                idempotency_key::Column::Key,
+            ])
+            .do_nothing()
+            .to_owned();
+            let rows = idempotency_key::Entity::insert(row)
+                .on_conflict(conflict)
+                .exec_without_returning(txn)
+                .await?;
             if rows == 0 {
                 return Ok(Outcome::Refused);
             }
@@ -471,7 +597,11 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 .await?;
             Ok(outcome(rows.rows_affected))
         }
-        Change::Dispatch { id, device, sim_slot } => {
+        Change::Dispatch {
+            id,
+            device,
+            sim_slot,
+        } => {
             let rows = message::Entity::update_many()
                 .col_expr(M::State, Expr::value(S::Dispatched.as_str()))
                 .col_expr(M::DeviceId, Expr::value(device.as_str()))
@@ -483,7 +613,11 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 .filter(M::State.eq(S::Queued.as_str()))
                 .exec(txn)
                 .await?;
-            Ok(if rows.rows_affected > 0 { Outcome::Applied } else { Outcome::Refused })
+            Ok(if rows.rows_affected > 0 {
+                Outcome::Applied
+            } else {
+                Outcome::Refused
+            })
         }
         Change::Requeue { id, device, reason } => {
             let rows = message::Entity::update_many()
@@ -514,7 +648,13 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
             if rows.rows_affected > 0 {
                 return Ok(Outcome::Applied);
             }
-            owned_already(txn, *id, device, &[S::Accepted, S::Sent, S::Delivered, S::Failed]).await
+            owned_already(
+                txn,
+                *id,
+                device,
+                &[S::Accepted, S::Sent, S::Delivered, S::Failed],
+            )
+            .await
         }
         Change::Sent { id, device, parts } => {
             let rows = message::Entity::update_many()
@@ -533,34 +673,42 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
             }
             owned_already(txn, *id, device, &[S::Sent, S::Delivered, S::Failed]).await
         }
-        Change::Delivered { id, device } => {
-            let was_accepted = message::Entity::update_many()
-                .col_expr(M::State, Expr::value(S::Delivered.as_str()))
-                .col_expr(M::SentAt, Func::coalesce([Expr::col(M::SentAt), Expr::value(now)]).into())
-                .col_expr(M::DeliveredAt, Expr::value(now))
-                .col_expr(M::UpdatedAt, Expr::value(now))
-                .filter(M::Id.eq(*id))
-                .filter(M::DeviceId.eq(device.as_str()))
-                .filter(M::State.is_in([S::Accepted.as_str(), S::Sent.as_str()]))
-                .exec(txn)
-                .await?;
-            if was_accepted.rows_affected > 0 {
-                return Ok(Outcome::Applied);
-            }
-            owned_already(txn, *id, device, &[S::Delivered, S::Failed]).await
+        Change::Delivered { device, .. } => {
+            let outcomes = apply_run(txn, RunKey::Delivered(device), &[change], now).await?;
+            Ok(outcomes.first().copied().unwrap_or(Outcome::Unchanged))
         }
-        Change::Failed { id, device, code, message: reason, temporary, retry } => {
+        Change::Failed {
+            id,
+            device,
+            code,
+            message: reason,
+            temporary,
+            retry,
+        } => {
             let from: &[&str] = match device {
-                Some(_) => &[S::Dispatched.as_str(), S::Accepted.as_str(), S::Sent.as_str()],
-                None => &[S::Queued.as_str(), S::Dispatched.as_str(), S::Accepted.as_str(), S::Sent.as_str()],
+                Some(_) => &[
+                    S::Dispatched.as_str(),
+                    S::Accepted.as_str(),
+                    S::Sent.as_str(),
+                ],
+                None => &[
+                    S::Queued.as_str(),
+                    S::Dispatched.as_str(),
+                    S::Accepted.as_str(),
+                    S::Sent.as_str(),
+                ],
             };
             if *temporary
                 && let Some(retry) = retry
                 && let Some(device) = device
             {
                 // Nothing was sent: back to the queue while attempts remain.
-                let attempts: Option<i32> =
-                    message::Entity::find_by_id(*id).select_only().column(M::Attempts).into_tuple().one(txn).await?;
+                let attempts: Option<i32> = message::Entity::find_by_id(*id)
+                    .select_only()
+                    .column(M::Attempts)
+                    .into_tuple()
+                    .one(txn)
+                    .await?;
                 let attempts = u32::try_from(attempts.unwrap_or(1)).unwrap_or(1);
                 let not_before = now + retry_delay(attempts, retry.base_ms, retry.cap_ms);
                 let rows = message::Entity::update_many()
@@ -581,7 +729,15 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                     .await?;
                 if rows.rows_affected > 0 {
                     bump_device_count(txn, device, device::Column::FailedCount).await?;
-                    event(txn, *id, now, "retry", Some(device), Some(&format!("{code}: {reason}"))).await?;
+                    event(
+                        txn,
+                        *id,
+                        now,
+                        "retry",
+                        Some(device),
+                        Some(&format!("{code}: {reason}")),
+                    )
+                    .await?;
                     return Ok(Outcome::Requeued);
                 }
             }
@@ -602,7 +758,15 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 if let Some(device) = device {
                     bump_device_count(txn, device, device::Column::FailedCount).await?;
                 }
-                event(txn, *id, now, "failed", device.as_deref(), Some(&format!("{code}: {reason}"))).await?;
+                event(
+                    txn,
+                    *id,
+                    now,
+                    "failed",
+                    device.as_deref(),
+                    Some(&format!("{code}: {reason}")),
+                )
+                .await?;
                 return Ok(Outcome::Applied);
             }
             match device {
@@ -638,7 +802,15 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 .exec(txn)
                 .await?;
             if rows.rows_affected > 0 {
-                event(txn, *id, now, "expired", None, Some("valid_until passed before it was sent")).await?;
+                event(
+                    txn,
+                    *id,
+                    now,
+                    "expired",
+                    None,
+                    Some("valid_until passed before it was sent"),
+                )
+                .await?;
             }
             Ok(outcome(rows.rows_affected))
         }
@@ -651,9 +823,20 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 .filter(M::State.is_in([S::Queued.as_str(), S::Dispatched.as_str()]))
                 .exec(txn)
                 .await?;
-            Ok(if rows.rows_affected > 0 { Outcome::Applied } else { Outcome::Refused })
+            Ok(if rows.rows_affected > 0 {
+                Outcome::Applied
+            } else {
+                Outcome::Refused
+            })
         }
-        Change::Incoming { device, external_id, sim_slot, sender, body, received_at } => {
+        Change::Incoming {
+            device,
+            external_id,
+            sim_slot,
+            sender,
+            body,
+            received_at,
+        } => {
             let row = inbox::ActiveModel {
                 id: Set(Uuid::new_v4()),
                 device_id: Set(device.clone()),
@@ -665,8 +848,13 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 created_at: Set(now),
             };
             let conflict =
-                OnConflict::columns([inbox::Column::DeviceId, inbox::Column::ExternalId]).do_nothing().to_owned();
-            let rows = inbox::Entity::insert(row).on_conflict(conflict).exec_without_returning(txn).await?;
+                OnConflict::columns([inbox::Column::DeviceId, inbox::Column::ExternalId])
+                    .do_nothing()
+                    .to_owned();
+            let rows = inbox::Entity::insert(row)
+                .on_conflict(conflict)
+                .exec_without_returning(txn)
+                .await?;
             Ok(outcome(rows))
         }
     }
@@ -689,7 +877,8 @@ async fn owned_already(
         .await?;
     Ok(match row {
         Some((Some(owner), state))
-            if owner == device && MessageState::parse(&state).is_some_and(|it| states.contains(&it)) =>
+            if owner == device
+                && MessageState::parse(&state).is_some_and(|it| states.contains(&it)) =>
         {
             Outcome::Unchanged
         }
@@ -697,7 +886,11 @@ async fn owned_already(
     })
 }
 
-async fn bump_device_count(txn: &impl ConnectionTrait, device: &str, column: device::Column) -> Result<(), DbErr> {
+async fn bump_device_count(
+    txn: &impl ConnectionTrait,
+    device: &str,
+    column: device::Column,
+) -> Result<(), DbErr> {
     device::Entity::update_many()
         .col_expr(column, Expr::col(column).add(1))
         .filter(device::Column::Id.eq(device))
@@ -739,7 +932,9 @@ async fn insert_messages(txn: &impl ConnectionTrait, messages: &[NewMessage]) ->
             cancelled_at: Set(None),
             retried: Set(0),
         });
-        message::Entity::insert_many(rows).exec_without_returning(txn).await?;
+        message::Entity::insert_many(rows)
+            .exec_without_returning(txn)
+            .await?;
     }
     Ok(())
 }

@@ -17,8 +17,8 @@ use std::time::Duration;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use smshub_protocol::device::{
-    Ack, AckedReport, DeviceFrame, ErrorFrame, Heartbeat, HeldJob, Hello, HubFrame, JobIds, ReportKind, Revoke,
-    SUPPORTED_VERSIONS, Welcome,
+    Ack, AckedReport, DeviceFrame, ErrorFrame, Heartbeat, HeldJob, Hello, HubFrame, JobIds,
+    ReportKind, Revoke, SUPPORTED_VERSIONS, Welcome,
 };
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -63,11 +63,18 @@ enum Reply {
 pub async fn run(ws: WebSocket, device: DeviceRecord, hub: Arc<Hub>) {
     let (mut sink, mut stream) = ws.split();
 
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, wait_for_hello(&mut sink, &mut stream)).await {
-        Ok(Some(hello)) => hello,
-        _ => return,
-    };
-    let Some(version) = hello.protocol.iter().copied().filter(|it| SUPPORTED_VERSIONS.contains(it)).max() else {
+    let hello =
+        match tokio::time::timeout(HELLO_TIMEOUT, wait_for_hello(&mut sink, &mut stream)).await {
+            Ok(Some(hello)) => hello,
+            _ => return,
+        };
+    let Some(version) = hello
+        .protocol
+        .iter()
+        .copied()
+        .filter(|it| SUPPORTED_VERSIONS.contains(it))
+        .max()
+    else {
         let _ = send(
             &mut sink,
             &HubFrame::Error(ErrorFrame {
@@ -77,7 +84,12 @@ pub async fn run(ws: WebSocket, device: DeviceRecord, hub: Arc<Hub>) {
             }),
         )
         .await;
-        let _ = sink.send(Message::close_with(close_code::UNSUPPORTED_VERSION, "unsupported version")).await;
+        let _ = sink
+            .send(Message::close_with(
+                close_code::UNSUPPORTED_VERSION,
+                "unsupported version",
+            ))
+            .await;
         return;
     };
 
@@ -98,7 +110,10 @@ pub async fn run(ws: WebSocket, device: DeviceRecord, hub: Arc<Hub>) {
     };
     let (session, replaced) = hub.registry.connect(live, tx.clone());
     if let Some(old) = replaced {
-        let _ = old.try_send(Outbound::Close { code: close_code::REPLACED, reason: "replaced by a newer connection" });
+        let _ = old.try_send(Outbound::Close {
+            code: close_code::REPLACED,
+            reason: "replaced by a newer connection",
+        });
     }
     let mut ctx = Session {
         hub: hub.clone(),
@@ -129,8 +144,15 @@ pub async fn run(ws: WebSocket, device: DeviceRecord, hub: Arc<Hub>) {
             sims,
         }])
         .await;
-    let limits = device.limits.as_ref().and_then(|it| serde_json::from_value(it.clone()).ok());
-    let held = hello.jobs.as_ref().map(|jobs| jobs.iter().filter_map(|it| Uuid::parse_str(&it.id).ok()).collect());
+    let limits = device
+        .limits
+        .as_ref()
+        .and_then(|it| serde_json::from_value(it.clone()).ok());
+    let held = hello.jobs.as_ref().map(|jobs| {
+        jobs.iter()
+            .filter_map(|it| Uuid::parse_str(&it.id).ok())
+            .collect()
+    });
     hub.dispatcher.send(Event::Connected {
         device_id: device.id.clone(),
         session,
@@ -145,7 +167,9 @@ pub async fn run(ws: WebSocket, device: DeviceRecord, hub: Arc<Hub>) {
 
     let silence_limit = Duration::from_secs(u64::from(hub.config.heartbeat_s.max(1)) * 3);
     let mut last_heard = tokio::time::Instant::now();
-    let mut check = tokio::time::interval(Duration::from_secs(u64::from(hub.config.heartbeat_s.clamp(1, 10))));
+    let mut check = tokio::time::interval(Duration::from_secs(u64::from(
+        hub.config.heartbeat_s.clamp(1, 10),
+    )));
     loop {
         tokio::select! {
             incoming = stream.next() => {
@@ -216,11 +240,18 @@ where
         match DeviceFrame::parse(text) {
             Ok(DeviceFrame::Hello(hello)) => return Some(hello),
             Ok(_) => {
-                let frame = error_frame("hello_required", "the first frame of a session must be hello");
+                let frame = error_frame(
+                    "hello_required",
+                    "the first frame of a session must be hello",
+                );
                 sink.send(Message::text(frame.to_json())).await.ok()?;
             }
             Err(err) => {
-                sink.send(Message::text(error_frame("invalid_frame", &err.to_string()).to_json())).await.ok()?;
+                sink.send(Message::text(
+                    error_frame("invalid_frame", &err.to_string()).to_json(),
+                ))
+                .await
+                .ok()?;
             }
         }
     }
@@ -252,17 +283,25 @@ impl Session {
             Err(err) => return send(sink, &error_frame("invalid_frame", &err.to_string())).await,
         };
         match frame {
-            DeviceFrame::Hello(_) => send(sink, &error_frame("invalid_frame", "hello was already received")).await,
+            DeviceFrame::Hello(_) => {
+                send(
+                    sink,
+                    &error_frame("invalid_frame", "hello was already received"),
+                )
+                .await
+            }
             DeviceFrame::Heartbeat(_) => {
                 self.hub.registry.touch(&self.device_id, self.session);
                 send(sink, &HubFrame::Heartbeat(Heartbeat {})).await
             }
             DeviceFrame::Status(status) => {
                 let now = now_millis();
-                self.hub.registry.update(&self.device_id, self.session, |it| {
-                    it.status = Some(status.clone());
-                    it.last_seen_at = now;
-                });
+                self.hub
+                    .registry
+                    .update(&self.device_id, self.session, |it| {
+                        it.status = Some(status.clone());
+                        it.last_seen_at = now;
+                    });
                 self.hub.dispatcher.send(Event::Status {
                     device_id: self.device_id.clone(),
                     session: self.session,
@@ -288,23 +327,38 @@ impl Session {
                 let Ok(id) = Uuid::parse_str(&sent.id) else {
                     return self.unknown_report(sent.id, ReportKind::Sent, sink).await;
                 };
-                let change = Change::Sent { id, device: self.device_id.clone(), parts: sent.parts.max(1) };
+                let change = Change::Sent {
+                    id,
+                    device: self.device_id.clone(),
+                    parts: sent.parts.max(1),
+                };
                 self.report(id, sent.id, ReportKind::Sent, change).await;
                 Ok(())
             }
             DeviceFrame::Delivered(delivered) => {
                 let Ok(id) = Uuid::parse_str(&delivered.id) else {
-                    return self.unknown_report(delivered.id, ReportKind::Delivered, sink).await;
+                    return self
+                        .unknown_report(delivered.id, ReportKind::Delivered, sink)
+                        .await;
                 };
-                let change = Change::Delivered { id, device: self.device_id.clone() };
-                self.report(id, delivered.id, ReportKind::Delivered, change).await;
+                let change = Change::Delivered {
+                    id,
+                    device: self.device_id.clone(),
+                };
+                self.report(id, delivered.id, ReportKind::Delivered, change)
+                    .await;
                 Ok(())
             }
             DeviceFrame::Failed(failed) => {
                 let Ok(id) = Uuid::parse_str(&failed.id) else {
-                    return self.unknown_report(failed.id, ReportKind::Failed, sink).await;
+                    return self
+                        .unknown_report(failed.id, ReportKind::Failed, sink)
+                        .await;
                 };
-                let message = failed.reason.clone().unwrap_or_else(|| describe_code(&failed.code));
+                let message = failed
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| describe_code(&failed.code));
                 let temporary = failed.is_temporary();
                 let config = &self.hub.config.dispatch;
                 let retry = temporary.then_some(Retry {
@@ -327,9 +381,17 @@ impl Session {
             }
             DeviceFrame::Incoming(incoming) => {
                 if incoming.id.is_empty() || incoming.id.len() > 128 {
-                    return send(sink, &error_frame("invalid_frame", "incoming.id must be 1 to 128 characters")).await;
+                    return send(
+                        sink,
+                        &error_frame("invalid_frame", "incoming.id must be 1 to 128 characters"),
+                    )
+                    .await;
                 }
-                let received_at = incoming.received_at.as_deref().and_then(parse_rfc3339).unwrap_or_else(now_millis);
+                let received_at = incoming
+                    .received_at
+                    .as_deref()
+                    .and_then(parse_rfc3339)
+                    .unwrap_or_else(now_millis);
                 let change = Change::Incoming {
                     device: self.device_id.clone(),
                     external_id: incoming.id.clone(),
@@ -340,8 +402,12 @@ impl Session {
                 };
                 let wire_id = incoming.id;
                 let committed = self.submit(vec![change]).await;
-                self.pending
-                    .push_back(Box::pin(async move { Reply::Incoming { wire_id, outcome: wait(committed).await } }));
+                self.pending.push_back(Box::pin(async move {
+                    Reply::Incoming {
+                        wire_id,
+                        outcome: wait(committed).await,
+                    }
+                }));
                 Ok(())
             }
         }
@@ -354,8 +420,9 @@ impl Session {
     {
         // A job the device holds as committed is already its own on both sides: check that
         // the hub agrees, but do not ask the device to send it again.
-        let (committed, accepted): (Vec<&HeldJob>, Vec<&HeldJob>) =
-            jobs.iter().partition(|it| it.phase == smshub_protocol::device::HeldPhase::Committed);
+        let (committed, accepted): (Vec<&HeldJob>, Vec<&HeldJob>) = jobs
+            .iter()
+            .partition(|it| it.phase == smshub_protocol::device::HeldPhase::Committed);
         let mut bad_all = Vec::new();
         for (held, silent) in [(accepted, false), (committed, true)] {
             let wire: Vec<String> = held.iter().map(|it| it.id.clone()).collect();
@@ -370,20 +437,41 @@ impl Session {
         if ids.is_empty() {
             return;
         }
-        let changes = ids.iter().map(|id| Change::Accept { id: *id, device: self.device_id.clone() }).collect();
+        let changes = ids
+            .iter()
+            .map(|id| Change::Accept {
+                id: *id,
+                device: self.device_id.clone(),
+            })
+            .collect();
         let committed = self.submit(changes).await;
-        self.pending
-            .push_back(Box::pin(async move { Reply::Accepted { ids, outcomes: wait(committed).await, silent } }));
+        self.pending.push_back(Box::pin(async move {
+            Reply::Accepted {
+                ids,
+                outcomes: wait(committed).await,
+                silent,
+            }
+        }));
     }
 
     async fn report(&mut self, id: Uuid, wire_id: String, kind: ReportKind, change: Change) {
         let committed = self.submit(vec![change]).await;
-        self.pending
-            .push_back(Box::pin(async move { Reply::Report { id, wire_id, kind, outcome: wait(committed).await } }));
+        self.pending.push_back(Box::pin(async move {
+            Reply::Report {
+                id,
+                wire_id,
+                kind,
+                outcome: wait(committed).await,
+            }
+        }));
     }
 
     async fn submit(&self, changes: Vec<Change>) -> Result<Committed, String> {
-        self.hub.store.submit(changes).await.map_err(|it| it.to_string())
+        self.hub
+            .store
+            .submit(changes)
+            .await
+            .map_err(|it| it.to_string())
     }
 
     /// Sends what a committed change means for the device.
@@ -392,14 +480,25 @@ impl Session {
         S: SinkExt<Message> + Unpin,
     {
         match reply {
-            Reply::Accepted { ids, outcomes, silent } => {
+            Reply::Accepted {
+                ids,
+                outcomes,
+                silent,
+            } => {
                 let outcomes = match outcomes {
                     Ok(it) => it,
                     Err(err) => {
                         // Not recorded: the device must not send. It may offer again later.
                         tracing::error!(error = %err, "could not record acceptance");
                         let ids = ids.iter().map(Uuid::to_string).collect();
-                        return send(sink, &HubFrame::Revoke(Revoke { ids, reason: Some("hub_error".into()) })).await;
+                        return send(
+                            sink,
+                            &HubFrame::Revoke(Revoke {
+                                ids,
+                                reason: Some("hub_error".into()),
+                            }),
+                        )
+                        .await;
                     }
                 };
                 let mut commit = Vec::new();
@@ -419,26 +518,48 @@ impl Session {
                     }
                 }
                 if !owned.is_empty() {
-                    self.hub.dispatcher.send(Event::Owned { device_id: self.device_id.clone(), ids: owned });
+                    self.hub.dispatcher.send(Event::Owned {
+                        device_id: self.device_id.clone(),
+                        ids: owned,
+                    });
                     if !silent {
                         send(sink, &HubFrame::Commit(JobIds { ids: commit })).await?;
                     }
                 }
                 if !lost.is_empty() {
-                    self.hub.dispatcher.send(Event::OfferRefused { device_id: self.device_id.clone(), ids: lost });
+                    self.hub.dispatcher.send(Event::OfferRefused {
+                        device_id: self.device_id.clone(),
+                        ids: lost,
+                    });
                     let reason = Some("not_assigned".to_string());
-                    send(sink, &HubFrame::Revoke(Revoke { ids: revoke, reason })).await?;
+                    send(
+                        sink,
+                        &HubFrame::Revoke(Revoke {
+                            ids: revoke,
+                            reason,
+                        }),
+                    )
+                    .await?;
                 }
                 Ok(())
             }
-            Reply::Report { id, wire_id, kind, outcome } => {
+            Reply::Report {
+                id,
+                wire_id,
+                kind,
+                outcome,
+            } => {
                 let code = self.codes.remove(&id).unwrap_or_default();
                 let outcome = match outcome {
                     Ok(outcomes) => outcomes.first().copied().unwrap_or(Outcome::Unchanged),
                     Err(err) => {
-                        // Not stored: no ack, so the device reports again.
-                        tracing::error!(error = %err, "could not record a report");
-                        return Ok(());
+                        // Not stored: no ack. A device re-sends unacknowledged reports when
+                        // it reconnects, so end the session rather than leave the job waiting.
+                        tracing::error!(error = %err, "could not record a report; closing the session");
+                        let _ = sink
+                            .send(Message::close_with(1011u16, "hub could not store a report"))
+                            .await;
+                        return Err(());
                     }
                 };
                 if outcome == Outcome::Refused {
@@ -451,15 +572,22 @@ impl Session {
                     _ => None,
                 };
                 if let Some(end) = end {
-                    self.hub.dispatcher.send(Event::Finished { device_id: self.device_id.clone(), id, end });
+                    self.hub.dispatcher.send(Event::Finished {
+                        device_id: self.device_id.clone(),
+                        id,
+                        end,
+                    });
                 }
                 send(sink, &ack(wire_id, kind)).await
             }
             Reply::Incoming { wire_id, outcome } => match outcome {
                 Ok(_) => send(sink, &ack(wire_id, ReportKind::Incoming)).await,
                 Err(err) => {
-                    tracing::error!(error = %err, "could not store an incoming SMS");
-                    Ok(())
+                    tracing::error!(error = %err, "could not store an incoming SMS; closing the session");
+                    let _ = sink
+                        .send(Message::close_with(1011u16, "hub could not store a report"))
+                        .await;
+                    Err(())
                 }
             },
         }
@@ -472,10 +600,20 @@ impl Session {
         if bad.is_empty() {
             return Ok(());
         }
-        let error =
-            ErrorFrame { code: "unknown_job".into(), message: "not job ids of this hub".into(), ids: bad.clone() };
+        let error = ErrorFrame {
+            code: "unknown_job".into(),
+            message: "not job ids of this hub".into(),
+            ids: bad.clone(),
+        };
         send(sink, &HubFrame::Error(error)).await?;
-        send(sink, &HubFrame::Revoke(Revoke { ids: bad, reason: Some("unknown_job".into()) })).await
+        send(
+            sink,
+            &HubFrame::Revoke(Revoke {
+                ids: bad,
+                reason: Some("unknown_job".into()),
+            }),
+        )
+        .await
     }
 
     /// A report about an id that is not a job of this hub: say so, and ack it so the device
@@ -494,11 +632,25 @@ impl Session {
     }
 
     async fn disconnect(self) {
-        let Session { hub, device_id, session, .. } = self;
+        let Session {
+            hub,
+            device_id,
+            session,
+            ..
+        } = self;
         if hub.registry.disconnect(&device_id, session) {
-            let _ = hub.store.submit(vec![Change::DeviceSeen { id: device_id.clone(), at: now_millis() }]).await;
+            let _ = hub
+                .store
+                .submit(vec![Change::DeviceSeen {
+                    id: device_id.clone(),
+                    at: now_millis(),
+                }])
+                .await;
         }
-        hub.dispatcher.send(Event::Disconnected { device_id: device_id.clone(), session });
+        hub.dispatcher.send(Event::Disconnected {
+            device_id: device_id.clone(),
+            session,
+        });
         tracing::info!(device = %device_id, session, "device disconnected");
     }
 }
@@ -523,16 +675,24 @@ fn parse_ids(ids: &[String]) -> (Vec<Uuid>, Vec<String>) {
 }
 
 fn ack(id: String, report: ReportKind) -> HubFrame {
-    HubFrame::Ack(Ack { reports: vec![AckedReport { id, report }] })
+    HubFrame::Ack(Ack {
+        reports: vec![AckedReport { id, report }],
+    })
 }
 
 fn error_frame(code: &str, message: &str) -> HubFrame {
-    HubFrame::Error(ErrorFrame { code: code.to_string(), message: message.to_string(), ids: Vec::new() })
+    HubFrame::Error(ErrorFrame {
+        code: code.to_string(),
+        message: message.to_string(),
+        ids: Vec::new(),
+    })
 }
 
 fn describe_code(code: &str) -> String {
     match smshub_protocol::device::ErrorCode::parse(code) {
-        Some(it) if it.is_temporary() => format!("the device reported a temporary failure ({code})"),
+        Some(it) if it.is_temporary() => {
+            format!("the device reported a temporary failure ({code})")
+        }
         Some(_) => format!("the device reported a permanent failure ({code})"),
         None => format!("the device reported {code}"),
     }
@@ -542,5 +702,7 @@ async fn send<S>(sink: &mut S, frame: &HubFrame) -> SinkResult
 where
     S: SinkExt<Message> + Unpin,
 {
-    sink.send(Message::text(frame.to_json())).await.map_err(|_| ())
+    sink.send(Message::text(frame.to_json()))
+        .await
+        .map_err(|_| ())
 }

@@ -7,9 +7,12 @@ use crate::support::TestHub;
 #[tokio::test]
 async fn every_api_call_needs_a_key() {
     let hub = TestHub::spawn().await;
-    for (method, path) in
-        [("GET", "/api/sms"), ("GET", "/api/devices"), ("POST", "/api/send-sms"), ("GET", "/api/stats")]
-    {
+    for (method, path) in [
+        ("GET", "/api/sms"),
+        ("GET", "/api/devices"),
+        ("POST", "/api/send-sms"),
+        ("GET", "/api/stats"),
+    ] {
         let request = match method {
             "GET" => hub.http.get(hub.url(path)),
             _ => hub.http.post(hub.url(path)).json(&json!({})),
@@ -23,18 +26,44 @@ async fn every_api_call_needs_a_key() {
             "GET" => hub.http.get(hub.url(path)),
             _ => hub.http.post(hub.url(path)).json(&json!({})),
         };
-        let response = wrong.header("X-API-Key", "shk_not-a-key").send().await.unwrap();
+        let response = wrong
+            .header("X-API-Key", "shk_not-a-key")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 401, "{method} {path} with a wrong key");
     }
     // Bearer works as well as X-API-Key.
-    let response = hub.http.get(hub.url("/api/devices")).bearer_auth(&hub.api_key).send().await.unwrap();
+    let response = hub
+        .http
+        .get(hub.url("/api/devices"))
+        .bearer_auth(&hub.api_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     // Health probes and the dashboard need no key.
-    assert_eq!(hub.http.get(hub.url("/health")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        hub.http
+            .get(hub.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let page = hub.http.get(hub.url("/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("smshub"));
-    assert_eq!(hub.http.get(hub.url("/assets/app.js")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        hub.http
+            .get(hub.url("/assets/app.js"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -44,26 +73,58 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
     let check = |body: serde_json::Value, code: &'static str| (body, code);
     let cases = [
         check(json!({"message": "hi"}), "missing_recipient"),
-        check(json!({"phone_number": "12345", "message": "hi"}), "invalid_phone_number"),
-        check(json!({"phone_number": "+1 123", "message": "hi"}), "invalid_phone_number"),
-        check(json!({"phone_numbers": ["+14155552671", "nonsense"], "message": "hi"}), "invalid_phone_number"),
+        check(
+            json!({"phone_number": "12345", "message": "hi"}),
+            "invalid_phone_number",
+        ),
+        check(
+            json!({"phone_number": "+1 123", "message": "hi"}),
+            "invalid_phone_number",
+        ),
+        check(
+            json!({"phone_numbers": ["+14155552671", "nonsense"], "message": "hi"}),
+            "invalid_phone_number",
+        ),
         check(json!({"phone_number": "+14155552671"}), "empty_message"),
-        check(json!({"phone_number": "+14155552671", "message": "   "}), "empty_message"),
-        check(json!({"phone_number": "+14155552671", "message": "a".repeat(153 * 10 + 1)}), "message_too_long"),
-        check(json!({"phone_number": "+14155552671", "message": "я".repeat(67 * 10 + 1)}), "message_too_long"),
-        check(json!({"phone_number": "+14155552671", "message": "hi", "device_id": "nope"}), "unknown_device"),
+        check(
+            json!({"phone_number": "+14155552671", "message": "   "}),
+            "empty_message",
+        ),
+        check(
+            json!({"phone_number": "+14155552671", "message": "a".repeat(153 * 10 + 1)}),
+            "message_too_long",
+        ),
+        check(
+            json!({"phone_number": "+14155552671", "message": "я".repeat(67 * 10 + 1)}),
+            "message_too_long",
+        ),
+        check(
+            json!({"phone_number": "+14155552671", "message": "hi", "device_id": "nope"}),
+            "unknown_device",
+        ),
         check(
             json!({"phone_number": "+14155552671", "message": "hi", "device_id": device, "sim_slot": 9}),
             "invalid_sim_slot",
         ),
-        check(json!({"phone_number": "+14155552671", "message": "hi", "colour": "red"}), "invalid_request"),
-        check(json!({"phone_number": 14155552671u64, "message": "hi"}), "invalid_request"),
+        check(
+            json!({"phone_number": "+14155552671", "message": "hi", "colour": "red"}),
+            "invalid_request",
+        ),
+        check(
+            json!({"phone_number": 14155552671u64, "message": "hi"}),
+            "invalid_request",
+        ),
     ];
     for (body, code) in cases {
         let (status, answer) = hub.post("/api/send-sms", body.clone()).await;
         assert_eq!(status, 400, "{body} -> {answer}");
         assert_eq!(answer["error"]["code"], code, "{body} -> {answer}");
-        assert!(answer["error"]["message"].as_str().is_some_and(|it| !it.is_empty()), "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|it| !it.is_empty()),
+            "{answer}"
+        );
     }
     let response = hub
         .http
@@ -77,21 +138,43 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
     assert_eq!(response.status(), 400);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid_json");
-    let (status, body) =
-        hub.post("/api/send-sms", json!({"phone_number": "+14155552671", "message": "x".repeat(300_000)})).await;
+    let (status, body) = hub
+        .post(
+            "/api/send-sms",
+            json!({"phone_number": "+14155552671", "message": "x".repeat(300_000)}),
+        )
+        .await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "payload_too_large");
 
-    assert_eq!(hub.message_count().await, 0, "a refused request stored something");
+    assert_eq!(
+        hub.message_count().await,
+        0,
+        "a refused request stored something"
+    );
 
-    let (status, body) = hub.get("/api/sms/00000000-0000-0000-0000-000000000000").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    let (status, body) = hub
+        .get("/api/sms/00000000-0000-0000-0000-000000000000")
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     let (status, body) = hub.get("/api/sms?state=lost").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
     let (status, body) = hub.get("/api/sms?since=yesterday").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_query"))
+    );
     let (status, body) = hub.get("/api/nowhere").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
 }
 
 #[tokio::test]
@@ -107,7 +190,10 @@ async fn accepted_messages_are_stored_normalised_and_listed_newest_first() {
         )
         .await;
     assert_eq!(status, 202, "{body}");
-    assert!(body.get("id").is_none(), "several recipients have no single id: {body}");
+    assert!(
+        body.get("id").is_none(),
+        "several recipients have no single id: {body}"
+    );
     let messages = body["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[0]["phone_number"], "+213555123456");
@@ -116,15 +202,26 @@ async fn accepted_messages_are_stored_normalised_and_listed_newest_first() {
     assert_eq!(messages[0]["parts"], 2);
     assert_eq!(messages[0]["state"], "queued");
 
-    let first = hub.send_sms(json!({"phone_number": "+14155552671", "message": "one"})).await;
-    let second = hub.send_sms(json!({"phone_number": "+14155552671", "message": "two"})).await;
+    let first = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "one"}))
+        .await;
+    let second = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "two"}))
+        .await;
     let (_, list) = hub.get("/api/sms?limit=2").await;
     assert_eq!(list["total"], 4);
-    let ids: Vec<&str> = list["messages"].as_array().unwrap().iter().map(|it| it["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = list["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|it| it["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec![second.as_str(), first.as_str()]);
     let (_, page) = hub.get("/api/sms?limit=2&offset=2").await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 2);
-    let (_, filtered) = hub.get("/api/sms?phone_number=%2B14155552671&state=queued").await;
+    let (_, filtered) = hub
+        .get("/api/sms?phone_number=%2B14155552671&state=queued")
+        .await;
     assert_eq!(filtered["total"], 2);
     let (_, none) = hub.get("/api/sms?state=delivered").await;
     assert_eq!(none["total"], 0);
@@ -140,9 +237,17 @@ async fn accepted_messages_are_stored_normalised_and_listed_newest_first() {
 async fn devices_are_registered_listed_and_removed() {
     let hub = TestHub::spawn().await;
     let (status, body) = hub.post("/api/devices", json!({"name": ""})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_name")));
-    let (status, body) = hub.post("/api/devices", json!({"name": "x", "kind": "pager"})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_kind")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_name"))
+    );
+    let (status, body) = hub
+        .post("/api/devices", json!({"name": "x", "kind": "pager"}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_kind"))
+    );
 
     let (id, token) = hub.add_device("rack-1").await;
     assert!(token.starts_with("shd_"));
@@ -150,13 +255,26 @@ async fn devices_are_registered_listed_and_removed() {
     let device = &list["devices"][0];
     assert_eq!(device["id"], id.as_str());
     assert_eq!(device["online"], false);
-    assert!(device.get("token").is_none(), "the token is shown only once");
+    assert!(
+        device.get("token").is_none(),
+        "the token is shown only once"
+    );
 
-    let response =
-        hub.http.delete(hub.url(&format!("/api/devices/{id}"))).header("X-API-Key", &hub.api_key).send().await.unwrap();
+    let response = hub
+        .http
+        .delete(hub.url(&format!("/api/devices/{id}")))
+        .header("X-API-Key", &hub.api_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 204);
-    let response =
-        hub.http.delete(hub.url(&format!("/api/devices/{id}"))).header("X-API-Key", &hub.api_key).send().await.unwrap();
+    let response = hub
+        .http
+        .delete(hub.url(&format!("/api/devices/{id}")))
+        .header("X-API-Key", &hub.api_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
     let (_, list) = hub.get("/api/devices").await;
     assert_eq!(list["devices"].as_array().unwrap().len(), 0);

@@ -21,13 +21,21 @@ const CONCURRENCY: usize = 8;
 /// Sends `total` messages, each under its own idempotency key, retrying through outages
 /// until it gets a 2xx; returns the accepted message ids.
 async fn submit_all(base: String, api_key: String, total: usize) -> Vec<String> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
     let next = Arc::new(AtomicU64::new(0));
     let accepted = Arc::new(Mutex::new(Vec::new()));
     let mut workers = Vec::new();
     for _ in 0..CONCURRENCY {
-        let (client, next, accepted, base, api_key) =
-            (client.clone(), next.clone(), accepted.clone(), base.clone(), api_key.clone());
+        let (client, next, accepted, base, api_key) = (
+            client.clone(),
+            next.clone(),
+            accepted.clone(),
+            base.clone(),
+            api_key.clone(),
+        );
         workers.push(tokio::spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed) as usize;
@@ -68,18 +76,54 @@ async fn check_all_delivered(base: &str, api_key: &str, accepted: &[String]) {
     let client = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let stats: serde_json::Value =
-            match client.get(format!("{base}/api/stats")).header("X-API-Key", api_key).send().await {
-                Ok(it) => it.json().await.unwrap_or_default(),
-                Err(_) => serde_json::Value::Null,
-            };
+        let stats: serde_json::Value = match client
+            .get(format!("{base}/api/stats"))
+            .header("X-API-Key", api_key)
+            .send()
+            .await
+        {
+            Ok(it) => it.json().await.unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
         let delivered = stats["messages"]["delivered"].as_u64().unwrap_or(0);
         if delivered as usize >= accepted.len() {
-            assert_eq!(stats["messages"]["total"].as_u64(), Some(accepted.len() as u64), "extra messages: {stats}");
+            assert_eq!(
+                stats["messages"]["total"].as_u64(),
+                Some(accepted.len() as u64),
+                "extra messages: {stats}"
+            );
             assert_eq!(stats["messages"]["failed"].as_u64(), Some(0), "{stats}");
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "not everything was delivered: {stats}");
+        if tokio::time::Instant::now() >= deadline {
+            // Say which messages are stuck, and how they got there.
+            let mut stuck = Vec::new();
+            for state in ["queued", "dispatched", "accepted", "sent"] {
+                let page: serde_json::Value = client
+                    .get(format!("{base}/api/sms?limit=5&state={state}"))
+                    .header("X-API-Key", api_key)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                for message in page["messages"].as_array().into_iter().flatten() {
+                    let id = message["id"].as_str().unwrap_or_default();
+                    let detail: serde_json::Value = client
+                        .get(format!("{base}/api/sms/{id}"))
+                        .header("X-API-Key", api_key)
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    stuck.push(detail);
+                }
+            }
+            panic!("not everything was delivered: {stats}\nstuck: {stuck:#?}");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Every accepted id is there, delivered.
@@ -87,7 +131,9 @@ async fn check_all_delivered(base: &str, api_key: &str, accepted: &[String]) {
     let mut offset = 0;
     loop {
         let page: serde_json::Value = client
-            .get(format!("{base}/api/sms?limit=500&offset={offset}&state=delivered"))
+            .get(format!(
+                "{base}/api/sms?limit=500&offset={offset}&state=delivered"
+            ))
             .header("X-API-Key", api_key)
             .send()
             .await
@@ -99,18 +145,55 @@ async fn check_all_delivered(base: &str, api_key: &str, accepted: &[String]) {
         if messages.is_empty() {
             break;
         }
-        stored.extend(messages.iter().map(|it| it["id"].as_str().unwrap().to_string()));
+        stored.extend(
+            messages
+                .iter()
+                .map(|it| it["id"].as_str().unwrap().to_string()),
+        );
         offset += messages.len();
     }
     let accepted: HashSet<String> = accepted.iter().cloned().collect();
     assert_eq!(accepted.len(), stored.len());
     assert!(accepted == stored, "accepted and delivered ids differ");
+    // Each message counted once in its device's sent counter.
+    let devices: serde_json::Value = client
+        .get(format!("{base}/api/devices"))
+        .header("X-API-Key", api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sent: i64 = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|it| it["sent_count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        sent as usize,
+        accepted.len(),
+        "device sent counters disagree with the messages"
+    );
 }
 
 fn assert_no_double_sends(stats: &SimStats, accepted: usize) {
-    assert_eq!(SimStats::get(&stats.cross_device_commits), 0, "a message was committed to two phones");
-    assert_eq!(SimStats::get(&stats.cross_device_duplicates), 0, "a message was sent by two phones");
-    assert_eq!(SimStats::get(&stats.sends) as usize, accepted, "sends ≠ messages");
+    assert_eq!(
+        SimStats::get(&stats.cross_device_commits),
+        0,
+        "a message was committed to two phones"
+    );
+    assert_eq!(
+        SimStats::get(&stats.cross_device_duplicates),
+        0,
+        "a message was sent by two phones"
+    );
+    assert_eq!(
+        SimStats::get(&stats.sends) as usize,
+        accepted,
+        "sends ≠ messages"
+    );
     assert_eq!(stats.distinct_sent(), accepted);
 }
 
@@ -121,7 +204,15 @@ struct HubProcess {
 impl HubProcess {
     fn start(port: u16, db: &str) -> HubProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_smshub"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", db, "--log", "warn"])
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                db,
+                "--log",
+                "warn",
+            ])
             .args(["--offer-lease-s", "5"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -146,8 +237,15 @@ impl Drop for HubProcess {
 
 async fn wait_ready(base: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{base}/health")).await.map(|it| it.status() != 200).unwrap_or(true) {
-        assert!(tokio::time::Instant::now() < deadline, "hub did not come up");
+    while reqwest::get(format!("{base}/health"))
+        .await
+        .map(|it| it.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "hub did not come up"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -163,15 +261,30 @@ async fn sigkill_under_load_loses_nothing_and_sends_nothing_twice() {
         .output()
         .unwrap();
     assert!(output.status.success());
-    let api_key = String::from_utf8(output.stdout).unwrap().lines().last().unwrap().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let api_key = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let base = format!("http://127.0.0.1:{port}");
 
     let mut hub = HubProcess::start(port, &db);
     wait_ready(&base).await;
     let stats = Arc::new(SimStats::default());
-    let behaviour = Behaviour { latency: Duration::from_millis(20), fail_rate: 0.0, delivery_rate: 1.0 };
-    let phones = simulate::start_fleet(&base, &api_key, "crash", 6, behaviour, stats.clone()).await.unwrap();
+    let behaviour = Behaviour {
+        latency: Duration::from_millis(20),
+        fail_rate: 0.0,
+        delivery_rate: 1.0,
+    };
+    let phones = simulate::start_fleet(&base, &api_key, "crash", 6, behaviour, stats.clone())
+        .await
+        .unwrap();
 
     let submitter = tokio::spawn(submit_all(base.clone(), api_key.clone(), MESSAGES));
     let seed: u64 = rand::rng().random();
@@ -203,15 +316,30 @@ async fn phones_dropping_and_reconnecting_under_load_lose_nothing_and_send_nothi
     const MESSAGES: usize = 2000;
     let hub = TestHub::spawn_with(|config| config.dispatch.offer_lease_ms = 5_000).await;
     let stats = Arc::new(SimStats::default());
-    let behaviour = Behaviour { latency: Duration::from_millis(20), fail_rate: 0.0, delivery_rate: 1.0 };
-    let phones = simulate::start_fleet(&hub.base, &hub.api_key, "churn", 8, behaviour, stats.clone()).await.unwrap();
+    let behaviour = Behaviour {
+        latency: Duration::from_millis(20),
+        fail_rate: 0.0,
+        delivery_rate: 1.0,
+    };
+    let phones = simulate::start_fleet(
+        &hub.base,
+        &hub.api_key,
+        "churn",
+        8,
+        behaviour,
+        stats.clone(),
+    )
+    .await
+    .unwrap();
     let submitter = tokio::spawn(submit_all(hub.base.clone(), hub.api_key.clone(), MESSAGES));
     let mut drops = 0;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     while !submitter.is_finished() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         for _ in 0..2 {
-            phones[rng.random_range(0..phones.len())].control(Control::Drop).await;
+            phones[rng.random_range(0..phones.len())]
+                .control(Control::Drop)
+                .await;
             drops += 1;
         }
     }

@@ -27,22 +27,45 @@ async fn a_repeated_request_returns_the_same_messages_and_a_conflicting_one_is_r
     assert_eq!(again.status(), 200);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     let again: serde_json::Value = again.json().await.unwrap();
-    let ids =
-        |it: &serde_json::Value| it["messages"].as_array().unwrap().iter().map(|m| m["id"].clone()).collect::<Vec<_>>();
+    let ids = |it: &serde_json::Value| {
+        it["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(ids(&first), ids(&again));
-    assert_eq!(hub.message_count().await, 2, "a repeat must not create messages");
+    assert_eq!(
+        hub.message_count().await,
+        2,
+        "a repeat must not create messages"
+    );
 
-    let conflict = send("order-42", json!({"phone_number": "+14155552671", "message": "different"})).await.unwrap();
+    let conflict = send(
+        "order-42",
+        json!({"phone_number": "+14155552671", "message": "different"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(conflict.status(), 409);
     let conflict: serde_json::Value = conflict.json().await.unwrap();
     assert_eq!(conflict["error"]["code"], "idempotency_conflict");
 
     // The body's `id` works the same way.
-    let (status, a) =
-        hub.post("/api/send-sms", json!({"id": "client-7", "phone_number": "+14155552671", "message": "x"})).await;
+    let (status, a) = hub
+        .post(
+            "/api/send-sms",
+            json!({"id": "client-7", "phone_number": "+14155552671", "message": "x"}),
+        )
+        .await;
     assert_eq!(status, 202);
-    let (status, b) =
-        hub.post("/api/send-sms", json!({"id": "client-7", "phone_number": "+14155552671", "message": "x"})).await;
+    let (status, b) = hub
+        .post(
+            "/api/send-sms",
+            json!({"id": "client-7", "phone_number": "+14155552671", "message": "x"}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(a["id"], b["id"]);
     assert_eq!(hub.message_count().await, 3);
@@ -53,21 +76,37 @@ async fn request_options_are_checked() {
     let hub = TestHub::spawn().await;
     let past = "2020-01-01T00:00:00Z";
     for (body, code) in [
-        (json!({"phone_number": "+14155552671", "message": "x", "ttl": 0}), "invalid_ttl"),
+        (
+            json!({"phone_number": "+14155552671", "message": "x", "ttl": 0}),
+            "invalid_ttl",
+        ),
         (
             json!({"phone_number": "+14155552671", "message": "x", "ttl": 5, "valid_until": "2099-01-01T00:00:00Z"}),
             "invalid_request",
         ),
-        (json!({"phone_number": "+14155552671", "message": "x", "valid_until": past}), "invalid_valid_until"),
-        (json!({"phone_number": "+14155552671", "message": "x", "schedule_at": "tomorrow"}), "invalid_time"),
+        (
+            json!({"phone_number": "+14155552671", "message": "x", "valid_until": past}),
+            "invalid_valid_until",
+        ),
+        (
+            json!({"phone_number": "+14155552671", "message": "x", "schedule_at": "tomorrow"}),
+            "invalid_time",
+        ),
         (
             json!({"phone_number": "+14155552671", "message": "x", "schedule_at": "2099-01-02T00:00:00Z", "valid_until": "2099-01-01T00:00:00Z"}),
             "invalid_schedule",
         ),
-        (json!({"phone_number": "+14155552671", "message": "x", "priority": 1000}), "invalid_priority"),
+        (
+            json!({"phone_number": "+14155552671", "message": "x", "priority": 1000}),
+            "invalid_priority",
+        ),
     ] {
         let (status, answer) = hub.post("/api/send-sms", body.clone()).await;
-        assert_eq!((status, answer["error"]["code"].as_str()), (400, Some(code)), "{body} -> {answer}");
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{body} -> {answer}"
+        );
     }
     assert_eq!(hub.message_count().await, 0);
 }
@@ -75,11 +114,18 @@ async fn request_options_are_checked() {
 #[tokio::test]
 async fn a_message_can_be_cancelled_until_a_device_accepts_it() {
     let hub = TestHub::spawn().await;
-    let id = hub.send_sms(json!({"phone_number": "+14155552671", "message": "never mind"})).await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "never mind"}))
+        .await;
     let (_, message) = hub.get(&format!("/api/sms/{id}")).await;
     assert_eq!(message["waiting_reason"], "no device is online");
-    let response =
-        hub.http.delete(hub.url(&format!("/api/sms/{id}"))).header("X-API-Key", &hub.api_key).send().await.unwrap();
+    let response = hub
+        .http
+        .delete(hub.url(&format!("/api/sms/{id}")))
+        .header("X-API-Key", &hub.api_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let message = hub.wait_state(&id, "cancelled").await;
     assert!(message["states"]["cancelled"].is_string());
@@ -87,11 +133,18 @@ async fn a_message_can_be_cancelled_until_a_device_accepts_it() {
     let mut phone = hub.phone("late", 90, true, -60, 4).await;
     assert!(phone.try_recv(Duration::from_millis(300)).await.is_none());
 
-    let taken = hub.send_sms(json!({"phone_number": "+14155552671", "message": "too late"})).await;
+    let taken = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "too late"}))
+        .await;
     let job = phone.expect_offer().await;
     phone.accept(&job.id).await;
-    let response =
-        hub.http.delete(hub.url(&format!("/api/sms/{taken}"))).header("X-API-Key", &hub.api_key).send().await.unwrap();
+    let response = hub
+        .http
+        .delete(hub.url(&format!("/api/sms/{taken}")))
+        .header("X-API-Key", &hub.api_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 409);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_cancellable");
@@ -102,17 +155,28 @@ async fn a_message_can_be_cancelled_until_a_device_accepts_it() {
 async fn an_offered_message_that_is_cancelled_is_revoked_from_the_phone() {
     let hub = TestHub::spawn().await;
     let mut phone = hub.phone("slow", 90, true, -60, 4).await;
-    let id = hub.send_sms(json!({"phone_number": "+14155552671", "message": "stop"})).await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "stop"}))
+        .await;
     assert_eq!(phone.expect_offer().await.id, id);
-    let response =
-        hub.http.delete(hub.url(&format!("/api/sms/{id}"))).header("X-API-Key", &hub.api_key).send().await.unwrap();
+    let response = hub
+        .http
+        .delete(hub.url(&format!("/api/sms/{id}")))
+        .header("X-API-Key", &hub.api_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     match phone.recv().await {
         HubFrame::Revoke(revoke) => assert_eq!(revoke.ids, vec![id.clone()]),
         other => panic!("expected revoke, got {other:?}"),
     }
     // Its late acceptance is refused.
-    phone.send(&DeviceFrame::Accepted(smshub_protocol::device::JobIds { ids: vec![id.clone()] })).await;
+    phone
+        .send(&DeviceFrame::Accepted(smshub_protocol::device::JobIds {
+            ids: vec![id.clone()],
+        }))
+        .await;
     assert!(matches!(phone.recv().await, HubFrame::Revoke(_)));
     hub.wait_state(&id, "cancelled").await;
 }
@@ -120,19 +184,32 @@ async fn an_offered_message_that_is_cancelled_is_revoked_from_the_phone() {
 #[tokio::test]
 async fn an_unsent_message_expires_and_is_never_offered() {
     let hub = TestHub::spawn().await;
-    let id = hub.send_sms(json!({"phone_number": "+14155552671", "message": "soon stale", "ttl": 1})).await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "soon stale", "ttl": 1}))
+        .await;
     let message = hub.wait_state(&id, "expired").await;
     assert!(message["states"]["expired"].is_string());
-    assert!(message["history"].as_array().unwrap().iter().any(|it| it["event"] == "expired"));
+    assert!(
+        message["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|it| it["event"] == "expired")
+    );
     let mut phone = hub.phone("late", 90, true, -60, 4).await;
-    assert!(phone.try_recv(Duration::from_millis(300)).await.is_none(), "an expired job was offered");
+    assert!(
+        phone.try_recv(Duration::from_millis(300)).await.is_none(),
+        "an expired job was offered"
+    );
 }
 
 #[tokio::test]
 async fn a_temporary_failure_is_retried_on_another_phone() {
     let hub = TestHub::spawn_with(|config| config.dispatch.retry_base_ms = 100).await;
     let mut first = hub.phone("first", 100, true, -55, 4).await;
-    let id = hub.send_sms(json!({"phone_number": "+14155552671", "message": "again"})).await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "again"}))
+        .await;
     assert_eq!(first.expect_offer().await.id, id);
     first.accept(&id).await;
     let mut second = hub.phone("second", 40, false, -100, 4).await;
@@ -151,20 +228,34 @@ async fn a_temporary_failure_is_retried_on_another_phone() {
     let job = second.expect_offer().await;
     assert_eq!(job.id, id, "retried on the other phone");
     second.accept(&id).await;
-    second.send(&DeviceFrame::Sent(smshub_protocol::device::Sent { id: id.clone(), parts: 1, at: None })).await;
+    second
+        .send(&DeviceFrame::Sent(smshub_protocol::device::Sent {
+            id: id.clone(),
+            parts: 1,
+            at: None,
+        }))
+        .await;
     assert!(matches!(second.recv().await, HubFrame::Ack(_)));
     let message = hub.wait_state(&id, "sent").await;
     assert_eq!(message["retried"], true);
     assert_eq!(message["attempts"], 2);
     assert_eq!(message["device_id"], second.id.as_str());
     let history = message["history"].as_array().unwrap();
-    assert!(history.iter().any(|it| it["event"] == "retry" && it["device_id"] == first.id.as_str()), "{history:?}");
+    assert!(
+        history
+            .iter()
+            .any(|it| it["event"] == "retry" && it["device_id"] == first.id.as_str()),
+        "{history:?}"
+    );
     // The first attempt's error stays visible.
     assert_eq!(message["error"]["code"], "no_service");
 
     // A permanent failure fails at once.
-    let permanent =
-        hub.send_sms(json!({"phone_number": "+14155552671", "message": "doomed", "device_id": second.id})).await;
+    let permanent = hub
+        .send_sms(
+            json!({"phone_number": "+14155552671", "message": "doomed", "device_id": second.id}),
+        )
+        .await;
     assert_eq!(second.expect_offer().await.id, permanent);
     second.accept(&permanent).await;
     second
@@ -187,7 +278,8 @@ async fn beyond_the_queue_limit_the_api_answers_503_with_retry_after() {
     })
     .await;
     for n in 0..3 {
-        hub.send_sms(json!({"phone_number": "+14155552671", "message": format!("{n}")})).await;
+        hub.send_sms(json!({"phone_number": "+14155552671", "message": format!("{n}")}))
+            .await;
     }
     // Give the dispatcher a moment to take the messages in.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -206,9 +298,17 @@ async fn beyond_the_queue_limit_the_api_answers_503_with_retry_after() {
             assert_eq!(body["error"]["code"], "queue_full");
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no back-pressure: {}", response.status());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no back-pressure: {}",
+            response.status()
+        );
     }
-    assert_eq!(hub.message_count().await, 3, "a refused request stored something");
+    assert_eq!(
+        hub.message_count().await,
+        3,
+        "a refused request stored something"
+    );
 }
 
 #[tokio::test]
@@ -239,7 +339,9 @@ async fn device_limits_are_set_through_the_api_and_a_failing_device_is_rested() 
     assert_eq!(response.status(), 400);
 
     for n in 0..2 {
-        let id = hub.send_sms(json!({"phone_number": "+14155552671", "message": format!("{n}")})).await;
+        let id = hub
+            .send_sms(json!({"phone_number": "+14155552671", "message": format!("{n}")}))
+            .await;
         assert_eq!(phone.expect_offer().await.id, id);
         phone.accept(&id).await;
         phone
@@ -253,22 +355,41 @@ async fn device_limits_are_set_through_the_api_and_a_failing_device_is_rested() 
         assert!(matches!(phone.recv().await, HubFrame::Ack(_)));
         hub.wait_state(&id, "failed").await;
     }
-    let waiting = hub.send_sms(json!({"phone_number": "+14155552671", "message": "waits"})).await;
-    assert!(phone.try_recv(Duration::from_millis(300)).await.is_none(), "a rested device got work");
+    let waiting = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "waits"}))
+        .await;
+    assert!(
+        phone.try_recv(Duration::from_millis(300)).await.is_none(),
+        "a rested device got work"
+    );
     let (_, devices) = hub.get("/api/devices").await;
     let device = &devices["devices"][0];
     assert_eq!(device["limits"]["per_day"], 500);
     assert!(device["rested_until"].is_string(), "{device}");
-    assert!(device["rest_reason"].as_str().unwrap().contains("failures in a row"), "{device}");
+    assert!(
+        device["rest_reason"]
+            .as_str()
+            .unwrap()
+            .contains("failures in a row"),
+        "{device}"
+    );
     let (_, message) = hub.get(&format!("/api/sms/{waiting}")).await;
-    assert!(message["waiting_reason"].as_str().unwrap().contains("rested"), "{message}");
+    assert!(
+        message["waiting_reason"]
+            .as_str()
+            .unwrap()
+            .contains("rested"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn a_job_a_phone_gives_back_unsent_goes_to_another_phone() {
     let hub = TestHub::spawn_with(|config| config.dispatch.retry_base_ms = 50).await;
     let mut first = hub.phone("first", 100, true, -55, 4).await;
-    let id = hub.send_sms(json!({"phone_number": "+14155552671", "message": "hand back"})).await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "hand back"}))
+        .await;
     assert_eq!(first.expect_offer().await.id, id);
     first.accept(&id).await;
     let mut second = hub.phone("second", 40, false, -100, 4).await;
@@ -279,7 +400,11 @@ async fn a_job_a_phone_gives_back_unsent_goes_to_another_phone() {
             reason: Some("unknown_job".into()),
         }))
         .await;
-    assert_eq!(second.expect_offer().await.id, id, "the job was not retried elsewhere");
+    assert_eq!(
+        second.expect_offer().await.id,
+        id,
+        "the job was not retried elsewhere"
+    );
     let (_, message) = hub.get(&format!("/api/sms/{id}")).await;
     assert_eq!(message["retried"], true, "{message}");
 }

@@ -15,10 +15,15 @@ async fn wrong_or_missing_tokens_are_refused_before_the_upgrade() {
     let hub = TestHub::spawn().await;
     let (id, token) = hub.add_device("phone").await;
     let (other, _) = hub.add_device("other").await;
-    for (device, secret) in
-        [(id.as_str(), "shd_wrong"), (other.as_str(), token.as_str()), ("no-such-device", token.as_str())]
-    {
-        let err = RawPhone::connect(&hub.base, device, secret).await.err().expect("refused");
+    for (device, secret) in [
+        (id.as_str(), "shd_wrong"),
+        (other.as_str(), token.as_str()),
+        ("no-such-device", token.as_str()),
+    ] {
+        let err = RawPhone::connect(&hub.base, device, secret)
+            .await
+            .err()
+            .expect("refused");
         assert!(err.to_string().contains("401"), "{err}");
     }
     // Without any token: 401 with the JSON error shape.
@@ -37,10 +42,19 @@ async fn wrong_or_missing_tokens_are_refused_before_the_upgrade() {
     assert_eq!(body["error"]["code"], "unauthorized");
 
     // `?token=` is accepted for clients that cannot set headers.
-    let url = format!("{}/ws/device/{id}?token={token}", hub.base.replacen("http", "ws", 1));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("query token accepted");
+    let url = format!(
+        "{}/ws/device/{id}?token={token}",
+        hub.base.replacen("http", "ws", 1)
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("query token accepted");
     use futures_util::SinkExt;
-    ws.send(tokio_tungstenite::tungstenite::Message::text(r#"{"type":"hello","protocol":[1]}"#)).await.unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        r#"{"type":"hello","protocol":[1]}"#,
+    ))
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -69,18 +83,27 @@ async fn malformed_frames_get_errors_and_the_session_goes_on() {
         phone.send_text(garbage).await;
         check_error(phone.recv().await, "invalid_frame");
     }
-    phone.send_text(r#"{"type":"sent","id":"not-a-uuid"}"#).await;
+    phone
+        .send_text(r#"{"type":"sent","id":"not-a-uuid"}"#)
+        .await;
     check_error(phone.recv().await, "unknown_job");
-    assert!(matches!(phone.recv().await, HubFrame::Ack(_)), "a report about an unknown id is acked so it stops");
+    assert!(
+        matches!(phone.recv().await, HubFrame::Ack(_)),
+        "a report about an unknown id is acked so it stops"
+    );
     // Still alive: heartbeats are answered.
-    phone.send_text(r#"{"type":"heartbeat","extra":"ignored"}"#).await;
+    phone
+        .send_text(r#"{"type":"heartbeat","extra":"ignored"}"#)
+        .await;
     let (_, devices) = hub.get("/api/devices").await;
     assert_eq!(devices["devices"][0]["online"], true);
 
     // A phone speaking only an unknown version is told so and closed.
     let (id2, token2) = hub.add_device("future").await;
     let mut future = RawPhone::connect(&hub.base, &id2, &token2).await.unwrap();
-    future.send_text(r#"{"type":"hello","protocol":[7,8]}"#).await;
+    future
+        .send_text(r#"{"type":"hello","protocol":[7,8]}"#)
+        .await;
     check_error(future.recv().await, "unsupported_version");
     assert_eq!(future.closed().await, Some(4002));
 }
@@ -104,19 +127,39 @@ async fn a_message_goes_from_api_to_phone_to_delivered() {
 
     phone.accept(&id).await;
     hub.wait_state(&id, "accepted").await;
-    phone.send(&DeviceFrame::Sent(Sent { id: id.clone(), parts: 1, at: None })).await;
+    phone
+        .send(&DeviceFrame::Sent(Sent {
+            id: id.clone(),
+            parts: 1,
+            at: None,
+        }))
+        .await;
     expect_ack(&mut phone, &id, ReportKind::Sent).await;
     hub.wait_state(&id, "sent").await;
-    phone.send(&DeviceFrame::Delivered(Delivered { id: id.clone(), at: None })).await;
+    phone
+        .send(&DeviceFrame::Delivered(Delivered {
+            id: id.clone(),
+            at: None,
+        }))
+        .await;
     expect_ack(&mut phone, &id, ReportKind::Delivered).await;
     let message = hub.wait_state(&id, "delivered").await;
     for state in ["queued", "dispatched", "accepted", "sent", "delivered"] {
-        assert!(message["states"][state].is_string(), "no time for {state}: {message}");
+        assert!(
+            message["states"][state].is_string(),
+            "no time for {state}: {message}"
+        );
     }
     assert!(message["error"].is_null());
 
     // Late and repeated reports are acknowledged and change nothing.
-    phone.send(&DeviceFrame::Sent(Sent { id: id.clone(), parts: 1, at: None })).await;
+    phone
+        .send(&DeviceFrame::Sent(Sent {
+            id: id.clone(),
+            parts: 1,
+            at: None,
+        }))
+        .await;
     expect_ack(&mut phone, &id, ReportKind::Sent).await;
     phone
         .send(&DeviceFrame::Failed(Failed {
@@ -143,7 +186,9 @@ async fn a_message_goes_from_api_to_phone_to_delivered() {
 async fn failures_are_recorded_with_their_reason() {
     let hub = TestHub::spawn().await;
     let mut phone = hub.phone("pixel", 80, false, -70, 4).await;
-    let id = hub.send_sms(json!({"phone_number": "+14155552671", "message": "hi"})).await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "hi"}))
+        .await;
     phone.expect_offer().await;
     phone.accept(&id).await;
     phone
@@ -158,7 +203,10 @@ async fn failures_are_recorded_with_their_reason() {
     let message = hub.wait_state(&id, "failed").await;
     assert_eq!(message["error"]["code"], "invalid_recipient");
     assert_eq!(message["error"]["temporary"], false);
-    assert_eq!(message["error"]["message"], "RESULT_ERROR_GENERIC_FAILURE from SmsManager");
+    assert_eq!(
+        message["error"]["message"],
+        "RESULT_ERROR_GENERIC_FAILURE from SmsManager"
+    );
     let (_, devices) = hub.get("/api/devices").await;
     assert_eq!(devices["devices"][0]["failed_count"], 1);
 }
@@ -173,9 +221,15 @@ async fn a_second_connection_replaces_the_first() {
     let mut second = RawPhone::connect(&hub.base, &id, &token).await.unwrap();
     second.hello(4, None).await;
     second.status(90, true, -60).await;
-    assert_eq!(first.closed().await, Some(4000), "the older socket is closed as replaced");
+    assert_eq!(
+        first.closed().await,
+        Some(4000),
+        "the older socket is closed as replaced"
+    );
 
-    let sms = hub.send_sms(json!({"phone_number": "+14155552671", "message": "to the new session"})).await;
+    let sms = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "to the new session"}))
+        .await;
     assert_eq!(second.expect_offer().await.id, sms);
     let (_, devices) = hub.get("/api/devices").await;
     assert_eq!(devices["devices"].as_array().unwrap().len(), 1);
@@ -186,7 +240,9 @@ async fn a_second_connection_replaces_the_first() {
 async fn an_offer_lost_before_acceptance_goes_to_another_phone() {
     let hub = TestHub::spawn().await;
     let mut strong = hub.phone("strong", 100, true, -55, 4).await;
-    let sms = hub.send_sms(json!({"phone_number": "+14155552671", "message": "hop"})).await;
+    let sms = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "hop"}))
+        .await;
     let offered = strong.expect_offer().await;
     assert_eq!(offered.id, sms);
     let strong_id = strong.id.clone();
@@ -206,10 +262,14 @@ async fn an_offer_lost_before_acceptance_goes_to_another_phone() {
 async fn a_returning_phone_is_told_to_drop_an_offer_given_to_another() {
     let hub = TestHub::spawn().await;
     let (strong_id, strong_token) = hub.add_device("strong").await;
-    let mut strong = RawPhone::connect(&hub.base, &strong_id, &strong_token).await.unwrap();
+    let mut strong = RawPhone::connect(&hub.base, &strong_id, &strong_token)
+        .await
+        .unwrap();
     strong.hello(4, None).await;
     strong.status(100, true, -55).await;
-    let sms = hub.send_sms(json!({"phone_number": "+14155552671", "message": "hop"})).await;
+    let sms = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "hop"}))
+        .await;
     assert_eq!(strong.expect_offer().await.id, sms);
     strong.drop_connection();
 
@@ -217,8 +277,17 @@ async fn a_returning_phone_is_told_to_drop_an_offer_given_to_another() {
     assert_eq!(weak.expect_offer().await.id, sms);
     weak.accept(&sms).await;
 
-    let mut back = RawPhone::connect(&hub.base, &strong_id, &strong_token).await.unwrap();
-    back.hello(4, Some(vec![HeldJob { id: sms.clone(), phase: HeldPhase::Accepted }])).await;
+    let mut back = RawPhone::connect(&hub.base, &strong_id, &strong_token)
+        .await
+        .unwrap();
+    back.hello(
+        4,
+        Some(vec![HeldJob {
+            id: sms.clone(),
+            phase: HeldPhase::Accepted,
+        }]),
+    )
+    .await;
     match back.recv().await {
         HubFrame::Revoke(revoke) => assert_eq!(revoke.ids, vec![sms.clone()]),
         other => panic!("expected revoke, got {other:?}"),
@@ -234,7 +303,9 @@ async fn an_accepted_job_stays_with_its_phone_across_a_reconnect() {
     let mut owner = RawPhone::connect(&hub.base, &id, &token).await.unwrap();
     owner.hello(4, None).await;
     owner.status(100, true, -55).await;
-    let sms = hub.send_sms(json!({"phone_number": "+14155552671", "message": "mine"})).await;
+    let sms = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "mine"}))
+        .await;
     assert_eq!(owner.expect_offer().await.id, sms);
     owner.accept(&sms).await;
     owner.drop_connection();
@@ -242,16 +313,31 @@ async fn an_accepted_job_stays_with_its_phone_across_a_reconnect() {
     // Another healthy phone is online, but the job is not offered to it: it may already
     // have gone out from the first phone.
     let mut other = hub.phone("other", 100, true, -50, 4).await;
-    assert!(other.try_recv(Duration::from_millis(500)).await.is_none(), "an accepted job was offered again");
+    assert!(
+        other.try_recv(Duration::from_millis(500)).await.is_none(),
+        "an accepted job was offered again"
+    );
 
     let mut back = RawPhone::connect(&hub.base, &id, &token).await.unwrap();
-    back.hello(4, Some(vec![HeldJob { id: sms.clone(), phase: HeldPhase::Committed }])).await;
+    back.hello(
+        4,
+        Some(vec![HeldJob {
+            id: sms.clone(),
+            phase: HeldPhase::Committed,
+        }]),
+    )
+    .await;
     // The job is still the phone's: no revoke, and no second commit (it already has one).
     assert!(
         back.try_recv(Duration::from_millis(300)).await.is_none(),
         "the phone was told something about its own job"
     );
-    back.send(&DeviceFrame::Sent(Sent { id: sms.clone(), parts: 1, at: None })).await;
+    back.send(&DeviceFrame::Sent(Sent {
+        id: sms.clone(),
+        parts: 1,
+        at: None,
+    }))
+    .await;
     expect_ack(&mut back, &sms, ReportKind::Sent).await;
     let message = hub.wait_state(&sms, "sent").await;
     assert_eq!(message["device_id"], id.as_str());
@@ -277,7 +363,10 @@ async fn incoming_sms_are_stored_once_and_acked() {
     assert_eq!(inbox["total"], 1, "{inbox}");
     assert_eq!(inbox["messages"][0]["sender"], "+14155550123");
     assert_eq!(inbox["messages"][0]["message"], "STOP");
-    assert_eq!(inbox["messages"][0]["received_at"], "2026-11-22T10:00:00.000Z");
+    assert_eq!(
+        inbox["messages"][0]["received_at"],
+        "2026-11-22T10:00:00.000Z"
+    );
 }
 
 #[tokio::test]
@@ -287,8 +376,12 @@ async fn shutdown_closes_device_sockets_and_queued_work_survives_a_restart() {
     let mut phone = RawPhone::connect(&hub.base, &id, &token).await.unwrap();
     phone.hello(1, None).await;
     phone.status(80, false, -70).await;
-    let first = hub.send_sms(json!({"phone_number": "+14155552671", "message": "one"})).await;
-    let second = hub.send_sms(json!({"phone_number": "+14155552671", "message": "two"})).await;
+    let first = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "one"}))
+        .await;
+    let second = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "two"}))
+        .await;
     assert_eq!(phone.expect_offer().await.id, first);
     phone.accept(&first).await;
     // max_in_flight is 1, so `second` waits in the queue.
@@ -297,13 +390,33 @@ async fn shutdown_closes_device_sockets_and_queued_work_survives_a_restart() {
     let restarted = {
         let closing = tokio::spawn(async move { phone.closed().await });
         hub.shutdown().await;
-        assert_eq!(closing.await.unwrap(), Some(1001), "devices are told the hub is going away");
+        assert_eq!(
+            closing.await.unwrap(),
+            Some(1001),
+            "devices are told the hub is going away"
+        );
         hub.restart().await
     };
-    let mut phone = RawPhone::connect(&restarted.base, &id, &token).await.unwrap();
-    phone.hello(1, Some(vec![HeldJob { id: first.clone(), phase: HeldPhase::Committed }])).await;
+    let mut phone = RawPhone::connect(&restarted.base, &id, &token)
+        .await
+        .unwrap();
+    phone
+        .hello(
+            1,
+            Some(vec![HeldJob {
+                id: first.clone(),
+                phase: HeldPhase::Committed,
+            }]),
+        )
+        .await;
     phone.status(80, false, -70).await;
-    phone.send(&DeviceFrame::Sent(Sent { id: first.clone(), parts: 1, at: None })).await;
+    phone
+        .send(&DeviceFrame::Sent(Sent {
+            id: first.clone(),
+            parts: 1,
+            at: None,
+        }))
+        .await;
     expect_ack(&mut phone, &first, ReportKind::Sent).await;
     // With the slot free, the queued message rebuilt from the database is offered.
     assert_eq!(phone.expect_offer().await.id, second);

@@ -12,10 +12,19 @@ use crate::support::{PATIENCE, TestHub};
 async fn healthy_idle_phones_get_more_than_weak_ones() {
     let hub = TestHub::spawn().await;
     let stats = Arc::new(SimStats::default());
-    let behaviour = Behaviour { latency: Duration::from_millis(5), fail_rate: 0.0, delivery_rate: 1.0 };
+    let behaviour = Behaviour {
+        latency: Duration::from_millis(5),
+        fail_rate: 0.0,
+        delivery_rate: 1.0,
+    };
     // Room for every burst on every phone, so the choice is made on health, not on who has
     // a free slot (a saturated fleet is balanced by load instead).
-    let profile = |battery, charging, signal_dbm| Profile { battery, charging, signal_dbm, max_in_flight: 20 };
+    let profile = |battery, charging, signal_dbm| Profile {
+        battery,
+        charging,
+        signal_dbm,
+        max_in_flight: 20,
+    };
     let profiles = [
         ("healthy", profile(100, true, -60)),
         ("medium", profile(60, false, -85)),
@@ -25,7 +34,10 @@ async fn healthy_idle_phones_get_more_than_weak_ones() {
     ];
     let mut phones = Vec::new();
     for (n, (name, profile)) in profiles.iter().enumerate() {
-        let credentials = simulate::register_devices(&hub.base, &hub.api_key, name, 1).await.unwrap().remove(0);
+        let credentials = simulate::register_devices(&hub.base, &hub.api_key, name, 1)
+            .await
+            .unwrap()
+            .remove(0);
         phones.push(simulate::spawn_phone(
             &hub.base,
             credentials,
@@ -49,7 +61,10 @@ async fn healthy_idle_phones_get_more_than_weak_ones() {
         assert_eq!(status, 202, "{body}");
         let deadline = tokio::time::Instant::now() + PATIENCE;
         while SimStats::get(&stats.reported_sent) < (burst + 1) * 10 {
-            assert!(tokio::time::Instant::now() < deadline, "burst {burst} not sent");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "burst {burst} not sent"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -58,12 +73,20 @@ async fn healthy_idle_phones_get_more_than_weak_ones() {
         counts.push(phone.sent.lock().await.len());
     }
     eprintln!("sent per phone (healthy, medium, weak, flat, no-signal): {counts:?}");
-    let [healthy, medium, weak, flat, no_signal] = counts[..] else { unreachable!() };
-    assert_eq!(flat, 0, "a phone below the battery floor got work: {counts:?}");
+    let [healthy, medium, weak, flat, no_signal] = counts[..] else {
+        unreachable!()
+    };
+    assert_eq!(
+        flat, 0,
+        "a phone below the battery floor got work: {counts:?}"
+    );
     assert_eq!(no_signal, 0, "a phone without signal got work: {counts:?}");
     assert!(healthy > medium && medium > weak, "{counts:?}");
     assert!(healthy >= 2 * weak, "{counts:?}");
-    assert!(weak > 0, "a weak but eligible phone should still get some: {counts:?}");
+    assert!(
+        weak > 0,
+        "a weak but eligible phone should still get some: {counts:?}"
+    );
     assert_eq!(SimStats::get(&stats.cross_device_duplicates), 0);
 }
 
@@ -84,22 +107,33 @@ async fn pinned_messages_go_only_to_their_device() {
         assert_eq!(&job.id, id);
         assert_eq!(job.sim_slot, Some(0));
     }
-    assert!(strong.try_recv(Duration::from_millis(300)).await.is_none(), "a pinned message went elsewhere");
+    assert!(
+        strong.try_recv(Duration::from_millis(300)).await.is_none(),
+        "a pinned message went elsewhere"
+    );
 }
 
 #[tokio::test]
 async fn messages_wait_for_an_eligible_device_and_go_out_the_moment_one_appears() {
     let hub = TestHub::spawn().await;
-    let id = hub.send_sms(json!({"phone_number": "+14155552671", "message": "waiting"})).await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "waiting"}))
+        .await;
     let mut tired = hub.phone("tired", 5, false, -70, 4).await;
-    assert!(tired.try_recv(Duration::from_millis(300)).await.is_none(), "a phone at 5% battery got a job");
+    assert!(
+        tired.try_recv(Duration::from_millis(300)).await.is_none(),
+        "a phone at 5% battery got a job"
+    );
     let (_, stats) = hub.get("/api/stats").await;
     assert_eq!(stats["waiting"], 1, "{stats}");
     assert_eq!(hub.wait_state(&id, "queued").await["attempts"], 0);
 
     // Plugging the phone in makes it eligible: the job is pushed at once, no polling.
     tired.status(5, true, -70).await;
-    let job = tired.try_recv(Duration::from_secs(2)).await.expect("pushed as soon as the phone is eligible");
+    let job = tired
+        .try_recv(Duration::from_secs(2))
+        .await
+        .expect("pushed as soon as the phone is eligible");
     match job {
         smshub_protocol::device::HubFrame::Send(job) => assert_eq!(job.id, id),
         other => panic!("expected the waiting job, got {other:?}"),
@@ -110,13 +144,21 @@ async fn wait_online(hub: &TestHub, count: usize) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let (_, devices) = hub.get("/api/devices").await;
-        let online = devices["devices"].as_array().unwrap().iter().filter(|it| it["online"] == true).count();
+        let online = devices["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|it| it["online"] == true)
+            .count();
         if online == count {
             // Give each phone's status frame a moment to reach the dispatcher.
             tokio::time::sleep(Duration::from_millis(100)).await;
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "only {online} of {count} phones online");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {online} of {count} phones online"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

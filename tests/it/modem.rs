@@ -48,18 +48,29 @@ async fn hub_with_modem(model: &str) -> (TestHub, Arc<Modems>, Emulator, ModemSt
     let modems = Arc::new(Modems::new(fast_config()));
     let emulator = Emulator::start(profile(model));
     let status = modems.connect(hub.hub.clone(), &emulator.path).await;
-    assert_eq!(status.state, ModemState::Ready, "{status:?}\ncommands: {:?}", emulator.commands());
+    assert_eq!(
+        status.state,
+        ModemState::Ready,
+        "{status:?}\ncommands: {:?}",
+        emulator.commands()
+    );
     (hub, modems, emulator, status)
 }
 
 /// Polls `check` until it returns `Some`, or fails after [`PATIENCE`].
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         if let Some(it) = check().await {
             return it;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -67,7 +78,10 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, m
 async fn device(hub: &TestHub, id: &str) -> Value {
     let (status, body) = hub.get("/api/devices").await;
     assert_eq!(status, 200, "{body}");
-    body["devices"].as_array().and_then(|it| it.iter().find(|d| d["id"] == id).cloned()).unwrap_or(Value::Null)
+    body["devices"]
+        .as_array()
+        .and_then(|it| it.iter().find(|d| d["id"] == id).cloned())
+        .unwrap_or(Value::Null)
 }
 
 #[tokio::test]
@@ -75,8 +89,16 @@ async fn a_modem_is_an_online_device_that_sends_long_messages_and_reports_delive
     let (hub, _modems, emulator, status) = hub_with_modem("huawei_e1752").await;
     let device_id = status.device_id.clone().expect("a device id");
     assert_eq!(status.imei.as_deref(), Some("867701000000017"));
-    assert_eq!(status.sim.iccid.as_deref(), Some("89324102234690160476"), "^ICCID un-swapped");
-    assert_eq!(status.sim.operator.as_deref(), Some("Djezzy"), "603-02 from the IMSI");
+    assert_eq!(
+        status.sim.iccid.as_deref(),
+        Some("89324102234690160476"),
+        "^ICCID un-swapped"
+    );
+    assert_eq!(
+        status.sim.operator.as_deref(),
+        Some("Djezzy"),
+        "603-02 from the IMSI"
+    );
     // ModemManager's test string: submode 41 (WCDMA) reads as UMTS, whatever its name says.
     assert_eq!(status.network.network_type.as_deref(), Some("umts"));
     assert_eq!(status.storage.as_deref(), Some("ME"));
@@ -87,7 +109,9 @@ async fn a_modem_is_an_online_device_that_sends_long_messages_and_reports_delive
     assert_eq!(listed["model"], "huawei E1752", "{listed}");
 
     // 400 GSM 7-bit characters: three parts of at most 153.
-    let text: String = (0..400).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let text: String = (0..400)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     let id = hub
         .send_sms(json!({
             "phone_number": "+213770123456",
@@ -101,7 +125,10 @@ async fn a_modem_is_an_online_device_that_sends_long_messages_and_reports_delive
     let messages = emulator.sent();
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert_eq!(messages[0].to, "+213770123456");
-    assert_eq!(messages[0].text, text, "the emulator reassembles the parts by reference and number");
+    assert_eq!(
+        messages[0].text, text,
+        "the emulator reassembles the parts by reference and number"
+    );
     assert_eq!(messages[0].parts, 3);
     assert!(messages[0].reference.is_some() && messages[0].status_report);
     assert!(emulator.errors().is_empty(), "{:?}", emulator.errors());
@@ -133,7 +160,11 @@ async fn direct_status_reports_and_failed_deliveries() {
         .send_sms(json!({"phone_number": "+213661234567", "message": "Late", "device_id": device_id, "delivery_report": true}))
         .await;
     hub.wait_state(&expired, "sent").await;
-    assert_eq!(emulator.report_all(0x46), 1, "TP-ST 0x46: validity period expired");
+    assert_eq!(
+        emulator.report_all(0x46),
+        1,
+        "TP-ST 0x46: validity period expired"
+    );
     let failed = hub.wait_state(&expired, "failed").await;
     assert_eq!(failed["error"]["code"], "delivery_failed", "{failed}");
 }
@@ -150,7 +181,10 @@ async fn incoming_messages_reach_the_inbox_even_when_the_notification_is_lost() 
     })
     .await;
     let first = &inbox["messages"][0];
-    assert_eq!((first["sender"].as_str(), first["message"].as_str()), (Some("+213661234567"), Some("Salam, ça va ?")));
+    assert_eq!(
+        (first["sender"].as_str(), first["message"].as_str()),
+        (Some("+213661234567"), Some("Salam, ça va ?"))
+    );
     assert_eq!(first["device_id"], device_id.as_str());
 
     // Stored without +CMTI: only the AT+CMGL=4 sweep can find it.
@@ -175,18 +209,34 @@ async fn ussd_and_balance_in_both_forms() {
     let (_hub, modems, emulator, status) = hub_with_modem("huawei_e1752").await;
     let answer = modems.ussd(&status.port, "*710#").await.expect("ussd");
     assert_eq!(answer.text.as_deref(), Some("Internet: 2.5 Go restants"));
-    assert!(emulator.commands().iter().any(|it| it.starts_with("AT+CUSD=1,\"") && !it.contains('*')), "sent packed");
+    assert!(
+        emulator
+            .commands()
+            .iter()
+            .any(|it| it.starts_with("AT+CUSD=1,\"") && !it.contains('*')),
+        "sent packed"
+    );
     let balance = modems.balance(&status.port).await.expect("balance");
-    assert_eq!((balance.operator.as_deref(), balance.code.as_str()), (Some("Djezzy"), "*100#"));
+    assert_eq!(
+        (balance.operator.as_deref(), balance.code.as_str()),
+        (Some("Djezzy"), "*100#")
+    );
     assert_eq!(balance.amount, Some(1250.5), "{balance:?}");
     assert!(modems.ussd(&status.port, "rm -rf").await.is_err());
 
     // SIM800: plain text, and an extra "+CUSD: 2,"Initiating Release"" before the answer.
     let (_hub2, modems2, _emulator2, status2) = hub_with_modem("simcom_sim800").await;
     let balance = modems2.balance(&status2.port).await.expect("balance");
-    assert_eq!((balance.operator.as_deref(), balance.amount), (Some("Mobilis"), Some(320.0)), "{balance:?}");
+    assert_eq!(
+        (balance.operator.as_deref(), balance.amount),
+        (Some("Mobilis"), Some(320.0)),
+        "{balance:?}"
+    );
     let answer = modems2.ussd(&status2.port, "*222#").await.expect("ussd");
-    assert_eq!((answer.status, answer.text.as_deref()), ("done", Some("Solde 45 DA")));
+    assert_eq!(
+        (answer.status, answer.text.as_deref()),
+        ("done", Some("Solde 45 DA"))
+    );
 }
 
 #[tokio::test]
@@ -196,36 +246,60 @@ async fn errors_are_classified_and_an_unanswered_pdu_is_never_resent() {
 
     // CMS 38 "network out of order" is temporary: back to the queue, sent on the next attempt.
     emulator.refuse_next_pdu(38);
-    let retried =
-        hub.send_sms(json!({"phone_number": "+213661234567", "message": "one", "device_id": device_id})).await;
+    let retried = hub
+        .send_sms(
+            json!({"phone_number": "+213661234567", "message": "one", "device_id": device_id}),
+        )
+        .await;
     let sent = hub.wait_state(&retried, "sent").await;
     assert_eq!(sent["attempts"], 2, "{sent}");
     assert_eq!(emulator.pdu_count(), 2);
 
     // CMS 1 "unassigned number" is permanent for this recipient.
     emulator.refuse_next_pdu(1);
-    let refused =
-        hub.send_sms(json!({"phone_number": "+213661234567", "message": "two", "device_id": device_id})).await;
+    let refused = hub
+        .send_sms(
+            json!({"phone_number": "+213661234567", "message": "two", "device_id": device_id}),
+        )
+        .await;
     let failed = hub.wait_state(&refused, "failed").await;
     assert_eq!(
-        (failed["error"]["code"].as_str(), failed["error"]["temporary"].as_bool()),
+        (
+            failed["error"]["code"].as_str(),
+            failed["error"]["temporary"].as_bool()
+        ),
         (Some("invalid_recipient"), Some(false)),
         "{failed}"
     );
     assert_eq!(emulator.pdu_count(), 3);
 
     emulator.swallow_next_pdu();
-    let lost = hub.send_sms(json!({"phone_number": "+213661234567", "message": "three", "device_id": device_id})).await;
+    let lost = hub
+        .send_sms(
+            json!({"phone_number": "+213661234567", "message": "three", "device_id": device_id}),
+        )
+        .await;
     let failed = hub.wait_state(&lost, "failed").await;
     assert_eq!(
-        (failed["error"]["code"].as_str(), failed["error"]["temporary"].as_bool()),
+        (
+            failed["error"]["code"].as_str(),
+            failed["error"]["temporary"].as_bool()
+        ),
         (Some("outcome_unknown"), Some(false)),
         "{failed}"
     );
-    assert_eq!(emulator.pdu_count(), 4, "the unanswered PDU was written once");
+    assert_eq!(
+        emulator.pdu_count(),
+        4,
+        "the unanswered PDU was written once"
+    );
 
     // The modem goes on working.
-    let ok = hub.send_sms(json!({"phone_number": "+213661234567", "message": "four", "device_id": device_id})).await;
+    let ok = hub
+        .send_sms(
+            json!({"phone_number": "+213661234567", "message": "four", "device_id": device_id}),
+        )
+        .await;
     hub.wait_state(&ok, "sent").await;
     assert_eq!(emulator.pdu_count(), 5);
 }
@@ -238,8 +312,15 @@ async fn unplug_takes_the_modem_offline_and_replug_brings_it_back() {
 
     // Pulled out while a PDU waits for its answer: the message may have gone out.
     emulator.swallow_next_pdu();
-    let cut = hub.send_sms(json!({"phone_number": "+213661234567", "message": "cut", "device_id": device_id})).await;
-    eventually("the PDU to be written", || async { (emulator.pdu_count() == 1).then_some(()) }).await;
+    let cut = hub
+        .send_sms(
+            json!({"phone_number": "+213661234567", "message": "cut", "device_id": device_id}),
+        )
+        .await;
+    eventually("the PDU to be written", || async {
+        (emulator.pdu_count() == 1).then_some(())
+    })
+    .await;
     emulator.unplug();
     eventually("the modem to go offline", || async {
         (device(&hub, &device_id).await["online"] == false).then_some(())
@@ -247,20 +328,28 @@ async fn unplug_takes_the_modem_offline_and_replug_brings_it_back() {
     .await;
     let failed = hub.wait_state(&cut, "failed").await;
     assert_eq!(failed["error"]["code"], "outcome_unknown", "{failed}");
-    assert_ne!(modems.status(&device_id).map(|it| it.state).ok(), Some(ModemState::Ready));
+    assert_ne!(
+        modems.status(&device_id).map(|it| it.state).ok(),
+        Some(ModemState::Ready)
+    );
 
     // The same stick comes back (a new pty; the kernel may even give it the same path).
     let again = Emulator::start(profile("huawei_e1752"));
     let back = modems.connect(hub.hub.clone(), &again.path).await;
     assert_eq!(back.state, ModemState::Ready, "{back:?}");
-    assert_eq!(back.device_id.as_deref(), Some(device_id.as_str()), "the IMEI keys the device");
+    assert_eq!(
+        back.device_id.as_deref(),
+        Some(device_id.as_str()),
+        "the IMEI keys the device"
+    );
     eventually("the modem to be online again", || async {
         (device(&hub, &device_id).await["online"] == true).then_some(())
     })
     .await;
     let (_, devices) = hub.get("/api/devices").await;
-    let modems_listed =
-        devices["devices"].as_array().map_or(0, |it| it.iter().filter(|d| d["kind"] == "modem").count());
+    let modems_listed = devices["devices"]
+        .as_array()
+        .map_or(0, |it| it.iter().filter(|d| d["kind"] == "modem").count());
     assert_eq!(modems_listed, 1, "one device per IMEI: {devices}");
 
     // Detaching ends the session for good; so does stopping every modem.

@@ -40,22 +40,35 @@ fn api_modem_config() -> ModemConfig {
 async fn hub_with_api_modem(model: &str) -> (TestHub, Emulator, Value) {
     let hub = TestHub::spawn_with(|config| config.modems = api_modem_config()).await;
     let emulator = Emulator::start(profile(model));
-    let (status, body) = hub.post("/api/modems/connect", json!({ "port": emulator.path })).await;
+    let (status, body) = hub
+        .post("/api/modems/connect", json!({ "port": emulator.path }))
+        .await;
     assert_eq!(status, 200, "{body}\ncommands: {:?}", emulator.commands());
-    assert_eq!(body["state"], "ready", "{body}\ncommands: {:?}", emulator.commands());
+    assert_eq!(
+        body["state"],
+        "ready",
+        "{body}\ncommands: {:?}",
+        emulator.commands()
+    );
     assert_eq!(body["port"], emulator.path.as_str(), "{body}");
     assert!(body["device_id"].is_string(), "{body}");
     (hub, emulator, body)
 }
 
 /// Polls `check` until it returns `Some`, or fails after [`PATIENCE`].
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         if let Some(it) = check().await {
             return it;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -63,11 +76,20 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, m
 async fn device(hub: &TestHub, id: &str) -> Value {
     let (status, body) = hub.get("/api/devices").await;
     assert_eq!(status, 200, "{body}");
-    body["devices"].as_array().and_then(|it| it.iter().find(|d| d["id"] == id).cloned()).unwrap_or(Value::Null)
+    body["devices"]
+        .as_array()
+        .and_then(|it| it.iter().find(|d| d["id"] == id).cloned())
+        .unwrap_or(Value::Null)
 }
 
 async fn delete(hub: &TestHub, path: &str) -> (u16, String) {
-    let response = hub.http.delete(hub.url(path)).header("X-API-Key", &hub.api_key).send().await.expect("DELETE");
+    let response = hub
+        .http
+        .delete(hub.url(path))
+        .header("X-API-Key", &hub.api_key)
+        .send()
+        .await
+        .expect("DELETE");
     let status = response.status().as_u16();
     (status, response.text().await.unwrap_or_default())
 }
@@ -129,23 +151,51 @@ async fn sim_info_balance_and_ussd_over_the_api() {
     assert_eq!(balance["operator"], "Djezzy", "{balance}");
     assert_eq!(balance["code"], "*100#", "{balance}");
     assert_eq!(balance["amount"], 1250.5, "{balance}");
-    assert!(balance["text"].as_str().is_some_and(|it| it.contains("1250,50 DA")), "{balance}");
+    assert!(
+        balance["text"]
+            .as_str()
+            .is_some_and(|it| it.contains("1250,50 DA")),
+        "{balance}"
+    );
 
-    let (status, answer) = hub.post(&format!("/api/modems/{id}/ussd"), json!({ "code": "*710#" })).await;
+    let (status, answer) = hub
+        .post(
+            &format!("/api/modems/{id}/ussd"),
+            json!({ "code": "*710#" }),
+        )
+        .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["code"], "*710#", "{answer}");
     assert_eq!(answer["text"], "Internet: 2.5 Go restants", "{answer}");
     // The seed's field name works too.
-    let (status, answer) = hub.post(&format!("/api/modems/{id}/ussd"), json!({ "ussd_code": "*710#" })).await;
+    let (status, answer) = hub
+        .post(
+            &format!("/api/modems/{id}/ussd"),
+            json!({ "ussd_code": "*710#" }),
+        )
+        .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["text"], "Internet: 2.5 Go restants", "{answer}");
-    let ussd_commands = emulator.commands().iter().filter(|it| it.starts_with("AT+CUSD=1,")).count();
-    assert!(ussd_commands >= 3, "balance and two USSD went to the modem: {:?}", emulator.commands());
+    let ussd_commands = emulator
+        .commands()
+        .iter()
+        .filter(|it| it.starts_with("AT+CUSD=1,"))
+        .count();
+    assert!(
+        ussd_commands >= 3,
+        "balance and two USSD went to the modem: {:?}",
+        emulator.commands()
+    );
 
     // Bad USSD requests are refused before the modem sees them.
     let (status, body) = hub.post(&format!("/api/modems/{id}/ussd"), json!({})).await;
     assert_error("USSD without a code", (status, &body), 400, "missing_code");
-    let (status, body) = hub.post(&format!("/api/modems/{id}/ussd"), json!({ "code": "rm -rf" })).await;
+    let (status, body) = hub
+        .post(
+            &format!("/api/modems/{id}/ussd"),
+            json!({ "code": "rm -rf" }),
+        )
+        .await;
     assert_eq!(status, 400, "not a USSD code: {body}");
     assert_eq!(body["error"]["code"], "invalid_request", "{body}");
 }
@@ -156,23 +206,37 @@ async fn sending_through_a_modem_is_stored_tracked_and_sent() {
     let id = connected["device_id"].as_str().unwrap().to_string();
 
     let (status, accepted) = hub
-        .post(&format!("/api/modems/{id}/sms/send"), json!({ "to": "+213661234567", "text": "Salam from the API" }))
+        .post(
+            &format!("/api/modems/{id}/sms/send"),
+            json!({ "to": "+213661234567", "text": "Salam from the API" }),
+        )
         .await;
     assert_eq!(status, 202, "{accepted}");
     let message_id = accepted["id"].as_str().expect("a message id").to_string();
     let sent = hub.wait_state(&message_id, "sent").await;
-    assert_eq!(sent["device_id"], id.as_str(), "pinned to the modem: {sent}");
+    assert_eq!(
+        sent["device_id"],
+        id.as_str(),
+        "pinned to the modem: {sent}"
+    );
     assert_eq!(sent["phone_number"], "+213661234567", "{sent}");
     let messages = emulator.sent();
     assert_eq!(messages.len(), 1, "{messages:?}");
-    assert_eq!((messages[0].to.as_str(), messages[0].text.as_str()), ("+213661234567", "Salam from the API"));
+    assert_eq!(
+        (messages[0].to.as_str(), messages[0].text.as_str()),
+        ("+213661234567", "Salam from the API")
+    );
 
     // The hub's own names work as well, and the modem counts what it sent.
     let (status, accepted) = hub
-        .post(&format!("/api/modems/{id}/sms/send"), json!({ "phone_number": "+213661234567", "message": "two" }))
+        .post(
+            &format!("/api/modems/{id}/sms/send"),
+            json!({ "phone_number": "+213661234567", "message": "two" }),
+        )
         .await;
     assert_eq!(status, 202, "{accepted}");
-    hub.wait_state(accepted["id"].as_str().unwrap(), "sent").await;
+    hub.wait_state(accepted["id"].as_str().unwrap(), "sent")
+        .await;
     assert_eq!(emulator.sent().len(), 2);
     eventually("the modem status to count two sent", || async {
         let (_, one) = hub.get(&format!("/api/modems/{id}/status")).await;
@@ -181,8 +245,18 @@ async fn sending_through_a_modem_is_stored_tracked_and_sent() {
     .await;
 
     // A message without a recipient is refused and nothing is written to the modem.
-    let (status, body) = hub.post(&format!("/api/modems/{id}/sms/send"), json!({ "text": "nobody" })).await;
-    assert_error("send without a recipient", (status, &body), 400, "missing_recipient");
+    let (status, body) = hub
+        .post(
+            &format!("/api/modems/{id}/sms/send"),
+            json!({ "text": "nobody" }),
+        )
+        .await;
+    assert_error(
+        "send without a recipient",
+        (status, &body),
+        400,
+        "missing_recipient",
+    );
     assert_eq!(emulator.pdu_count(), 2);
 }
 
@@ -206,11 +280,18 @@ async fn messages_stored_on_the_modem_are_listed_and_deleted() {
     assert_eq!(messages[0]["text"], "Stored one", "{listed}");
     assert_eq!(messages[1]["index"], 1, "{listed}");
     assert_eq!(messages[1]["text"], "Stored two", "{listed}");
-    assert!(messages[0]["pdu"].as_str().is_some_and(|it| !it.is_empty()), "{listed}");
+    assert!(
+        messages[0]["pdu"].as_str().is_some_and(|it| !it.is_empty()),
+        "{listed}"
+    );
 
     let (status, body) = delete(&hub, &format!("/api/modems/{id}/sms/0")).await;
     assert_eq!(status, 204, "{body}");
-    assert_eq!(emulator.stored_indexes(), vec![1], "index 0 deleted on the modem");
+    assert_eq!(
+        emulator.stored_indexes(),
+        vec![1],
+        "index 0 deleted on the modem"
+    );
     let (status, listed) = hub.get(&format!("/api/modems/{id}/sms")).await;
     assert_eq!(status, 200, "{listed}");
     let messages = listed["messages"].as_array().expect("a messages array");
@@ -220,7 +301,12 @@ async fn messages_stored_on_the_modem_are_listed_and_deleted() {
     // Deleting an index that holds nothing: the modem's CMS error, as a JSON 502.
     let (status, body) = delete(&hub, &format!("/api/modems/{id}/sms/0")).await;
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    assert_error("deleting an empty index", (status, &body), 502, "modem_error");
+    assert_error(
+        "deleting an empty index",
+        (status, &body),
+        502,
+        "modem_error",
+    );
     assert_eq!(emulator.stored_indexes(), vec![1]);
 }
 
@@ -232,16 +318,40 @@ async fn unknown_modems_bad_ports_and_missing_keys_are_refused() {
     // An unknown modem is a JSON 404 on every route that names one.
     let missing = "no-such-modem";
     let checks = [
-        ("status", hub.get(&format!("/api/modems/{missing}/status")).await),
-        ("sim-info", hub.get(&format!("/api/modems/{missing}/sim-info")).await),
-        ("balance", hub.get(&format!("/api/modems/{missing}/balance")).await),
+        (
+            "status",
+            hub.get(&format!("/api/modems/{missing}/status")).await,
+        ),
+        (
+            "sim-info",
+            hub.get(&format!("/api/modems/{missing}/sim-info")).await,
+        ),
+        (
+            "balance",
+            hub.get(&format!("/api/modems/{missing}/balance")).await,
+        ),
         ("list", hub.get(&format!("/api/modems/{missing}/sms")).await),
-        ("ussd", hub.post(&format!("/api/modems/{missing}/ussd"), json!({ "code": "*100#" })).await),
+        (
+            "ussd",
+            hub.post(
+                &format!("/api/modems/{missing}/ussd"),
+                json!({ "code": "*100#" }),
+            )
+            .await,
+        ),
         (
             "send",
-            hub.post(&format!("/api/modems/{missing}/sms/send"), json!({ "to": "+213661234567", "text": "x" })).await,
+            hub.post(
+                &format!("/api/modems/{missing}/sms/send"),
+                json!({ "to": "+213661234567", "text": "x" }),
+            )
+            .await,
         ),
-        ("disconnect", hub.post("/api/modems/disconnect", json!({ "port": missing })).await),
+        (
+            "disconnect",
+            hub.post("/api/modems/disconnect", json!({ "port": missing }))
+                .await,
+        ),
     ];
     for (what, (status, body)) in &checks {
         assert_error(what, (*status, body), 404, "modem_not_found");
@@ -251,29 +361,67 @@ async fn unknown_modems_bad_ports_and_missing_keys_are_refused() {
     assert_error("delete", (status, &body), 404, "modem_not_found");
 
     // Only devices under /dev/ may be opened.
-    for port in ["/tmp/ttyUSB0", "/etc/passwd", "ttyUSB0", "/dev/../etc/passwd", ""] {
-        let (status, body) = hub.post("/api/modems/connect", json!({ "port": port })).await;
+    for port in [
+        "/tmp/ttyUSB0",
+        "/etc/passwd",
+        "ttyUSB0",
+        "/dev/../etc/passwd",
+        "",
+    ] {
+        let (status, body) = hub
+            .post("/api/modems/connect", json!({ "port": port }))
+            .await;
         assert_error(port, (status, &body), 400, "invalid_port");
     }
     let (status, body) = hub.post("/api/modems/connect", json!({})).await;
-    assert_error("connect without a port", (status, &body), 400, "invalid_port");
+    assert_error(
+        "connect without a port",
+        (status, &body),
+        400,
+        "invalid_port",
+    );
     let (status, body) = hub.post("/api/modems/disconnect", json!({})).await;
-    assert_error("disconnect without a port", (status, &body), 400, "missing_port");
+    assert_error(
+        "disconnect without a port",
+        (status, &body),
+        400,
+        "missing_port",
+    );
     let (status, all) = hub.get("/api/modems/status").await;
-    assert_eq!((status, all["modems"].as_array().map(Vec::len)), (200, Some(1)), "nothing else attached: {all}");
+    assert_eq!(
+        (status, all["modems"].as_array().map(Vec::len)),
+        (200, Some(1)),
+        "nothing else attached: {all}"
+    );
 
     // Every route wants the API key, even for a modem that exists; a wrong key is no better.
     let routes: Vec<(&str, String, Option<Value>)> = vec![
         ("POST", "/api/modems/detect".into(), Some(json!({}))),
-        ("POST", "/api/modems/connect".into(), Some(json!({ "port": emulator.path }))),
-        ("POST", "/api/modems/disconnect".into(), Some(json!({ "port": id }))),
+        (
+            "POST",
+            "/api/modems/connect".into(),
+            Some(json!({ "port": emulator.path })),
+        ),
+        (
+            "POST",
+            "/api/modems/disconnect".into(),
+            Some(json!({ "port": id })),
+        ),
         ("GET", "/api/modems/status".into(), None),
         ("GET", format!("/api/modems/{id}/status"), None),
         ("GET", format!("/api/modems/{id}/sim-info"), None),
         ("GET", format!("/api/modems/{id}/sms"), None),
-        ("POST", format!("/api/modems/{id}/sms/send"), Some(json!({ "to": "+213661234567", "text": "x" }))),
+        (
+            "POST",
+            format!("/api/modems/{id}/sms/send"),
+            Some(json!({ "to": "+213661234567", "text": "x" })),
+        ),
         ("DELETE", format!("/api/modems/{id}/sms/0"), None),
-        ("POST", format!("/api/modems/{id}/ussd"), Some(json!({ "code": "*100#" }))),
+        (
+            "POST",
+            format!("/api/modems/{id}/ussd"),
+            Some(json!({ "code": "*100#" })),
+        ),
         ("GET", format!("/api/modems/{id}/balance"), None),
     ];
     for (method, path, body) in &routes {
@@ -292,15 +440,31 @@ async fn unknown_modems_bad_ports_and_missing_keys_are_refused() {
             let response = request.send().await.expect("request");
             let status = response.status().as_u16();
             let answer: Value = response.json().await.unwrap_or(Value::Null);
-            assert_error(&format!("{method} {path} with key {key:?}"), (status, &answer), 401, "unauthorized");
+            assert_error(
+                &format!("{method} {path} with key {key:?}"),
+                (status, &answer),
+                401,
+                "unauthorized",
+            );
         }
     }
 
     // None of that touched the modem: still attached, nothing sent, no USSD.
     let (status, one) = hub.get(&format!("/api/modems/{id}/status")).await;
-    assert_eq!((status, one["state"].as_str()), (200, Some("ready")), "{one}");
+    assert_eq!(
+        (status, one["state"].as_str()),
+        (200, Some("ready")),
+        "{one}"
+    );
     assert_eq!(emulator.pdu_count(), 0);
-    assert!(!emulator.commands().iter().any(|it| it.starts_with("AT+CUSD=1,")), "{:?}", emulator.commands());
+    assert!(
+        !emulator
+            .commands()
+            .iter()
+            .any(|it| it.starts_with("AT+CUSD=1,")),
+        "{:?}",
+        emulator.commands()
+    );
     assert_eq!(device(&hub, &id).await["online"], true);
 }
 
@@ -310,7 +474,9 @@ async fn disconnecting_over_the_api_takes_the_device_offline() {
     let id = connected["device_id"].as_str().unwrap().to_string();
     assert_eq!(device(&hub, &id).await["online"], true);
 
-    let (status, body) = hub.post("/api/modems/disconnect", json!({ "port": emulator.path })).await;
+    let (status, body) = hub
+        .post("/api/modems/disconnect", json!({ "port": emulator.path }))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "disconnected", "{body}");
     eventually("the modem device to go offline", || async {
@@ -318,11 +484,23 @@ async fn disconnecting_over_the_api_takes_the_device_offline() {
     })
     .await;
     let listed = device(&hub, &id).await;
-    assert_eq!(listed["kind"], "modem", "the device stays registered: {listed}");
+    assert_eq!(
+        listed["kind"], "modem",
+        "the device stays registered: {listed}"
+    );
 
     // Detached: forgotten by the modem routes.
     let (status, all) = hub.get("/api/modems/status").await;
-    assert_eq!((status, all["modems"].as_array().map(Vec::len)), (200, Some(0)), "{all}");
+    assert_eq!(
+        (status, all["modems"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{all}"
+    );
     let (status, body) = hub.get(&format!("/api/modems/{id}/balance")).await;
-    assert_error("balance on a detached modem", (status, &body), 404, "modem_not_found");
+    assert_error(
+        "balance on a detached modem",
+        (status, &body),
+        404,
+        "modem_not_found",
+    );
 }

@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 use smshub_protocol::gsm::{pack_gsm7_hex, unpack_gsm7_hex};
 use smshub_protocol::pdu::{
-    self, Address, Alphabet, Body, DataCoding, DecodedPdu, Deliver, DeliveryStatus, StatusReport, Timestamp,
+    self, Address, Alphabet, Body, DataCoding, DecodedPdu, Deliver, DeliveryStatus, StatusReport,
+    Timestamp,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -138,7 +139,11 @@ impl Emulator {
         }));
         let (actions, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(master, slave, state.clone(), rx));
-        Emulator { path, state, actions }
+        Emulator {
+            path,
+            state,
+            actions,
+        }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
@@ -188,13 +193,23 @@ impl Emulator {
             sender: Address::parse(from).expect("sender"),
             protocol_id: 0,
             coding: DataCoding::of(
-                if smshub_protocol::gsm::smallest_encoding(text) == smshub_protocol::gsm::Encoding::Gsm7 {
+                if smshub_protocol::gsm::smallest_encoding(text)
+                    == smshub_protocol::gsm::Encoding::Gsm7
+                {
                     Alphabet::Gsm7
                 } else {
                     Alphabet::Ucs2
                 },
             ),
-            timestamp: Timestamp { year: 2026, month: 11, day: 22, hour: 12, minute: 30, second: 5, tz_quarters: 4 },
+            timestamp: Timestamp {
+                year: 2026,
+                month: 11,
+                day: 22,
+                hour: 12,
+                minute: 30,
+                second: 5,
+                tz_quarters: 4,
+            },
             more_messages: false,
             status_report_indication: false,
             reply_path: false,
@@ -204,7 +219,9 @@ impl Emulator {
         let encoded = deliver.encode().expect("deliver encodes");
         let index = self.with(|it| it.store(0, encoded.hex, encoded.tpdu_len));
         if notify {
-            let _ = self.actions.send(Action::Write(format!("\r\n+CMTI: \"SM\",{index}\r\n")));
+            let _ = self
+                .actions
+                .send(Action::Write(format!("\r\n+CMTI: \"SM\",{index}\r\n")));
         }
         index
     }
@@ -276,7 +293,14 @@ impl State {
     fn store(&mut self, stat: u8, pdu: String, tpdu_len: usize) -> u32 {
         let index = self.next_index;
         self.next_index += 1;
-        self.storage.insert(index, StoredPdu { stat, pdu, tpdu_len });
+        self.storage.insert(
+            index,
+            StoredPdu {
+                stat,
+                pdu,
+                tpdu_len,
+            },
+        );
         index
     }
 
@@ -308,7 +332,12 @@ impl State {
             }
             return State::ok(vec!["+CPIN: READY".into()]);
         }
-        if self.profile().not_supported.iter().any(|it| it.eq_ignore_ascii_case(command)) {
+        if self
+            .profile()
+            .not_supported
+            .iter()
+            .any(|it| it.eq_ignore_ascii_case(command))
+        {
             return vec![Out::Line("COMMAND NOT SUPPORT".into())];
         }
         if let Some(lines) = self.profile().replies.get(&upper).cloned() {
@@ -316,7 +345,11 @@ impl State {
         }
         if let Some(setting) = upper.strip_prefix("AT+CNMI=") {
             if self.profile().cnmi_accept.iter().any(|it| it == setting) {
-                self.ds = setting.split(',').nth(3).and_then(|it| it.parse().ok()).unwrap_or(0);
+                self.ds = setting
+                    .split(',')
+                    .nth(3)
+                    .and_then(|it| it.parse().ok())
+                    .unwrap_or(0);
                 return State::ok(vec![]);
             }
             return vec![Out::Line("+CMS ERROR: 303".into())];
@@ -328,7 +361,10 @@ impl State {
         if upper == "AT+CMGL=4" {
             let mut lines = Vec::new();
             for (index, stored) in self.storage.iter_mut() {
-                lines.push(format!("+CMGL: {index},{},,{}", stored.stat, stored.tpdu_len));
+                lines.push(format!(
+                    "+CMGL: {index},{},,{}",
+                    stored.stat, stored.tpdu_len
+                ));
                 lines.push(stored.pdu.clone());
                 if stored.stat == 0 {
                     stored.stat = 1;
@@ -336,10 +372,16 @@ impl State {
             }
             return State::ok(lines);
         }
-        if let Some(index) = upper.strip_prefix("AT+CMGR=").and_then(|it| it.parse::<u32>().ok()) {
+        if let Some(index) = upper
+            .strip_prefix("AT+CMGR=")
+            .and_then(|it| it.parse::<u32>().ok())
+        {
             return match self.storage.get_mut(&index) {
                 Some(stored) => {
-                    let lines = vec![format!("+CMGR: {},,{}", stored.stat, stored.tpdu_len), stored.pdu.clone()];
+                    let lines = vec![
+                        format!("+CMGR: {},,{}", stored.stat, stored.tpdu_len),
+                        stored.pdu.clone(),
+                    ];
                     stored.stat = stored.stat.max(1);
                     State::ok(lines)
                 }
@@ -359,14 +401,20 @@ impl State {
         if upper.starts_with("AT+CUSD=1,") {
             return self.ussd(command);
         }
-        if upper.starts_with("AT+COPS=") || upper == "AT+CMGF=0" || upper == "AT+CMEE=1" || upper.starts_with("AT^") {
+        if upper.starts_with("AT+COPS=")
+            || upper == "AT+CMGF=0"
+            || upper == "AT+CMEE=1"
+            || upper.starts_with("AT^")
+        {
             return State::ok(vec![]);
         }
         vec![Out::Line(self.profile().unknown.clone())]
     }
 
     fn ussd(&mut self, command: &str) -> Vec<Out> {
-        let Some(quoted) = command.split('"').nth(1) else { return vec![Out::Line("ERROR".into())] };
+        let Some(quoted) = command.split('"').nth(1) else {
+            return vec![Out::Line("ERROR".into())];
+        };
         let packed = self.profile().ussd_packed;
         let code = if packed {
             // Huawei wants packed GSM 7-bit hex; plain text is refused.
@@ -384,7 +432,10 @@ impl State {
             out.push(Out::Line("+CUSD: 2,\"Initiating Release\",15".into()));
         }
         match answer {
-            Some(text) if packed => out.push(Out::Line(format!("+CUSD: 0,\"{}\",15", pack_gsm7_hex(&text)))),
+            Some(text) if packed => out.push(Out::Line(format!(
+                "+CUSD: 0,\"{}\",15",
+                pack_gsm7_hex(&text)
+            ))),
             Some(text) => out.push(Out::Line(format!("+CUSD: 0,\"{text}\",15"))),
             None => out.push(Out::Line("+CUSD: 4".into())),
         }
@@ -404,13 +455,17 @@ impl State {
         let decoded = match pdu::decode(hex) {
             Ok(DecodedPdu::Submit(it)) => it,
             other => {
-                self.errors.push(format!("PDU {hex} is not an SMS-SUBMIT: {other:?}"));
+                self.errors
+                    .push(format!("PDU {hex} is not an SMS-SUBMIT: {other:?}"));
                 return vec![Out::Line("+CMS ERROR: 304".into())];
             }
         };
         let smsc_octets = usize::from_str_radix(hex.get(..2).unwrap_or("00"), 16).unwrap_or(0) + 1;
         if hex.len() / 2 - smsc_octets != length {
-            self.errors.push(format!("AT+CMGS={length} but the TPDU has {} octets", hex.len() / 2 - smsc_octets));
+            self.errors.push(format!(
+                "AT+CMGS={length} but the TPDU has {} octets",
+                hex.len() / 2 - smsc_octets
+            ));
         }
         let mr = self.next_mr;
         self.next_mr = self.next_mr.wrapping_add(1);
@@ -430,12 +485,23 @@ impl State {
             }),
             Some(concat) => {
                 let key = (to.clone(), concat.reference.value());
-                let entry = self.parts.entry(key.clone()).or_insert((concat.total, BTreeMap::new(), Vec::new(), false));
+                let entry = self.parts.entry(key.clone()).or_insert((
+                    concat.total,
+                    BTreeMap::new(),
+                    Vec::new(),
+                    false,
+                ));
                 if entry.0 != concat.total || concat.seq == 0 || concat.seq > concat.total {
-                    self.errors.push(format!("part {}/{} of reference {}", concat.seq, concat.total, key.1));
+                    self.errors.push(format!(
+                        "part {}/{} of reference {}",
+                        concat.seq, concat.total, key.1
+                    ));
                 }
                 if entry.1.insert(concat.seq, text).is_some() {
-                    self.errors.push(format!("part {} of reference {} sent twice", concat.seq, key.1));
+                    self.errors.push(format!(
+                        "part {} of reference {} sent twice",
+                        concat.seq, key.1
+                    ));
                 }
                 entry.2.push(mr);
                 entry.3 |= decoded.status_report;

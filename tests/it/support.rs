@@ -45,13 +45,22 @@ impl TestHub {
         Self::start(config, dir, None).await
     }
 
-    async fn start(config: Config, dir: Arc<tempfile::TempDir>, api_key: Option<String>) -> TestHub {
+    async fn start(
+        config: Config,
+        dir: Arc<tempfile::TempDir>,
+        api_key: Option<String>,
+    ) -> TestHub {
         let app = App::build(config).await.expect("hub builds");
         let addr = app.addr();
         let hub = app.hub();
         let api_key = match api_key {
             Some(it) => it,
-            None => auth::create_api_key(&hub.store, "tests").await.expect("api key").secret,
+            None => {
+                auth::create_api_key(&hub.store, "tests")
+                    .await
+                    .expect("api key")
+                    .secret
+            }
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until_stopped(async move {
@@ -85,7 +94,9 @@ impl TestHub {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            task.await.expect("hub task").expect("hub shuts down cleanly");
+            task.await
+                .expect("hub task")
+                .expect("hub shuts down cleanly");
         }
     }
 
@@ -95,15 +106,27 @@ impl TestHub {
 
     /// GET with the API key; returns status and JSON body.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self.http.get(self.url(path)).header("X-API-Key", &self.api_key).send().await.expect("GET");
+        let response = self
+            .http
+            .get(self.url(path))
+            .header("X-API-Key", &self.api_key)
+            .send()
+            .await
+            .expect("GET");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// POST JSON with the API key; returns status and JSON body.
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response =
-            self.http.post(self.url(path)).header("X-API-Key", &self.api_key).json(&body).send().await.expect("POST");
+        let response = self
+            .http
+            .post(self.url(path))
+            .header("X-API-Key", &self.api_key)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -119,13 +142,25 @@ impl TestHub {
     pub async fn add_device(&self, name: &str) -> (String, String) {
         let (status, body) = self.post("/api/devices", json!({ "name": name })).await;
         assert_eq!(status, 201, "{body}");
-        (body["id"].as_str().unwrap().to_string(), body["token"].as_str().unwrap().to_string())
+        (
+            body["id"].as_str().unwrap().to_string(),
+            body["token"].as_str().unwrap().to_string(),
+        )
     }
 
     /// Registers a device and connects a raw phone that has said hello and sent `status`.
-    pub async fn phone(&self, name: &str, battery: u8, charging: bool, dbm: i32, max_in_flight: u32) -> RawPhone {
+    pub async fn phone(
+        &self,
+        name: &str,
+        battery: u8,
+        charging: bool,
+        dbm: i32,
+        max_in_flight: u32,
+    ) -> RawPhone {
         let (id, token) = self.add_device(name).await;
-        let mut phone = RawPhone::connect(&self.base, &id, &token).await.expect("phone connects");
+        let mut phone = RawPhone::connect(&self.base, &id, &token)
+            .await
+            .expect("phone connects");
         phone.hello(max_in_flight, None).await;
         phone.status(battery, charging, dbm).await;
         phone
@@ -139,7 +174,10 @@ impl TestHub {
             if body["state"] == state {
                 return body;
             }
-            assert!(tokio::time::Instant::now() < deadline, "message {id} never reached {state}: {body}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "message {id} never reached {state}: {body}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -169,12 +207,21 @@ pub struct RawPhone {
 
 impl RawPhone {
     /// Opens the device socket with the token as a bearer header.
-    pub async fn connect(base: &str, id: &str, token: &str) -> Result<RawPhone, tokio_tungstenite::tungstenite::Error> {
+    pub async fn connect(
+        base: &str,
+        id: &str,
+        token: &str,
+    ) -> Result<RawPhone, tokio_tungstenite::tungstenite::Error> {
         let url = format!("{}/ws/device/{id}", base.replacen("http", "ws", 1));
         let mut request = url.into_client_request()?;
-        request.headers_mut().insert("Authorization", format!("Bearer {token}").parse().unwrap());
+        request
+            .headers_mut()
+            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
         let (ws, _) = tokio_tungstenite::connect_async(request).await?;
-        Ok(RawPhone { id: id.to_string(), ws })
+        Ok(RawPhone {
+            id: id.to_string(),
+            ws,
+        })
     }
 
     /// Sends `hello` and checks the `welcome`.
@@ -184,7 +231,10 @@ impl RawPhone {
             app_version: Some("test/1".into()),
             device: Default::default(),
             sims: Vec::new(),
-            capabilities: Capabilities { max_in_flight, ..Capabilities::default() },
+            capabilities: Capabilities {
+                max_in_flight,
+                ..Capabilities::default()
+            },
             jobs,
         }))
         .await;
@@ -196,19 +246,33 @@ impl RawPhone {
 
     pub async fn status(&mut self, battery: u8, charging: bool, dbm: i32) {
         self.send(&DeviceFrame::Status(Status {
-            battery: Some(Battery { level: battery, charging }),
-            sims: vec![SimStatus { slot: 0, signal_dbm: Some(dbm), registered: true, ..Default::default() }],
+            battery: Some(Battery {
+                level: battery,
+                charging,
+            }),
+            sims: vec![SimStatus {
+                slot: 0,
+                signal_dbm: Some(dbm),
+                registered: true,
+                ..Default::default()
+            }],
             connection: Some("wifi".into()),
         }))
         .await;
     }
 
     pub async fn send(&mut self, frame: &DeviceFrame) {
-        self.ws.send(Message::text(frame.to_json())).await.expect("phone sends");
+        self.ws
+            .send(Message::text(frame.to_json()))
+            .await
+            .expect("phone sends");
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.ws.send(Message::text(text.to_string())).await.expect("phone sends");
+        self.ws
+            .send(Message::text(text.to_string()))
+            .await
+            .expect("phone sends");
     }
 
     /// The next hub frame (heartbeats skipped); panics after [`PATIENCE`].
@@ -220,7 +284,10 @@ impl RawPhone {
     pub async fn try_recv(&mut self, wait: Duration) -> Option<HubFrame> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let message = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()??.ok()?;
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
             match message {
                 Message::Text(text) => {
                     let frame = HubFrame::parse(&text).expect("hub frames parse");
@@ -256,7 +323,10 @@ impl RawPhone {
 
     /// Accepts a job and checks the hub commits it.
     pub async fn accept(&mut self, id: &str) {
-        self.send(&DeviceFrame::Accepted(JobIds { ids: vec![id.to_string()] })).await;
+        self.send(&DeviceFrame::Accepted(JobIds {
+            ids: vec![id.to_string()],
+        }))
+        .await;
         match self.recv().await {
             HubFrame::Commit(JobIds { ids }) => assert_eq!(ids, vec![id.to_string()]),
             other => panic!("expected commit, got {other:?}"),

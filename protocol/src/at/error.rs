@@ -57,44 +57,169 @@ struct Entry {
 }
 
 const fn e(code: u16, text: &'static str, class: ErrorClass, wire: ErrorCode) -> Entry {
-    Entry { code, text, class, wire }
+    Entry {
+        code,
+        text,
+        class,
+        wire,
+    }
 }
 
 use ErrorClass::{Config, OutcomeUnknown, Permanent, Temporary};
 
 /// `+CMS ERROR` codes (27.005 §3.2.5; 0-127 are 24.011 RP causes, 128-255 TP-FCS values).
 const CMS: &[Entry] = &[
-    e(1, "unassigned (unallocated) number", Permanent, ErrorCode::InvalidRecipient),
-    e(8, "operator determined barring", Permanent, ErrorCode::Rejected),
+    e(
+        1,
+        "unassigned (unallocated) number",
+        Permanent,
+        ErrorCode::InvalidRecipient,
+    ),
+    e(
+        8,
+        "operator determined barring",
+        Permanent,
+        ErrorCode::Rejected,
+    ),
     e(10, "call barred", Permanent, ErrorCode::Rejected),
-    e(21, "short message transfer rejected", Permanent, ErrorCode::Rejected),
-    e(27, "destination out of service", Permanent, ErrorCode::InvalidRecipient),
-    e(28, "unidentified subscriber", Permanent, ErrorCode::InvalidRecipient),
+    e(
+        21,
+        "short message transfer rejected",
+        Permanent,
+        ErrorCode::Rejected,
+    ),
+    e(
+        27,
+        "destination out of service",
+        Permanent,
+        ErrorCode::InvalidRecipient,
+    ),
+    e(
+        28,
+        "unidentified subscriber",
+        Permanent,
+        ErrorCode::InvalidRecipient,
+    ),
     e(29, "facility rejected", Permanent, ErrorCode::Rejected),
-    e(30, "unknown subscriber", Permanent, ErrorCode::InvalidRecipient),
+    e(
+        30,
+        "unknown subscriber",
+        Permanent,
+        ErrorCode::InvalidRecipient,
+    ),
     e(38, "network out of order", Temporary, ErrorCode::NoService),
-    e(41, "temporary failure", Temporary, ErrorCode::GenericFailure),
+    e(
+        41,
+        "temporary failure",
+        Temporary,
+        ErrorCode::GenericFailure,
+    ),
     e(42, "congestion", Temporary, ErrorCode::Busy),
-    e(47, "resources unavailable, unspecified", Temporary, ErrorCode::Busy),
-    e(50, "requested facility not subscribed", Permanent, ErrorCode::Rejected),
-    e(69, "requested facility not implemented", Permanent, ErrorCode::Unsupported),
-    e(81, "invalid short message transfer reference value", Permanent, ErrorCode::Rejected),
-    e(95, "invalid message, unspecified", Permanent, ErrorCode::Rejected),
-    e(96, "invalid mandatory information", Permanent, ErrorCode::Rejected),
-    e(97, "message type non-existent or not implemented", Permanent, ErrorCode::Rejected),
-    e(98, "message not compatible with short message protocol state", Permanent, ErrorCode::Rejected),
-    e(99, "information element non-existent or not implemented", Permanent, ErrorCode::Rejected),
-    e(111, "protocol error, unspecified", Permanent, ErrorCode::Rejected),
-    e(127, "interworking, unspecified", Temporary, ErrorCode::GenericFailure),
+    e(
+        47,
+        "resources unavailable, unspecified",
+        Temporary,
+        ErrorCode::Busy,
+    ),
+    e(
+        50,
+        "requested facility not subscribed",
+        Permanent,
+        ErrorCode::Rejected,
+    ),
+    e(
+        69,
+        "requested facility not implemented",
+        Permanent,
+        ErrorCode::Unsupported,
+    ),
+    e(
+        81,
+        "invalid short message transfer reference value",
+        Permanent,
+        ErrorCode::Rejected,
+    ),
+    e(
+        95,
+        "invalid message, unspecified",
+        Permanent,
+        ErrorCode::Rejected,
+    ),
+    e(
+        96,
+        "invalid mandatory information",
+        Permanent,
+        ErrorCode::Rejected,
+    ),
+    e(
+        97,
+        "message type non-existent or not implemented",
+        Permanent,
+        ErrorCode::Rejected,
+    ),
+    e(
+        98,
+        "message not compatible with short message protocol state",
+        Permanent,
+        ErrorCode::Rejected,
+    ),
+    e(
+        99,
+        "information element non-existent or not implemented",
+        Permanent,
+        ErrorCode::Rejected,
+    ),
+    e(
+        111,
+        "protocol error, unspecified",
+        Permanent,
+        ErrorCode::Rejected,
+    ),
+    e(
+        127,
+        "interworking, unspecified",
+        Temporary,
+        ErrorCode::GenericFailure,
+    ),
     e(300, "ME failure", Temporary, ErrorCode::GenericFailure),
-    e(301, "SMS service of ME reserved", Temporary, ErrorCode::Busy),
-    e(302, "operation not allowed", Config, ErrorCode::GenericFailure),
-    e(303, "operation not supported", Config, ErrorCode::Unsupported),
-    e(304, "invalid PDU mode parameter", Permanent, ErrorCode::Rejected),
-    e(305, "invalid text mode parameter", Config, ErrorCode::GenericFailure),
+    e(
+        301,
+        "SMS service of ME reserved",
+        Temporary,
+        ErrorCode::Busy,
+    ),
+    e(
+        302,
+        "operation not allowed",
+        Config,
+        ErrorCode::GenericFailure,
+    ),
+    e(
+        303,
+        "operation not supported",
+        Config,
+        ErrorCode::Unsupported,
+    ),
+    e(
+        304,
+        "invalid PDU mode parameter",
+        Permanent,
+        ErrorCode::Rejected,
+    ),
+    e(
+        305,
+        "invalid text mode parameter",
+        Config,
+        ErrorCode::GenericFailure,
+    ),
     e(310, "SIM not inserted", Config, ErrorCode::SimUnavailable),
     e(311, "SIM PIN required", Config, ErrorCode::SimUnavailable),
-    e(312, "PH-SIM PIN required", Config, ErrorCode::SimUnavailable),
+    e(
+        312,
+        "PH-SIM PIN required",
+        Config,
+        ErrorCode::SimUnavailable,
+    ),
     e(313, "SIM failure", Config, ErrorCode::SimUnavailable),
     e(314, "SIM busy", Temporary, ErrorCode::Busy),
     e(315, "SIM wrong", Config, ErrorCode::SimUnavailable),
@@ -102,24 +227,69 @@ const CMS: &[Entry] = &[
     e(317, "SIM PIN2 required", Config, ErrorCode::SimUnavailable),
     e(318, "SIM PUK2 required", Config, ErrorCode::SimUnavailable),
     e(320, "memory failure", Temporary, ErrorCode::GenericFailure),
-    e(321, "invalid memory index", Permanent, ErrorCode::GenericFailure),
+    e(
+        321,
+        "invalid memory index",
+        Permanent,
+        ErrorCode::GenericFailure,
+    ),
     e(322, "memory full", Temporary, ErrorCode::GenericFailure),
-    e(330, "SMSC address unknown", Config, ErrorCode::GenericFailure),
+    e(
+        330,
+        "SMSC address unknown",
+        Config,
+        ErrorCode::GenericFailure,
+    ),
     e(331, "no network service", Temporary, ErrorCode::NoService),
-    e(332, "network timeout", OutcomeUnknown, ErrorCode::OutcomeUnknown),
-    e(340, "no +CNMA acknowledgement expected", Config, ErrorCode::GenericFailure),
+    e(
+        332,
+        "network timeout",
+        OutcomeUnknown,
+        ErrorCode::OutcomeUnknown,
+    ),
+    e(
+        340,
+        "no +CNMA acknowledgement expected",
+        Config,
+        ErrorCode::GenericFailure,
+    ),
     e(500, "unknown error", Temporary, ErrorCode::GenericFailure),
-    e(512, "MM establishment failure", Temporary, ErrorCode::NoService),
-    e(513, "lower layer failure", Temporary, ErrorCode::GenericFailure),
+    e(
+        512,
+        "MM establishment failure",
+        Temporary,
+        ErrorCode::NoService,
+    ),
+    e(
+        513,
+        "lower layer failure",
+        Temporary,
+        ErrorCode::GenericFailure,
+    ),
     e(514, "network congestion", Temporary, ErrorCode::Busy),
-    e(515, "please wait, init or command processing in progress", Temporary, ErrorCode::Busy),
+    e(
+        515,
+        "please wait, init or command processing in progress",
+        Temporary,
+        ErrorCode::Busy,
+    ),
 ];
 
 /// `+CME ERROR` codes (27.007 §9.2).
 const CME: &[Entry] = &[
     e(0, "phone failure", Temporary, ErrorCode::GenericFailure),
-    e(1, "no connection to phone", Temporary, ErrorCode::GenericFailure),
-    e(3, "operation not allowed", Config, ErrorCode::GenericFailure),
+    e(
+        1,
+        "no connection to phone",
+        Temporary,
+        ErrorCode::GenericFailure,
+    ),
+    e(
+        3,
+        "operation not allowed",
+        Config,
+        ErrorCode::GenericFailure,
+    ),
     e(4, "operation not supported", Config, ErrorCode::Unsupported),
     e(5, "PH-SIM PIN required", Config, ErrorCode::SimUnavailable),
     e(10, "SIM not inserted", Config, ErrorCode::SimUnavailable),
@@ -137,7 +307,12 @@ const CME: &[Entry] = &[
     e(23, "memory failure", Temporary, ErrorCode::GenericFailure),
     e(30, "no network service", Temporary, ErrorCode::NoService),
     e(31, "network timeout", Temporary, ErrorCode::NetworkTimeout),
-    e(32, "network not allowed - emergency calls only", Temporary, ErrorCode::NoService),
+    e(
+        32,
+        "network not allowed - emergency calls only",
+        Temporary,
+        ErrorCode::NoService,
+    ),
     e(100, "unknown", Temporary, ErrorCode::GenericFailure),
     e(515, "device busy", Temporary, ErrorCode::Busy),
 ];
@@ -148,7 +323,10 @@ fn find(table: &'static [Entry], code: u16) -> Option<&'static Entry> {
 
 fn find_text(table: &'static [Entry], text: &str) -> Option<u16> {
     let text = text.trim();
-    table.iter().find(|it| it.text.eq_ignore_ascii_case(text)).map(|it| it.code)
+    table
+        .iter()
+        .find(|it| it.text.eq_ignore_ascii_case(text))
+        .map(|it| it.code)
 }
 
 impl CommandError {
@@ -185,7 +363,10 @@ impl CommandError {
     /// The device/SIM is busy for a moment (`515`, SIM busy): retry the same command after a
     /// short pause (python-gsmmodem retries these, adding 0.2 s each time).
     pub fn is_busy(&self) -> bool {
-        matches!(self, CommandError::Cme(14 | 515) | CommandError::Cms(314 | 515))
+        matches!(
+            self,
+            CommandError::Cme(14 | 515) | CommandError::Cms(314 | 515)
+        )
     }
 
     /// What this error means for a message.
@@ -253,7 +434,11 @@ mod tests {
     fn classification_table() {
         // The driver actions of research notes §1.6, code by code.
         let check = |error: CommandError, class: ErrorClass, wire: &str, busy: bool| {
-            assert_eq!((error.class(), error.wire_code().as_str(), error.is_busy()), (class, wire, busy), "{error}");
+            assert_eq!(
+                (error.class(), error.wire_code().as_str(), error.is_busy()),
+                (class, wire, busy),
+                "{error}"
+            );
         };
         check(CommandError::Cms(38), Temporary, "no_service", false);
         check(CommandError::Cms(41), Temporary, "generic_failure", false);
@@ -267,7 +452,12 @@ mod tests {
         check(CommandError::Cms(314), Temporary, "busy", true);
         check(CommandError::Cms(330), Config, "generic_failure", false);
         check(CommandError::Cms(331), Temporary, "no_service", false);
-        check(CommandError::Cms(332), OutcomeUnknown, "outcome_unknown", false);
+        check(
+            CommandError::Cms(332),
+            OutcomeUnknown,
+            "outcome_unknown",
+            false,
+        );
         check(CommandError::Cms(500), Temporary, "generic_failure", false);
         check(CommandError::Cms(512), Temporary, "no_service", false);
         check(CommandError::Cms(515), Temporary, "busy", true);
@@ -287,8 +477,17 @@ mod tests {
     fn verbose_texts() {
         assert_eq!(CommandError::cme("SIM busy"), CommandError::Cme(14));
         assert_eq!(CommandError::cme(" 22"), CommandError::Cme(22));
-        assert_eq!(CommandError::cms("SMSC address unknown"), CommandError::Cms(330));
-        assert_eq!(CommandError::cme("frobnicated"), CommandError::CmeText("frobnicated".into()));
-        assert_eq!(CommandError::Cms(330).to_string(), "+CMS ERROR: 330 (SMSC address unknown)");
+        assert_eq!(
+            CommandError::cms("SMSC address unknown"),
+            CommandError::Cms(330)
+        );
+        assert_eq!(
+            CommandError::cme("frobnicated"),
+            CommandError::CmeText("frobnicated".into())
+        );
+        assert_eq!(
+            CommandError::Cms(330).to_string(),
+            "+CMS ERROR: 330 (SMSC address unknown)"
+        );
     }
 }

@@ -113,7 +113,14 @@ const URC_PREFIXES: &[&str] = &[
 ];
 
 /// Whole lines that are always unsolicited.
-const URC_LINES: &[&str] = &["RING", "RDY", "Call Ready", "SMS Ready", "PB DONE", "SMS DONE"];
+const URC_LINES: &[&str] = &[
+    "RING",
+    "RDY",
+    "Call Ready",
+    "SMS Ready",
+    "PB DONE",
+    "SMS DONE",
+];
 
 impl Framer {
     /// A framer with nothing buffered.
@@ -141,7 +148,9 @@ impl Framer {
         for &byte in bytes {
             match byte {
                 b'\r' | b'\n' => self.end_line(&mut events),
-                b'>' if self.at_line_start() && !matches!(self.pending, Some(Pending::Quoted(_))) => {
+                b'>' if self.at_line_start()
+                    && !matches!(self.pending, Some(Pending::Quoted(_))) =>
+                {
                     self.line.clear();
                     events.push(Event::Prompt);
                 }
@@ -178,7 +187,10 @@ impl Framer {
             Some(Pending::Quoted(mut so_far)) => {
                 if let Some(result) = parse_final(text) {
                     // The quote never closed; do not let it swallow the command's end.
-                    events.push(Event::Urc(Urc { line: so_far, pdu: None }));
+                    events.push(Event::Urc(Urc {
+                        line: so_far,
+                        pdu: None,
+                    }));
                     self.finish(result, events);
                     return;
                 }
@@ -187,20 +199,33 @@ impl Framer {
                 if quote_open(&so_far) && so_far.len() < MAX_LINE {
                     self.pending = Some(Pending::Quoted(so_far));
                 } else {
-                    events.push(Event::Urc(Urc { line: so_far, pdu: None }));
+                    events.push(Event::Urc(Urc {
+                        line: so_far,
+                        pdu: None,
+                    }));
                 }
                 return;
             }
             Some(Pending::Pdu(header)) => {
                 if is_hex(text) {
-                    events.push(Event::Urc(Urc { line: header, pdu: Some(text.to_string()) }));
+                    events.push(Event::Urc(Urc {
+                        line: header,
+                        pdu: Some(text.to_string()),
+                    }));
                     return;
                 }
-                events.push(Event::Urc(Urc { line: header, pdu: None }));
+                events.push(Event::Urc(Urc {
+                    line: header,
+                    pdu: None,
+                }));
             }
             None => {}
         }
-        if let Some(position) = self.echoes.iter().position(|it| it.eq_ignore_ascii_case(text)) {
+        if let Some(position) = self
+            .echoes
+            .iter()
+            .position(|it| it.eq_ignore_ascii_case(text))
+        {
             self.echoes.remove(position);
             events.push(Event::Echo(text.to_string()));
             return;
@@ -218,7 +243,10 @@ impl Framer {
             return;
         }
         if is_urc(text) {
-            events.push(Event::Urc(Urc { line: text.to_string(), pdu: None }));
+            events.push(Event::Urc(Urc {
+                line: text.to_string(),
+                pdu: None,
+            }));
             return;
         }
         events.push(Event::Line(text.to_string()));
@@ -238,8 +266,11 @@ fn quote_open(text: &str) -> bool {
 fn is_urc(text: &str) -> bool {
     URC_LINES.iter().any(|it| text.eq_ignore_ascii_case(it))
         || URC_PREFIXES.iter().any(|prefix| {
-            text.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix))
-                && (prefix.ends_with(':') || text.len() == prefix.len() || text.as_bytes()[prefix.len()] == b':')
+            text.get(..prefix.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+                && (prefix.ends_with(':')
+                    || text.len() == prefix.len()
+                    || text.as_bytes()[prefix.len()] == b':')
         })
 }
 
@@ -273,11 +304,17 @@ mod tests {
     }
 
     fn urc(text: &str) -> Event {
-        Event::Urc(Urc { line: text.to_string(), pdu: None })
+        Event::Urc(Urc {
+            line: text.to_string(),
+            pdu: None,
+        })
     }
 
     fn urc_pdu(text: &str, pdu: &str) -> Event {
-        Event::Urc(Urc { line: text.to_string(), pdu: Some(pdu.to_string()) })
+        Event::Urc(Urc {
+            line: text.to_string(),
+            pdu: Some(pdu.to_string()),
+        })
     }
 
     const OK: Event = Event::Final(Final::Ok);
@@ -293,17 +330,29 @@ mod tests {
     #[test]
     fn transcripts() {
         // A plain reply.
-        check(&[], "\r\n+CSQ: 14,99\r\n\r\nOK\r\n", &[line("+CSQ: 14,99"), OK]);
+        check(
+            &[],
+            "\r\n+CSQ: 14,99\r\n\r\nOK\r\n",
+            &[line("+CSQ: 14,99"), OK],
+        );
         // The CMGS prompt has no newline (PGM expectedResponseTermSeq '> ').
         check(&[], "\r\n> ", &[Event::Prompt]);
         // python-gsmmodem's fake modems send the prompt as "> \r\n".
-        check(&[], "> \r\n+CMGS: 183\r\nOK\r\n", &[Event::Prompt, line("+CMGS: 183"), OK]);
+        check(
+            &[],
+            "> \r\n+CMGS: 183\r\nOK\r\n",
+            &[Event::Prompt, line("+CMGS: 183"), OK],
+        );
         // python-gsmmodem test_sendSmsResponseMixedWithUnsolictedMessages (github issue #11):
         // ZTE +ZDONR/+ZPASR lines before the prompt and before +CMGS.
         check(
             &["AT+CMGS=23"],
             "+ZDONR: \"METEOR\",272,3,\"CS_ONLY\",\"ROAM_OFF\"\r\n+ZPASR: \"UMTS\"\r\n> \r\n",
-            &[urc("+ZDONR: \"METEOR\",272,3,\"CS_ONLY\",\"ROAM_OFF\""), urc("+ZPASR: \"UMTS\""), Event::Prompt],
+            &[
+                urc("+ZDONR: \"METEOR\",272,3,\"CS_ONLY\",\"ROAM_OFF\""),
+                urc("+ZPASR: \"UMTS\""),
+                Event::Prompt,
+            ],
         );
         // Echo on after a re-enumeration: the command comes back first, and so does the PDU.
         check(
@@ -318,22 +367,48 @@ mod tests {
             ],
         );
         // Errors of every kind end a command (PGM test_errorTypes, fakemodems HuaweiE1752).
-        check(&[], "+CME ERROR: 22\r\n", &[Event::Final(Final::Error(CommandError::Cme(22)))]);
-        check(&[], "+CMS ERROR: 310\r\n", &[Event::Final(Final::Error(CommandError::Cms(310)))]);
-        check(&[], "ERROR\r\n", &[Event::Final(Final::Error(CommandError::Error))]);
-        check(&[], "COMMAND NOT SUPPORT\r\n", &[Event::Final(Final::Error(CommandError::NotSupported))]);
-        check(&[], "+CME ERROR: SIM busy\r\n", &[Event::Final(Final::Error(CommandError::Cme(14)))]);
+        check(
+            &[],
+            "+CME ERROR: 22\r\n",
+            &[Event::Final(Final::Error(CommandError::Cme(22)))],
+        );
+        check(
+            &[],
+            "+CMS ERROR: 310\r\n",
+            &[Event::Final(Final::Error(CommandError::Cms(310)))],
+        );
+        check(
+            &[],
+            "ERROR\r\n",
+            &[Event::Final(Final::Error(CommandError::Error))],
+        );
+        check(
+            &[],
+            "COMMAND NOT SUPPORT\r\n",
+            &[Event::Final(Final::Error(CommandError::NotSupported))],
+        );
+        check(
+            &[],
+            "+CME ERROR: SIM busy\r\n",
+            &[Event::Final(Final::Error(CommandError::Cme(14)))],
+        );
         // Gammu tests/atgen smsd-incoming-cmt.c: a +CMT with its PDU, CR-terminated.
         check(
             &[],
             "+CMT: ,23\r07918497483252F0840B918496445078F700007121320144744004D4F29C0E\r",
-            &[urc_pdu("+CMT: ,23", "07918497483252F0840B918496445078F700007121320144744004D4F29C0E")],
+            &[urc_pdu(
+                "+CMT: ,23",
+                "07918497483252F0840B918496445078F700007121320144744004D4F29C0E",
+            )],
         );
         // Gammu tests/atgen incoming-sms.c: +CDS with no space after the colon.
         check(
             &[],
             "+CDS:25\r07914875215652F006360B914892347527F3817003018104808170030181448000\r",
-            &[urc_pdu("+CDS:25", "07914875215652F006360B914892347527F3817003018104808170030181448000")],
+            &[urc_pdu(
+                "+CDS:25",
+                "07914875215652F006360B914892347527F3817003018104808170030181448000",
+            )],
         );
         // A header whose PDU never comes does not swallow the final code.
         check(&[], "+CDS: 25\r\nOK\r\n", &[urc("+CDS: 25"), OK]);
@@ -360,10 +435,18 @@ mod tests {
             ],
         );
         // A quote that never closes stops at the final code.
-        check(&[], "+CUSD: 1,\"broken\r\nOK\r\n", &[urc("+CUSD: 1,\"broken"), OK]);
+        check(
+            &[],
+            "+CUSD: 1,\"broken\r\nOK\r\n",
+            &[urc("+CUSD: 1,\"broken"), OK],
+        );
         // Lines that are not echoes stay lines even when they look like commands.
         check(&[], "ATI\r\nOK\r\n", &[line("ATI"), OK]);
-        check(&[], "RING\r\n^RSSI:17\r\n^RSSIX\r\n", &[urc("RING"), urc("^RSSI:17"), line("^RSSIX")]);
+        check(
+            &[],
+            "RING\r\n^RSSI:17\r\n^RSSIX\r\n",
+            &[urc("RING"), urc("^RSSI:17"), line("^RSSIX")],
+        );
     }
 
     #[test]

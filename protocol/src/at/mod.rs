@@ -72,7 +72,10 @@ mod tests {
 
     #[test]
     fn splitting_fields() {
-        assert_eq!(fields(r#"1,0,"CHINA MOBILE",7"#), ["1", "0", "CHINA MOBILE", "7"]);
+        assert_eq!(
+            fields(r#"1,0,"CHINA MOBILE",7"#),
+            ["1", "0", "CHINA MOBILE", "7"]
+        );
         assert_eq!(fields(r#""a,b", c ,"#), ["a,b", "c", ""]);
         assert_eq!(fields(""), [""]);
         assert_eq!(strip_tag("+CSQ: 14,99", "+CSQ"), Some("14,99"));

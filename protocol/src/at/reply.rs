@@ -114,8 +114,16 @@ pub fn parse_cops(line: &str) -> Option<Operator> {
     let mode = fields.first()?.parse().ok()?;
     let format = fields.get(1).and_then(|it| it.parse().ok());
     let name = fields.get(2).filter(|it| !it.is_empty()).cloned();
-    let act = fields.get(3).and_then(|it| it.parse().ok()).and_then(AccessTech::from_etsi);
-    Some(Operator { mode, format, name, act })
+    let act = fields
+        .get(3)
+        .and_then(|it| it.parse().ok())
+        .and_then(AccessTech::from_etsi);
+    Some(Operator {
+        mode,
+        format,
+        name,
+        act,
+    })
 }
 
 /// `<stat>` of `+CREG`/`+CGREG`/`+CEREG`.
@@ -173,12 +181,23 @@ pub struct Registration {
 /// Reads a solicited `+CREG: <n>,<stat>[,<lac>,<ci>[,<AcT>]]` (also the CGREG/CEREG forms; a
 /// single field is taken as `<stat>`).
 pub fn parse_creg(line: &str) -> Option<Registration> {
-    let params = ["+CREG", "+CGREG", "+CEREG", "+C5GREG"].iter().find_map(|tag| strip_tag(line, tag))?;
+    let params = ["+CREG", "+CGREG", "+CEREG", "+C5GREG"]
+        .iter()
+        .find_map(|tag| strip_tag(line, tag))?;
     let fields = fields(params);
     let number = |idx: usize| fields.get(idx).and_then(|it| it.parse::<u32>().ok());
-    let hex = |idx: usize| fields.get(idx).and_then(|it| u32::from_str_radix(&it.replace(' ', ""), 16).ok());
+    let hex = |idx: usize| {
+        fields
+            .get(idx)
+            .and_then(|it| u32::from_str_radix(&it.replace(' ', ""), 16).ok())
+    };
     if fields.len() == 1 {
-        return Some(Registration { status: RegStatus::from_stat(number(0)?), lac: None, cell: None, act: None });
+        return Some(Registration {
+            status: RegStatus::from_stat(number(0)?),
+            lac: None,
+            cell: None,
+            act: None,
+        });
     }
     Some(Registration {
         status: RegStatus::from_stat(number(1)?),
@@ -328,22 +347,35 @@ fn normalize_iccid(raw: &str) -> Option<String> {
     while digits.last() == Some(&b'F') {
         digits.pop();
     }
-    let ok =
-        (19..=20).contains(&digits.len()) && digits.starts_with(b"89") && digits.iter().take(6).all(u8::is_ascii_digit);
+    let ok = (19..=20).contains(&digits.len())
+        && digits.starts_with(b"89")
+        && digits.iter().take(6).all(u8::is_ascii_digit);
     ok.then(|| String::from_utf8_lossy(&digits).into_owned())
 }
 
 /// Reads an IMSI: 6 to 15 digits, bare or after `+CIMI:`.
 pub fn parse_imsi(line: &str) -> Option<String> {
-    let raw = strip_tag(line, "+CIMI").unwrap_or(line).trim().trim_matches('"');
-    ((6..=15).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_digit())).then(|| raw.to_string())
+    let raw = strip_tag(line, "+CIMI")
+        .unwrap_or(line)
+        .trim()
+        .trim_matches('"');
+    ((6..=15).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| raw.to_string())
 }
 
 /// Reads an identity line (`AT+CGMI`, `+CGMM`, `+CGMR`, `+CGSN`), without a `+CGMM:`-style
 /// prefix or quotes; blanks inside are squeezed (Wavecom answers ` MULTIBAND  900E  1800`).
 pub fn parse_info(line: &str, tags: &[&str]) -> Option<String> {
-    let raw = tags.iter().find_map(|tag| strip_tag(line, tag)).unwrap_or(line);
-    let text = raw.trim().trim_matches('"').split_whitespace().collect::<Vec<_>>().join(" ");
+    let raw = tags
+        .iter()
+        .find_map(|tag| strip_tag(line, tag))
+        .unwrap_or(line);
+    let text = raw
+        .trim()
+        .trim_matches('"')
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     (!text.is_empty()).then_some(text)
 }
 
@@ -358,7 +390,10 @@ pub fn parse_csca(line: &str) -> Option<String> {
 /// Nokia's empty `(),(),()`.
 pub fn parse_cpms_support(line: &str) -> Option<Vec<Vec<String>>> {
     let params = strip_tag(line, "+CPMS")?.trim();
-    let params = match params.strip_prefix("((").and_then(|it| it.strip_suffix("))")) {
+    let params = match params
+        .strip_prefix("((")
+        .and_then(|it| it.strip_suffix("))"))
+    {
         Some(inner) => format!("({inner})"),
         None => params.to_string(),
     };
@@ -367,7 +402,12 @@ pub fn parse_cpms_support(line: &str) -> Option<Vec<Vec<String>>> {
     while let Some(open) = rest.find('(') {
         let close = rest[open..].find(')')? + open;
         let inner = &rest[open + 1..close];
-        groups.push(fields(inner).into_iter().filter(|it| !it.is_empty()).collect());
+        groups.push(
+            fields(inner)
+                .into_iter()
+                .filter(|it| !it.is_empty())
+                .collect(),
+        );
         rest = &rest[close + 1..];
     }
     (!groups.is_empty()).then_some(groups)
@@ -397,14 +437,19 @@ pub struct StorageUse {
 
 /// Reads the used/total pairs of a `+CPMS:` reply.
 pub fn parse_cpms_usage(line: &str) -> Vec<StorageUse> {
-    let Some(params) = strip_tag(line, "+CPMS") else { return Vec::new() };
+    let Some(params) = strip_tag(line, "+CPMS") else {
+        return Vec::new();
+    };
     let f = fields(params);
     let mut out = Vec::new();
     let mut idx = 0;
     while idx < f.len() {
         let name = f[idx].parse::<u32>().is_err().then(|| f[idx].clone());
         let at = idx + usize::from(name.is_some());
-        match (f.get(at).and_then(|it| it.parse().ok()), f.get(at + 1).and_then(|it| it.parse().ok())) {
+        match (
+            f.get(at).and_then(|it| it.parse().ok()),
+            f.get(at + 1).and_then(|it| it.parse().ok()),
+        ) {
             (Some(used), Some(total)) => out.push(StorageUse { name, used, total }),
             _ => break,
         }
@@ -470,8 +515,11 @@ impl CnmiSupport {
     /// reports (`ds=2`), then direct reports (`ds=1`), then none (the periodic `AT+CMGL=4`
     /// sweep still finds everything stored).
     pub fn candidates(&self) -> Vec<String> {
-        let pick = |offered: &[u8], wanted: &[u8]| wanted.iter().copied().find(|it| offered.contains(it));
-        let Some(mode) = pick(&self.mode, &[2, 1, 3]) else { return default_cnmi() };
+        let pick =
+            |offered: &[u8], wanted: &[u8]| wanted.iter().copied().find(|it| offered.contains(it));
+        let Some(mode) = pick(&self.mode, &[2, 1, 3]) else {
+            return default_cnmi();
+        };
         let mt = pick(&self.mt, &[1, 2]).unwrap_or(1);
         let bm = pick(&self.bm, &[0]).unwrap_or(0);
         let mut out = Vec::new();
@@ -492,7 +540,16 @@ impl CnmiSupport {
 /// What to try when `AT+CNMI=?` is not answered: python-gsmmodem's `2,1,0,2` and `2,1,0,1,0`,
 /// then ModemManager's Qualcomm fallbacks.
 pub fn default_cnmi() -> Vec<String> {
-    ["2,1,0,2,0", "2,1,0,2", "2,1,0,1,0", "2,1,0,0,0", "1,1,0,0,0"].iter().map(|it| it.to_string()).collect()
+    [
+        "2,1,0,2,0",
+        "2,1,0,2",
+        "2,1,0,1,0",
+        "2,1,0,0,0",
+        "1,1,0,0,0",
+    ]
+    .iter()
+    .map(|it| it.to_string())
+    .collect()
 }
 
 #[cfg(test)]
@@ -511,24 +568,54 @@ mod tests {
         check("+CSQ: 99,99", None, 0);
         check("+CSQ: 7,99", Some(-99), 2);
         check("14,99", Some(-85), 4);
-        assert_eq!(parse_csq("+CSQ: 31,99").and_then(|it| it.percent()), Some(100));
+        assert_eq!(
+            parse_csq("+CSQ: 31,99").and_then(|it| it.percent()),
+            Some(100)
+        );
         assert_eq!(parse_csq("+CSQ: x"), None);
     }
 
     #[test]
     fn cops() {
         // ModemManager test-modem-helpers.c cops_query_data.
-        let check = |line: &str, mode: u8, format: Option<u8>, name: Option<&str>, act: Option<AccessTech>| {
+        let check = |line: &str,
+                     mode: u8,
+                     format: Option<u8>,
+                     name: Option<&str>,
+                     act: Option<AccessTech>| {
             assert_eq!(
                 parse_cops(line),
-                Some(Operator { mode, format, name: name.map(str::to_string), act }),
+                Some(Operator {
+                    mode,
+                    format,
+                    name: name.map(str::to_string),
+                    act
+                }),
                 "{line}"
             );
         };
-        check("+COPS: 1,0,\"CHINA MOBILE\"", 1, Some(0), Some("CHINA MOBILE"), None);
-        check("+COPS: 1,0,\"CHINA MOBILE\",7", 1, Some(0), Some("CHINA MOBILE"), Some(AccessTech::Lte));
+        check(
+            "+COPS: 1,0,\"CHINA MOBILE\"",
+            1,
+            Some(0),
+            Some("CHINA MOBILE"),
+            None,
+        );
+        check(
+            "+COPS: 1,0,\"CHINA MOBILE\",7",
+            1,
+            Some(0),
+            Some("CHINA MOBILE"),
+            Some(AccessTech::Lte),
+        );
         check("+COPS: 1,2,\"46000\"", 1, Some(2), Some("46000"), None);
-        check("+COPS: 0,0,\"Mobilis\",2", 0, Some(0), Some("Mobilis"), Some(AccessTech::Umts));
+        check(
+            "+COPS: 0,0,\"Mobilis\",2",
+            0,
+            Some(0),
+            Some("Mobilis"),
+            Some(AccessTech::Umts),
+        );
         check("+COPS: 0", 0, None, None, None);
         assert_eq!(parse_cops("+CREG: 0,1"), None);
     }
@@ -536,14 +623,51 @@ mod tests {
     #[test]
     fn creg() {
         // ModemManager test-modem-helpers.c, solicited replies from named modems.
-        let check = |line: &str, status: RegStatus, lac: Option<u32>, cell: Option<u32>, act: Option<AccessTech>| {
-            assert_eq!(parse_creg(line), Some(Registration { status, lac, cell, act }), "{line}");
+        let check = |line: &str,
+                     status: RegStatus,
+                     lac: Option<u32>,
+                     cell: Option<u32>,
+                     act: Option<AccessTech>| {
+            assert_eq!(
+                parse_creg(line),
+                Some(Registration {
+                    status,
+                    lac,
+                    cell,
+                    act
+                }),
+                "{line}"
+            );
         };
         check("+CREG: 1,3", RegStatus::Denied, None, None, None);
-        check("+CREG: 1,1,84CD,00D30173", RegStatus::Home, Some(0x84cd), Some(0xd30173), None);
-        check("+CREG: 2,1,\"CE00\",\"01CEAD8F\"", RegStatus::Home, Some(0xce00), Some(0x01cead8f), None);
-        check("+CREG: 2,0,00,0", RegStatus::NotRegistered, Some(0), Some(0), None);
-        check("+CREG:002,001,\"18d8\",\"ffff\"", RegStatus::Home, Some(0x18d8), Some(0xffff), None);
+        check(
+            "+CREG: 1,1,84CD,00D30173",
+            RegStatus::Home,
+            Some(0x84cd),
+            Some(0xd30173),
+            None,
+        );
+        check(
+            "+CREG: 2,1,\"CE00\",\"01CEAD8F\"",
+            RegStatus::Home,
+            Some(0xce00),
+            Some(0x01cead8f),
+            None,
+        );
+        check(
+            "+CREG: 2,0,00,0",
+            RegStatus::NotRegistered,
+            Some(0),
+            Some(0),
+            None,
+        );
+        check(
+            "+CREG:002,001,\"18d8\",\"ffff\"",
+            RegStatus::Home,
+            Some(0x18d8),
+            Some(0xffff),
+            None,
+        );
         check(
             "+CREG: 2,6,\"8B37\",\"0A265185\",7",
             RegStatus::Home,
@@ -559,7 +683,10 @@ mod tests {
             Some(AccessTech::Edge),
         );
         check("+CEREG: 0,5", RegStatus::Roaming, None, None, None);
-        assert_eq!(parse_creg("+CREG: 2,1,  0 5, 2715").map(|it| it.status), Some(RegStatus::Home));
+        assert_eq!(
+            parse_creg("+CREG: 2,1,  0 5, 2715").map(|it| it.status),
+            Some(RegStatus::Home)
+        );
         assert!(RegStatus::Roaming.is_registered() && !RegStatus::Searching.is_registered());
     }
 
@@ -568,7 +695,10 @@ mod tests {
         assert_eq!(parse_cpin("+CPIN: READY"), Some(PinState::Ready));
         assert_eq!(parse_cpin("+CPIN: SIM PIN"), Some(PinState::SimPin));
         assert_eq!(parse_cpin("+CPIN: SIM PUK"), Some(PinState::SimPuk));
-        assert_eq!(parse_cpin("+CPIN: PH-SIM PIN"), Some(PinState::Other("PH-SIM PIN".into())));
+        assert_eq!(
+            parse_cpin("+CPIN: PH-SIM PIN"),
+            Some(PinState::Other("PH-SIM PIN".into()))
+        );
         assert_eq!(parse_cpin("READY"), None);
     }
 
@@ -581,12 +711,25 @@ mod tests {
             "^SYSINFOEX: 2,4,5,1,0,3,\"WCDMA\",41,\"HSPA+\"",
         ] {
             let info = parse_sysinfo(line).expect(line);
-            assert_eq!((info.service, info.domain, info.sim_state, info.mode, info.submode), (2, 4, 1, 3, Some(41)));
+            assert_eq!(
+                (
+                    info.service,
+                    info.domain,
+                    info.sim_state,
+                    info.mode,
+                    info.submode
+                ),
+                (2, 4, 1, 3, Some(41))
+            );
             assert_eq!(info.network(), Some("umts"), "{line}");
         }
         let check = |line: &str, submode: Option<u32>, network: Option<&str>| {
             let info = parse_sysinfo(line).expect(line);
-            assert_eq!((info.mode, info.sim_state, info.submode, info.network()), (3, 1, submode, network), "{line}");
+            assert_eq!(
+                (info.mode, info.sim_state, info.submode, info.network()),
+                (3, 1, submode, network),
+                "{line}"
+            );
         };
         check("^SYSINFO:2,4,5,3,1", None, Some("gsm"));
         check("^SYSINFO:2,4,5,3,1,,", None, Some("gsm"));
@@ -602,7 +745,9 @@ mod tests {
     #[test]
     fn iccid() {
         // ModemManager test-modem-helpers.c test_iccid_parse_*.
-        let check = |raw: &str, expected: Option<&str>| assert_eq!(parse_iccid(raw).as_deref(), expected, "{raw}");
+        let check = |raw: &str, expected: Option<&str>| {
+            assert_eq!(parse_iccid(raw).as_deref(), expected, "{raw}")
+        };
         check("\"984402003576012594F9\"", Some("8944200053671052499"));
         check("98231420326409614067", Some("89324102234690160476"));
         check("8944200053671052499F", Some("8944200053671052499"));
@@ -615,22 +760,43 @@ mod tests {
         check("\"0044200053671052499\"", None);
         // Vendor forms.
         check("^ICCID: 98231420326409614067", Some("89324102234690160476"));
-        check("+CCID: \"89324102234690160476\"", Some("89324102234690160476"));
+        check(
+            "+CCID: \"89324102234690160476\"",
+            Some("89324102234690160476"),
+        );
         check("+QCCID: 8944200053671052499F", Some("8944200053671052499"));
         check("+ICCID: 89324102234690160476", Some("89324102234690160476"));
-        check("+CRSM: 144,0,\"98231420326409614067\"", Some("89324102234690160476"));
+        check(
+            "+CRSM: 144,0,\"98231420326409614067\"",
+            Some("89324102234690160476"),
+        );
         check("+CRSM: 106,130,\"\"", None);
     }
 
     #[test]
     fn identity() {
-        assert_eq!(parse_imsi("111111111111111").as_deref(), Some("111111111111111"));
-        assert_eq!(parse_imsi("+CIMI: 603021234567890").as_deref(), Some("603021234567890"));
+        assert_eq!(
+            parse_imsi("111111111111111").as_deref(),
+            Some("111111111111111")
+        );
+        assert_eq!(
+            parse_imsi("+CIMI: 603021234567890").as_deref(),
+            Some("603021234567890")
+        );
         assert_eq!(parse_imsi("OK"), None);
         // python-gsmmodem fakemodems: Wavecom pads its identity lines.
-        assert_eq!(parse_info(" MULTIBAND  900E  1800", &["+CGMM"]).as_deref(), Some("MULTIBAND 900E 1800"));
-        assert_eq!(parse_info("+CGMM: \"EC25\"", &["+CGMM", "+GMM"]).as_deref(), Some("EC25"));
-        assert_eq!(parse_csca("+CSCA: \"+213770000000\",145").as_deref(), Some("+213770000000"));
+        assert_eq!(
+            parse_info(" MULTIBAND  900E  1800", &["+CGMM"]).as_deref(),
+            Some("MULTIBAND 900E 1800")
+        );
+        assert_eq!(
+            parse_info("+CGMM: \"EC25\"", &["+CGMM", "+GMM"]).as_deref(),
+            Some("EC25")
+        );
+        assert_eq!(
+            parse_csca("+CSCA: \"+213770000000\",145").as_deref(),
+            Some("+213770000000")
+        );
         assert_eq!(parse_csca("+CSCA: \"\",129"), None);
     }
 
@@ -649,11 +815,26 @@ mod tests {
         assert_eq!(choose_storage(&nokia), None);
         assert_eq!(
             parse_cpms_usage("+CPMS: 14,50,14,50"),
-            vec![StorageUse { name: None, used: 14, total: 50 }, StorageUse { name: None, used: 14, total: 50 }]
+            vec![
+                StorageUse {
+                    name: None,
+                    used: 14,
+                    total: 50
+                },
+                StorageUse {
+                    name: None,
+                    used: 14,
+                    total: 50
+                }
+            ]
         );
         assert_eq!(
             parse_cpms_usage(r#"+CPMS: "SM",1,30,"SM",1,30,"SM",1,30"#)[0],
-            StorageUse { name: Some("SM".into()), used: 1, total: 30 }
+            StorageUse {
+                name: Some("SM".into()),
+                used: 1,
+                total: 30
+            }
         );
     }
 
@@ -664,7 +845,10 @@ mod tests {
         assert_eq!(support.mt, vec![0, 1, 3]);
         assert_eq!(support.candidates()[0], "2,1,0,1,0");
         let full = parse_cnmi_support("+CNMI: (0-3),(0-3),(0,2),(0-2),(0,1)").unwrap();
-        assert_eq!(full.candidates()[..2], ["2,1,0,2,0".to_string(), "2,1,0,1,0".to_string()]);
+        assert_eq!(
+            full.candidates()[..2],
+            ["2,1,0,2,0".to_string(), "2,1,0,1,0".to_string()]
+        );
         assert_eq!(parse_cnmi_support("+CNMI: "), None);
         assert_eq!(parse_values("0-1,3"), vec![0, 1, 3]);
         assert_eq!(parse_values("5-2,x"), Vec::<u8>::new());

@@ -69,7 +69,9 @@ pub struct StoredPdu {
 fn header_and_inline_pdu(params: &str) -> (&str, Option<&str>) {
     match params.rsplit_once(' ') {
         Some((head, tail))
-            if is_hex(tail) && tail.len() > 16 && head.trim_end().ends_with(|c: char| c.is_ascii_digit()) =>
+            if is_hex(tail)
+                && tail.len() > 16
+                && head.trim_end().ends_with(|c: char| c.is_ascii_digit()) =>
         {
             (head.trim_end(), Some(tail))
         }
@@ -84,15 +86,21 @@ pub fn parse_cmgl<S: AsRef<str>>(lines: &[S]) -> Vec<StoredPdu> {
     let mut out = Vec::new();
     let mut iter = lines.iter().map(AsRef::as_ref).peekable();
     while let Some(line) = iter.next() {
-        let Some(params) = strip_tag(line, "+CMGL") else { continue };
-        let (header, inline) = header_and_inline_pdu(params);
-        let f = fields(header);
-        let (Some(index), Some(stat)) =
-            (f.first().and_then(|it| it.parse().ok()), f.get(1).and_then(|it| it.parse().ok()))
-        else {
+        let Some(params) = strip_tag(line, "+CMGL") else {
             continue;
         };
-        let length = f.last().filter(|_| f.len() >= 3).and_then(|it| it.parse().ok());
+        let (header, inline) = header_and_inline_pdu(params);
+        let f = fields(header);
+        let (Some(index), Some(stat)) = (
+            f.first().and_then(|it| it.parse().ok()),
+            f.get(1).and_then(|it| it.parse().ok()),
+        ) else {
+            continue;
+        };
+        let length = f
+            .last()
+            .filter(|_| f.len() >= 3)
+            .and_then(|it| it.parse().ok());
         let pdu = match inline {
             Some(pdu) => pdu.to_string(),
             None => match iter.peek() {
@@ -100,7 +108,12 @@ pub fn parse_cmgl<S: AsRef<str>>(lines: &[S]) -> Vec<StoredPdu> {
                 _ => continue,
             },
         };
-        out.push(StoredPdu { index: Some(index), stat: StoredStat::from_number(stat), length, pdu });
+        out.push(StoredPdu {
+            index: Some(index),
+            stat: StoredStat::from_number(stat),
+            length,
+            pdu,
+        });
     }
     out
 }
@@ -113,12 +126,20 @@ pub fn parse_cmgr<S: AsRef<str>>(lines: &[S]) -> Option<StoredPdu> {
     let (header, inline) = header_and_inline_pdu(params);
     let f = fields(header);
     let stat = f.first()?.parse().ok()?;
-    let length = f.last().filter(|_| f.len() >= 2).and_then(|it| it.parse().ok());
+    let length = f
+        .last()
+        .filter(|_| f.len() >= 2)
+        .and_then(|it| it.parse().ok());
     let pdu = match inline {
         Some(pdu) => pdu.to_string(),
         None => iter.find(|line| is_hex(line))?.to_string(),
     };
-    Some(StoredPdu { index: None, stat: StoredStat::from_number(stat), length, pdu })
+    Some(StoredPdu {
+        index: None,
+        stat: StoredStat::from_number(stat),
+        length,
+        pdu,
+    })
 }
 
 /// A stored-message notice: `+CMTI: "SM",3` (a message) or `+CDSI: "SR",1` (a status report).
@@ -140,7 +161,11 @@ pub fn parse_stored_notice(line: &str) -> Option<StoredNotice> {
     };
     let f = fields(params);
     let index = f.get(1)?.parse().ok()?;
-    Some(StoredNotice { report, storage: f.first()?.clone(), index })
+    Some(StoredNotice {
+        report,
+        storage: f.first()?.clone(),
+        index,
+    })
 }
 
 #[cfg(test)]
@@ -163,7 +188,12 @@ mod tests {
         let lines = ["+CMGL: 0,1,,147".to_string(), MM_PDU.to_string()];
         assert_eq!(
             parse_cmgl(&lines),
-            vec![StoredPdu { index: Some(0), stat: StoredStat::Read, length: Some(147), pdu: MM_PDU.into() }]
+            vec![StoredPdu {
+                index: Some(0),
+                stat: StoredStat::Read,
+                length: Some(147),
+                pdu: MM_PDU.into()
+            }]
         );
         // Pantech: no <alpha> field; and stored-sent messages.
         let pantech = [
@@ -174,8 +204,14 @@ mod tests {
         ];
         let listed = parse_cmgl(&pantech);
         assert_eq!(
-            listed.iter().map(|it| (it.index, it.stat, it.length)).collect::<Vec<_>>(),
-            [(Some(17), StoredStat::Sent, Some(35)), (Some(15), StoredStat::Sent, Some(35))]
+            listed
+                .iter()
+                .map(|it| (it.index, it.stat, it.length))
+                .collect::<Vec<_>>(),
+            [
+                (Some(17), StoredStat::Sent, Some(35)),
+                (Some(15), StoredStat::Sent, Some(35))
+            ]
         );
         // python-gsmmodem test_modem.py: a stored message at index 0 (Huawei numbering).
         let pgm = [
@@ -184,7 +220,10 @@ mod tests {
         ];
         assert_eq!(parse_cmgl(&pgm)[0].index, Some(0));
         assert!(parse_cmgl::<&str>(&[]).is_empty());
-        assert!(parse_cmgl(&["+CMGL: 1,0,,20", "OK"]).is_empty(), "a header without PDU is dropped");
+        assert!(
+            parse_cmgl(&["+CMGL: 1,0,,20", "OK"]).is_empty(),
+            "a header without PDU is dropped"
+        );
         assert!(parse_cmgl(&["+CMGL: x,0,,20", "0011"]).is_empty());
     }
 
@@ -198,9 +237,15 @@ mod tests {
         let read = parse_cmgr(&telit).unwrap();
         assert_eq!((read.stat, read.length), (StoredStat::Unread, Some(50)));
         let inline = format!("+CMGR: 1,,147 {MM_PDU}");
-        assert_eq!(parse_cmgr(&[inline]).map(|it| it.pdu), Some(MM_PDU.to_string()));
+        assert_eq!(
+            parse_cmgr(&[inline]).map(|it| it.pdu),
+            Some(MM_PDU.to_string())
+        );
         // Gammu tests/at-sms: a real AT+CMGR transcript.
-        let gammu = ["+CMGR: 3,,29", "0791361907001003B17A0C913619397750320000AD11CD701E340FB3C3F23CC81D0689C3BF"];
+        let gammu = [
+            "+CMGR: 3,,29",
+            "0791361907001003B17A0C913619397750320000AD11CD701E340FB3C3F23CC81D0689C3BF",
+        ];
         assert_eq!(parse_cmgr(&gammu).map(|it| it.stat), Some(StoredStat::Sent));
         // smstools3: an empty slot.
         assert_eq!(parse_cmgr(&["+CMGR: 0,,0"]), None);
@@ -212,7 +257,11 @@ mod tests {
         let check = |line: &str, report: bool, storage: &str, index: u32| {
             assert_eq!(
                 parse_stored_notice(line),
-                Some(StoredNotice { report, storage: storage.into(), index }),
+                Some(StoredNotice {
+                    report,
+                    storage: storage.into(),
+                    index
+                }),
                 "{line}"
             );
         };

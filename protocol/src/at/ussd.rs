@@ -78,7 +78,11 @@ pub fn parse_cusd(line: &str) -> Option<UssdReply> {
     };
     let status = UssdStatus::from_number(status.trim().parse().ok()?);
     let Some(rest) = rest.filter(|it| !it.is_empty()) else {
-        return Some(UssdReply { status, raw: None, dcs: None });
+        return Some(UssdReply {
+            status,
+            raw: None,
+            dcs: None,
+        });
     };
     let (raw, tail) = match rest.strip_prefix('"') {
         Some(quoted) => match quoted.rfind('"') {
@@ -91,7 +95,11 @@ pub fn parse_cusd(line: &str) -> Option<UssdReply> {
         },
     };
     let dcs = tail.trim().trim_start_matches(',').trim().parse().ok();
-    Some(UssdReply { status, raw: Some(raw.to_string()), dcs })
+    Some(UssdReply {
+        status,
+        raw: Some(raw.to_string()),
+        dcs,
+    })
 }
 
 /// Whether a USSD data coding scheme (23.038 §5, CBS groups) says UCS-2.
@@ -105,7 +113,10 @@ fn ucs2_text(hex: &str) -> Option<String> {
         return None;
     }
     let bytes = crate::pdu::hex::decode(hex).ok()?;
-    let end = bytes.chunks(2).position(|pair| pair == [0, 0]).map_or(bytes.len(), |it| it * 2);
+    let end = bytes
+        .chunks(2)
+        .position(|pair| pair == [0, 0])
+        .map_or(bytes.len(), |it| it * 2);
     let text = decode_ucs2(&bytes[..end]);
     plausible(&text).then_some(text)
 }
@@ -113,7 +124,9 @@ fn ucs2_text(hex: &str) -> Option<String> {
 /// Text without control characters other than CR, LF and tab, and without U+FFFD.
 fn plausible(text: &str) -> bool {
     !text.is_empty()
-        && text.chars().all(|c| !c.is_control() || matches!(c, '\r' | '\n' | '\t'))
+        && text
+            .chars()
+            .all(|c| !c.is_control() || matches!(c, '\r' | '\n' | '\t'))
         && !text.contains('\u{fffd}')
 }
 
@@ -150,7 +163,11 @@ impl UssdReply {
 /// The `AT+CUSD` command for `code` (`*100#`): plain, or packed GSM 7-bit hex for modems that
 /// want it (`*100#` → `AT+CUSD=1,"AA180C3602",15`).
 pub fn command(code: &str, packed: bool) -> String {
-    let body = if packed { pack_gsm7_hex(code) } else { code.replace('"', "") };
+    let body = if packed {
+        pack_gsm7_hex(code)
+    } else {
+        code.replace('"', "")
+    };
     format!("AT+CUSD=1,\"{body}\",15")
 }
 
@@ -160,7 +177,11 @@ mod tests {
 
     fn check(line: &str, packed: bool, status: UssdStatus, text: Option<&str>) {
         let reply = parse_cusd(line).unwrap_or_else(|| panic!("{line}"));
-        assert_eq!((reply.status, reply.text(packed).as_deref()), (status, text), "{line}");
+        assert_eq!(
+            (reply.status, reply.text(packed).as_deref()),
+            (status, text),
+            "{line}"
+        );
     }
 
     #[test]
@@ -172,12 +193,19 @@ mod tests {
             UssdStatus::Done,
             Some("Available Balance: R 96.45 ."),
         );
-        check("+CUSD: 1,\"Hallo daar\",15", false, UssdStatus::ActionRequired, Some("Hallo daar"));
+        check(
+            "+CUSD: 1,\"Hallo daar\",15",
+            false,
+            UssdStatus::ActionRequired,
+            Some("Hallo daar"),
+        );
         check(
             "+CUSD: 2,\"You have the following remaining balances:\n0 free minutes\n20 MORE Weekend minutes \",15",
             false,
             UssdStatus::Terminated,
-            Some("You have the following remaining balances:\n0 free minutes\n20 MORE Weekend minutes "),
+            Some(
+                "You have the following remaining balances:\n0 free minutes\n20 MORE Weekend minutes ",
+            ),
         );
         check(
             "+CUSD: 3,\"Other local client responded\",15",
@@ -203,7 +231,10 @@ mod tests {
         // Gammu 01-E160.dump: no quotes, no dcs.
         let e160 = parse_cusd("+CUSD: 0, 49B41C74ACD3D16171D90D66666666666666666666B45CAC76C3CD6CB41B2D060389CB74F9FE4C07DD5CB91AA85897BF1B").unwrap();
         assert_eq!(e160.dcs, None);
-        assert!(e160.text(true).is_some_and(|it| it.starts_with("Ihr Guthaben")));
+        assert!(
+            e160.text(true)
+                .is_some_and(|it| it.starts_with("Ihr Guthaben"))
+        );
         // Gammu issue109-E3276.dump: UCS-2 with dcs 72.
         check(
             "+CUSD: 0,\"0414043B044F00200441043F044004300432043A04380020043E002004310430043B0430043D044104350020043D04300431043504400438044204350020002A0031003000350023002E002004230441043B0443043304300020043104350441043F043B04300442043D0430002E\",72",
@@ -212,8 +243,10 @@ mod tests {
             Some("Для справки о балансе наберите *105#. Услуга бесплатна."),
         );
         // Gammu Uissue358-Quectel_M35.dump: UCS-2 although dcs says 15 (CSCS="UCS2").
-        let quectel =
-            parse_cusd("+CUSD: 2,\"00480061007600690020006B0065007200650074003A0020003000460074002E\",15").unwrap();
+        let quectel = parse_cusd(
+            "+CUSD: 2,\"00480061007600690020006B0065007200650074003A0020003000460074002E\",15",
+        )
+        .unwrap();
         assert_eq!(quectel.text(false).as_deref(), Some("Havi keret: 0Ft."));
         // Gammu issue377-HE910-D.dump: UCS-2 (dcs 17), then garbage after a NUL.
         let telit = parse_cusd("+CUSD: 2,\"0031003000370000FFFF60B16260EEEEFFFF\",17").unwrap();
@@ -223,10 +256,17 @@ mod tests {
             "+CUSD: 0,\"On DATA Pack u have 3Gb 817Mb 169kb valid until 21/05/2016   upto time of data recharge done by u.\",15",
             false,
             UssdStatus::Done,
-            Some("On DATA Pack u have 3Gb 817Mb 169kb valid until 21/05/2016   upto time of data recharge done by u."),
+            Some(
+                "On DATA Pack u have 3Gb 817Mb 169kb valid until 21/05/2016   upto time of data recharge done by u.",
+            ),
         );
         // Plain digits stay digits.
-        check("+CUSD: 0,\"1234\",15", false, UssdStatus::Done, Some("1234"));
+        check(
+            "+CUSD: 0,\"1234\",15",
+            false,
+            UssdStatus::Done,
+            Some("1234"),
+        );
         assert_eq!(parse_cusd("+CUSD: x,\"a\""), None);
         assert_eq!(parse_cusd("+CMTI: \"SM\",1"), None);
     }

@@ -92,7 +92,11 @@ impl RefSize {
 ///
 /// `multipart` says whether the part carries a concatenation header of `ref_size`.
 pub const fn capacity(encoding: Encoding, multipart: bool, ref_size: RefSize) -> usize {
-    let octets = if multipart { 140 - ref_size.udh_octets() } else { 140 };
+    let octets = if multipart {
+        140 - ref_size.udh_octets()
+    } else {
+        140
+    };
     match encoding {
         Encoding::Gsm7 => octets * 8 / 7,
         Encoding::Ucs2 => octets / 2,
@@ -120,7 +124,11 @@ fn cost(encoding: Encoding, c: char) -> Option<usize> {
 
 /// The smallest encoding that carries `text`: GSM 7-bit when every character has a form there.
 pub fn smallest_encoding(text: &str) -> Encoding {
-    if text.chars().all(|c| gsm7_cost(c).is_some()) { Encoding::Gsm7 } else { Encoding::Ucs2 }
+    if text.chars().all(|c| gsm7_cost(c).is_some()) {
+        Encoding::Gsm7
+    } else {
+        Encoding::Ucs2
+    }
 }
 
 /// Chooses the smallest encoding for `text` and counts its parts.
@@ -138,9 +146,16 @@ pub fn segment(text: &str) -> Segmentation {
 /// Counts the parts of `text` in a given encoding and reference size, or `None` if GSM 7-bit
 /// was asked for and a character has no GSM 7-bit form.
 pub fn segment_as(text: &str, encoding: Encoding, ref_size: RefSize) -> Option<Segmentation> {
-    let units = text.chars().map(|c| cost(encoding, c)).sum::<Option<usize>>()?;
+    let units = text
+        .chars()
+        .map(|c| cost(encoding, c))
+        .sum::<Option<usize>>()?;
     let parts = split::split(text, encoding, ref_size)?.len();
-    Some(Segmentation { encoding, units, parts })
+    Some(Segmentation {
+        encoding,
+        units,
+        parts,
+    })
 }
 
 /// Splits `text` into the texts of its SMS parts, or `None` if GSM 7-bit was asked for and a
@@ -156,7 +171,15 @@ mod tests {
     #[test]
     fn part_counts() {
         let check = |text: &str, encoding: Encoding, units: usize, parts: usize| {
-            assert_eq!(segment(text), Segmentation { encoding, units, parts }, "{text:?}");
+            assert_eq!(
+                segment(text),
+                Segmentation {
+                    encoding,
+                    units,
+                    parts
+                },
+                "{text:?}"
+            );
         };
         check("", Encoding::Gsm7, 0, 1);
         check("Hello World!", Encoding::Gsm7, 12, 1);
@@ -175,7 +198,12 @@ mod tests {
         // Per-part capacities from the research notes (checked with libGammu's EncodeSMS).
         let check = |text: &str, ref_size: RefSize, encoding: Encoding, parts: usize| {
             let got = segment_as(text, encoding, ref_size).map(|s| s.parts);
-            assert_eq!(got, Some(parts), "{ref_size:?} {encoding:?} {} chars", text.chars().count());
+            assert_eq!(
+                got,
+                Some(parts),
+                "{ref_size:?} {encoding:?} {} chars",
+                text.chars().count()
+            );
         };
         check(&"a".repeat(306), RefSize::EightBit, Encoding::Gsm7, 2);
         check(&"a".repeat(306), RefSize::SixteenBit, Encoding::Gsm7, 3);
@@ -190,7 +218,11 @@ mod tests {
     #[test]
     fn capacities() {
         let check = |encoding, multipart, ref_size, expected| {
-            assert_eq!(capacity(encoding, multipart, ref_size), expected, "{encoding:?} {multipart} {ref_size:?}");
+            assert_eq!(
+                capacity(encoding, multipart, ref_size),
+                expected,
+                "{encoding:?} {multipart} {ref_size:?}"
+            );
         };
         check(Encoding::Gsm7, false, RefSize::EightBit, 160);
         check(Encoding::Gsm7, true, RefSize::EightBit, 153);

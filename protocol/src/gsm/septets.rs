@@ -39,7 +39,12 @@ pub(crate) fn push_gsm7(c: char, out: &mut Vec<u8>) -> Option<()> {
 /// table, and a doubled escape shows a space (23.038 §6.2.1.1). A lone escape at the very end
 /// is dropped.
 pub fn decode_gsm7(septets: &[u8]) -> String {
-    let basic = |septet: u8| GSM7_BASIC.get(usize::from(septet & 0x7F)).copied().unwrap_or(' ');
+    let basic = |septet: u8| {
+        GSM7_BASIC
+            .get(usize::from(septet & 0x7F))
+            .copied()
+            .unwrap_or(' ')
+    };
     let mut out = String::with_capacity(septets.len());
     let mut iter = septets.iter().map(|s| s & 0x7F);
     while let Some(septet) = iter.next() {
@@ -107,11 +112,21 @@ mod tests {
     const VECTORS: &[(&str, &[u8], &[u8])] = &[
         ("123", &[49, 50, 51], &[49, 217, 12]),
         ("12345678", b"12345678", &[49, 217, 140, 86, 179, 221, 112]),
-        ("123456789", b"123456789", &[49, 217, 140, 86, 179, 221, 112, 57]),
-        ("Hello World!", b"Hello World!", &[200, 50, 155, 253, 6, 93, 223, 114, 54, 57, 4]),
+        (
+            "123456789",
+            b"123456789",
+            &[49, 217, 140, 86, 179, 221, 112, 57],
+        ),
+        (
+            "Hello World!",
+            b"Hello World!",
+            &[200, 50, 155, 253, 6, 93, 223, 114, 54, 57, 4],
+        ),
         (
             "[{abc}]~",
-            &[0x1B, 0x3C, 0x1B, 0x28, 0x61, 0x62, 0x63, 0x1B, 0x29, 0x1B, 0x3E, 0x1B, 0x3D],
+            &[
+                0x1B, 0x3C, 0x1B, 0x28, 0x61, 0x62, 0x63, 0x1B, 0x29, 0x1B, 0x3E, 0x1B, 0x3D,
+            ],
             &[27, 222, 6, 21, 22, 143, 55, 169, 141, 111, 211, 3],
         ),
         (
@@ -119,16 +134,28 @@ mod tests {
             &[27, 40, 15, 18, 19, 20, 21, 22, 23, 24, 25, 27, 101, 27, 41],
             &[27, 212, 67, 50, 161, 84, 44, 23, 76, 102, 83, 222, 164, 0],
         ),
-        ("a[]{}€", &[97, 27, 60, 27, 62, 27, 40, 27, 41, 27, 101], &[225, 13, 111, 227, 219, 160, 54, 169, 77, 25]),
+        (
+            "a[]{}€",
+            &[97, 27, 60, 27, 62, 27, 40, 27, 41, 27, 101],
+            &[225, 13, 111, 227, 219, 160, 54, 169, 77, 25],
+        ),
     ];
 
     #[test]
     fn vectors() {
         for (text, septets, packed) in VECTORS {
-            assert_eq!(encode_gsm7(text).as_deref(), Some(*septets), "encode {text:?}");
+            assert_eq!(
+                encode_gsm7(text).as_deref(),
+                Some(*septets),
+                "encode {text:?}"
+            );
             assert_eq!(decode_gsm7(septets), *text, "decode {text:?}");
             assert_eq!(pack_septets(septets, 0), *packed, "pack {text:?}");
-            assert_eq!(unpack_septets(packed, septets.len(), 0), *septets, "unpack {text:?}");
+            assert_eq!(
+                unpack_septets(packed, septets.len(), 0),
+                *septets,
+                "unpack {text:?}"
+            );
         }
     }
 

@@ -43,10 +43,25 @@ mod tests {
             assert_eq!(parts.concat(), text);
         };
         // 152 'a' then '€' (2 septets) does not fit in 153: it opens the second part.
-        check(&format!("{}€{}", "a".repeat(152), "b".repeat(10)), Encoding::Gsm7, RefSize::EightBit, &[152, 11]);
+        check(
+            &format!("{}€{}", "a".repeat(152), "b".repeat(10)),
+            Encoding::Gsm7,
+            RefSize::EightBit,
+            &[152, 11],
+        );
         // 66 code units then an emoji (2 units) does not fit in 67.
-        check(&format!("{}😀{}", "я".repeat(66), "я".repeat(10)), Encoding::Ucs2, RefSize::EightBit, &[66, 11]);
-        check(&"😀".repeat(40), Encoding::Ucs2, RefSize::SixteenBit, &[33, 7]);
+        check(
+            &format!("{}😀{}", "я".repeat(66), "я".repeat(10)),
+            Encoding::Ucs2,
+            RefSize::EightBit,
+            &[66, 11],
+        );
+        check(
+            &"😀".repeat(40),
+            Encoding::Ucs2,
+            RefSize::SixteenBit,
+            &[33, 7],
+        );
         check("", Encoding::Gsm7, RefSize::EightBit, &[0]);
     }
 }

@@ -9,8 +9,14 @@ pub fn encode_ucs2(text: &str) -> Vec<u8> {
 
 /// The text of big-endian UTF-16 bytes; lone surrogates become U+FFFD, an odd last byte is ignored.
 pub fn decode_ucs2(bytes: &[u8]) -> String {
-    let units = bytes.as_chunks::<2>().0.iter().map(|pair| u16::from_be_bytes(*pair));
-    char::decode_utf16(units).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)).collect()
+    let units = bytes
+        .as_chunks::<2>()
+        .0
+        .iter()
+        .map(|pair| u16::from_be_bytes(*pair));
+    char::decode_utf16(units)
+        .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect()
 }
 
 #[cfg(test)]

@@ -48,7 +48,11 @@ mod tests {
     fn vectors() {
         let check = |text: &str, packed: &str| {
             assert_eq!(pack_gsm7_hex(text), packed, "pack {text:?}");
-            assert_eq!(unpack_gsm7_hex(packed).as_deref(), Ok(text), "unpack {packed}");
+            assert_eq!(
+                unpack_gsm7_hex(packed).as_deref(),
+                Ok(text),
+                "unpack {packed}"
+            );
         };
         // Research notes §1.5: the request Huawei wants for *100#.
         check("*100#", "AA180C3602");
@@ -60,7 +64,10 @@ mod tests {
         // A text that ends in CR on an octet boundary gets a second CR, which the receiver
         // keeps (23.038: CR CR means the same as CR).
         assert_eq!(pack_gsm7_hex("1234567\r"), "31D98C56B3DD1A0D");
-        assert_eq!(unpack_gsm7_hex("31D98C56B3DD1A0D").as_deref(), Ok("1234567\r\r"));
+        assert_eq!(
+            unpack_gsm7_hex("31D98C56B3DD1A0D").as_deref(),
+            Ok("1234567\r\r")
+        );
     }
 
     #[test]
@@ -68,9 +75,11 @@ mod tests {
         // Gammu tests/at-ussd/02-E160.dump (a real Huawei E160 +CUSD reply): 49 octets hold
         // 56 septets exactly and the last is the padding CR, which 23.038 says to remove
         // (ModemManager's Huawei decode() does; libGammu keeps it).
-        let hex_text =
-            "49B41C74ACD3D16171D90D32FBE52072BA0C72CA5DB45CAC76C3CD6CB41B2D060389CB74F9FE4C07D55C371CA85897BF1B";
-        assert_eq!(unpack_gsm7_hex(hex_text).as_deref(), Ok("Ihr Guthaben für die Nr.4915783647410 beträgt 5.78 Euro"));
+        let hex_text = "49B41C74ACD3D16171D90D32FBE52072BA0C72CA5DB45CAC76C3CD6CB41B2D060389CB74F9FE4C07D55C371CA85897BF1B";
+        assert_eq!(
+            unpack_gsm7_hex(hex_text).as_deref(),
+            Ok("Ihr Guthaben für die Nr.4915783647410 beträgt 5.78 Euro")
+        );
     }
 
     #[test]

@@ -89,14 +89,26 @@ impl Address {
             if digits.is_empty() || digits.len() > MAX_DIGITS || !digits.chars().all(is_dialable) {
                 return Err(invalid());
             }
-            return Ok(Address { number: text.to_owned(), ton: TypeOfNumber::International, npi: 1 });
+            return Ok(Address {
+                number: text.to_owned(),
+                ton: TypeOfNumber::International,
+                npi: 1,
+            });
         }
         if !text.is_empty() && text.len() <= MAX_DIGITS && text.chars().all(is_dialable) {
-            return Ok(Address { number: text.to_owned(), ton: TypeOfNumber::Unknown, npi: 1 });
+            return Ok(Address {
+                number: text.to_owned(),
+                ton: TypeOfNumber::Unknown,
+                npi: 1,
+            });
         }
         match encode_gsm7(text) {
             Some(septets) if !septets.is_empty() && septets.len() <= MAX_ALPHANUMERIC_SEPTETS => {
-                Ok(Address { number: text.to_owned(), ton: TypeOfNumber::Alphanumeric, npi: 0 })
+                Ok(Address {
+                    number: text.to_owned(),
+                    ton: TypeOfNumber::Alphanumeric,
+                    npi: 0,
+                })
             }
             _ => Err(invalid()),
         }
@@ -138,7 +150,10 @@ impl Address {
     }
 
     /// Reads a TP address field.
-    pub(crate) fn decode_field(reader: &mut Reader<'_>, field: &'static str) -> Result<Address, PduError> {
+    pub(crate) fn decode_field(
+        reader: &mut Reader<'_>,
+        field: &'static str,
+    ) -> Result<Address, PduError> {
         let semi_octets = usize::from(reader.u8(field)?);
         let toa = reader.u8(field)?;
         let value = reader.take(semi_octets.div_ceil(2), field)?;
@@ -184,7 +199,11 @@ impl Address {
             decode_gsm7(&unpack_septets(value, semi_octets * 4 / 7, 0))
         } else {
             let digits = decode_bcd(value, semi_octets);
-            if ton == TypeOfNumber::International { format!("+{digits}") } else { digits }
+            if ton == TypeOfNumber::International {
+                format!("+{digits}")
+            } else {
+                digits
+            }
         };
         Address { number, ton, npi }
     }
@@ -222,7 +241,9 @@ pub(crate) fn encode_bcd(digits: &str) -> Option<Vec<u8>> {
 
 /// Up to `count` BCD digits, low nibble first; `F` (filler) is skipped.
 fn decode_bcd(value: &[u8], count: usize) -> String {
-    const SYMBOLS: [char; 16] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '#', 'a', 'b', 'c', 'F'];
+    const SYMBOLS: [char; 16] = [
+        '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '#', 'a', 'b', 'c', 'F',
+    ];
     value
         .iter()
         .flat_map(|octet| [octet & 0x0F, octet >> 4])
@@ -242,21 +263,72 @@ mod tests {
         // python-gsmmodem test_pdu.py TestSmsPduAddressFields: text, type, field (trailing
         // octets after the field must be left unread).
         let check = |number: &str, ton: TypeOfNumber, field: &str, trailing: &str| {
-            let npi = if ton == TypeOfNumber::Alphanumeric { 0 } else { 1 };
-            let address = Address { number: number.to_owned(), ton, npi };
-            assert_eq!(address.encode_field().map(|bytes| hex::encode(&bytes)), Ok(field.to_owned()), "{number}");
+            let npi = if ton == TypeOfNumber::Alphanumeric {
+                0
+            } else {
+                1
+            };
+            let address = Address {
+                number: number.to_owned(),
+                ton,
+                npi,
+            };
+            assert_eq!(
+                address.encode_field().map(|bytes| hex::encode(&bytes)),
+                Ok(field.to_owned()),
+                "{number}"
+            );
             let bytes = hex::decode(&format!("{field}{trailing}")).unwrap_or_default();
             let mut reader = Reader::new(&bytes);
-            assert_eq!(Address::decode_field(&mut reader, "test"), Ok(address), "{field}");
+            assert_eq!(
+                Address::decode_field(&mut reader, "test"),
+                Ok(address),
+                "{field}"
+            );
             assert_eq!(hex::encode(reader.rest()), trailing);
         };
-        check("+9876543210", TypeOfNumber::International, "0A918967452301", "");
-        check("+9876543210", TypeOfNumber::International, "0A918967452301", "000000");
-        check("+987654321", TypeOfNumber::International, "099189674523F1", "000000");
-        check("+27829135934", TypeOfNumber::International, "0B917228195339F4", "");
-        check("abc", TypeOfNumber::Alphanumeric, "06D061F118", "D3F1FF0032");
-        check("FRANCOIS", TypeOfNumber::Alphanumeric, "0ED04669D0397C26A7", "");
-        check("a[]{}€", TypeOfNumber::Alphanumeric, "14D0E10D6FE3DBA036A94D19", "");
+        check(
+            "+9876543210",
+            TypeOfNumber::International,
+            "0A918967452301",
+            "",
+        );
+        check(
+            "+9876543210",
+            TypeOfNumber::International,
+            "0A918967452301",
+            "000000",
+        );
+        check(
+            "+987654321",
+            TypeOfNumber::International,
+            "099189674523F1",
+            "000000",
+        );
+        check(
+            "+27829135934",
+            TypeOfNumber::International,
+            "0B917228195339F4",
+            "",
+        );
+        check(
+            "abc",
+            TypeOfNumber::Alphanumeric,
+            "06D061F118",
+            "D3F1FF0032",
+        );
+        check(
+            "FRANCOIS",
+            TypeOfNumber::Alphanumeric,
+            "0ED04669D0397C26A7",
+            "",
+        );
+        check(
+            "a[]{}€",
+            TypeOfNumber::Alphanumeric,
+            "14D0E10D6FE3DBA036A94D19",
+            "",
+        );
         check("0129998765", TypeOfNumber::National, "0AA11092997856", "");
         check("*100#", TypeOfNumber::Unknown, "05811A00FB", "");
     }
@@ -265,23 +337,36 @@ mod tests {
     fn smsc_fields() {
         // python-gsmmodem TestSmsPduSmscFields, plus the empty prefix.
         let check = |smsc: Option<&str>, field: &str| {
-            let address = smsc.map(|number| Address::parse(number).unwrap_or_else(|e| panic!("{e}")));
-            assert_eq!(Address::encode_smsc(address.as_ref()).map(|bytes| hex::encode(&bytes)), Ok(field.to_owned()));
+            let address =
+                smsc.map(|number| Address::parse(number).unwrap_or_else(|e| panic!("{e}")));
+            assert_eq!(
+                Address::encode_smsc(address.as_ref()).map(|bytes| hex::encode(&bytes)),
+                Ok(field.to_owned())
+            );
             let bytes = hex::decode(field).unwrap_or_default();
-            assert_eq!(Address::decode_smsc(&mut Reader::new(&bytes)), Ok(address), "{field}");
+            assert_eq!(
+                Address::decode_smsc(&mut Reader::new(&bytes)),
+                Ok(address),
+                "{field}"
+            );
         };
         check(None, "00");
         check(Some("+9876543210"), "06918967452301");
         check(Some("+987654321"), "069189674523F1");
         check(Some("+2782913593"), "06917228195339");
         // libGammu writes an empty SMSC as "01 81": a type of address and no digits.
-        assert_eq!(Address::decode_smsc(&mut Reader::new(&[0x01, 0x81])), Ok(None));
+        assert_eq!(
+            Address::decode_smsc(&mut Reader::new(&[0x01, 0x81])),
+            Ok(None)
+        );
     }
 
     #[test]
     fn parse() {
         let check = |text: &str, expected: Result<(TypeOfNumber, u8), ()>| {
-            let got = Address::parse(text).map(|a| (a.ton, a.type_of_address())).map_err(|_| ());
+            let got = Address::parse(text)
+                .map(|a| (a.ton, a.type_of_address()))
+                .map_err(|_| ());
             assert_eq!(got, expected, "{text:?}");
         };
         check("+4915112345678", Ok((TypeOfNumber::International, 0x91)));

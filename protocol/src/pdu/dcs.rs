@@ -49,13 +49,22 @@ impl DataCoding {
             0xE => (Alphabet::Ucs2, None, false),
             // Data coding / message class.
             0xF => {
-                let alphabet = if raw & 0x04 != 0 { Alphabet::EightBit } else { Alphabet::Gsm7 };
+                let alphabet = if raw & 0x04 != 0 {
+                    Alphabet::EightBit
+                } else {
+                    Alphabet::Gsm7
+                };
                 (alphabet, Some(raw & 0x03), false)
             }
             // Reserved groups and message waiting indication with GSM 7-bit text.
             _ => (Alphabet::Gsm7, None, false),
         };
-        DataCoding { raw, alphabet, class, compressed }
+        DataCoding {
+            raw,
+            alphabet,
+            class,
+            compressed,
+        }
     }
 
     /// The plain coding of an alphabet, no class: 0x00, 0x04 or 0x08.
@@ -76,7 +85,16 @@ mod tests {
     #[test]
     fn octets() {
         let check = |raw: u8, alphabet: Alphabet, class: Option<u8>, compressed: bool| {
-            assert_eq!(DataCoding::from_octet(raw), DataCoding { raw, alphabet, class, compressed }, "{raw:#04X}");
+            assert_eq!(
+                DataCoding::from_octet(raw),
+                DataCoding {
+                    raw,
+                    alphabet,
+                    class,
+                    compressed
+                },
+                "{raw:#04X}"
+            );
         };
         check(0x00, Alphabet::Gsm7, None, false);
         check(0x04, Alphabet::EightBit, None, false);

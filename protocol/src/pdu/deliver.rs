@@ -54,11 +54,18 @@ impl Deliver {
         let (length, user_data) = user_data::encode(self.coding, self.udh.as_ref(), &self.body)?;
         tpdu.push(length);
         tpdu.extend(user_data);
-        Ok(EncodedPdu { hex: hex::encode(&smsc) + &hex::encode(&tpdu), tpdu_len: tpdu.len() })
+        Ok(EncodedPdu {
+            hex: hex::encode(&smsc) + &hex::encode(&tpdu),
+            tpdu_len: tpdu.len(),
+        })
     }
 
     /// Reads the TPDU after its first octet.
-    pub(crate) fn decode(reader: &mut Reader<'_>, smsc: Option<Address>, first_octet: u8) -> Result<Deliver, PduError> {
+    pub(crate) fn decode(
+        reader: &mut Reader<'_>,
+        smsc: Option<Address>,
+        first_octet: u8,
+    ) -> Result<Deliver, PduError> {
         let sender = Address::decode_field(reader, "TP-OA")?;
         let protocol_id = reader.u8("TP-PID")?;
         let coding = DataCoding::from_octet(reader.u8("TP-DCS")?);

@@ -37,7 +37,10 @@ pub fn decode(text: &str) -> Result<Vec<u8>, PduError> {
 }
 
 /// Serializes bytes as uppercase hex (for the JSON of `smshub pdu decode`).
-pub(crate) fn serialize<S: serde::Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize<S: serde::Serializer>(
+    bytes: &[u8],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&encode(bytes))
 }
 
@@ -59,8 +62,14 @@ impl<'a> Reader<'a> {
 
     /// `n` octets.
     pub(crate) fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], PduError> {
-        let end = self.position.checked_add(n).ok_or(PduError::Truncated { field })?;
-        let slice = self.bytes.get(self.position..end).ok_or(PduError::Truncated { field })?;
+        let end = self
+            .position
+            .checked_add(n)
+            .ok_or(PduError::Truncated { field })?;
+        let slice = self
+            .bytes
+            .get(self.position..end)
+            .ok_or(PduError::Truncated { field })?;
         self.position = end;
         Ok(slice)
     }
@@ -101,7 +110,10 @@ mod tests {
         let mut reader = Reader::new(&[1, 2, 3]);
         assert_eq!(reader.u8("a"), Ok(1));
         assert_eq!(reader.take(3, "b"), Err(PduError::Truncated { field: "b" }));
-        assert_eq!(reader.take(usize::MAX, "c"), Err(PduError::Truncated { field: "c" }));
+        assert_eq!(
+            reader.take(usize::MAX, "c"),
+            Err(PduError::Truncated { field: "c" })
+        );
         assert_eq!(reader.take(2, "d"), Ok(&[2, 3][..]));
         assert!(reader.is_empty());
         assert_eq!(reader.rest(), &[] as &[u8]);

@@ -84,9 +84,15 @@ impl Reassembler {
                 parts: 1,
             });
         };
-        let key = PartKey { sender: deliver.sender.clone(), reference: concat.reference, total: concat.total };
-        let partial =
-            self.partials.entry(key.clone()).or_insert_with(|| Partial { parts: BTreeMap::new(), last_seen: now });
+        let key = PartKey {
+            sender: deliver.sender.clone(),
+            reference: concat.reference,
+            total: concat.total,
+        };
+        let partial = self.partials.entry(key.clone()).or_insert_with(|| Partial {
+            parts: BTreeMap::new(),
+            last_seen: now,
+        });
         partial.last_seen = partial.last_seen.max(now);
         partial.parts.entry(concat.seq).or_insert(deliver);
         if partial.parts.len() < usize::from(concat.total) {
@@ -110,7 +116,10 @@ impl Reassembler {
             .into_iter()
             .filter_map(|key| {
                 let partial = self.partials.remove(&key)?;
-                Some(Expired { key, parts: partial.parts.into_values().collect() })
+                Some(Expired {
+                    key,
+                    parts: partial.parts.into_values().collect(),
+                })
             })
             .collect()
     }
@@ -146,5 +155,11 @@ fn join(parts: Vec<Deliver>, total: u8) -> Option<Message> {
                 .collect(),
         )
     };
-    Some(Message { sender, timestamp, smsc, body, parts: total })
+    Some(Message {
+        sender,
+        timestamp,
+        smsc,
+        body,
+        parts: total,
+    })
 }

@@ -78,7 +78,9 @@ impl DeliveryStatus {
                 StatusClass::Delivered => "transaction completed (reserved value)",
                 StatusClass::StillTrying => "temporary error, still trying (reserved value)",
                 StatusClass::PermanentFailure => "permanent error (reserved value)",
-                StatusClass::TemporaryFailure => "temporary error, no more attempts (reserved value)",
+                StatusClass::TemporaryFailure => {
+                    "temporary error, no more attempts (reserved value)"
+                }
             },
         }
     }
@@ -128,8 +130,10 @@ impl StatusReport {
     pub fn encode(&self) -> Result<EncodedPdu, PduError> {
         let smsc = Address::encode_smsc(self.smsc.as_ref())?;
         let has_header = self.udh.is_some() && self.body.is_some();
-        let first_octet =
-            0x02 | u8::from(!self.more_messages) << 2 | u8::from(self.qualifier) << 5 | u8::from(has_header) << 6;
+        let first_octet = 0x02
+            | u8::from(!self.more_messages) << 2
+            | u8::from(self.qualifier) << 5
+            | u8::from(has_header) << 6;
         let mut tpdu = vec![first_octet, self.message_reference];
         tpdu.extend(self.recipient.encode_field()?);
         tpdu.extend(self.sc_timestamp.encode());
@@ -149,7 +153,10 @@ impl StatusReport {
                 tpdu.extend(user_data);
             }
         }
-        Ok(EncodedPdu { hex: hex::encode(&smsc) + &hex::encode(&tpdu), tpdu_len: tpdu.len() })
+        Ok(EncodedPdu {
+            hex: hex::encode(&smsc) + &hex::encode(&tpdu),
+            tpdu_len: tpdu.len(),
+        })
     }
 
     /// Reads the TPDU after its first octet.
@@ -202,8 +209,16 @@ fn decode_tail(reader: &mut Reader<'_>, first_octet: u8) -> Result<Tail, PduErro
     while indicator & 0x80 != 0 {
         indicator = reader.u8("TP-PI")?;
     }
-    let protocol_id = if first_indicator & 0x01 != 0 { Some(reader.u8("TP-PID")?) } else { None };
-    let coding = if first_indicator & 0x02 != 0 { Some(DataCoding::from_octet(reader.u8("TP-DCS")?)) } else { None };
+    let protocol_id = if first_indicator & 0x01 != 0 {
+        Some(reader.u8("TP-PID")?)
+    } else {
+        None
+    };
+    let coding = if first_indicator & 0x02 != 0 {
+        Some(DataCoding::from_octet(reader.u8("TP-DCS")?))
+    } else {
+        None
+    };
     let user_data = if first_indicator & 0x04 != 0 {
         let coding = coding.unwrap_or(DataCoding::from_octet(0));
         Some(user_data::decode(reader, coding, first_octet & 0x40 != 0)?)
@@ -221,18 +236,54 @@ mod tests {
     fn classes() {
         let check = |code: u8, class: StatusClass, description: &str| {
             let status = DeliveryStatus(code);
-            assert_eq!((status.class(), status.description()), (class, description), "{code:#04X}");
+            assert_eq!(
+                (status.class(), status.description()),
+                (class, description),
+                "{code:#04X}"
+            );
             assert_eq!(status.is_final(), class != StatusClass::StillTrying);
         };
         check(0x00, StatusClass::Delivered, "received by the recipient");
-        check(0x02, StatusClass::Delivered, "replaced by the service centre");
-        check(0x10, StatusClass::Delivered, "transaction completed (reserved value)");
+        check(
+            0x02,
+            StatusClass::Delivered,
+            "replaced by the service centre",
+        );
+        check(
+            0x10,
+            StatusClass::Delivered,
+            "transaction completed (reserved value)",
+        );
         check(0x21, StatusClass::StillTrying, "recipient busy");
-        check(0x3F, StatusClass::StillTrying, "temporary error, still trying (reserved value)");
-        check(0x46, StatusClass::PermanentFailure, "validity period expired");
-        check(0x5A, StatusClass::PermanentFailure, "permanent error (reserved value)");
-        check(0x62, StatusClass::TemporaryFailure, "no response from recipient");
-        check(0x7F, StatusClass::TemporaryFailure, "temporary error, no more attempts (reserved value)");
-        check(0xC6, StatusClass::PermanentFailure, "validity period expired");
+        check(
+            0x3F,
+            StatusClass::StillTrying,
+            "temporary error, still trying (reserved value)",
+        );
+        check(
+            0x46,
+            StatusClass::PermanentFailure,
+            "validity period expired",
+        );
+        check(
+            0x5A,
+            StatusClass::PermanentFailure,
+            "permanent error (reserved value)",
+        );
+        check(
+            0x62,
+            StatusClass::TemporaryFailure,
+            "no response from recipient",
+        );
+        check(
+            0x7F,
+            StatusClass::TemporaryFailure,
+            "temporary error, no more attempts (reserved value)",
+        );
+        check(
+            0xC6,
+            StatusClass::PermanentFailure,
+            "validity period expired",
+        );
     }
 }

@@ -35,7 +35,9 @@ pub enum Validity {
 impl Validity {
     /// The shortest relative period of at least `minutes` (capped at 63 weeks, octet 255).
     pub fn relative_minutes(minutes: u32) -> Validity {
-        let octet = (0..=u8::MAX).find(|octet| relative_to_minutes(*octet) >= minutes).unwrap_or(u8::MAX);
+        let octet = (0..=u8::MAX)
+            .find(|octet| relative_to_minutes(*octet) >= minutes)
+            .unwrap_or(u8::MAX);
         Validity::Relative(octet)
     }
 
@@ -154,20 +156,29 @@ impl Submit {
 
     /// The encoding the text goes out in.
     pub fn encoding(&self) -> Encoding {
-        if self.force_ucs2 { Encoding::Ucs2 } else { gsm::smallest_encoding(&self.text) }
+        if self.force_ucs2 {
+            Encoding::Ucs2
+        } else {
+            gsm::smallest_encoding(&self.text)
+        }
     }
 
     /// The encoding, units and number of parts, counted with this message's reference size.
     pub fn segmentation(&self) -> Segmentation {
         let encoding = self.encoding();
         let ref_size = self.reference.size();
-        gsm::segment_as(&self.text, encoding, ref_size).unwrap_or(Segmentation { encoding, units: 0, parts: 0 })
+        gsm::segment_as(&self.text, encoding, ref_size).unwrap_or(Segmentation {
+            encoding,
+            units: 0,
+            parts: 0,
+        })
     }
 
     /// One SMS-SUBMIT per part, in order.
     pub fn pdus(&self) -> Result<Vec<SubmitPdu>, PduError> {
         let encoding = self.encoding();
-        let parts = gsm::split(&self.text, encoding, self.reference.size()).ok_or(PduError::NotGsm7)?;
+        let parts =
+            gsm::split(&self.text, encoding, self.reference.size()).ok_or(PduError::NotGsm7)?;
         let total = u8::try_from(parts.len()).map_err(|_| PduError::TooManyParts(parts.len()))?;
         let alphabet = match encoding {
             Encoding::Gsm7 => Alphabet::Gsm7,
@@ -183,7 +194,13 @@ impl Submit {
             status_report: self.status_report,
             reject_duplicates: false,
             reply_path: false,
-            udh: (total > 1).then(|| Udh::with_concat(Concat { reference: self.reference, total, seq })),
+            udh: (total > 1).then(|| {
+                Udh::with_concat(Concat {
+                    reference: self.reference,
+                    total,
+                    seq,
+                })
+            }),
             body: Body::Text((*text).to_owned()),
         });
         Ok(pdus.collect())
@@ -239,7 +256,10 @@ impl SubmitPdu {
         let (length, user_data) = user_data::encode(self.coding, self.udh.as_ref(), &self.body)?;
         tpdu.push(length);
         tpdu.extend(user_data);
-        Ok(EncodedPdu { hex: hex::encode(&smsc) + &hex::encode(&tpdu), tpdu_len: tpdu.len() })
+        Ok(EncodedPdu {
+            hex: hex::encode(&smsc) + &hex::encode(&tpdu),
+            tpdu_len: tpdu.len(),
+        })
     }
 
     /// Reads the TPDU after its first octet.
@@ -278,8 +298,16 @@ mod tests {
     fn relative_validity() {
         // python-gsmmodem test_pdu.py TestRelativeValidityPeriod, plus the research notes' 167/170/255.
         let check = |minutes: u32, octet: u8| {
-            assert_eq!(Validity::relative_minutes(minutes), Validity::Relative(octet), "{minutes} min");
-            assert_eq!(Validity::Relative(octet).minutes(), Some(minutes), "octet {octet}");
+            assert_eq!(
+                Validity::relative_minutes(minutes),
+                Validity::Relative(octet),
+                "{minutes} min"
+            );
+            assert_eq!(
+                Validity::Relative(octet).minutes(),
+                Some(minutes),
+                "octet {octet}"
+            );
         };
         check(30, 5);
         check(16 * 60, 151);
@@ -289,7 +317,14 @@ mod tests {
         check(4 * 24 * 60, 170);
         check(63 * 7 * 24 * 60, 255);
         assert_eq!(Validity::relative_minutes(0), Validity::Relative(0));
-        assert_eq!(Validity::relative_minutes(31), Validity::Relative(6), "rounds up");
-        assert_eq!(Validity::relative_minutes(u32::MAX), Validity::Relative(255));
+        assert_eq!(
+            Validity::relative_minutes(31),
+            Validity::Relative(6),
+            "rounds up"
+        );
+        assert_eq!(
+            Validity::relative_minutes(u32::MAX),
+            Validity::Relative(255)
+        );
     }
 }

@@ -36,8 +36,20 @@ impl Timestamp {
         let [.., zone_octet] = octets;
         let magnitude = (zone_octet & 0x07) * 10 + (zone_octet >> 4);
         let magnitude = i8::try_from(magnitude).unwrap_or(i8::MAX);
-        let tz_quarters = if zone_octet & 0x08 != 0 { -magnitude } else { magnitude };
-        Timestamp { year, month, day, hour, minute, second, tz_quarters }
+        let tz_quarters = if zone_octet & 0x08 != 0 {
+            -magnitude
+        } else {
+            magnitude
+        };
+        Timestamp {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            tz_quarters,
+        }
     }
 
     /// The seven octets; fields are taken modulo 100 (the zone is clamped to ±79).
@@ -98,8 +110,24 @@ fn to_swapped_bcd(value: u8) -> u8 {
 mod tests {
     use super::*;
 
-    fn ts(year: u16, month: u8, day: u8, hour: u8, minute: u8, second: u8, tz_quarters: i8) -> Timestamp {
-        Timestamp { year, month, day, hour, minute, second, tz_quarters }
+    fn ts(
+        year: u16,
+        month: u8,
+        day: u8,
+        hour: u8,
+        minute: u8,
+        second: u8,
+        tz_quarters: i8,
+    ) -> Timestamp {
+        Timestamp {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            tz_quarters,
+        }
     }
 
     #[test]
@@ -111,15 +139,31 @@ mod tests {
             assert_eq!(expected.encode(), octets, "{expected:?}");
             assert_eq!(expected.to_string(), text);
         };
-        check([0x51, 0x11, 0x72, 0, 0, 0, 0x00], ts(2015, 11, 27, 0, 0, 0, 0), "2015-11-27T00:00:00+00:00");
-        check([0x51, 0x11, 0x72, 0, 0, 0, 0x80], ts(2015, 11, 27, 0, 0, 0, 8), "2015-11-27T00:00:00+02:00");
-        check([0x70, 0x40, 0x21, 0x32, 0x52, 0x24, 0x23], ts(2007, 4, 12, 23, 25, 42, 32), "2007-04-12T23:25:42+08:00");
+        check(
+            [0x51, 0x11, 0x72, 0, 0, 0, 0x00],
+            ts(2015, 11, 27, 0, 0, 0, 0),
+            "2015-11-27T00:00:00+00:00",
+        );
+        check(
+            [0x51, 0x11, 0x72, 0, 0, 0, 0x80],
+            ts(2015, 11, 27, 0, 0, 0, 8),
+            "2015-11-27T00:00:00+02:00",
+        );
+        check(
+            [0x70, 0x40, 0x21, 0x32, 0x52, 0x24, 0x23],
+            ts(2007, 4, 12, 23, 25, 42, 32),
+            "2007-04-12T23:25:42+08:00",
+        );
         check(
             [0x70, 0x40, 0x21, 0x32, 0x52, 0x24, 0x2B],
             ts(2007, 4, 12, 23, 25, 42, -32),
             "2007-04-12T23:25:42-08:00",
         );
-        check([0x99, 0x21, 0x13, 0x10, 0x00, 0x00, 0x1A], ts(1999, 12, 31, 1, 0, 0, -21), "1999-12-31T01:00:00-05:15");
+        check(
+            [0x99, 0x21, 0x13, 0x10, 0x00, 0x00, 0x1A],
+            ts(1999, 12, 31, 1, 0, 0, -21),
+            "1999-12-31T01:00:00-05:15",
+        );
     }
 
     #[test]

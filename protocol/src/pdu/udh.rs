@@ -97,7 +97,10 @@ pub struct Udh {
 impl Udh {
     /// A header holding only a concatenation element.
     pub fn with_concat(concat: Concat) -> Udh {
-        Udh { concat: Some(concat), other: Vec::new() }
+        Udh {
+            concat: Some(concat),
+            other: Vec::new(),
+        }
     }
 
     /// The header as it goes in the user data: UDHL, then the elements; an element with more
@@ -113,7 +116,10 @@ impl Udh {
             }
             elements.extend(element.to_bytes());
         }
-        let length = u8::try_from(elements.len()).ok().filter(|it| *it < 140).ok_or(PduError::UserDataTooLong)?;
+        let length = u8::try_from(elements.len())
+            .ok()
+            .filter(|it| *it < 140)
+            .ok_or(PduError::UserDataTooLong)?;
         let mut out = vec![length];
         out.extend(elements);
         Ok(out)
@@ -123,23 +129,34 @@ impl Udh {
     /// (UDHL included).
     pub fn decode(user_data: &[u8]) -> Result<(Udh, usize), PduError> {
         let (&length, rest) = user_data.split_first().ok_or(PduError::InvalidUdh)?;
-        let mut elements = rest.get(..usize::from(length)).ok_or(PduError::InvalidUdh)?;
+        let mut elements = rest
+            .get(..usize::from(length))
+            .ok_or(PduError::InvalidUdh)?;
         let mut udh = Udh::default();
         while let [id, length, rest @ ..] = elements {
-            let data = rest.get(..usize::from(*length)).ok_or(PduError::InvalidUdh)?;
+            let data = rest
+                .get(..usize::from(*length))
+                .ok_or(PduError::InvalidUdh)?;
             elements = rest.get(usize::from(*length)..).unwrap_or(&[]);
             let concat = match (id, data) {
-                (0x00, &[reference, total, seq]) => {
-                    Some(Concat { reference: ConcatRef::EightBit(reference), total, seq })
-                }
-                (0x08, &[high, low, total, seq]) => {
-                    Some(Concat { reference: ConcatRef::SixteenBit(u16::from_be_bytes([high, low])), total, seq })
-                }
+                (0x00, &[reference, total, seq]) => Some(Concat {
+                    reference: ConcatRef::EightBit(reference),
+                    total,
+                    seq,
+                }),
+                (0x08, &[high, low, total, seq]) => Some(Concat {
+                    reference: ConcatRef::SixteenBit(u16::from_be_bytes([high, low])),
+                    total,
+                    seq,
+                }),
                 _ => None,
             };
             match concat {
                 Some(concat) if udh.concat.is_none() => udh.concat = Some(concat),
-                _ => udh.other.push(InformationElement { id: *id, data: data.to_vec() }),
+                _ => udh.other.push(InformationElement {
+                    id: *id,
+                    data: data.to_vec(),
+                }),
             }
         }
         // A single octet left over cannot be an element; 23.040 does not allow it.
@@ -159,8 +176,15 @@ mod tests {
     fn concat_elements() {
         // python-gsmmodem test_pdu.py TestUdhConcatenation: (reference, seq, total) → element.
         let check = |reference: ConcatRef, seq: u8, total: u8, element: &str| {
-            let concat = Concat { reference, total, seq };
-            assert_eq!(hex::encode(&InformationElement::from(concat).to_bytes()), element);
+            let concat = Concat {
+                reference,
+                total,
+                seq,
+            };
+            assert_eq!(
+                hex::encode(&InformationElement::from(concat).to_bytes()),
+                element
+            );
             let mut udh = hex::decode(element).unwrap_or_default();
             udh.insert(0, u8::try_from(udh.len()).unwrap_or(0));
             assert_eq!(Udh::decode(&udh), Ok((Udh::with_concat(concat), udh.len())));
@@ -175,12 +199,25 @@ mod tests {
         let bytes = hex::decode("11050404D21466000317030108040001020300").unwrap_or_default();
         let (udh, used) = Udh::decode(&bytes).unwrap_or_default();
         assert_eq!(used, 18);
-        assert_eq!(udh.concat, Some(Concat { reference: ConcatRef::EightBit(0x17), total: 3, seq: 1 }));
+        assert_eq!(
+            udh.concat,
+            Some(Concat {
+                reference: ConcatRef::EightBit(0x17),
+                total: 3,
+                seq: 1
+            })
+        );
         assert_eq!(
             udh.other,
             vec![
-                InformationElement { id: 0x05, data: vec![0x04, 0xD2, 0x14, 0x66] },
-                InformationElement { id: 0x08, data: vec![0x00, 0x01, 0x02, 0x03] },
+                InformationElement {
+                    id: 0x05,
+                    data: vec![0x04, 0xD2, 0x14, 0x66]
+                },
+                InformationElement {
+                    id: 0x08,
+                    data: vec![0x00, 0x01, 0x02, 0x03]
+                },
             ]
         );
     }

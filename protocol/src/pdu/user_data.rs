@@ -12,7 +12,9 @@ use super::PduError;
 use super::dcs::{Alphabet, DataCoding};
 use super::hex::Reader;
 use super::udh::Udh;
-use crate::gsm::{decode_gsm7, decode_ucs2, encode_gsm7, encode_ucs2, pack_septets, unpack_septets};
+use crate::gsm::{
+    decode_gsm7, decode_ucs2, encode_gsm7, encode_ucs2, pack_septets, unpack_septets,
+};
 
 /// The most octets of user data one SMS carries.
 pub(crate) const MAX_USER_DATA_OCTETS: usize = 140;
@@ -46,7 +48,11 @@ pub(crate) fn decode(
     let length = usize::from(reader.u8("TP-UDL")?);
     let rest = reader.rest();
     let septets = coding.alphabet == Alphabet::Gsm7 && !coding.compressed;
-    let octets = if septets { (length * 7).div_ceil(8) } else { length };
+    let octets = if septets {
+        (length * 7).div_ceil(8)
+    } else {
+        length
+    };
     let user_data = rest.get(..octets).unwrap_or(rest);
     let (udh, header_octets) = if has_header {
         let (udh, used) = Udh::decode(user_data)?;
@@ -69,7 +75,11 @@ pub(crate) fn decode(
 }
 
 /// TP-UDL and TP-UD for a header and body in a coding.
-pub(crate) fn encode(coding: DataCoding, udh: Option<&Udh>, body: &Body) -> Result<(u8, Vec<u8>), PduError> {
+pub(crate) fn encode(
+    coding: DataCoding,
+    udh: Option<&Udh>,
+    body: &Body,
+) -> Result<(u8, Vec<u8>), PduError> {
     let mut out = match udh {
         Some(udh) => udh.encode()?,
         None => Vec::new(),
@@ -110,13 +120,22 @@ mod tests {
     #[test]
     fn gsm7_after_a_header_has_fill_bits() {
         // One fill bit after a 6-octet header: the header takes 7 septets.
-        let udh = Udh::with_concat(Concat { reference: ConcatRef::EightBit(0xC3), total: 1, seq: 1 });
+        let udh = Udh::with_concat(Concat {
+            reference: ConcatRef::EightBit(0xC3),
+            total: 1,
+            seq: 1,
+        });
         let body = Body::Text("Hello!".into());
-        let (length, bytes) = encode(DataCoding::of(Alphabet::Gsm7), Some(&udh), &body).unwrap_or_default();
+        let (length, bytes) =
+            encode(DataCoding::of(Alphabet::Gsm7), Some(&udh), &body).unwrap_or_default();
         assert_eq!(length, 13);
         // The python-gsmmodem DELIVER vector with UDH C3 01 01 and "Hello!…" has 91 here: its
         // sender set the fill bit, which must be 0 when sending and is ignored when receiving.
-        assert!(hex::encode(&bytes).starts_with("050003C30101906536FB1D"), "{}", hex::encode(&bytes));
+        assert!(
+            hex::encode(&bytes).starts_with("050003C30101906536FB1D"),
+            "{}",
+            hex::encode(&bytes)
+        );
         let mut pdu = vec![length];
         pdu.extend(&bytes);
         let decoded = decode(&mut Reader::new(&pdu), DataCoding::of(Alphabet::Gsm7), true);
@@ -127,12 +146,31 @@ mod tests {
     fn mismatches_and_limits() {
         let text = Body::Text("x".into());
         let data = Body::Data(vec![1]);
-        assert_eq!(encode(DataCoding::of(Alphabet::EightBit), None, &text), Err(PduError::BodyMismatch));
-        assert_eq!(encode(DataCoding::of(Alphabet::Gsm7), None, &data), Err(PduError::BodyMismatch));
-        assert_eq!(encode(DataCoding::of(Alphabet::Gsm7), None, &Body::Text("я".into())), Err(PduError::NotGsm7));
+        assert_eq!(
+            encode(DataCoding::of(Alphabet::EightBit), None, &text),
+            Err(PduError::BodyMismatch)
+        );
+        assert_eq!(
+            encode(DataCoding::of(Alphabet::Gsm7), None, &data),
+            Err(PduError::BodyMismatch)
+        );
+        assert_eq!(
+            encode(
+                DataCoding::of(Alphabet::Gsm7),
+                None,
+                &Body::Text("я".into())
+            ),
+            Err(PduError::NotGsm7)
+        );
         let long = Body::Text("a".repeat(161));
-        assert_eq!(encode(DataCoding::of(Alphabet::Gsm7), None, &long), Err(PduError::UserDataTooLong));
+        assert_eq!(
+            encode(DataCoding::of(Alphabet::Gsm7), None, &long),
+            Err(PduError::UserDataTooLong)
+        );
         let full = Body::Text("a".repeat(160));
-        assert_eq!(encode(DataCoding::of(Alphabet::Gsm7), None, &full).map(|(l, b)| (l, b.len())), Ok((160, 140)));
+        assert_eq!(
+            encode(DataCoding::of(Alphabet::Gsm7), None, &full).map(|(l, b)| (l, b.len())),
+            Ok((160, 140))
+        );
     }
 }

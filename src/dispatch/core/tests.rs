@@ -30,14 +30,32 @@ fn message(to: &str) -> QueuedMessage {
 
 fn status(battery: u8, dbm: i32) -> Status {
     Status {
-        battery: Some(Battery { level: battery, charging: false }),
-        sims: vec![SimStatus { slot: 0, signal_dbm: Some(dbm), registered: true, ..Default::default() }],
+        battery: Some(Battery {
+            level: battery,
+            charging: false,
+        }),
+        sims: vec![SimStatus {
+            slot: 0,
+            signal_dbm: Some(dbm),
+            registered: true,
+            ..Default::default()
+        }],
         connection: None,
     }
 }
 
-fn connect(core: &mut Core, device: &str, battery: u8, dbm: i32, max_in_flight: u32, now: Millis) -> Vec<Action> {
-    let capabilities = Capabilities { max_in_flight, ..Capabilities::default() };
+fn connect(
+    core: &mut Core,
+    device: &str,
+    battery: u8,
+    dbm: i32,
+    max_in_flight: u32,
+    now: Millis,
+) -> Vec<Action> {
+    let capabilities = Capabilities {
+        max_in_flight,
+        ..Capabilities::default()
+    };
     let actions = core.connected(device, 1, &capabilities, None, Some(&[]), now);
     core.status(device, 1, status(battery, dbm));
     actions
@@ -48,9 +66,11 @@ fn offers(actions: &[Action]) -> Vec<(String, Uuid)> {
     actions
         .iter()
         .filter_map(|it| match it {
-            Action::Offer { device, jobs } => {
-                Some(jobs.iter().map(|(m, _)| (device.clone(), m.id)).collect::<Vec<_>>())
-            }
+            Action::Offer { device, jobs } => Some(
+                jobs.iter()
+                    .map(|(m, _)| (device.clone(), m.id))
+                    .collect::<Vec<_>>(),
+            ),
             _ => None,
         })
         .flatten()
@@ -75,20 +95,33 @@ async fn an_offer_not_accepted_within_its_lease_goes_to_another_device() {
     connect(&mut core, "a", 100, -60, 4, clock.now());
     let m = message("+1");
     core.enqueue(vec![m.clone()], clock.now());
-    assert_eq!(offers(&core.dispatch(clock.now())), vec![("a".to_string(), m.id)]);
+    assert_eq!(
+        offers(&core.dispatch(clock.now())),
+        vec![("a".to_string(), m.id)]
+    );
     connect(&mut core, "b", 40, -100, 4, clock.now());
 
     advance(Duration::from_secs(29)).await;
-    assert!(core.tick(clock.now()).is_empty(), "the lease has not run out");
+    assert!(
+        core.tick(clock.now()).is_empty(),
+        "the lease has not run out"
+    );
     advance(Duration::from_secs(2)).await;
     let actions = core.tick(clock.now());
-    assert!(actions.contains(&Action::Revoke { device: "a".into(), ids: vec![m.id], reason: "lease_expired" }));
+    assert!(actions.contains(&Action::Revoke {
+        device: "a".into(),
+        ids: vec![m.id],
+        reason: "lease_expired"
+    }));
     let back = requeued(&actions);
     assert_eq!(back.len(), 1);
     // Once the shell has committed the requeue, the job goes to the other device at once,
     // even though the first one is healthier.
     core.enqueue(back, clock.now());
-    assert_eq!(offers(&core.dispatch(clock.now())), vec![("b".to_string(), m.id)]);
+    assert_eq!(
+        offers(&core.dispatch(clock.now())),
+        vec![("b".to_string(), m.id)]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -103,13 +136,19 @@ async fn a_message_past_its_validity_expires_and_is_never_offered() {
     // A device comes online just after: the shell ticks before it dispatches.
     connect(&mut core, "a", 100, -60, 4, clock.now());
     let actions = core.tick(clock.now());
-    assert!(actions.contains(&Action::Expire { ids: vec![m.id] }), "{actions:?}");
+    assert!(
+        actions.contains(&Action::Expire { ids: vec![m.id] }),
+        "{actions:?}"
+    );
     assert!(offers(&core.dispatch(clock.now())).is_empty());
 
     // Already expired when it arrives: expired at once.
     let mut late = message("+1");
     late.valid_until = Some(clock.now() - 1);
-    assert_eq!(core.enqueue(vec![late.clone()], clock.now()), vec![Action::Expire { ids: vec![late.id] }]);
+    assert_eq!(
+        core.enqueue(vec![late.clone()], clock.now()),
+        vec![Action::Expire { ids: vec![late.id] }]
+    );
 
     // An offer still unaccepted when it expires is revoked and expires.
     let mut offered = message("+1");
@@ -118,8 +157,14 @@ async fn a_message_past_its_validity_expires_and_is_never_offered() {
     assert_eq!(offers(&core.dispatch(clock.now())).len(), 1);
     advance(Duration::from_secs(6)).await;
     let actions = core.tick(clock.now());
-    assert!(actions.contains(&Action::Revoke { device: "a".into(), ids: vec![offered.id], reason: "expired" }));
-    assert!(actions.contains(&Action::Expire { ids: vec![offered.id] }));
+    assert!(actions.contains(&Action::Revoke {
+        device: "a".into(),
+        ids: vec![offered.id],
+        reason: "expired"
+    }));
+    assert!(actions.contains(&Action::Expire {
+        ids: vec![offered.id]
+    }));
 }
 
 #[tokio::test(start_paused = true)]
@@ -135,32 +180,68 @@ async fn scheduled_messages_wait_for_their_time_and_priority_goes_first() {
     high.created_at = 5;
     core.enqueue(vec![later.clone(), low.clone(), high.clone()], clock.now());
     // One slot: the high-priority message goes first, though it is younger.
-    assert_eq!(offers(&core.dispatch(clock.now())), vec![("a".to_string(), high.id)]);
+    assert_eq!(
+        offers(&core.dispatch(clock.now())),
+        vec![("a".to_string(), high.id)]
+    );
     core.finished("a", high.id, JobEnd::Sent, clock.now());
-    assert_eq!(offers(&core.dispatch(clock.now())), vec![("a".to_string(), low.id)]);
+    assert_eq!(
+        offers(&core.dispatch(clock.now())),
+        vec![("a".to_string(), low.id)]
+    );
     core.finished("a", low.id, JobEnd::Sent, clock.now());
-    assert!(offers(&core.dispatch(clock.now())).is_empty(), "the scheduled message went early");
-    assert!(core.why_waiting(later.id, clock.now()).unwrap().starts_with("scheduled for"));
+    assert!(
+        offers(&core.dispatch(clock.now())).is_empty(),
+        "the scheduled message went early"
+    );
+    assert!(
+        core.why_waiting(later.id, clock.now())
+            .unwrap()
+            .starts_with("scheduled for")
+    );
     assert_eq!(core.next_wake(), Some(clock.now() + 60_000));
     advance(Duration::from_secs(60)).await;
     core.tick(clock.now());
-    assert_eq!(offers(&core.dispatch(clock.now())), vec![("a".to_string(), later.id)]);
+    assert_eq!(
+        offers(&core.dispatch(clock.now())),
+        vec![("a".to_string(), later.id)]
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn temporary_failures_back_off_and_prefer_another_device() {
     let clock = Clock::new();
-    let config = DispatchConfig { retry_base_ms: 5_000, ..DispatchConfig::default() };
+    let config = DispatchConfig {
+        retry_base_ms: 5_000,
+        ..DispatchConfig::default()
+    };
     let mut core = Core::new(config);
     connect(&mut core, "a", 100, -60, 4, clock.now());
     let m = message("+1");
     core.enqueue(vec![m.clone()], clock.now());
-    assert_eq!(offers(&core.dispatch(clock.now())), vec![("a".to_string(), m.id)]);
+    assert_eq!(
+        offers(&core.dispatch(clock.now())),
+        vec![("a".to_string(), m.id)]
+    );
     core.owned("a", &[m.id], clock.now());
     connect(&mut core, "b", 30, -100, 4, clock.now());
-    core.finished("a", m.id, JobEnd::Retried { code: "no_service".into() }, clock.now());
-    assert!(offers(&core.dispatch(clock.now())).is_empty(), "retried before its backoff");
-    assert!(core.why_waiting(m.id, clock.now()).unwrap().starts_with("retrying"));
+    core.finished(
+        "a",
+        m.id,
+        JobEnd::Retried {
+            code: "no_service".into(),
+        },
+        clock.now(),
+    );
+    assert!(
+        offers(&core.dispatch(clock.now())).is_empty(),
+        "retried before its backoff"
+    );
+    assert!(
+        core.why_waiting(m.id, clock.now())
+            .unwrap()
+            .starts_with("retrying")
+    );
     advance(Duration::from_millis(5_001)).await;
     core.tick(clock.now());
     assert_eq!(
@@ -175,16 +256,29 @@ async fn temporary_failures_back_off_and_prefer_another_device() {
     solo.enqueue(vec![m.clone()], clock.now());
     solo.dispatch(clock.now());
     solo.owned("a", &[m.id], clock.now());
-    solo.finished("a", m.id, JobEnd::Retried { code: "busy".into() }, clock.now());
+    solo.finished(
+        "a",
+        m.id,
+        JobEnd::Retried {
+            code: "busy".into(),
+        },
+        clock.now(),
+    );
     advance(Duration::from_secs(10)).await;
     solo.tick(clock.now());
-    assert_eq!(offers(&solo.dispatch(clock.now())), vec![("a".to_string(), m.id)]);
+    assert_eq!(
+        offers(&solo.dispatch(clock.now())),
+        vec![("a".to_string(), m.id)]
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_accepted_job_without_an_outcome_ends_as_outcome_unknown() {
     let clock = Clock::new();
-    let config = DispatchConfig { outcome_timeout_ms: 600_000, ..DispatchConfig::default() };
+    let config = DispatchConfig {
+        outcome_timeout_ms: 600_000,
+        ..DispatchConfig::default()
+    };
     let mut core = Core::new(config);
     connect(&mut core, "a", 100, -60, 4, clock.now());
     let m = message("+1");
@@ -205,7 +299,10 @@ async fn an_accepted_job_without_an_outcome_ends_as_outcome_unknown() {
             .any(|it| matches!(it, Action::OutcomeUnknown { device, ids, .. } if device == "a" && ids == &vec![m.id])),
         "{actions:?}"
     );
-    assert!(offers(&core.dispatch(clock.now())).is_empty(), "never resent blindly");
+    assert!(
+        offers(&core.dispatch(clock.now())).is_empty(),
+        "never resent blindly"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -220,7 +317,11 @@ async fn a_phone_that_lost_its_journal_cannot_say_what_it_sent() {
     core.disconnected("a", 1);
     let capabilities = Capabilities::default();
     let actions = core.connected("a", 2, &capabilities, None, Some(&[]), clock.now());
-    assert!(actions.iter().any(|it| matches!(it, Action::OutcomeUnknown { ids, .. } if ids == &vec![m.id])));
+    assert!(
+        actions
+            .iter()
+            .any(|it| matches!(it, Action::OutcomeUnknown { ids, .. } if ids == &vec![m.id]))
+    );
     // A phone that lists it keeps it.
     let mut core = Core::new(DispatchConfig::default());
     connect(&mut core, "a", 100, -60, 4, clock.now());
@@ -229,13 +330,21 @@ async fn a_phone_that_lost_its_journal_cannot_say_what_it_sent() {
     core.owned("a", &[m.id], clock.now());
     core.disconnected("a", 1);
     let actions = core.connected("a", 2, &capabilities, None, Some(&[m.id]), clock.now());
-    assert!(!actions.iter().any(|it| matches!(it, Action::OutcomeUnknown { .. })));
+    assert!(
+        !actions
+            .iter()
+            .any(|it| matches!(it, Action::OutcomeUnknown { .. }))
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_device_that_keeps_failing_is_rested() {
     let clock = Clock::new();
-    let config = DispatchConfig { breaker_failures: 3, breaker_rest_ms: 60_000, ..DispatchConfig::default() };
+    let config = DispatchConfig {
+        breaker_failures: 3,
+        breaker_rest_ms: 60_000,
+        ..DispatchConfig::default()
+    };
     let mut core = Core::new(config);
     connect(&mut core, "a", 100, -60, 10, clock.now());
     connect(&mut core, "b", 30, -100, 10, clock.now());
@@ -245,15 +354,32 @@ async fn a_device_that_keeps_failing_is_rested() {
         core.enqueue(vec![m.clone()], clock.now());
         let offered = offers(&core.dispatch(clock.now()));
         let device = offered[0].0.clone();
-        let actions = core.finished(&device, m.id, JobEnd::Failed { code: "rejected".into() }, clock.now());
-        rested |= actions.iter().any(|it| matches!(it, Action::Rest { until: Some(_), .. }));
+        let actions = core.finished(
+            &device,
+            m.id,
+            JobEnd::Failed {
+                code: "rejected".into(),
+            },
+            clock.now(),
+        );
+        rested |= actions
+            .iter()
+            .any(|it| matches!(it, Action::Rest { until: Some(_), .. }));
     }
     // Failures by device: whichever got them; force three on "a" to be sure.
     if !rested {
         for _ in 0..3 {
-            let actions = core.finished("a", Uuid::new_v4(), JobEnd::Failed { code: "rejected".into() }, clock.now());
-            rested |=
-                actions.iter().any(|it| matches!(it, Action::Rest { device, until: Some(_), .. } if device == "a"));
+            let actions = core.finished(
+                "a",
+                Uuid::new_v4(),
+                JobEnd::Failed {
+                    code: "rejected".into(),
+                },
+                clock.now(),
+            );
+            rested |= actions.iter().any(
+                |it| matches!(it, Action::Rest { device, until: Some(_), .. } if device == "a"),
+            );
         }
     }
     assert!(rested);
@@ -264,29 +390,51 @@ async fn a_device_that_keeps_failing_is_rested() {
     assert_ne!(offered[0].0, "a", "a rested device got work");
     advance(Duration::from_secs(61)).await;
     let actions = core.tick(clock.now());
-    assert!(actions.contains(&Action::Rest { device: "a".into(), until: None, reason: None }));
+    assert!(actions.contains(&Action::Rest {
+        device: "a".into(),
+        until: None,
+        reason: None
+    }));
 }
 
 #[tokio::test(start_paused = true)]
 async fn quotas_and_pacing_move_traffic_to_the_next_sim_and_explain_the_wait() {
     let clock = Clock::new();
-    let limits = Limits { per_minute: Some(2), ..Limits::default() };
-    let mut core = Core::new(DispatchConfig { limits, ..DispatchConfig::default() });
+    let limits = Limits {
+        per_minute: Some(2),
+        ..Limits::default()
+    };
+    let mut core = Core::new(DispatchConfig {
+        limits,
+        ..DispatchConfig::default()
+    });
     connect(&mut core, "a", 100, -60, 10, clock.now());
     let sent: Vec<_> = (0..3).map(|n| message(&format!("+{n}"))).collect();
     core.enqueue(sent.clone(), clock.now());
     let offered = offers(&core.dispatch(clock.now()));
     assert_eq!(offered.len(), 2, "the SIM's cap is 2 parts a minute");
-    let left = sent.iter().find(|it| !offered.iter().any(|(_, id)| *id == it.id)).unwrap();
+    let left = sent
+        .iter()
+        .find(|it| !offered.iter().any(|(_, id)| *id == it.id))
+        .unwrap();
     let why = core.why_waiting(left.id, clock.now()).unwrap();
     assert!(why.contains("cap of 2 parts per minute"), "{why}");
     // A second device takes the traffic the first cannot.
     connect(&mut core, "b", 50, -90, 10, clock.now());
-    assert_eq!(offers(&core.dispatch(clock.now())), vec![("b".to_string(), left.id)]);
+    assert_eq!(
+        offers(&core.dispatch(clock.now())),
+        vec![("b".to_string(), left.id)]
+    );
 
     // Pacing: a minimum interval between two sends of a SIM.
-    let limits = Limits { min_interval_ms: 2_000, ..Limits::default() };
-    let mut core = Core::new(DispatchConfig { limits, ..DispatchConfig::default() });
+    let limits = Limits {
+        min_interval_ms: 2_000,
+        ..Limits::default()
+    };
+    let mut core = Core::new(DispatchConfig {
+        limits,
+        ..DispatchConfig::default()
+    });
     connect(&mut core, "a", 100, -60, 10, clock.now());
     core.enqueue(vec![message("+1"), message("+2")], clock.now());
     assert_eq!(offers(&core.dispatch(clock.now())).len(), 1);
@@ -310,12 +458,18 @@ async fn replies_to_a_recipient_stick_to_the_same_sim() {
     for _ in 0..3 {
         let next = message("+15551234");
         core.enqueue(vec![next.clone()], clock.now());
-        assert_eq!(offers(&core.dispatch(clock.now())), vec![("weak".to_string(), next.id)]);
+        assert_eq!(
+            offers(&core.dispatch(clock.now())),
+            vec![("weak".to_string(), next.id)]
+        );
         core.finished("weak", next.id, JobEnd::Sent, clock.now());
     }
     let other = message("+15559999");
     core.enqueue(vec![other.clone()], clock.now());
-    assert_eq!(offers(&core.dispatch(clock.now())), vec![("strong".to_string(), other.id)]);
+    assert_eq!(
+        offers(&core.dispatch(clock.now())),
+        vec![("strong".to_string(), other.id)]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -332,6 +486,10 @@ async fn cancel_takes_a_message_back_and_revokes_an_offer() {
     core.enqueue(vec![offered.clone()], clock.now());
     core.dispatch(clock.now());
     let actions = core.cancel(offered.id);
-    assert!(actions.contains(&Action::Revoke { device: "a".into(), ids: vec![offered.id], reason: "cancelled" }));
+    assert!(actions.contains(&Action::Revoke {
+        device: "a".into(),
+        ids: vec![offered.id],
+        reason: "cancelled"
+    }));
     assert!(offers(&core.dispatch(clock.now())).is_empty());
 }

@@ -83,7 +83,12 @@ pub fn list_ports(allow: &[String]) -> Vec<Candidate> {
         }
     }
     // Explicit allow-list entries that are paths (e.g. a pty) count even without sysfs.
-    names.extend(allow.iter().filter(|it| Path::new(it.as_str()).exists()).cloned());
+    names.extend(
+        allow
+            .iter()
+            .filter(|it| Path::new(it.as_str()).exists())
+            .cloned(),
+    );
     names.sort();
     names.dedup();
     names
@@ -94,14 +99,25 @@ pub fn list_ports(allow: &[String]) -> Vec<Candidate> {
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|it| it.trim().to_string()).filter(|it| !it.is_empty())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|it| it.trim().to_string())
+        .filter(|it| !it.is_empty())
 }
 
 /// USB details of a port from `/sys/class/tty/<name>/device`.
 fn sysfs_details(port: &str) -> Candidate {
     let name = port.rsplit('/').next().unwrap_or(port);
-    let mut candidate = Candidate { port: port.to_string(), vid: None, pid: None, interface: None, usb_device: None };
-    let Ok(device) = std::fs::canonicalize(PathBuf::from("/sys/class/tty").join(name).join("device")) else {
+    let mut candidate = Candidate {
+        port: port.to_string(),
+        vid: None,
+        pid: None,
+        interface: None,
+        usb_device: None,
+    };
+    let Ok(device) =
+        std::fs::canonicalize(PathBuf::from("/sys/class/tty").join(name).join("device"))
+    else {
         return candidate;
     };
     // ttyUSB: device is the usb-serial port, whose parent is the interface; ttyACM: the
@@ -111,9 +127,11 @@ fn sysfs_details(port: &str) -> Candidate {
     } else {
         device.parent().map(Path::to_path_buf)
     };
-    let Some(interface) = interface.filter(|it| it.join("bInterfaceNumber").exists()) else { return candidate };
-    candidate.interface =
-        read_trimmed(&interface.join("bInterfaceNumber")).and_then(|it| u8::from_str_radix(&it, 16).ok());
+    let Some(interface) = interface.filter(|it| it.join("bInterfaceNumber").exists()) else {
+        return candidate;
+    };
+    candidate.interface = read_trimmed(&interface.join("bInterfaceNumber"))
+        .and_then(|it| u8::from_str_radix(&it, 16).ok());
     if let Some(usb) = interface.parent() {
         candidate.vid = read_trimmed(&usb.join("idVendor"));
         candidate.pid = read_trimmed(&usb.join("idProduct"));
@@ -135,14 +153,23 @@ fn preferred_interface(vid: Option<&str>) -> Option<u8> {
 pub fn probe_order(candidates: Vec<Candidate>) -> Vec<Vec<Candidate>> {
     let mut groups: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     for candidate in candidates {
-        let key = candidate.usb_device.clone().unwrap_or_else(|| candidate.port.clone());
+        let key = candidate
+            .usb_device
+            .clone()
+            .unwrap_or_else(|| candidate.port.clone());
         groups.entry(key).or_default().push(candidate);
     }
     groups
         .into_values()
         .map(|mut group| {
             let preferred = preferred_interface(group.first().and_then(|it| it.vid.as_deref()));
-            group.sort_by_key(|it| (it.interface != preferred || preferred.is_none(), it.interface, it.port.clone()));
+            group.sort_by_key(|it| {
+                (
+                    it.interface != preferred || preferred.is_none(),
+                    it.interface,
+                    it.port.clone(),
+                )
+            });
             group
         })
         .collect()
@@ -167,7 +194,9 @@ pub async fn probe(port: &str, timeout: Duration) -> Option<Option<String>> {
     let mut model = Vec::new();
     for command in ["AT+CGMI", "AT+CGMM"] {
         if let Ok(lines) = session.command(command, timeout).await
-            && let Some(it) = lines.iter().find_map(|l| smshub_protocol::at::reply::parse_info(l, &["+CGMI", "+CGMM"]))
+            && let Some(it) = lines
+                .iter()
+                .find_map(|l| smshub_protocol::at::reply::parse_info(l, &["+CGMI", "+CGMM"]))
         {
             model.push(it);
         }
@@ -179,11 +208,16 @@ pub async fn probe(port: &str, timeout: Duration) -> Option<Option<String>> {
 pub async fn detect(allow: &[String], skip: &[String], timeout: Duration) -> Vec<DetectedPort> {
     let candidates: Vec<Candidate> = list_ports(allow).into_iter().collect();
     // A stick one of whose ports is attached already is skipped whole.
-    let busy: Vec<Option<String>> =
-        candidates.iter().filter(|it| skip.contains(&it.port)).map(|it| it.usb_device.clone()).collect();
+    let busy: Vec<Option<String>> = candidates
+        .iter()
+        .filter(|it| skip.contains(&it.port))
+        .map(|it| it.usb_device.clone())
+        .collect();
     let fresh: Vec<Candidate> = candidates
         .into_iter()
-        .filter(|it| !skip.contains(&it.port) && (it.usb_device.is_none() || !busy.contains(&it.usb_device)))
+        .filter(|it| {
+            !skip.contains(&it.port) && (it.usb_device.is_none() || !busy.contains(&it.usb_device))
+        })
         .collect();
     let probes = probe_order(fresh).into_iter().map(|group| async move {
         for candidate in group {
@@ -199,7 +233,11 @@ pub async fn detect(allow: &[String], skip: &[String], timeout: Duration) -> Vec
         }
         None
     });
-    futures_util::future::join_all(probes).await.into_iter().flatten().collect()
+    futures_util::future::join_all(probes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 #[cfg(test)]
@@ -240,10 +278,16 @@ mod tests {
             candidate("/dev/ttyACM1", "1234", 1, "usb1/1-2"),
             candidate("/dev/ttyACM0", "1234", 0, "usb1/1-2"),
         ]);
-        let order: Vec<Vec<&str>> = groups.iter().map(|g| g.iter().map(|it| it.port.as_str()).collect()).collect();
+        let order: Vec<Vec<&str>> = groups
+            .iter()
+            .map(|g| g.iter().map(|it| it.port.as_str()).collect())
+            .collect();
         assert_eq!(
             order,
-            vec![vec!["/dev/ttyUSB2", "/dev/ttyUSB0", "/dev/ttyUSB1"], vec!["/dev/ttyACM0", "/dev/ttyACM1"]]
+            vec![
+                vec!["/dev/ttyUSB2", "/dev/ttyUSB0", "/dev/ttyUSB1"],
+                vec!["/dev/ttyACM0", "/dev/ttyACM1"]
+            ]
         );
     }
 

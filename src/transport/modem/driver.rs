@@ -25,10 +25,12 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use smshub_protocol::at::{self, CommandError, reply, sms, ussd};
-use smshub_protocol::device::{Capabilities, ErrorCode, HubFrame, SendJob, SimInfo, SimStatus, Status};
+use smshub_protocol::device::{
+    Capabilities, ErrorCode, HubFrame, SendJob, SimInfo, SimStatus, Status,
+};
 use smshub_protocol::pdu::{
-    self, Address, Body, ConcatRef, DecodedPdu, Deliver, PartKey, Reassembler, StatusClass, StatusReport, Submit,
-    Timestamp,
+    self, Address, Body, ConcatRef, DecodedPdu, Deliver, PartKey, Reassembler, StatusClass,
+    StatusReport, Submit, Timestamp,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -36,7 +38,8 @@ use uuid::Uuid;
 
 use super::session::{SendError, Session, SessionError, Timeouts};
 use super::{
-    Balance, Control, ModemConfig, ModemError, ModemState, ModemStatus, Operators, RawSent, StoredSms, UssdAnswer,
+    Balance, Control, ModemConfig, ModemError, ModemState, ModemStatus, Operators, RawSent,
+    StoredSms, UssdAnswer,
 };
 use crate::app::Hub;
 use crate::auth;
@@ -75,7 +78,8 @@ enum Ended {
 impl Supervisor {
     pub(crate) async fn run(mut self) {
         loop {
-            self.status.send_modify(|it| it.state = ModemState::Connecting);
+            self.status
+                .send_modify(|it| it.state = ModemState::Connecting);
             let ended = match open(&self.port) {
                 Ok(stream) => {
                     let connection = Connection::new(&mut self, Session::new(stream));
@@ -121,7 +125,9 @@ impl Supervisor {
 
 fn open(port: &str) -> Result<tokio_serial::SerialStream, String> {
     use tokio_serial::SerialPortBuilderExt;
-    tokio_serial::new(port, 115_200).open_native_async().map_err(|err| format!("cannot open {port}: {err}"))
+    tokio_serial::new(port, 115_200)
+        .open_native_async()
+        .map_err(|err| format!("cannot open {port}: {err}"))
 }
 
 /// A message waiting for status reports.
@@ -231,7 +237,12 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
         let snapshot = self.status.borrow().clone();
         let (tx, mut outbound) = mpsc::channel::<Outbound>(64);
         let now = now_millis();
-        let capabilities = Capabilities { max_in_flight: 1, multipart: true, delivery_reports: true, incoming: true };
+        let capabilities = Capabilities {
+            max_in_flight: 1,
+            multipart: true,
+            delivery_reports: true,
+            incoming: true,
+        };
         let live = LiveDevice {
             device_id: self.device_id.clone(),
             session: 0,
@@ -248,8 +259,10 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
         let (session_no, replaced) = self.hub.registry.connect(live, tx.clone());
         self.session_no = session_no;
         if let Some(old) = replaced {
-            let _ =
-                old.try_send(Outbound::Close { code: close_code::REPLACED, reason: "replaced by a newer connection" });
+            let _ = old.try_send(Outbound::Close {
+                code: close_code::REPLACED,
+                reason: "replaced by a newer connection",
+            });
         }
         let sims = serde_json::to_value(vec![sim_info(&snapshot)]).unwrap_or_default();
         let _ = self
@@ -264,7 +277,10 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             .await;
         // The modem keeps no journal: a job it accepted in an earlier session and never
         // reported may have gone out, so the dispatcher ends it as outcome_unknown.
-        let limits = self.limits.as_ref().and_then(|it| serde_json::from_value(it.clone()).ok());
+        let limits = self
+            .limits
+            .as_ref()
+            .and_then(|it| serde_json::from_value(it.clone()).ok());
         self.hub.dispatcher.send(Event::Connected {
             device_id: self.device_id.clone(),
             session: session_no,
@@ -272,7 +288,11 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             limits,
             held: Some(Vec::new()),
         });
-        self.hub.dispatcher.send(Event::Status { device_id: self.device_id.clone(), session: session_no, status });
+        self.hub.dispatcher.send(Event::Status {
+            device_id: self.device_id.clone(),
+            session: session_no,
+            status,
+        });
         // The registry holds the sender now; the channel closes when the session is replaced.
         drop(tx);
         let device_id = self.device_id.clone();
@@ -290,10 +310,19 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
         };
 
         if self.hub.registry.disconnect(&self.device_id, session_no) {
-            let _ =
-                self.hub.store.submit(vec![Change::DeviceSeen { id: self.device_id.clone(), at: now_millis() }]).await;
+            let _ = self
+                .hub
+                .store
+                .submit(vec![Change::DeviceSeen {
+                    id: self.device_id.clone(),
+                    at: now_millis(),
+                }])
+                .await;
         }
-        self.hub.dispatcher.send(Event::Disconnected { device_id: self.device_id.clone(), session: session_no });
+        self.hub.dispatcher.send(Event::Disconnected {
+            device_id: self.device_id.clone(),
+            session: session_no,
+        });
         tracing::info!(port = %self.port, device = %self.device_id, "modem offline");
         ended
     }
@@ -307,7 +336,8 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             Sweep,
         }
         let start = Instant::now();
-        let mut refresh = tokio::time::interval_at(start + self.config.refresh, self.config.refresh);
+        let mut refresh =
+            tokio::time::interval_at(start + self.config.refresh, self.config.refresh);
         let mut sweep = tokio::time::interval_at(start + self.config.sweep, self.config.sweep);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -333,7 +363,9 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                         Ended::Stopped
                     };
                 }
-                Step::Frame(None) | Step::Control(None | Some(Control::Stop)) => return Ended::Stopped,
+                Step::Frame(None) | Step::Control(None | Some(Control::Stop)) => {
+                    return Ended::Stopped;
+                }
                 Step::Control(Some(request)) => self.serve_control(request).await,
                 Step::Urc(Ok(urc)) => self.handle_urc(urc).await,
                 Step::Urc(Err(err)) => Err(err),
@@ -374,7 +406,11 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
         let t = self.timeouts();
         let mut alive = false;
         for _ in 0..5 {
-            match self.session.command("AT", t.command.min(Duration::from_secs(2))).await {
+            match self
+                .session
+                .command("AT", t.command.min(Duration::from_secs(2)))
+                .await
+            {
                 Ok(_) => {
                     alive = true;
                     break;
@@ -389,7 +425,9 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
         self.quiet("ATE0").await?;
         self.quiet("AT+CMEE=1").await?;
         if let Ok(lines) = self.session.command("AT+CFUN?", t.command).await
-            && lines.iter().any(|it| at::strip_tag(it, "+CFUN").is_some_and(|v| v.trim() == "0"))
+            && lines
+                .iter()
+                .any(|it| at::strip_tag(it, "+CFUN").is_some_and(|v| v.trim() == "0"))
         {
             let _ = self.session.command("AT+CFUN=1", t.radio).await;
         }
@@ -408,11 +446,20 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             Err(err) if err.is_fatal() => return Err(err.to_string()),
             Err(_) => None,
         };
-        self.huawei = manufacturer.as_deref().is_some_and(|it| it.to_ascii_lowercase().contains("huawei"));
+        self.huawei = manufacturer
+            .as_deref()
+            .is_some_and(|it| it.to_ascii_lowercase().contains("huawei"));
         // Gammu F_ENCODED_USSD: Huawei sticks want USSD as packed GSM 7-bit hex.
         self.packed_ussd = self.huawei;
         let mut iccid = None;
-        for command in ["AT^ICCID?", "AT+CCID", "AT+ICCID", "AT+QCCID", "AT+CICCID", "AT+CRSM=176,12258,0,0,10"] {
+        for command in [
+            "AT^ICCID?",
+            "AT+CCID",
+            "AT+ICCID",
+            "AT+QCCID",
+            "AT+CICCID",
+            "AT+CRSM=176,12258,0,0,10",
+        ] {
             if command == "AT^ICCID?" && !self.huawei {
                 continue;
             }
@@ -446,8 +493,14 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
         let cnmi = self.choose_cnmi().await?;
         self.quiet("AT+COPS=3,0").await?;
 
-        let profile = imsi.as_deref().and_then(|it| self.operators.for_imsi(it)).cloned();
-        let identity = imei.clone().or_else(|| imsi.clone()).or_else(|| iccid.clone());
+        let profile = imsi
+            .as_deref()
+            .and_then(|it| self.operators.for_imsi(it))
+            .cloned();
+        let identity = imei
+            .clone()
+            .or_else(|| imsi.clone())
+            .or_else(|| iccid.clone());
         let storage = self.storage.clone();
         self.publish(|it| {
             it.manufacturer = manufacturer;
@@ -471,14 +524,22 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
 
     /// Runs a command whose failure does not matter; only a dead port is an error.
     async fn quiet(&mut self, command: &str) -> Result<(), String> {
-        match self.session.command(command, self.config.timeouts.command).await {
+        match self
+            .session
+            .command(command, self.config.timeouts.command)
+            .await
+        {
             Err(err) if err.is_fatal() => Err(err.to_string()),
             _ => Ok(()),
         }
     }
 
     async fn info(&mut self, command: &str, tags: &[&str]) -> Result<Option<String>, String> {
-        match self.session.command(command, self.config.timeouts.command).await {
+        match self
+            .session
+            .command(command, self.config.timeouts.command)
+            .await
+        {
             Ok(lines) => Ok(lines.iter().find_map(|it| reply::parse_info(it, tags))),
             Err(err) if err.is_fatal() => Err(err.to_string()),
             Err(_) => Ok(None),
@@ -499,20 +560,31 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 Err(err) => return Err(format!("SIM state unknown (AT+CPIN?): {err}")),
             };
             let state = lines.iter().find_map(|it| reply::parse_cpin(it));
-            let shown = lines.iter().find_map(|it| at::strip_tag(it, "+CPIN")).map(str::to_string);
+            let shown = lines
+                .iter()
+                .find_map(|it| at::strip_tag(it, "+CPIN"))
+                .map(str::to_string);
             self.publish(|it| it.sim.pin_state = shown);
             match state {
                 Some(reply::PinState::Ready) => return Ok(()),
                 Some(reply::PinState::SimPin) => match self.config.sim_pin.clone() {
                     Some(pin) => {
-                        if let Err(err) = self.session.command(&format!("AT+CPIN=\"{pin}\""), t.sim).await {
+                        if let Err(err) = self
+                            .session
+                            .command(&format!("AT+CPIN=\"{pin}\""), t.sim)
+                            .await
+                        {
                             return Err(format!("the SIM refused the configured PIN: {err}"));
                         }
                     }
                     None => return Err("the SIM asks for its PIN; configure it".to_string()),
                 },
-                Some(reply::PinState::SimPuk) => return Err("the SIM is blocked and asks for its PUK".to_string()),
-                Some(reply::PinState::Other(other)) => return Err(format!("the SIM is not ready ({other})")),
+                Some(reply::PinState::SimPuk) => {
+                    return Err("the SIM is blocked and asks for its PUK".to_string());
+                }
+                Some(reply::PinState::Other(other)) => {
+                    return Err(format!("the SIM is not ready ({other})"));
+                }
                 None => return Err("no answer to AT+CPIN?".to_string()),
             }
         }
@@ -526,7 +598,9 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             Err(err) if err.is_fatal() => return Err(err.to_string()),
             Err(_) => None,
         };
-        let Some(storage) = offered.as_deref().and_then(reply::choose_storage) else { return Ok(None) };
+        let Some(storage) = offered.as_deref().and_then(reply::choose_storage) else {
+            return Ok(None);
+        };
         for command in [
             format!("AT+CPMS=\"{storage}\",\"{storage}\",\"{storage}\""),
             format!("AT+CPMS=\"{storage}\",\"{storage}\""),
@@ -553,7 +627,11 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             Err(_) => reply::default_cnmi(),
         };
         for setting in candidates {
-            match self.session.command(&format!("AT+CNMI={setting}"), t.command).await {
+            match self
+                .session
+                .command(&format!("AT+CNMI={setting}"), t.command)
+                .await
+            {
                 Ok(_) => return Ok(Some(setting)),
                 Err(err) if err.is_fatal() => return Err(err.to_string()),
                 Err(_) => {}
@@ -566,13 +644,26 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
 
     /// The hub device of this modem (by IMEI) and its stored limits; the device is created
     /// the first time the modem is seen.
-    async fn device_for(&self, identity: &str) -> Result<(String, Option<serde_json::Value>), String> {
+    async fn device_for(
+        &self,
+        identity: &str,
+    ) -> Result<(String, Option<serde_json::Value>), String> {
         let name = format!("modem-{identity}");
-        let devices = self.hub.store.list_devices().await.map_err(|it| it.to_string())?;
-        if let Some(found) = devices.into_iter().find(|it| it.kind == KIND && it.name == name) {
+        let devices = self
+            .hub
+            .store
+            .list_devices()
+            .await
+            .map_err(|it| it.to_string())?;
+        if let Some(found) = devices
+            .into_iter()
+            .find(|it| it.kind == KIND && it.name == name)
+        {
             return Ok((found.id, found.limits));
         }
-        let created = auth::create_device(&self.hub.store, &name, KIND).await.map_err(|it| it.to_string())?;
+        let created = auth::create_device(&self.hub.store, &name, KIND)
+            .await
+            .map_err(|it| it.to_string())?;
         tracing::info!(device = %created.id, %name, "new modem registered as a device");
         Ok((created.id, None))
     }
@@ -583,24 +674,46 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
         self.refresh().await?;
         let status = self.radio_status();
         let now = now_millis();
-        self.hub.registry.update(&self.device_id, self.session_no, |it| {
-            it.status = Some(status.clone());
-            it.last_seen_at = now;
+        self.hub
+            .registry
+            .update(&self.device_id, self.session_no, |it| {
+                it.status = Some(status.clone());
+                it.last_seen_at = now;
+            });
+        self.hub.dispatcher.send(Event::Status {
+            device_id: self.device_id.clone(),
+            session: self.session_no,
+            status,
         });
-        self.hub.dispatcher.send(Event::Status { device_id: self.device_id.clone(), session: self.session_no, status });
         Ok(())
     }
 
     /// Reads signal, operator, registration and (Huawei) network mode.
     async fn refresh(&mut self) -> Result<(), SessionError> {
         let t = self.timeouts();
-        let signal = self.lines("AT+CSQ", t.command).await?.iter().find_map(|it| reply::parse_csq(it));
-        let operator = self.lines("AT+COPS?", t.command).await?.iter().find_map(|it| reply::parse_cops(it));
-        let mut registration = self.lines("AT+CREG?", t.command).await?.iter().find_map(|it| reply::parse_creg(it));
+        let signal = self
+            .lines("AT+CSQ", t.command)
+            .await?
+            .iter()
+            .find_map(|it| reply::parse_csq(it));
+        let operator = self
+            .lines("AT+COPS?", t.command)
+            .await?
+            .iter()
+            .find_map(|it| reply::parse_cops(it));
+        let mut registration = self
+            .lines("AT+CREG?", t.command)
+            .await?
+            .iter()
+            .find_map(|it| reply::parse_creg(it));
         if !registration.is_some_and(|it| it.status.is_registered()) {
             // LTE-only modems register in the EPS domain and may say CREG 0.
             for command in ["AT+CEREG?", "AT+CGREG?"] {
-                let other = self.lines(command, t.command).await?.iter().find_map(|it| reply::parse_creg(it));
+                let other = self
+                    .lines(command, t.command)
+                    .await?
+                    .iter()
+                    .find_map(|it| reply::parse_creg(it));
                 if other.is_some_and(|it| it.status.is_registered()) {
                     registration = other;
                     break;
@@ -615,7 +728,10 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 }
                 match self.session.command(command, t.command).await {
                     Ok(lines) => {
-                        network = lines.iter().find_map(|it| reply::parse_sysinfo(it)).and_then(|it| it.network());
+                        network = lines
+                            .iter()
+                            .find_map(|it| reply::parse_sysinfo(it))
+                            .and_then(|it| it.network());
                         self.sysinfo = Some(Some(extended));
                         break;
                     }
@@ -624,7 +740,12 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 }
             }
         }
-        let network = network.or_else(|| operator.as_ref().and_then(|it| it.act).map(|it| it.network()));
+        let network = network.or_else(|| {
+            operator
+                .as_ref()
+                .and_then(|it| it.act)
+                .map(|it| it.network())
+        });
         let registered = registration.is_some_and(|it| it.status.is_registered());
         let roaming = registration.is_some_and(|it| it.status == reply::RegStatus::Roaming);
         self.publish(|it| {
@@ -639,7 +760,11 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
     }
 
     /// A command's lines; an error other than a dead port gives no lines.
-    async fn lines(&mut self, command: &str, timeout: Duration) -> Result<Vec<String>, SessionError> {
+    async fn lines(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<Vec<String>, SessionError> {
         match self.session.command(command, timeout).await {
             Ok(lines) => Ok(lines),
             Err(err) if err.is_fatal() => Err(err),
@@ -687,13 +812,25 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             return Ok(());
         };
         let device = self.device_id.clone();
-        match self.hub.store.apply(Change::Accept { id, device: device.clone() }).await {
-            Ok(Outcome::Applied | Outcome::Unchanged) => {
-                self.hub.dispatcher.send(Event::Owned { device_id: device.clone(), ids: vec![id] })
-            }
+        match self
+            .hub
+            .store
+            .apply(Change::Accept {
+                id,
+                device: device.clone(),
+            })
+            .await
+        {
+            Ok(Outcome::Applied | Outcome::Unchanged) => self.hub.dispatcher.send(Event::Owned {
+                device_id: device.clone(),
+                ids: vec![id],
+            }),
             Ok(Outcome::Refused | Outcome::Requeued) => {
                 // Not this modem's any more (cancelled, reassigned): nothing is written.
-                self.hub.dispatcher.send(Event::OfferRefused { device_id: device, ids: vec![id] });
+                self.hub.dispatcher.send(Event::OfferRefused {
+                    device_id: device,
+                    ids: vec![id],
+                });
                 return Ok(());
             }
             Err(err) => {
@@ -706,7 +843,10 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 return Ok(());
             }
         }
-        let (change, code, fatal) = match self.send_text(&job.to, &job.text, job.delivery_report).await {
+        let (change, code, fatal) = match self
+            .send_text(&job.to, &job.text, job.delivery_report)
+            .await
+        {
             Ok(sent) => {
                 if job.delivery_report {
                     let known: Vec<u8> = sent.references.iter().flatten().copied().collect();
@@ -720,11 +860,25 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                             }
                         }
                         self.messages.retain(|_, it| it.remaining > 0);
-                        self.messages.insert(id, Awaiting { recipient: job.to.clone(), remaining: known.len() });
+                        self.messages.insert(
+                            id,
+                            Awaiting {
+                                recipient: job.to.clone(),
+                                remaining: known.len(),
+                            },
+                        );
                     }
                 }
                 self.publish(|it| it.sent += 1);
-                (Change::Sent { id, device: device.clone(), parts: sent.parts as u32 }, None, None)
+                (
+                    Change::Sent {
+                        id,
+                        device: device.clone(),
+                        parts: sent.parts as u32,
+                    },
+                    None,
+                    None,
+                )
             }
             Err(failure) => {
                 self.publish(|it| it.failed += 1);
@@ -760,29 +914,54 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             }
         };
         if let Some(end) = end {
-            self.hub.dispatcher.send(Event::Finished { device_id: device, id, end });
+            self.hub.dispatcher.send(Event::Finished {
+                device_id: device,
+                id,
+                end,
+            });
         }
         fatal.map_or(Ok(()), Err)
     }
 
     /// Writes the PDUs of one message.
-    async fn send_text(&mut self, to: &str, text: &str, status_report: bool) -> Result<RawSent, SendFailure> {
-        let permanent =
-            |code: ErrorCode, message: String| SendFailure { code, message, temporary: false, fatal: false };
-        let address = Address::parse(to).map_err(|err| permanent(ErrorCode::InvalidRecipient, err.to_string()))?;
+    async fn send_text(
+        &mut self,
+        to: &str,
+        text: &str,
+        status_report: bool,
+    ) -> Result<RawSent, SendFailure> {
+        let permanent = |code: ErrorCode, message: String| SendFailure {
+            code,
+            message,
+            temporary: false,
+            fatal: false,
+        };
+        let address = Address::parse(to)
+            .map_err(|err| permanent(ErrorCode::InvalidRecipient, err.to_string()))?;
         let reference = self.reference();
-        let submit = Submit::new(address, text).status_report(status_report).reference(reference);
-        let pdus = submit.encode().map_err(|err| permanent(ErrorCode::Unsupported, err.to_string()))?;
+        let submit = Submit::new(address, text)
+            .status_report(status_report)
+            .reference(reference);
+        let pdus = submit
+            .encode()
+            .map_err(|err| permanent(ErrorCode::Unsupported, err.to_string()))?;
         let total = pdus.len();
         let timeouts = self.timeouts();
         let mut references = Vec::with_capacity(total);
         for (idx, part) in pdus.iter().enumerate() {
-            match self.session.send_pdu(part.tpdu_len, &part.hex, &timeouts).await {
+            match self
+                .session
+                .send_pdu(part.tpdu_len, &part.hex, &timeouts)
+                .await
+            {
                 Ok(mr) => references.push(mr),
                 Err(err) => return Err(send_failure(err, idx, total, &timeouts)),
             }
         }
-        Ok(RawSent { parts: total, references })
+        Ok(RawSent {
+            parts: total,
+            references,
+        })
     }
 
     // ---- receiving -----------------------------------------------------------------------------
@@ -795,7 +974,8 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             // +CMT (a message) or +CDS (a status report) routed straight to us.
             return self.take_pdu(None, pdu).await;
         }
-        if at::strip_tag(&urc.line, "+CMT").is_some() || at::strip_tag(&urc.line, "+CDS").is_some() {
+        if at::strip_tag(&urc.line, "+CMT").is_some() || at::strip_tag(&urc.line, "+CDS").is_some()
+        {
             tracing::warn!(line = %urc.line, "notification without its PDU ignored");
             return Ok(());
         }
@@ -812,9 +992,14 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
         let t = self.timeouts();
         let switched = self.storage.as_deref().is_some_and(|it| it != storage);
         if switched {
-            self.lines(&format!("AT+CPMS=\"{storage}\""), t.command).await?;
+            self.lines(&format!("AT+CPMS=\"{storage}\""), t.command)
+                .await?;
         }
-        let result = match self.session.command(&format!("AT+CMGR={index}"), t.list).await {
+        let result = match self
+            .session
+            .command(&format!("AT+CMGR={index}"), t.list)
+            .await
+        {
             Ok(lines) => match sms::parse_cmgr(&lines) {
                 Some(stored) => self.take_pdu(Some(index), &stored.pdu).await,
                 None => Ok(()),
@@ -826,14 +1011,19 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             }
         };
         if switched && let Some(back) = self.storage.clone() {
-            self.lines(&format!("AT+CPMS=\"{back}\""), t.command).await?;
+            self.lines(&format!("AT+CPMS=\"{back}\""), t.command)
+                .await?;
         }
         result
     }
 
     /// Lists every stored message and takes the received ones (lost notifications included).
     async fn sweep(&mut self) -> Result<(), SessionError> {
-        let lines = match self.session.command("AT+CMGL=4", self.config.timeouts.list).await {
+        let lines = match self
+            .session
+            .command("AT+CMGL=4", self.config.timeouts.list)
+            .await
+        {
             Ok(lines) => lines,
             Err(err) if err.is_fatal() => return Err(err),
             Err(err) => {
@@ -869,11 +1059,16 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
     }
 
     async fn receive(&mut self, deliver: Deliver, index: Option<u32>) -> Result<(), SessionError> {
-        let key = deliver.udh.as_ref().and_then(|it| it.concat).filter(|it| it.total > 1).map(|concat| PartKey {
-            sender: deliver.sender.clone(),
-            reference: concat.reference,
-            total: concat.total,
-        });
+        let key = deliver
+            .udh
+            .as_ref()
+            .and_then(|it| it.concat)
+            .filter(|it| it.total > 1)
+            .map(|concat| PartKey {
+                sender: deliver.sender.clone(),
+                reference: concat.reference,
+                total: concat.total,
+            });
         if let (Some(key), Some(index)) = (&key, index) {
             let indexes = self.parts.entry(key.clone()).or_default();
             if !indexes.contains(&index) {
@@ -881,7 +1076,9 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             }
         }
         let now = self.started.elapsed().as_secs();
-        let Some(message) = self.reassembler.push(deliver, now) else { return Ok(()) };
+        let Some(message) = self.reassembler.push(deliver, now) else {
+            return Ok(());
+        };
         let indexes = match key {
             Some(key) => self.parts.remove(&key).unwrap_or_default(),
             None => index.into_iter().collect(),
@@ -890,7 +1087,10 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             Body::Text(text) => text,
             Body::Data(data) => format!("[binary {}]", pdu::hex::encode(&data)),
         };
-        if self.store_incoming(&message.sender, &message.timestamp, body).await {
+        if self
+            .store_incoming(&message.sender, &message.timestamp, body)
+            .await
+        {
             for index in indexes {
                 self.delete(index).await?;
             }
@@ -902,7 +1102,9 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
     async fn expire_parts(&mut self) -> Result<(), SessionError> {
         let now = self.started.elapsed().as_secs();
         for expired in self.reassembler.expire(now, PARTS_MAX_AGE) {
-            let Some(first) = expired.parts.first() else { continue };
+            let Some(first) = expired.parts.first() else {
+                continue;
+            };
             let (sender, timestamp) = (first.sender.clone(), first.timestamp);
             let body: String = expired
                 .parts
@@ -910,7 +1112,11 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 .map(|it| it.body.text().unwrap_or("[binary]").to_string())
                 .collect::<Vec<_>>()
                 .join("[…]");
-            let body = format!("{body} [incomplete: {} of {} parts]", expired.parts.len(), expired.key.total);
+            let body = format!(
+                "{body} [incomplete: {} of {} parts]",
+                expired.parts.len(),
+                expired.key.total
+            );
             let indexes = self.parts.remove(&expired.key).unwrap_or_default();
             if self.store_incoming(&sender, &timestamp, body).await {
                 for index in indexes {
@@ -922,7 +1128,12 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
     }
 
     /// Commits a received SMS; true once it is stored (or was already).
-    async fn store_incoming(&mut self, sender: &Address, timestamp: &Timestamp, body: String) -> bool {
+    async fn store_incoming(
+        &mut self,
+        sender: &Address,
+        timestamp: &Timestamp,
+        body: String,
+    ) -> bool {
         let mut hash = Sha256::new();
         hash.update(sender.number.as_bytes());
         hash.update(timestamp.to_string().as_bytes());
@@ -951,7 +1162,11 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
     }
 
     async fn delete(&mut self, index: u32) -> Result<(), SessionError> {
-        match self.session.command(&format!("AT+CMGD={index}"), self.config.timeouts.command).await {
+        match self
+            .session
+            .command(&format!("AT+CMGD={index}"), self.config.timeouts.command)
+            .await
+        {
             Err(err) if err.is_fatal() => Err(err),
             Err(err) => {
                 tracing::warn!(port = %self.port, index, error = %err, "could not delete a stored message");
@@ -980,13 +1195,18 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             StatusClass::StillTrying => return,
             StatusClass::Delivered => {
                 self.awaiting.remove(&mr);
-                let Some(waiting) = self.messages.get_mut(&id) else { return };
+                let Some(waiting) = self.messages.get_mut(&id) else {
+                    return;
+                };
                 waiting.remaining = waiting.remaining.saturating_sub(1);
                 if waiting.remaining > 0 {
                     return;
                 }
                 self.messages.remove(&id);
-                Change::Delivered { id, device: self.device_id.clone() }
+                Change::Delivered {
+                    id,
+                    device: self.device_id.clone(),
+                }
             }
             StatusClass::PermanentFailure | StatusClass::TemporaryFailure => {
                 self.awaiting.retain(|_, it| *it != id);
@@ -1021,18 +1241,30 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 fatal
             }
             Control::DeleteSms(index, reply) => {
-                let result =
-                    self.session.command(&format!("AT+CMGD={index}"), self.config.timeouts.command).await.map(|_| ());
-                let fatal = result.as_ref().err().filter(|it| it.is_fatal()).map(|_| SessionError::Closed);
+                let result = self
+                    .session
+                    .command(&format!("AT+CMGD={index}"), self.config.timeouts.command)
+                    .await
+                    .map(|_| ());
+                let fatal = result
+                    .as_ref()
+                    .err()
+                    .filter(|it| it.is_fatal())
+                    .map(|_| SessionError::Closed);
                 let _ = reply.send(result.map_err(modem_error));
                 fatal.map_or(Ok(()), Err)
             }
             Control::SendRaw { to, text, reply } => {
                 let result = self.send_text(&to, &text, false).await;
                 let fatal = matches!(&result, Err(failure) if failure.fatal);
-                let _ = reply
-                    .send(result.map_err(|it| ModemError::Invalid(format!("{}: {}", it.code.as_str(), it.message))));
-                if fatal { Err(SessionError::Closed) } else { Ok(()) }
+                let _ = reply.send(result.map_err(|it| {
+                    ModemError::Invalid(format!("{}: {}", it.code.as_str(), it.message))
+                }));
+                if fatal {
+                    Err(SessionError::Closed)
+                } else {
+                    Ok(())
+                }
             }
             Control::Ussd { code, reply } => {
                 let result = self.ussd(&code).await;
@@ -1051,16 +1283,31 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
     }
 
     async fn list_stored(&mut self) -> Result<Vec<StoredSms>, ModemError> {
-        let lines = self.session.command("AT+CMGL=4", self.config.timeouts.list).await.map_err(modem_error)?;
-        Ok(sms::parse_cmgl(&lines).into_iter().map(describe_stored).collect())
+        let lines = self
+            .session
+            .command("AT+CMGL=4", self.config.timeouts.list)
+            .await
+            .map_err(modem_error)?;
+        Ok(sms::parse_cmgl(&lines)
+            .into_iter()
+            .map(describe_stored)
+            .collect())
     }
 
     async fn ussd(&mut self, code: &str) -> Result<UssdAnswer, ModemError> {
         let t = self.timeouts();
-        let forms = if self.packed_ussd { [true, false] } else { [false, true] };
+        let forms = if self.packed_ussd {
+            [true, false]
+        } else {
+            [false, true]
+        };
         let mut refused = None;
         for packed in forms {
-            match self.session.command(&ussd::command(code, packed), t.command).await {
+            match self
+                .session
+                .command(&ussd::command(code, packed), t.command)
+                .await
+            {
                 Ok(_) => {
                     self.packed_ussd = packed;
                     return self.await_ussd(code, packed).await;
@@ -1085,12 +1332,16 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 let _ = self.session.command("AT+CUSD=2", t.command).await;
                 return Err(ModemError::Timeout);
             };
-            let Some(answer) = ussd::parse_cusd(&urc.line) else { continue };
+            let Some(answer) = ussd::parse_cusd(&urc.line) else {
+                continue;
+            };
             let text = answer.text(packed);
             // python-gsmmodem: an extra "+CUSD: 2,"Initiating Release"" or "+CUSD: 3,..."
             // may come before the real answer.
             let release = answer.status == ussd::UssdStatus::Terminated
-                && text.as_deref().is_some_and(|it| it.trim().eq_ignore_ascii_case("Initiating Release"));
+                && text
+                    .as_deref()
+                    .is_some_and(|it| it.trim().eq_ignore_ascii_case("Initiating Release"));
             if answer.status == ussd::UssdStatus::OtherClient || release {
                 continue;
             }
@@ -1098,7 +1349,12 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 // A menu: close it, the hub does not navigate menus.
                 let _ = self.session.command("AT+CUSD=2", t.command).await;
             }
-            return Ok(UssdAnswer { code: code.to_string(), status: answer.status.as_str(), text, dcs: answer.dcs });
+            return Ok(UssdAnswer {
+                code: code.to_string(),
+                status: answer.status.as_str(),
+                text,
+                dcs: answer.dcs,
+            });
         }
     }
 
@@ -1109,7 +1365,12 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
         };
         let answer = self.ussd(&code).await?;
         let amount = answer.text.as_deref().and_then(first_amount);
-        Ok(Balance { operator: profile.map(|it| it.name), code, text: answer.text, amount })
+        Ok(Balance {
+            operator: profile.map(|it| it.name),
+            code,
+            text: answer.text,
+            amount,
+        })
     }
 }
 
@@ -1137,8 +1398,16 @@ fn send_failure(err: SendError, part: usize, total: usize, timeouts: &Timeouts) 
         SendError::AfterPdu(err) => (true, err),
     };
     let partial = part > 0;
-    let which = if total > 1 { format!("part {} of {total}: ", part + 1) } else { String::new() };
-    let sent_note = if partial { format!("; parts 1 to {part} were sent") } else { String::new() };
+    let which = if total > 1 {
+        format!("part {} of {total}: ", part + 1)
+    } else {
+        String::new()
+    };
+    let sent_note = if partial {
+        format!("; parts 1 to {part} were sent")
+    } else {
+        String::new()
+    };
     let fatal = err.is_fatal();
     let (code, message, temporary) = match err {
         SessionError::Command(error) => {
@@ -1148,7 +1417,11 @@ fn send_failure(err: SendError, part: usize, total: usize, timeouts: &Timeouts) 
             } else {
                 error.wire_code()
             };
-            (code, format!("{which}the modem answered {error}{sent_note}"), class.is_temporary())
+            (
+                code,
+                format!("{which}the modem answered {error}{sent_note}"),
+                class.is_temporary(),
+            )
         }
         SessionError::Timeout { .. } if after => (
             ErrorCode::OutcomeUnknown,
@@ -1158,19 +1431,30 @@ fn send_failure(err: SendError, part: usize, total: usize, timeouts: &Timeouts) 
             ),
             false,
         ),
-        SessionError::Timeout { .. } => {
-            (ErrorCode::Busy, format!("{which}the modem did not ask for the PDU{sent_note}"), true)
-        }
+        SessionError::Timeout { .. } => (
+            ErrorCode::Busy,
+            format!("{which}the modem did not ask for the PDU{sent_note}"),
+            true,
+        ),
         SessionError::Io(_) | SessionError::Closed if after => (
             ErrorCode::OutcomeUnknown,
-            format!("{which}the modem went away after the PDU was written; it may have been sent{sent_note}"),
+            format!(
+                "{which}the modem went away after the PDU was written; it may have been sent{sent_note}"
+            ),
             false,
         ),
-        SessionError::Io(_) | SessionError::Closed => {
-            (ErrorCode::GenericFailure, format!("{which}the modem went away{sent_note}"), true)
-        }
+        SessionError::Io(_) | SessionError::Closed => (
+            ErrorCode::GenericFailure,
+            format!("{which}the modem went away{sent_note}"),
+            true,
+        ),
     };
-    SendFailure { code, message, temporary: temporary && !partial, fatal }
+    SendFailure {
+        code,
+        message,
+        temporary: temporary && !partial,
+        fatal,
+    }
 }
 
 /// Whether two numbers are the same subscriber: their last nine digits agree (a report may
@@ -1187,9 +1471,16 @@ fn same_number(a: &str, b: &str) -> bool {
 
 /// The UTC instant of a service-centre timestamp.
 fn timestamp_millis(timestamp: &Timestamp) -> Option<Millis> {
-    let date =
-        chrono::NaiveDate::from_ymd_opt(i32::from(timestamp.year), timestamp.month.into(), timestamp.day.into())?;
-    let time = date.and_hms_opt(timestamp.hour.into(), timestamp.minute.into(), timestamp.second.into())?;
+    let date = chrono::NaiveDate::from_ymd_opt(
+        i32::from(timestamp.year),
+        timestamp.month.into(),
+        timestamp.day.into(),
+    )?;
+    let time = date.and_hms_opt(
+        timestamp.hour.into(),
+        timestamp.minute.into(),
+        timestamp.second.into(),
+    )?;
     let local = time.and_utc().timestamp_millis();
     Some(local - i64::from(timestamp.tz_quarters) * 15 * 60 * 1000)
 }
@@ -1201,7 +1492,8 @@ pub fn first_amount(text: &str) -> Option<f64> {
     let mut end = start;
     while end < bytes.len()
         && (bytes[end].is_ascii_digit()
-            || ((bytes[end] == b'.' || bytes[end] == b',') && bytes.get(end + 1).is_some_and(u8::is_ascii_digit)))
+            || ((bytes[end] == b'.' || bytes[end] == b',')
+                && bytes.get(end + 1).is_some_and(u8::is_ascii_digit)))
     {
         end += 1;
     }
@@ -1211,7 +1503,10 @@ pub fn first_amount(text: &str) -> Option<f64> {
 fn describe_stored(stored: sms::StoredPdu) -> StoredSms {
     let index = stored.index.unwrap_or(0);
     let status = stored.stat.as_str();
-    let part = |udh: Option<&pdu::Udh>| udh.and_then(|it| it.concat).map(|c| format!("{}/{}", c.seq, c.total));
+    let part = |udh: Option<&pdu::Udh>| {
+        udh.and_then(|it| it.concat)
+            .map(|c| format!("{}/{}", c.seq, c.total))
+    };
     match pdu::decode(&stored.pdu) {
         Ok(DecodedPdu::Deliver(it)) => StoredSms {
             index,
@@ -1297,7 +1592,15 @@ mod tests {
     #[test]
     fn timestamps() {
         // python-gsmmodem TestTimestamp: 2015-11-27 00:00 +02:00 is 2015-11-26 22:00 UTC.
-        let ts = Timestamp { year: 2015, month: 11, day: 27, hour: 0, minute: 0, second: 0, tz_quarters: 8 };
+        let ts = Timestamp {
+            year: 2015,
+            month: 11,
+            day: 27,
+            hour: 0,
+            minute: 0,
+            second: 0,
+            tz_quarters: 8,
+        };
         assert_eq!(timestamp_millis(&ts), Some(1_448_575_200_000));
         let bad = Timestamp { month: 13, ..ts };
         assert_eq!(timestamp_millis(&bad), None);
@@ -1306,16 +1609,48 @@ mod tests {
     #[test]
     fn failures() {
         let t = Timeouts::default();
-        let after_timeout = send_failure(SendError::AfterPdu(SessionError::Timeout { lines: vec![] }), 0, 1, &t);
-        assert_eq!((after_timeout.code, after_timeout.temporary), (ErrorCode::OutcomeUnknown, false));
-        let refused = send_failure(SendError::AfterPdu(SessionError::Command(CommandError::Cms(42))), 0, 1, &t);
+        let after_timeout = send_failure(
+            SendError::AfterPdu(SessionError::Timeout { lines: vec![] }),
+            0,
+            1,
+            &t,
+        );
+        assert_eq!(
+            (after_timeout.code, after_timeout.temporary),
+            (ErrorCode::OutcomeUnknown, false)
+        );
+        let refused = send_failure(
+            SendError::AfterPdu(SessionError::Command(CommandError::Cms(42))),
+            0,
+            1,
+            &t,
+        );
         assert_eq!((refused.code, refused.temporary), (ErrorCode::Busy, true));
-        let partial = send_failure(SendError::AfterPdu(SessionError::Command(CommandError::Cms(42))), 1, 3, &t);
+        let partial = send_failure(
+            SendError::AfterPdu(SessionError::Command(CommandError::Cms(42))),
+            1,
+            3,
+            &t,
+        );
         assert_eq!((partial.code, partial.temporary), (ErrorCode::Busy, false));
-        assert!(partial.message.contains("part 2 of 3") && partial.message.contains("parts 1 to 1 were sent"));
-        let bad = send_failure(SendError::AfterPdu(SessionError::Command(CommandError::Cms(1))), 0, 1, &t);
-        assert_eq!((bad.code, bad.temporary), (ErrorCode::InvalidRecipient, false));
+        assert!(
+            partial.message.contains("part 2 of 3")
+                && partial.message.contains("parts 1 to 1 were sent")
+        );
+        let bad = send_failure(
+            SendError::AfterPdu(SessionError::Command(CommandError::Cms(1))),
+            0,
+            1,
+            &t,
+        );
+        assert_eq!(
+            (bad.code, bad.temporary),
+            (ErrorCode::InvalidRecipient, false)
+        );
         let gone = send_failure(SendError::BeforePdu(SessionError::Closed), 0, 1, &t);
-        assert_eq!((gone.code, gone.temporary, gone.fatal), (ErrorCode::GenericFailure, true, true));
+        assert_eq!(
+            (gone.code, gone.temporary, gone.fatal),
+            (ErrorCode::GenericFailure, true, true)
+        );
     }
 }

@@ -251,8 +251,15 @@ pub enum ModemError {
 pub(crate) enum Control {
     ListSms(oneshot::Sender<Result<Vec<StoredSms>, ModemError>>),
     DeleteSms(u32, oneshot::Sender<Result<(), ModemError>>),
-    SendRaw { to: String, text: String, reply: oneshot::Sender<Result<RawSent, ModemError>> },
-    Ussd { code: String, reply: oneshot::Sender<Result<UssdAnswer, ModemError>> },
+    SendRaw {
+        to: String,
+        text: String,
+        reply: oneshot::Sender<Result<RawSent, ModemError>>,
+    },
+    Ussd {
+        code: String,
+        reply: oneshot::Sender<Result<UssdAnswer, ModemError>>,
+    },
     Balance(oneshot::Sender<Result<Balance, ModemError>>),
     Stop,
 }
@@ -292,7 +299,12 @@ impl Modems {
     /// No modems yet.
     pub fn new(config: ModemConfig) -> Modems {
         let operators = Arc::new(Operators::new(config.operators.clone()));
-        Modems { config, operators, ports: DashMap::new(), scanning: AtomicBool::new(false) }
+        Modems {
+            config,
+            operators,
+            ports: DashMap::new(),
+            scanning: AtomicBool::new(false),
+        }
     }
 
     /// How modems are driven.
@@ -311,11 +323,19 @@ impl Modems {
         // Bound first, so the map's read guard is gone before `insert`.
         let existing = self.ports.get(port).map(|it| it.clone());
         let (mut status, fresh) = match existing {
-            Some(handle) if handle.status.borrow().state != ModemState::Disconnected => (handle.status, false),
+            Some(handle) if handle.status.borrow().state != ModemState::Disconnected => {
+                (handle.status, false)
+            }
             _ => {
                 let (control, control_rx) = mpsc::channel(16);
                 let (status_tx, status_rx) = watch::channel(ModemStatus::new(port));
-                self.ports.insert(port.to_string(), PortHandle { control, status: status_rx.clone() });
+                self.ports.insert(
+                    port.to_string(),
+                    PortHandle {
+                        control,
+                        status: status_rx.clone(),
+                    },
+                );
                 let task = driver::Supervisor {
                     port: port.to_string(),
                     hub,
@@ -346,9 +366,11 @@ impl Modems {
         let (port, handle) = self.find(id)?;
         let mut status = handle.status.clone();
         let _ = handle.control.send(Control::Stop).await;
-        let _ =
-            tokio::time::timeout(Duration::from_secs(10), status.wait_for(|it| it.state == ModemState::Disconnected))
-                .await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            status.wait_for(|it| it.state == ModemState::Disconnected),
+        )
+        .await;
         self.ports.remove(&port);
         let snapshot = status.borrow().clone();
         Ok(snapshot)
@@ -374,7 +396,11 @@ impl Modems {
 
     /// Every attached modem.
     pub fn status_list(&self) -> Vec<ModemStatus> {
-        let mut list: Vec<ModemStatus> = self.ports.iter().map(|it| it.status.borrow().clone()).collect();
+        let mut list: Vec<ModemStatus> = self
+            .ports
+            .iter()
+            .map(|it| it.status.borrow().clone())
+            .collect();
         list.sort_by(|a, b| a.port.cmp(&b.port));
         list
     }
@@ -405,14 +431,22 @@ impl Modems {
     /// nothing is stored, there is no retry).
     pub async fn send_raw(&self, id: &str, to: &str, text: &str) -> Result<RawSent, ModemError> {
         let (to, text) = (to.to_string(), text.to_string());
-        self.ask(id, |reply| Control::SendRaw { to, text, reply }).await
+        self.ask(id, |reply| Control::SendRaw { to, text, reply })
+            .await
     }
 
     /// Runs a USSD code (`*100#`) and returns the network's answer.
     pub async fn ussd(&self, id: &str, code: &str) -> Result<UssdAnswer, ModemError> {
         let code = code.trim().to_string();
-        if code.is_empty() || code.len() > 160 || !code.chars().all(|c| c.is_ascii_digit() || "*#+".contains(c)) {
-            return Err(ModemError::Invalid(format!("{code:?} is not a USSD code (digits, * and #)")));
+        if code.is_empty()
+            || code.len() > 160
+            || !code
+                .chars()
+                .all(|c| c.is_ascii_digit() || "*#+".contains(c))
+        {
+            return Err(ModemError::Invalid(format!(
+                "{code:?} is not a USSD code (digits, * and #)"
+            )));
         }
         self.ask(id, |reply| Control::Ussd { code, reply }).await
     }
@@ -452,7 +486,9 @@ impl Modems {
             let mut tick = tokio::time::interval(interval);
             loop {
                 tick.tick().await;
-                let (Some(modems), Some(hub)) = (modems.upgrade(), hub.upgrade()) else { return };
+                let (Some(modems), Some(hub)) = (modems.upgrade(), hub.upgrade()) else {
+                    return;
+                };
                 let attached = modems.scan(hub).await;
                 for status in attached {
                     tracing::info!(port = %status.port, state = ?status.state, "modem found by scan");
@@ -481,6 +517,8 @@ impl Modems {
             .send(request(reply))
             .await
             .map_err(|_| ModemError::NotReady("its task has stopped".to_string()))?;
-        answer.await.map_err(|_| ModemError::NotReady("its task has stopped".to_string()))?
+        answer
+            .await
+            .map_err(|_| ModemError::NotReady("its task has stopped".to_string()))?
     }
 }

@@ -46,19 +46,43 @@ pub struct OperatorProfile {
 /// The built-in Algerian profiles (first seed system), with the network codes of
 /// `mobile-broadband-provider-info` (the seed had them wrong).
 pub fn algerian_defaults() -> Vec<OperatorProfile> {
-    let profile = |mcc_mnc: &str, name: &str, apn: &str, balance: &str, data: &str, recharge: &str| OperatorProfile {
-        mcc_mnc: mcc_mnc.to_string(),
-        name: name.to_string(),
-        country: Some("dz".to_string()),
-        apn: Some(apn.to_string()),
-        balance_ussd: Some(balance.to_string()),
-        data_balance_ussd: Some(data.to_string()),
-        recharge_ussd: Some(recharge.to_string()),
-    };
+    let profile =
+        |mcc_mnc: &str, name: &str, apn: &str, balance: &str, data: &str, recharge: &str| {
+            OperatorProfile {
+                mcc_mnc: mcc_mnc.to_string(),
+                name: name.to_string(),
+                country: Some("dz".to_string()),
+                apn: Some(apn.to_string()),
+                balance_ussd: Some(balance.to_string()),
+                data_balance_ussd: Some(data.to_string()),
+                recharge_ussd: Some(recharge.to_string()),
+            }
+        };
     vec![
-        profile("60301", "Mobilis", "internet", "*100#", "*100*2#", "*130*{code}#"),
-        profile("60302", "Djezzy", "djezzy.internet", "*100#", "*999#", "*100*{code}#"),
-        profile("60303", "Ooredoo", "internet", "*223#", "*223*2#", "*100*{code}#"),
+        profile(
+            "60301",
+            "Mobilis",
+            "internet",
+            "*100#",
+            "*100*2#",
+            "*130*{code}#",
+        ),
+        profile(
+            "60302",
+            "Djezzy",
+            "djezzy.internet",
+            "*100#",
+            "*999#",
+            "*100*{code}#",
+        ),
+        profile(
+            "60303",
+            "Ooredoo",
+            "internet",
+            "*223#",
+            "*223*2#",
+            "*100*{code}#",
+        ),
     ]
 }
 
@@ -83,10 +107,15 @@ impl Operators {
     /// The compiled-in table, the Algerian defaults, then `overrides`.
     pub fn new(overrides: Vec<OperatorProfile>) -> Operators {
         let mut by_code = HashMap::new();
-        for line in TABLE.lines().filter(|it| !it.starts_with('#') && !it.trim().is_empty()) {
+        for line in TABLE
+            .lines()
+            .filter(|it| !it.starts_with('#') && !it.trim().is_empty())
+        {
             let cols: Vec<&str> = line.split('\t').collect();
             let col = |idx: usize| cols.get(idx).copied().unwrap_or("");
-            let Some(mcc_mnc) = non_empty(col(0)) else { continue };
+            let Some(mcc_mnc) = non_empty(col(0)) else {
+                continue;
+            };
             let profile = OperatorProfile {
                 mcc_mnc: mcc_mnc.clone(),
                 name: non_empty(col(2)).unwrap_or_else(|| mcc_mnc.clone()),
@@ -113,7 +142,10 @@ impl Operators {
     /// 2-digit one.
     pub fn for_imsi(&self, imsi: &str) -> Option<&OperatorProfile> {
         let digits = imsi.trim();
-        [6, 5].iter().filter_map(|len| digits.get(..*len)).find_map(|code| self.get(code))
+        [6, 5]
+            .iter()
+            .filter_map(|len| digits.get(..*len))
+            .find_map(|code| self.get(code))
     }
 
     /// How many networks are known.
@@ -136,12 +168,21 @@ mod tests {
         let operators = Operators::default();
         let check = |imsi: &str, name: &str, balance: &str| {
             let profile = operators.for_imsi(imsi).expect(imsi);
-            assert_eq!((profile.name.as_str(), profile.balance_ussd.as_deref()), (name, Some(balance)), "{imsi}");
+            assert_eq!(
+                (profile.name.as_str(), profile.balance_ussd.as_deref()),
+                (name, Some(balance)),
+                "{imsi}"
+            );
         };
         check("603010123456789", "Mobilis", "*100#");
         check("603020123456789", "Djezzy", "*100#");
         check("603030123456789", "Ooredoo", "*223#");
-        assert_eq!(operators.get("60303").and_then(|it| it.recharge_ussd.as_deref()), Some("*100*{code}#"));
+        assert_eq!(
+            operators
+                .get("60303")
+                .and_then(|it| it.recharge_ussd.as_deref()),
+            Some("*100*{code}#")
+        );
     }
 
     #[test]
@@ -149,9 +190,17 @@ mod tests {
         let operators = Operators::default();
         assert!(operators.len() > 800, "{}", operators.len());
         let orange = operators.get("20801").expect("Orange France");
-        assert_eq!((orange.name.as_str(), orange.balance_ussd.as_deref()), ("Orange", Some("#123#")));
+        assert_eq!(
+            (orange.name.as_str(), orange.balance_ussd.as_deref()),
+            ("Orange", Some("#123#"))
+        );
         // A 3-digit MNC (AT&T, 310-410).
-        assert_eq!(operators.for_imsi("310410123456789").map(|it| it.name.as_str()), Some("AT&T"));
+        assert_eq!(
+            operators
+                .for_imsi("310410123456789")
+                .map(|it| it.name.as_str()),
+            Some("AT&T")
+        );
         assert!(operators.for_imsi("999").is_none());
     }
 
@@ -160,6 +209,11 @@ mod tests {
         let mut custom = algerian_defaults().remove(1);
         custom.balance_ussd = Some("*710#".into());
         let operators = Operators::new(vec![custom]);
-        assert_eq!(operators.get("60302").and_then(|it| it.balance_ussd.as_deref()), Some("*710#"));
+        assert_eq!(
+            operators
+                .get("60302")
+                .and_then(|it| it.balance_ussd.as_deref()),
+            Some("*710#")
+        );
     }
 }

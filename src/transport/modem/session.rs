@@ -112,7 +112,13 @@ pub struct Session<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// A session over an open port.
     pub fn new(io: S) -> Session<S> {
-        Session { io, framer: Framer::new(), events: VecDeque::new(), urcs: VecDeque::new(), buf: vec![0; 4096] }
+        Session {
+            io,
+            framer: Framer::new(),
+            events: VecDeque::new(),
+            urcs: VecDeque::new(),
+            buf: vec![0; 4096],
+        }
     }
 
     /// Reads once from the port and frames what came. Cancel-safe: an unfinished read loses
@@ -161,7 +167,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Runs `command` (without `\r`) and returns its information lines; busy answers are
     /// retried.
-    pub async fn command(&mut self, command: &str, timeout: Duration) -> Result<Vec<String>, SessionError> {
+    pub async fn command(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<Vec<String>, SessionError> {
         let mut attempt = 0;
         loop {
             match self.command_once(command, timeout).await {
@@ -175,7 +185,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    async fn command_once(&mut self, command: &str, timeout: Duration) -> Result<Vec<String>, SessionError> {
+    async fn command_once(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<Vec<String>, SessionError> {
         self.drop_stale();
         self.framer.expect_echo(command);
         self.write(format!("{command}\r").as_bytes()).await?;
@@ -195,7 +209,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Sends one PDU with `AT+CMGS=<tpdu_len>` and returns the message reference from
     /// `+CMGS: <mr>` (`None` if the modem said `OK` without one).
-    pub async fn send_pdu(&mut self, tpdu_len: usize, hex: &str, timeouts: &Timeouts) -> Result<Option<u8>, SendError> {
+    pub async fn send_pdu(
+        &mut self,
+        tpdu_len: usize,
+        hex: &str,
+        timeouts: &Timeouts,
+    ) -> Result<Option<u8>, SendError> {
         let command = format!("AT+CMGS={tpdu_len}");
         let mut attempt = 0;
         loop {
@@ -215,11 +234,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let deadline = Instant::now() + timeouts.send;
         let mut reference = None;
         loop {
-            match self.next_event(deadline).await.map_err(SendError::AfterPdu)? {
-                None => return Err(SendError::AfterPdu(SessionError::Timeout { lines: Vec::new() })),
+            match self
+                .next_event(deadline)
+                .await
+                .map_err(SendError::AfterPdu)?
+            {
+                None => {
+                    return Err(SendError::AfterPdu(SessionError::Timeout {
+                        lines: Vec::new(),
+                    }));
+                }
                 Some(Event::Line(line)) => reference = reference.or(sms::parse_cmgs(&line)),
                 Some(Event::Final(Final::Ok)) => return Ok(reference),
-                Some(Event::Final(Final::Error(err))) => return Err(SendError::AfterPdu(SessionError::Command(err))),
+                Some(Event::Final(Final::Error(err))) => {
+                    return Err(SendError::AfterPdu(SessionError::Command(err)));
+                }
                 Some(Event::Urc(urc)) => self.urcs.push_back(urc),
                 Some(Event::Echo(_) | Event::Prompt) => {}
             }
@@ -236,7 +265,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Some(Event::Prompt) => return Ok(()),
                 Some(Event::Final(Final::Error(err))) => return Err(SessionError::Command(err)),
                 Some(Event::Urc(urc)) => self.urcs.push_back(urc),
-                Some(Event::Final(Final::Ok)) => return Err(SessionError::Command(CommandError::Error)),
+                Some(Event::Final(Final::Ok)) => {
+                    return Err(SessionError::Command(CommandError::Error));
+                }
                 Some(Event::Line(_) | Event::Echo(_)) => {}
                 None => {
                     // Cancel a prompt that may still come, so the PDU is never half-expected.
@@ -302,10 +333,23 @@ mod tests {
         let mut reader = BufReader::new(read);
         for (expected, reply) in replies {
             let mut line = Vec::new();
-            if reader.read_until(if expected.ends_with('\x1a') { 0x1a } else { b'\r' }, &mut line).await.is_err() {
+            if reader
+                .read_until(
+                    if expected.ends_with('\x1a') {
+                        0x1a
+                    } else {
+                        b'\r'
+                    },
+                    &mut line,
+                )
+                .await
+                .is_err()
+            {
                 return;
             }
-            let got = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\x1a']).to_string();
+            let got = String::from_utf8_lossy(&line)
+                .trim_end_matches(['\r', '\x1a'])
+                .to_string();
             assert_eq!(got, expected.trim_end_matches('\x1a'));
             let _ = write.write_all(reply.as_bytes()).await;
         }
@@ -323,9 +367,15 @@ mod tests {
             vec![
                 ("AT+CSQ", "\r\n+CMTI: \"SM\",0\r\n+CSQ: 20,99\r\n\r\nOK\r\n"),
                 ("AT+CPMS?", "\r\n+CME ERROR: 515\r\n"),
-                ("AT+CPMS?", "\r\n+CPMS: \"SM\",1,30,\"SM\",1,30,\"SM\",1,30\r\nOK\r\n"),
+                (
+                    "AT+CPMS?",
+                    "\r\n+CPMS: \"SM\",1,30,\"SM\",1,30,\"SM\",1,30\r\nOK\r\n",
+                ),
                 ("AT+CMGS=12", "\r\n> "),
-                ("0011000B911326880736F40000A700\x1a", "\r\n+ZPASR: \"UMTS\"\r\n+CMGS: 7\r\n\r\nOK\r\n"),
+                (
+                    "0011000B911326880736F40000A700\x1a",
+                    "\r\n+ZPASR: \"UMTS\"\r\n+CMGS: 7\r\n\r\nOK\r\n",
+                ),
                 ("AT+CMGS=12", "\r\n+CMS ERROR: 330\r\n"),
                 ("AT+WIND?", "COMMAND NOT SUPPORT\r\n"),
             ],
@@ -333,17 +383,39 @@ mod tests {
         ));
         let mut session = Session::new(ours);
         let timeouts = Timeouts::default();
-        assert_eq!(session.command("AT+CSQ", timeouts.command).await.unwrap(), ["+CSQ: 20,99"]);
-        assert_eq!(session.take_urcs(), [Urc { line: "+CMTI: \"SM\",0".into(), pdu: None }]);
+        assert_eq!(
+            session.command("AT+CSQ", timeouts.command).await.unwrap(),
+            ["+CSQ: 20,99"]
+        );
+        assert_eq!(
+            session.take_urcs(),
+            [Urc {
+                line: "+CMTI: \"SM\",0".into(),
+                pdu: None
+            }]
+        );
         let lines = session.command("AT+CPMS?", timeouts.command).await.unwrap();
         assert_eq!(lines.len(), 1, "busy answered once, then retried");
-        let reference = session.send_pdu(12, "0011000B911326880736F40000A700", &timeouts).await.unwrap();
+        let reference = session
+            .send_pdu(12, "0011000B911326880736F40000A700", &timeouts)
+            .await
+            .unwrap();
         assert_eq!(reference, Some(7));
         assert_eq!(session.next_urc().await.unwrap().line, "+ZPASR: \"UMTS\"");
-        let refused = session.send_pdu(12, "0011000B911326880736F40000A700", &timeouts).await;
-        assert!(matches!(refused, Err(SendError::BeforePdu(SessionError::Command(CommandError::Cms(330))))));
+        let refused = session
+            .send_pdu(12, "0011000B911326880736F40000A700", &timeouts)
+            .await;
+        assert!(matches!(
+            refused,
+            Err(SendError::BeforePdu(SessionError::Command(
+                CommandError::Cms(330)
+            )))
+        ));
         let unsupported = session.command("AT+WIND?", timeouts.command).await;
-        assert!(matches!(unsupported, Err(SessionError::Command(CommandError::NotSupported))));
+        assert!(matches!(
+            unsupported,
+            Err(SessionError::Command(CommandError::NotSupported))
+        ));
         peer.await.unwrap();
     }
 
@@ -352,14 +424,27 @@ mod tests {
         let (ours, theirs) = tokio::io::duplex(4096);
         let mut session = Session::new(ours);
         let timeouts = Timeouts::default();
-        let err = session.command("AT", Duration::from_secs(2)).await.unwrap_err();
+        let err = session
+            .command("AT", Duration::from_secs(2))
+            .await
+            .unwrap_err();
         assert!(matches!(err, SessionError::Timeout { .. }) && !err.is_fatal());
         // After the PDU: a timeout is "after", so the caller reports an unknown outcome.
         let (ours2, theirs2) = tokio::io::duplex(4096);
-        let peer = tokio::spawn(script(theirs2, vec![("AT+CMGS=5", "\r\n> "), ("0001\x1a", "")], true));
+        let peer = tokio::spawn(script(
+            theirs2,
+            vec![("AT+CMGS=5", "\r\n> "), ("0001\x1a", "")],
+            true,
+        ));
         let mut sending = Session::new(ours2);
         let result = sending.send_pdu(5, "0001", &timeouts).await;
-        assert!(matches!(result, Err(SendError::AfterPdu(SessionError::Timeout { .. }))), "{result:?}");
+        assert!(
+            matches!(
+                result,
+                Err(SendError::AfterPdu(SessionError::Timeout { .. }))
+            ),
+            "{result:?}"
+        );
         peer.abort();
         drop(theirs);
         let err = session.next_urc().await.unwrap_err();
