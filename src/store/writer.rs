@@ -793,37 +793,20 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
             Ok(outcome(rows.rows_affected))
         }
         Change::Expire { id } => {
-            let rows = message::Entity::update_many()
-                .col_expr(M::State, Expr::value(S::Expired.as_str()))
-                .col_expr(M::ExpiredAt, Expr::value(now))
-                .col_expr(M::UpdatedAt, Expr::value(now))
-                .filter(M::Id.eq(*id))
-                .filter(M::State.is_in([S::Queued.as_str(), S::Dispatched.as_str()]))
-                .exec(txn)
-                .await?;
-            if rows.rows_affected > 0 {
-                event(
-                    txn,
-                    *id,
-                    now,
-                    "expired",
-                    None,
-                    Some("valid_until passed before it was sent"),
-                )
-                .await?;
+            let applied = end_unaccepted(txn, *id, S::Expired, M::ExpiredAt, now).await?;
+            if applied {
+                let detail = Some("valid_until passed before it was sent");
+                event(txn, *id, now, "expired", None, detail).await?;
             }
-            Ok(outcome(rows.rows_affected))
+            Ok(if applied {
+                Outcome::Applied
+            } else {
+                Outcome::Unchanged
+            })
         }
         Change::Cancel { id } => {
-            let rows = message::Entity::update_many()
-                .col_expr(M::State, Expr::value(S::Cancelled.as_str()))
-                .col_expr(M::CancelledAt, Expr::value(now))
-                .col_expr(M::UpdatedAt, Expr::value(now))
-                .filter(M::Id.eq(*id))
-                .filter(M::State.is_in([S::Queued.as_str(), S::Dispatched.as_str()]))
-                .exec(txn)
-                .await?;
-            Ok(if rows.rows_affected > 0 {
+            let applied = end_unaccepted(txn, *id, S::Cancelled, M::CancelledAt, now).await?;
+            Ok(if applied {
                 Outcome::Applied
             } else {
                 Outcome::Refused
@@ -858,6 +841,28 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
             Ok(outcome(rows))
         }
     }
+}
+
+/// Ends a message no device has accepted yet (queued or dispatched) in `state`, stamping
+/// `at_column`; whether it did.
+async fn end_unaccepted(
+    txn: &impl ConnectionTrait,
+    id: Uuid,
+    state: MessageState,
+    at_column: message::Column,
+    now: Millis,
+) -> Result<bool, DbErr> {
+    use MessageState as S;
+    use message::Column as M;
+    let rows = message::Entity::update_many()
+        .col_expr(M::State, Expr::value(state.as_str()))
+        .col_expr(at_column, Expr::value(now))
+        .col_expr(M::UpdatedAt, Expr::value(now))
+        .filter(M::Id.eq(id))
+        .filter(M::State.is_in([S::Queued.as_str(), S::Dispatched.as_str()]))
+        .exec(txn)
+        .await?;
+    Ok(rows.rows_affected > 0)
 }
 
 /// After a conditional update matched nothing: `Unchanged` when `device` holds the message

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use smshub::transport::modem::{ModemConfig, ModemState, ModemStatus, Modems, Timeouts};
 
 use crate::modem_emulator::{Emulator, profile};
-use crate::support::{PATIENCE, TestHub};
+use crate::support::{TestHub, eventually};
 
 fn fast_config() -> ModemConfig {
     ModemConfig {
@@ -55,24 +55,6 @@ async fn hub_with_modem(model: &str) -> (TestHub, Arc<Modems>, Emulator, ModemSt
         emulator.commands()
     );
     (hub, modems, emulator, status)
-}
-
-/// Polls `check` until it returns `Some`, or fails after [`PATIENCE`].
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(it) = check().await {
-            return it;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 async fn device(hub: &TestHub, id: &str) -> Value {

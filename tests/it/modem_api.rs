@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use smshub::transport::modem::{ModemConfig, Timeouts};
 
 use crate::modem_emulator::{Emulator, profile};
-use crate::support::{PATIENCE, TestHub};
+use crate::support::{TestHub, eventually};
 
 /// Fast timeouts; the sweep is left long so that a message stored without a notification
 /// stays on the modem for the length of a test.
@@ -53,24 +53,6 @@ async fn hub_with_api_modem(model: &str) -> (TestHub, Emulator, Value) {
     assert_eq!(body["port"], emulator.path.as_str(), "{body}");
     assert!(body["device_id"].is_string(), "{body}");
     (hub, emulator, body)
-}
-
-/// Polls `check` until it returns `Some`, or fails after [`PATIENCE`].
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(it) = check().await {
-            return it;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 async fn device(hub: &TestHub, id: &str) -> Value {

@@ -338,3 +338,21 @@ impl RawPhone {
         drop(self);
     }
 }
+
+/// Polls `check` until it returns `Some`, or fails after [`PATIENCE`].
+pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(it) = check().await {
+            return it;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
