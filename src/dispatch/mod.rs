@@ -387,11 +387,17 @@ impl Shell {
                 for message in &messages {
                     *counts.entry(message.api_key).or_default() += 1;
                 }
+                let actions = self.core.enqueue(messages, now);
+                // Publish the new waiting counts before giving back the API's reservations,
+                // so the two never both read zero and let a request past the limit.
+                for key in counts.keys() {
+                    self.backlog.by_key.entry(*key).or_default();
+                }
+                self.publish_backlog();
                 for (key, n) in counts {
                     self.backlog.release(key, n);
-                    self.backlog.by_key.entry(key).or_default();
                 }
-                self.core.enqueue(messages, now)
+                actions
             }
             Event::Requeued(messages) => self.core.enqueue(messages, now),
             Event::Connected {
