@@ -49,13 +49,17 @@ async fn healthy_idle_phones_get_more_than_weak_ones() {
     }
     wait_online(&hub, profiles.len()).await;
 
-    // Bursts of 10 to an idle fleet, 24 times.
+    // Bursts of 10 to an idle fleet, 24 times. Every message has its own recipient, so sticky
+    // routing (a recipient's replies stay on one SIM) plays no part: this is health alone.
     let total = 240;
     for burst in 0..total / 10 {
+        let recipients: Vec<String> = (0..10)
+            .map(|n| format!("+1415555{:04}", 2000 + burst * 10 + n))
+            .collect();
         let (status, body) = hub
             .post(
                 "/api/send-sms",
-                json!({"phone_numbers": vec!["+14155552671"; 10], "message": format!("burst {burst}")}),
+                json!({"phone_numbers": recipients, "message": format!("burst {burst}")}),
             )
             .await;
         assert_eq!(status, 202, "{body}");
