@@ -214,25 +214,26 @@ pub async fn send_sms(
         err.retry_after = Some(5);
         return Err(err);
     }
-    let change = match &idempotency_key {
-        Some(idempotency) => {
-            let fingerprint = fingerprint(
-                &numbers,
-                &text,
-                &request,
-                priority,
-                schedule_at,
-                valid_until,
-                delivery_report,
-            );
-            Change::InsertIdempotent {
-                api_key_id: key.id,
-                key: idempotency.clone(),
-                fingerprint,
-                messages: messages.clone(),
-            }
-        }
-        None => Change::Insert(messages.clone()),
+    // What the request asks for, to tell a repeat from a conflicting reuse of its key.
+    let fingerprint = idempotency_key.as_ref().map(|_| {
+        fingerprint(
+            &numbers,
+            &text,
+            &request,
+            priority,
+            schedule_at,
+            valid_until,
+            delivery_report,
+        )
+    });
+    let change = match (&idempotency_key, &fingerprint) {
+        (Some(idempotency), Some(fingerprint)) => Change::InsertIdempotent {
+            api_key_id: key.id,
+            key: idempotency.clone(),
+            fingerprint: fingerprint.clone(),
+            messages: messages.clone(),
+        },
+        _ => Change::Insert(messages.clone()),
     };
     let outcome = match hub.store.apply(change).await {
         Ok(it) => it,
@@ -244,19 +245,7 @@ pub async fn send_sms(
     if outcome == Outcome::Refused {
         hub.backlog.release(Some(key.id), messages.len());
         let idempotency = idempotency_key.unwrap_or_default();
-        return replay(
-            &hub,
-            &key,
-            &idempotency,
-            &numbers,
-            &text,
-            &request,
-            priority,
-            schedule_at,
-            valid_until,
-            delivery_report,
-        )
-        .await;
+        return replay(&hub, &key, &idempotency, &fingerprint.unwrap_or_default()).await;
     }
     let queued: Vec<QueuedMessage> = messages
         .iter()
@@ -345,35 +334,18 @@ fn fingerprint(
 
 /// Answers a repeated request with the messages the first one created, or `409` if the key
 /// was used for a different request.
-#[allow(clippy::too_many_arguments)]
 async fn replay(
     hub: &Hub,
     key: &ApiKeyRecord,
     idempotency: &str,
-    numbers: &[PhoneNumber],
-    text: &str,
-    request: &SendSmsRequest,
-    priority: i32,
-    schedule_at: Option<i64>,
-    valid_until: Option<i64>,
-    delivery_report: bool,
+    fingerprint: &str,
 ) -> Result<Response, ApiError> {
     let Some(stored) = hub.store.find_idempotency(key.id, idempotency).await? else {
         return Err(ApiError::internal(
             "an idempotency key was taken but cannot be read",
         ));
     };
-    if stored.fingerprint
-        != fingerprint(
-            numbers,
-            text,
-            request,
-            priority,
-            schedule_at,
-            valid_until,
-            delivery_report,
-        )
-    {
+    if stored.fingerprint != fingerprint {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "idempotency_conflict",
