@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use warp::reply::Response;
-use warp::{Filter, Rejection, Reply};
+use warp::{Filter, Rejection};
 
 use crate::app::Hub;
 use crate::auth::device_token_matches;
@@ -294,10 +294,12 @@ fn device_socket(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Re
             },
         )
         .untuple_one()
-        .and(warp::ws())
-        .map(|device: DeviceRecord, hub: Arc<Hub>, ws: warp::ws::Ws| {
-            ws.max_message_size(transport::android::MAX_FRAME_BYTES)
-                .on_upgrade(move |socket| transport::android::run(socket, device, hub))
-                .into_response()
-        })
+        .and(transport::websocket::upgrade())
+        .map(
+            |device: DeviceRecord, hub: Arc<Hub>, upgrade: transport::websocket::Upgrade| {
+                upgrade.on_upgrade(transport::android::MAX_FRAME_BYTES, move |socket| {
+                    transport::android::run(socket, device, hub)
+                })
+            },
+        )
 }

@@ -21,8 +21,9 @@ use smshub_protocol::device::{
     ReportKind, Revoke, SUPPORTED_VERSIONS, Welcome,
 };
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use uuid::Uuid;
-use warp::ws::{Message, WebSocket};
 
 use crate::app::Hub;
 use crate::dispatch::Event;
@@ -30,6 +31,7 @@ use crate::dispatch::core::JobEnd;
 use crate::domain::{format_millis, now_millis, parse_rfc3339};
 use crate::registry::{LiveDevice, Outbound, close_code};
 use crate::store::{Change, Committed, DeviceRecord, Outcome, Retry};
+use crate::transport::websocket::DeviceSocket;
 
 /// Largest text frame accepted from a device.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -60,7 +62,7 @@ enum Reply {
 }
 
 /// Runs a session for an authenticated device until the socket closes.
-pub async fn run(ws: WebSocket, device: DeviceRecord, hub: Arc<Hub>) {
+pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
     let (mut sink, mut stream) = ws.split();
 
     let hello =
@@ -85,7 +87,7 @@ pub async fn run(ws: WebSocket, device: DeviceRecord, hub: Arc<Hub>) {
         )
         .await;
         let _ = sink
-            .send(Message::close_with(
+            .send(close_message(
                 close_code::UNSUPPORTED_VERSION,
                 "unsupported version",
             ))
@@ -175,17 +177,17 @@ pub async fn run(ws: WebSocket, device: DeviceRecord, hub: Arc<Hub>) {
             incoming = stream.next() => {
                 let Some(Ok(message)) = incoming else { break };
                 last_heard = tokio::time::Instant::now();
-                if message.is_close() {
-                    break;
-                }
-                let Ok(text) = message.to_str() else {
-                    if message.is_binary() {
+                match message {
+                    Message::Text(text) => {
+                        if ctx.handle(text.as_str(), &mut sink).await.is_err() {
+                            break;
+                        }
+                    }
+                    Message::Binary(_) => {
                         let _ = send(&mut sink, &error_frame("invalid_frame", "frames must be JSON text")).await;
                     }
-                    continue;
-                };
-                if ctx.handle(text, &mut sink).await.is_err() {
-                    break;
+                    Message::Close(_) => break,
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                 }
             }
             Some(reply) = ctx.pending.next(), if !ctx.pending.is_empty() => {
@@ -201,7 +203,7 @@ pub async fn run(ws: WebSocket, device: DeviceRecord, hub: Arc<Hub>) {
                         }
                     }
                     Some(Outbound::Close { code, reason }) => {
-                        let _ = sink.send(Message::close_with(code, reason)).await;
+                        let _ = sink.send(close_message(code, reason)).await;
                         break;
                     }
                     None => break,
@@ -210,7 +212,7 @@ pub async fn run(ws: WebSocket, device: DeviceRecord, hub: Arc<Hub>) {
             _ = check.tick() => {
                 if last_heard.elapsed() > silence_limit {
                     tracing::info!(device = %ctx.device_id, "device silent too long; closing");
-                    let _ = sink.send(Message::close_with(close_code::TIMEOUT, "no heartbeat")).await;
+                    let _ = sink.send(close_message(close_code::TIMEOUT, "no heartbeat")).await;
                     break;
                 }
                 hub.registry.touch(&ctx.device_id, session);
@@ -230,14 +232,15 @@ pub async fn run(ws: WebSocket, device: DeviceRecord, hub: Arc<Hub>) {
 async fn wait_for_hello<S, R>(sink: &mut S, stream: &mut R) -> Option<Hello>
 where
     S: SinkExt<Message> + Unpin,
-    R: StreamExt<Item = Result<Message, warp::Error>> + Unpin,
+    R: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
     while let Some(Ok(message)) = stream.next().await {
-        if message.is_close() {
-            return None;
-        }
-        let Ok(text) = message.to_str() else { continue };
-        match DeviceFrame::parse(text) {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Close(_) => return None,
+            _ => continue,
+        };
+        match DeviceFrame::parse(text.as_str()) {
             Ok(DeviceFrame::Hello(hello)) => return Some(hello),
             Ok(_) => {
                 let frame = error_frame(
@@ -557,7 +560,7 @@ impl Session {
                         // it reconnects, so end the session rather than leave the job waiting.
                         tracing::error!(error = %err, "could not record a report; closing the session");
                         let _ = sink
-                            .send(Message::close_with(1011u16, "hub could not store a report"))
+                            .send(close_message(1011u16, "hub could not store a report"))
                             .await;
                         return Err(());
                     }
@@ -585,7 +588,7 @@ impl Session {
                 Err(err) => {
                     tracing::error!(error = %err, "could not store an incoming SMS; closing the session");
                     let _ = sink
-                        .send(Message::close_with(1011u16, "hub could not store a report"))
+                        .send(close_message(1011u16, "hub could not store a report"))
                         .await;
                     Err(())
                 }
@@ -705,4 +708,11 @@ where
     sink.send(Message::text(frame.to_json()))
         .await
         .map_err(|_| ())
+}
+
+fn close_message(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: code.into(),
+        reason: reason.into(),
+    }))
 }
