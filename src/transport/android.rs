@@ -155,6 +155,18 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
             .filter_map(|it| Uuid::parse_str(&it.id).ok())
             .collect()
     });
+    // Settle the jobs the device holds before the dispatcher may offer it anything: a revoke
+    // of a stale claim must reach the device before any new offer of the same message, or it
+    // would cancel the new offer on the device while the hub records it as accepted.
+    if let Some(jobs) = &hello.jobs {
+        ctx.resume(jobs, &mut sink).await;
+        while let Some(reply) = ctx.pending.next().await {
+            if ctx.answer(reply, &mut sink).await.is_err() {
+                ctx.disconnect().await;
+                return;
+            }
+        }
+    }
     hub.dispatcher.send(Event::Connected {
         device_id: device.id.clone(),
         session,
@@ -163,9 +175,6 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
         held,
     });
     drop(tx);
-    if let Some(jobs) = &hello.jobs {
-        ctx.resume(jobs, &mut sink).await;
-    }
 
     let silence_limit = Duration::from_secs(u64::from(hub.config.heartbeat_s.max(1)) * 3);
     let mut last_heard = tokio::time::Instant::now();
