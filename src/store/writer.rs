@@ -242,55 +242,109 @@ async fn apply_jobs<'a>(
         })
         .collect();
 
-    let mut start = 0;
-    while start < flat.len() {
-        // A run of consecutive changes of one kind (a burst of inserts, the offers of one
-        // dispatcher pass, a device's reports) becomes one set-based statement; order is kept.
-        let key = RunKey::of(flat[start].2);
-        let mut end = start + 1;
-        if key.is_some() {
-            while end < flat.len() && end - start < MAX_RUN && RunKey::of(flat[end].2) == key {
-                end += 1;
+    for group in plan(&flat) {
+        let outcomes = match group.kind {
+            Some(kind) if group.items.len() > 1 => {
+                let run: Vec<&Change> = group.items.iter().map(|it| flat[*it].2).collect();
+                apply_run(&txn, kind, &run, now).await?
             }
-        }
-        let outcomes = match key {
-            Some(key) if end - start > 1 => {
-                let run: Vec<&Change> = flat[start..end].iter().map(|it| it.2).collect();
-                apply_run(&txn, key, &run, now).await?
-            }
-            _ => vec![apply(&txn, flat[start].2, now).await?],
+            _ => vec![apply(&txn, flat[group.items[0]].2, now).await?],
         };
-        for ((job, idx, _), outcome) in flat[start..end].iter().zip(outcomes) {
-            results[*job][*idx] = outcome;
+        for (item, outcome) in group.items.iter().zip(outcomes) {
+            let (job, idx, _) = flat[*item];
+            results[job][idx] = outcome;
         }
-        start = end;
     }
     txn.commit().await?;
     Ok(results)
 }
 
-/// Changes that can be applied together as one statement.
+/// Changes that can be applied together as one set-based statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RunKey<'a> {
+enum Kind {
     Insert,
-    Dispatch(&'a str, Option<u8>),
-    Accept(&'a str),
-    Sent(&'a str, u32),
-    Delivered(&'a str),
+    Dispatch,
+    Accept,
+    Sent,
+    Delivered,
 }
 
-impl<'a> RunKey<'a> {
-    fn of(change: &'a Change) -> Option<RunKey<'a>> {
+impl Kind {
+    fn of(change: &Change) -> Option<Kind> {
         match change {
-            Change::Insert(_) => Some(RunKey::Insert),
-            Change::Dispatch {
-                device, sim_slot, ..
-            } => Some(RunKey::Dispatch(device, *sim_slot)),
-            Change::Accept { device, .. } => Some(RunKey::Accept(device)),
-            Change::Sent { device, parts, .. } => Some(RunKey::Sent(device, *parts)),
-            Change::Delivered { device, .. } => Some(RunKey::Delivered(device)),
+            Change::Insert(_) => Some(Kind::Insert),
+            Change::Dispatch { .. } => Some(Kind::Dispatch),
+            Change::Accept { .. } => Some(Kind::Accept),
+            Change::Sent { .. } => Some(Kind::Sent),
+            Change::Delivered { .. } => Some(Kind::Delivered),
             _ => None,
         }
+    }
+}
+
+/// Changes applied together, in the order of the groups.
+struct Group {
+    /// `None`: a change applied on its own, which nothing is moved across.
+    kind: Option<Kind>,
+    /// Indexes into the batch's changes, in submission order.
+    items: Vec<usize>,
+}
+
+/// Orders a batch's changes into groups of one kind, so a burst from many devices becomes a
+/// few set-based statements rather than one per device.
+///
+/// A change may join an earlier group of its kind only when it moves past nothing it could
+/// depend on: never past an earlier change to the same message (each message's changes keep
+/// their order), and never past a change that is not groupable (device edits, failures,
+/// requeues, expiry: those act as barriers). Changes to different messages commute (the only
+/// shared row they touch is a device's sent counter, an addition), so the result is the same
+/// as applying the batch one change at a time.
+fn plan(flat: &[(usize, usize, &Change)]) -> Vec<Group> {
+    let mut groups: Vec<Group> = Vec::new();
+    // The first group a groupable change may join.
+    let mut floor = 0;
+    let mut last_group: std::collections::HashMap<Uuid, usize> = std::collections::HashMap::new();
+    for (item, (_, _, change)) in flat.iter().enumerate() {
+        let Some(kind) = Kind::of(change) else {
+            groups.push(Group {
+                kind: None,
+                items: vec![item],
+            });
+            floor = groups.len();
+            continue;
+        };
+        let touched = touched_messages(change);
+        let earliest = touched
+            .iter()
+            .filter_map(|id| last_group.get(id).map(|it| it + 1))
+            .fold(floor, usize::max);
+        let found = (earliest..groups.len())
+            .find(|it| groups[*it].kind == Some(kind) && groups[*it].items.len() < MAX_RUN);
+        let at = match found {
+            Some(it) => {
+                groups[it].items.push(item);
+                it
+            }
+            None => {
+                groups.push(Group {
+                    kind: Some(kind),
+                    items: vec![item],
+                });
+                groups.len() - 1
+            }
+        };
+        for id in touched {
+            last_group.insert(id, at);
+        }
+    }
+    groups
+}
+
+/// The messages a groupable change touches.
+fn touched_messages(change: &Change) -> Vec<Uuid> {
+    match change {
+        Change::Insert(messages) => messages.iter().map(|it| it.id).collect(),
+        other => vec![change_target(other).0],
     }
 }
 
@@ -305,17 +359,17 @@ fn change_target(change: &Change) -> (Uuid, &str) {
     }
 }
 
-/// Applies a run of changes sharing a [`RunKey`] with one statement, with the same outcomes
-/// as applying them one by one.
+/// Applies a run of changes of one [`Kind`] (to distinct messages) with one statement, with
+/// the same outcomes as applying them one by one.
 async fn apply_run(
     txn: &impl ConnectionTrait,
-    key: RunKey<'_>,
+    key: Kind,
     run: &[&Change],
     now: Millis,
 ) -> Result<Vec<Outcome>, DbErr> {
     use MessageState as S;
     use message::Column as M;
-    if key == RunKey::Insert {
+    if key == Kind::Insert {
         let messages: Vec<NewMessage> = run
             .iter()
             .flat_map(|it| match it {
@@ -336,11 +390,27 @@ async fn apply_run(
         .table(message::Entity)
         .returning(returning_id_and_device());
     let owned_states: &[MessageState] = match key {
-        RunKey::Dispatch(device, sim) => {
+        Kind::Dispatch => {
+            let devices = per_message(
+                &targets,
+                |it| match it {
+                    Change::Dispatch { device, .. } => Expr::val(device.as_str()),
+                    _ => Expr::val(""),
+                },
+                run,
+            );
+            let sims = per_message(
+                &targets,
+                |it| match it {
+                    Change::Dispatch { sim_slot, .. } => Expr::val(sim_slot.map(i16::from)),
+                    _ => Expr::val(Option::<i16>::None),
+                },
+                run,
+            );
             update
                 .value(M::State, S::Dispatched.as_str())
-                .value(M::DeviceId, device)
-                .value(M::SimSlot, sim.map(i16::from))
+                .value(M::DeviceId, devices)
+                .value(M::SimSlot, sims)
                 .value(M::DispatchedAt, now)
                 .value(M::Attempts, Expr::col(M::Attempts).add(1))
                 .value(M::UpdatedAt, now)
@@ -348,7 +418,7 @@ async fn apply_run(
                 .and_where(Expr::col(M::State).eq(S::Queued.as_str()));
             &[]
         }
-        RunKey::Accept(_) => {
+        Kind::Accept => {
             update
                 .value(M::State, S::Accepted.as_str())
                 .value(M::AcceptedAt, now)
@@ -357,17 +427,25 @@ async fn apply_run(
                 .and_where(Expr::col(M::State).eq(S::Dispatched.as_str()));
             &[S::Accepted, S::Sent, S::Delivered, S::Failed]
         }
-        RunKey::Sent(_, parts) => {
+        Kind::Sent => {
+            let parts = per_message(
+                &targets,
+                |it| match it {
+                    Change::Sent { parts, .. } => Expr::val(*parts as i32),
+                    _ => Expr::val(1i32),
+                },
+                run,
+            );
             update
                 .value(M::State, S::Sent.as_str())
-                .value(M::Parts, parts as i32)
+                .value(M::Parts, parts)
                 .value(M::SentAt, now)
                 .value(M::UpdatedAt, now)
                 .cond_where(owned_by(&targets))
                 .and_where(Expr::col(M::State).eq(S::Accepted.as_str()));
             &[S::Sent, S::Delivered, S::Failed]
         }
-        RunKey::Delivered(_) => {
+        Kind::Delivered => {
             // A report of delivery may overtake the report of sending (both re-sent after a
             // reconnect): from `accepted` it also counts as a send.
             let mut skipped = sea_orm::sea_query::Query::update();
@@ -397,7 +475,7 @@ async fn apply_run(
                 .and_where(Expr::col(M::State).eq(S::Sent.as_str()));
             &[S::Delivered, S::Failed]
         }
-        RunKey::Insert => unreachable!("handled above"),
+        Kind::Insert => unreachable!("handled above"),
     };
     // Which (message, device) pairs changed: the same message may appear for two devices
     // in one run, and only its owner's change applies.
@@ -408,7 +486,7 @@ async fn apply_run(
             row.try_get_by_index::<Uuid>(0)?,
             row.try_get_by_index::<String>(1)?,
         );
-        if let RunKey::Sent(..) = key {
+        if key == Kind::Sent {
             counted.insert(hit.clone());
         }
         applied.insert(hit);
@@ -447,6 +525,23 @@ async fn apply_run(
         });
     }
     Ok(outcomes)
+}
+
+/// The value each change of a run sets: a plain value when they all agree, else
+/// `CASE WHEN id = ? THEN ? ... END`.
+fn per_message(targets: &[(Uuid, &str)], value: impl Fn(&Change) -> Expr, run: &[&Change]) -> Expr {
+    let values: Vec<Expr> = run.iter().map(|it| value(it)).collect();
+    if values.windows(2).all(|it| it[0] == it[1]) {
+        return values
+            .into_iter()
+            .next()
+            .unwrap_or(Expr::val(Option::<i32>::None));
+    }
+    let mut case = sea_orm::sea_query::CaseStatement::new();
+    for ((id, _), value) in targets.iter().zip(values) {
+        case = case.case(Expr::col(message::Column::Id).eq(*id), value);
+    }
+    case.into()
 }
 
 /// `RETURNING id, device_id` (one clause: `returning_col` replaces, it does not add).
@@ -673,8 +768,8 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
             }
             owned_already(txn, *id, device, &[S::Sent, S::Delivered, S::Failed]).await
         }
-        Change::Delivered { device, .. } => {
-            let outcomes = apply_run(txn, RunKey::Delivered(device), &[change], now).await?;
+        Change::Delivered { .. } => {
+            let outcomes = apply_run(txn, Kind::Delivered, &[change], now).await?;
             Ok(outcomes.first().copied().unwrap_or(Outcome::Unchanged))
         }
         Change::Failed {
@@ -965,3 +1060,6 @@ async fn event(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
