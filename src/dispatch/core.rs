@@ -183,7 +183,8 @@ pub struct Core {
     outcome_deadlines: BTreeSet<(Millis, Uuid, String)>,
     devices: HashMap<String, Slot>,
     owned_offline: HashMap<String, HashMap<Uuid, OwnedJob>>,
-    sims: HashMap<(String, u8), SimUsage>,
+    /// Quota windows per device and SIM slot; they outlive a connection.
+    sims: HashMap<String, HashMap<u8, SimUsage>>,
     sticky: HashMap<String, (String, u8)>,
     breakers: HashMap<String, Breaker>,
     waiting_by_key: HashMap<Option<Uuid>, usize>,
@@ -424,7 +425,11 @@ impl Core {
     }
 
     fn refund(&mut self, device: &str, sim: Option<u8>, id: Uuid) {
-        if let Some(usage) = self.sims.get_mut(&(device.to_string(), sim.unwrap_or(0))) {
+        if let Some(usage) = self
+            .sims
+            .get_mut(device)
+            .and_then(|it| it.get_mut(&sim.unwrap_or(0)))
+        {
             usage.refund(id);
         }
     }
@@ -698,7 +703,7 @@ impl Core {
             }
         }
         if !self.ready.is_empty() || !self.pinned.is_empty() {
-            for usage in self.sims.values() {
+            for usage in self.sims.values().flat_map(HashMap::values) {
                 if usage.next_at > 0 {
                     consider(usage.next_at);
                 }
@@ -865,8 +870,7 @@ impl Core {
         let status = slot.status.as_ref()?;
         let sims = &mut self.sims;
         let usable = |slot_idx: u8| {
-            sims.entry((device.to_string(), slot_idx))
-                .or_default()
+            sim_usage(sims, device, slot_idx)
                 .check(&limits, now, message.parts, &message.to)
                 .is_ok()
         };
@@ -915,7 +919,15 @@ impl Core {
         self.pinned.retain(|_, queue| !queue.is_empty());
 
         // Everything else: sticky route first, else smooth weighted round-robin over health.
-        let devices: Vec<String> = self.devices.keys().cloned().collect();
+        // Only devices with room are considered: when every phone is full, a pass is free.
+        let devices: Vec<String> = self
+            .devices
+            .iter()
+            .filter(|(_, slot)| {
+                slot.status.is_some() && (slot.jobs.len() as u32) < slot.max_in_flight
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
         let mut misses = 0;
         let mut cursor: Option<Rank> = None;
         while misses < LOOKAHEAD && !devices.is_empty() {
@@ -1017,10 +1029,14 @@ impl Core {
         } else {
             0
         };
-        self.sims
-            .entry((device.to_string(), sim.unwrap_or(0)))
-            .or_default()
-            .record(&limits, now, message.parts, &message.to, message.id, extra);
+        sim_usage(&mut self.sims, device, sim.unwrap_or(0)).record(
+            &limits,
+            now,
+            message.parts,
+            &message.to,
+            message.id,
+            extra,
+        );
         self.leases.insert((
             now.saturating_add(self.config.offer_lease_ms),
             message.id,
@@ -1053,10 +1069,14 @@ impl Core {
         at: Millis,
     ) {
         let limits = self.config.limits;
-        self.sims
-            .entry((device.to_string(), sim.unwrap_or(0)))
-            .or_default()
-            .record(&limits, at, parts, recipient, Uuid::nil(), 0);
+        sim_usage(&mut self.sims, device, sim.unwrap_or(0)).record(
+            &limits,
+            at,
+            parts,
+            recipient,
+            Uuid::nil(),
+            0,
+        );
         self.sticky.insert(
             recipient.to_string(),
             (device.to_string(), sim.unwrap_or(0)),
@@ -1176,7 +1196,7 @@ impl Core {
                 sim_reasons.push(format!("SIM {} has no service", sim.slot));
                 continue;
             }
-            let usage = self.sims.entry((device.to_string(), sim.slot)).or_default();
+            let usage = sim_usage(&mut self.sims, device, sim.slot);
             if let Err(blocked) = usage.check(&limits, now, message.parts, &message.to) {
                 sim_reasons.push(format!("SIM {} {blocked}", sim.slot));
             }
@@ -1191,6 +1211,21 @@ impl Core {
         }
         sim_reasons.join(", ")
     }
+}
+
+/// The quota window of one SIM, created on first use (looked up without allocating).
+fn sim_usage<'a>(
+    sims: &'a mut HashMap<String, HashMap<u8, SimUsage>>,
+    device: &str,
+    slot: u8,
+) -> &'a mut SimUsage {
+    if !sims.contains_key(device) {
+        sims.insert(device.to_string(), HashMap::new());
+    }
+    sims.get_mut(device)
+        .expect("inserted above")
+        .entry(slot)
+        .or_default()
 }
 
 #[cfg(test)]
