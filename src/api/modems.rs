@@ -165,9 +165,11 @@ pub async fn modems_detect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiEr
     } else {
         Vec::new()
     };
-    Ok(json(
-        &serde_json::json!({ "detected": found, "connected": attached }),
-    ))
+    Ok(json(&serde_json::json!({
+        "detected": found.ports,
+        "hilink": found.hilink,
+        "connected": attached,
+    })))
 }
 
 /// `POST /api/modems/connect` with `{"port": "/dev/ttyUSB2"}`: attaches the modem and answers

@@ -10,5 +10,6 @@ mod device;
 mod dispatch;
 mod modem;
 mod modem_api;
+mod modem_detect;
 mod modem_emulator;
 mod support;

@@ -7,7 +7,8 @@
 //!   refresh, PDU-mode sending with concatenation, delivery reports, incoming SMS (`+CMTI` and a
 //!   periodic `AT+CMGL=4` sweep), USSD and balance; reopens the port after an unplug.
 //! - [`operators`]: MCC/MNC → operator name, APN and USSD codes.
-//! - [`detect`]: which serial ports are modems, and which of a stick's ports speaks AT.
+//! - [`detect`]: which serial ports are modems, which of a stick's ports speaks AT, and which
+//!   sticks are network-only (HiLink), read from a configurable sysfs root.
 //!
 //! [`Modems`] is the handle the HTTP layer and the command line use: attach and detach ports,
 //! read status and SIM info, list and delete SMS stored on a modem, send a raw SMS, USSD,
@@ -33,7 +34,7 @@ use smshub_protocol::at::CommandError;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::app::Hub;
-pub use detect::DetectedPort;
+pub use detect::{DetectedPort, Detection, HilinkStick};
 pub use operators::{OperatorProfile, Operators};
 pub use session::Timeouts;
 
@@ -57,8 +58,17 @@ pub struct ModemConfig {
     pub allow: Vec<String>,
     /// How often detection re-scans for plugged modems when scanning is on.
     pub scan_interval: Duration,
+    /// Where detection reads sysfs and names ports (`/sys`, `/dev`).
+    pub host: detect::Host,
     /// Operator profiles that override the built-in ones.
     pub operators: Vec<OperatorProfile>,
+    /// How long a sent part waits for its status report before its message reference is
+    /// forgotten: the service centre gives up after the SMS's validity (its default is not
+    /// known to the hub; a week covers the usual ones).
+    pub report_wait: Duration,
+    /// How long the parts of an incomplete long incoming message are kept waiting for the
+    /// others before what arrived is stored, marked incomplete.
+    pub parts_wait: Duration,
 }
 
 impl Default for ModemConfig {
@@ -72,7 +82,10 @@ impl Default for ModemConfig {
             sixteen_bit_refs: false,
             allow: Vec::new(),
             scan_interval: Duration::from_secs(10),
+            host: detect::Host::default(),
             operators: Vec::new(),
+            report_wait: Duration::from_secs(7 * 24 * 3600),
+            parts_wait: Duration::from_secs(3600),
         }
     }
 }
@@ -290,6 +303,8 @@ pub struct Modems {
     operators: Arc<Operators>,
     ports: DashMap<String, PortHandle>,
     scanning: AtomicBool,
+    /// HiLink sticks already logged, by USB device.
+    hilink_seen: dashmap::DashSet<String>,
 }
 
 /// How long `connect` waits for a modem to come up before answering with its state.
@@ -304,6 +319,7 @@ impl Modems {
             operators,
             ports: DashMap::new(),
             scanning: AtomicBool::new(false),
+            hilink_seen: dashmap::DashSet::new(),
         }
     }
 
@@ -456,16 +472,34 @@ impl Modems {
         self.ask(id, Control::Balance).await
     }
 
-    /// Serial ports that answer `AT`, one per modem (probes ports not already attached).
-    pub async fn detect(&self) -> Vec<DetectedPort> {
+    /// Serial ports that answer `AT`, one per modem (probes ports not already attached), and
+    /// the sticks in HiLink (network-only) mode, which have no AT port (logged once each).
+    pub async fn detect(&self) -> Detection {
         let attached: Vec<String> = self.ports.iter().map(|it| it.key().clone()).collect();
-        detect::detect(&self.config.allow, &attached, self.config.timeouts.command).await
+        let found = detect::detect(
+            &self.config.host,
+            &self.config.allow,
+            &attached,
+            self.config.timeouts.command,
+        )
+        .await;
+        for stick in &found.hilink {
+            if self.hilink_seen.insert(stick.usb_device.clone()) {
+                tracing::info!(
+                    usb = %stick.usb_device,
+                    id = %format!("{}:{}", stick.vid, stick.pid),
+                    net = ?stick.net_interfaces,
+                    "Huawei stick in HiLink (network-only) mode: it has no AT port to drive"
+                );
+            }
+        }
+        found
     }
 
     /// Detects modems and attaches the new ones; returns their states.
     pub async fn scan(&self, hub: Arc<Hub>) -> Vec<ModemStatus> {
         let mut attached = Vec::new();
-        for found in self.detect().await {
+        for found in self.detect().await.ports {
             if !self.ports.contains_key(&found.port) {
                 attached.push(self.connect(hub.clone(), &found.port).await);
             }
