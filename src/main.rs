@@ -17,6 +17,7 @@ use smshub::dispatch::scoring::ScoringConfig;
 use smshub::domain::parse_region;
 use smshub::simulate::{self, Behaviour, Control, SimStats};
 use smshub::store::{Durability, Store};
+use smshub::transport::modem::{OperatorProfile, parse_operators_file};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -140,6 +141,10 @@ struct ModemArgs {
     /// Use 16-bit concatenation references for long messages (152 septets per part).
     #[arg(long, env = "SMSHUB_MODEM_16BIT_REFS")]
     modem_16bit_refs: bool,
+    /// Operator profiles (balance, data-balance and recharge USSD codes, APN) that override or
+    /// extend the built-in ones: a TOML file of `[[operator]]` tables (JSON if it ends in .json).
+    #[arg(long, env = "SMSHUB_OPERATORS")]
+    operators: Option<std::path::PathBuf>,
 }
 
 /// Default sending limits of every SIM (a device's own limits, set through the API,
@@ -386,7 +391,23 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
     config.modems.allow = args.modems.modem_allow.clone();
     config.modems.sim_pin = args.modems.sim_pin.clone();
     config.modems.sixteen_bit_refs = args.modems.modem_16bit_refs;
+    if let Some(path) = &args.modems.operators {
+        config.modems.operators = operators_file(path)?;
+    }
     Ok(config)
+}
+
+/// The profiles of an operators file; a bad file is one line naming it and what is wrong.
+fn operators_file(path: &std::path::Path) -> anyhow::Result<Vec<OperatorProfile>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| anyhow::anyhow!("operators file {}: {err}", path.display()))?;
+    let json = path
+        .extension()
+        .is_some_and(|it| it.eq_ignore_ascii_case("json"));
+    let profiles = parse_operators_file(&text, json)
+        .map_err(|err| anyhow::anyhow!("operators file {}: {err}", path.display()))?;
+    tracing::info!(file = %path.display(), profiles = profiles.len(), "operator profiles loaded");
+    Ok(profiles)
 }
 
 async fn serve(args: HubArgs) -> anyhow::Result<()> {

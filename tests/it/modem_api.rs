@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use smshub::transport::modem::{ModemConfig, Timeouts};
+use smshub::transport::modem::{ModemConfig, Timeouts, parse_operators_file};
 
 use crate::modem_emulator::{Emulator, profile};
 use crate::support::{TestHub, eventually};
@@ -180,6 +180,48 @@ async fn sim_info_balance_and_ussd_over_the_api() {
         .await;
     assert_eq!(status, 400, "not a USSD code: {body}");
     assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+}
+
+#[tokio::test]
+async fn configured_operator_profiles_drive_the_balance_route() {
+    // What `smshub serve --operators FILE` loads: Djezzy's balance through another code.
+    let profiles = parse_operators_file(
+        "[[operator]]\nmcc_mnc = \"60302\"\nbalance_ussd = \"*710#\"\n",
+        false,
+    )
+    .expect("operators file");
+    let hub = TestHub::spawn_with(|config| {
+        config.modems = ModemConfig {
+            operators: profiles,
+            ..api_modem_config()
+        }
+    })
+    .await;
+    let emulator = Emulator::start(profile("huawei_e1752"));
+    let (status, connected) = hub
+        .post("/api/modems/connect", json!({ "port": emulator.path }))
+        .await;
+    assert_eq!(
+        (status, connected["state"].as_str()),
+        (200, Some("ready")),
+        "{connected}"
+    );
+    let id = connected["device_id"].as_str().unwrap().to_string();
+
+    let (status, sim) = hub.get(&format!("/api/modems/{id}/sim-info")).await;
+    assert_eq!(status, 200, "{sim}");
+    assert_eq!(sim["profile"]["balance_ussd"], "*710#", "{sim}");
+    assert_eq!(
+        sim["profile"]["apn"], "djezzy.internet",
+        "the rest is built in: {sim}"
+    );
+    let (status, balance) = hub.get(&format!("/api/modems/{id}/balance")).await;
+    assert_eq!(status, 200, "{balance}");
+    assert_eq!(
+        (balance["code"].as_str(), balance["text"].as_str()),
+        (Some("*710#"), Some("Internet: 2.5 Go restants")),
+        "{balance}"
+    );
 }
 
 #[tokio::test]

@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::app::Hub;
 pub use detect::{DetectedPort, Detection, HilinkStick};
-pub use operators::{OperatorProfile, Operators};
+pub use operators::{OperatorProfile, Operators, OperatorsFileError, parse_operators_file};
 pub use session::Timeouts;
 
 /// How modems are driven.
