@@ -110,6 +110,7 @@ fn modem_error(err: ModemError) -> ApiError {
         ModemError::Port(_) => (StatusCode::SERVICE_UNAVAILABLE, "modem_unavailable"),
         ModemError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
         ModemError::NoBalanceCode => (StatusCode::UNPROCESSABLE_ENTITY, "no_balance_code"),
+        ModemError::SmsNotFound(_) => (StatusCode::NOT_FOUND, "sms_not_found"),
     };
     ApiError::new(status, code, err.to_string())
 }
@@ -238,7 +239,9 @@ pub async fn modem_list_sms(hub: Arc<Hub>, id: String) -> Result<Response, ApiEr
     Ok(json(&serde_json::json!({ "messages": messages })))
 }
 
-/// `DELETE /api/modems/{id}/sms/{index}`.
+/// `DELETE /api/modems/{id}/sms/{index}`: `204`, or `404 sms_not_found` when the index holds
+/// no message (the modem's task reads the index first: `AT+CMGD` on an empty index answers
+/// `OK` on many modems, so its answer alone proves nothing).
 pub async fn modem_delete_sms(hub: Arc<Hub>, id: String, index: u32) -> Result<Response, ApiError> {
     hub.modems
         .delete_sms(&id, index)

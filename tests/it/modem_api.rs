@@ -322,16 +322,31 @@ async fn messages_stored_on_the_modem_are_listed_and_deleted() {
     assert_eq!(messages.len(), 1, "{listed}");
     assert_eq!(messages[0]["index"], 1, "{listed}");
 
-    // Deleting an index that holds nothing: the modem's CMS error, as a JSON 502.
+    // Deleting an index that holds nothing is a 404, although this modem answers `OK` to
+    // `AT+CMGD` on an empty index: the route reads the index first (`+CMS ERROR: 321`).
     let (status, body) = delete(&hub, &format!("/api/modems/{id}/sms/0")).await;
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     assert_error(
         "deleting an empty index",
         (status, &body),
-        502,
-        "modem_error",
+        404,
+        "sms_not_found",
     );
     assert_eq!(emulator.stored_indexes(), vec![1]);
+    let (status, body) = delete(&hub, &format!("/api/modems/{id}/sms/7")).await;
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    assert_error("an index never used", (status, &body), 404, "sms_not_found");
+    assert_eq!(emulator.stored_indexes(), vec![1]);
+    let deletes: Vec<String> = emulator
+        .commands()
+        .into_iter()
+        .filter(|it| it.starts_with("AT+CMGD="))
+        .collect();
+    assert_eq!(
+        deletes,
+        vec!["AT+CMGD=0"],
+        "empty indexes are never deleted"
+    );
 }
 
 #[tokio::test]

@@ -38,6 +38,10 @@ pub struct Profile {
     pub ussd_packed: bool,
     #[serde(default)]
     pub ussd_extra_release: bool,
+    /// `AT+CMGD` on an empty index answers `OK` (27.005 leaves it open; others say
+    /// `+CMS ERROR: 321`). `AT+CMGR` on an empty index always answers `+CMS ERROR: 321`.
+    #[serde(default)]
+    pub cmgd_empty_ok: bool,
     pub cmgs_delay_ms: u64,
     pub urc_mid_reply: Option<String>,
     pub unknown: String,
@@ -392,6 +396,7 @@ impl State {
             let index = args.split(',').next().and_then(|it| it.parse::<u32>().ok());
             return match index.and_then(|it| self.storage.remove(&it)) {
                 Some(_) => State::ok(vec![]),
+                None if self.profile().cmgd_empty_ok => State::ok(vec![]),
                 None => vec![Out::Line("+CMS ERROR: 321".into())],
             };
         }

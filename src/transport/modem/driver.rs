@@ -1241,18 +1241,10 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 fatal
             }
             Control::DeleteSms(index, reply) => {
-                let result = self
-                    .session
-                    .command(&format!("AT+CMGD={index}"), self.config.timeouts.command)
-                    .await
-                    .map(|_| ());
-                let fatal = result
-                    .as_ref()
-                    .err()
-                    .filter(|it| it.is_fatal())
-                    .map(|_| SessionError::Closed);
-                let _ = reply.send(result.map_err(modem_error));
-                fatal.map_or(Ok(()), Err)
+                let result = self.delete_stored(index).await;
+                let fatal = port_gone(&result);
+                let _ = reply.send(result);
+                fatal
             }
             Control::SendRaw { to, text, reply } => {
                 let result = self.send_text(&to, &text, false).await;
@@ -1279,6 +1271,39 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 fatal
             }
             Control::Stop => Ok(()),
+        }
+    }
+
+    /// Deletes the message at `index` for the API. Many modems answer `OK` to `AT+CMGD` on an
+    /// empty index (others `+CMS ERROR: 321`), so the index is read first: `+CMS ERROR: 321`
+    /// ("invalid memory index", Gammu's transcripts) or an `OK` without `+CMGR:` means there
+    /// is nothing to delete.
+    async fn delete_stored(&mut self, index: u32) -> Result<(), ModemError> {
+        let t = self.timeouts();
+        let empty = |err: &SessionError| {
+            matches!(
+                err,
+                SessionError::Command(CommandError::Cms(321) | CommandError::Cme(21))
+            )
+        };
+        match self
+            .session
+            .command(&format!("AT+CMGR={index}"), t.list)
+            .await
+        {
+            Ok(lines) if sms::parse_cmgr(&lines).is_some() => {}
+            Ok(_) => return Err(ModemError::SmsNotFound(index)),
+            Err(err) if empty(&err) => return Err(ModemError::SmsNotFound(index)),
+            Err(err) => return Err(modem_error(err)),
+        }
+        match self
+            .session
+            .command(&format!("AT+CMGD={index}"), t.command)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if empty(&err) => Err(ModemError::SmsNotFound(index)),
+            Err(err) => Err(modem_error(err)),
         }
     }
 

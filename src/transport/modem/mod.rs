@@ -258,6 +258,9 @@ pub enum ModemError {
     Invalid(String),
     #[error("no balance code is known for this SIM's operator; configure an operator profile")]
     NoBalanceCode,
+    /// The storage index holds no message (`AT+CMGR` found nothing, or `+CMS ERROR: 321`).
+    #[error("no message is stored at index {0}")]
+    SmsNotFound(u32),
 }
 
 /// A request to a modem's task.
@@ -438,7 +441,7 @@ impl Modems {
         self.ask(id, Control::ListSms).await
     }
 
-    /// Deletes a stored message.
+    /// Deletes a stored message; [`ModemError::SmsNotFound`] when the index holds none.
     pub async fn delete_sms(&self, id: &str, index: u32) -> Result<(), ModemError> {
         self.ask(id, |reply| Control::DeleteSms(index, reply)).await
     }
