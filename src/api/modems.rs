@@ -156,8 +156,8 @@ pub struct UssdRequest {
     pub code: Option<String>,
 }
 
-/// `POST /api/modems/detect`: the serial ports that answer AT, one per modem; attaches them
-/// when `{"connect": true}`.
+/// `POST /api/modems/detect`: the serial ports that answer AT, one per modem, and the sticks in
+/// HiLink (network-only) mode, which have none; attaches the modems when `{"connect": true}`.
 pub async fn modems_detect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiError> {
     let request: DetectRequest = parse(&body)?;
     let found = hub.modems.detect().await;

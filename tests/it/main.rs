@@ -8,6 +8,7 @@ mod crash;
 mod delivery;
 mod device;
 mod dispatch;
+mod gammu;
 mod modem;
 mod modem_api;
 mod modem_detect;

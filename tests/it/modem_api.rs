@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use smshub::transport::modem::{ModemConfig, Timeouts, parse_operators_file};
 
+use crate::gammu::{Expected, check_received};
 use crate::modem_emulator::{Emulator, profile};
 use crate::support::{TestHub, eventually};
 
@@ -282,6 +283,22 @@ async fn sending_through_a_modem_is_stored_tracked_and_sent() {
         "missing_recipient",
     );
     assert_eq!(emulator.pdu_count(), 2);
+    // libGammu reads the two PDUs the modem received.
+    check_received(
+        &emulator,
+        &[
+            Expected {
+                to: "+213661234567",
+                text: "Salam from the API",
+                status_report: false,
+            },
+            Expected {
+                to: "+213661234567",
+                text: "two",
+                status_report: false,
+            },
+        ],
+    );
 }
 
 #[tokio::test]

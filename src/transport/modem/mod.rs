@@ -134,6 +134,41 @@ pub struct NetworkDetails {
     pub signal_percent: Option<u8>,
     /// `gsm`, `edge`, `umts`, `hspa`, `lte`, `nr`.
     pub network_type: Option<String>,
+    /// Huawei `^HCSQ` readings, richer than `+CSQ` (RSRP, RSRQ, SINR on LTE).
+    pub signal_details: Option<SignalDetails>,
+}
+
+/// A Huawei modem's signal as `^HCSQ` reports it (the conversions are ModemManager's).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SignalDetails {
+    /// The radio: `GSM`, `WCDMA`, `LTE`, `NR`, `NOSERVICE`.
+    pub mode: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rssi_dbm: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rscp_dbm: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ecio_db: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rsrp_dbm: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rsrq_db: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sinr_db: Option<f64>,
+}
+
+impl From<&smshub_protocol::at::reply::Hcsq> for SignalDetails {
+    fn from(it: &smshub_protocol::at::reply::Hcsq) -> Self {
+        SignalDetails {
+            mode: it.mode.clone(),
+            rssi_dbm: it.rssi_dbm,
+            rscp_dbm: it.rscp_dbm,
+            ecio_db: it.ecio_db,
+            rsrp_dbm: it.rsrp_dbm,
+            rsrq_db: it.rsrq_db,
+            sinr_db: it.sinr_db,
+        }
+    }
 }
 
 /// What a modem is and how it is doing.
