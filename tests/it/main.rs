@@ -8,6 +8,8 @@ mod crash;
 mod delivery;
 mod device;
 mod dispatch;
+mod hilink;
+mod hilink_emulator;
 mod modem;
 mod modem_api;
 mod modem_emulator;
