@@ -135,6 +135,7 @@ struct HilinkArgs {
     /// Web login for sticks whose URL carries none.
     #[arg(long, env = "SMSHUB_HILINK_USER")]
     hilink_user: Option<String>,
+    /// Web login password for sticks whose URL carries none.
     #[arg(long, env = "SMSHUB_HILINK_PASSWORD", hide_env_values = true)]
     hilink_password: Option<String>,
     /// Keep the copies sticks file in their sent box (by default the hub deletes them, so a

@@ -10,8 +10,8 @@
 //! incoming SMS land in the inbox once each and leave the stick, even when a delete fails;
 //! connect over the API, SIM info, USSD (with `111019` while pending, and a stale USSD session
 //! released), balance, listing and deleting stored messages, sending through one stick,
-//! disconnect; an unplugged stick goes offline and comes back; a `send-sms` that never answers
-//! is `outcome_unknown` and never resent. Waits are event-driven with a deadline.
+//! disconnect; an unplugged stick goes offline and comes back; a `send-sms` that never answers,
+//! or whose connection drops after the request, is `outcome_unknown` and never resent. Waits are event-driven with a deadline.
 
 use std::time::Duration;
 
@@ -527,5 +527,25 @@ async fn a_send_without_an_answer_is_outcome_unknown_and_never_resent() {
     assert_eq!(
         (&again["state"], &again["attempts"]),
         (&json!("failed"), &json!(1))
+    );
+
+    // The connection drops after the request went out: the same.
+    emulator.drop_next(1);
+    let dropped = hub
+        .send_sms(json!({"phone_number": "+213770123456", "message": "dropped"}))
+        .await;
+    let failed = hub.wait_state(&dropped, "failed").await;
+    assert_eq!(failed["error"]["code"], "outcome_unknown", "{failed}");
+    let last = hub
+        .send_sms(json!({"phone_number": "+213770123456", "message": "last"}))
+        .await;
+    hub.wait_state(&last, "sent").await;
+    assert_eq!(
+        emulator
+            .sent()
+            .iter()
+            .filter(|it| it.content == "dropped")
+            .count(),
+        1
     );
 }

@@ -9,8 +9,8 @@
 //! everything else with `100003`. `send-sms` files a copy in the sent box and `send-status`
 //! shows the number as in progress for a few polls before listing it under `SucPhone` or
 //! `FailPhone`; USSD answers `111019` while "the network" is thinking. Tests steer it: busy
-//! answers, failed sends, a `send-sms` that never answers, refused deletes, expired sessions,
-//! and unplugging (the port closes) and replugging.
+//! answers, failed sends, a `send-sms` that never answers or whose connection drops after the
+//! request, refused deletes, expired sessions, and unplugging (the port closes) and replugging.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -113,6 +113,7 @@ struct Stick {
     busy_next: u32,
     fail_next: u32,
     hang_next: u32,
+    drop_next: u32,
     refuse_deletes: bool,
     sessions: u32,
     stale: u32,
@@ -160,6 +161,7 @@ impl Emulator {
             busy_next: 0,
             fail_next: 0,
             hang_next: 0,
+            drop_next: 0,
             refuse_deletes: false,
             sessions: 0,
             stale: 0,
@@ -258,6 +260,11 @@ impl Emulator {
         self.stick().hang_next = n;
     }
 
+    /// Take the next `n` messages and drop the connection instead of answering `send-sms`.
+    pub fn drop_next(&self, n: u32) {
+        self.stick().drop_next = n;
+    }
+
     /// Refuse (or accept again) `delete-sms`.
     pub fn refuse_deletes(&self, refuse: bool) {
         self.stick().refuse_deletes = refuse;
@@ -342,9 +349,13 @@ fn routes(
                         token.as_deref(),
                         &body,
                     );
-                    if hang {
+                    match hang {
+                        Cut::No => {}
                         // The stick took the message and never answers.
-                        std::future::pending::<()>().await;
+                        Cut::Hang => std::future::pending::<()>().await,
+                        // The connection dies after the request: unwinding ends the
+                        // connection's task, which closes the socket (no panic message).
+                        Cut::Drop => std::panic::resume_unwind(Box::new("connection dropped")),
                     }
                     answer.into_response()
                 }
@@ -354,6 +365,14 @@ fn routes(
             Ok::<_, Infallible>(warp::http::StatusCode::NOT_FOUND.into_response())
         })
         .unify()
+}
+
+/// How a `send-sms` that the stick took ends for the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    No,
+    Hang,
+    Drop,
 }
 
 /// One answer: body and extra headers.
@@ -419,7 +438,7 @@ impl Stick {
         cookie: Option<&str>,
         token: Option<&str>,
         body: &str,
-    ) -> (Answer, bool) {
+    ) -> (Answer, Cut) {
         let plain = |body: String| Answer {
             body,
             headers: Vec::new(),
@@ -437,7 +456,7 @@ impl Stick {
                     SES_TOK_INFO,
                     &[("session", session), ("token", token)],
                 )),
-                false,
+                Cut::No,
             );
         }
         let session_ok = match (&self.session, cookie) {
@@ -448,7 +467,7 @@ impl Stick {
         };
         if !session_ok {
             self.stale += 1;
-            return (plain(error(125002)), false);
+            return (plain(error(125002)), Cut::No);
         }
         let post = *method == Method::POST;
         let mut used_token = String::new();
@@ -457,7 +476,7 @@ impl Stick {
                 Some(token) if self.tokens.remove(token) => used_token = token.to_string(),
                 _ => {
                     self.stale += 1;
-                    return (plain(error(125003)), false);
+                    return (plain(error(125003)), Cut::No);
                 }
             }
         }
@@ -475,7 +494,7 @@ impl Stick {
                     body: error(100003),
                     headers,
                 },
-                false,
+                Cut::No,
             );
         }
         let request = if post {
@@ -484,7 +503,7 @@ impl Stick {
             Element::default()
         };
         let field = |name: &str| request.string(name).unwrap_or_default();
-        let mut hang = false;
+        let mut hang = Cut::No;
         let body = match (post, path) {
             (false, "user/state-login") => format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?><response><State>{}</State>\
@@ -498,7 +517,7 @@ impl Stick {
             ),
             (true, "user/login") => {
                 let Some((username, password)) = self.options.login.clone() else {
-                    return (plain(fill(OK, &[])), false);
+                    return (plain(fill(OK, &[])), Cut::No);
                 };
                 let expected = scramble(&username, &password, &used_token);
                 if field("Username") != username
@@ -506,7 +525,7 @@ impl Stick {
                     || field("password_type") != "4"
                 {
                     self.login_failures += 1;
-                    return (plain(error(108006)), false);
+                    return (plain(error(108006)), Cut::No);
                 }
                 self.logins += 1;
                 self.logged_in = true;
@@ -596,8 +615,13 @@ impl Stick {
                     });
                     let fail = self.fail_next > 0;
                     self.fail_next = self.fail_next.saturating_sub(1);
-                    hang = self.hang_next > 0;
-                    self.hang_next = self.hang_next.saturating_sub(1);
+                    if self.hang_next > 0 {
+                        self.hang_next -= 1;
+                        hang = Cut::Hang;
+                    } else if self.drop_next > 0 {
+                        self.drop_next -= 1;
+                        hang = Cut::Drop;
+                    }
                     self.sending = Some(Sending {
                         phone: to,
                         polls_left: 2,

@@ -97,6 +97,8 @@ impl Client {
             // connection error (nothing sent), never as a request without an answer.
             .connect_timeout((timeout / 2).min(Duration::from_secs(5)))
             .pool_max_idle_per_host(1)
+            // A stick is on a local link; a proxy from the environment must not capture it.
+            .no_proxy()
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Client {
