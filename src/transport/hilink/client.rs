@@ -99,6 +99,9 @@ impl Client {
             .pool_max_idle_per_host(1)
             // A stick is on a local link; a proxy from the environment must not capture it.
             .no_proxy()
+            // Some firmwares redirect calls they do not serve to the web UI's HTML page: that
+            // is a refusal, not an answer to follow.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Client {
@@ -178,7 +181,8 @@ impl Client {
             Err(ClientError::Api(err)) if err.class() == ErrorClass::NotSupported => {
                 self.token_fallback().await?;
             }
-            Err(ClientError::Status(404)) => self.token_fallback().await?,
+            // No such page (404, or a redirect to the web UI).
+            Err(ClientError::Status(_)) => self.token_fallback().await?,
             Err(err) => return Err(err),
         }
         self.open = true;
@@ -371,6 +375,31 @@ mod tests {
             format!("admin{inner}tok").as_bytes(),
         )));
         assert_eq!(scramble(&credentials, 4, "tok"), outer);
+    }
+
+    /// The distinction sending rests on: a refused connection carried nothing; a connection
+    /// that was made and never answered may have delivered the request.
+    #[tokio::test]
+    async fn refused_is_unreachable_and_silent_is_no_answer() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let target = |port: u16| Target {
+            url: format!("http://127.0.0.1:{port}"),
+            credentials: None,
+        };
+        let mut client = Client::new(&target(port), Duration::from_secs(2));
+        let err = client.post("sms/send-sms", "<request/>").await.unwrap_err();
+        assert!(matches!(err, ClientError::Unreachable(_)), "{err:?}");
+        assert!(err.is_silence());
+
+        // The kernel accepts into the backlog; nobody ever reads or answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let mut client = Client::new(&target(port), Duration::from_millis(300));
+        let err = client.get("device/information").await.unwrap_err();
+        assert!(matches!(err, ClientError::NoAnswer(_)), "{err:?}");
+        drop(silent);
     }
 
     #[test]
