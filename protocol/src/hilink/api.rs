@@ -53,6 +53,7 @@ pub struct SessionInfo {
 }
 
 impl SessionInfo {
+    /// Reads the answer; missing or empty fields are `None` (or zero).
     pub fn from_element(response: &Element) -> Option<SessionInfo> {
         let session = response.field("SesInfo")?;
         let cookie = if session.contains('=') {
@@ -105,6 +106,7 @@ pub struct LoginState {
 }
 
 impl LoginState {
+    /// Reads the answer; missing or empty fields are `None` (or zero).
     pub fn from_element(response: &Element) -> LoginState {
         LoginState {
             state: response.number("State").unwrap_or(-1),
@@ -112,6 +114,7 @@ impl LoginState {
         }
     }
 
+    /// Whether the session is logged in.
     pub fn logged_in(&self) -> bool {
         self.state == 0
     }
@@ -142,6 +145,7 @@ pub struct DeviceInformation {
 }
 
 impl DeviceInformation {
+    /// Reads the answer; missing or empty fields are `None` (or zero).
     pub fn from_element(response: &Element) -> DeviceInformation {
         DeviceInformation {
             device_name: response.string("DeviceName"),
@@ -174,6 +178,7 @@ pub struct MonitoringStatus {
 }
 
 impl MonitoringStatus {
+    /// Reads the answer; missing or empty fields are `None` (or zero).
     pub fn from_element(response: &Element) -> MonitoringStatus {
         let extended = response
             .number::<u32>("CurrentNetworkTypeEx")
@@ -255,6 +260,7 @@ pub struct Signal {
 }
 
 impl Signal {
+    /// Reads the answer; missing or empty fields are `None` (or zero).
     pub fn from_element(response: &Element) -> Signal {
         let level = |name: &str| response.field(name).and_then(parse_level);
         Signal {
@@ -290,6 +296,7 @@ pub struct CurrentPlmn {
 }
 
 impl CurrentPlmn {
+    /// Reads the answer; missing or empty fields are `None` (or zero).
     pub fn from_element(response: &Element) -> CurrentPlmn {
         CurrentPlmn {
             full_name: response.string("FullName"),
@@ -320,6 +327,7 @@ pub struct SmsCount {
 }
 
 impl SmsCount {
+    /// Reads the answer; missing or empty fields are `None` (or zero).
     pub fn from_element(response: &Element) -> SmsCount {
         SmsCount {
             local_inbox: response.number("LocalInbox").unwrap_or(0),
@@ -339,6 +347,7 @@ pub struct Notifications {
 }
 
 impl Notifications {
+    /// Reads the answer; missing or empty fields are `None` (or zero).
     pub fn from_element(response: &Element) -> Notifications {
         Notifications {
             unread_message: response.number("UnreadMessage").unwrap_or(0),
@@ -387,6 +396,7 @@ pub struct SendStatus {
 }
 
 impl SendStatus {
+    /// Reads the answer; missing or empty fields are `None` (or zero).
     pub fn from_element(response: &Element) -> SendStatus {
         let numbers = |name: &str| -> Vec<String> {
             response
