@@ -121,6 +121,28 @@ struct HubArgs {
     max_queued_per_key: usize,
     #[command(flatten)]
     modems: ModemArgs,
+    #[command(flatten)]
+    hilinks: HilinkArgs,
+}
+
+/// Huawei HiLink sticks (E3372h, E303, E3131 in HiLink firmware).
+#[derive(Args, Clone)]
+struct HilinkArgs {
+    /// Attach the HiLink stick at this URL at start, e.g. `http://192.168.8.1`, with its web
+    /// login as userinfo if it asks for one (`http://admin:secret@192.168.8.1`) (repeatable;
+    /// env: comma-separated).
+    #[arg(long = "hilink", env = "SMSHUB_HILINK", value_delimiter = ',')]
+    hilink: Vec<String>,
+    /// Web login for sticks whose URL carries none.
+    #[arg(long, env = "SMSHUB_HILINK_USER")]
+    hilink_user: Option<String>,
+    /// Web login password for sticks whose URL carries none.
+    #[arg(long, env = "SMSHUB_HILINK_PASSWORD", hide_env_values = true)]
+    hilink_password: Option<String>,
+    /// Keep the copies sticks file in their sent box (by default the hub deletes them, so a
+    /// stick's storage never fills up and blocks sending).
+    #[arg(long, env = "SMSHUB_HILINK_KEEP_SENT")]
+    hilink_keep_sent: bool,
 }
 
 /// Serial GSM modems.
@@ -394,6 +416,17 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
     if let Some(path) = &args.modems.operators {
         config.modems.operators = operators_file(path)?;
     }
+    config.hilinks = args
+        .hilinks
+        .hilink
+        .iter()
+        .map(|it| it.trim())
+        .filter(|it| !it.is_empty())
+        .map(str::to_string)
+        .collect();
+    config.modems.hilink.username = args.hilinks.hilink_user.clone();
+    config.modems.hilink.password = args.hilinks.hilink_password.clone();
+    config.modems.hilink.prune_sent = !args.hilinks.hilink_keep_sent;
     Ok(config)
 }
 

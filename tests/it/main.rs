@@ -9,6 +9,8 @@ mod delivery;
 mod device;
 mod dispatch;
 mod gammu;
+mod hilink;
+mod hilink_emulator;
 mod modem;
 mod modem_api;
 mod modem_detect;

@@ -13,7 +13,10 @@
 //! [`Modems`] is the handle the HTTP layer and the command line use: attach and detach ports,
 //! read status and SIM info, list and delete SMS stored on a modem, send a raw SMS, USSD,
 //! balance, detection and hot-plug scanning. It keeps one entry per port; every call goes to
-//! the port's task over a channel, so no lock is held across an `.await`.
+//! the port's task over a channel, so no lock is held across an `.await`. Huawei HiLink
+//! sticks ([`crate::transport::hilink`]) are modems too: their "port" is an `http://` URL, their
+//! task speaks HTTP instead of AT, and they answer the same [`Control`] requests with the same
+//! [`ModemStatus`] (`transport: "hilink"`).
 //!
 //! Invariants: a PDU is written only after the message's acceptance by this modem is committed;
 //! a message whose PDU was written and not answered is failed `outcome_unknown`, never resent;
@@ -34,6 +37,7 @@ use smshub_protocol::at::CommandError;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::app::Hub;
+use crate::transport::hilink::{self, HilinkConfig};
 pub use detect::{DetectedPort, Detection, HilinkStick};
 pub use operators::{OperatorProfile, Operators, OperatorsFileError, parse_operators_file};
 pub use session::Timeouts;
@@ -69,6 +73,8 @@ pub struct ModemConfig {
     /// How long the parts of an incomplete long incoming message are kept waiting for the
     /// others before what arrived is stored, marked incomplete.
     pub parts_wait: Duration,
+    /// HiLink sticks: timeouts, polling, backoff, login.
+    pub hilink: HilinkConfig,
 }
 
 impl Default for ModemConfig {
@@ -86,6 +92,7 @@ impl Default for ModemConfig {
             operators: Vec::new(),
             report_wait: Duration::from_secs(7 * 24 * 3600),
             parts_wait: Duration::from_secs(3600),
+            hilink: HilinkConfig::default(),
         }
     }
 }
@@ -174,8 +181,10 @@ impl From<&smshub_protocol::at::reply::Hcsq> for SignalDetails {
 /// What a modem is and how it is doing.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModemStatus {
-    /// The serial port.
+    /// The serial port, or the URL of a HiLink stick.
     pub port: String,
+    /// `serial` (AT commands) or `hilink` (HTTP API).
+    pub transport: &'static str,
     pub state: ModemState,
     /// The hub device id, once identified.
     pub device_id: Option<String>,
@@ -199,9 +208,10 @@ pub struct ModemStatus {
 }
 
 impl ModemStatus {
-    fn new(port: &str) -> ModemStatus {
+    pub(crate) fn new(port: &str) -> ModemStatus {
         ModemStatus {
             port: port.to_string(),
+            transport: "serial",
             state: ModemState::Connecting,
             device_id: None,
             manufacturer: None,
@@ -220,7 +230,8 @@ impl ModemStatus {
         }
     }
 
-    /// Whether `id` names this modem: its port path or file name, device id or IMEI.
+    /// Whether `id` names this modem: its port path or file name (a stick's host), device id
+    /// or IMEI.
     pub fn matches(&self, id: &str) -> bool {
         self.port == id
             || self.port.rsplit('/').next() == Some(id)
@@ -245,6 +256,8 @@ pub struct StoredSms {
     pub timestamp: Option<String>,
     /// `part/total` for a part of a long message.
     pub part: Option<String>,
+    /// The PDU as stored (empty for HiLink sticks, which store text).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub pdu: String,
 }
 
@@ -296,6 +309,12 @@ pub enum ModemError {
     /// The storage index holds no message (`AT+CMGR` found nothing, or `+CMS ERROR: 321`).
     #[error("no message is stored at index {0}")]
     SmsNotFound(u32),
+    /// A HiLink stick could not be reached.
+    #[error("the stick does not answer: {0}")]
+    Unreachable(String),
+    /// A HiLink stick refused the request.
+    #[error("the stick refused: {0}")]
+    Refused(String),
 }
 
 /// A request to a modem's task.
@@ -372,33 +391,90 @@ impl Modems {
     }
 
     /// Attaches the modem at `port` (its task keeps reopening the port until detached) and
-    /// waits until it is ready or has failed once.
+    /// waits until it is ready or has failed once. An `http://` URL attaches a HiLink stick
+    /// (see [`Modems::connect_hilink`]).
     pub async fn connect(&self, hub: Arc<Hub>, port: &str) -> ModemStatus {
+        if hilink::is_url(port) {
+            let config = &self.config.hilink;
+            return match hilink::Target::parse(
+                port,
+                config.username.as_deref(),
+                config.password.as_deref(),
+            ) {
+                Ok(target) => self.connect_hilink(hub, target).await,
+                Err(error) => ModemStatus {
+                    transport: hilink::KIND,
+                    state: ModemState::Error,
+                    last_error: Some(error),
+                    ..ModemStatus::new(&hilink::redact(port))
+                },
+            };
+        }
+        let operators = self.operators.clone();
+        let config = self.config.clone();
+        self.attach(port, ModemStatus::new(port), move |control, status| {
+            let task = driver::Supervisor {
+                port: port.to_string(),
+                hub,
+                config,
+                operators,
+                status,
+                control,
+            };
+            tokio::spawn(task.run());
+        })
+        .await
+    }
+
+    /// Attaches a HiLink stick (its task keeps reconnecting, with backoff, until detached)
+    /// and waits until it is ready or has failed once. Its key is the URL without credentials.
+    pub async fn connect_hilink(&self, hub: Arc<Hub>, target: hilink::Target) -> ModemStatus {
+        let key = target.url.clone();
+        let initial = ModemStatus {
+            transport: hilink::KIND,
+            ..ModemStatus::new(&key)
+        };
+        let operators = self.operators.clone();
+        let config = self.config.hilink.clone();
+        self.attach(&key, initial, move |control, status| {
+            let task = hilink::driver::Supervisor {
+                target,
+                hub,
+                config,
+                operators,
+                status,
+                control,
+            };
+            tokio::spawn(task.run());
+        })
+        .await
+    }
+
+    /// Registers `key` and starts its task with `spawn` unless a live task already has it,
+    /// then waits for the first outcome.
+    async fn attach(
+        &self,
+        key: &str,
+        initial: ModemStatus,
+        spawn: impl FnOnce(mpsc::Receiver<Control>, watch::Sender<ModemStatus>),
+    ) -> ModemStatus {
         // Bound first, so the map's read guard is gone before `insert`.
-        let existing = self.ports.get(port).map(|it| it.clone());
+        let existing = self.ports.get(key).map(|it| it.clone());
         let (mut status, fresh) = match existing {
             Some(handle) if handle.status.borrow().state != ModemState::Disconnected => {
                 (handle.status, false)
             }
             _ => {
                 let (control, control_rx) = mpsc::channel(16);
-                let (status_tx, status_rx) = watch::channel(ModemStatus::new(port));
+                let (status_tx, status_rx) = watch::channel(initial);
                 self.ports.insert(
-                    port.to_string(),
+                    key.to_string(),
                     PortHandle {
                         control,
                         status: status_rx.clone(),
                     },
                 );
-                let task = driver::Supervisor {
-                    port: port.to_string(),
-                    hub,
-                    config: self.config.clone(),
-                    operators: self.operators.clone(),
-                    status: status_tx,
-                    control: control_rx,
-                };
-                tokio::spawn(task.run());
+                spawn(control_rx, status_tx);
                 (status_rx, true)
             }
         };
