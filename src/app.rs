@@ -44,6 +44,8 @@ pub struct Config {
     pub modem_ports: Vec<String>,
     /// Detect modems and watch for hot-plugged ones.
     pub modem_scan: bool,
+    /// HiLink sticks to attach at start (`http://192.168.8.1`, credentials as userinfo).
+    pub hilinks: Vec<String>,
 }
 
 impl Config {
@@ -63,6 +65,7 @@ impl Config {
             modems: ModemConfig::default(),
             modem_ports: Vec::new(),
             modem_scan: false,
+            hilinks: Vec::new(),
         }
     }
 }
@@ -76,7 +79,7 @@ pub struct Hub {
     pub api_keys: ApiKeys,
     pub backlog: Arc<Backlog>,
     pub clock: Clock,
-    /// Serial modems attached to this hub.
+    /// Serial modems and HiLink sticks attached to this hub.
     pub modems: Arc<Modems>,
 }
 
@@ -152,6 +155,13 @@ impl App {
             tokio::spawn(async move {
                 let status = hub.modems.connect(hub.clone(), &port).await;
                 tracing::info!(%port, ?status, "modem attached");
+            });
+        }
+        for url in hub.config.hilinks.clone() {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                let status = hub.modems.connect(hub.clone(), &url).await;
+                tracing::info!(url = %status.port, state = ?status.state, error = ?status.last_error, "HiLink stick attached");
             });
         }
         if hub.config.modem_scan {

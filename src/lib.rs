@@ -12,7 +12,7 @@
 //! - [`registry`]: live device sessions and their last status, in memory only.
 //! - [`transport`]: carries jobs to devices and brings reports back; `android` speaks device
 //!   protocol v1 (the wire types live in the `smshub-protocol` crate); `modem` drives serial
-//!   GSM modems with AT commands.
+//!   GSM modems with AT commands; `hilink` drives Huawei HiLink sticks over their HTTP API.
 //! - [`simulate`]: fake phones over real WebSockets, for the demo, tests and benchmarks.
 //! - [`bench`]: `smshub bench`, the load generator and measurement harness.
 //! - [`app`]: wires it together, binds, serves, shuts down gracefully.

@@ -17,6 +17,7 @@ use smshub::dispatch::scoring::ScoringConfig;
 use smshub::domain::parse_region;
 use smshub::simulate::{self, Behaviour, Control, SimStats};
 use smshub::store::{Durability, Store};
+use smshub::transport::modem::{OperatorProfile, parse_operators_file};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -120,6 +121,28 @@ struct HubArgs {
     max_queued_per_key: usize,
     #[command(flatten)]
     modems: ModemArgs,
+    #[command(flatten)]
+    hilinks: HilinkArgs,
+}
+
+/// Huawei HiLink sticks (E3372h, E303, E3131 in HiLink firmware).
+#[derive(Args, Clone)]
+struct HilinkArgs {
+    /// Attach the HiLink stick at this URL at start, e.g. `http://192.168.8.1`, with its web
+    /// login as userinfo if it asks for one (`http://admin:secret@192.168.8.1`) (repeatable;
+    /// env: comma-separated).
+    #[arg(long = "hilink", env = "SMSHUB_HILINK", value_delimiter = ',')]
+    hilink: Vec<String>,
+    /// Web login for sticks whose URL carries none.
+    #[arg(long, env = "SMSHUB_HILINK_USER")]
+    hilink_user: Option<String>,
+    /// Web login password for sticks whose URL carries none.
+    #[arg(long, env = "SMSHUB_HILINK_PASSWORD", hide_env_values = true)]
+    hilink_password: Option<String>,
+    /// Keep the copies sticks file in their sent box (by default the hub deletes them, so a
+    /// stick's storage never fills up and blocks sending).
+    #[arg(long, env = "SMSHUB_HILINK_KEEP_SENT")]
+    hilink_keep_sent: bool,
 }
 
 /// Serial GSM modems.
@@ -140,6 +163,10 @@ struct ModemArgs {
     /// Use 16-bit concatenation references for long messages (152 septets per part).
     #[arg(long, env = "SMSHUB_MODEM_16BIT_REFS")]
     modem_16bit_refs: bool,
+    /// Operator profiles (balance, data-balance and recharge USSD codes, APN) that override or
+    /// extend the built-in ones: a TOML file of `[[operator]]` tables (JSON if it ends in .json).
+    #[arg(long, env = "SMSHUB_OPERATORS")]
+    operators: Option<std::path::PathBuf>,
 }
 
 /// Default sending limits of every SIM (a device's own limits, set through the API,
@@ -386,7 +413,34 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
     config.modems.allow = args.modems.modem_allow.clone();
     config.modems.sim_pin = args.modems.sim_pin.clone();
     config.modems.sixteen_bit_refs = args.modems.modem_16bit_refs;
+    if let Some(path) = &args.modems.operators {
+        config.modems.operators = operators_file(path)?;
+    }
+    config.hilinks = args
+        .hilinks
+        .hilink
+        .iter()
+        .map(|it| it.trim())
+        .filter(|it| !it.is_empty())
+        .map(str::to_string)
+        .collect();
+    config.modems.hilink.username = args.hilinks.hilink_user.clone();
+    config.modems.hilink.password = args.hilinks.hilink_password.clone();
+    config.modems.hilink.prune_sent = !args.hilinks.hilink_keep_sent;
     Ok(config)
+}
+
+/// The profiles of an operators file; a bad file is one line naming it and what is wrong.
+fn operators_file(path: &std::path::Path) -> anyhow::Result<Vec<OperatorProfile>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| anyhow::anyhow!("operators file {}: {err}", path.display()))?;
+    let json = path
+        .extension()
+        .is_some_and(|it| it.eq_ignore_ascii_case("json"));
+    let profiles = parse_operators_file(&text, json)
+        .map_err(|err| anyhow::anyhow!("operators file {}: {err}", path.display()))?;
+    tracing::info!(file = %path.display(), profiles = profiles.len(), "operator profiles loaded");
+    Ok(profiles)
 }
 
 async fn serve(args: HubArgs) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@
 //! - [`device`]: device protocol v1, the JSON frames phones exchange with the hub over
 //!   WebSocket. A compatibility contract: see `android-client-spec/README.md`.
 //! - [`gsm`]: the GSM 03.38 default alphabet, UCS-2, and how many SMS parts a text needs.
+//! - [`hilink`]: the HTTP/XML API of Huawei HiLink sticks: requests, answers, error codes.
 //! - [`pdu`]: the SMS PDU codec for modems: SMS-SUBMIT encoding, SMS-DELIVER /
 //!   SMS-STATUS-REPORT / SMS-SUBMIT decoding, and reassembly of long incoming messages.
 //!
@@ -15,4 +16,5 @@
 pub mod at;
 pub mod device;
 pub mod gsm;
+pub mod hilink;
 pub mod pdu;

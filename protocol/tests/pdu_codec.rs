@@ -557,6 +557,20 @@ fn reassembles_in_any_order_ignoring_duplicates() {
         vec![("+4915112345678".to_owned(), 1), ("Bob".to_owned(), 1)]
     );
     assert_eq!(reassembler.pending(), 0);
+
+    // A part read again later (a modem's storage swept every minute) is no progress: the
+    // message still expires from its last new part.
+    assert_eq!(
+        reassembler.push(part(&alice, ConcatRef::EightBit(9), 1, "a"), 200),
+        None
+    );
+    for now in [250, 300, 350] {
+        assert_eq!(
+            reassembler.push(part(&alice, ConcatRef::EightBit(9), 1, "a"), now),
+            None
+        );
+    }
+    assert_eq!(reassembler.expire(350, 100).len(), 1);
 }
 
 #[test]

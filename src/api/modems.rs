@@ -1,11 +1,13 @@
 //! Handlers of the modem routes of the first seed system (`/api/modems/...`): detection,
 //! attaching and detaching ports, status, SIM info, messages stored on a modem, sending through
-//! one modem, USSD and balance.
+//! one modem, USSD and balance. HiLink sticks are modems here too: `connect` takes their
+//! `http://` URL instead of a port, and every other route works the same for them.
 //!
 //! They only check input and call [`crate::transport::modem::Modems`] (`hub.modems`); the
-//! modem's own task does the AT work. Sending goes through the message store and the
-//! dispatcher like `POST /api/send-sms` pinned to the modem, so it is durable and tracked.
-//! Must never talk to a serial port directly, or open a path outside `/dev/`.
+//! modem's own task does the AT (or HiLink HTTP) work. Sending goes through the message store
+//! and the dispatcher like `POST /api/send-sms` pinned to the modem, so it is durable and
+//! tracked. Must never talk to a serial port or a stick directly, or open a path outside
+//! `/dev/`.
 
 use std::sync::Arc;
 
@@ -19,6 +21,7 @@ use super::error::ApiError;
 use super::{api_key, json_body, run, with_hub};
 use crate::app::Hub;
 use crate::store::ApiKeyRecord;
+use crate::transport::hilink;
 use crate::transport::modem::{ModemError, detect};
 
 /// Every modem route, behind the API key, as one filter: mount it with
@@ -110,6 +113,9 @@ fn modem_error(err: ModemError) -> ApiError {
         ModemError::Port(_) => (StatusCode::SERVICE_UNAVAILABLE, "modem_unavailable"),
         ModemError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
         ModemError::NoBalanceCode => (StatusCode::UNPROCESSABLE_ENTITY, "no_balance_code"),
+        ModemError::SmsNotFound(_) => (StatusCode::NOT_FOUND, "sms_not_found"),
+        ModemError::Unreachable(_) => (StatusCode::SERVICE_UNAVAILABLE, "modem_unavailable"),
+        ModemError::Refused(_) => (StatusCode::BAD_GATEWAY, "modem_error"),
     };
     ApiError::new(status, code, err.to_string())
 }
@@ -135,9 +141,16 @@ fn parse<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, Ap
 /// Body of `POST /api/modems/connect` and `/disconnect`.
 #[derive(Debug, Default, Deserialize)]
 pub struct PortRequest {
-    /// The serial port, e.g. `/dev/ttyUSB2` (`connect`), or any modem id (`disconnect`).
-    #[serde(default, alias = "modem_id", alias = "id")]
+    /// The serial port, e.g. `/dev/ttyUSB2`, or a HiLink stick's URL, e.g.
+    /// `http://192.168.8.1` (`connect`); any modem id (`disconnect`).
+    #[serde(default, alias = "modem_id", alias = "id", alias = "url")]
     pub port: Option<String>,
+    /// A HiLink stick's web UI login, when it asks for one (else the URL's userinfo, else the
+    /// hub's `--hilink-user`/`--hilink-password`).
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 /// Body of `POST /api/modems/detect`.
@@ -155,8 +168,8 @@ pub struct UssdRequest {
     pub code: Option<String>,
 }
 
-/// `POST /api/modems/detect`: the serial ports that answer AT, one per modem; attaches them
-/// when `{"connect": true}`.
+/// `POST /api/modems/detect`: the serial ports that answer AT, one per modem, and the sticks in
+/// HiLink (network-only) mode, which have none; attaches the modems when `{"connect": true}`.
 pub async fn modems_detect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiError> {
     let request: DetectRequest = parse(&body)?;
     let found = hub.modems.detect().await;
@@ -165,23 +178,35 @@ pub async fn modems_detect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiEr
     } else {
         Vec::new()
     };
-    Ok(json(
-        &serde_json::json!({ "detected": found, "connected": attached }),
-    ))
+    Ok(json(&serde_json::json!({
+        "detected": found.ports,
+        "hilink": found.hilink,
+        "connected": attached,
+    })))
 }
 
-/// `POST /api/modems/connect` with `{"port": "/dev/ttyUSB2"}`: attaches the modem and answers
-/// with its state once it is ready or has failed once.
+/// `POST /api/modems/connect` with `{"port": "/dev/ttyUSB2"}` (or `{"url":
+/// "http://192.168.8.1"}` for a HiLink stick): attaches the modem and answers with its state
+/// once it is ready or has failed once.
 pub async fn modems_connect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiError> {
     let request: PortRequest = parse(&body)?;
     let port = request
         .port
         .map(|it| it.trim().to_string())
         .unwrap_or_default();
+    if hilink::is_url(&port) {
+        let defaults = &hub.modems.config().hilink;
+        let username = request.username.or_else(|| defaults.username.clone());
+        let password = request.password.or_else(|| defaults.password.clone());
+        let target = hilink::Target::parse(&port, username.as_deref(), password.as_deref())
+            .map_err(|err| ApiError::bad_request("invalid_url", err))?;
+        let status = hub.modems.connect_hilink(hub.clone(), target).await;
+        return Ok(json(&status));
+    }
     if !port.starts_with("/dev/") || port.contains("..") {
         return Err(ApiError::bad_request(
             "invalid_port",
-            format!("port must be a device under /dev/, got {port:?}"),
+            format!("port must be a device under /dev/ or a HiLink http:// URL, got {port:?}"),
         ));
     }
     let allow = &hub.modems.config().allow;
@@ -236,7 +261,9 @@ pub async fn modem_list_sms(hub: Arc<Hub>, id: String) -> Result<Response, ApiEr
     Ok(json(&serde_json::json!({ "messages": messages })))
 }
 
-/// `DELETE /api/modems/{id}/sms/{index}`.
+/// `DELETE /api/modems/{id}/sms/{index}`: `204`, or `404 sms_not_found` when the index holds
+/// no message (the modem's task reads the index first: `AT+CMGD` on an empty index answers
+/// `OK` on many modems, so its answer alone proves nothing).
 pub async fn modem_delete_sms(hub: Arc<Hub>, id: String, index: u32) -> Result<Response, ApiError> {
     hub.modems
         .delete_sms(&id, index)

@@ -159,3 +159,26 @@ pub mod message_event {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod modem_ref {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "modem_refs")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub device_id: String,
+        pub mr: i16,
+        pub recipient: String,
+        pub message_id: Uuid,
+        pub part: i32,
+        pub created_at: i64,
+        pub expires_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

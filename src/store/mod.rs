@@ -8,6 +8,7 @@
 //! Invariant: a write future resolves only after its transaction committed.
 
 mod entities;
+mod modem_refs;
 mod writer;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use uuid::Uuid;
 
 use crate::domain::{MessageState, Millis};
 use entities::{api_key, device, idempotency_key, inbox, message, message_event};
+pub use modem_refs::{ModemRef, ModemRefChange};
 pub use writer::{Change, Outcome, Retry};
 
 /// Database errors, as seen by the rest of the hub.

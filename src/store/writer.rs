@@ -126,6 +126,9 @@ pub enum Change {
     Cancel {
         id: Uuid,
     },
+    /// Message references of parts sent through a modem, kept to match status reports
+    /// (`super::modem_refs`).
+    ModemRefs(super::ModemRefChange),
     /// A received SMS; a repeat of the same (device, external id) is stored once.
     Incoming {
         device: String,
@@ -907,6 +910,7 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 Outcome::Refused
             })
         }
+        Change::ModemRefs(change) => super::modem_refs::apply(txn, change, now).await,
         Change::Incoming {
             device,
             external_id,

@@ -7,8 +7,13 @@
 //! incoming SMS (`+CMTI`, and one whose notification was lost, found by the sweep) reach
 //! `GET /api/sms/inbox`; USSD and balance (Huawei packed GSM 7-bit, and plain with an extra
 //! release notice); a temporary CMS error retried, a permanent one failed, and a PDU never
-//! answered (`outcome_unknown`, never resent);
-//! unplug and replug. Waits are event-driven with a deadline (the pty runs in real time).
+//! answered (`outcome_unknown`, never resent); unplug and replug. Also: status reports matched
+//! after a hub restart, a modem reopen and an MR wrap (references are stored); a long incoming
+//! message reassembled from parts out of order (one found by the sweep) into one inbox entry,
+//! and an incomplete one stored with what arrived after the wait; Huawei `^HCSQ` signal
+//! (queried and unsolicited) when `+CSQ` says 99. libGammu reads every PDU the emulator
+//! received in the send tests (`gammu.rs`). Waits are event-driven with a deadline (the pty
+//! runs in real time).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +21,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use smshub::transport::modem::{ModemConfig, ModemState, ModemStatus, Modems, Timeouts};
 
+use smshub_protocol::pdu::Address;
+
+use crate::gammu::{Expected, check_received};
 use crate::modem_emulator::{Emulator, profile};
 use crate::support::{TestHub, eventually};
 
@@ -39,13 +47,21 @@ fn fast_config() -> ModemConfig {
 
 /// A hub with one emulated modem attached and ready.
 async fn hub_with_modem(model: &str) -> (TestHub, Arc<Modems>, Emulator, ModemStatus) {
+    hub_with_modem_config(model, fast_config()).await
+}
+
+/// A hub with one emulated modem, driven with `config`, attached and ready.
+async fn hub_with_modem_config(
+    model: &str,
+    config: ModemConfig,
+) -> (TestHub, Arc<Modems>, Emulator, ModemStatus) {
     // Temporary failures come back quickly for a second attempt.
     let hub = TestHub::spawn_with(|config| {
         config.dispatch.retry_base_ms = 100;
         config.dispatch.retry_cap_ms = 200;
     })
     .await;
-    let modems = Arc::new(Modems::new(fast_config()));
+    let modems = Arc::new(Modems::new(config));
     let emulator = Emulator::start(profile(model));
     let status = modems.connect(hub.hub.clone(), &emulator.path).await;
     assert_eq!(
@@ -122,6 +138,32 @@ async fn a_modem_is_an_online_device_that_sends_long_messages_and_reports_delive
         emulator.stored_indexes().is_empty().then_some(())
     })
     .await;
+
+    // A long UCS-2 text without a report, then libGammu reads every PDU the modem received.
+    let arabic = "مرحبا بكم في خدمة الرسائل القصيرة، هذه رسالة طويلة تتجاوز سبعين حرفا. ".repeat(2);
+    let second = hub
+        .send_sms(json!({
+            "phone_number": "+213550123456",
+            "message": arabic,
+            "device_id": device_id,
+        }))
+        .await;
+    assert_eq!(hub.wait_state(&second, "sent").await["parts"], 3);
+    check_received(
+        &emulator,
+        &[
+            Expected {
+                to: "+213770123456",
+                text: &text,
+                status_report: true,
+            },
+            Expected {
+                to: "+213550123456",
+                text: &arabic,
+                status_report: false,
+            },
+        ],
+    );
 }
 
 #[tokio::test]
@@ -149,6 +191,239 @@ async fn direct_status_reports_and_failed_deliveries() {
     );
     let failed = hub.wait_state(&expired, "failed").await;
     assert_eq!(failed["error"]["code"], "delivery_failed", "{failed}");
+    check_received(
+        &emulator,
+        &[
+            Expected {
+                to: "+213661234567",
+                text: "Salam",
+                status_report: true,
+            },
+            Expected {
+                to: "+213661234567",
+                text: "Late",
+                status_report: true,
+            },
+        ],
+    );
+}
+
+#[tokio::test]
+async fn status_reports_find_their_message_after_a_restart_a_reopen_and_an_mr_wrap() {
+    // SIM800: reports come as +CDS with their PDU, straight to whoever holds the port.
+    let hub = TestHub::spawn_with(|config| config.modems = fast_config()).await;
+    let emulator = Emulator::start(profile("simcom_sim800"));
+    let status = hub
+        .hub
+        .modems
+        .connect(hub.hub.clone(), &emulator.path)
+        .await;
+    assert_eq!(status.state, ModemState::Ready, "{status:?}");
+    let device_id = status.device_id.expect("device id");
+    let text: String = "Rendez-vous demain a 10h, salle B. ".repeat(6);
+    let long = hub
+        .send_sms(json!({"phone_number": "+213661234567", "message": text, "device_id": device_id, "delivery_report": true}))
+        .await;
+    assert_eq!(hub.wait_state(&long, "sent").await["parts"], 2);
+    assert_eq!(emulator.awaiting_reports().len(), 2);
+
+    // The hub restarts on the same database before the network reports.
+    let hub = hub.restart().await;
+    let status = hub
+        .hub
+        .modems
+        .connect(hub.hub.clone(), &emulator.path)
+        .await;
+    assert_eq!(status.state, ModemState::Ready, "{status:?}");
+    assert_eq!(status.device_id.as_deref(), Some(device_id.as_str()));
+    let (mr, _) = emulator.awaiting_reports()[0].clone();
+    emulator.report(mr, &Address::parse("+213661234567").unwrap(), 0x00);
+    // One part of two is not yet a delivery: its reference is settled, the other waits.
+    let uuid = uuid::Uuid::parse_str(&long).unwrap();
+    eventually("the first report to be taken", || async {
+        let waiting = hub.hub.store.modem_refs_of(uuid).await.ok()?;
+        (waiting.len() == 1).then_some(())
+    })
+    .await;
+    let (_, body) = hub.get(&format!("/api/sms/{long}")).await;
+    assert_eq!(body["state"], "sent", "{body}");
+    assert_eq!(emulator.report_all(0x00), 1);
+    hub.wait_state(&long, "delivered").await;
+
+    // The modem is detached and attached again (a reopen) before the report comes.
+    let short = hub
+        .send_sms(json!({"phone_number": "+213661234567", "message": "Court", "device_id": device_id, "delivery_report": true}))
+        .await;
+    hub.wait_state(&short, "sent").await;
+    hub.hub
+        .modems
+        .disconnect(&device_id)
+        .await
+        .expect("detached");
+    let status = hub
+        .hub
+        .modems
+        .connect(hub.hub.clone(), &emulator.path)
+        .await;
+    assert_eq!(status.state, ModemState::Ready, "{status:?}");
+    assert_eq!(emulator.report_all(0x00), 1);
+    hub.wait_state(&short, "delivered").await;
+
+    // The MR wraps at 255: three parts get MR 7. A report names the MR and the recipient, and
+    // the newest message to that recipient takes it.
+    let mut sent = Vec::new();
+    for (to, body) in [
+        ("+213661234567", "old"),
+        ("+213550000000", "other"),
+        ("+213661234567", "new"),
+    ] {
+        emulator.set_next_mr(7);
+        let id = hub
+            .send_sms(json!({"phone_number": to, "message": body, "device_id": device_id, "delivery_report": true}))
+            .await;
+        hub.wait_state(&id, "sent").await;
+        sent.push(id);
+    }
+    emulator.report(7, &Address::parse("+213550000000").unwrap(), 0x00);
+    hub.wait_state(&sent[1], "delivered").await;
+    emulator.report(7, &Address::parse("0661234567").unwrap(), 0x00);
+    hub.wait_state(&sent[2], "delivered").await;
+    let (_, old) = hub.get(&format!("/api/sms/{}", sent[0])).await;
+    assert_eq!(
+        old["state"], "sent",
+        "the older message keeps waiting: {old}"
+    );
+    // A report for a reference nobody waits for changes nothing.
+    emulator.report(200, &Address::parse("+213661234567").unwrap(), 0x00);
+    let (_, old) = hub.get(&format!("/api/sms/{}", sent[0])).await;
+    assert_eq!(old["state"], "sent", "{old}");
+}
+
+#[tokio::test]
+async fn a_long_incoming_message_reaches_the_inbox_once_and_leaves_the_modem() {
+    let (hub, _modems, emulator, status) = hub_with_modem("huawei_e1752").await;
+    let device_id = status.device_id.expect("device id");
+    let whole: String = (0..400)
+        .map(|i| char::from(b'A' + (i % 26) as u8))
+        .collect();
+    let parts = [&whole[..153], &whole[153..306], &whole[306..]];
+    // Out of order, and part 1's notification is lost: only the sweep finds it.
+    let indexes = emulator.deliver_long(
+        "+213661234567",
+        &parts,
+        42,
+        &[(3, true), (1, false), (2, true)],
+    );
+    assert_eq!(indexes, vec![0, 1, 2], "Huawei storage starts at 0");
+    let inbox = eventually("the reassembled message in the inbox", || async {
+        let (_, body) = hub.get("/api/sms/inbox").await;
+        (body["total"] == 1).then_some(body)
+    })
+    .await;
+    let message = &inbox["messages"][0];
+    assert_eq!(message["message"], whole.as_str(), "{inbox}");
+    assert_eq!(message["sender"], "+213661234567", "{inbox}");
+    assert_eq!(message["device_id"], device_id.as_str(), "{inbox}");
+    eventually("the parts to be deleted from the modem", || async {
+        emulator.stored_indexes().is_empty().then_some(())
+    })
+    .await;
+    // Sweeps after that find nothing more, and nothing is stored twice.
+    let sweeps = emulator
+        .commands()
+        .iter()
+        .filter(|it| *it == "AT+CMGL=4")
+        .count();
+    eventually("two more sweeps", || async {
+        (emulator
+            .commands()
+            .iter()
+            .filter(|it| *it == "AT+CMGL=4")
+            .count()
+            >= sweeps + 2)
+            .then_some(())
+    })
+    .await;
+    let (_, body) = hub.get("/api/sms/inbox").await;
+    assert_eq!(body["total"], 1, "{body}");
+}
+
+#[tokio::test]
+async fn an_incomplete_long_message_is_stored_with_what_arrived_after_the_wait() {
+    let config = ModemConfig {
+        parts_wait: Duration::from_secs(1),
+        ..fast_config()
+    };
+    let (hub, _modems, emulator, _status) = hub_with_modem_config("huawei_e1752", config).await;
+    // Part 2 of 3 never comes; the sweep reads parts 1 and 3 again every 500 ms, which must
+    // not keep them waiting forever.
+    emulator.deliver_long(
+        "+213550000000",
+        &["Debut du message, ", "(perdu) ", "et la fin."],
+        7,
+        &[(1, true), (3, false)],
+    );
+    let inbox = eventually("the incomplete message in the inbox", || async {
+        let (_, body) = hub.get("/api/sms/inbox").await;
+        (body["total"] == 1).then_some(body)
+    })
+    .await;
+    assert_eq!(
+        inbox["messages"][0]["message"],
+        "Debut du message, […]et la fin. [incomplete: 2 of 3 parts]",
+        "{inbox}"
+    );
+    eventually("the parts to be deleted from the modem", || async {
+        emulator.stored_indexes().is_empty().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn huawei_lte_signal_comes_from_hcsq_when_csq_is_unknown() {
+    // No periodic refresh in this test: only the modem's own ^HCSQ line can change the signal.
+    let config = ModemConfig {
+        refresh: Duration::from_secs(600),
+        ..fast_config()
+    };
+    let (hub, modems, emulator, status) = hub_with_modem_config("huawei_e3372", config).await;
+    let device_id = status.device_id.clone().expect("device id");
+    // "+CSQ: 99,99" on LTE; ^HCSQ: "LTE",49,50,102,28.
+    assert_eq!(status.network.signal_dbm, Some(-72), "{status:?}");
+    assert_eq!(status.network.network_type.as_deref(), Some("lte"));
+    let details = status
+        .network
+        .signal_details
+        .clone()
+        .expect("^HCSQ details");
+    assert_eq!(
+        (
+            details.mode.as_str(),
+            details.rsrp_dbm,
+            details.rsrq_db,
+            details.sinr_db
+        ),
+        ("LTE", Some(-91), Some(-6.0), Some(0.2))
+    );
+    assert!(emulator.commands().iter().any(|it| it == "AT^HCSQ?"));
+    let sim = &device(&hub, &device_id).await["sims"][0];
+    assert_eq!(sim["signal_dbm"], -72, "the dispatcher sees it: {sim}");
+
+    emulator.urc("^HCSQ: \"LTE\",60,70,150,30");
+    eventually("the unsolicited ^HCSQ to be taken", || async {
+        let now = modems.status(&device_id).ok()?;
+        (now.network.signal_dbm == Some(-61)).then_some(now)
+    })
+    .await;
+    let now = modems.status(&device_id).unwrap();
+    assert_eq!(
+        now.network.signal_details.and_then(|it| it.rsrp_dbm),
+        Some(-71)
+    );
+    eventually("the registry to show it", || async {
+        (device(&hub, &device_id).await["sims"][0]["signal_dbm"] == -61).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

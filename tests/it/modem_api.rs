@@ -10,8 +10,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use smshub::transport::modem::{ModemConfig, Timeouts};
+use smshub::transport::modem::{ModemConfig, Timeouts, parse_operators_file};
 
+use crate::gammu::{Expected, check_received};
 use crate::modem_emulator::{Emulator, profile};
 use crate::support::{TestHub, eventually};
 
@@ -183,6 +184,48 @@ async fn sim_info_balance_and_ussd_over_the_api() {
 }
 
 #[tokio::test]
+async fn configured_operator_profiles_drive_the_balance_route() {
+    // What `smshub serve --operators FILE` loads: Djezzy's balance through another code.
+    let profiles = parse_operators_file(
+        "[[operator]]\nmcc_mnc = \"60302\"\nbalance_ussd = \"*710#\"\n",
+        false,
+    )
+    .expect("operators file");
+    let hub = TestHub::spawn_with(|config| {
+        config.modems = ModemConfig {
+            operators: profiles,
+            ..api_modem_config()
+        }
+    })
+    .await;
+    let emulator = Emulator::start(profile("huawei_e1752"));
+    let (status, connected) = hub
+        .post("/api/modems/connect", json!({ "port": emulator.path }))
+        .await;
+    assert_eq!(
+        (status, connected["state"].as_str()),
+        (200, Some("ready")),
+        "{connected}"
+    );
+    let id = connected["device_id"].as_str().unwrap().to_string();
+
+    let (status, sim) = hub.get(&format!("/api/modems/{id}/sim-info")).await;
+    assert_eq!(status, 200, "{sim}");
+    assert_eq!(sim["profile"]["balance_ussd"], "*710#", "{sim}");
+    assert_eq!(
+        sim["profile"]["apn"], "djezzy.internet",
+        "the rest is built in: {sim}"
+    );
+    let (status, balance) = hub.get(&format!("/api/modems/{id}/balance")).await;
+    assert_eq!(status, 200, "{balance}");
+    assert_eq!(
+        (balance["code"].as_str(), balance["text"].as_str()),
+        (Some("*710#"), Some("Internet: 2.5 Go restants")),
+        "{balance}"
+    );
+}
+
+#[tokio::test]
 async fn sending_through_a_modem_is_stored_tracked_and_sent() {
     let (hub, emulator, connected) = hub_with_api_modem("simcom_sim800").await;
     let id = connected["device_id"].as_str().unwrap().to_string();
@@ -240,6 +283,22 @@ async fn sending_through_a_modem_is_stored_tracked_and_sent() {
         "missing_recipient",
     );
     assert_eq!(emulator.pdu_count(), 2);
+    // libGammu reads the two PDUs the modem received.
+    check_received(
+        &emulator,
+        &[
+            Expected {
+                to: "+213661234567",
+                text: "Salam from the API",
+                status_report: false,
+            },
+            Expected {
+                to: "+213661234567",
+                text: "two",
+                status_report: false,
+            },
+        ],
+    );
 }
 
 #[tokio::test]
@@ -280,16 +339,31 @@ async fn messages_stored_on_the_modem_are_listed_and_deleted() {
     assert_eq!(messages.len(), 1, "{listed}");
     assert_eq!(messages[0]["index"], 1, "{listed}");
 
-    // Deleting an index that holds nothing: the modem's CMS error, as a JSON 502.
+    // Deleting an index that holds nothing is a 404, although this modem answers `OK` to
+    // `AT+CMGD` on an empty index: the route reads the index first (`+CMS ERROR: 321`).
     let (status, body) = delete(&hub, &format!("/api/modems/{id}/sms/0")).await;
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     assert_error(
         "deleting an empty index",
         (status, &body),
-        502,
-        "modem_error",
+        404,
+        "sms_not_found",
     );
     assert_eq!(emulator.stored_indexes(), vec![1]);
+    let (status, body) = delete(&hub, &format!("/api/modems/{id}/sms/7")).await;
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    assert_error("an index never used", (status, &body), 404, "sms_not_found");
+    assert_eq!(emulator.stored_indexes(), vec![1]);
+    let deletes: Vec<String> = emulator
+        .commands()
+        .into_iter()
+        .filter(|it| it.starts_with("AT+CMGD="))
+        .collect();
+    assert_eq!(
+        deletes,
+        vec!["AT+CMGD=0"],
+        "empty indexes are never deleted"
+    );
 }
 
 #[tokio::test]

@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 use smshub_protocol::gsm::{pack_gsm7_hex, unpack_gsm7_hex};
 use smshub_protocol::pdu::{
-    self, Address, Alphabet, Body, DataCoding, DecodedPdu, Deliver, DeliveryStatus, StatusReport,
-    Timestamp,
+    self, Address, Alphabet, Body, Concat, ConcatRef, DataCoding, DecodedPdu, Deliver,
+    DeliveryStatus, StatusReport, Timestamp, Udh,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -38,6 +38,10 @@ pub struct Profile {
     pub ussd_packed: bool,
     #[serde(default)]
     pub ussd_extra_release: bool,
+    /// `AT+CMGD` on an empty index answers `OK` (27.005 leaves it open; others say
+    /// `+CMS ERROR: 321`). `AT+CMGR` on an empty index always answers `+CMS ERROR: 321`.
+    #[serde(default)]
+    pub cmgd_empty_ok: bool,
     pub cmgs_delay_ms: u64,
     pub urc_mid_reply: Option<String>,
     pub unknown: String,
@@ -160,6 +164,21 @@ impl Emulator {
         self.with(|it| it.pdus.len())
     }
 
+    /// The PDUs the driver wrote after `AT+CMGS`, in order, as hex (SMSC prefix included).
+    pub fn pdus(&self) -> Vec<String> {
+        self.with(|it| it.pdus.clone())
+    }
+
+    /// The TP-MR the next submitted part gets (modems count 0-255 and wrap).
+    pub fn set_next_mr(&self, mr: u8) {
+        self.with(|it| it.next_mr = mr);
+    }
+
+    /// Writes an unsolicited line, as the modem does on its own (`^HCSQ: ...`).
+    pub fn urc(&self, line: &str) {
+        let _ = self.actions.send(Action::Write(format!("\r\n{line}\r\n")));
+    }
+
     /// Protocol faults seen (bad lengths, undecodable PDUs, wrong part numbers).
     pub fn errors(&self) -> Vec<String> {
         self.with(|it| it.errors.clone())
@@ -188,6 +207,34 @@ impl Emulator {
     /// An SMS arrives from `from`: stored, and announced with `+CMTI` unless `notify` is
     /// false (a lost notification).
     pub fn deliver(&self, from: &str, text: &str, notify: bool) -> u32 {
+        self.deliver_part(from, text, None, notify)
+    }
+
+    /// The parts of a long SMS from `from` (`parts[i]` is part `i + 1` of concatenation
+    /// reference `reference`) arrive in `order`: each `(part number, notify)` is stored, and
+    /// announced with `+CMTI` unless `notify` is false. Returns the storage indexes in `order`.
+    pub fn deliver_long(
+        &self,
+        from: &str,
+        parts: &[&str],
+        reference: u8,
+        order: &[(u8, bool)],
+    ) -> Vec<u32> {
+        let total = u8::try_from(parts.len()).expect("at most 255 parts");
+        order
+            .iter()
+            .map(|(seq, notify)| {
+                let concat = Concat {
+                    reference: ConcatRef::EightBit(reference),
+                    total,
+                    seq: *seq,
+                };
+                self.deliver_part(from, parts[usize::from(*seq) - 1], Some(concat), *notify)
+            })
+            .collect()
+    }
+
+    fn deliver_part(&self, from: &str, text: &str, concat: Option<Concat>, notify: bool) -> u32 {
         let deliver = Deliver {
             smsc: Some(Address::parse("+213770000001").expect("smsc")),
             sender: Address::parse(from).expect("sender"),
@@ -213,7 +260,7 @@ impl Emulator {
             more_messages: false,
             status_report_indication: false,
             reply_path: false,
-            udh: None,
+            udh: concat.map(Udh::with_concat),
             body: Body::Text(text.to_string()),
         };
         let encoded = deliver.encode().expect("deliver encodes");
@@ -229,48 +276,69 @@ impl Emulator {
     /// Sends a status report for every part awaiting one: `+CDS` directly or stored with
     /// `+CDSI`, as the driver's `AT+CNMI` asked.
     pub fn report_all(&self, status: u8) -> usize {
-        let (reports, ds) = self.with(|it| (std::mem::take(&mut it.awaiting_reports), it.ds));
+        let reports = self.with(|it| std::mem::take(&mut it.awaiting_reports));
         for (mr, recipient) in &reports {
-            let report = StatusReport {
-                smsc: None,
-                message_reference: *mr,
-                recipient: recipient.clone(),
-                sc_timestamp: Timestamp {
-                    year: 2026,
-                    month: 11,
-                    day: 22,
-                    hour: 12,
-                    minute: 31,
-                    second: 0,
-                    tz_quarters: 4,
-                },
-                discharge_time: Timestamp {
-                    year: 2026,
-                    month: 11,
-                    day: 22,
-                    hour: 12,
-                    minute: 31,
-                    second: 9,
-                    tz_quarters: 4,
-                },
-                status: DeliveryStatus(status),
-                more_messages: false,
-                qualifier: false,
-                protocol_id: None,
-                coding: None,
-                udh: None,
-                body: None,
-            };
-            let encoded = report.encode().expect("report encodes");
-            let text = if ds == 1 {
-                format!("\r\n+CDS: {}\r\n{}\r\n", encoded.tpdu_len, encoded.hex)
-            } else {
-                let index = self.with(|it| it.store(0, encoded.hex.clone(), encoded.tpdu_len));
-                format!("\r\n+CDSI: \"SM\",{index}\r\n")
-            };
-            let _ = self.actions.send(Action::Write(text));
+            self.report(*mr, recipient, status);
         }
         reports.len()
+    }
+
+    /// The parts awaiting a status report: (TP-MR, recipient).
+    pub fn awaiting_reports(&self) -> Vec<(u8, String)> {
+        self.with(|it| {
+            it.awaiting_reports
+                .iter()
+                .map(|(mr, to)| (*mr, to.number.clone()))
+                .collect()
+        })
+    }
+
+    /// Sends one status report, for message reference `mr` and `recipient`, whether or not a
+    /// part awaits it (the network may report late, or twice).
+    pub fn report(&self, mr: u8, recipient: &Address, status: u8) {
+        self.with(|it| {
+            it.awaiting_reports
+                .retain(|(m, to)| !(*m == mr && to.number == recipient.number))
+        });
+        let ds = self.with(|it| it.ds);
+        let report = StatusReport {
+            smsc: None,
+            message_reference: mr,
+            recipient: recipient.clone(),
+            sc_timestamp: Timestamp {
+                year: 2026,
+                month: 11,
+                day: 22,
+                hour: 12,
+                minute: 31,
+                second: 0,
+                tz_quarters: 4,
+            },
+            discharge_time: Timestamp {
+                year: 2026,
+                month: 11,
+                day: 22,
+                hour: 12,
+                minute: 31,
+                second: 9,
+                tz_quarters: 4,
+            },
+            status: DeliveryStatus(status),
+            more_messages: false,
+            qualifier: false,
+            protocol_id: None,
+            coding: None,
+            udh: None,
+            body: None,
+        };
+        let encoded = report.encode().expect("report encodes");
+        let text = if ds == 1 {
+            format!("\r\n+CDS: {}\r\n{}\r\n", encoded.tpdu_len, encoded.hex)
+        } else {
+            let index = self.with(|it| it.store(0, encoded.hex.clone(), encoded.tpdu_len));
+            format!("\r\n+CDSI: \"SM\",{index}\r\n")
+        };
+        let _ = self.actions.send(Action::Write(text));
     }
 
     /// Pulls the stick out: the pty closes.
@@ -392,6 +460,7 @@ impl State {
             let index = args.split(',').next().and_then(|it| it.parse::<u32>().ok());
             return match index.and_then(|it| self.storage.remove(&it)) {
                 Some(_) => State::ok(vec![]),
+                None if self.profile().cmgd_empty_ok => State::ok(vec![]),
                 None => vec![Out::Line("+CMS ERROR: 321".into())],
             };
         }

@@ -1,8 +1,8 @@
 //! What the information lines of status and identity commands mean: signal (`+CSQ`),
 //! operator and access technology (`+COPS?`), registration (`+CREG?`/`+CGREG?`/`+CEREG?`), SIM
-//! state (`+CPIN?`), Huawei's network mode (`^SYSINFOEX`, `^SYSINFO`), the SIM's ICCID (every
-//! vendor's form) and IMSI, the service centre (`+CSCA?`), message storage (`+CPMS`) and
-//! new-message indication modes (`+CNMI=?`).
+//! state (`+CPIN?`), Huawei's network mode (`^SYSINFOEX`, `^SYSINFO`) and signal (`^HCSQ`), the
+//! SIM's ICCID (every vendor's form) and IMSI, the service centre (`+CSCA?`), message storage
+//! (`+CPMS`) and new-message indication modes (`+CNMI=?`).
 //!
 //! Each parser takes one line and returns `None` when the line is not what it reads. Must
 //! never panic on any input.
@@ -49,6 +49,91 @@ pub fn parse_csq(line: &str) -> Option<Signal> {
     let rssi = fields.first()?.parse().ok()?;
     let ber = fields.get(1).and_then(|it| it.parse().ok()).unwrap_or(99);
     Some(Signal { rssi, ber })
+}
+
+/// Huawei `^HCSQ` (`AT^HCSQ?` and the unsolicited report): the radio the modem is on and its
+/// signal, richer than `+CSQ` (which stays 99 on LTE with some firmwares).
+///
+/// Each raw value `n` stands for a 1 dB (RSRQ, Ec/Io: 0.5 dB; SINR: 0.2 dB) interval, 255 for
+/// "not known"; like ModemManager (`mm-broadband-modem-huawei.c`, `get_rssi_dbm` and siblings)
+/// the lower end of the interval is reported: RSSI and RSCP −121 + n dBm (n ≤ 96), RSRP
+/// −141 + n dBm (n ≤ 97), SINR −20.2 + n/5 dB (n ≤ 251), RSRQ −20 + n/2 dB (n ≤ 34), Ec/Io
+/// −32.5 + n/2 dB (n ≤ 65). Huawei's firmware defines value 1 of RSRP as "−140 ≤ RSRP < −139
+/// dBm", so the readings are at most one step below the true value.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Hcsq {
+    /// `GSM`, `WCDMA`, `LTE`, `NR`, `NOSERVICE`, ... as the modem spells it.
+    pub mode: String,
+    pub rssi_dbm: Option<i32>,
+    /// WCDMA received signal code power.
+    pub rscp_dbm: Option<i32>,
+    /// WCDMA Ec/Io.
+    pub ecio_db: Option<f64>,
+    /// LTE/NR reference signal received power.
+    pub rsrp_dbm: Option<i32>,
+    pub sinr_db: Option<f64>,
+    pub rsrq_db: Option<f64>,
+}
+
+impl Hcsq {
+    /// The network type in device-status words (`gsm`, `umts`, `lte`, `nr`), `None` without
+    /// service.
+    pub fn network(&self) -> Option<&'static str> {
+        match self.mode.to_ascii_uppercase().as_str() {
+            "GSM" => Some("gsm"),
+            "WCDMA" | "TD-SCDMA" => Some("umts"),
+            "LTE" => Some("lte"),
+            "NR" => Some("nr"),
+            _ => None,
+        }
+    }
+
+    /// The best single "signal in dBm" for the dispatcher's scoring: RSSI when known, else
+    /// RSRP (LTE/NR) or RSCP (WCDMA).
+    pub fn signal_dbm(&self) -> Option<i32> {
+        self.rssi_dbm.or(self.rsrp_dbm).or(self.rscp_dbm)
+    }
+}
+
+/// Reads `^HCSQ: "LTE",49,50,102,28`, `^HCSQ: "WCDMA",30,30,58`, `^HCSQ: "GSM",40`,
+/// `^HCSQ: "NR",87,160,12` (RSRP, SINR, RSRQ) or `^HCSQ: "NOSERVICE"`.
+pub fn parse_hcsq(line: &str) -> Option<Hcsq> {
+    let f = fields(strip_tag(line, "^HCSQ")?);
+    let mode = f.first().filter(|it| !it.is_empty())?.clone();
+    let raw = |idx: usize| f.get(idx).and_then(|it| it.parse::<u32>().ok());
+    let dbm =
+        |idx: usize, base: i32, max: u32| raw(idx).filter(|n| *n <= max).map(|n| base + n as i32);
+    // Tenths of a dB, so 0.2 dB steps stay exact.
+    let tenths = |idx: usize, base: i32, step: i32, max: u32| {
+        raw(idx)
+            .filter(|n| *n <= max)
+            .map(|n| f64::from(base + step * n as i32) / 10.0)
+    };
+    let mut hcsq = Hcsq {
+        mode,
+        ..Hcsq::default()
+    };
+    match hcsq.mode.to_ascii_uppercase().as_str() {
+        "GSM" => hcsq.rssi_dbm = dbm(1, -121, 96),
+        "WCDMA" | "TD-SCDMA" => {
+            hcsq.rssi_dbm = dbm(1, -121, 96);
+            hcsq.rscp_dbm = dbm(2, -121, 96);
+            hcsq.ecio_db = tenths(3, -325, 5, 65);
+        }
+        "LTE" => {
+            hcsq.rssi_dbm = dbm(1, -121, 96);
+            hcsq.rsrp_dbm = dbm(2, -141, 97);
+            hcsq.sinr_db = tenths(3, -202, 2, 251);
+            hcsq.rsrq_db = tenths(4, -200, 5, 34);
+        }
+        "NR" => {
+            hcsq.rsrp_dbm = dbm(1, -141, 97);
+            hcsq.sinr_db = tenths(2, -202, 2, 251);
+            hcsq.rsrq_db = tenths(3, -200, 5, 34);
+        }
+        _ => {}
+    }
+    Some(hcsq)
 }
 
 /// Access technology (`<AcT>` of 27.007 `+COPS`/`+CREG`).
@@ -573,6 +658,95 @@ mod tests {
             Some(100)
         );
         assert_eq!(parse_csq("+CSQ: x"), None);
+    }
+
+    #[test]
+    fn hcsq() {
+        // Replies of Huawei E3372/ME909 firmwares; the conversions are ModemManager's.
+        let check = |line: &str, expected: Hcsq, network: Option<&str>, signal: Option<i32>| {
+            let got = parse_hcsq(line).expect(line);
+            assert_eq!(got, expected, "{line}");
+            assert_eq!(
+                (got.network(), got.signal_dbm()),
+                (network, signal),
+                "{line}"
+            );
+        };
+        check(
+            "^HCSQ: \"LTE\",49,50,102,28",
+            Hcsq {
+                mode: "LTE".into(),
+                rssi_dbm: Some(-72),
+                rsrp_dbm: Some(-91),
+                sinr_db: Some(0.2),
+                rsrq_db: Some(-6.0),
+                ..Hcsq::default()
+            },
+            Some("lte"),
+            Some(-72),
+        );
+        check(
+            "^HCSQ:\"WCDMA\",30,30,58",
+            Hcsq {
+                mode: "WCDMA".into(),
+                rssi_dbm: Some(-91),
+                rscp_dbm: Some(-91),
+                ecio_db: Some(-3.5),
+                ..Hcsq::default()
+            },
+            Some("umts"),
+            Some(-91),
+        );
+        check(
+            "^HCSQ: \"GSM\",40",
+            Hcsq {
+                mode: "GSM".into(),
+                rssi_dbm: Some(-81),
+                ..Hcsq::default()
+            },
+            Some("gsm"),
+            Some(-81),
+        );
+        // 255 is "not known"; out-of-range values are not trusted either.
+        check(
+            "^HCSQ: \"LTE\",255,60,255,97",
+            Hcsq {
+                mode: "LTE".into(),
+                rsrp_dbm: Some(-81),
+                ..Hcsq::default()
+            },
+            Some("lte"),
+            Some(-81),
+        );
+        check(
+            "^HCSQ: \"NR\",87,160,12",
+            Hcsq {
+                mode: "NR".into(),
+                rsrp_dbm: Some(-54),
+                sinr_db: Some(11.8),
+                rsrq_db: Some(-14.0),
+                ..Hcsq::default()
+            },
+            Some("nr"),
+            Some(-54),
+        );
+        check(
+            "^HCSQ: \"NOSERVICE\"",
+            Hcsq {
+                mode: "NOSERVICE".into(),
+                ..Hcsq::default()
+            },
+            None,
+            None,
+        );
+        for bad in ["^HCSQ:", "^HCSQ: ", "+CSQ: 14,99", "^HCSQX: \"LTE\",1"] {
+            assert_eq!(parse_hcsq(bad), None, "{bad}");
+        }
+        // Garbage values are skipped, never a panic.
+        assert_eq!(
+            parse_hcsq("^HCSQ: \"LTE\",x,-1,99999999999,").map(|it| it.signal_dbm()),
+            Some(None)
+        );
     }
 
     #[test]

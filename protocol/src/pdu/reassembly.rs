@@ -93,8 +93,12 @@ impl Reassembler {
             parts: BTreeMap::new(),
             last_seen: now,
         });
-        partial.last_seen = partial.last_seen.max(now);
-        partial.parts.entry(concat.seq).or_insert(deliver);
+        // Only a new part counts as progress: a part read again (a modem's storage swept
+        // while the message waits) must not keep an incomplete message from expiring.
+        if let std::collections::btree_map::Entry::Vacant(slot) = partial.parts.entry(concat.seq) {
+            slot.insert(deliver);
+            partial.last_seen = partial.last_seen.max(now);
+        }
         if partial.parts.len() < usize::from(concat.total) {
             return None;
         }
@@ -102,8 +106,8 @@ impl Reassembler {
         join(parts.into_values().collect(), concat.total)
     }
 
-    /// Drops the messages whose latest part arrived before `now - max_age`, and returns what
-    /// had arrived of them (the caller may deliver it marked incomplete, or log it).
+    /// Drops the messages whose latest new part arrived before `now - max_age` (a duplicate
+    /// does not count), and returns what had arrived of them (the caller may deliver it marked incomplete, or log it).
     pub fn expire(&mut self, now: u64, max_age: u64) -> Vec<Expired> {
         let cutoff = now.saturating_sub(max_age);
         let stale: Vec<PartKey> = self

@@ -29,6 +29,13 @@ Two modes, JSON in on stdin:
     Prints a JSON list of {"name", "pdus": [hex...], "parts": [libGammu's reading of each
     part: number, smsc, text, concat]} for the Rust side to decode with our codec.
 
+  gammu_oracle.py --decode    Read PDUs someone wrote after AT+CMGS (the hub's modem tests give
+      what their emulated modem received), a JSON list of hex strings (SMSC prefix included).
+    Prints {"parts": [libGammu's reading of each PDU: type, number, text, coding,
+    status_report (TP-SRR), message_reference, concat, tpdu_len], "messages": [the parts
+    linked by gammu.LinkSMS and read by gammu.DecodeSMS: number, text, parts]}, or exits 1
+    naming a PDU libGammu cannot decode.
+
 Exit codes: 0 ok, 1 mismatch, 2 bad input, 3 python-gammu missing.
 """
 
@@ -213,6 +220,37 @@ def produce(requests):
     return out
 
 
+def decode(pdus):
+    parts, decoded = [], []
+    for index, text in enumerate(pdus):
+        raw = binascii.unhexlify(text)
+        try:
+            d = gammu.DecodePDU(raw, SMSC=True)
+        except gammu.GSMError as error:
+            raise ValueError(f"PDU {index + 1} ({text}): libGammu cannot decode it: {error}")
+        smsc_octets = raw[0] + 1
+        body = d["Text"]
+        parts.append({
+            "type": d["Type"],
+            "number": d["Number"],
+            "text": clean(body) if isinstance(body, str) else binascii.hexlify(body).decode().upper(),
+            "coding": d["Coding"],
+            "status_report": bool(raw[smsc_octets] & 0x20),
+            "message_reference": d["MessageReference"],
+            "concat": concat_of(d["UDH"]),
+            "tpdu_len": len(raw) - smsc_octets,
+        })
+        decoded.append(d)
+    messages = []
+    for group in gammu.LinkSMS([[d] for d in decoded]):
+        if len(group) > 1:
+            text = gammu.DecodeSMS(group)["Entries"][0]["Buffer"]
+        else:
+            text = clean(group[0]["Text"])
+        messages.append({"number": group[0]["Number"], "text": text, "parts": len(group)})
+    return {"parts": parts, "messages": messages}
+
+
 def main():
     try:
         data = json.load(sys.stdin)
@@ -221,6 +259,13 @@ def main():
         return 2
     if sys.argv[1:] == ["--produce"]:
         json.dump(produce(data), sys.stdout, ensure_ascii=False)
+        return 0
+    if sys.argv[1:] == ["--decode"]:
+        try:
+            json.dump(decode(data), sys.stdout, ensure_ascii=False)
+        except ValueError as error:
+            print(error)
+            return 1
         return 0
     if sys.argv[1:]:
         print(__doc__, file=sys.stderr)

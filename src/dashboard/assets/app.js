@@ -291,11 +291,14 @@
 
   function updateCard(card, dev) {
     const r = card._r;
-    const kind = dev.kind === 'modem' ? 'modem' : 'android';
-    if (r.kind !== kind) {
+    // HiLink sticks are modems driven over HTTP: the modem icon, their own badge.
+    const kind = dev.kind === 'modem' || dev.kind === 'hilink' ? 'modem' : 'android';
+    const badge = dev.kind === 'hilink' ? 'HiLink' : kind === 'modem' ? 'Modem' : 'Android';
+    if (r.kind !== kind || r.badgeText !== badge) {
       r.kind = kind;
+      r.badgeText = badge;
       r.icon.replaceChildren(icon(kind));
-      setText(r.badge, kind === 'modem' ? 'Modem' : 'Android');
+      setText(r.badge, badge);
     }
     setClass(card, 'card' + (dev.online ? '' : ' offline'));
     // The circuit breaker rests a device that keeps failing; say why and until when.

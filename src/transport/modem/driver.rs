@@ -39,7 +39,7 @@ use uuid::Uuid;
 use super::session::{SendError, Session, SessionError, Timeouts};
 use super::{
     Balance, Control, ModemConfig, ModemError, ModemState, ModemStatus, Operators, RawSent,
-    StoredSms, UssdAnswer,
+    SignalDetails, StoredSms, UssdAnswer,
 };
 use crate::app::Hub;
 use crate::auth;
@@ -47,10 +47,7 @@ use crate::dispatch::Event;
 use crate::dispatch::core::JobEnd;
 use crate::domain::{Millis, format_millis, now_millis};
 use crate::registry::{LiveDevice, Outbound, close_code};
-use crate::store::{Change, Outcome, Retry};
-
-/// Incomplete long messages are kept this long (seconds) before what arrived is stored.
-const PARTS_MAX_AGE: u64 = 3600;
+use crate::store::{Change, ModemRefChange, Outcome, Retry};
 
 /// The kind of device a modem is in the registry and the database.
 pub const KIND: &str = "modem";
@@ -130,13 +127,6 @@ fn open(port: &str) -> Result<tokio_serial::SerialStream, String> {
         .map_err(|err| format!("cannot open {port}: {err}"))
 }
 
-/// A message waiting for status reports.
-struct Awaiting {
-    recipient: String,
-    /// Parts whose report has not come yet.
-    remaining: usize,
-}
-
 /// Why sending a message failed, as stored.
 struct SendFailure {
     code: ErrorCode,
@@ -163,13 +153,12 @@ struct Connection<'a, S> {
     /// `^SYSINFOEX` answered (`Some(true)`), `^SYSINFO` only (`Some(false)`), neither (`None`
     /// after trying).
     sysinfo: Option<Option<bool>>,
+    /// Whether `AT^HCSQ?` answers (Huawei); `None` until tried.
+    hcsq: Option<bool>,
     packed_ussd: bool,
     /// The storage messages are read from and deleted in.
     storage: Option<String>,
     next_reference: u16,
-    /// Status reports awaited, by TP-MR.
-    awaiting: HashMap<u8, Uuid>,
-    messages: HashMap<Uuid, Awaiting>,
     reassembler: Reassembler,
     /// Storage indexes of the parts of incomplete long messages.
     parts: HashMap<PartKey, Vec<u32>>,
@@ -191,13 +180,12 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             session_no: 0,
             huawei: false,
             sysinfo: None,
+            hcsq: None,
             packed_ussd: false,
             storage: None,
             // Not 0 after every restart, so parts of two messages sent across a restart do not
             // share a reference on the recipient's phone.
             next_reference: (now_millis() & 0xFFFF) as u16,
-            awaiting: HashMap::new(),
-            messages: HashMap::new(),
             reassembler: Reassembler::new(),
             parts: HashMap::new(),
             started: Instant::now(),
@@ -672,6 +660,12 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
 
     async fn refresh_and_report(&mut self) -> Result<(), SessionError> {
         self.refresh().await?;
+        self.report_status();
+        Ok(())
+    }
+
+    /// Hands the published radio status to the registry and the dispatcher.
+    fn report_status(&self) {
         let status = self.radio_status();
         let now = now_millis();
         self.hub
@@ -685,7 +679,36 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             session: self.session_no,
             status,
         });
-        Ok(())
+    }
+
+    /// Reads Huawei's `^HCSQ` (LTE signal where `+CSQ` says 99); `None` when the modem has no
+    /// such command. The answer comes as a `^HCSQ:` line, which the framer files as a URC.
+    async fn read_hcsq(&mut self) -> Result<Option<reply::Hcsq>, SessionError> {
+        if !self.huawei || self.hcsq == Some(false) {
+            return Ok(None);
+        }
+        let lines = match self
+            .session
+            .command("AT^HCSQ?", self.timeouts().command)
+            .await
+        {
+            Ok(lines) => lines,
+            Err(err) if err.is_fatal() => return Err(err),
+            Err(_) => {
+                self.hcsq = Some(false);
+                return Ok(None);
+            }
+        };
+        self.hcsq = Some(true);
+        let urcs = self
+            .session
+            .take_urcs_where(|it| at::strip_tag(&it.line, "^HCSQ").is_some());
+        Ok(lines
+            .iter()
+            .map(String::as_str)
+            .chain(urcs.iter().map(|it| it.line.as_str()))
+            .filter_map(reply::parse_hcsq)
+            .next_back())
     }
 
     /// Reads signal, operator, registration and (Huawei) network mode.
@@ -696,6 +719,7 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             .await?
             .iter()
             .find_map(|it| reply::parse_csq(it));
+        let hcsq = self.read_hcsq().await?;
         let operator = self
             .lines("AT+COPS?", t.command)
             .await?
@@ -740,17 +764,27 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 }
             }
         }
-        let network = network.or_else(|| {
-            operator
-                .as_ref()
-                .and_then(|it| it.act)
-                .map(|it| it.network())
-        });
+        let network = network
+            .or_else(|| hcsq.as_ref().and_then(|it| it.network()))
+            .or_else(|| {
+                operator
+                    .as_ref()
+                    .and_then(|it| it.act)
+                    .map(|it| it.network())
+            });
         let registered = registration.is_some_and(|it| it.status.is_registered());
         let roaming = registration.is_some_and(|it| it.status == reply::RegStatus::Roaming);
+        // +CSQ when it knows (27.007); Huawei's ^HCSQ when +CSQ says 99 (LTE on E3372s).
+        let dbm = signal
+            .and_then(|s| s.dbm())
+            .or_else(|| hcsq.as_ref().and_then(|it| it.signal_dbm()));
+        let percent = signal
+            .and_then(|s| s.percent())
+            .or_else(|| dbm.map(dbm_percent));
         self.publish(|it| {
-            it.network.signal_dbm = signal.and_then(|s| s.dbm());
-            it.network.signal_percent = signal.and_then(|s| s.percent());
+            it.network.signal_dbm = dbm;
+            it.network.signal_percent = percent;
+            it.network.signal_details = hcsq.as_ref().map(SignalDetails::from);
             it.network.operator = operator.and_then(|o| o.name);
             it.network.registered = registered;
             it.network.roaming = roaming;
@@ -843,42 +877,37 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 return Ok(());
             }
         }
-        let (change, code, fatal) = match self
+        let (changes, code, fatal) = match self
             .send_text(&job.to, &job.text, job.delivery_report)
             .await
         {
             Ok(sent) => {
-                if job.delivery_report {
-                    let known: Vec<u8> = sent.references.iter().flatten().copied().collect();
-                    if !known.is_empty() {
-                        for mr in &known {
-                            // A reference reused after 256 messages replaces the old wait.
-                            if let Some(old) = self.awaiting.insert(*mr, id)
-                                && let Some(waiting) = self.messages.get_mut(&old)
-                            {
-                                waiting.remaining = waiting.remaining.saturating_sub(1);
-                            }
-                        }
-                        self.messages.retain(|_, it| it.remaining > 0);
-                        self.messages.insert(
-                            id,
-                            Awaiting {
-                                recipient: job.to.clone(),
-                                remaining: known.len(),
-                            },
-                        );
-                    }
+                let mut changes = vec![Change::Sent {
+                    id,
+                    device: device.clone(),
+                    parts: sent.parts as u32,
+                }];
+                // The references are committed with `sent`, so a report that comes after a
+                // restart or a reopen still finds the message.
+                let parts: Vec<(u32, u8)> = sent
+                    .references
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(part, mr)| Some((part as u32, (*mr)?)))
+                    .collect();
+                if job.delivery_report && !parts.is_empty() {
+                    let wait =
+                        i64::try_from(self.config.report_wait.as_millis()).unwrap_or(i64::MAX);
+                    changes.push(Change::ModemRefs(ModemRefChange::Record {
+                        device: device.clone(),
+                        message: id,
+                        recipient: job.to.clone(),
+                        parts,
+                        expires_at: now_millis().saturating_add(wait),
+                    }));
                 }
                 self.publish(|it| it.sent += 1);
-                (
-                    Change::Sent {
-                        id,
-                        device: device.clone(),
-                        parts: sent.parts as u32,
-                    },
-                    None,
-                    None,
-                )
+                (changes, None, None)
             }
             Err(failure) => {
                 self.publish(|it| it.failed += 1);
@@ -899,10 +928,16 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                     temporary: failure.temporary,
                     retry,
                 };
-                (change, Some(code), fatal)
+                (vec![change], Some(code), fatal)
             }
         };
-        let end = match (self.hub.store.apply(change).await, code) {
+        let outcome = self
+            .hub
+            .store
+            .apply_all(changes)
+            .await
+            .map(|it| it.first().copied().unwrap_or(Outcome::Unchanged));
+        let end = match (outcome, code) {
             (Ok(Outcome::Applied), None) => Some(JobEnd::Sent),
             (Ok(Outcome::Applied), Some(code)) => Some(JobEnd::Failed { code }),
             (Ok(Outcome::Requeued), Some(code)) => Some(JobEnd::Retried { code }),
@@ -981,6 +1016,25 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
         }
         if at::strip_tag(&urc.line, "+CUSD").is_some() {
             tracing::info!(port = %self.port, line = %urc.line, "USSD answer outside a request");
+            return Ok(());
+        }
+        if let Some(hcsq) = reply::parse_hcsq(&urc.line) {
+            // Huawei reports signal changes on its own unless ^CURC=0 took (some firmwares
+            // keep sending ^HCSQ anyway).
+            let dbm = hcsq.signal_dbm();
+            self.publish(|it| {
+                if dbm.is_some() {
+                    it.network.signal_dbm = dbm;
+                    it.network.signal_percent = dbm.map(dbm_percent);
+                }
+                if let Some(network) = hcsq.network() {
+                    it.network.network_type = Some(network.to_string());
+                }
+                it.network.signal_details = Some(SignalDetails::from(&hcsq));
+            });
+            if self.session_no != 0 {
+                self.report_status();
+            }
             return Ok(());
         }
         tracing::debug!(port = %self.port, line = %urc.line, "unsolicited code");
@@ -1075,7 +1129,7 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 indexes.push(index);
             }
         }
-        let now = self.started.elapsed().as_secs();
+        let now = self.clock_ms();
         let Some(message) = self.reassembler.push(deliver, now) else {
             return Ok(());
         };
@@ -1098,24 +1152,31 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
         Ok(())
     }
 
-    /// Stores what arrived of long messages whose other parts never came.
+    /// Milliseconds since this session started: the reassembler's clock.
+    fn clock_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Stores what arrived of long messages whose other parts did not come within
+    /// `parts_wait` of the last new part: a gateway delivers what it has rather than lose it.
+    /// The body holds the parts in order with `[…]` for each missing one, then
+    /// `[incomplete: k of n parts]`; the parts are then deleted from the modem (a part arriving
+    /// even later is stored as a message of its own, marked the same way).
     async fn expire_parts(&mut self) -> Result<(), SessionError> {
-        let now = self.started.elapsed().as_secs();
-        for expired in self.reassembler.expire(now, PARTS_MAX_AGE) {
+        let now = self.clock_ms();
+        let max_age = u64::try_from(self.config.parts_wait.as_millis()).unwrap_or(u64::MAX);
+        for expired in self.reassembler.expire(now, max_age) {
             let Some(first) = expired.parts.first() else {
                 continue;
             };
             let (sender, timestamp) = (first.sender.clone(), first.timestamp);
-            let body: String = expired
-                .parts
-                .iter()
-                .map(|it| it.body.text().unwrap_or("[binary]").to_string())
-                .collect::<Vec<_>>()
-                .join("[…]");
-            let body = format!(
-                "{body} [incomplete: {} of {} parts]",
-                expired.parts.len(),
-                expired.key.total
+            let body = incomplete_body(&expired);
+            tracing::info!(
+                port = %self.port,
+                sender = %sender.number,
+                parts = expired.parts.len(),
+                total = expired.key.total,
+                "incomplete long message stored with the parts that arrived"
             );
             let indexes = self.parts.remove(&expired.key).unwrap_or_default();
             if self.store_incoming(&sender, &timestamp, body).await {
@@ -1176,44 +1237,50 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
         }
     }
 
-    /// Matches a status report to its message by TP-MR and recipient.
+    /// Matches a status report to its message by TP-MR and recipient, from the references
+    /// stored when the message was sent (newest first: the MR wraps after 256 parts).
     async fn take_report(&mut self, report: StatusReport) {
         let mr = report.message_reference;
-        let Some(id) = self.awaiting.get(&mr).copied() else {
-            tracing::debug!(mr, "status report for no awaited message");
+        let store = &self.hub.store;
+        let candidates = match store.modem_refs(&self.device_id, mr, now_millis()).await {
+            Ok(it) => it,
+            Err(err) => {
+                tracing::error!(error = %err, "could not look up a status report's message");
+                return;
+            }
+        };
+        let Some(found) = candidates
+            .into_iter()
+            .find(|it| same_number(&it.recipient, &report.recipient.number))
+        else {
+            tracing::debug!(mr, recipient = %report.recipient.number, "status report for no awaited message");
             return;
         };
-        let Some(waiting) = self.messages.get(&id) else {
-            self.awaiting.remove(&mr);
-            return;
-        };
-        if !same_number(&waiting.recipient, &report.recipient.number) {
-            tracing::debug!(mr, recipient = %report.recipient.number, "status report for another recipient");
-            return;
-        }
-        let change = match report.status.class() {
+        let id = found.message_id;
+        let device = self.device_id.clone();
+        let changes = match report.status.class() {
             StatusClass::StillTrying => return,
             StatusClass::Delivered => {
-                self.awaiting.remove(&mr);
-                let Some(waiting) = self.messages.get_mut(&id) else {
-                    return;
+                let waiting = match store.modem_refs_of(id).await {
+                    Ok(it) => it.len(),
+                    Err(err) => {
+                        tracing::error!(error = %err, "could not read a message's references");
+                        return;
+                    }
                 };
-                waiting.remaining = waiting.remaining.saturating_sub(1);
-                if waiting.remaining > 0 {
-                    return;
+                let mut changes = vec![Change::ModemRefs(ModemRefChange::Settle {
+                    ids: vec![found.id],
+                })];
+                if waiting <= 1 {
+                    changes.push(Change::Delivered { id, device });
                 }
-                self.messages.remove(&id);
-                Change::Delivered {
-                    id,
-                    device: self.device_id.clone(),
-                }
+                changes
             }
-            StatusClass::PermanentFailure | StatusClass::TemporaryFailure => {
-                self.awaiting.retain(|_, it| *it != id);
-                self.messages.remove(&id);
+            StatusClass::PermanentFailure | StatusClass::TemporaryFailure => vec![
+                Change::ModemRefs(ModemRefChange::Forget { message: id }),
                 Change::Failed {
                     id,
-                    device: Some(self.device_id.clone()),
+                    device: Some(device),
                     code: ErrorCode::DeliveryFailed.as_str().to_string(),
                     message: format!(
                         "the network reports: {} (TP-ST {:#04x})",
@@ -1222,10 +1289,10 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                     ),
                     temporary: false,
                     retry: None,
-                }
-            }
+                },
+            ],
         };
-        if let Err(err) = self.hub.store.apply(change).await {
+        if let Err(err) = self.hub.store.apply_all(changes).await {
             tracing::error!(error = %err, "could not record a delivery report");
         }
     }
@@ -1241,18 +1308,10 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 fatal
             }
             Control::DeleteSms(index, reply) => {
-                let result = self
-                    .session
-                    .command(&format!("AT+CMGD={index}"), self.config.timeouts.command)
-                    .await
-                    .map(|_| ());
-                let fatal = result
-                    .as_ref()
-                    .err()
-                    .filter(|it| it.is_fatal())
-                    .map(|_| SessionError::Closed);
-                let _ = reply.send(result.map_err(modem_error));
-                fatal.map_or(Ok(()), Err)
+                let result = self.delete_stored(index).await;
+                let fatal = port_gone(&result);
+                let _ = reply.send(result);
+                fatal
             }
             Control::SendRaw { to, text, reply } => {
                 let result = self.send_text(&to, &text, false).await;
@@ -1279,6 +1338,39 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 fatal
             }
             Control::Stop => Ok(()),
+        }
+    }
+
+    /// Deletes the message at `index` for the API. Many modems answer `OK` to `AT+CMGD` on an
+    /// empty index (others `+CMS ERROR: 321`), so the index is read first: `+CMS ERROR: 321`
+    /// ("invalid memory index", Gammu's transcripts) or an `OK` without `+CMGR:` means there
+    /// is nothing to delete.
+    async fn delete_stored(&mut self, index: u32) -> Result<(), ModemError> {
+        let t = self.timeouts();
+        let empty = |err: &SessionError| {
+            matches!(
+                err,
+                SessionError::Command(CommandError::Cms(321) | CommandError::Cme(21))
+            )
+        };
+        match self
+            .session
+            .command(&format!("AT+CMGR={index}"), t.list)
+            .await
+        {
+            Ok(lines) if sms::parse_cmgr(&lines).is_some() => {}
+            Ok(_) => return Err(ModemError::SmsNotFound(index)),
+            Err(err) if empty(&err) => return Err(ModemError::SmsNotFound(index)),
+            Err(err) => return Err(modem_error(err)),
+        }
+        match self
+            .session
+            .command(&format!("AT+CMGD={index}"), t.command)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if empty(&err) => Err(ModemError::SmsNotFound(index)),
+            Err(err) => Err(modem_error(err)),
         }
     }
 
@@ -1457,6 +1549,12 @@ fn send_failure(err: SendError, part: usize, total: usize, timeouts: &Timeouts) 
     }
 }
 
+/// A signal in dBm as a percentage of the `+CSQ` scale (−113 dBm 0 %, −51 dBm 100 %).
+fn dbm_percent(dbm: i32) -> u8 {
+    let rssi = ((dbm + 113) / 2).clamp(0, 31);
+    (rssi * 100 / 31) as u8
+}
+
 /// Whether two numbers are the same subscriber: their last nine digits agree (a report may
 /// carry the national form of an international number).
 fn same_number(a: &str, b: &str) -> bool {
@@ -1498,6 +1596,32 @@ pub fn first_amount(text: &str) -> Option<f64> {
         end += 1;
     }
     text.get(start..end)?.replace(',', ".").parse().ok()
+}
+
+/// The text of an incomplete long message: its parts in order, `[…]` for each missing one,
+/// and `[incomplete: k of n parts]`.
+fn incomplete_body(expired: &pdu::Expired) -> String {
+    let mut body = String::new();
+    for seq in 1..=expired.key.total {
+        let part = expired.parts.iter().find(|it| {
+            it.udh
+                .as_ref()
+                .and_then(|udh| udh.concat)
+                .is_some_and(|concat| concat.seq == seq)
+        });
+        match part.map(|it| &it.body) {
+            Some(Body::Text(text)) => body.push_str(text),
+            Some(Body::Data(data)) => {
+                body.push_str(&format!("[binary {}]", pdu::hex::encode(data)))
+            }
+            None => body.push_str("[…]"),
+        }
+    }
+    format!(
+        "{body} [incomplete: {} of {} parts]",
+        expired.parts.len(),
+        expired.key.total
+    )
 }
 
 fn describe_stored(stored: sms::StoredPdu) -> StoredSms {

@@ -7,12 +7,16 @@
 //!   refresh, PDU-mode sending with concatenation, delivery reports, incoming SMS (`+CMTI` and a
 //!   periodic `AT+CMGL=4` sweep), USSD and balance; reopens the port after an unplug.
 //! - [`operators`]: MCC/MNC → operator name, APN and USSD codes.
-//! - [`detect`]: which serial ports are modems, and which of a stick's ports speaks AT.
+//! - [`detect`]: which serial ports are modems, which of a stick's ports speaks AT, and which
+//!   sticks are network-only (HiLink), read from a configurable sysfs root.
 //!
 //! [`Modems`] is the handle the HTTP layer and the command line use: attach and detach ports,
 //! read status and SIM info, list and delete SMS stored on a modem, send a raw SMS, USSD,
 //! balance, detection and hot-plug scanning. It keeps one entry per port; every call goes to
-//! the port's task over a channel, so no lock is held across an `.await`.
+//! the port's task over a channel, so no lock is held across an `.await`. Huawei HiLink
+//! sticks ([`crate::transport::hilink`]) are modems too: their "port" is an `http://` URL, their
+//! task speaks HTTP instead of AT, and they answer the same [`Control`] requests with the same
+//! [`ModemStatus`] (`transport: "hilink"`).
 //!
 //! Invariants: a PDU is written only after the message's acceptance by this modem is committed;
 //! a message whose PDU was written and not answered is failed `outcome_unknown`, never resent;
@@ -33,8 +37,9 @@ use smshub_protocol::at::CommandError;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::app::Hub;
-pub use detect::DetectedPort;
-pub use operators::{OperatorProfile, Operators};
+use crate::transport::hilink::{self, HilinkConfig};
+pub use detect::{DetectedPort, Detection, HilinkStick};
+pub use operators::{OperatorProfile, Operators, OperatorsFileError, parse_operators_file};
 pub use session::Timeouts;
 
 /// How modems are driven.
@@ -57,8 +62,19 @@ pub struct ModemConfig {
     pub allow: Vec<String>,
     /// How often detection re-scans for plugged modems when scanning is on.
     pub scan_interval: Duration,
+    /// Where detection reads sysfs and names ports (`/sys`, `/dev`).
+    pub host: detect::Host,
     /// Operator profiles that override the built-in ones.
     pub operators: Vec<OperatorProfile>,
+    /// How long a sent part waits for its status report before its message reference is
+    /// forgotten: the service centre gives up after the SMS's validity (its default is not
+    /// known to the hub; a week covers the usual ones).
+    pub report_wait: Duration,
+    /// How long the parts of an incomplete long incoming message are kept waiting for the
+    /// others before what arrived is stored, marked incomplete.
+    pub parts_wait: Duration,
+    /// HiLink sticks: timeouts, polling, backoff, login.
+    pub hilink: HilinkConfig,
 }
 
 impl Default for ModemConfig {
@@ -72,7 +88,11 @@ impl Default for ModemConfig {
             sixteen_bit_refs: false,
             allow: Vec::new(),
             scan_interval: Duration::from_secs(10),
+            host: detect::Host::default(),
             operators: Vec::new(),
+            report_wait: Duration::from_secs(7 * 24 * 3600),
+            parts_wait: Duration::from_secs(3600),
+            hilink: HilinkConfig::default(),
         }
     }
 }
@@ -121,13 +141,50 @@ pub struct NetworkDetails {
     pub signal_percent: Option<u8>,
     /// `gsm`, `edge`, `umts`, `hspa`, `lte`, `nr`.
     pub network_type: Option<String>,
+    /// Huawei `^HCSQ` readings, richer than `+CSQ` (RSRP, RSRQ, SINR on LTE).
+    pub signal_details: Option<SignalDetails>,
+}
+
+/// A Huawei modem's signal as `^HCSQ` reports it (the conversions are ModemManager's).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SignalDetails {
+    /// The radio: `GSM`, `WCDMA`, `LTE`, `NR`, `NOSERVICE`.
+    pub mode: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rssi_dbm: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rscp_dbm: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ecio_db: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rsrp_dbm: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rsrq_db: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sinr_db: Option<f64>,
+}
+
+impl From<&smshub_protocol::at::reply::Hcsq> for SignalDetails {
+    fn from(it: &smshub_protocol::at::reply::Hcsq) -> Self {
+        SignalDetails {
+            mode: it.mode.clone(),
+            rssi_dbm: it.rssi_dbm,
+            rscp_dbm: it.rscp_dbm,
+            ecio_db: it.ecio_db,
+            rsrp_dbm: it.rsrp_dbm,
+            rsrq_db: it.rsrq_db,
+            sinr_db: it.sinr_db,
+        }
+    }
 }
 
 /// What a modem is and how it is doing.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModemStatus {
-    /// The serial port.
+    /// The serial port, or the URL of a HiLink stick.
     pub port: String,
+    /// `serial` (AT commands) or `hilink` (HTTP API).
+    pub transport: &'static str,
     pub state: ModemState,
     /// The hub device id, once identified.
     pub device_id: Option<String>,
@@ -151,9 +208,10 @@ pub struct ModemStatus {
 }
 
 impl ModemStatus {
-    fn new(port: &str) -> ModemStatus {
+    pub(crate) fn new(port: &str) -> ModemStatus {
         ModemStatus {
             port: port.to_string(),
+            transport: "serial",
             state: ModemState::Connecting,
             device_id: None,
             manufacturer: None,
@@ -172,7 +230,8 @@ impl ModemStatus {
         }
     }
 
-    /// Whether `id` names this modem: its port path or file name, device id or IMEI.
+    /// Whether `id` names this modem: its port path or file name (a stick's host), device id
+    /// or IMEI.
     pub fn matches(&self, id: &str) -> bool {
         self.port == id
             || self.port.rsplit('/').next() == Some(id)
@@ -197,6 +256,8 @@ pub struct StoredSms {
     pub timestamp: Option<String>,
     /// `part/total` for a part of a long message.
     pub part: Option<String>,
+    /// The PDU as stored (empty for HiLink sticks, which store text).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub pdu: String,
 }
 
@@ -245,6 +306,15 @@ pub enum ModemError {
     Invalid(String),
     #[error("no balance code is known for this SIM's operator; configure an operator profile")]
     NoBalanceCode,
+    /// The storage index holds no message (`AT+CMGR` found nothing, or `+CMS ERROR: 321`).
+    #[error("no message is stored at index {0}")]
+    SmsNotFound(u32),
+    /// A HiLink stick could not be reached.
+    #[error("the stick does not answer: {0}")]
+    Unreachable(String),
+    /// A HiLink stick refused the request.
+    #[error("the stick refused: {0}")]
+    Refused(String),
 }
 
 /// A request to a modem's task.
@@ -290,6 +360,8 @@ pub struct Modems {
     operators: Arc<Operators>,
     ports: DashMap<String, PortHandle>,
     scanning: AtomicBool,
+    /// HiLink sticks already logged, by USB device.
+    hilink_seen: dashmap::DashSet<String>,
 }
 
 /// How long `connect` waits for a modem to come up before answering with its state.
@@ -304,6 +376,7 @@ impl Modems {
             operators,
             ports: DashMap::new(),
             scanning: AtomicBool::new(false),
+            hilink_seen: dashmap::DashSet::new(),
         }
     }
 
@@ -318,33 +391,90 @@ impl Modems {
     }
 
     /// Attaches the modem at `port` (its task keeps reopening the port until detached) and
-    /// waits until it is ready or has failed once.
+    /// waits until it is ready or has failed once. An `http://` URL attaches a HiLink stick
+    /// (see [`Modems::connect_hilink`]).
     pub async fn connect(&self, hub: Arc<Hub>, port: &str) -> ModemStatus {
+        if hilink::is_url(port) {
+            let config = &self.config.hilink;
+            return match hilink::Target::parse(
+                port,
+                config.username.as_deref(),
+                config.password.as_deref(),
+            ) {
+                Ok(target) => self.connect_hilink(hub, target).await,
+                Err(error) => ModemStatus {
+                    transport: hilink::KIND,
+                    state: ModemState::Error,
+                    last_error: Some(error),
+                    ..ModemStatus::new(&hilink::redact(port))
+                },
+            };
+        }
+        let operators = self.operators.clone();
+        let config = self.config.clone();
+        self.attach(port, ModemStatus::new(port), move |control, status| {
+            let task = driver::Supervisor {
+                port: port.to_string(),
+                hub,
+                config,
+                operators,
+                status,
+                control,
+            };
+            tokio::spawn(task.run());
+        })
+        .await
+    }
+
+    /// Attaches a HiLink stick (its task keeps reconnecting, with backoff, until detached)
+    /// and waits until it is ready or has failed once. Its key is the URL without credentials.
+    pub async fn connect_hilink(&self, hub: Arc<Hub>, target: hilink::Target) -> ModemStatus {
+        let key = target.url.clone();
+        let initial = ModemStatus {
+            transport: hilink::KIND,
+            ..ModemStatus::new(&key)
+        };
+        let operators = self.operators.clone();
+        let config = self.config.hilink.clone();
+        self.attach(&key, initial, move |control, status| {
+            let task = hilink::driver::Supervisor {
+                target,
+                hub,
+                config,
+                operators,
+                status,
+                control,
+            };
+            tokio::spawn(task.run());
+        })
+        .await
+    }
+
+    /// Registers `key` and starts its task with `spawn` unless a live task already has it,
+    /// then waits for the first outcome.
+    async fn attach(
+        &self,
+        key: &str,
+        initial: ModemStatus,
+        spawn: impl FnOnce(mpsc::Receiver<Control>, watch::Sender<ModemStatus>),
+    ) -> ModemStatus {
         // Bound first, so the map's read guard is gone before `insert`.
-        let existing = self.ports.get(port).map(|it| it.clone());
+        let existing = self.ports.get(key).map(|it| it.clone());
         let (mut status, fresh) = match existing {
             Some(handle) if handle.status.borrow().state != ModemState::Disconnected => {
                 (handle.status, false)
             }
             _ => {
                 let (control, control_rx) = mpsc::channel(16);
-                let (status_tx, status_rx) = watch::channel(ModemStatus::new(port));
+                let (status_tx, status_rx) = watch::channel(initial);
                 self.ports.insert(
-                    port.to_string(),
+                    key.to_string(),
                     PortHandle {
                         control,
                         status: status_rx.clone(),
                     },
                 );
-                let task = driver::Supervisor {
-                    port: port.to_string(),
-                    hub,
-                    config: self.config.clone(),
-                    operators: self.operators.clone(),
-                    status: status_tx,
-                    control: control_rx,
-                };
-                tokio::spawn(task.run());
+                spawn(control_rx, status_tx);
                 (status_rx, true)
             }
         };
@@ -422,7 +552,7 @@ impl Modems {
         self.ask(id, Control::ListSms).await
     }
 
-    /// Deletes a stored message.
+    /// Deletes a stored message; [`ModemError::SmsNotFound`] when the index holds none.
     pub async fn delete_sms(&self, id: &str, index: u32) -> Result<(), ModemError> {
         self.ask(id, |reply| Control::DeleteSms(index, reply)).await
     }
@@ -456,16 +586,34 @@ impl Modems {
         self.ask(id, Control::Balance).await
     }
 
-    /// Serial ports that answer `AT`, one per modem (probes ports not already attached).
-    pub async fn detect(&self) -> Vec<DetectedPort> {
+    /// Serial ports that answer `AT`, one per modem (probes ports not already attached), and
+    /// the sticks in HiLink (network-only) mode, which have no AT port (logged once each).
+    pub async fn detect(&self) -> Detection {
         let attached: Vec<String> = self.ports.iter().map(|it| it.key().clone()).collect();
-        detect::detect(&self.config.allow, &attached, self.config.timeouts.command).await
+        let found = detect::detect(
+            &self.config.host,
+            &self.config.allow,
+            &attached,
+            self.config.timeouts.command,
+        )
+        .await;
+        for stick in &found.hilink {
+            if self.hilink_seen.insert(stick.usb_device.clone()) {
+                tracing::info!(
+                    usb = %stick.usb_device,
+                    id = %format!("{}:{}", stick.vid, stick.pid),
+                    net = ?stick.net_interfaces,
+                    "Huawei stick in HiLink (network-only) mode: it has no AT port to drive"
+                );
+            }
+        }
+        found
     }
 
     /// Detects modems and attaches the new ones; returns their states.
     pub async fn scan(&self, hub: Arc<Hub>) -> Vec<ModemStatus> {
         let mut attached = Vec::new();
-        for found in self.detect().await {
+        for found in self.detect().await.ports {
             if !self.ports.contains_key(&found.port) {
                 attached.push(self.connect(hub.clone(), &found.port).await);
             }

@@ -6,7 +6,10 @@
 //! Debian's `mobile-broadband-provider-info`, 818 networks, 137 with a balance code); the
 //! built-in Algerian profiles of the first seed system with their correct network codes (603-01
 //! Mobilis, 603-02 Djezzy, 603-03 Ooredoo, formerly Nedjma); and profiles given in the hub's
-//! configuration. Must never do I/O: the table is compiled in.
+//! configuration, read from an operators file (`smshub serve --operators FILE`, TOML, or JSON
+//! when the name ends in `.json`; see [`parse_operators_file`]). A file entry for a known
+//! network changes only the fields it names; one for a new network must name it. Must never do
+//! I/O: the table is compiled in, and the file's text is handed in by the caller.
 //!
 //! To refresh the table: `apt-get download mobile-broadband-provider-info`, extract
 //! `serviceproviders.xml`, and write one line per `<gsm><network-id>` with the provider name,
@@ -84,6 +87,168 @@ pub fn algerian_defaults() -> Vec<OperatorProfile> {
             "*100*{code}#",
         ),
     ]
+}
+
+/// One entry of an operators file: every field but `mcc_mnc` is optional, and only the
+/// fields given change a known network's profile.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfilePatch {
+    mcc_mnc: String,
+    name: Option<String>,
+    country: Option<String>,
+    apn: Option<String>,
+    balance_ussd: Option<String>,
+    data_balance_ussd: Option<String>,
+    recharge_ussd: Option<String>,
+}
+
+/// The shape of an operators file: `[[operator]]` tables in TOML, or `{"operator": [...]}` (or
+/// a bare list) in JSON.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperatorsFile {
+    #[serde(default, alias = "operators")]
+    operator: Vec<ProfilePatch>,
+}
+
+/// Why an operators file was refused; one line, naming the entry or position at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct OperatorsFileError(String);
+
+/// Whether `code` is a USSD code (`*100#`, `#123#`); `{code}` stands for a voucher when
+/// `template`.
+fn valid_ussd(code: &str, template: bool) -> bool {
+    let code = if template {
+        code.replacen("{code}", "0", 1)
+    } else {
+        code.to_string()
+    };
+    !code.is_empty()
+        && code.len() <= 160
+        && code.ends_with('#')
+        && code
+            .chars()
+            .all(|c| c.is_ascii_digit() || "*#+".contains(c))
+}
+
+/// Reads an operators file (`json` picks JSON, otherwise TOML) into complete profiles: each
+/// entry is laid over the built-in profile of its network (the compiled-in table and the
+/// Algerian defaults), so the result can be given to [`Operators::new`] as overrides.
+///
+/// ```toml
+/// [[operator]]
+/// mcc_mnc = "60302"
+/// balance_ussd = "*710#"
+///
+/// [[operator]]
+/// mcc_mnc = "99999"
+/// name = "Lab network"
+/// apn = "lab"
+/// balance_ussd = "*100#"
+/// data_balance_ussd = "*100*2#"
+/// recharge_ussd = "*100*{code}#"
+/// ```
+pub fn parse_operators_file(
+    text: &str,
+    json: bool,
+) -> Result<Vec<OperatorProfile>, OperatorsFileError> {
+    let fail = |message: String| OperatorsFileError(message);
+    let patches = if json {
+        let located = |err: serde_json::Error| {
+            // serde_json's message already ends with "at line L column C".
+            fail(err.to_string())
+        };
+        if text.trim_start().starts_with('[') {
+            serde_json::from_str::<Vec<ProfilePatch>>(text).map_err(located)?
+        } else {
+            serde_json::from_str::<OperatorsFile>(text)
+                .map_err(located)?
+                .operator
+        }
+    } else {
+        toml::from_str::<OperatorsFile>(text)
+            .map_err(|err| {
+                let message = err.message().trim().to_string();
+                match err.span() {
+                    Some(span) => {
+                        let before = text.get(..span.start).unwrap_or("");
+                        let line = before.matches('\n').count() + 1;
+                        let column = before.len() - before.rfind('\n').map_or(0, |it| it + 1) + 1;
+                        fail(format!("line {line}, column {column}: {message}"))
+                    }
+                    None => fail(message),
+                }
+            })?
+            .operator
+    };
+    let built_in = Operators::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut profiles = Vec::with_capacity(patches.len());
+    for (idx, patch) in patches.into_iter().enumerate() {
+        let code = patch.mcc_mnc.trim().to_string();
+        let at = format!("operator {} ({code:?})", idx + 1);
+        if !(5..=6).contains(&code.len()) || !code.chars().all(|c| c.is_ascii_digit()) {
+            return Err(fail(format!(
+                "{at}: mcc_mnc must be 5 or 6 digits (MCC and MNC, e.g. \"60302\")"
+            )));
+        }
+        if !seen.insert(code.clone()) {
+            return Err(fail(format!("{at}: listed twice")));
+        }
+        for (field, value, template) in [
+            ("balance_ussd", &patch.balance_ussd, false),
+            ("data_balance_ussd", &patch.data_balance_ussd, false),
+            ("recharge_ussd", &patch.recharge_ussd, true),
+        ] {
+            if let Some(value) = value
+                && !value.is_empty()
+                && !valid_ussd(value, template)
+            {
+                return Err(fail(format!(
+                    "{at}: {field} {value:?} is not a USSD code (digits, * and #, ending in #{})",
+                    if template {
+                        "; {code} for the voucher"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+        }
+        let mut profile = match built_in.get(&code) {
+            Some(known) => known.clone(),
+            None => OperatorProfile {
+                mcc_mnc: code.clone(),
+                name: patch
+                    .name
+                    .clone()
+                    .and_then(|it| non_empty(&it))
+                    .ok_or_else(|| fail(format!("{at}: a network not built in needs a name")))?,
+                country: None,
+                apn: None,
+                balance_ussd: None,
+                data_balance_ussd: None,
+                recharge_ussd: None,
+            },
+        };
+        // A field given empty clears the built-in value.
+        let set = |slot: &mut Option<String>, value: Option<String>| {
+            if let Some(value) = value {
+                *slot = non_empty(&value);
+            }
+        };
+        if let Some(name) = patch.name.as_deref().and_then(non_empty) {
+            profile.name = name;
+        }
+        set(&mut profile.country, patch.country);
+        set(&mut profile.apn, patch.apn);
+        set(&mut profile.balance_ussd, patch.balance_ussd);
+        set(&mut profile.data_balance_ussd, patch.data_balance_ussd);
+        set(&mut profile.recharge_ussd, patch.recharge_ussd);
+        profiles.push(profile);
+    }
+    Ok(profiles)
 }
 
 /// Operator profiles by MCC+MNC.
@@ -202,6 +367,89 @@ mod tests {
             Some("AT&T")
         );
         assert!(operators.for_imsi("999").is_none());
+    }
+
+    #[test]
+    fn operators_files() {
+        let toml = r#"
+# Djezzy's balance through another menu; a lab network.
+[[operator]]
+mcc_mnc = "60302"
+balance_ussd = "*710#"
+
+[[operator]]
+mcc_mnc = "99999"
+name = "Lab network"
+apn = "lab"
+balance_ussd = "*100#"
+data_balance_ussd = "*100*2#"
+recharge_ussd = "*100*{code}#"
+"#;
+        let profiles = parse_operators_file(toml, false).expect("parses");
+        assert_eq!(profiles.len(), 2);
+        let djezzy = &profiles[0];
+        assert_eq!(
+            (
+                djezzy.name.as_str(),
+                djezzy.balance_ussd.as_deref(),
+                djezzy.apn.as_deref(),
+                djezzy.data_balance_ussd.as_deref()
+            ),
+            (
+                "Djezzy",
+                Some("*710#"),
+                Some("djezzy.internet"),
+                Some("*999#")
+            ),
+            "only the given field changes"
+        );
+        let operators = Operators::new(profiles);
+        let lab = operators.for_imsi("999991234567890").expect("lab network");
+        assert_eq!(
+            (lab.name.as_str(), lab.recharge_ussd.as_deref()),
+            ("Lab network", Some("*100*{code}#"))
+        );
+
+        let json = r#"{"operators": [{"mcc_mnc": "20801", "balance_ussd": ""}]}"#;
+        let profiles = parse_operators_file(json, true).expect("parses");
+        assert_eq!(
+            (profiles[0].name.as_str(), profiles[0].balance_ussd.clone()),
+            ("Orange", None),
+            "an empty value clears the built-in one"
+        );
+        let bare = r#"[{"mcc_mnc": "60301", "name": "Mobilis DZ"}]"#;
+        assert_eq!(
+            parse_operators_file(bare, true).unwrap()[0].name,
+            "Mobilis DZ"
+        );
+
+        let refused = |text: &str, json: bool, says: &str| {
+            let err = parse_operators_file(text, json)
+                .expect_err(text)
+                .to_string();
+            assert!(err.contains(says), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        };
+        refused(
+            "[[operator]]\nmcc_mnc = \"60302\"\nbalanse_ussd = \"*1#\"\n",
+            false,
+            "line 3, column 1: unknown field `balanse_ussd`",
+        );
+        refused("[[operator]\n", false, "line 1");
+        refused("[[operator]]\nmcc_mnc = \"6030\"\n", false, "5 or 6 digits");
+        refused("[[operator]]\nmcc_mnc = \"99998\"\n", false, "needs a name");
+        refused(
+            "[[operator]]\nmcc_mnc = \"60302\"\nbalance_ussd = \"rm -rf\"\n",
+            false,
+            "not a USSD code",
+        );
+        refused(
+            "[[operator]]\nmcc_mnc = \"60302\"\n[[operator]]\nmcc_mnc = \"60302\"\n",
+            false,
+            "listed twice",
+        );
+        refused("{\"operator\": [}", true, "at line 1 column");
+        assert!(parse_operators_file("", false).unwrap().is_empty());
     }
 
     #[test]

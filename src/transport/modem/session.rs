@@ -319,6 +319,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub fn take_urcs(&mut self) -> Vec<Urc> {
         self.urcs.drain(..).collect()
     }
+
+    /// Takes the queued URCs that `wanted` accepts, leaving the others: the reply of a command
+    /// whose answer looks unsolicited (`AT^HCSQ?` answers `^HCSQ: ...`, which also comes on its
+    /// own).
+    pub fn take_urcs_where(&mut self, wanted: impl Fn(&Urc) -> bool) -> Vec<Urc> {
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::new();
+        for urc in self.urcs.drain(..) {
+            if wanted(&urc) {
+                taken.push(urc);
+            } else {
+                kept.push_back(urc);
+            }
+        }
+        self.urcs = kept;
+        taken
+    }
 }
 
 #[cfg(test)]
