@@ -483,7 +483,13 @@ pub async fn set_device_limits(
     Ok(warp::reply::json(&serde_json::json!({ "id": id, "limits": value })).into_response())
 }
 
-pub async fn list_sms(hub: Arc<Hub>, query: MessageQuery) -> Result<Response, ApiError> {
+/// `GET /api/sms`: every message, newest first. With `outbox`, `GET /api/sms/outbox`: the
+/// messages that went out (`sent`, `delivered`), newest send first.
+pub async fn list_sms(
+    hub: Arc<Hub>,
+    query: MessageQuery,
+    outbox: bool,
+) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
     let offset = query.offset.unwrap_or(0);
     let state = match &query.state {
@@ -496,6 +502,12 @@ pub async fn list_sms(hub: Arc<Hub>, query: MessageQuery) -> Result<Response, Ap
         })?),
         None => None,
     };
+    if outbox && state.is_some_and(|it| it != MessageState::Sent && it != MessageState::Delivered) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "the outbox holds sent and delivered messages only",
+        ));
+    }
     let recipient = match &query.phone_number {
         Some(number) => Some(
             PhoneNumber::parse(number, hub.config.default_region)
@@ -517,6 +529,7 @@ pub async fn list_sms(hub: Arc<Hub>, query: MessageQuery) -> Result<Response, Ap
     };
     let filter = MessageFilter {
         state,
+        outbox,
         device_id: query.device_id.clone(),
         recipient,
         since: instant("since", &query.since)?,

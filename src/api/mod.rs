@@ -33,6 +33,8 @@ pub fn routes(
     let api = send_sms(hub.clone())
         .or(list_inbox(hub.clone()))
         .unify()
+        .or(list_outbox(hub.clone()))
+        .unify()
         .or(get_sms(hub.clone()))
         .unify()
         .or(list_sms(hub.clone()))
@@ -147,6 +149,13 @@ fn set_device_limits(
 
 fn get_sms(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "sms" / String)
+        // `inbox` and `outbox` are lists, never ids: their own errors (a bad query) must win.
+        .and_then(|id: String| async move {
+            match id.as_str() {
+                "inbox" | "outbox" => Err(warp::reject::not_found()),
+                _ => Ok(id),
+            }
+        })
         .and(warp::get())
         .and(with_hub(hub.clone()))
         .and(api_key(hub))
@@ -159,7 +168,16 @@ fn list_sms(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejecti
         .and(with_hub(hub.clone()))
         .and(api_key(hub))
         .and(query::<dto::MessageQuery>())
-        .and_then(|hub, _key, query| run(handlers::list_sms(hub, query)))
+        .and_then(|hub, _key, query| run(handlers::list_sms(hub, query, false)))
+}
+
+fn list_outbox(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "sms" / "outbox")
+        .and(warp::get())
+        .and(with_hub(hub.clone()))
+        .and(api_key(hub))
+        .and(query::<dto::MessageQuery>())
+        .and_then(|hub, _key, query| run(handlers::list_sms(hub, query, true)))
 }
 
 fn list_inbox(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {

@@ -180,6 +180,8 @@ pub struct InboxRecord {
 #[derive(Debug, Clone, Default)]
 pub struct MessageFilter {
     pub state: Option<MessageState>,
+    /// Only messages that went out (`sent` or `delivered`), newest send first.
+    pub outbox: bool,
     pub device_id: Option<String>,
     pub recipient: Option<String>,
     pub since: Option<Millis>,
@@ -317,6 +319,12 @@ impl Store {
         if let Some(state) = filter.state {
             query = query.filter(message::Column::State.eq(state.as_str()));
         }
+        if filter.outbox {
+            query = query.filter(message::Column::State.is_in([
+                MessageState::Sent.as_str(),
+                MessageState::Delivered.as_str(),
+            ]));
+        }
         if let Some(device) = &filter.device_id {
             query = query.filter(message::Column::DeviceId.eq(device.as_str()));
         }
@@ -330,8 +338,13 @@ impl Store {
             query = query.filter(message::Column::CreatedAt.lt(until));
         }
         let total = query.clone().count(&self.db).await?;
+        let newest = if filter.outbox {
+            message::Column::SentAt
+        } else {
+            message::Column::CreatedAt
+        };
         let rows = query
-            .order_by(message::Column::CreatedAt, Order::Desc)
+            .order_by(newest, Order::Desc)
             .order_by(message::Column::Id, Order::Desc)
             .limit(limit)
             .offset(offset)

@@ -408,3 +408,51 @@ async fn a_job_a_phone_gives_back_unsent_goes_to_another_phone() {
     let (_, message) = hub.get(&format!("/api/sms/{id}")).await;
     assert_eq!(message["retried"], true, "{message}");
 }
+
+#[tokio::test]
+async fn the_outbox_lists_what_went_out_newest_send_first() {
+    let hub = TestHub::spawn().await;
+    let mut phone = hub.phone("sender", 90, true, -60, 4).await;
+    let mut sent = Vec::new();
+    for text in ["first", "second"] {
+        let id = hub
+            .send_sms(json!({"phone_number": "+14155552671", "message": text}))
+            .await;
+        let job = phone.expect_offer().await;
+        phone.accept(&job.id).await;
+        phone
+            .send(&DeviceFrame::Sent(smshub_protocol::device::Sent {
+                id: id.clone(),
+                parts: 1,
+                at: None,
+            }))
+            .await;
+        assert!(matches!(phone.recv().await, HubFrame::Ack(_)));
+        hub.wait_state(&id, "sent").await;
+        sent.push(id);
+    }
+    // Offered but not sent: not in the outbox.
+    let waiting = hub
+        .send_sms(json!({"phone_number": "+442079460018", "message": "not yet"}))
+        .await;
+    assert_eq!(phone.expect_offer().await.id, waiting);
+
+    let (status, outbox) = hub.get("/api/sms/outbox").await;
+    assert_eq!(status, 200, "{outbox}");
+    assert_eq!(outbox["total"], 2, "{outbox}");
+    let ids: Vec<&str> = outbox["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|it| it["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [sent[1].as_str(), sent[0].as_str()]);
+
+    let (_, filtered) = hub
+        .get("/api/sms/outbox?phone_number=%2B442079460018")
+        .await;
+    assert_eq!(filtered["total"], 0, "{filtered}");
+    let (status, refused) = hub.get("/api/sms/outbox?state=queued").await;
+    assert_eq!(status, 400);
+    assert_eq!(refused["error"]["code"], "invalid_query");
+}
