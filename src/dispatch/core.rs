@@ -920,7 +920,7 @@ impl Core {
 
         // Everything else: sticky route first, else smooth weighted round-robin over health.
         // Only devices with room are considered: when every phone is full, a pass is free.
-        let devices: Vec<String> = self
+        let mut devices: Vec<String> = self
             .devices
             .iter()
             .filter(|(_, slot)| {
@@ -938,26 +938,32 @@ impl Core {
                     .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
                     .next(),
             };
-            let Some((key, message)) = next.map(|(k, m)| (*k, m.clone())) else {
+            // Taken out while it is placed (no clone); put back if nothing can take it.
+            let Some(key) = next.map(|(key, _)| *key) else {
                 break;
             };
-            let mut names = Vec::new();
-            let mut weights = Vec::new();
-            let mut sims = Vec::new();
+            let Some(message) = self.ready.remove(&key) else {
+                break;
+            };
+            let sticky = self.sticky.get(&message.to).cloned();
+            // Candidates as indexes into `devices`.
+            let mut names: Vec<usize> = Vec::with_capacity(devices.len());
+            let mut weights = Vec::with_capacity(devices.len());
+            let mut sims = Vec::with_capacity(devices.len());
             let mut sticky_pick = None;
             for avoid_pass in [true, false] {
-                for device in &devices {
+                for (index, device) in devices.iter().enumerate() {
                     if avoid_pass == message.avoid.contains(device) {
                         continue;
                     }
                     if let Some(candidate) = self.candidate(device, &message, now) {
-                        if let Some((sticky_device, sticky_sim)) = self.sticky.get(&message.to)
+                        if let Some((sticky_device, sticky_sim)) = &sticky
                             && sticky_device == device
                             && candidate.sim_slot.unwrap_or(0) == *sticky_sim
                         {
                             sticky_pick = Some(names.len());
                         }
-                        names.push(device.clone());
+                        names.push(index);
                         weights.push(candidate.weight);
                         sims.push(candidate.sim_slot);
                     }
@@ -972,11 +978,15 @@ impl Core {
                 None => {
                     let mut credits: Vec<f64> = names
                         .iter()
-                        .map(|it| self.devices.get(it).map_or(0.0, |slot| slot.credit))
+                        .map(|it| {
+                            self.devices
+                                .get(&devices[*it])
+                                .map_or(0.0, |slot| slot.credit)
+                        })
                         .collect();
                     let chosen = scoring::pick(&mut credits, &weights);
-                    for (name, credit) in names.iter().zip(credits) {
-                        if let Some(slot) = self.devices.get_mut(name) {
+                    for (index, credit) in names.iter().zip(credits) {
+                        if let Some(slot) = self.devices.get_mut(&devices[*index]) {
                             slot.credit = credit;
                         }
                     }
@@ -984,13 +994,23 @@ impl Core {
                 }
             };
             let Some(chosen) = chosen else {
+                self.ready.insert(key, message);
                 cursor = Some(key);
                 misses += 1;
                 continue;
             };
-            self.ready.remove(&key);
             self.places.remove(&message.id);
-            self.assign(&names[chosen], message, sims[chosen], now, &mut offers);
+            let index = names[chosen];
+            let device = devices[index].clone();
+            self.assign(&device, message, sims[chosen], now, &mut offers);
+            // A device that is full now is not scanned again in this pass.
+            if self
+                .devices
+                .get(&device)
+                .is_none_or(|slot| slot.jobs.len() as u32 >= slot.max_in_flight)
+            {
+                devices.remove(index);
+            }
         }
 
         let mut actions = Vec::new();
