@@ -6,6 +6,7 @@
 //! which transport a device uses.
 
 pub mod android;
+pub(crate) mod device_link;
 pub mod hilink;
 pub mod modem;
 pub mod websocket;

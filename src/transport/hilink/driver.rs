@@ -30,9 +30,7 @@ use std::time::Duration;
 
 use chrono::TimeZone;
 use sha2::{Digest, Sha256};
-use smshub_protocol::device::{
-    Capabilities, ErrorCode, HubFrame, SendJob, SimInfo, SimStatus, Status,
-};
+use smshub_protocol::device::{Capabilities, ErrorCode, HubFrame, SendJob, SimInfo, Status};
 use smshub_protocol::gsm;
 use smshub_protocol::hilink::api::{
     self, BOX_INBOX, BOX_SENT, CurrentPlmn, DeviceInformation, MonitoringStatus, Notifications,
@@ -41,18 +39,14 @@ use smshub_protocol::hilink::api::{
 use smshub_protocol::hilink::{Element, ErrorClass};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use uuid::Uuid;
 
 use super::client::{Client, ClientError};
 use super::{HilinkConfig, KIND, Target};
 use crate::app::Hub;
-use crate::auth;
-use crate::dispatch::Event;
-use crate::dispatch::core::JobEnd;
 use crate::domain::{Millis, format_millis, now_millis};
 use crate::registry::{LiveDevice, Outbound, close_code};
-use crate::store::{Change, Outcome, Retry};
-use crate::transport::modem::driver::first_amount;
+use crate::store::Change;
+use crate::transport::device_link::{self, Incoming, model_name};
 use crate::transport::modem::{
     Balance, Control, ModemError, ModemState, ModemStatus, Operators, RawSent, StoredSms,
     UssdAnswer,
@@ -302,10 +296,11 @@ impl<'a> Connection<'a> {
             .clone()
             .or_else(|| information.serial_number.clone())
             .unwrap_or_else(|| self.url.clone());
-        let limits = match self.device_for(&identity).await {
+        let limits = match device_link::device_for(&self.hub, KIND, &identity, "HiLink stick").await
+        {
             Ok((id, limits)) => {
                 self.device_id = id;
-                limits.and_then(|it| serde_json::from_value(it).ok())
+                limits
             }
             Err(error) => return self.failed(error, false),
         };
@@ -329,17 +324,13 @@ impl<'a> Connection<'a> {
             return self.failed(err.to_string(), false);
         }
         let snapshot = self.status.borrow().clone();
-        let sims = serde_json::to_value(vec![self.sim_info(&snapshot)]).unwrap_or_default();
-        let _ = self
-            .hub
-            .store
-            .submit(vec![Change::DeviceHello {
-                id: self.device_id.clone(),
-                model: model_name(&snapshot),
-                app_version: snapshot.revision.clone(),
-                sims,
-            }])
-            .await;
+        device_link::hello(
+            &self.hub,
+            &self.device_id,
+            &snapshot,
+            vec![self.sim_info(&snapshot)],
+        )
+        .await;
         let (tx, mut outbound) = mpsc::channel::<Outbound>(64);
         let now = now_millis();
         let capabilities = capabilities();
@@ -356,28 +347,17 @@ impl<'a> Connection<'a> {
             status: Some(self.radio_status()),
             in_flight: 0,
         };
-        let (session_no, replaced) = self.hub.registry.connect(live, tx.clone());
+        let session_no = device_link::register(&self.hub, live, tx.clone());
         self.session_no = session_no;
-        if let Some(old) = replaced {
-            let _ = old.try_send(Outbound::Close {
-                code: close_code::REPLACED,
-                reason: "replaced by a newer connection",
-            });
-        }
-        // The stick keeps no journal: a job it accepted in an earlier session and never
-        // reported may have gone out, so the dispatcher ends it as outcome_unknown.
-        self.hub.dispatcher.send(Event::Connected {
-            device_id: self.device_id.clone(),
-            session: session_no,
+        // The stick keeps no journal: jobs of earlier sessions end as outcome_unknown.
+        device_link::announce(
+            &self.hub,
+            &self.device_id,
+            session_no,
             capabilities,
             limits,
-            held: Some(Vec::new()),
-        });
-        self.hub.dispatcher.send(Event::Status {
-            device_id: self.device_id.clone(),
-            session: session_no,
-            status: self.radio_status(),
-        });
+            self.radio_status(),
+        );
         drop(tx);
         self.publish(|it| {
             it.state = ModemState::Ready;
@@ -392,20 +372,7 @@ impl<'a> Connection<'a> {
             _ => self.serve(&mut outbound).await,
         };
 
-        if self.hub.registry.disconnect(&self.device_id, session_no) {
-            let _ = self
-                .hub
-                .store
-                .submit(vec![Change::DeviceSeen {
-                    id: self.device_id.clone(),
-                    at: now_millis(),
-                }])
-                .await;
-        }
-        self.hub.dispatcher.send(Event::Disconnected {
-            device_id: self.device_id.clone(),
-            session: session_no,
-        });
+        device_link::go_offline(&self.hub, &self.device_id, session_no).await;
         tracing::info!(url = %self.url, device = %self.device_id, "HiLink stick offline");
         ended
     }
@@ -484,49 +451,16 @@ impl<'a> Connection<'a> {
         }
     }
 
-    /// The hub device of this stick (by IMEI) and its stored limits; the device is created the
-    /// first time the stick is seen.
-    async fn device_for(
-        &self,
-        identity: &str,
-    ) -> Result<(String, Option<serde_json::Value>), String> {
-        let name = format!("hilink-{identity}");
-        let devices = self
-            .hub
-            .store
-            .list_devices()
-            .await
-            .map_err(|it| it.to_string())?;
-        if let Some(found) = devices
-            .into_iter()
-            .find(|it| it.kind == KIND && it.name == name)
-        {
-            return Ok((found.id, found.limits));
-        }
-        let created = auth::create_device(&self.hub.store, &name, KIND)
-            .await
-            .map_err(|it| it.to_string())?;
-        tracing::info!(device = %created.id, %name, "new HiLink stick registered as a device");
-        Ok((created.id, None))
-    }
-
     // ---- status ----------------------------------------------------------------------------
 
     async fn refresh_and_report(&mut self) -> Result<(), ClientError> {
         self.refresh().await?;
-        let status = self.radio_status();
-        let now = now_millis();
-        self.hub
-            .registry
-            .update(&self.device_id, self.session_no, |it| {
-                it.status = Some(status.clone());
-                it.last_seen_at = now;
-            });
-        self.hub.dispatcher.send(Event::Status {
-            device_id: self.device_id.clone(),
-            session: self.session_no,
-            status,
-        });
+        device_link::report_status(
+            &self.hub,
+            &self.device_id,
+            self.session_no,
+            self.radio_status(),
+        );
         Ok(())
     }
 
@@ -575,86 +509,30 @@ impl<'a> Connection<'a> {
         Ok(())
     }
 
+    /// The radio status; the signal bars come from the percentage when the stick gives no dBm.
     fn radio_status(&self) -> Status {
         let snapshot = self.status.borrow();
         let network = &snapshot.network;
-        let signal_level = network
-            .signal_dbm
-            .map(|dbm| match dbm {
-                ..=-111 => 0,
-                -110..=-98 => 1,
-                -97..=-90 => 2,
-                -89..=-82 => 3,
-                _ => 4,
-            })
-            .or_else(|| {
-                network
-                    .signal_percent
-                    .map(|it| (u32::from(it) * 4 / 100) as u8)
-            });
-        Status {
-            battery: None,
-            sims: vec![SimStatus {
-                slot: 0,
-                signal_dbm: network.signal_dbm,
-                signal_level,
-                network: network.network_type.clone(),
-                registered: network.registered,
-                operator: network.operator.clone(),
-            }],
-            connection: Some("usb".to_string()),
-        }
+        let signal_level = device_link::signal_level(network.signal_dbm).or_else(|| {
+            network
+                .signal_percent
+                .map(|it| (u32::from(it) * 4 / 100) as u8)
+        });
+        device_link::radio_status(&snapshot, signal_level)
     }
 
     fn sim_info(&self, status: &ModemStatus) -> SimInfo {
-        SimInfo {
-            slot: 0,
-            operator: status.sim.operator.clone(),
-            mcc_mnc: status.sim.mcc_mnc.clone(),
-            phone_number: self.msisdn.clone(),
-            iccid: status.sim.iccid.clone(),
-        }
+        device_link::sim_info(status, self.msisdn.clone())
     }
 
     // ---- sending ---------------------------------------------------------------------------
 
     async fn send_job(&mut self, job: SendJob) {
-        let Ok(id) = Uuid::parse_str(&job.id) else {
-            tracing::warn!(id = %job.id, "send job with a malformed id ignored");
+        let device = self.device_id.clone();
+        let Some(id) = device_link::accept(&self.hub, &device, &job.id, "HiLink stick").await
+        else {
             return;
         };
-        let device = self.device_id.clone();
-        match self
-            .hub
-            .store
-            .apply(Change::Accept {
-                id,
-                device: device.clone(),
-            })
-            .await
-        {
-            Ok(Outcome::Applied | Outcome::Unchanged) => self.hub.dispatcher.send(Event::Owned {
-                device_id: device.clone(),
-                ids: vec![id],
-            }),
-            Ok(Outcome::Refused | Outcome::Requeued) => {
-                // Not this stick's any more (cancelled, reassigned): nothing is sent.
-                self.hub.dispatcher.send(Event::OfferRefused {
-                    device_id: device,
-                    ids: vec![id],
-                });
-                return;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "could not record a HiLink stick's acceptance");
-                self.hub.dispatcher.send(Event::Rejected {
-                    device_id: device,
-                    ids: vec![id],
-                    reason: "hub_error".into(),
-                });
-                return;
-            }
-        }
         let parts = gsm::segment(&job.text).parts;
         let (change, code) = match self.send_text(&job.to, &job.text).await {
             Ok(()) => {
@@ -671,42 +549,19 @@ impl<'a> Connection<'a> {
             Err(failure) => {
                 self.publish(|it| it.failed += 1);
                 tracing::info!(url = %self.url, %id, code = failure.code.as_str(), message = %failure.message, "HiLink send failed");
-                let code = failure.code.as_str().to_string();
-                let dispatch = &self.hub.config.dispatch;
-                let retry = failure.temporary.then_some(Retry {
-                    max_attempts: dispatch.max_attempts,
-                    base_ms: dispatch.retry_base_ms,
-                    cap_ms: dispatch.retry_cap_ms,
-                });
-                let change = Change::Failed {
+                let (change, code) = device_link::failed(
+                    &self.hub,
                     id,
-                    device: Some(device.clone()),
-                    code: code.clone(),
-                    message: failure.message,
-                    temporary: failure.temporary,
-                    retry,
-                };
+                    &device,
+                    failure.code,
+                    failure.message,
+                    failure.temporary,
+                );
                 (change, Some(code))
             }
         };
-        let end = match (self.hub.store.apply(change).await, code) {
-            (Ok(Outcome::Applied), None) => Some(JobEnd::Sent),
-            (Ok(Outcome::Applied), Some(code)) => Some(JobEnd::Failed { code }),
-            (Ok(Outcome::Requeued), Some(code)) => Some(JobEnd::Retried { code }),
-            (Ok(_), _) => None,
-            (Err(err), _) => {
-                // The job stays accepted; when this stick reconnects it ends as outcome unknown.
-                tracing::error!(error = %err, %id, "could not record a HiLink stick's report");
-                None
-            }
-        };
-        if let Some(end) = end {
-            self.hub.dispatcher.send(Event::Finished {
-                device_id: device,
-                id,
-                end,
-            });
-        }
+        let outcome = self.hub.store.apply(change).await;
+        device_link::finish(&self.hub, &device, id, outcome, code, "HiLink stick");
     }
 
     /// Hands one message to the stick and waits until it says sent or failed.
@@ -914,24 +769,17 @@ impl<'a> Connection<'a> {
     /// Stores one received message, then deletes it from the stick.
     async fn take(&mut self, message: StoredMessage) -> Result<(), ClientError> {
         if !message.is_report() {
-            let change = Change::Incoming {
-                device: self.device_id.clone(),
+            let incoming = Incoming {
                 external_id: external_id(&message),
-                sim_slot: Some(0),
                 sender: message.phone.clone(),
                 body: message.content.clone(),
                 received_at: stick_time(&message.date).unwrap_or_else(now_millis),
             };
-            match self.hub.store.apply(change).await {
-                Ok(outcome) => {
-                    if outcome == Outcome::Applied {
-                        self.publish(|it| it.received += 1);
-                    }
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, index = message.index, "could not store an incoming SMS; it stays on the stick");
-                    return Ok(());
-                }
+            if let Err(err) =
+                device_link::store_incoming(&self.hub, self.status, &self.device_id, incoming).await
+            {
+                tracing::error!(error = %err, index = message.index, "could not store an incoming SMS; it stays on the stick");
+                return Ok(());
             }
         }
         match self
@@ -1052,18 +900,9 @@ impl<'a> Connection<'a> {
     }
 
     async fn balance(&mut self) -> Result<Balance, ModemError> {
-        let profile = self.status.borrow().sim.profile.clone();
-        let Some(code) = profile.as_ref().and_then(|it| it.balance_ussd.clone()) else {
-            return Err(ModemError::NoBalanceCode);
-        };
+        let (profile, code) = device_link::balance_code(&self.status.borrow())?;
         let answer = self.ussd(&code).await?;
-        let amount = answer.text.as_deref().and_then(first_amount);
-        Ok(Balance {
-            operator: profile.map(|it| it.name),
-            code,
-            text: answer.text,
-            amount,
-        })
+        Ok(device_link::balance(profile, code, answer))
     }
 }
 
@@ -1169,15 +1008,6 @@ fn describe_stored(message: StoredMessage, box_type: u8) -> StoredSms {
         timestamp: Some(message.date).filter(|it| !it.is_empty()),
         part: None,
         pdu: String::new(),
-    }
-}
-
-fn model_name(status: &ModemStatus) -> Option<String> {
-    match (&status.manufacturer, &status.model) {
-        (Some(maker), Some(model)) => Some(format!("{maker} {model}")),
-        (None, Some(model)) => Some(model.clone()),
-        (Some(maker), None) => Some(maker.clone()),
-        (None, None) => None,
     }
 }
 

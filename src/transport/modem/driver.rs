@@ -25,16 +25,13 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use smshub_protocol::at::{self, CommandError, reply, sms, ussd};
-use smshub_protocol::device::{
-    Capabilities, ErrorCode, HubFrame, SendJob, SimInfo, SimStatus, Status,
-};
+use smshub_protocol::device::{Capabilities, ErrorCode, HubFrame, SendJob, SimInfo, Status};
 use smshub_protocol::pdu::{
     self, Address, Body, ConcatRef, DecodedPdu, Deliver, PartKey, Reassembler, StatusClass,
     StatusReport, Submit, Timestamp,
 };
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use uuid::Uuid;
 
 use super::session::{SendError, Session, SessionError, Timeouts};
 use super::{
@@ -42,12 +39,10 @@ use super::{
     SignalDetails, StoredSms, UssdAnswer,
 };
 use crate::app::Hub;
-use crate::auth;
-use crate::dispatch::Event;
-use crate::dispatch::core::JobEnd;
 use crate::domain::{Millis, format_millis, now_millis};
 use crate::registry::{LiveDevice, Outbound, close_code};
-use crate::store::{Change, ModemRefChange, Outcome, Retry};
+use crate::store::{Change, ModemRefChange, Outcome};
+use crate::transport::device_link::{self, Incoming, model_name};
 
 /// The kind of device a modem is in the registry and the database.
 pub const KIND: &str = "modem";
@@ -209,7 +204,7 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             Ok(imei) => imei,
             Err(error) => return Ended::Failed(error),
         };
-        match self.device_for(&imei).await {
+        match device_link::device_for(&self.hub, KIND, &imei, "modem").await {
             Ok((id, limits)) => {
                 self.device_id = id;
                 self.limits = limits;
@@ -244,43 +239,24 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             status: Some(status.clone()),
             in_flight: 0,
         };
-        let (session_no, replaced) = self.hub.registry.connect(live, tx.clone());
+        let session_no = device_link::register(&self.hub, live, tx.clone());
         self.session_no = session_no;
-        if let Some(old) = replaced {
-            let _ = old.try_send(Outbound::Close {
-                code: close_code::REPLACED,
-                reason: "replaced by a newer connection",
-            });
-        }
-        let sims = serde_json::to_value(vec![sim_info(&snapshot)]).unwrap_or_default();
-        let _ = self
-            .hub
-            .store
-            .submit(vec![Change::DeviceHello {
-                id: self.device_id.clone(),
-                model: model_name(&snapshot),
-                app_version: snapshot.revision.clone(),
-                sims,
-            }])
-            .await;
-        // The modem keeps no journal: a job it accepted in an earlier session and never
-        // reported may have gone out, so the dispatcher ends it as outcome_unknown.
-        let limits = self
-            .limits
-            .as_ref()
-            .and_then(|it| serde_json::from_value(it.clone()).ok());
-        self.hub.dispatcher.send(Event::Connected {
-            device_id: self.device_id.clone(),
-            session: session_no,
+        device_link::hello(
+            &self.hub,
+            &self.device_id,
+            &snapshot,
+            vec![sim_info(&snapshot)],
+        )
+        .await;
+        // The modem keeps no journal: jobs of earlier sessions end as outcome_unknown.
+        device_link::announce(
+            &self.hub,
+            &self.device_id,
+            session_no,
             capabilities,
-            limits,
-            held: Some(Vec::new()),
-        });
-        self.hub.dispatcher.send(Event::Status {
-            device_id: self.device_id.clone(),
-            session: session_no,
+            self.limits.clone(),
             status,
-        });
+        );
         // The registry holds the sender now; the channel closes when the session is replaced.
         drop(tx);
         let device_id = self.device_id.clone();
@@ -297,20 +273,7 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             _ => self.serve(&mut outbound).await,
         };
 
-        if self.hub.registry.disconnect(&self.device_id, session_no) {
-            let _ = self
-                .hub
-                .store
-                .submit(vec![Change::DeviceSeen {
-                    id: self.device_id.clone(),
-                    at: now_millis(),
-                }])
-                .await;
-        }
-        self.hub.dispatcher.send(Event::Disconnected {
-            device_id: self.device_id.clone(),
-            session: session_no,
-        });
+        device_link::go_offline(&self.hub, &self.device_id, session_no).await;
         tracing::info!(port = %self.port, device = %self.device_id, "modem offline");
         ended
     }
@@ -630,32 +593,6 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
         Ok(None)
     }
 
-    /// The hub device of this modem (by IMEI) and its stored limits; the device is created
-    /// the first time the modem is seen.
-    async fn device_for(
-        &self,
-        identity: &str,
-    ) -> Result<(String, Option<serde_json::Value>), String> {
-        let name = format!("modem-{identity}");
-        let devices = self
-            .hub
-            .store
-            .list_devices()
-            .await
-            .map_err(|it| it.to_string())?;
-        if let Some(found) = devices
-            .into_iter()
-            .find(|it| it.kind == KIND && it.name == name)
-        {
-            return Ok((found.id, found.limits));
-        }
-        let created = auth::create_device(&self.hub.store, &name, KIND)
-            .await
-            .map_err(|it| it.to_string())?;
-        tracing::info!(device = %created.id, %name, "new modem registered as a device");
-        Ok((created.id, None))
-    }
-
     // ---- status ------------------------------------------------------------------------------
 
     async fn refresh_and_report(&mut self) -> Result<(), SessionError> {
@@ -666,19 +603,12 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
 
     /// Hands the published radio status to the registry and the dispatcher.
     fn report_status(&self) {
-        let status = self.radio_status();
-        let now = now_millis();
-        self.hub
-            .registry
-            .update(&self.device_id, self.session_no, |it| {
-                it.status = Some(status.clone());
-                it.last_seen_at = now;
-            });
-        self.hub.dispatcher.send(Event::Status {
-            device_id: self.device_id.clone(),
-            session: self.session_no,
-            status,
-        });
+        device_link::report_status(
+            &self.hub,
+            &self.device_id,
+            self.session_no,
+            self.radio_status(),
+        );
     }
 
     /// Reads Huawei's `^HCSQ` (LTE signal where `+CSQ` says 99); `None` when the modem has no
@@ -808,25 +738,8 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
 
     fn radio_status(&self) -> Status {
         let snapshot = self.status.borrow();
-        let signal_level = snapshot.network.signal_dbm.map(|dbm| match dbm {
-            ..=-111 => 0,
-            -110..=-98 => 1,
-            -97..=-90 => 2,
-            -89..=-82 => 3,
-            _ => 4,
-        });
-        Status {
-            battery: None,
-            sims: vec![SimStatus {
-                slot: 0,
-                signal_dbm: snapshot.network.signal_dbm,
-                signal_level,
-                network: snapshot.network.network_type.clone(),
-                registered: snapshot.network.registered,
-                operator: snapshot.network.operator.clone(),
-            }],
-            connection: Some("usb".to_string()),
-        }
+        let signal_level = device_link::signal_level(snapshot.network.signal_dbm);
+        device_link::radio_status(&snapshot, signal_level)
     }
 
     // ---- sending -------------------------------------------------------------------------------
@@ -841,42 +754,10 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
     }
 
     async fn send_job(&mut self, job: SendJob) -> Result<(), SessionError> {
-        let Ok(id) = Uuid::parse_str(&job.id) else {
-            tracing::warn!(id = %job.id, "send job with a malformed id ignored");
+        let device = self.device_id.clone();
+        let Some(id) = device_link::accept(&self.hub, &device, &job.id, "modem").await else {
             return Ok(());
         };
-        let device = self.device_id.clone();
-        match self
-            .hub
-            .store
-            .apply(Change::Accept {
-                id,
-                device: device.clone(),
-            })
-            .await
-        {
-            Ok(Outcome::Applied | Outcome::Unchanged) => self.hub.dispatcher.send(Event::Owned {
-                device_id: device.clone(),
-                ids: vec![id],
-            }),
-            Ok(Outcome::Refused | Outcome::Requeued) => {
-                // Not this modem's any more (cancelled, reassigned): nothing is written.
-                self.hub.dispatcher.send(Event::OfferRefused {
-                    device_id: device,
-                    ids: vec![id],
-                });
-                return Ok(());
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "could not record a modem's acceptance");
-                self.hub.dispatcher.send(Event::Rejected {
-                    device_id: device,
-                    ids: vec![id],
-                    reason: "hub_error".into(),
-                });
-                return Ok(());
-            }
-        }
         let (changes, code, fatal) = match self
             .send_text(&job.to, &job.text, job.delivery_report)
             .await
@@ -913,21 +794,14 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 self.publish(|it| it.failed += 1);
                 tracing::info!(port = %self.port, %id, code = failure.code.as_str(), message = %failure.message, "modem send failed");
                 let fatal = failure.fatal.then_some(SessionError::Closed);
-                let code = failure.code.as_str().to_string();
-                let dispatch = &self.hub.config.dispatch;
-                let retry = failure.temporary.then_some(Retry {
-                    max_attempts: dispatch.max_attempts,
-                    base_ms: dispatch.retry_base_ms,
-                    cap_ms: dispatch.retry_cap_ms,
-                });
-                let change = Change::Failed {
+                let (change, code) = device_link::failed(
+                    &self.hub,
                     id,
-                    device: Some(device.clone()),
-                    code: code.clone(),
-                    message: failure.message,
-                    temporary: failure.temporary,
-                    retry,
-                };
+                    &device,
+                    failure.code,
+                    failure.message,
+                    failure.temporary,
+                );
                 (vec![change], Some(code), fatal)
             }
         };
@@ -937,24 +811,7 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             .apply_all(changes)
             .await
             .map(|it| it.first().copied().unwrap_or(Outcome::Unchanged));
-        let end = match (outcome, code) {
-            (Ok(Outcome::Applied), None) => Some(JobEnd::Sent),
-            (Ok(Outcome::Applied), Some(code)) => Some(JobEnd::Failed { code }),
-            (Ok(Outcome::Requeued), Some(code)) => Some(JobEnd::Retried { code }),
-            (Ok(_), _) => None,
-            (Err(err), _) => {
-                // The job stays accepted; when this modem reconnects it ends as outcome unknown.
-                tracing::error!(error = %err, %id, "could not record a modem's report");
-                None
-            }
-        };
-        if let Some(end) = end {
-            self.hub.dispatcher.send(Event::Finished {
-                device_id: device,
-                id,
-                end,
-            });
-        }
+        device_link::finish(&self.hub, &device, id, outcome, code, "modem");
         fatal.map_or(Ok(()), Err)
     }
 
@@ -1199,22 +1056,14 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
         hash.update(sender.number.as_bytes());
         hash.update(timestamp.to_string().as_bytes());
         hash.update(body.as_bytes());
-        let external_id = format!("modem-{}", &hex::encode(hash.finalize())[..32]);
-        let change = Change::Incoming {
-            device: self.device_id.clone(),
-            external_id,
-            sim_slot: Some(0),
+        let incoming = Incoming {
+            external_id: format!("modem-{}", &hex::encode(hash.finalize())[..32]),
             sender: sender.number.clone(),
             body,
             received_at: timestamp_millis(timestamp).unwrap_or_else(now_millis),
         };
-        match self.hub.store.apply(change).await {
-            Ok(outcome) => {
-                if outcome == Outcome::Applied {
-                    self.publish(|it| it.received += 1);
-                }
-                true
-            }
+        match device_link::store_incoming(&self.hub, self.status, &self.device_id, incoming).await {
+            Ok(()) => true,
             Err(err) => {
                 tracing::error!(error = %err, "could not store an incoming SMS; it stays on the modem");
                 false
@@ -1451,18 +1300,9 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
     }
 
     async fn balance(&mut self) -> Result<Balance, ModemError> {
-        let profile = self.status.borrow().sim.profile.clone();
-        let Some(code) = profile.as_ref().and_then(|it| it.balance_ussd.clone()) else {
-            return Err(ModemError::NoBalanceCode);
-        };
+        let (profile, code) = device_link::balance_code(&self.status.borrow())?;
         let answer = self.ussd(&code).await?;
-        let amount = answer.text.as_deref().and_then(first_amount);
-        Ok(Balance {
-            operator: profile.map(|it| it.name),
-            code,
-            text: answer.text,
-            amount,
-        })
+        Ok(device_link::balance(profile, code, answer))
     }
 }
 
@@ -1675,23 +1515,8 @@ fn describe_stored(stored: sms::StoredPdu) -> StoredSms {
     }
 }
 
-fn model_name(status: &ModemStatus) -> Option<String> {
-    match (&status.manufacturer, &status.model) {
-        (Some(maker), Some(model)) => Some(format!("{maker} {model}")),
-        (None, Some(model)) => Some(model.clone()),
-        (Some(maker), None) => Some(maker.clone()),
-        (None, None) => None,
-    }
-}
-
 fn sim_info(status: &ModemStatus) -> SimInfo {
-    SimInfo {
-        slot: 0,
-        operator: status.sim.operator.clone(),
-        mcc_mnc: status.sim.mcc_mnc.clone(),
-        phone_number: None,
-        iccid: status.sim.iccid.clone(),
-    }
+    device_link::sim_info(status, None)
 }
 
 #[cfg(test)]
