@@ -72,6 +72,19 @@ async fn submit_all(base: String, api_key: String, total: usize) -> Vec<String> 
 }
 
 /// Waits until every accepted message is delivered and checks nothing is missing or extra.
+/// GETs `url` with the API key and reads the JSON answer.
+async fn get_json(client: &reqwest::Client, url: &str, api_key: &str) -> serde_json::Value {
+    client
+        .get(url)
+        .header("X-API-Key", api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn check_all_delivered(base: &str, api_key: &str, accepted: &[String]) {
     let client = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
@@ -101,26 +114,16 @@ async fn check_all_delivered(base: &str, api_key: &str, accepted: &[String]) {
             // Say which messages are stuck or failed, and how they got there.
             let mut stuck = Vec::new();
             for state in ["queued", "dispatched", "accepted", "sent", "failed"] {
-                let page: serde_json::Value = client
-                    .get(format!("{base}/api/sms?limit=5&state={state}"))
-                    .header("X-API-Key", api_key)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let page: serde_json::Value = get_json(
+                    &client,
+                    &format!("{base}/api/sms?limit=5&state={state}"),
+                    api_key,
+                )
+                .await;
                 for message in page["messages"].as_array().into_iter().flatten() {
                     let id = message["id"].as_str().unwrap_or_default();
-                    let detail: serde_json::Value = client
-                        .get(format!("{base}/api/sms/{id}"))
-                        .header("X-API-Key", api_key)
-                        .send()
-                        .await
-                        .unwrap()
-                        .json()
-                        .await
-                        .unwrap();
+                    let detail: serde_json::Value =
+                        get_json(&client, &format!("{base}/api/sms/{id}"), api_key).await;
                     stuck.push(detail);
                 }
             }
@@ -132,17 +135,12 @@ async fn check_all_delivered(base: &str, api_key: &str, accepted: &[String]) {
     let mut stored = HashSet::new();
     let mut offset = 0;
     loop {
-        let page: serde_json::Value = client
-            .get(format!(
-                "{base}/api/sms?limit=500&offset={offset}&state=delivered"
-            ))
-            .header("X-API-Key", api_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page: serde_json::Value = get_json(
+            &client,
+            &format!("{base}/api/sms?limit=500&offset={offset}&state=delivered"),
+            api_key,
+        )
+        .await;
         let messages = page["messages"].as_array().unwrap();
         if messages.is_empty() {
             break;
@@ -158,15 +156,8 @@ async fn check_all_delivered(base: &str, api_key: &str, accepted: &[String]) {
     assert_eq!(accepted.len(), stored.len());
     assert!(accepted == stored, "accepted and delivered ids differ");
     // Each message counted once in its device's sent counter.
-    let devices: serde_json::Value = client
-        .get(format!("{base}/api/devices"))
-        .header("X-API-Key", api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let devices: serde_json::Value =
+        get_json(&client, &format!("{base}/api/devices"), api_key).await;
     let sent: i64 = devices["devices"]
         .as_array()
         .unwrap()
