@@ -185,7 +185,7 @@ pub async fn send_sms(
     let messages: Vec<NewMessage> = numbers
         .iter()
         .map(|number| NewMessage {
-            id: Uuid::new_v4(),
+            id: Uuid::now_v7(),
             api_key_id: Some(key.id),
             recipient: number.to_string(),
             body: text.clone(),

@@ -672,7 +672,12 @@ impl Shell {
         });
     }
 
-    /// Commits `dispatched` for the jobs, then sends them to the device.
+    /// Sends the jobs to the device as soon as their `dispatched` is queued for the writer,
+    /// without waiting for it to commit.
+    ///
+    /// An offer gives nothing away (spec 5.1): the device may not send before `commit`, and
+    /// its `accepted` reaches the writer behind the `dispatched` (one queue, applied in order),
+    /// so an acceptance of an offer the store refused is refused too and answered `revoke`.
     async fn offer(&self, device_id: String, jobs: Vec<(QueuedMessage, Option<u8>)>) {
         let Some(tx) = self.registry.sender(&device_id) else {
             let ids = jobs.iter().map(|(it, _)| it.id).collect();
@@ -699,11 +704,30 @@ impl Shell {
         };
         let events = self.events.clone();
         tokio::spawn(async move {
-            let outcomes = match pending.await {
-                Ok(it) => it,
+            let ids: Vec<Uuid> = jobs.iter().map(|(it, _)| it.id).collect();
+            for (message, sim_slot) in &jobs {
+                let frame = HubFrame::Send(SendJob {
+                    id: message.id.to_string(),
+                    to: message.to.clone(),
+                    text: message.text.clone(),
+                    sim_slot: *sim_slot,
+                    delivery_report: message.delivery_report,
+                    valid_until: message.valid_until.map(format_millis),
+                    parts: message.parts,
+                });
+                // A closed channel means the session ended; its offers are being requeued.
+                let _ = tx.send(Outbound::Frame(frame)).await;
+            }
+            let refused: Vec<Uuid> = match pending.await {
+                Ok(outcomes) => ids
+                    .into_iter()
+                    .zip(outcomes)
+                    .filter(|(_, outcome)| *outcome != Outcome::Applied)
+                    .map(|(id, _)| id)
+                    .collect(),
                 Err(err) => {
                     tracing::error!(error = %err, "could not record offers");
-                    let ids = jobs.iter().map(|(it, _)| it.id).collect();
+                    revoke(&tx, &ids).await;
                     let _ = events.send(Event::OfferRefused {
                         device_id: device_id.clone(),
                         ids,
@@ -714,25 +738,9 @@ impl Shell {
                     return;
                 }
             };
-            let mut refused = Vec::new();
-            for ((message, sim_slot), outcome) in jobs.into_iter().zip(outcomes) {
-                if outcome != Outcome::Applied {
-                    refused.push(message.id);
-                    continue;
-                }
-                let frame = HubFrame::Send(SendJob {
-                    id: message.id.to_string(),
-                    to: message.to,
-                    text: message.text,
-                    sim_slot,
-                    delivery_report: message.delivery_report,
-                    valid_until: message.valid_until.map(format_millis),
-                    parts: message.parts,
-                });
-                // A closed channel means the session ended; its offers are being requeued.
-                let _ = tx.send(Outbound::Frame(frame)).await;
-            }
             if !refused.is_empty() {
+                // Cancelled or expired meanwhile: the device drops what it journaled.
+                revoke(&tx, &refused).await;
                 let _ = events.send(Event::OfferRefused {
                     device_id,
                     ids: refused,
@@ -740,4 +748,13 @@ impl Shell {
             }
         });
     }
+}
+
+/// Takes back offers the store did not record.
+async fn revoke(tx: &mpsc::Sender<Outbound>, ids: &[Uuid]) {
+    let frame = HubFrame::Revoke(Revoke {
+        ids: ids.iter().map(Uuid::to_string).collect(),
+        reason: Some("not_assigned".into()),
+    });
+    let _ = tx.send(Outbound::Frame(frame)).await;
 }

@@ -218,7 +218,8 @@ impl Store {
         options
             .sqlx_logging(false)
             .connect_timeout(Duration::from_secs(10));
-        if url.starts_with("sqlite:") {
+        let sqlite = url.starts_with("sqlite:");
+        if sqlite {
             let synchronous = match durability {
                 Durability::Full => sea_orm::sqlx::sqlite::SqliteSynchronous::Full,
                 Durability::Normal => sea_orm::sqlx::sqlite::SqliteSynchronous::Normal,
@@ -231,15 +232,26 @@ impl Store {
                         .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                         .synchronous(synchronous)
                         .busy_timeout(Duration::from_secs(10))
+                        .pragma("temp_store", "memory")
+                        .pragma("cache_size", "-16384")
+                        .statement_cache_capacity(256)
                 });
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             options.max_connections(16);
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         }
-        let db = Database::connect(options).await?;
+        let db = Database::connect(options.clone()).await?;
         Migrator::up(&db, None).await?;
-        let writer = writer::spawn(db.clone());
+        // SQLite: the writer keeps one connection of its own, so its page cache stays valid
+        // between commits (a connection drops its cache when another one wrote).
+        let writer_db = if sqlite && !url.contains(":memory:") && !url.contains("mode=memory") {
+            options.max_connections(1).min_connections(1);
+            Database::connect(options).await?
+        } else {
+            db.clone()
+        };
+        let writer = writer::spawn(writer_db);
         Ok(Store { db, writer })
     }
 

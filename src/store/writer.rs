@@ -22,11 +22,11 @@ use crate::domain::{MessageState, Millis, now_millis, retry_delay};
 
 /// Most changes applied in one transaction.
 const MAX_BATCH: usize = 2048;
-/// Rows per INSERT statement (SQLite allows 32766 bound values).
-const INSERT_CHUNK: usize = 500;
+/// Most rows per INSERT statement (SQLite allows 32766 bound values; a power of two).
+const INSERT_CHUNK: usize = 256;
 /// Changes per set-based statement: each adds an `(id AND device) OR` term, and SQLite
 /// refuses expressions deeper than 1000.
-const MAX_RUN: usize = 200;
+const MAX_RUN: usize = 128;
 
 /// One write.
 #[derive(Debug, Clone)]
@@ -168,9 +168,20 @@ pub(super) struct Job {
     pub reply: oneshot::Sender<Result<Vec<Outcome>, StoreError>>,
 }
 
+/// Starts the writer on a thread of its own (with a one-thread runtime), so that between its
+/// statements it never waits behind HTTP and device tasks for a turn on the main runtime.
 pub(super) fn spawn(db: DatabaseConnection) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(8192);
-    tokio::spawn(run(db, rx));
+    std::thread::Builder::new()
+        .name("smshub-writer".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("writer runtime");
+            rt.block_on(run(db, rx));
+        })
+        .expect("writer thread");
     tx
 }
 
@@ -383,6 +394,12 @@ async fn apply_run(
         insert_messages(txn, &messages).await?;
         return Ok(vec![Outcome::Applied; run.len()]);
     }
+    // The run repeats its last change up to a few fixed lengths, so that its statements
+    // come in a few shapes whose prepared statements are reused: preparing a statement of a
+    // hundred terms costs more than running it. A repeated change is the same term twice.
+    let wanted = run.len();
+    let run = padded(run);
+    let run = run.as_slice();
     let targets: Vec<(Uuid, &str)> = run.iter().map(|it| change_target(it)).collect();
     // (message, device) pairs whose send this run counts, and those delivered straight from
     // `accepted`.
@@ -418,7 +435,7 @@ async fn apply_run(
                 .value(M::Attempts, Expr::col(M::Attempts).add(1))
                 .value(M::UpdatedAt, now)
                 .and_where(Expr::col(M::Id).is_in(targets.iter().map(|it| it.0)))
-                .and_where(Expr::col(M::State).eq(S::Queued.as_str()));
+                .and_where(state_is(S::Queued));
             &[]
         }
         Kind::Accept => {
@@ -427,7 +444,7 @@ async fn apply_run(
                 .value(M::AcceptedAt, now)
                 .value(M::UpdatedAt, now)
                 .cond_where(owned_by(&targets))
-                .and_where(Expr::col(M::State).eq(S::Dispatched.as_str()));
+                .and_where(state_is(S::Dispatched));
             &[S::Accepted, S::Sent, S::Delivered, S::Failed]
         }
         Kind::Sent => {
@@ -445,7 +462,7 @@ async fn apply_run(
                 .value(M::SentAt, now)
                 .value(M::UpdatedAt, now)
                 .cond_where(owned_by(&targets))
-                .and_where(Expr::col(M::State).eq(S::Accepted.as_str()));
+                .and_where(state_is(S::Accepted));
             &[S::Sent, S::Delivered, S::Failed]
         }
         Kind::Delivered => {
@@ -460,7 +477,7 @@ async fn apply_run(
                 .value(M::DeliveredAt, now)
                 .value(M::UpdatedAt, now)
                 .cond_where(owned_by(&targets))
-                .and_where(Expr::col(M::State).eq(S::Accepted.as_str()));
+                .and_where(state_is(S::Accepted));
             let rows = txn.query_all(&skipped).await?;
             for row in rows {
                 let hit = (
@@ -475,7 +492,7 @@ async fn apply_run(
                 .value(M::DeliveredAt, now)
                 .value(M::UpdatedAt, now)
                 .cond_where(owned_by(&targets))
-                .and_where(Expr::col(M::State).eq(S::Sent.as_str()));
+                .and_where(state_is(S::Sent));
             &[S::Delivered, S::Failed]
         }
         Kind::Insert => unreachable!("handled above"),
@@ -503,6 +520,7 @@ async fn apply_run(
                 *per_device.entry(device).or_default() += 1;
             }
         }
+        let per_device = padded(&per_device.into_iter().collect::<Vec<_>>());
         let mut case = sea_orm::sea_query::CaseStatement::new();
         for (device, n) in &per_device {
             case = case.case(Expr::col(device::Column::Id).eq(*device), Expr::val(*n));
@@ -513,12 +531,12 @@ async fn apply_run(
                 device::Column::SentCount,
                 Expr::col(device::Column::SentCount).add(case),
             )
-            .filter(device::Column::Id.is_in(per_device.keys().copied()))
+            .filter(device::Column::Id.is_in(per_device.iter().map(|it| it.0)))
             .exec(txn)
             .await?;
     }
-    let mut outcomes = Vec::with_capacity(targets.len());
-    for (id, device) in targets {
+    let mut outcomes = Vec::with_capacity(wanted);
+    for (id, device) in targets.into_iter().take(wanted) {
         outcomes.push(if applied.contains(&(id, device.to_string())) {
             Outcome::Applied
         } else if owned_states.is_empty() {
@@ -528,6 +546,15 @@ async fn apply_run(
         });
     }
     Ok(outcomes)
+}
+
+/// `items` with its last item repeated up to the next power of two (at least 1 item).
+fn padded<T: Clone>(items: &[T]) -> Vec<T> {
+    let mut out = items.to_vec();
+    if let Some(last) = items.last() {
+        out.resize(items.len().next_power_of_two(), last.clone());
+    }
+    out
 }
 
 /// The value each change of a run sets: a plain value when they all agree, else
@@ -545,6 +572,13 @@ fn per_message(targets: &[(Uuid, &str)], value: impl Fn(&Change) -> Expr, run: &
         case = case.case(Expr::col(message::Column::Id).eq(*id), value);
     }
     case.into()
+}
+
+/// `state = ?` written so that it cannot use an index: a run's rows are found by primary key.
+/// SQLite has no statistics on an unanalysed database and would rather scan every message
+/// in the state (`idx_messages_state`), testing each against the whole list of targets.
+fn state_is(state: MessageState) -> sea_orm::sea_query::SimpleExpr {
+    Expr::cust("(\"state\" || '')").eq(state.as_str())
 }
 
 /// `RETURNING id, device_id` (one clause: `returning_col` replaces, it does not add).
@@ -1004,7 +1038,12 @@ async fn bump_device_count(
 }
 
 async fn insert_messages(txn: &impl ConnectionTrait, messages: &[NewMessage]) -> Result<(), DbErr> {
-    for chunk in messages.chunks(INSERT_CHUNK) {
+    // Chunks of a power of two rows (37 = 32 + 4 + 1): a few statement shapes, each prepared once.
+    let mut rest = messages;
+    while !rest.is_empty() {
+        let n = rest.len().min(INSERT_CHUNK);
+        let (chunk, tail) = rest.split_at(1 << n.ilog2());
+        rest = tail;
         let rows = chunk.iter().map(|it| message::ActiveModel {
             id: Set(it.id),
             api_key_id: Set(it.api_key_id),
