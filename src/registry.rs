@@ -16,8 +16,9 @@ use crate::domain::{Millis, now_millis};
 /// What a connection task is asked to do.
 #[derive(Debug, Clone)]
 pub enum Outbound {
-    /// Write this frame.
-    Frame(HubFrame),
+    /// Write this frame (boxed: each phone's channel keeps a block of 32 slots, and a frame
+    /// inline would make every slot 104 bytes).
+    Frame(Box<HubFrame>),
     /// Close the socket with this WebSocket close code and reason.
     Close { code: u16, reason: &'static str },
 }

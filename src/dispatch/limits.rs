@@ -1,7 +1,9 @@
 //! Per-SIM sending limits (carriers block SIMs that send too fast) and the usage windows that
 //! enforce them. Pure: time comes in as a parameter.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

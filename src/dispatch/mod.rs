@@ -492,7 +492,7 @@ impl Shell {
                             ids,
                             reason: Some(reason.into()),
                         });
-                        let _ = tx.try_send(Outbound::Frame(frame));
+                        let _ = tx.try_send(Outbound::Frame(Box::new(frame)));
                     }
                 }
                 Action::Expire { ids } => {
@@ -716,7 +716,7 @@ impl Shell {
                     parts: message.parts,
                 });
                 // A closed channel means the session ended; its offers are being requeued.
-                let _ = tx.send(Outbound::Frame(frame)).await;
+                let _ = tx.send(Outbound::Frame(Box::new(frame))).await;
             }
             let refused: Vec<Uuid> = match pending.await {
                 Ok(outcomes) => ids
@@ -756,5 +756,5 @@ async fn revoke(tx: &mpsc::Sender<Outbound>, ids: &[Uuid]) {
         ids: ids.iter().map(Uuid::to_string).collect(),
         reason: Some("not_assigned".into()),
     });
-    let _ = tx.send(Outbound::Frame(frame)).await;
+    let _ = tx.send(Outbound::Frame(Box::new(frame))).await;
 }

@@ -414,14 +414,16 @@ impl<'a> Connection<'a> {
                 _ = sweep.tick() => Step::Sweep,
             };
             let result = match step {
-                Step::Frame(Some(Outbound::Frame(HubFrame::Send(job)))) => {
-                    self.send_job(job).await;
-                    Ok(())
-                }
-                Step::Frame(Some(Outbound::Frame(other))) => {
-                    tracing::debug!(frame = ?other, "frame for a HiLink stick ignored");
-                    Ok(())
-                }
+                Step::Frame(Some(Outbound::Frame(frame))) => match *frame {
+                    HubFrame::Send(job) => {
+                        self.send_job(job).await;
+                        Ok(())
+                    }
+                    other => {
+                        tracing::debug!(frame = ?other, "frame for a HiLink stick ignored");
+                        Ok(())
+                    }
+                },
                 Step::Frame(Some(Outbound::Close { code, reason })) => {
                     tracing::info!(url = %self.url, code, reason, "HiLink session closed by the hub");
                     return if code == close_code::REPLACED || code == close_code::REMOVED {

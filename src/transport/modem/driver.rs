@@ -301,11 +301,13 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 _ = sweep.tick() => Step::Sweep,
             };
             let result = match step {
-                Step::Frame(Some(Outbound::Frame(HubFrame::Send(job)))) => self.send_job(job).await,
-                Step::Frame(Some(Outbound::Frame(other))) => {
-                    tracing::debug!(frame = ?other, "frame for a modem ignored");
-                    Ok(())
-                }
+                Step::Frame(Some(Outbound::Frame(frame))) => match *frame {
+                    HubFrame::Send(job) => self.send_job(job).await,
+                    other => {
+                        tracing::debug!(frame = ?other, "frame for a modem ignored");
+                        Ok(())
+                    }
+                },
                 Step::Frame(Some(Outbound::Close { code, reason })) => {
                     tracing::info!(port = %self.port, code, reason, "modem session closed by the hub");
                     return if code == close_code::REPLACED || code == close_code::REMOVED {
