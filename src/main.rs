@@ -18,12 +18,12 @@ use smshub::domain::parse_region;
 use smshub::simulate::{self, Behaviour, Control, SimStats};
 use smshub::store::{Durability, Store};
 use smshub::transport::modem::{OperatorProfile, parse_operators_file};
+use tracing_subscriber::EnvFilter;
 
 /// mimalloc rather than glibc's malloc: the hub allocates and frees small buffers on several
 /// threads, where glibc's per-thread arenas spent about a tenth of the hub's CPU (perf).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(

@@ -11,9 +11,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The core's maps use foldhash: keys are the hub's own ids, and SipHash was a tenth of the
-/// dispatcher's time (perf).
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+use super::FastMap as HashMap;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

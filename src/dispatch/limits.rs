@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+use super::FastMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
