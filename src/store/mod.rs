@@ -12,6 +12,7 @@ mod modem_refs;
 mod writer;
 
 use std::collections::HashMap;
+use std::str::FromStr;
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Order};
@@ -243,13 +244,17 @@ impl Store {
         }
         let db = Database::connect(options.clone()).await?;
         Migrator::up(&db, None).await?;
-        // SQLite: the writer keeps one connection of its own, so its page cache stays valid
-        // between commits (a connection drops its cache when another one wrote).
+        // SQLite: the writer keeps one connection of its own, driven from its own thread
+        // (`writer::Conn`), so its page cache stays valid between commits (a connection drops
+        // its cache when another one wrote) and no statement waits for a hand-over.
         let writer_db = if sqlite && !url.contains(":memory:") && !url.contains("mode=memory") {
-            options.max_connections(1).min_connections(1);
-            Database::connect(options).await?
+            let path = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                .map_err(|it| StoreError::Db(sea_orm::DbErr::Custom(it.to_string())))?
+                .get_filename()
+                .to_path_buf();
+            writer::Conn::sqlite(&path, durability)?
         } else {
-            db.clone()
+            writer::Conn::Pool(db.clone())
         };
         let writer = writer::spawn(writer_db);
         Ok(Store { db, writer })

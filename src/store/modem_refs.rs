@@ -16,11 +16,12 @@
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
 };
 use uuid::Uuid;
 
 use super::entities::modem_ref;
+use super::writer::Exec;
 use super::{Outcome, Store, StoreError};
 use crate::domain::Millis;
 
@@ -106,7 +107,7 @@ impl Store {
 
 /// Applies one change inside the writer's transaction.
 pub(super) async fn apply(
-    txn: &impl ConnectionTrait,
+    txn: &super::writer::Tx<'_>,
     change: &ModemRefChange,
     now: Millis,
 ) -> Result<Outcome, DbErr> {
@@ -122,7 +123,7 @@ pub(super) async fn apply(
             modem_ref::Entity::delete_many()
                 .filter(C::DeviceId.eq(device.as_str()))
                 .filter(C::ExpiresAt.lte(now))
-                .exec(txn)
+                .exec_in(txn)
                 .await?;
             if parts.is_empty() {
                 return Ok(Outcome::Unchanged);
@@ -131,7 +132,7 @@ pub(super) async fn apply(
                 .filter(C::DeviceId.eq(device.as_str()))
                 .filter(C::Recipient.eq(recipient.as_str()))
                 .filter(C::Mr.is_in(parts.iter().map(|(_, mr)| i16::from(*mr))))
-                .exec(txn)
+                .exec_in(txn)
                 .await?;
             let rows = parts.iter().map(|(part, mr)| modem_ref::ActiveModel {
                 id: NotSet,
@@ -143,17 +144,15 @@ pub(super) async fn apply(
                 created_at: Set(now),
                 expires_at: Set(*expires_at),
             });
-            modem_ref::Entity::insert_many(rows)
-                .exec_without_returning(txn)
-                .await?;
+            modem_ref::Entity::insert_many(rows).exec_in(txn).await?;
             Ok(Outcome::Applied)
         }
         ModemRefChange::Settle { ids } => {
             let rows = modem_ref::Entity::delete_many()
                 .filter(C::Id.is_in(ids.iter().copied()))
-                .exec(txn)
+                .exec_in(txn)
                 .await?;
-            Ok(if rows.rows_affected > 0 {
+            Ok(if rows > 0 {
                 Outcome::Applied
             } else {
                 Outcome::Unchanged
@@ -162,9 +161,9 @@ pub(super) async fn apply(
         ModemRefChange::Forget { message } => {
             let rows = modem_ref::Entity::delete_many()
                 .filter(C::MessageId.eq(*message))
-                .exec(txn)
+                .exec_in(txn)
                 .await?;
-            Ok(if rows.rows_affected > 0 {
+            Ok(if rows > 0 {
                 Outcome::Applied
             } else {
                 Outcome::Unchanged

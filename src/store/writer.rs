@@ -10,8 +10,7 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
 };
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -19,6 +18,9 @@ use uuid::Uuid;
 use super::entities::{api_key, device, idempotency_key, inbox, message, message_event};
 use super::{NewMessage, StoreError};
 use crate::domain::{MessageState, Millis, now_millis, retry_delay};
+
+mod conn;
+pub(crate) use conn::{Conn, Exec, Tx};
 
 /// Most changes applied in one transaction.
 const MAX_BATCH: usize = 2048;
@@ -170,7 +172,7 @@ pub(super) struct Job {
 
 /// Starts the writer on a thread of its own (with a one-thread runtime), so that between its
 /// statements it never waits behind HTTP and device tasks for a turn on the main runtime.
-pub(super) fn spawn(db: DatabaseConnection) -> mpsc::Sender<Job> {
+pub(super) fn spawn(db: Conn) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(8192);
     std::thread::Builder::new()
         .name("smshub-writer".into())
@@ -185,7 +187,7 @@ pub(super) fn spawn(db: DatabaseConnection) -> mpsc::Sender<Job> {
     tx
 }
 
-async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>) {
+async fn run(mut db: Conn, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::new();
     while let Some(job) = rx.recv().await {
         let mut n_changes = job.changes.len();
@@ -199,11 +201,11 @@ async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit(&db, &mut batch).await;
+        commit(&mut db, &mut batch).await;
     }
 }
 
-async fn commit(db: &DatabaseConnection, batch: &mut Vec<Job>) {
+async fn commit(db: &mut Conn, batch: &mut Vec<Job>) {
     let result = apply_jobs(db, batch.iter().map(|it| it.changes.as_slice())).await;
     match result {
         Ok(outcomes) => {
@@ -234,7 +236,7 @@ async fn commit(db: &DatabaseConnection, batch: &mut Vec<Job>) {
 }
 
 async fn apply_jobs<'a>(
-    db: &DatabaseConnection,
+    db: &mut Conn,
     jobs: impl Iterator<Item = &'a [Change]>,
 ) -> Result<Vec<Vec<Outcome>>, DbErr> {
     let txn = db.begin().await?;
@@ -376,7 +378,7 @@ fn change_target(change: &Change) -> (Uuid, &str) {
 /// Applies a run of changes of one [`Kind`] (to distinct messages) with one statement, with
 /// the same outcomes as applying them one by one.
 async fn apply_run(
-    txn: &impl ConnectionTrait,
+    txn: &Tx<'_>,
     key: Kind,
     run: &[&Change],
     now: Millis,
@@ -478,12 +480,8 @@ async fn apply_run(
                 .value(M::UpdatedAt, now)
                 .cond_where(owned_by(&targets))
                 .and_where(state_is(S::Accepted));
-            let rows = txn.query_all(&skipped).await?;
-            for row in rows {
-                let hit = (
-                    row.try_get_by_index::<Uuid>(0)?,
-                    row.try_get_by_index::<String>(1)?,
-                );
+            let rows: Vec<(Uuid, String)> = txn.query(&skipped).await?;
+            for hit in rows {
                 counted.insert(hit.clone());
                 early.insert(hit);
             }
@@ -499,13 +497,9 @@ async fn apply_run(
     };
     // Which (message, device) pairs changed: the same message may appear for two devices
     // in one run, and only its owner's change applies.
-    let rows = txn.query_all(&update).await?;
+    let rows: Vec<(Uuid, String)> = txn.query(&update).await?;
     let mut applied = early;
-    for row in rows {
-        let hit = (
-            row.try_get_by_index::<Uuid>(0)?,
-            row.try_get_by_index::<String>(1)?,
-        );
+    for hit in rows {
         if key == Kind::Sent {
             counted.insert(hit.clone());
         }
@@ -532,7 +526,7 @@ async fn apply_run(
                 Expr::col(device::Column::SentCount).add(case),
             )
             .filter(device::Column::Id.is_in(per_device.iter().map(|it| it.0)))
-            .exec(txn)
+            .exec_in(txn)
             .await?;
     }
     let mut outcomes = Vec::with_capacity(wanted);
@@ -607,7 +601,7 @@ fn outcome(rows: u64) -> Outcome {
     }
 }
 
-async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Result<Outcome, DbErr> {
+async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<Outcome, DbErr> {
     use MessageState as S;
     use message::Column as M;
     match change {
@@ -625,7 +619,7 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 created_at: Set(now),
                 revoked_at: Set(None),
             })
-            .exec_without_returning(txn)
+            .exec_in(txn)
             .await?;
             Ok(Outcome::Applied)
         }
@@ -649,16 +643,16 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 failed_count: Set(0),
                 limits: Set(None),
             })
-            .exec_without_returning(txn)
+            .exec_in(txn)
             .await?;
             Ok(Outcome::Applied)
         }
         Change::DeleteDevice { id } => {
             let rows = device::Entity::delete_many()
                 .filter(device::Column::Id.eq(id.as_str()))
-                .exec(txn)
+                .exec_in(txn)
                 .await?;
-            Ok(outcome(rows.rows_affected))
+            Ok(outcome(rows))
         }
         Change::DeviceHello {
             id,
@@ -672,17 +666,17 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 .col_expr(device::Column::Sims, Expr::value(sims.clone()))
                 .col_expr(device::Column::LastSeenAt, Expr::value(now))
                 .filter(device::Column::Id.eq(id.as_str()))
-                .exec(txn)
+                .exec_in(txn)
                 .await?;
-            Ok(outcome(rows.rows_affected))
+            Ok(outcome(rows))
         }
         Change::DeviceSeen { id, at } => {
             let rows = device::Entity::update_many()
                 .col_expr(device::Column::LastSeenAt, Expr::value(*at))
                 .filter(device::Column::Id.eq(id.as_str()))
-                .exec(txn)
+                .exec_in(txn)
                 .await?;
-            Ok(outcome(rows.rows_affected))
+            Ok(outcome(rows))
         }
         Change::Insert(messages) => {
             insert_messages(txn, messages).await?;
@@ -713,7 +707,7 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
             .to_owned();
             let rows = idempotency_key::Entity::insert(row)
                 .on_conflict(conflict)
-                .exec_without_returning(txn)
+                .exec_in(txn)
                 .await?;
             if rows == 0 {
                 return Ok(Outcome::Refused);
@@ -725,9 +719,9 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
             let rows = device::Entity::update_many()
                 .col_expr(device::Column::Limits, Expr::value(limits.clone()))
                 .filter(device::Column::Id.eq(device.as_str()))
-                .exec(txn)
+                .exec_in(txn)
                 .await?;
-            Ok(outcome(rows.rows_affected))
+            Ok(outcome(rows))
         }
         Change::Dispatch {
             id,
@@ -743,9 +737,9 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 .col_expr(M::UpdatedAt, Expr::value(now))
                 .filter(M::Id.eq(*id))
                 .filter(M::State.eq(S::Queued.as_str()))
-                .exec(txn)
+                .exec_in(txn)
                 .await?;
-            Ok(if rows.rows_affected > 0 {
+            Ok(if rows > 0 {
                 Outcome::Applied
             } else {
                 Outcome::Refused
@@ -760,12 +754,12 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 .filter(M::Id.eq(*id))
                 .filter(M::DeviceId.eq(device.as_str()))
                 .filter(M::State.eq(S::Dispatched.as_str()))
-                .exec(txn)
+                .exec_in(txn)
                 .await?;
-            if rows.rows_affected > 0 {
+            if rows > 0 {
                 event(txn, *id, now, "requeued", Some(device), Some(reason)).await?;
             }
-            Ok(outcome(rows.rows_affected))
+            Ok(outcome(rows))
         }
         Change::Accept { id, device } => {
             let rows = message::Entity::update_many()
@@ -775,9 +769,9 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 .filter(M::Id.eq(*id))
                 .filter(M::DeviceId.eq(device.as_str()))
                 .filter(M::State.eq(S::Dispatched.as_str()))
-                .exec(txn)
+                .exec_in(txn)
                 .await?;
-            if rows.rows_affected > 0 {
+            if rows > 0 {
                 return Ok(Outcome::Applied);
             }
             owned_already(
@@ -797,9 +791,9 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 .filter(M::Id.eq(*id))
                 .filter(M::DeviceId.eq(device.as_str()))
                 .filter(M::State.eq(S::Accepted.as_str()))
-                .exec(txn)
+                .exec_in(txn)
                 .await?;
-            if rows.rows_affected > 0 {
+            if rows > 0 {
                 bump_device_count(txn, device, device::Column::SentCount).await?;
                 return Ok(Outcome::Applied);
             }
@@ -835,13 +829,16 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 && let Some(device) = device
             {
                 // Nothing was sent: back to the queue while attempts remain.
-                let attempts: Option<i32> = message::Entity::find_by_id(*id)
-                    .select_only()
-                    .column(M::Attempts)
-                    .into_tuple()
-                    .one(txn)
+                let attempts: Vec<(i32,)> = txn
+                    .query(
+                        message::Entity::find_by_id(*id)
+                            .select_only()
+                            .column(M::Attempts)
+                            .as_query(),
+                    )
                     .await?;
-                let attempts = u32::try_from(attempts.unwrap_or(1)).unwrap_or(1);
+                let attempts = attempts.first().map_or(1, |it| it.0);
+                let attempts = u32::try_from(attempts).unwrap_or(1);
                 let not_before = now + retry_delay(attempts, retry.base_ms, retry.cap_ms);
                 let rows = message::Entity::update_many()
                     .col_expr(M::State, Expr::value(S::Queued.as_str()))
@@ -857,9 +854,9 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                     .filter(M::DeviceId.eq(device.as_str()))
                     .filter(M::State.is_in([S::Dispatched.as_str(), S::Accepted.as_str()]))
                     .filter(M::Attempts.lt(retry.max_attempts as i32))
-                    .exec(txn)
+                    .exec_in(txn)
                     .await?;
-                if rows.rows_affected > 0 {
+                if rows > 0 {
                     bump_device_count(txn, device, device::Column::FailedCount).await?;
                     event(
                         txn,
@@ -885,8 +882,8 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
             if let Some(device) = device {
                 update = update.filter(M::DeviceId.eq(device.as_str()));
             }
-            let rows = update.exec(txn).await?;
-            if rows.rows_affected > 0 {
+            let rows = update.exec_in(txn).await?;
+            if rows > 0 {
                 if let Some(device) = device {
                     bump_device_count(txn, device, device::Column::FailedCount).await?;
                 }
@@ -917,12 +914,12 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                 .filter(M::Id.eq(*id))
                 .filter(M::DeviceId.eq(device.as_str()))
                 .filter(M::State.eq(S::Accepted.as_str()))
-                .exec(txn)
+                .exec_in(txn)
                 .await?;
-            if rows.rows_affected > 0 {
+            if rows > 0 {
                 event(txn, *id, now, "outcome_unknown", Some(device), Some(reason)).await?;
             }
-            Ok(outcome(rows.rows_affected))
+            Ok(outcome(rows))
         }
         Change::Expire { id } => {
             let applied = end_unaccepted(txn, *id, S::Expired, M::ExpiredAt, now).await?;
@@ -969,7 +966,7 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
                     .to_owned();
             let rows = inbox::Entity::insert(row)
                 .on_conflict(conflict)
-                .exec_without_returning(txn)
+                .exec_in(txn)
                 .await?;
             Ok(outcome(rows))
         }
@@ -979,7 +976,7 @@ async fn apply(txn: &impl ConnectionTrait, change: &Change, now: Millis) -> Resu
 /// Ends a message no device has accepted yet (queued or dispatched) in `state`, stamping
 /// `at_column`; whether it did.
 async fn end_unaccepted(
-    txn: &impl ConnectionTrait,
+    txn: &Tx<'_>,
     id: Uuid,
     state: MessageState,
     at_column: message::Column,
@@ -993,27 +990,29 @@ async fn end_unaccepted(
         .col_expr(M::UpdatedAt, Expr::value(now))
         .filter(M::Id.eq(id))
         .filter(M::State.is_in([S::Queued.as_str(), S::Dispatched.as_str()]))
-        .exec(txn)
+        .exec_in(txn)
         .await?;
-    Ok(rows.rows_affected > 0)
+    Ok(rows > 0)
 }
 
 /// After a conditional update matched nothing: `Unchanged` when `device` holds the message
 /// in one of `states` (the report repeats one already stored), `Refused` otherwise.
 async fn owned_already(
-    txn: &impl ConnectionTrait,
+    txn: &Tx<'_>,
     id: Uuid,
     device: &str,
     states: &[MessageState],
 ) -> Result<Outcome, DbErr> {
-    let row: Option<(Option<String>, String)> = message::Entity::find_by_id(id)
-        .select_only()
-        .column(message::Column::DeviceId)
-        .column(message::Column::State)
-        .into_tuple()
-        .one(txn)
+    let rows: Vec<(Option<String>, String)> = txn
+        .query(
+            message::Entity::find_by_id(id)
+                .select_only()
+                .column(message::Column::DeviceId)
+                .column(message::Column::State)
+                .as_query(),
+        )
         .await?;
-    Ok(match row {
+    Ok(match rows.into_iter().next() {
         Some((Some(owner), state))
             if owner == device
                 && MessageState::parse(&state).is_some_and(|it| states.contains(&it)) =>
@@ -1025,19 +1024,19 @@ async fn owned_already(
 }
 
 async fn bump_device_count(
-    txn: &impl ConnectionTrait,
+    txn: &Tx<'_>,
     device: &str,
     column: device::Column,
 ) -> Result<(), DbErr> {
     device::Entity::update_many()
         .col_expr(column, Expr::col(column).add(1))
         .filter(device::Column::Id.eq(device))
-        .exec(txn)
+        .exec_in(txn)
         .await?;
     Ok(())
 }
 
-async fn insert_messages(txn: &impl ConnectionTrait, messages: &[NewMessage]) -> Result<(), DbErr> {
+async fn insert_messages(txn: &Tx<'_>, messages: &[NewMessage]) -> Result<(), DbErr> {
     // Chunks of a power of two rows (37 = 32 + 4 + 1): a few statement shapes, each prepared once.
     let mut rest = messages;
     while !rest.is_empty() {
@@ -1063,16 +1062,14 @@ async fn insert_messages(txn: &impl ConnectionTrait, messages: &[NewMessage]) ->
             valid_until: Set(it.valid_until),
             ..Default::default()
         });
-        message::Entity::insert_many(rows)
-            .exec_without_returning(txn)
-            .await?;
+        message::Entity::insert_many(rows).exec_in(txn).await?;
     }
     Ok(())
 }
 
 /// Appends an entry to a message's history.
 async fn event(
-    txn: &impl ConnectionTrait,
+    txn: &Tx<'_>,
     id: Uuid,
     at: Millis,
     name: &str,
@@ -1087,7 +1084,7 @@ async fn event(
         device_id: Set(device.map(str::to_string)),
         detail: Set(detail.map(str::to_string)),
     })
-    .exec_without_returning(txn)
+    .exec_in(txn)
     .await?;
     Ok(())
 }

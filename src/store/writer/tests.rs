@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::super::entities::{device, message};
 use super::super::{Durability, NewMessage, Store};
-use super::{Change, Outcome, Retry, apply_jobs};
+use super::{Change, Conn, Outcome, Retry, apply_jobs};
 
 const DEVICES: [&str; 3] = ["dev-a", "dev-b", "dev-c"];
 const MESSAGES: usize = 5;
@@ -109,9 +109,12 @@ async fn fresh(dir: &tempfile::TempDir, name: &str) -> Store {
             })
             .collect(),
     ));
-    apply_jobs(&store.db, std::iter::once(setup.as_slice()))
-        .await
-        .unwrap();
+    apply_jobs(
+        &mut Conn::Pool(store.db.clone()),
+        std::iter::once(setup.as_slice()),
+    )
+    .await
+    .unwrap();
     store
 }
 
@@ -142,6 +145,8 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
+    /// Also checks the two connections against each other: the batch goes through the
+    /// writer's own SQLite connection, the changes one at a time through the pool.
     #[test]
     fn a_grouped_batch_ends_where_one_change_at_a_time_ends(
         changes in proptest::collection::vec(change(), 1..40),
@@ -152,7 +157,10 @@ proptest! {
             let grouped = fresh(&dir, "grouped.db").await;
             let single = fresh(&dir, "single.db").await;
             let jobs: Vec<&[Change]> = changes.chunks(1).collect();
-            let batch: Vec<Outcome> = apply_jobs(&grouped.db, jobs.iter().copied())
+            let mut direct =
+                Conn::sqlite(&dir.path().join("grouped.db"), Durability::Normal).unwrap();
+            let mut pool = Conn::Pool(single.db.clone());
+            let batch: Vec<Outcome> = apply_jobs(&mut direct, jobs.iter().copied())
                 .await
                 .unwrap()
                 .into_iter()
@@ -160,7 +168,7 @@ proptest! {
                 .collect();
             let mut alone = Vec::new();
             for job in &jobs {
-                alone.extend(apply_jobs(&single.db, std::iter::once(*job)).await.unwrap().into_iter().flatten());
+                alone.extend(apply_jobs(&mut pool, std::iter::once(*job)).await.unwrap().into_iter().flatten());
             }
             assert_eq!(batch, alone, "outcomes of {changes:#?}");
             assert_eq!(rows(&grouped).await, rows(&single).await, "rows after {changes:#?}");
