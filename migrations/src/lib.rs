@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_core;
 mod m20261122_000002_delivery;
 mod m20261122_000003_modem_refs;
+mod m20261122_000004_hot_indexes;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_core::Migration),
             Box::new(m20261122_000002_delivery::Migration),
             Box::new(m20261122_000003_modem_refs::Migration),
+            Box::new(m20261122_000004_hot_indexes::Migration),
         ]
     }
 }
