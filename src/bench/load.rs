@@ -80,9 +80,12 @@ pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
 }
 
-/// E.164 number of the `n`-th recipient: French mobile numbers, all valid.
+/// E.164 number of the `n`-th recipient: French mobile numbers, all valid and distinct for
+/// the first ten million. Scattered, as real recipients are (successive numbers would make
+/// every index on the recipient an append).
 pub fn recipient(n: usize) -> String {
-    format!("+3361{:07}", n % 10_000_000)
+    // 7_919_993 is coprime to 10^7, so this is a bijection on 0..10^7.
+    format!("+3361{:07}", (n % 10_000_000) * 7_919_993 % 10_000_000)
 }
 
 #[derive(serde::Deserialize)]
