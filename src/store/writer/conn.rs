@@ -175,7 +175,8 @@ fn bind(
     stmt: &mut rusqlite::CachedStatement<'_>,
     values: Option<&sea_orm::sea_query::Values>,
 ) -> Result<(), DbErr> {
-    stmt.clear_bindings();
+    // The SQL text has one placeholder per value, so a cached statement's every parameter is
+    // bound again here: nothing of its last use remains.
     for (at, value) in values.into_iter().flat_map(|it| it.iter()).enumerate() {
         stmt.raw_bind_parameter(at + 1, ToSqlOutput::Owned(lite(value)?))
             .map_err(err)?;
