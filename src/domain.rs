@@ -39,12 +39,13 @@ impl PhoneNumber {
         }
         let parsed = phonenumber::parse(default_region, trimmed)
             .map_err(|_| PhoneNumberError::Unparseable(input.to_string()))?;
-        if !phonenumber::is_valid(&parsed) {
+        let national = parsed.national().to_string();
+        if !is_valid_number(&parsed, &national) {
             return Err(PhoneNumberError::Invalid(input.to_string()));
         }
-        Ok(PhoneNumber(
-            parsed.format().mode(phonenumber::Mode::E164).to_string(),
-        ))
+        // E.164 is `+`, the country code and the national number (with its leading zeros);
+        // the crate's formatter would also match the country's format rules, unused here.
+        Ok(PhoneNumber(format!("+{}{national}", parsed.code().value())))
     }
 
     /// Wraps a number already stored in E.164 form.
@@ -61,6 +62,59 @@ impl fmt::Display for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// libphonenumber's `isValidNumber`: the number's region (or non-geographic entity) is
+/// known, its national number fits the region's general pattern and the pattern of some
+/// number type.
+///
+/// `phonenumber::is_valid` answers the same, but finds the type in libphonenumber's order
+/// (premium rate, toll free, … fixed line, mobile): about ten regex searches for the mobile
+/// numbers an SMS hub is given. Validity only needs some type to match, so mobile and fixed
+/// line are tried first. (A test checks both agree.)
+fn is_valid_number(number: &phonenumber::PhoneNumber, national: &str) -> bool {
+    use phonenumber::metadata::DATABASE;
+    let code = number.code().value();
+    let Some(regions) = DATABASE.region(&code) else {
+        return false;
+    };
+    // The region whose numbers these are, as libphonenumber picks it: the only one, else the
+    // first whose leading digits (or, lacking those, whose patterns) fit.
+    let meta = match regions.as_slice() {
+        ["001"] => DATABASE.by_code(&code).and_then(|it| it.into_iter().next()),
+        [region] => DATABASE.by_id(*region),
+        regions => regions
+            .iter()
+            .filter_map(|region| DATABASE.by_id(*region))
+            .find(|meta| match meta.leading_digits() {
+                Some(pattern) => pattern.find(national).is_some_and(|it| it.start() == 0),
+                None => of_some_type(meta, national),
+            }),
+    };
+    meta.is_some_and(|meta| of_some_type(meta, national))
+}
+
+/// Whether `national` fits `meta`'s general pattern and the pattern of some number type.
+fn of_some_type(meta: &phonenumber::Metadata, national: &str) -> bool {
+    let types = meta.descriptors();
+    if !types.general().is_match(national) {
+        return false;
+    }
+    [
+        types.mobile(),
+        types.fixed_line(),
+        types.premium_rate(),
+        types.toll_free(),
+        types.shared_cost(),
+        types.voip(),
+        types.personal_number(),
+        types.pager(),
+        types.uan(),
+        types.voicemail(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|it| it.is_match(national))
 }
 
 /// Parses an ISO 3166 region code such as `DZ` for [`PhoneNumber::parse`].
@@ -236,6 +290,27 @@ mod tests {
         check("+1 123", None, Err(()));
         check("hello", dz, Err(()));
         check("", dz, Err(()));
+        check("+39 02 3661 8300", None, Ok("+390236618300"));
+        check("+800 1234 5678", None, Ok("+80012345678"));
+    }
+
+    proptest::proptest! {
+        /// The fast validity check and E.164 formatting agree with the crate's own.
+        #[test]
+        fn fast_validity_agrees_with_libphonenumber(
+            code in proptest::sample::select(vec![
+                "1", "7", "20", "33", "34", "39", "44", "49", "55", "61", "81", "86", "91",
+                "212", "213", "216", "234", "254", "351", "380", "800", "882", "971", "979",
+            ]),
+            national in "0{0,2}[1-9][0-9]{3,12}",
+        ) {
+            let input = format!("+{code}{national}");
+            let crate_says = phonenumber::parse(None, &input).ok().filter(phonenumber::is_valid).map(
+                |it| it.format().mode(phonenumber::Mode::E164).to_string(),
+            );
+            let ours = PhoneNumber::parse(&input, None).ok().map(|it| it.0);
+            proptest::prop_assert_eq!(ours, crate_says, "{}", input);
+        }
     }
 
     #[test]

@@ -234,9 +234,9 @@ async fn run(
         format!("Bearer {}", credentials.token).parse()?,
     );
     // A small read buffer: thousands of idle phones must not cost the machine much memory.
-    let ws_config = WebSocketConfig::default()
-        .read_buffer_size(8 * 1024)
-        .write_buffer_size(0);
+    // Frames are buffered until `flush`, so one burst of answers is one socket write (the
+    // write buffer starts empty and grows only when used).
+    let ws_config = WebSocketConfig::default().read_buffer_size(8 * 1024);
     let (ws, _) =
         match tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true).await {
             Ok(it) => it,

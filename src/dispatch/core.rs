@@ -10,6 +10,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::FastMap as HashMap;
 
@@ -148,10 +149,14 @@ enum Held {
 
 #[derive(Debug)]
 struct Slot {
+    /// The device's id, shared with dispatch passes.
+    name: Arc<str>,
     session: u64,
     max_in_flight: u32,
     multipart: bool,
     status: Option<Status>,
+    /// What `status` says for scoring; `None` without status or when it must get no job.
+    health: Option<scoring::Health>,
     jobs: HashMap<Uuid, Held>,
     credit: f64,
     limits: Limits,
@@ -170,6 +175,17 @@ enum Place {
     Ready,
     Pinned,
     Later(Millis),
+}
+
+/// A device with room, as one dispatch pass sees it.
+struct PoolEntry {
+    name: Arc<str>,
+    health: scoring::Health,
+    in_flight: u32,
+    max_in_flight: u32,
+    multipart: bool,
+    limits: Limits,
+    credit: f64,
 }
 
 /// The dispatcher's state.
@@ -338,10 +354,12 @@ impl Core {
             }
         }
         let slot = Slot {
+            name: Arc::from(device),
             session,
             max_in_flight: capabilities.max_in_flight,
             multipart: capabilities.multipart,
             status: None,
+            health: None,
             jobs,
             credit: 0.0,
             limits: limits.unwrap_or(self.config.limits),
@@ -374,6 +392,7 @@ impl Core {
         if let Some(slot) = self.devices.get_mut(device)
             && slot.session == session
         {
+            slot.health = scoring::Health::of(&status, &self.config.scoring);
             slot.status = Some(status);
         }
     }
@@ -922,17 +941,33 @@ impl Core {
 
         // Everything else: sticky route first, else smooth weighted round-robin over health.
         // Only devices with room are considered: when every phone is full, a pass is free.
-        let mut devices: Vec<String> = self
+        // What does not depend on the message (rest, battery, signal) is worked out once per
+        // pass, so a message costs little more than a look at each device's load and quotas.
+        let mut pool: Vec<PoolEntry> = self
             .devices
             .iter()
-            .filter(|(_, slot)| {
-                slot.status.is_some() && (slot.jobs.len() as u32) < slot.max_in_flight
+            .filter(|(name, slot)| {
+                (slot.jobs.len() as u32) < slot.max_in_flight && !self.rested(name, now)
             })
-            .map(|(name, _)| name.clone())
+            .filter_map(|(_, slot)| {
+                Some(PoolEntry {
+                    name: slot.name.clone(),
+                    health: slot.health.clone()?,
+                    in_flight: slot.jobs.len() as u32,
+                    max_in_flight: slot.max_in_flight,
+                    multipart: slot.multipart,
+                    limits: slot.limits,
+                    credit: slot.credit,
+                })
+            })
             .collect();
+        // Candidates of one message: (index into `pool`, weight, SIM).
+        let mut candidates: Vec<(usize, f64, Option<u8>)> = Vec::with_capacity(pool.len());
+        let mut credits: Vec<f64> = Vec::with_capacity(pool.len());
+        let mut weights: Vec<f64> = Vec::with_capacity(pool.len());
         let mut misses = 0;
         let mut cursor: Option<Rank> = None;
-        while misses < LOOKAHEAD && !devices.is_empty() {
+        while misses < LOOKAHEAD && !pool.is_empty() {
             let next = match cursor {
                 None => self.ready.iter().next(),
                 Some(after) => self
@@ -947,50 +982,57 @@ impl Core {
             let Some(message) = self.ready.remove(&key) else {
                 break;
             };
-            let sticky = self.sticky.get(&message.to).cloned();
-            // Candidates as indexes into `devices`.
-            let mut names: Vec<usize> = Vec::with_capacity(devices.len());
-            let mut weights = Vec::with_capacity(devices.len());
-            let mut sims = Vec::with_capacity(devices.len());
+            let sticky = self.sticky.get(&message.to);
+            candidates.clear();
             let mut sticky_pick = None;
             for avoid_pass in [true, false] {
-                for (index, device) in devices.iter().enumerate() {
-                    if avoid_pass == message.avoid.contains(device) {
+                if !avoid_pass && message.avoid.is_empty() {
+                    break;
+                }
+                for (index, entry) in pool.iter().enumerate() {
+                    if avoid_pass == message.avoid.iter().any(|it| **it == *entry.name)
+                        || (message.parts > 1 && !entry.multipart)
+                    {
                         continue;
                     }
-                    if let Some(candidate) = self.candidate(device, &message, now) {
-                        if let Some((sticky_device, sticky_sim)) = &sticky
-                            && sticky_device == device
-                            && candidate.sim_slot.unwrap_or(0) == *sticky_sim
-                        {
-                            sticky_pick = Some(names.len());
-                        }
-                        names.push(index);
-                        weights.push(candidate.weight);
-                        sims.push(candidate.sim_slot);
+                    let sims = &mut self.sims;
+                    let usable = |slot: u8| {
+                        entry.limits.is_unlimited()
+                            || sim_usage(sims, &entry.name, slot)
+                                .check(&entry.limits, now, message.parts, &message.to)
+                                .is_ok()
+                    };
+                    let Some(candidate) = entry.health.candidate(
+                        entry.in_flight,
+                        entry.max_in_flight,
+                        message.sim_slot,
+                        usable,
+                    ) else {
+                        continue;
+                    };
+                    if let Some((sticky_device, sticky_sim)) = sticky
+                        && **sticky_device == *entry.name
+                        && candidate.sim_slot.unwrap_or(0) == *sticky_sim
+                    {
+                        sticky_pick = Some(candidates.len());
                     }
+                    candidates.push((index, candidate.weight, candidate.sim_slot));
                 }
                 // Devices that refused or failed this message are a last resort.
-                if !names.is_empty() {
+                if !candidates.is_empty() {
                     break;
                 }
             }
             let chosen = match sticky_pick {
                 Some(it) => Some(it),
                 None => {
-                    let mut credits: Vec<f64> = names
-                        .iter()
-                        .map(|it| {
-                            self.devices
-                                .get(&devices[*it])
-                                .map_or(0.0, |slot| slot.credit)
-                        })
-                        .collect();
+                    credits.clear();
+                    credits.extend(candidates.iter().map(|it| pool[it.0].credit));
+                    weights.clear();
+                    weights.extend(candidates.iter().map(|it| it.1));
                     let chosen = scoring::pick(&mut credits, &weights);
-                    for (index, credit) in names.iter().zip(credits) {
-                        if let Some(slot) = self.devices.get_mut(&devices[*index]) {
-                            slot.credit = credit;
-                        }
+                    for ((index, _, _), credit) in candidates.iter().zip(&credits) {
+                        pool[*index].credit = *credit;
                     }
                     chosen
                 }
@@ -1002,17 +1044,18 @@ impl Core {
                 continue;
             };
             self.places.remove(&message.id);
-            let index = names[chosen];
-            let device = devices[index].clone();
-            self.assign(&device, message, sims[chosen], now, &mut offers);
+            let (index, _, sim) = candidates[chosen];
+            let device = pool[index].name.clone();
+            self.assign(&device, message, sim, now, &mut offers);
+            let entry = &mut pool[index];
+            entry.in_flight += 1;
             // A device that is full now is not scanned again in this pass.
-            if self
-                .devices
-                .get(&device)
-                .is_none_or(|slot| slot.jobs.len() as u32 >= slot.max_in_flight)
-            {
-                devices.remove(index);
+            if entry.in_flight >= entry.max_in_flight {
+                self.save_credit(&pool.remove(index));
             }
+        }
+        for entry in &pool {
+            self.save_credit(entry);
         }
 
         let mut actions = Vec::new();
@@ -1021,6 +1064,12 @@ impl Core {
             actions.push(Action::Offer { device, jobs });
         }
         actions
+    }
+
+    fn save_credit(&mut self, entry: &PoolEntry) {
+        if let Some(slot) = self.devices.get_mut(&*entry.name) {
+            slot.credit = entry.credit;
+        }
     }
 
     fn assign(

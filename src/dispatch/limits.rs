@@ -90,6 +90,8 @@ pub struct SimUsage {
     hour: Window,
     day: Window,
     recipients: HashMap<String, Millis>,
+    /// Size of `recipients` after its last sweep: it is swept again when it has doubled.
+    recipients_swept: usize,
     /// No send before this instant (pacing).
     pub next_at: Millis,
 }
@@ -121,8 +123,9 @@ impl SimUsage {
         self.minute.evict(now, MINUTE);
         self.hour.evict(now, HOUR);
         self.day.evict(now, DAY);
-        if self.recipients.len() > 64 {
+        if self.recipients.len() > 64.max(2 * self.recipients_swept) {
             self.recipients.retain(|_, at| *at > now - DAY);
+            self.recipients_swept = self.recipients.len();
         }
     }
 
@@ -182,6 +185,9 @@ impl SimUsage {
         id: Uuid,
         extra_wait: u64,
     ) {
+        // Evicted here too, not only in `check` (skipped for an unlimited SIM), so what a
+        // SIM remembers stays bounded by one day of sends whatever its limits.
+        self.evict(now);
         self.minute.push(now, parts, id);
         self.hour.push(now, parts, id);
         self.day.push(now, parts, id);
@@ -258,6 +264,40 @@ mod tests {
         assert!(
             usage.check(&limits, 5000, 1, "a").is_ok(),
             "a known recipient is not a new one"
+        );
+    }
+
+    #[test]
+    fn an_unlimited_sim_remembers_one_day_at_most() {
+        let limits = Limits::default();
+        let mut usage = SimUsage::default();
+        for n in 0..1000 {
+            usage.record(
+                &limits,
+                n * HOUR / 10,
+                1,
+                &format!("+3361{n:07}"),
+                Uuid::new_v4(),
+                0,
+            );
+        }
+        // One send every 6 minutes: a day holds 240 of them.
+        assert_eq!(usage.day.entries.len(), 240);
+        assert_eq!(usage.minute.entries.len(), 1);
+        assert!(
+            usage.recipients.len() <= 2 * 240 + 1,
+            "{}",
+            usage.recipients.len()
+        );
+        // Limits set later still see the day's sends.
+        let capped = Limits {
+            per_day: Some(240),
+            ..Limits::default()
+        };
+        assert!(
+            usage
+                .check(&capped, 999 * HOUR / 10 + 1, 1, "+33610000000")
+                .is_err()
         );
     }
 

@@ -59,34 +59,68 @@ pub fn score_with(
     max_in_flight: u32,
     requested_sim: Option<u8>,
     config: &ScoringConfig,
-    mut usable: impl FnMut(u8) -> bool,
+    usable: impl FnMut(u8) -> bool,
 ) -> Option<Candidate> {
-    let status = status?;
-    if in_flight >= max_in_flight {
-        return None;
+    Health::of(status?, config)?.candidate(in_flight, max_in_flight, requested_sim, usable)
+}
+
+/// The part of a device's score that depends on its status alone, not on the message: worked
+/// out once per dispatch pass rather than once per message and device.
+#[derive(Debug, Clone)]
+pub struct Health {
+    power: f64,
+    /// `None` when the device reported no SIMs (it picks its SIM itself); else each SIM
+    /// with service and its signal, in the reported order. Shared: a pass copies it.
+    sims: Option<std::sync::Arc<[(u8, f64)]>>,
+}
+
+impl Health {
+    /// `None` when the device must get no message whatever it is (battery too low).
+    pub fn of(status: &Status, config: &ScoringConfig) -> Option<Health> {
+        let power = power(status.battery, config)?;
+        let sims = (!status.sims.is_empty()).then(|| {
+            status
+                .sims
+                .iter()
+                .filter_map(|it| signal(it).map(|s| (it.slot, s)))
+                .collect()
+        });
+        Some(Health { power, sims })
     }
-    let power = power(status.battery, config)?;
-    let sims = status.sims.as_slice();
-    let (sim_slot, signal) = if sims.is_empty() {
-        // Nothing known about the radio: the device picks its SIM; a requested slot is
-        // passed through and the device reports `sim_unavailable` if it has no such SIM.
-        if !usable(requested_sim.unwrap_or(0)) {
+
+    /// The device's candidacy for a message that asks for `requested_sim`.
+    pub fn candidate(
+        &self,
+        in_flight: u32,
+        max_in_flight: u32,
+        requested_sim: Option<u8>,
+        mut usable: impl FnMut(u8) -> bool,
+    ) -> Option<Candidate> {
+        if in_flight >= max_in_flight {
             return None;
         }
-        (requested_sim, 0.5)
-    } else {
-        let fitting = sims
-            .iter()
-            .filter(|it| requested_sim.is_none_or(|slot| it.slot == slot));
-        let best = fitting
-            .filter_map(|it| signal(it).map(|s| (it.slot, s)))
-            .filter(|(slot, _)| usable(*slot))
-            .max_by(|a, b| a.1.total_cmp(&b.1))?;
-        (Some(best.0), best.1)
-    };
-    let load = f64::from(in_flight) / f64::from(max_in_flight.max(1));
-    let weight = ((power + signal) / 2.0 * (1.0 - load)).max(0.01);
-    Some(Candidate { sim_slot, weight })
+        let (sim_slot, signal) = match &self.sims {
+            // Nothing known about the radio: the device picks its SIM; a requested slot is
+            // passed through and the device reports `sim_unavailable` if it has no such SIM.
+            None => {
+                if !usable(requested_sim.unwrap_or(0)) {
+                    return None;
+                }
+                (requested_sim, 0.5)
+            }
+            Some(sims) => {
+                let best = sims
+                    .iter()
+                    .filter(|(slot, _)| requested_sim.is_none_or(|it| *slot == it))
+                    .filter(|(slot, _)| usable(*slot))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))?;
+                (Some(best.0), best.1)
+            }
+        };
+        let load = f64::from(in_flight) / f64::from(max_in_flight.max(1));
+        let weight = ((self.power + signal) / 2.0 * (1.0 - load)).max(0.01);
+        Some(Candidate { sim_slot, weight })
+    }
 }
 
 fn power(battery: Option<Battery>, config: &ScoringConfig) -> Option<f64> {

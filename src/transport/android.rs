@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::FuturesOrdered;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use smshub_protocol::device::{
     Ack, AckedReport, DeviceFrame, ErrorFrame, Heartbeat, HeldJob, Hello, HubFrame, JobIds,
     ReportKind, Revoke, SUPPORTED_VERSIONS, Welcome,
@@ -132,7 +132,7 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
         heartbeat_s: hub.config.heartbeat_s,
         server_time: format_millis(now),
     });
-    if send(&mut sink, &welcome).await.is_err() {
+    if send(&mut sink, &welcome).await.is_err() || sink.flush().await.is_err() {
         ctx.disconnect().await;
         return;
     }
@@ -166,6 +166,10 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
                 return;
             }
         }
+        if sink.flush().await.is_err() {
+            ctx.disconnect().await;
+            return;
+        }
     }
     hub.dispatcher.send(Event::Connected {
         device_id: device.id.clone(),
@@ -181,41 +185,65 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
     let mut check = tokio::time::interval(Duration::from_secs(u64::from(
         hub.config.heartbeat_s.clamp(1, 10),
     )));
-    loop {
+    // Frames are buffered and flushed once per turn of the loop, after everything already
+    // waiting (more frames from the device, replies, offers) was handled: a burst of work
+    // costs one socket write, not one per frame.
+    'session: loop {
         tokio::select! {
             incoming = stream.next() => {
-                let Some(Ok(message)) = incoming else { break };
-                last_heard = tokio::time::Instant::now();
-                match message {
-                    Message::Text(text) => {
-                        if ctx.handle(text.as_str(), &mut sink).await.is_err() {
-                            break;
+                let mut incoming = incoming;
+                loop {
+                    let Some(Ok(message)) = incoming else { break 'session };
+                    last_heard = tokio::time::Instant::now();
+                    match message {
+                        Message::Text(text) => {
+                            if ctx.handle(text.as_str(), &mut sink).await.is_err() {
+                                break 'session;
+                            }
                         }
+                        Message::Binary(_) => {
+                            let _ = send(&mut sink, &error_frame("invalid_frame", "frames must be JSON text")).await;
+                        }
+                        Message::Close(_) => break 'session,
+                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                     }
-                    Message::Binary(_) => {
-                        let _ = send(&mut sink, &error_frame("invalid_frame", "frames must be JSON text")).await;
-                    }
-                    Message::Close(_) => break,
-                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                    incoming = match stream.next().now_or_never() {
+                        Some(it) => it,
+                        None => break,
+                    };
                 }
             }
             Some(reply) = ctx.pending.next(), if !ctx.pending.is_empty() => {
-                if ctx.answer(reply, &mut sink).await.is_err() {
-                    break;
+                let mut reply = reply;
+                loop {
+                    if ctx.answer(reply, &mut sink).await.is_err() {
+                        break 'session;
+                    }
+                    reply = match ctx.pending.next().now_or_never() {
+                        Some(Some(it)) => it,
+                        _ => break,
+                    };
                 }
             }
             command = outbound.recv() => {
-                match command {
-                    Some(Outbound::Frame(frame)) => {
-                        if send(&mut sink, &frame).await.is_err() {
-                            break;
+                let mut command = command;
+                loop {
+                    match command {
+                        Some(Outbound::Frame(frame)) => {
+                            if send(&mut sink, &frame).await.is_err() {
+                                break 'session;
+                            }
                         }
+                        Some(Outbound::Close { code, reason }) => {
+                            let _ = sink.send(close_message(code, reason)).await;
+                            break 'session;
+                        }
+                        None => break 'session,
                     }
-                    Some(Outbound::Close { code, reason }) => {
-                        let _ = sink.send(close_message(code, reason)).await;
-                        break;
-                    }
-                    None => break,
+                    command = match outbound.try_recv() {
+                        Ok(it) => Some(it),
+                        Err(_) => break,
+                    };
                 }
             }
             _ = check.tick() => {
@@ -227,6 +255,9 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
                 hub.registry.touch(&ctx.device_id, session);
             }
         }
+        if sink.flush().await.is_err() {
+            break;
+        }
     }
     // Answer what already committed before letting go, so a phone that reconnects quickly
     // does not re-report work the hub has stored.
@@ -235,6 +266,7 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
             break;
         }
     }
+    let _ = sink.flush().await;
     ctx.disconnect().await;
 }
 
@@ -710,11 +742,12 @@ fn describe_code(code: &str) -> String {
     }
 }
 
+/// Queues a frame on the socket's write buffer; the session loop flushes it.
 async fn send<S>(sink: &mut S, frame: &HubFrame) -> SinkResult
 where
     S: SinkExt<Message> + Unpin,
 {
-    sink.send(Message::text(frame.to_json()))
+    sink.feed(Message::text(frame.to_json()))
         .await
         .map_err(|_| ())
 }

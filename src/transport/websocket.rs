@@ -25,6 +25,10 @@ pub type DeviceSocket = WebSocketStream<TokioIo<Upgraded>>;
 /// Initial read buffer of a device socket; grows for larger frames.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
+/// Frames are written to the socket when this much is buffered, else when the session
+/// flushes (once per turn of its loop); the buffer starts empty and grows only when used.
+const WRITE_BUFFER_BYTES: usize = 64 * 1024;
+
 /// A request that asked for a WebSocket and may be upgraded.
 pub struct Upgrade {
     accept: String,
@@ -89,7 +93,7 @@ impl Upgrade {
             };
             let config = WebSocketConfig::default()
                 .read_buffer_size(READ_BUFFER_BYTES)
-                .write_buffer_size(0)
+                .write_buffer_size(WRITE_BUFFER_BYTES)
                 .max_message_size(Some(max_frame_bytes))
                 .max_frame_size(Some(max_frame_bytes));
             let socket = WebSocketStream::from_raw_socket(
