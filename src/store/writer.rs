@@ -188,6 +188,8 @@ pub(super) fn spawn(db: Conn) -> mpsc::Sender<Job> {
 }
 
 async fn run(mut db: Conn, mut rx: mpsc::Receiver<Job>) {
+    // Checkpoints run beside the writer while it runs.
+    let _checkpoints = db.start_checkpoints();
     let mut batch: Vec<Job> = Vec::new();
     while let Some(job) = rx.recv().await {
         let mut n_changes = job.changes.len();
