@@ -179,13 +179,59 @@ enum Place {
 
 /// A device with room, as one dispatch pass sees it.
 struct PoolEntry {
-    name: Arc<str>,
-    health: scoring::Health,
+    /// Where its slot is in [`Devices::slots`].
+    at: usize,
     in_flight: u32,
-    max_in_flight: u32,
-    multipart: bool,
-    limits: Limits,
-    credit: f64,
+}
+
+/// The connected devices: slots in a vector, so a dispatch pass walks them without hashing,
+/// and an index by id.
+#[derive(Default)]
+struct Devices {
+    slots: Vec<Slot>,
+    index: HashMap<Arc<str>, usize>,
+}
+
+impl Devices {
+    fn get(&self, device: &str) -> Option<&Slot> {
+        self.index.get(device).map(|at| &self.slots[*at])
+    }
+
+    fn get_mut(&mut self, device: &str) -> Option<&mut Slot> {
+        self.index.get(device).map(|at| &mut self.slots[*at])
+    }
+
+    fn contains_key(&self, device: &str) -> bool {
+        self.index.contains_key(device)
+    }
+
+    /// Adds `slot`, replacing any slot of the same device.
+    fn insert(&mut self, slot: Slot) {
+        match self.index.get(&slot.name) {
+            Some(at) => self.slots[*at] = slot,
+            None => {
+                self.index.insert(slot.name.clone(), self.slots.len());
+                self.slots.push(slot);
+            }
+        }
+    }
+
+    fn remove(&mut self, device: &str) -> Option<Slot> {
+        let at = self.index.remove(device)?;
+        let slot = self.slots.swap_remove(at);
+        if let Some(moved) = self.slots.get(at) {
+            self.index.insert(moved.name.clone(), at);
+        }
+        Some(slot)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &Slot)> {
+        self.slots.iter().map(|it| (&*it.name, it))
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (Arc<str>, &mut Slot)> {
+        self.slots.iter_mut().map(|it| (it.name.clone(), it))
+    }
 }
 
 /// The dispatcher's state.
@@ -199,7 +245,7 @@ pub struct Core {
     expiries: BTreeSet<(Millis, Uuid)>,
     leases: BTreeSet<(Millis, Uuid, String)>,
     outcome_deadlines: BTreeSet<(Millis, Uuid, String)>,
-    devices: HashMap<String, Slot>,
+    devices: Devices,
     owned_offline: HashMap<String, HashMap<Uuid, OwnedJob>>,
     /// Quota windows per device and SIM slot; they outlive a connection.
     sims: HashMap<String, HashMap<u8, SimUsage>>,
@@ -226,7 +272,7 @@ impl Core {
             expiries: BTreeSet::new(),
             leases: BTreeSet::new(),
             outcome_deadlines: BTreeSet::new(),
-            devices: HashMap::default(),
+            devices: Devices::default(),
             owned_offline: HashMap::default(),
             sims: HashMap::default(),
             sticky: HashMap::default(),
@@ -364,7 +410,7 @@ impl Core {
             credit: 0.0,
             limits: limits.unwrap_or(self.config.limits),
         };
-        self.devices.insert(device.to_string(), slot);
+        self.devices.insert(slot);
         if !lost.is_empty() {
             actions.push(Action::OutcomeUnknown {
                 device: device.to_string(),
@@ -647,10 +693,10 @@ impl Core {
         }
         let mut actions = Vec::new();
         let mut offered_on = None;
-        for (device, slot) in &mut self.devices {
+        for (device, slot) in self.devices.iter_mut() {
             if matches!(slot.jobs.get(&id), Some(Held::Offered { .. })) {
                 slot.jobs.remove(&id);
-                offered_on = Some(device.clone());
+                offered_on = Some(device.to_string());
                 break;
             }
         }
@@ -697,7 +743,8 @@ impl Core {
             let held = self.places.contains_key(id)
                 || self
                     .devices
-                    .values()
+                    .slots
+                    .iter()
                     .any(|slot| matches!(slot.jobs.get(id), Some(Held::Offered { .. })));
             if held {
                 break;
@@ -762,7 +809,7 @@ impl Core {
                 .devices
                 .iter()
                 .find(|(_, slot)| matches!(slot.jobs.get(&id), Some(Held::Offered { .. })))
-                .map(|(device, _)| device.clone());
+                .map(|(device, _)| device.to_string());
             if let Some(device) = offered_on {
                 if let Some(slot) = self.devices.get_mut(&device) {
                     slot.jobs.remove(&id);
@@ -943,22 +990,20 @@ impl Core {
         // Only devices with room are considered: when every phone is full, a pass is free.
         // What does not depend on the message (rest, battery, signal) is worked out once per
         // pass, so a message costs little more than a look at each device's load and quotas.
+        let rests = !self.breakers.is_empty();
         let mut pool: Vec<PoolEntry> = self
             .devices
+            .slots
             .iter()
-            .filter(|(name, slot)| {
-                (slot.jobs.len() as u32) < slot.max_in_flight && !self.rested(name, now)
+            .enumerate()
+            .filter(|(_, slot)| {
+                (slot.jobs.len() as u32) < slot.max_in_flight
+                    && slot.health.is_some()
+                    && !(rests && self.rested(&slot.name, now))
             })
-            .filter_map(|(_, slot)| {
-                Some(PoolEntry {
-                    name: slot.name.clone(),
-                    health: slot.health.clone()?,
-                    in_flight: slot.jobs.len() as u32,
-                    max_in_flight: slot.max_in_flight,
-                    multipart: slot.multipart,
-                    limits: slot.limits,
-                    credit: slot.credit,
-                })
+            .map(|(at, slot)| PoolEntry {
+                at,
+                in_flight: slot.jobs.len() as u32,
             })
             .collect();
         // Candidates of one message: (index into `pool`, weight, SIM).
@@ -990,28 +1035,32 @@ impl Core {
                     break;
                 }
                 for (index, entry) in pool.iter().enumerate() {
-                    if avoid_pass == message.avoid.iter().any(|it| **it == *entry.name)
-                        || (message.parts > 1 && !entry.multipart)
+                    let slot = &self.devices.slots[entry.at];
+                    if avoid_pass == message.avoid.iter().any(|it| **it == *slot.name)
+                        || (message.parts > 1 && !slot.multipart)
                     {
                         continue;
                     }
+                    let Some(health) = &slot.health else {
+                        continue;
+                    };
                     let sims = &mut self.sims;
-                    let usable = |slot: u8| {
-                        entry.limits.is_unlimited()
-                            || sim_usage(sims, &entry.name, slot)
-                                .check(&entry.limits, now, message.parts, &message.to)
+                    let usable = |sim: u8| {
+                        slot.limits.is_unlimited()
+                            || sim_usage(sims, &slot.name, sim)
+                                .check(&slot.limits, now, message.parts, &message.to)
                                 .is_ok()
                     };
-                    let Some(candidate) = entry.health.candidate(
+                    let Some(candidate) = health.candidate(
                         entry.in_flight,
-                        entry.max_in_flight,
+                        slot.max_in_flight,
                         message.sim_slot,
                         usable,
                     ) else {
                         continue;
                     };
                     if let Some((sticky_device, sticky_sim)) = sticky
-                        && **sticky_device == *entry.name
+                        && **sticky_device == *slot.name
                         && candidate.sim_slot.unwrap_or(0) == *sticky_sim
                     {
                         sticky_pick = Some(candidates.len());
@@ -1026,13 +1075,14 @@ impl Core {
             let chosen = match sticky_pick {
                 Some(it) => Some(it),
                 None => {
+                    let slots = &mut self.devices.slots;
                     credits.clear();
-                    credits.extend(candidates.iter().map(|it| pool[it.0].credit));
+                    credits.extend(candidates.iter().map(|it| slots[pool[it.0].at].credit));
                     weights.clear();
                     weights.extend(candidates.iter().map(|it| it.1));
                     let chosen = scoring::pick(&mut credits, &weights);
                     for ((index, _, _), credit) in candidates.iter().zip(&credits) {
-                        pool[*index].credit = *credit;
+                        slots[pool[*index].at].credit = *credit;
                     }
                     chosen
                 }
@@ -1045,17 +1095,14 @@ impl Core {
             };
             self.places.remove(&message.id);
             let (index, _, sim) = candidates[chosen];
-            let device = pool[index].name.clone();
+            let device = self.devices.slots[pool[index].at].name.clone();
             self.assign(&device, message, sim, now, &mut offers);
             let entry = &mut pool[index];
             entry.in_flight += 1;
             // A device that is full now is not scanned again in this pass.
-            if entry.in_flight >= entry.max_in_flight {
-                self.save_credit(&pool.remove(index));
+            if entry.in_flight >= self.devices.slots[entry.at].max_in_flight {
+                pool.remove(index);
             }
-        }
-        for entry in &pool {
-            self.save_credit(entry);
         }
 
         let mut actions = Vec::new();
@@ -1064,12 +1111,6 @@ impl Core {
             actions.push(Action::Offer { device, jobs });
         }
         actions
-    }
-
-    fn save_credit(&mut self, entry: &PoolEntry) {
-        if let Some(slot) = self.devices.get_mut(&*entry.name) {
-            slot.credit = entry.credit;
-        }
     }
 
     fn assign(
@@ -1208,7 +1249,11 @@ impl Core {
                 return Some(format!("waiting for device {device}, which is offline"));
             }
             Some(device) => vec![device.clone()],
-            None => self.devices.keys().cloned().collect(),
+            None => self
+                .devices
+                .iter()
+                .map(|(name, _)| name.to_string())
+                .collect(),
         };
         if devices.is_empty() {
             return Some("no device is online".into());
