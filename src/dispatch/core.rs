@@ -964,7 +964,7 @@ impl Core {
         let pinned_devices: Vec<String> = self
             .pinned
             .keys()
-            .filter(|it| self.devices.contains_key(*it))
+            .filter(|it| self.devices.contains_key(it))
             .cloned()
             .collect();
         for device in pinned_devices {
