@@ -112,12 +112,31 @@ fn split_e164(input: &str) -> Option<(u16, &str)> {
     {
         return None;
     }
-    (1..=3).find_map(|len| {
+    let (code, national) = (1..=3).find_map(|len| {
         let code: u16 = digits[..len].parse().ok()?;
         phonenumber::metadata::DATABASE
             .region(&code)
             .map(|_| (code, &digits[len..]))
-    })
+    })?;
+    // libphonenumber strips a national (trunk) prefix written after the country code, as in
+    // `+44 (0)20…`, even when the number as written would be valid: such numbers take the
+    // full parse.
+    let trunk = regions_of(code).any(|meta| {
+        meta.national_prefix()
+            .is_some_and(|it| !it.is_empty() && national.starts_with(it))
+            || meta
+                .national_prefix_for_parsing()
+                .is_some_and(|it| it.find(national).is_some_and(|it| it.start() == 0))
+    });
+    (!trunk).then_some((code, national))
+}
+
+/// Every region (or non-geographic entity) of a country code.
+fn regions_of(code: u16) -> impl Iterator<Item = &'static phonenumber::Metadata> {
+    phonenumber::metadata::DATABASE
+        .by_code(&code)
+        .into_iter()
+        .flatten()
 }
 
 /// Whether `national` fits `meta`'s general pattern and the pattern of some number type.
@@ -318,10 +337,13 @@ mod tests {
         check("", dz, Err(()));
         check("+39 02 3661 8300", None, Ok("+390236618300"));
         check("+800 1234 5678", None, Ok("+80012345678"));
+        // Valid as written, but libphonenumber reads the 0 after +81 as Japan's trunk prefix.
+        check("+810078000000", None, Err(()));
+        check("+44 (0)20 7946 0018", None, Ok("+442079460018"));
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
 
         /// The fast paths (E.164 as written, validity, formatting) agree with the crate's own
         /// parse, validity check and formatter.
