@@ -762,3 +762,138 @@ async fn revoke(tx: &mpsc::Sender<Outbound>, ids: &[Uuid]) {
     });
     let _ = tx.send(Outbound::Frame(Box::new(frame))).await;
 }
+
+#[cfg(test)]
+mod shell_tests {
+    use smshub_protocol::device::{Battery, SimStatus};
+
+    use super::*;
+    use crate::registry::LiveDevice;
+    use crate::store::{Durability, NewMessage};
+
+    /// An offer goes out before its `dispatched` commits (spec 5.1: an offer gives nothing
+    /// away). When the store refuses that `dispatched` (the message was cancelled in the
+    /// meantime), the phone is told to drop the job, and the message stays cancelled.
+    #[tokio::test]
+    async fn an_offer_the_store_refuses_is_revoked_from_the_phone() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("hub.db").display());
+        let store = Store::open(&url, Durability::Normal).await.unwrap();
+        let id = Uuid::now_v7();
+        let message = NewMessage {
+            id,
+            api_key_id: None,
+            recipient: "+33612345678".into(),
+            body: "hello".into(),
+            parts: 1,
+            requested_device_id: None,
+            requested_sim_slot: None,
+            delivery_report: false,
+            created_at: now_millis(),
+            priority: 0,
+            schedule_at: None,
+            valid_until: None,
+        };
+        store
+            .apply_all(vec![
+                Change::CreateDevice {
+                    id: "phone".into(),
+                    name: "phone".into(),
+                    kind: "android".into(),
+                    token_hash: "hash".into(),
+                },
+                Change::Insert(vec![message]),
+                // Cancelled before the dispatcher places it: the race, made certain.
+                Change::Cancel { id },
+            ])
+            .await
+            .unwrap();
+        let record = store.get_message(id).await.unwrap().unwrap();
+        assert_eq!(record.state, MessageState::Cancelled);
+
+        let registry = Arc::new(DeviceRegistry::default());
+        let capabilities = Capabilities {
+            max_in_flight: 4,
+            multipart: true,
+            delivery_reports: true,
+            incoming: false,
+        };
+        let (tx, mut outbound) = mpsc::channel(16);
+        let (session, _) = registry.connect(
+            LiveDevice {
+                device_id: "phone".into(),
+                session: 0,
+                kind: "android",
+                connected_at: now_millis(),
+                last_seen_at: now_millis(),
+                app_version: None,
+                model: None,
+                sims: Vec::new(),
+                capabilities: capabilities.clone(),
+                status: None,
+                in_flight: 0,
+            },
+            tx,
+        );
+        let dispatcher = Dispatcher::start(
+            store.clone(),
+            registry,
+            DispatchConfig::default(),
+            Arc::new(Backlog::default()),
+            Clock::new(),
+        )
+        .await
+        .unwrap();
+        dispatcher.send(Event::Connected {
+            device_id: "phone".into(),
+            session,
+            capabilities,
+            limits: None,
+            held: None,
+        });
+        dispatcher.send(Event::Status {
+            device_id: "phone".into(),
+            session,
+            status: Status {
+                battery: Some(Battery {
+                    level: 90,
+                    charging: true,
+                }),
+                sims: vec![SimStatus {
+                    slot: 0,
+                    registered: true,
+                    signal_dbm: Some(-70),
+                    ..Default::default()
+                }],
+                connection: None,
+            },
+        });
+        // The enqueue of the API request that lost the race to the cancel.
+        dispatcher.send(Event::Enqueue(vec![QueuedMessage::from_record(&record)]));
+
+        let mut frames = Vec::new();
+        while frames.len() < 2 {
+            let next = tokio::time::timeout(Duration::from_secs(5), outbound.recv())
+                .await
+                .expect("the phone hears of the job")
+                .expect("session channel open");
+            if let Outbound::Frame(frame) = next {
+                frames.push(*frame);
+            }
+        }
+        match &frames[0] {
+            HubFrame::Send(job) => assert_eq!(job.id, id.to_string()),
+            other => panic!("expected the offer first, got {other:?}"),
+        }
+        match &frames[1] {
+            HubFrame::Revoke(revoke) => {
+                assert_eq!(revoke.ids, vec![id.to_string()]);
+                assert_eq!(revoke.reason.as_deref(), Some("not_assigned"));
+            }
+            other => panic!("expected a revoke, got {other:?}"),
+        }
+        let record = store.get_message(id).await.unwrap().unwrap();
+        assert_eq!(record.state, MessageState::Cancelled);
+        assert_eq!(record.device_id, None);
+    }
+}
