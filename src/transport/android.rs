@@ -186,13 +186,16 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
         hub.config.heartbeat_s.clamp(1, 10),
     )));
     // Frames are buffered and flushed once per turn of the loop, after everything already
-    // waiting (more frames from the device, replies, offers) was handled: a burst of work
-    // costs one socket write, not one per frame.
+    // waiting (more frames from the device, replies, offers; at most `TURN` of each) was
+    // handled: a burst of work costs one socket write, not one per frame, and a device that
+    // floods frames does not keep its session from its other work.
+    const TURN: usize = 64;
     'session: loop {
         tokio::select! {
             incoming = stream.next() => {
-                let mut incoming = incoming;
-                loop {
+                let mut next = Some(incoming);
+                let mut handled = 0;
+                while let Some(incoming) = next.take() {
                     let Some(Ok(message)) = incoming else { break 'session };
                     last_heard = tokio::time::Instant::now();
                     match message {
@@ -207,27 +210,29 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
                         Message::Close(_) => break 'session,
                         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                     }
-                    incoming = match stream.next().now_or_never() {
-                        Some(it) => it,
-                        None => break,
-                    };
+                    handled += 1;
+                    if handled < TURN {
+                        next = stream.next().now_or_never();
+                    }
                 }
             }
             Some(reply) = ctx.pending.next(), if !ctx.pending.is_empty() => {
-                let mut reply = reply;
-                loop {
+                let mut next = Some(reply);
+                let mut handled = 0;
+                while let Some(reply) = next.take() {
                     if ctx.answer(reply, &mut sink).await.is_err() {
                         break 'session;
                     }
-                    reply = match ctx.pending.next().now_or_never() {
-                        Some(Some(it)) => it,
-                        _ => break,
-                    };
+                    handled += 1;
+                    if handled < TURN {
+                        next = ctx.pending.next().now_or_never().flatten();
+                    }
                 }
             }
             command = outbound.recv() => {
-                let mut command = command;
-                loop {
+                let mut next = Some(command);
+                let mut handled = 0;
+                while let Some(command) = next.take() {
                     match command {
                         Some(Outbound::Frame(frame)) => {
                             if send(&mut sink, &frame).await.is_err() {
@@ -240,10 +245,10 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
                         }
                         None => break 'session,
                     }
-                    command = match outbound.try_recv() {
-                        Ok(it) => Some(it),
-                        Err(_) => break,
-                    };
+                    handled += 1;
+                    if handled < TURN {
+                        next = outbound.try_recv().ok().map(Some);
+                    }
                 }
             }
             _ = check.tick() => {
