@@ -177,13 +177,6 @@ enum Place {
     Later(Millis),
 }
 
-/// A device with room, as one dispatch pass sees it.
-struct PoolEntry {
-    /// Where its slot is in [`Devices::slots`].
-    at: usize,
-    in_flight: u32,
-}
-
 /// The connected devices: slots in a vector, so a dispatch pass walks them without hashing,
 /// and an index by id.
 #[derive(Default)]
@@ -931,25 +924,7 @@ impl Core {
             return None;
         }
         let slot = self.devices.get(device)?;
-        if message.parts > 1 && !slot.multipart {
-            return None;
-        }
-        let limits = slot.limits;
-        let status = slot.status.as_ref()?;
-        let sims = &mut self.sims;
-        let usable = |slot_idx: u8| {
-            sim_usage(sims, device, slot_idx)
-                .check(&limits, now, message.parts, &message.to)
-                .is_ok()
-        };
-        scoring::score_with(
-            Some(status),
-            slot.jobs.len() as u32,
-            slot.max_in_flight,
-            message.sim_slot,
-            &self.config.scoring,
-            usable,
-        )
+        slot_candidate(slot, &mut self.sims, message, now)
     }
 
     /// Offers every waiting message that some device can take now.
@@ -988,10 +963,11 @@ impl Core {
 
         // Everything else: sticky route first, else smooth weighted round-robin over health.
         // Only devices with room are considered: when every phone is full, a pass is free.
-        // What does not depend on the message (rest, battery, signal) is worked out once per
-        // pass, so a message costs little more than a look at each device's load and quotas.
+        // What does not depend on the message is settled before it: health when a status
+        // arrives, rests once per pass; a message costs a look at each device's load and
+        // quotas.
         let rests = !self.breakers.is_empty();
-        let mut pool: Vec<PoolEntry> = self
+        let mut pool: Vec<usize> = self
             .devices
             .slots
             .iter()
@@ -1001,10 +977,7 @@ impl Core {
                     && slot.health.is_some()
                     && !(rests && self.rested(&slot.name, now))
             })
-            .map(|(at, slot)| PoolEntry {
-                at,
-                in_flight: slot.jobs.len() as u32,
-            })
+            .map(|(at, _)| at)
             .collect();
         // Candidates of one message: (index into `pool`, weight, SIM).
         let mut candidates: Vec<(usize, f64, Option<u8>)> = Vec::with_capacity(pool.len());
@@ -1034,29 +1007,13 @@ impl Core {
                 if !avoid_pass && message.avoid.is_empty() {
                     break;
                 }
-                for (index, entry) in pool.iter().enumerate() {
-                    let slot = &self.devices.slots[entry.at];
-                    if avoid_pass == message.avoid.iter().any(|it| **it == *slot.name)
-                        || (message.parts > 1 && !slot.multipart)
-                    {
+                for (index, at) in pool.iter().enumerate() {
+                    let slot = &self.devices.slots[*at];
+                    if avoid_pass == message.avoid.iter().any(|it| **it == *slot.name) {
                         continue;
                     }
-                    let Some(health) = &slot.health else {
-                        continue;
-                    };
-                    let sims = &mut self.sims;
-                    let usable = |sim: u8| {
-                        slot.limits.is_unlimited()
-                            || sim_usage(sims, &slot.name, sim)
-                                .check(&slot.limits, now, message.parts, &message.to)
-                                .is_ok()
-                    };
-                    let Some(candidate) = health.candidate(
-                        entry.in_flight,
-                        slot.max_in_flight,
-                        message.sim_slot,
-                        usable,
-                    ) else {
+                    let Some(candidate) = slot_candidate(slot, &mut self.sims, &message, now)
+                    else {
                         continue;
                     };
                     if let Some((sticky_device, sticky_sim)) = sticky
@@ -1077,12 +1034,12 @@ impl Core {
                 None => {
                     let slots = &mut self.devices.slots;
                     credits.clear();
-                    credits.extend(candidates.iter().map(|it| slots[pool[it.0].at].credit));
+                    credits.extend(candidates.iter().map(|it| slots[pool[it.0]].credit));
                     weights.clear();
                     weights.extend(candidates.iter().map(|it| it.1));
                     let chosen = scoring::pick(&mut credits, &weights);
                     for ((index, _, _), credit) in candidates.iter().zip(&credits) {
-                        slots[pool[*index].at].credit = *credit;
+                        slots[pool[*index]].credit = *credit;
                     }
                     chosen
                 }
@@ -1095,12 +1052,11 @@ impl Core {
             };
             self.places.remove(&message.id);
             let (index, _, sim) = candidates[chosen];
-            let device = self.devices.slots[pool[index].at].name.clone();
+            let device = self.devices.slots[pool[index]].name.clone();
             self.assign(&device, message, sim, now, &mut offers);
-            let entry = &mut pool[index];
-            entry.in_flight += 1;
             // A device that is full now is not scanned again in this pass.
-            if entry.in_flight >= self.devices.slots[entry.at].max_in_flight {
+            let slot = &self.devices.slots[pool[index]];
+            if slot.jobs.len() as u32 >= slot.max_in_flight {
                 pool.remove(index);
             }
         }
@@ -1327,6 +1283,31 @@ impl Core {
         }
         sim_reasons.join(", ")
     }
+}
+
+/// Scores a connected device for `message` (rests aside): capabilities, health cached from
+/// its last status, load, quotas and pacing (not looked up for a SIM without limits).
+fn slot_candidate(
+    slot: &Slot,
+    sims: &mut HashMap<String, HashMap<u8, SimUsage>>,
+    message: &QueuedMessage,
+    now: Millis,
+) -> Option<scoring::Candidate> {
+    if message.parts > 1 && !slot.multipart {
+        return None;
+    }
+    let usable = |sim: u8| {
+        slot.limits.is_unlimited()
+            || sim_usage(sims, &slot.name, sim)
+                .check(&slot.limits, now, message.parts, &message.to)
+                .is_ok()
+    };
+    slot.health.as_ref()?.candidate(
+        slot.jobs.len() as u32,
+        slot.max_in_flight,
+        message.sim_slot,
+        usable,
+    )
 }
 
 /// The quota window of one SIM, created on first use (looked up without allocating).
