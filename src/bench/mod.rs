@@ -201,12 +201,16 @@ pub async fn measure(args: BenchArgs) -> anyhow::Result<Report> {
         pid_text(&target),
         target.durability
     );
-    let result = tokio::time::timeout_at(
-        deadline + Duration::from_secs(5),
-        session(&args, &target, started, deadline),
-    )
-    .await
-    .unwrap_or_else(|_| Err(anyhow::anyhow!("the run did not finish within --timeout")));
+    // A SIGINT or SIGTERM to the harness alone still stops the hub it spawned: dying
+    // without `stop` would leave that hub running, unseen, on a benchmark machine.
+    let result = tokio::select! {
+        result = tokio::time::timeout_at(
+            deadline + Duration::from_secs(5),
+            session(&args, &target, started, deadline),
+        ) => result
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the run did not finish within --timeout"))),
+        () = crate::app::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+    };
     let stopped = target.stop().await;
     let report = result?;
     if let Err(err) = stopped {

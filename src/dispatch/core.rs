@@ -708,7 +708,7 @@ impl Core {
 
     /// When time alone will next change something, if ever. Drops deadlines that no longer
     /// apply (the job moved on), so it never wakes for nothing.
-    pub fn next_wake(&mut self) -> Option<Millis> {
+    pub fn next_wake(&mut self, now: Millis) -> Option<Millis> {
         while let Some((_, id, device)) = self.leases.first() {
             if self
                 .devices
@@ -764,8 +764,10 @@ impl Core {
             }
         }
         if !self.ready.is_empty() || !self.pinned.is_empty() {
+            // Only pacing still to come: a SIM whose pause is over was free at the last pass,
+            // and waking for it again would spin while its device is busy or gone.
             for usage in self.sims.values().flat_map(HashMap::values) {
-                if usage.next_at > 0 {
+                if usage.next_at > now {
                     consider(usage.next_at);
                 }
             }

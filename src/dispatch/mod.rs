@@ -343,7 +343,10 @@ struct Shell {
 impl Shell {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
         loop {
-            let wake = self.core.next_wake().map(|at| self.clock.instant(at));
+            let wake = self
+                .core
+                .next_wake(self.clock.now())
+                .map(|at| self.clock.instant(at));
             let event = match wake {
                 Some(at) => tokio::select! {
                     event = rx.recv() => Some(event),

@@ -131,7 +131,7 @@ async fn a_message_past_its_validity_expires_and_is_never_offered() {
     let mut m = message("+1");
     m.valid_until = Some(clock.now() + 10_000);
     core.enqueue(vec![m.clone()], clock.now());
-    assert_eq!(core.next_wake(), Some(clock.now() + 10_000));
+    assert_eq!(core.next_wake(clock.now()), Some(clock.now() + 10_000));
     advance(Duration::from_secs(11)).await;
     // A device comes online just after: the shell ticks before it dispatches.
     connect(&mut core, "a", 100, -60, 4, clock.now());
@@ -199,7 +199,7 @@ async fn scheduled_messages_wait_for_their_time_and_priority_goes_first() {
             .unwrap()
             .starts_with("scheduled for")
     );
-    assert_eq!(core.next_wake(), Some(clock.now() + 60_000));
+    assert_eq!(core.next_wake(clock.now()), Some(clock.now() + 60_000));
     advance(Duration::from_secs(60)).await;
     core.tick(clock.now());
     assert_eq!(
@@ -438,7 +438,7 @@ async fn quotas_and_pacing_move_traffic_to_the_next_sim_and_explain_the_wait() {
     connect(&mut core, "a", 100, -60, 10, clock.now());
     core.enqueue(vec![message("+1"), message("+2")], clock.now());
     assert_eq!(offers(&core.dispatch(clock.now())).len(), 1);
-    assert_eq!(core.next_wake(), Some(clock.now() + 2_000));
+    assert_eq!(core.next_wake(clock.now()), Some(clock.now() + 2_000));
     advance(Duration::from_secs(2)).await;
     core.tick(clock.now());
     assert_eq!(offers(&core.dispatch(clock.now())).len(), 1);
@@ -492,4 +492,29 @@ async fn cancel_takes_a_message_back_and_revokes_an_offer() {
         reason: "cancelled"
     }));
     assert!(offers(&core.dispatch(clock.now())).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backlog_no_device_can_take_leaves_the_dispatcher_asleep() {
+    // Found as a hub spinning a whole core: after a send, an unlimited SIM's pacing instant
+    // is "now", and with messages waiting that past instant was returned as the next wake,
+    // every pass, while the only device was full and after it left.
+    let clock = Clock::new();
+    let mut core = Core::new(DispatchConfig::default());
+    connect(&mut core, "a", 100, -60, 1, clock.now());
+    core.enqueue(vec![message("+1"), message("+2")], clock.now());
+    assert_eq!(offers(&core.dispatch(clock.now())).len(), 1);
+    advance(Duration::from_millis(5)).await;
+    let wake = core.next_wake(clock.now());
+    assert!(
+        wake.is_none_or(|at| at > clock.now()),
+        "the device is full: {wake:?} is not in the future"
+    );
+    core.disconnected("a", 1);
+    advance(Duration::from_millis(5)).await;
+    let wake = core.next_wake(clock.now());
+    assert!(
+        wake.is_none_or(|at| at > clock.now()),
+        "no device at all: {wake:?} is not in the future"
+    );
 }
