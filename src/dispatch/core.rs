@@ -242,6 +242,9 @@ pub struct Core {
     owned_offline: HashMap<String, HashMap<Uuid, OwnedJob>>,
     /// Quota windows per device and SIM slot; they outlive a connection.
     sims: HashMap<String, HashMap<u8, SimUsage>>,
+    /// Every SIM's end of pacing still to come (`SimUsage::next_at`), so the next wake is
+    /// found without visiting every SIM; instants already past are dropped lazily.
+    pacing: BTreeSet<Millis>,
     sticky: HashMap<String, (String, u8)>,
     breakers: HashMap<String, Breaker>,
     waiting_by_key: HashMap<Option<Uuid>, usize>,
@@ -268,6 +271,7 @@ impl Core {
             devices: Devices::default(),
             owned_offline: HashMap::default(),
             sims: HashMap::default(),
+            pacing: BTreeSet::new(),
             sticky: HashMap::default(),
             breakers: HashMap::default(),
             waiting_by_key: HashMap::default(),
@@ -763,14 +767,15 @@ impl Core {
                 consider(until);
             }
         }
-        if !self.ready.is_empty() || !self.pinned.is_empty() {
-            // Only pacing still to come: a SIM whose pause is over was free at the last pass,
-            // and waking for it again would spin while its device is busy or gone.
-            for usage in self.sims.values().flat_map(HashMap::values) {
-                if usage.next_at > now {
-                    consider(usage.next_at);
-                }
-            }
+        // Only pacing still to come: a SIM whose pause is over was free at the last pass, and
+        // waking for it again would spin while its device is busy or gone.
+        while self.pacing.first().is_some_and(|at| *at <= now) {
+            self.pacing.pop_first();
+        }
+        if (!self.ready.is_empty() || !self.pinned.is_empty())
+            && let Some(at) = self.pacing.first()
+        {
+            consider(*at);
         }
         wake
     }
@@ -1099,14 +1104,11 @@ impl Core {
         } else {
             0
         };
-        sim_usage(&mut self.sims, device, sim.unwrap_or(0)).record(
-            &limits,
-            now,
-            message.parts,
-            &message.to,
-            message.id,
-            extra,
-        );
+        let usage = sim_usage(&mut self.sims, device, sim.unwrap_or(0));
+        usage.record(&limits, now, message.parts, &message.to, message.id, extra);
+        if usage.next_at > now {
+            self.pacing.insert(usage.next_at);
+        }
         self.leases.insert((
             now.saturating_add(self.config.offer_lease_ms),
             message.id,
@@ -1139,14 +1141,11 @@ impl Core {
         at: Millis,
     ) {
         let limits = self.config.limits;
-        sim_usage(&mut self.sims, device, sim.unwrap_or(0)).record(
-            &limits,
-            at,
-            parts,
-            recipient,
-            Uuid::nil(),
-            0,
-        );
+        let usage = sim_usage(&mut self.sims, device, sim.unwrap_or(0));
+        usage.record(&limits, at, parts, recipient, Uuid::nil(), 0);
+        if usage.next_at > at {
+            self.pacing.insert(usage.next_at);
+        }
         self.sticky.insert(
             recipient.to_string(),
             (device.to_string(), sim.unwrap_or(0)),
