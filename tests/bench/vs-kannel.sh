@@ -9,7 +9,11 @@
 #   DURABILITY [full] smshub's SQLite durability (full | normal),
 #   SMSHUB [<repo>/target/release/smshub, built if missing],
 #   KANNEL_RUN [<repo>/../shared/peers/kannel/run.sh], OUT [/tmp/vs-kannel] results,
-#   VK_BUDGET_S [1500] watchdog for the whole script.
+#   VK_BUDGET_S [1500] watchdog for the whole script,
+#   PACED [0] also measure both with delivery paced at PACED_RATE [1000] msg/s: Kannel's fake
+#   SMSC with `throughput = PACED_RATE`, smshub's phones taking 1 s per SMS (DEVICES x
+#   MAX_IN_FLIGHT per second). Real phones and SMSCs are slower than the API; this is a burst
+#   absorbed while delivery runs at their pace. For information: the targets are on the above.
 # Everything runs on 127.0.0.1 only, one thing at a time, each step bounded in time; the
 # script starts no process it does not stop (Kannel's recipe stops its own by PID, and
 # `smshub bench` stops the hub it spawns).
@@ -31,6 +35,8 @@ MAX_IN_FLIGHT=${MAX_IN_FLIGHT:-10}
 DURABILITY=${DURABILITY:-full}
 SMSHUB=${SMSHUB:-$REPO/target/release/smshub}
 OUT=${OUT:-/tmp/vs-kannel}
+PACED=${PACED:-0}
+PACED_RATE=${PACED_RATE:-1000}
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -54,6 +60,15 @@ smshub_run() {  # smshub_run NAME EXTRA_FLAGS...
     tail -n 1 "$OUT/$name.out" >"$OUT/$name.json"
 }
 
+if [ "$PACED" = 1 ]; then
+    # A copy of the Kannel recipe whose fake SMSC sends at most PACED_RATE messages a second.
+    PACED_RECIPE="$OUT/kannel-paced-recipe"
+    cp -r "$(dirname "$KANNEL_RUN")" "$PACED_RECIPE"
+    sed -i "s/^smsc-id = FAKE\$/smsc-id = FAKE\nthroughput = $PACED_RATE/" "$PACED_RECIPE/kannel.conf.in"
+    grep -q "^throughput = $PACED_RATE\$" "$PACED_RECIPE/kannel.conf.in" || die "could not pace the Kannel recipe"
+    PACED_LATENCY_MS=$((DEVICES * MAX_IN_FLIGHT * 1000 / PACED_RATE))
+fi
+
 for ((rep = 1; rep <= REPEAT; rep++)); do
     log "[pass $rep/$REPEAT] kannel (file, file-dlr)"
     WORKDIR="$OUT/kannel.$rep" N="$N" CONC="$CONC" REPEAT=1 SCENARIOS="file file-dlr" \
@@ -61,6 +76,13 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
         log "[pass $rep] kannel run failed (see $OUT/kannel.$rep.err)"
     smshub_run "smshub.$rep"
     smshub_run "smshub-dlr.$rep" --delivery-report
+    if [ "$PACED" = 1 ]; then
+        log "[pass $rep/$REPEAT] kannel paced at $PACED_RATE msg/s"
+        WORKDIR="$OUT/kannel-paced.$rep" N="$N" CONC="$CONC" REPEAT=1 SCENARIOS="file" \
+            bash "$PACED_RECIPE/run.sh" >"$OUT/kannel-paced.$rep.out" 2>"$OUT/kannel-paced.$rep.err" ||
+            log "[pass $rep] paced kannel run failed (see $OUT/kannel-paced.$rep.err)"
+        smshub_run "smshub-paced.$rep" --phone-latency-ms "$PACED_LATENCY_MS"
+    fi
 done
 
 python3 - "$OUT" "$REPEAT" "$N" "$CONC" <<'PY'
@@ -93,6 +115,8 @@ kf = [r for r in (load(f"{out}/kannel.{i}/results/file.1.json") for i in range(1
 kd = [r for r in (load(f"{out}/kannel.{i}/results/file-dlr.1.json") for i in range(1, repeat + 1)) if r]
 sp = [r for r in (load(f"{out}/smshub.{i}.json") for i in range(1, repeat + 1)) if r]
 sd = [r for r in (load(f"{out}/smshub-dlr.{i}.json") for i in range(1, repeat + 1)) if r]
+kp = [r for r in (load(f"{out}/kannel-paced.{i}/results/file.1.json") for i in range(1, repeat + 1)) if r]
+spp = [r for r in (load(f"{out}/smshub-paced.{i}.json") for i in range(1, repeat + 1)) if r]
 
 rows = [
     ("kannel file", kf, dict(
@@ -112,6 +136,11 @@ rows = [
         p50=lambda r: r["p50_submit_ms"], p99=lambda r: r["p99_submit_ms"], mx=lambda r: r["max_submit_ms"],
         rss=lambda r: r["hub_rss_mb"], cpu=lambda r: r["hub_cpu_ms_per_msg"], err=lambda r: r["errors"])),
 ]
+if kp or spp:
+    rows += [
+        ("kannel file, paced", kp, rows[0][2]),
+        ("smshub, paced", spp, rows[2][2]),
+    ]
 
 def fmt(v, spec):
     return format(v, spec) if v is not None else "-"
@@ -141,6 +170,11 @@ checks = [
     ("CPU ms/msg, smshub / kannel file", ratio(meds["smshub"]["cpu"], meds["kannel file"]["cpu"]), None, None),
     ("RSS, smshub / kannel file", ratio(meds["smshub"]["rss"], meds["kannel file"]["rss"]), None, None),
 ]
+if "smshub, paced" in meds:
+    checks += [
+        ("paced: accepted/s, smshub / kannel", ratio(meds["smshub, paced"]["acc"], meds["kannel file, paced"]["acc"]), None, None),
+        ("paced: p99 submit, smshub / kannel", ratio(meds["smshub, paced"]["p99"], meds["kannel file, paced"]["p99"]), None, None),
+    ]
 print("---- ratios")
 for name, value, op, target in checks:
     if value is None:
