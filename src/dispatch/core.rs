@@ -1106,9 +1106,7 @@ impl Core {
         };
         let usage = sim_usage(&mut self.sims, device, sim.unwrap_or(0));
         usage.record(&limits, now, message.parts, &message.to, message.id, extra);
-        if usage.next_at > now {
-            self.pacing.insert(usage.next_at);
-        }
+        note_pacing(&mut self.pacing, usage, now);
         self.leases.insert((
             now.saturating_add(self.config.offer_lease_ms),
             message.id,
@@ -1143,9 +1141,7 @@ impl Core {
         let limits = self.config.limits;
         let usage = sim_usage(&mut self.sims, device, sim.unwrap_or(0));
         usage.record(&limits, at, parts, recipient, Uuid::nil(), 0);
-        if usage.next_at > at {
-            self.pacing.insert(usage.next_at);
-        }
+        note_pacing(&mut self.pacing, usage, at);
         self.sticky.insert(
             recipient.to_string(),
             (device.to_string(), sim.unwrap_or(0)),
@@ -1312,6 +1308,13 @@ fn slot_candidate(
 }
 
 /// The quota window of one SIM, created on first use (looked up without allocating).
+/// Remembers when `usage`'s pacing ends, if that is still to come at `now`.
+fn note_pacing(pacing: &mut BTreeSet<Millis>, usage: &SimUsage, now: Millis) {
+    if usage.next_at > now {
+        pacing.insert(usage.next_at);
+    }
+}
+
 fn sim_usage<'a>(
     sims: &'a mut HashMap<String, HashMap<u8, SimUsage>>,
     device: &str,

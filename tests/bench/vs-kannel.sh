@@ -11,8 +11,8 @@
 #   KANNEL_RUN [<repo>/../shared/peers/kannel/run.sh], OUT [/tmp/vs-kannel] results,
 #   VK_BUDGET_S [1500] watchdog for the whole script,
 #   PACED [0] also measure both with delivery paced at PACED_RATE [1000] msg/s: Kannel's fake
-#   SMSC with `throughput = PACED_RATE`, smshub's phones taking 1 s per SMS (DEVICES x
-#   MAX_IN_FLIGHT per second). Real phones and SMSCs are slower than the API; this is a burst
+#   SMSC with `throughput = PACED_RATE`, smshub's phones taking DEVICES x MAX_IN_FLIGHT /
+#   PACED_RATE seconds per SMS (1 s with the defaults). Real phones and SMSCs are slower than the API; this is a burst
 #   absorbed while delivery runs at their pace. For information: the targets are on the above.
 # Everything runs on 127.0.0.1 only, one thing at a time, each step bounded in time; the
 # script starts no process it does not stop (Kannel's recipe stops its own by PID, and
