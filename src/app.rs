@@ -1,5 +1,6 @@
-//! Building and running a hub: open the store, rebuild the dispatcher, bind the listener,
-//! serve until asked to stop, then shut down in order.
+//! Building and running a hub: open the store, rebuild the dispatcher, wire the transports
+//! and the API to them, bind the listener, serve until asked to stop, then shut down in
+//! order. This module only wires: it holds no logic of its own.
 //!
 //! [`App::build`] binds before it returns, so tests can ask for port 0 and read
 //! [`App::port`]. Shutdown: stop accepting, finish HTTP requests in flight, close every
@@ -12,13 +13,19 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::api;
+use warp::Filter;
+
+use crate::api::{self, ApiConfig, ApiState};
 use crate::auth::ApiKeys;
 use crate::dispatch::core::DispatchConfig;
 use crate::dispatch::{Backlog, Clock, Dispatcher};
-use crate::registry::{DeviceRegistry, close_code};
+use crate::registry::{CloseReason, DeviceRegistry};
 use crate::store::{Durability, Store};
-use crate::transport::modem::{ModemConfig, Modems};
+use crate::transport::android;
+use crate::transport::attached::Modems;
+use crate::transport::hilink::HilinkConfig;
+use crate::transport::link::DeviceLink;
+use crate::transport::modem::ModemConfig;
 
 /// Everything a hub needs to run.
 #[derive(Debug, Clone)]
@@ -46,6 +53,8 @@ pub struct Config {
     pub modem_scan: bool,
     /// HiLink sticks to attach at start (`http://192.168.8.1`, credentials as userinfo).
     pub hilinks: Vec<String>,
+    /// HiLink sticks: timeouts, polling, backoff, login.
+    pub hilink: HilinkConfig,
 }
 
 impl Config {
@@ -66,26 +75,18 @@ impl Config {
             modem_ports: Vec::new(),
             modem_scan: false,
             hilinks: Vec::new(),
+            hilink: HilinkConfig::default(),
         }
     }
 }
 
-/// The shared state every request and device session works with.
-pub struct Hub {
-    pub config: Config,
-    pub store: Store,
-    pub registry: Arc<DeviceRegistry>,
-    pub dispatcher: Dispatcher,
-    pub api_keys: ApiKeys,
-    pub backlog: Arc<Backlog>,
-    pub clock: Clock,
-    /// Serial modems and HiLink sticks attached to this hub.
-    pub modems: Arc<Modems>,
-}
-
 /// A hub bound to its address, ready to run.
 pub struct App {
-    hub: Arc<Hub>,
+    config: Config,
+    store: Store,
+    registry: Arc<DeviceRegistry>,
+    link: DeviceLink,
+    api: Arc<ApiState>,
     listener: TcpListener,
     addr: SocketAddr,
 }
@@ -107,20 +108,38 @@ impl App {
         .await?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        let api_keys = ApiKeys::new(store.clone());
-        let modems = Arc::new(Modems::new(config.modems.clone()));
-        let hub = Arc::new(Hub {
-            config,
-            store,
-            registry,
+        let link = DeviceLink::new(
+            store.clone(),
+            registry.clone(),
+            dispatcher.clone(),
+            config.dispatch.retry(),
+            config.heartbeat_s,
+        );
+        let modems = Arc::new(Modems::new(
+            config.modems.clone(),
+            config.hilink.clone(),
+            link.clone(),
+        ));
+        let api = Arc::new(ApiState {
+            config: ApiConfig {
+                default_region: config.default_region,
+                max_parts: config.max_parts,
+                max_queued: config.max_queued,
+                max_queued_per_key: config.max_queued_per_key,
+            },
+            store: store.clone(),
+            registry: registry.clone(),
             dispatcher,
-            api_keys,
+            api_keys: ApiKeys::new(store.clone()),
             backlog,
-            clock,
             modems,
         });
         Ok(App {
-            hub,
+            config,
+            store,
+            registry,
+            link,
+            api,
             listener,
             addr,
         })
@@ -134,8 +153,24 @@ impl App {
         self.addr.port()
     }
 
-    pub fn hub(&self) -> Arc<Hub> {
-        self.hub.clone()
+    /// The configuration it was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Its store (to create keys and devices before it serves).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// What a transport gets of the hub (for a transport started from outside).
+    pub fn link(&self) -> DeviceLink {
+        self.link.clone()
+    }
+
+    /// The modems attached to this hub.
+    pub fn modems(&self) -> Arc<Modems> {
+        self.api.modems.clone()
     }
 
     /// Serves until `shutdown` resolves, then shuts down gracefully.
@@ -144,44 +179,34 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let App {
-            hub,
+            config,
+            store,
+            registry,
+            link,
+            api,
             listener,
             addr,
         } = self;
         tracing::info!(%addr, "smshub listening");
-        // Modems attach in the background: a slow or broken one never delays the others.
-        for port in hub.config.modem_ports.clone() {
-            let hub = hub.clone();
-            tokio::spawn(async move {
-                let status = hub.modems.connect(hub.clone(), &port).await;
-                tracing::info!(%port, ?status, "modem attached");
-            });
-        }
-        for url in hub.config.hilinks.clone() {
-            let hub = hub.clone();
-            tokio::spawn(async move {
-                let status = hub.modems.connect(hub.clone(), &url).await;
-                tracing::info!(url = %status.port, state = ?status.state, error = ?status.last_error, "HiLink stick attached");
-            });
-        }
-        if hub.config.modem_scan {
-            hub.modems.spawn_scanner(hub.clone());
-        }
-        let routes = api::routes(hub.clone());
+        // The transports: each starts here, in one line.
+        let modems = api.modems.clone();
+        modems.start(&config.modem_ports, &config.hilinks, config.modem_scan);
+        let devices = android::routes(link).boxed();
+
+        let routes = api::routes(api, devices);
         warp::serve(routes)
             .incoming(listener)
             .graceful(shutdown)
             .run()
             .await;
         tracing::info!("stopped accepting; closing device sessions");
-        hub.modems.stop_all().await;
-        hub.registry
-            .close_all(close_code::GOING_AWAY, "hub shutting down");
+        modems.stop_all().await;
+        registry.close_all(CloseReason::GoingAway);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !hub.registry.is_empty() && tokio::time::Instant::now() < deadline {
+        while !registry.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        hub.store.flush().await?;
+        store.flush().await?;
         tracing::info!("shutdown complete");
         Ok(())
     }

@@ -8,7 +8,7 @@ use dashmap::DashMap;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::domain::{generate_device_id, generate_secret, hash_secret};
+use crate::domain::{DeviceKind, generate_device_id, generate_secret, hash_secret};
 use crate::store::{ApiKeyRecord, Change, DeviceRecord, Store, StoreError};
 
 /// Prefix of API keys, so a leaked key is recognisable.
@@ -84,15 +84,19 @@ pub async fn create_api_key(store: &Store, name: &str) -> Result<NewApiKey, Stor
     })
 }
 
-/// Registers a device of `kind` (`android` or `modem`) and returns its one-time token.
-pub async fn create_device(store: &Store, name: &str, kind: &str) -> Result<NewDevice, StoreError> {
+/// Registers a device of `kind` and returns its one-time token.
+pub async fn create_device(
+    store: &Store,
+    name: &str,
+    kind: DeviceKind,
+) -> Result<NewDevice, StoreError> {
     let id = generate_device_id();
     let token = generate_secret(DEVICE_TOKEN_PREFIX);
     store
         .apply(Change::CreateDevice {
             id: id.clone(),
             name: name.to_string(),
-            kind: kind.to_string(),
+            kind: kind.as_str().to_string(),
             token_hash: hash_secret(&token),
         })
         .await?;
@@ -109,4 +113,13 @@ pub fn device_token_matches(device: &DeviceRecord, token: &str) -> bool {
         .as_bytes()
         .ct_eq(device.token_hash.as_bytes())
         .into()
+}
+
+/// The token of an `Authorization: Bearer …` header.
+pub fn bearer(header: &str) -> Option<String> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+        .filter(|it| !it.is_empty())
 }

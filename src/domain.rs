@@ -287,6 +287,40 @@ pub fn is_valid_device_id(id: &str) -> bool {
 /// Milliseconds since the Unix epoch, the unit of every stored instant.
 pub type Millis = i64;
 
+/// What kind of worker a device is. Stored by name (`as_str`) in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeviceKind {
+    /// A phone (or any worker) speaking device protocol v1 over WebSocket.
+    Android,
+    /// A serial GSM modem driven by the hub with AT commands.
+    Modem,
+    /// A Huawei HiLink stick driven by the hub over its HTTP API.
+    Hilink,
+}
+
+impl DeviceKind {
+    pub const ALL: [DeviceKind; 3] = [DeviceKind::Android, DeviceKind::Modem, DeviceKind::Hilink];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::Android => "android",
+            DeviceKind::Modem => "modem",
+            DeviceKind::Hilink => "hilink",
+        }
+    }
+
+    /// The kind stored as `name`; `None` for a name this hub does not know.
+    pub fn parse(name: &str) -> Option<DeviceKind> {
+        DeviceKind::ALL.into_iter().find(|it| it.as_str() == name)
+    }
+}
+
+impl fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Formats stored milliseconds as RFC 3339 UTC with millisecond precision.
 pub fn format_millis(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)

@@ -32,4 +32,4 @@ pub mod simulate;
 pub mod store;
 pub mod transport;
 
-pub use app::{App, Config, Hub};
+pub use app::{App, Config};

@@ -14,10 +14,11 @@ use smshub::auth;
 use smshub::dispatch::core::DispatchConfig;
 use smshub::dispatch::limits::Limits;
 use smshub::dispatch::scoring::ScoringConfig;
+use smshub::domain::DeviceKind;
 use smshub::domain::parse_region;
 use smshub::simulate::{self, Behaviour, Control, SimStats};
 use smshub::store::{Durability, Store};
-use smshub::transport::modem::{OperatorProfile, parse_operators_file};
+use smshub::transport::radio::{OperatorProfile, parse_operators_file};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc rather than glibc's malloc: the hub allocates and frees small buffers on several
@@ -321,11 +322,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             database,
         }) => {
-            if kind != "android" && kind != "modem" {
-                anyhow::bail!("--kind must be android or modem");
-            }
+            let kind = match kind.as_str() {
+                "android" => DeviceKind::Android,
+                "modem" => DeviceKind::Modem,
+                _ => anyhow::bail!("--kind must be android or modem"),
+            };
             let store = open_store(&database).await?;
-            let device = auth::create_device(&store, &name, &kind).await?;
+            let device = auth::create_device(&store, &name, kind).await?;
             store.flush().await?;
             if json {
                 println!(
@@ -429,9 +432,9 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
         .filter(|it| !it.is_empty())
         .map(str::to_string)
         .collect();
-    config.modems.hilink.username = args.hilinks.hilink_user.clone();
-    config.modems.hilink.password = args.hilinks.hilink_password.clone();
-    config.modems.hilink.prune_sent = !args.hilinks.hilink_keep_sent;
+    config.hilink.username = args.hilinks.hilink_user.clone();
+    config.hilink.password = args.hilinks.hilink_password.clone();
+    config.hilink.prune_sent = !args.hilinks.hilink_keep_sent;
     Ok(config)
 }
 
@@ -462,8 +465,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("sqlite://{}", temp_db.display()));
     let app = App::build(Config::new(args.listen, database_url.clone())).await?;
     let base = format!("http://{}", app.addr());
-    let hub = app.hub();
-    let key = auth::create_api_key(&hub.store, "demo").await?;
+    let key = auth::create_api_key(app.store(), "demo").await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stop_rx.await;

@@ -4,37 +4,102 @@
 //! It is memory only and can always be rebuilt: devices re-announce themselves when they
 //! reconnect. Methods are synchronous and return owned values (a cloned snapshot, a channel
 //! sender), so no DashMap guard can ever be held across an `.await`.
+//!
+//! It also holds the vocabulary between the dispatcher and the transports ([`Outbound`]:
+//! offer, revoke, close), which knows no wire format.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
-use smshub_protocol::device::{Capabilities, HubFrame, SimInfo, Status};
+use smshub_protocol::device::{Capabilities, SimInfo, Status};
 use tokio::sync::mpsc;
+use uuid::Uuid;
 
-use crate::domain::{Millis, now_millis};
+use crate::domain::{DeviceKind, Millis, PhoneNumber, now_millis};
 
-/// What a connection task is asked to do.
+/// What the dispatcher (or the API) asks a device's session to do. Transport-neutral: the
+/// phone session turns it into protocol frames, the modem and HiLink drivers into their own
+/// actions.
 #[derive(Debug, Clone)]
 pub enum Outbound {
-    /// Write this frame (boxed: each phone's channel keeps a block of 32 slots, and a frame
-    /// inline would make every slot 104 bytes).
-    Frame(Box<HubFrame>),
-    /// Close the socket with this WebSocket close code and reason.
-    Close { code: u16, reason: &'static str },
+    /// Offer this job (boxed: each phone's channel keeps a block of 32 slots, and a job
+    /// inline would make every slot several times larger).
+    Offer(Box<Job>),
+    /// Take back offers the device has not been told to send.
+    Revoke {
+        ids: Vec<Uuid>,
+        reason: RevokeReason,
+    },
+    /// End the session.
+    Close(CloseReason),
 }
 
-/// Close codes the hub uses (4000-4999 are application codes).
-pub mod close_code {
-    /// Another connection for the same device replaced this one.
-    pub const REPLACED: u16 = 4000;
-    /// The device was removed; it must not reconnect.
-    pub const REMOVED: u16 = 4001;
-    /// No common protocol version.
-    pub const UNSUPPORTED_VERSION: u16 = 4002;
-    /// The device stayed silent too long.
-    pub const TIMEOUT: u16 = 4003;
-    /// The hub is shutting down (standard "going away").
-    pub const GOING_AWAY: u16 = 1001;
+/// A message offered to a device, with what the device needs to send it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: Uuid,
+    pub recipient: PhoneNumber,
+    pub text: String,
+    /// SMS parts, as the hub counts them.
+    pub parts: u32,
+    /// The SIM to send with; `None` lets the device choose.
+    pub sim_slot: Option<u8>,
+    pub delivery_report: bool,
+    /// Not to be sent after this instant.
+    pub valid_until: Option<Millis>,
+}
+
+/// Why the hub takes an offer back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// The message was cancelled.
+    Cancelled,
+    /// The message is past its validity.
+    Expired,
+    /// The device did not accept within the offer lease.
+    LeaseExpired,
+    /// The store did not record the offer (the message changed meanwhile).
+    NotAssigned,
+}
+
+impl RevokeReason {
+    /// The word for it on the wire and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevokeReason::Cancelled => "cancelled",
+            RevokeReason::Expired => "expired",
+            RevokeReason::LeaseExpired => "lease_expired",
+            RevokeReason::NotAssigned => "not_assigned",
+        }
+    }
+}
+
+/// Why the hub ends a device's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Another session of the same device replaced this one.
+    Replaced,
+    /// The device was removed; it must not come back.
+    Removed,
+    /// The hub is shutting down.
+    GoingAway,
+}
+
+impl CloseReason {
+    /// Whether the device is gone for good from this hub's point of view (replaced or
+    /// removed), rather than asked to come back later.
+    pub fn for_good(self) -> bool {
+        matches!(self, CloseReason::Replaced | CloseReason::Removed)
+    }
+
+    /// A short reason for logs and close frames.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CloseReason::Replaced => "replaced by a newer connection",
+            CloseReason::Removed => "device removed",
+            CloseReason::GoingAway => "hub shutting down",
+        }
+    }
 }
 
 /// A snapshot of one live device.
@@ -43,7 +108,7 @@ pub struct LiveDevice {
     pub device_id: String,
     /// Distinguishes successive connections of the same device.
     pub session: u64,
-    pub kind: &'static str,
+    pub kind: DeviceKind,
     pub connected_at: Millis,
     pub last_seen_at: Millis,
     pub app_version: Option<String>,
@@ -70,19 +135,18 @@ pub struct DeviceRegistry {
 }
 
 impl DeviceRegistry {
-    /// Registers a new session and returns its number and, if the device was already
-    /// connected, the sender of the session it replaces (so the caller can close it).
-    pub fn connect(
-        &self,
-        mut live: LiveDevice,
-        tx: mpsc::Sender<Outbound>,
-    ) -> (u64, Option<mpsc::Sender<Outbound>>) {
+    /// Registers a new session and returns its number; the session of the same device that
+    /// it replaces, if any, is asked to close.
+    pub fn connect(&self, mut live: LiveDevice, tx: mpsc::Sender<Outbound>) -> u64 {
         let session = self.next_session.fetch_add(1, Ordering::Relaxed) + 1;
         live.session = session;
         let old = self
             .devices
             .insert(live.device_id.clone(), Entry { live, tx });
-        (session, old.map(|it| it.tx))
+        if let Some(old) = old {
+            let _ = old.tx.try_send(Outbound::Close(CloseReason::Replaced));
+        }
+        session
     }
 
     /// Removes the session, unless a newer session of the same device has replaced it.
@@ -152,11 +216,18 @@ impl DeviceRegistry {
         self.devices.is_empty()
     }
 
-    /// Asks every connection to close with `code` (used at shutdown and device removal).
-    pub fn close_all(&self, code: u16, reason: &'static str) {
+    /// Asks every session to close (at shutdown).
+    pub fn close_all(&self, reason: CloseReason) {
         let senders: Vec<_> = self.devices.iter().map(|it| it.tx.clone()).collect();
         for tx in senders {
-            let _ = tx.try_send(Outbound::Close { code, reason });
+            let _ = tx.try_send(Outbound::Close(reason));
+        }
+    }
+
+    /// Asks the device's session, if it has one, to close.
+    pub fn close(&self, device_id: &str, reason: CloseReason) {
+        if let Some(tx) = self.sender(device_id) {
+            let _ = tx.try_send(Outbound::Close(reason));
         }
     }
 }

@@ -9,6 +9,8 @@ use warp::http::StatusCode;
 use warp::reject::Reject;
 use warp::{Rejection, Reply};
 
+use crate::transport::android::Refused;
+
 /// An error answered to an API client.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -75,6 +77,8 @@ impl From<crate::store::StoreError> for ApiError {
 pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infallible> {
     let err = if let Some(err) = rejection.find::<ApiError>() {
         err.clone()
+    } else if let Some(refused) = rejection.find::<Refused>() {
+        ApiError::new(refused.status, refused.code, refused.message.clone())
     } else if rejection.is_not_found() {
         ApiError::not_found("no such endpoint")
     } else if let Some(err) = rejection.find::<warp::reject::InvalidQuery>() {

@@ -12,14 +12,16 @@ use uuid::Uuid;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
+use super::ApiState;
 use super::dto::*;
 use super::error::ApiError;
-use crate::app::Hub;
 use crate::auth;
 use crate::dispatch::limits::Limits;
 use crate::dispatch::{Event, QueuedMessage};
-use crate::domain::{MessageState, PhoneNumber, is_valid_device_id, now_millis, parse_rfc3339};
-use crate::registry::close_code;
+use crate::domain::{
+    DeviceKind, MessageState, PhoneNumber, is_valid_device_id, now_millis, parse_rfc3339,
+};
+use crate::registry::CloseReason;
 use crate::store::{ApiKeyRecord, Change, MessageFilter, NewMessage, Outcome};
 
 /// Most recipients in one request.
@@ -42,7 +44,7 @@ fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 const MAX_IDEMPOTENCY_KEY: usize = 128;
 
 pub async fn send_sms(
-    hub: Arc<Hub>,
+    api: Arc<ApiState>,
     key: ApiKeyRecord,
     idempotency_header: Option<String>,
     body: Bytes,
@@ -85,7 +87,7 @@ pub async fn send_sms(
     }
     let numbers = recipients
         .iter()
-        .map(|it| PhoneNumber::parse(it, hub.config.default_region))
+        .map(|it| PhoneNumber::parse(it, api.config.default_region))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| ApiError::bad_request("invalid_phone_number", err.to_string()))?;
     let text = request.message.clone().unwrap_or_default();
@@ -96,7 +98,7 @@ pub async fn send_sms(
         ));
     }
     let segmentation = smshub_protocol::gsm::segment(&text);
-    if segmentation.parts as u32 > hub.config.max_parts {
+    if segmentation.parts as u32 > api.config.max_parts {
         return Err(ApiError::bad_request(
             "message_too_long",
             format!(
@@ -107,7 +109,7 @@ pub async fn send_sms(
                     smshub_protocol::gsm::Encoding::Gsm7 => "GSM 7-bit",
                     smshub_protocol::gsm::Encoding::Ucs2 => "UCS-2",
                 },
-                hub.config.max_parts
+                api.config.max_parts
             ),
         ));
     }
@@ -173,7 +175,7 @@ pub async fn send_sms(
         }
     }
     if let Some(device) = &request.device_id
-        && (!is_valid_device_id(device) || hub.store.find_device(device).await?.is_none())
+        && (!is_valid_device_id(device) || api.store.find_device(device).await?.is_none())
     {
         return Err(ApiError::bad_request(
             "unknown_device",
@@ -200,11 +202,11 @@ pub async fn send_sms(
         })
         .collect();
 
-    if !hub.backlog.reserve(
+    if !api.backlog.reserve(
         Some(key.id),
         messages.len(),
-        hub.config.max_queued,
-        hub.config.max_queued_per_key,
+        api.config.max_queued,
+        api.config.max_queued_per_key,
     ) {
         let mut err = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -235,17 +237,17 @@ pub async fn send_sms(
         },
         _ => Change::Insert(messages.clone()),
     };
-    let outcome = match hub.store.apply(change).await {
+    let outcome = match api.store.apply(change).await {
         Ok(it) => it,
         Err(err) => {
-            hub.backlog.release(Some(key.id), messages.len());
+            api.backlog.release(Some(key.id), messages.len());
             return Err(err.into());
         }
     };
     if outcome == Outcome::Refused {
-        hub.backlog.release(Some(key.id), messages.len());
+        api.backlog.release(Some(key.id), messages.len());
         let idempotency = idempotency_key.unwrap_or_default();
-        return replay(&hub, &key, &idempotency, &fingerprint.unwrap_or_default()).await;
+        return replay(&api, &key, &idempotency, &fingerprint.unwrap_or_default()).await;
     }
     let queued: Vec<QueuedMessage> = messages
         .iter()
@@ -266,7 +268,7 @@ pub async fn send_sms(
             avoid: Vec::new(),
         })
         .collect();
-    hub.dispatcher.send(Event::Enqueue(queued));
+    api.dispatcher.send(Event::Enqueue(queued));
     let accepted = messages
         .into_iter()
         .map(|it| AcceptedMessage {
@@ -335,12 +337,12 @@ fn fingerprint(
 /// Answers a repeated request with the messages the first one created, or `409` if the key
 /// was used for a different request.
 async fn replay(
-    hub: &Hub,
+    api: &ApiState,
     key: &ApiKeyRecord,
     idempotency: &str,
     fingerprint: &str,
 ) -> Result<Response, ApiError> {
-    let Some(stored) = hub.store.find_idempotency(key.id, idempotency).await? else {
+    let Some(stored) = api.store.find_idempotency(key.id, idempotency).await? else {
         return Err(ApiError::internal(
             "an idempotency key was taken but cannot be read",
         ));
@@ -352,7 +354,7 @@ async fn replay(
             format!("the idempotency key {idempotency:?} was already used for a different request"),
         ));
     }
-    let records = hub.store.get_messages(&stored.message_ids).await?;
+    let records = api.store.get_messages(&stored.message_ids).await?;
     let accepted = records
         .into_iter()
         .map(|it| AcceptedMessage {
@@ -365,15 +367,18 @@ async fn replay(
     Ok(accepted_response(accepted, StatusCode::OK, true))
 }
 
-pub async fn get_sms(hub: Arc<Hub>, id: String) -> Result<Response, ApiError> {
+pub async fn get_sms(api: Arc<ApiState>, id: String) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(format!("no message with id {id:?}"));
     let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    let record = hub.store.get_message(uuid).await?.ok_or_else(not_found)?;
-    Ok(warp::reply::json(&detailed(&hub, record).await?).into_response())
+    let record = api.store.get_message(uuid).await?.ok_or_else(not_found)?;
+    Ok(warp::reply::json(&detailed(&api, record).await?).into_response())
 }
 
 /// A message with its history and, while it waits, why.
-async fn detailed(hub: &Hub, record: crate::store::MessageRecord) -> Result<MessageDto, ApiError> {
+async fn detailed(
+    api: &ApiState,
+    record: crate::store::MessageRecord,
+) -> Result<MessageDto, ApiError> {
     let id = record.id;
     let waiting = matches!(
         record.state,
@@ -402,7 +407,7 @@ async fn detailed(hub: &Hub, record: crate::store::MessageRecord) -> Result<Mess
             ));
         }
     }
-    for event in hub.store.message_events(id).await? {
+    for event in api.store.message_events(id).await? {
         history.push((
             event.at,
             HistoryEntry {
@@ -418,15 +423,15 @@ async fn detailed(hub: &Hub, record: crate::store::MessageRecord) -> Result<Mess
     let mut dto = MessageDto::from(record);
     dto.history = history.into_iter().map(|it| it.1).collect();
     if waiting {
-        dto.waiting_reason = hub.dispatcher.why_waiting(id).await;
+        dto.waiting_reason = api.dispatcher.why_waiting(id).await;
     }
     Ok(dto)
 }
 
-pub async fn cancel_sms(hub: Arc<Hub>, id: String) -> Result<Response, ApiError> {
+pub async fn cancel_sms(api: Arc<ApiState>, id: String) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(format!("no message with id {id:?}"));
     let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    let record = hub.store.get_message(uuid).await?.ok_or_else(not_found)?;
+    let record = api.store.get_message(uuid).await?.ok_or_else(not_found)?;
     let not_cancellable = |state: MessageState| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -442,13 +447,13 @@ pub async fn cancel_sms(hub: Arc<Hub>, id: String) -> Result<Response, ApiError>
     ) {
         return Err(not_cancellable(record.state));
     }
-    match hub.dispatcher.cancel(uuid).await? {
+    match api.dispatcher.cancel(uuid).await? {
         Outcome::Applied => {
-            let record = hub.store.get_message(uuid).await?.ok_or_else(not_found)?;
-            Ok(warp::reply::json(&detailed(&hub, record).await?).into_response())
+            let record = api.store.get_message(uuid).await?.ok_or_else(not_found)?;
+            Ok(warp::reply::json(&detailed(&api, record).await?).into_response())
         }
         _ => {
-            let state = hub
+            let state = api
                 .store
                 .get_message(uuid)
                 .await?
@@ -460,13 +465,13 @@ pub async fn cancel_sms(hub: Arc<Hub>, id: String) -> Result<Response, ApiError>
 }
 
 pub async fn set_device_limits(
-    hub: Arc<Hub>,
+    api: Arc<ApiState>,
     id: String,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let limits: Option<Limits> = parse_json(&body)?;
     let value = limits.map(|it| serde_json::to_value(it).unwrap_or_default());
-    let outcome = hub
+    let outcome = api
         .store
         .apply(Change::SetLimits {
             device: id.clone(),
@@ -476,7 +481,7 @@ pub async fn set_device_limits(
     if outcome != Outcome::Applied {
         return Err(ApiError::not_found(format!("no device with id {id:?}")));
     }
-    hub.dispatcher.send(Event::Limits {
+    api.dispatcher.send(Event::Limits {
         device_id: id.clone(),
         limits,
     });
@@ -486,7 +491,7 @@ pub async fn set_device_limits(
 /// `GET /api/sms`: every message, newest first. With `outbox`, `GET /api/sms/outbox`: the
 /// messages that went out (`sent`, `delivered`), newest send first.
 pub async fn list_sms(
-    hub: Arc<Hub>,
+    api: Arc<ApiState>,
     query: MessageQuery,
     outbox: bool,
 ) -> Result<Response, ApiError> {
@@ -510,7 +515,7 @@ pub async fn list_sms(
     }
     let recipient = match &query.phone_number {
         Some(number) => Some(
-            PhoneNumber::parse(number, hub.config.default_region)
+            PhoneNumber::parse(number, api.config.default_region)
                 .map_err(|err| ApiError::bad_request("invalid_phone_number", err.to_string()))?
                 .to_string(),
         ),
@@ -535,7 +540,7 @@ pub async fn list_sms(
         since: instant("since", &query.since)?,
         until: instant("until", &query.until)?,
     };
-    let (records, total) = hub.store.list_messages(&filter, limit, offset).await?;
+    let (records, total) = api.store.list_messages(&filter, limit, offset).await?;
     let messages = records.into_iter().map(MessageDto::from).collect();
     Ok(warp::reply::json(&MessageList {
         total,
@@ -546,10 +551,10 @@ pub async fn list_sms(
     .into_response())
 }
 
-pub async fn list_inbox(hub: Arc<Hub>, query: InboxQuery) -> Result<Response, ApiError> {
+pub async fn list_inbox(api: Arc<ApiState>, query: InboxQuery) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
     let offset = query.offset.unwrap_or(0);
-    let (records, total) = hub
+    let (records, total) = api
         .store
         .list_inbox(
             query.device_id.as_deref(),
@@ -568,20 +573,20 @@ pub async fn list_inbox(hub: Arc<Hub>, query: InboxQuery) -> Result<Response, Ap
     .into_response())
 }
 
-pub async fn list_devices(hub: Arc<Hub>) -> Result<Response, ApiError> {
-    let records = hub.store.list_devices().await?;
+pub async fn list_devices(api: Arc<ApiState>) -> Result<Response, ApiError> {
+    let records = api.store.list_devices().await?;
     let devices = records
         .into_iter()
         .map(|record| {
-            let live = hub.registry.get(&record.id);
-            let rest = hub.registry.rest(&record.id);
+            let live = api.registry.get(&record.id);
+            let rest = api.registry.rest(&record.id);
             DeviceDto::new(record, live, rest)
         })
         .collect();
     Ok(warp::reply::json(&DeviceList { devices }).into_response())
 }
 
-pub async fn create_device(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create_device(api: Arc<ApiState>, body: Bytes) -> Result<Response, ApiError> {
     let request: CreateDeviceRequest = parse_json(&body)?;
     let name = request.name.unwrap_or_default();
     let name = name.trim();
@@ -591,55 +596,55 @@ pub async fn create_device(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiEr
             "name must be 1 to 64 characters",
         ));
     }
-    let kind = request.kind.unwrap_or_else(|| "android".into());
-    if kind != "android" && kind != "modem" {
-        return Err(ApiError::bad_request(
-            "invalid_kind",
-            format!("kind must be \"android\" or \"modem\", got {kind:?}"),
-        ));
-    }
-    let created = auth::create_device(&hub.store, name, &kind).await?;
+    // Devices registered by hand connect over WebSocket (a phone, a remote worker) or are a
+    // modem known ahead; HiLink sticks register themselves when attached.
+    let kind = match request.kind.as_deref().unwrap_or("android") {
+        "android" => DeviceKind::Android,
+        "modem" => DeviceKind::Modem,
+        other => {
+            return Err(ApiError::bad_request(
+                "invalid_kind",
+                format!("kind must be \"android\" or \"modem\", got {other:?}"),
+            ));
+        }
+    };
+    let created = auth::create_device(&api.store, name, kind).await?;
     let body = CreatedDevice {
         ws_path: format!("/ws/device/{}", created.id),
         id: created.id,
         name: created.name,
-        kind,
+        kind: kind.as_str().to_string(),
         token: created.token,
     };
     Ok(warp::reply::with_status(warp::reply::json(&body), StatusCode::CREATED).into_response())
 }
 
-pub async fn delete_device(hub: Arc<Hub>, id: String) -> Result<Response, ApiError> {
-    let outcome = hub
+pub async fn delete_device(api: Arc<ApiState>, id: String) -> Result<Response, ApiError> {
+    let outcome = api
         .store
         .apply(Change::DeleteDevice { id: id.clone() })
         .await?;
     if outcome != Outcome::Applied {
         return Err(ApiError::not_found(format!("no device with id {id:?}")));
     }
-    if let Some(tx) = hub.registry.sender(&id) {
-        let _ = tx.try_send(crate::registry::Outbound::Close {
-            code: close_code::REMOVED,
-            reason: "device removed",
-        });
-    }
-    hub.dispatcher.send(Event::Removed { device_id: id });
+    api.registry.close(&id, CloseReason::Removed);
+    api.dispatcher.send(Event::Removed { device_id: id });
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn stats(hub: Arc<Hub>) -> Result<Response, ApiError> {
-    let counts = hub.store.count_by_state().await?;
+pub async fn stats(api: Arc<ApiState>) -> Result<Response, ApiError> {
+    let counts = api.store.count_by_state().await?;
     let mut messages: BTreeMap<&'static str, u64> = MessageState::ALL
         .iter()
         .map(|it| (it.as_str(), counts.get(it).copied().unwrap_or(0)))
         .collect();
     messages.insert("total", counts.values().sum());
-    let total = hub.store.list_devices().await?.len();
+    let total = api.store.list_devices().await?.len();
     let devices = DeviceCounts {
         total,
-        online: hub.registry.len(),
+        online: api.registry.len(),
     };
-    let waiting = hub.dispatcher.queue_len().await;
+    let waiting = api.dispatcher.queue_len().await;
     Ok(warp::reply::json(&Stats {
         messages,
         devices,
@@ -648,12 +653,12 @@ pub async fn stats(hub: Arc<Hub>) -> Result<Response, ApiError> {
     .into_response())
 }
 
-pub async fn health(hub: Arc<Hub>) -> Result<Response, ApiError> {
-    let database = hub.store.ping().await;
+pub async fn health(api: Arc<ApiState>) -> Result<Response, ApiError> {
+    let database = api.store.ping().await;
     let body = serde_json::json!({
         "status": if database { "ok" } else { "degraded" },
         "database": database,
-        "devices_online": hub.registry.len(),
+        "devices_online": api.registry.len(),
     });
     let status = if database {
         StatusCode::OK

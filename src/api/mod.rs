@@ -1,64 +1,96 @@
-//! The HTTP surface: REST API, device WebSocket endpoint, dashboard and health probe.
+//! The HTTP surface: REST API, dashboard and health probe, and the one place where the
+//! routes of the transports that speak HTTP (the device WebSocket) join them.
 //!
 //! One function per route returning a filter; authentication comes after path matching so
 //! an unknown path is a 404, not a 401; every JSON body has a size limit; one `recover`
-//! turns every rejection into the JSON error shape of [`error::ApiError`].
+//! turns every rejection (the transports' too) into the JSON error shape of
+//! [`error::ApiError`].
+//!
+//! The API owns its state ([`ApiState`]): the store, the registry and the dispatcher it
+//! shares with the transports, and what only it uses: API keys, back-pressure, the modems.
 
 pub mod dto;
 pub mod error;
 mod handlers;
 mod modems;
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use crate::app::Hub;
-use crate::auth::device_token_matches;
-use crate::domain::is_valid_device_id;
-use crate::store::{ApiKeyRecord, DeviceRecord};
-use crate::{dashboard, transport};
+use crate::auth::{ApiKeys, bearer};
+use crate::dashboard;
+use crate::dispatch::{Backlog, Dispatcher};
+use crate::registry::DeviceRegistry;
+use crate::store::{ApiKeyRecord, Store};
+use crate::transport::attached::Modems;
 use error::ApiError;
+
+/// What the API's checks need to know of the configuration.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Region for numbers written without `+`, e.g. `DZ`.
+    pub default_region: Option<phonenumber::country::Id>,
+    /// Longest accepted text, in SMS parts.
+    pub max_parts: u32,
+    /// Most messages waiting for a device, in all and per API key; beyond, `503`.
+    pub max_queued: usize,
+    pub max_queued_per_key: usize,
+}
+
+/// Everything a request handler works with.
+pub struct ApiState {
+    pub config: ApiConfig,
+    pub store: Store,
+    pub registry: Arc<DeviceRegistry>,
+    pub dispatcher: Dispatcher,
+    pub api_keys: ApiKeys,
+    pub backlog: Arc<Backlog>,
+    /// Serial modems and HiLink sticks attached to this api.
+    pub modems: Arc<Modems>,
+}
 
 /// Largest JSON body accepted.
 const MAX_BODY_BYTES: u64 = 256 * 1024;
 
-/// Every route of the hub.
+/// Every route of the hub: the API's and `devices`, the routes of the transports that speak
+/// HTTP, behind the one `recover`.
 pub fn routes(
-    hub: Arc<Hub>,
+    api: Arc<ApiState>,
+    devices: BoxedFilter<(Response,)>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
-    let api = send_sms(hub.clone())
-        .or(list_inbox(hub.clone()))
+    let rest = send_sms(api.clone())
+        .or(list_inbox(api.clone()))
         .unify()
-        .or(list_outbox(hub.clone()))
+        .or(list_outbox(api.clone()))
         .unify()
-        .or(get_sms(hub.clone()))
+        .or(get_sms(api.clone()))
         .unify()
-        .or(list_sms(hub.clone()))
+        .or(list_sms(api.clone()))
         .unify()
-        .or(list_devices(hub.clone()))
+        .or(list_devices(api.clone()))
         .unify()
-        .or(create_device(hub.clone()))
+        .or(create_device(api.clone()))
         .unify()
-        .or(delete_device(hub.clone()))
+        .or(delete_device(api.clone()))
         .unify()
-        .or(cancel_sms(hub.clone()))
+        .or(cancel_sms(api.clone()))
         .unify()
-        .or(set_device_limits(hub.clone()))
+        .or(set_device_limits(api.clone()))
         .unify()
-        .or(stats(hub.clone()))
+        .or(stats(api.clone()))
         .unify()
-        .or(modems::routes(hub.clone()))
+        .or(modems::routes(api.clone()))
         .unify()
         .boxed();
     let health = warp::path!("health")
         .and(warp::get())
-        .and(with_hub(hub.clone()))
-        .and_then(|hub| run(handlers::health(hub)));
-    api.or(device_socket(hub))
+        .and(with_api(api))
+        .and_then(|api| run(handlers::health(api)));
+    rest.or(devices)
         .unify()
         .or(health)
         .unify()
@@ -68,8 +100,10 @@ pub fn routes(
         .unify()
 }
 
-fn with_hub(hub: Arc<Hub>) -> impl Filter<Extract = (Arc<Hub>,), Error = Infallible> + Clone {
-    warp::any().map(move || hub.clone())
+fn with_api(
+    api: Arc<ApiState>,
+) -> impl Filter<Extract = (Arc<ApiState>,), Error = Infallible> + Clone {
+    warp::any().map(move || api.clone())
 }
 
 /// Turns a handler result into a reply or a rejection for `recover`.
@@ -80,19 +114,21 @@ async fn run(
 }
 
 /// Requires an API key in `X-API-Key` or `Authorization: Bearer`.
-fn api_key(hub: Arc<Hub>) -> impl Filter<Extract = (ApiKeyRecord,), Error = Rejection> + Clone {
+fn api_key(
+    api: Arc<ApiState>,
+) -> impl Filter<Extract = (ApiKeyRecord,), Error = Rejection> + Clone {
     warp::header::optional::<String>("x-api-key")
         .and(warp::header::optional::<String>("authorization"))
-        .and(with_hub(hub))
+        .and(with_api(api))
         .and_then(
-            |key: Option<String>, authorization: Option<String>, hub: Arc<Hub>| async move {
-                let secret = key.or_else(|| bearer(authorization.as_deref()));
+            |key: Option<String>, authorization: Option<String>, api: Arc<ApiState>| async move {
+                let secret = key.or_else(|| authorization.as_deref().and_then(bearer));
                 let Some(secret) = secret else {
                     return Err(warp::reject::custom(ApiError::unauthorized(
                         "send an API key in the X-API-Key header or as Authorization: Bearer",
                     )));
                 };
-                match hub.api_keys.check(&secret).await {
+                match api.api_keys.check(&secret).await {
                     Ok(Some(record)) => Ok(record),
                     Ok(None) => Err(warp::reject::custom(ApiError::unauthorized(
                         "the API key is not valid",
@@ -103,51 +139,42 @@ fn api_key(hub: Arc<Hub>) -> impl Filter<Extract = (ApiKeyRecord,), Error = Reje
         )
 }
 
-fn bearer(header: Option<&str>) -> Option<String> {
-    let header = header?.trim();
-    let (scheme, token) = header.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_string())
-        .filter(|it| !it.is_empty())
-}
-
 fn json_body() -> impl Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone {
     warp::body::content_length_limit(MAX_BODY_BYTES).and(warp::body::bytes())
 }
 
-fn send_sms(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn send_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "send-sms")
         .and(warp::post())
-        .and(with_hub(hub.clone()))
-        .and(api_key(hub))
+        .and(with_api(api.clone()))
+        .and(api_key(api))
         .and(warp::header::optional::<String>("idempotency-key"))
         .and(json_body())
-        .and_then(|hub, key, idempotency, body| {
-            run(handlers::send_sms(hub, key, idempotency, body))
+        .and_then(|api, key, idempotency, body| {
+            run(handlers::send_sms(api, key, idempotency, body))
         })
 }
 
-fn cancel_sms(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn cancel_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "sms" / String)
         .and(warp::delete())
-        .and(with_hub(hub.clone()))
-        .and(api_key(hub))
-        .and_then(|id, hub, _key| run(handlers::cancel_sms(hub, id)))
+        .and(with_api(api.clone()))
+        .and(api_key(api))
+        .and_then(|id, api, _key| run(handlers::cancel_sms(api, id)))
 }
 
 fn set_device_limits(
-    hub: Arc<Hub>,
+    api: Arc<ApiState>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "devices" / String / "limits")
         .and(warp::put())
-        .and(with_hub(hub.clone()))
-        .and(api_key(hub))
+        .and(with_api(api.clone()))
+        .and(api_key(api))
         .and(json_body())
-        .and_then(|id, hub, _key, body| run(handlers::set_device_limits(hub, id, body)))
+        .and_then(|id, api, _key, body| run(handlers::set_device_limits(api, id, body)))
 }
 
-fn get_sms(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn get_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "sms" / String)
         // `inbox` and `outbox` are lists, never ids: their own errors (a bad query) must win.
         .and_then(|id: String| async move {
@@ -157,69 +184,77 @@ fn get_sms(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejectio
             }
         })
         .and(warp::get())
-        .and(with_hub(hub.clone()))
-        .and(api_key(hub))
-        .and_then(|id, hub, _key| run(handlers::get_sms(hub, id)))
+        .and(with_api(api.clone()))
+        .and(api_key(api))
+        .and_then(|id, api, _key| run(handlers::get_sms(api, id)))
 }
 
-fn list_sms(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn list_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "sms")
         .and(warp::get())
-        .and(with_hub(hub.clone()))
-        .and(api_key(hub))
+        .and(with_api(api.clone()))
+        .and(api_key(api))
         .and(query::<dto::MessageQuery>())
-        .and_then(|hub, _key, query| run(handlers::list_sms(hub, query, false)))
+        .and_then(|api, _key, query| run(handlers::list_sms(api, query, false)))
 }
 
-fn list_outbox(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn list_outbox(
+    api: Arc<ApiState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "sms" / "outbox")
         .and(warp::get())
-        .and(with_hub(hub.clone()))
-        .and(api_key(hub))
+        .and(with_api(api.clone()))
+        .and(api_key(api))
         .and(query::<dto::MessageQuery>())
-        .and_then(|hub, _key, query| run(handlers::list_sms(hub, query, true)))
+        .and_then(|api, _key, query| run(handlers::list_sms(api, query, true)))
 }
 
-fn list_inbox(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn list_inbox(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "sms" / "inbox")
         .and(warp::get())
-        .and(with_hub(hub.clone()))
-        .and(api_key(hub))
+        .and(with_api(api.clone()))
+        .and(api_key(api))
         .and(query::<dto::InboxQuery>())
-        .and_then(|hub, _key, query| run(handlers::list_inbox(hub, query)))
+        .and_then(|api, _key, query| run(handlers::list_inbox(api, query)))
 }
 
-fn list_devices(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn list_devices(
+    api: Arc<ApiState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "devices")
         .and(warp::get())
-        .and(with_hub(hub.clone()))
-        .and(api_key(hub))
-        .and_then(|hub, _key| run(handlers::list_devices(hub)))
+        .and(with_api(api.clone()))
+        .and(api_key(api))
+        .and_then(|api, _key| run(handlers::list_devices(api)))
 }
 
-fn create_device(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn create_device(
+    api: Arc<ApiState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "devices")
         .and(warp::post())
-        .and(with_hub(hub.clone()))
-        .and(api_key(hub))
+        .and(with_api(api.clone()))
+        .and(api_key(api))
         .and(json_body())
-        .and_then(|hub, _key, body| run(handlers::create_device(hub, body)))
+        .and_then(|api, _key, body| run(handlers::create_device(api, body)))
 }
 
-fn delete_device(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn delete_device(
+    api: Arc<ApiState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "devices" / String)
         .and(warp::delete())
-        .and(with_hub(hub.clone()))
-        .and(api_key(hub))
-        .and_then(|id, hub, _key| run(handlers::delete_device(hub, id)))
+        .and(with_api(api.clone()))
+        .and(api_key(api))
+        .and_then(|id, api, _key| run(handlers::delete_device(api, id)))
 }
 
-fn stats(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+fn stats(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "stats")
         .and(warp::get())
-        .and(with_hub(hub.clone()))
-        .and(api_key(hub))
-        .and_then(|hub, _key| run(handlers::stats(hub)))
+        .and(with_api(api.clone()))
+        .and(api_key(api))
+        .and_then(|api, _key| run(handlers::stats(api)))
 }
 
 /// A query string parsed into `T`, with an `invalid_query` error that names the problem.
@@ -273,51 +308,4 @@ fn percent_decode(text: &str) -> Result<String, String> {
         idx += 1;
     }
     String::from_utf8(out).map_err(|_| "query is not UTF-8".to_string())
-}
-
-/// `GET /ws/device/{id}`: authenticate the device token, then upgrade.
-fn device_socket(hub: Arc<Hub>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    warp::path!("ws" / "device" / String)
-        .and(warp::get())
-        .and(warp::header::optional::<String>("authorization"))
-        .and(
-            warp::query::<HashMap<String, String>>()
-                .or(warp::any().map(HashMap::new))
-                .unify(),
-        )
-        .and(with_hub(hub))
-        .and_then(
-            |id: String,
-             authorization: Option<String>,
-             query: HashMap<String, String>,
-             hub: Arc<Hub>| async move {
-                let token =
-                    bearer(authorization.as_deref()).or_else(|| query.get("token").cloned());
-                let unauthorized = || {
-                    warp::reject::custom(ApiError::unauthorized("unknown device or wrong token"))
-                };
-                let Some(token) = token else {
-                    return Err(warp::reject::custom(ApiError::unauthorized(
-                        "send the device token as Authorization: Bearer or ?token=",
-                    )));
-                };
-                if !is_valid_device_id(&id) {
-                    return Err(unauthorized());
-                }
-                match hub.store.find_device(&id).await {
-                    Ok(Some(device)) if device_token_matches(&device, &token) => Ok((device, hub)),
-                    Ok(_) => Err(unauthorized()),
-                    Err(err) => Err(warp::reject::custom(ApiError::from(err))),
-                }
-            },
-        )
-        .untuple_one()
-        .and(transport::websocket::upgrade())
-        .map(
-            |device: DeviceRecord, hub: Arc<Hub>, upgrade: transport::websocket::Upgrade| {
-                upgrade.on_upgrade(transport::android::MAX_FRAME_BYTES, move |socket| {
-                    transport::android::run(socket, device, hub)
-                })
-            },
-        )
 }

@@ -1,9 +1,10 @@
-//! Handlers of the modem routes of the first seed system (`/api/modems/...`): detection,
+//! Handlers of the modem routes (`/api/modems/...`, the paths of the multi-modem manager
+//! smshub replaces): detection,
 //! attaching and detaching ports, status, SIM info, messages stored on a modem, sending through
 //! one modem, USSD and balance. HiLink sticks are modems here too: `connect` takes their
 //! `http://` URL instead of a port, and every other route works the same for them.
 //!
-//! They only check input and call [`crate::transport::modem::Modems`] (`hub.modems`); the
+//! They only check input and call [`crate::transport::attached::Modems`] (`api.modems`); the
 //! modem's own task does the AT (or HiLink HTTP) work. Sending goes through the message store
 //! and the dispatcher like `POST /api/send-sms` pinned to the modem, so it is durable and
 //! tracked. Must never talk to a serial port or a stick directly, or open a path outside
@@ -18,68 +19,68 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
 use super::error::ApiError;
-use super::{api_key, json_body, run, with_hub};
-use crate::app::Hub;
+use super::{ApiState, api_key, json_body, run, with_api};
 use crate::store::ApiKeyRecord;
 use crate::transport::hilink;
-use crate::transport::modem::{ModemError, detect};
+use crate::transport::modem::detect;
+use crate::transport::radio::ModemError;
 
 /// Every modem route, behind the API key, as one filter: mount it with
-/// `.or(modems::routes(hub.clone())).unify()` beside the other API routes.
-pub fn routes(hub: Arc<Hub>) -> warp::filters::BoxedFilter<(Response,)> {
-    let h = || with_hub(hub.clone()).and(api_key(hub.clone()));
+/// `.or(modems::routes(api.clone())).unify()` beside the other API routes.
+pub fn routes(api: Arc<ApiState>) -> warp::filters::BoxedFilter<(Response,)> {
+    let h = || with_api(api.clone()).and(api_key(api.clone()));
     let detect = warp::path!("api" / "modems" / "detect")
         .and(warp::post())
         .and(h())
         .and(json_body())
-        .and_then(|hub, _key, body| run(modems_detect(hub, body)));
+        .and_then(|api, _key, body| run(modems_detect(api, body)));
     let connect = warp::path!("api" / "modems" / "connect")
         .and(warp::post())
         .and(h())
         .and(json_body())
-        .and_then(|hub, _key, body| run(modems_connect(hub, body)));
+        .and_then(|api, _key, body| run(modems_connect(api, body)));
     let disconnect = warp::path!("api" / "modems" / "disconnect")
         .and(warp::post())
         .and(h())
         .and(json_body())
-        .and_then(|hub, _key, body| run(modems_disconnect(hub, body)));
+        .and_then(|api, _key, body| run(modems_disconnect(api, body)));
     let status_all = warp::path!("api" / "modems" / "status")
         .and(warp::get())
         .and(h())
-        .and_then(|hub, _key| run(modems_status(hub)));
+        .and_then(|api, _key| run(modems_status(api)));
     let status = warp::path!("api" / "modems" / String / "status")
         .and(warp::get())
         .and(h())
-        .and_then(|id, hub, _key| run(modem_status(hub, id)));
+        .and_then(|id, api, _key| run(modem_status(api, id)));
     let sim = warp::path!("api" / "modems" / String / "sim-info")
         .and(warp::get())
         .and(h())
-        .and_then(|id, hub, _key| run(modem_sim_info(hub, id)));
+        .and_then(|id, api, _key| run(modem_sim_info(api, id)));
     let list = warp::path!("api" / "modems" / String / "sms")
         .and(warp::get())
         .and(h())
-        .and_then(|id, hub, _key| run(modem_list_sms(hub, id)));
+        .and_then(|id, api, _key| run(modem_list_sms(api, id)));
     let send = warp::path!("api" / "modems" / String / "sms" / "send")
         .and(warp::post())
         .and(h())
         .and(warp::header::optional::<String>("idempotency-key"))
         .and(json_body())
-        .and_then(|id, hub, key, idempotency, body| {
-            run(modem_send_sms(hub, key, id, idempotency, body))
+        .and_then(|id, api, key, idempotency, body| {
+            run(modem_send_sms(api, key, id, idempotency, body))
         });
     let delete = warp::path!("api" / "modems" / String / "sms" / u32)
         .and(warp::delete())
         .and(h())
-        .and_then(|id, index, hub, _key| run(modem_delete_sms(hub, id, index)));
+        .and_then(|id, index, api, _key| run(modem_delete_sms(api, id, index)));
     let ussd = warp::path!("api" / "modems" / String / "ussd")
         .and(warp::post())
         .and(h())
         .and(json_body())
-        .and_then(|id, hub, _key, body| run(modem_ussd(hub, id, body)));
+        .and_then(|id, api, _key, body| run(modem_ussd(api, id, body)));
     let balance = warp::path!("api" / "modems" / String / "balance")
         .and(warp::get())
         .and(h())
-        .and_then(|id, hub, _key| run(modem_balance(hub, id)));
+        .and_then(|id, api, _key| run(modem_balance(api, id)));
     detect
         .or(connect)
         .unify()
@@ -170,11 +171,11 @@ pub struct UssdRequest {
 
 /// `POST /api/modems/detect`: the serial ports that answer AT, one per modem, and the sticks in
 /// HiLink (network-only) mode, which have none; attaches the modems when `{"connect": true}`.
-pub async fn modems_detect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn modems_detect(api: Arc<ApiState>, body: Bytes) -> Result<Response, ApiError> {
     let request: DetectRequest = parse(&body)?;
-    let found = hub.modems.detect().await;
+    let found = api.modems.detect().await;
     let attached = if request.connect {
-        hub.modems.scan(hub.clone()).await
+        api.modems.scan().await
     } else {
         Vec::new()
     };
@@ -188,19 +189,19 @@ pub async fn modems_detect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiEr
 /// `POST /api/modems/connect` with `{"port": "/dev/ttyUSB2"}` (or `{"url":
 /// "http://192.168.8.1"}` for a HiLink stick): attaches the modem and answers with its state
 /// once it is ready or has failed once.
-pub async fn modems_connect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn modems_connect(api: Arc<ApiState>, body: Bytes) -> Result<Response, ApiError> {
     let request: PortRequest = parse(&body)?;
     let port = request
         .port
         .map(|it| it.trim().to_string())
         .unwrap_or_default();
     if hilink::is_url(&port) {
-        let defaults = &hub.modems.config().hilink;
+        let defaults = api.modems.hilink_config();
         let username = request.username.or_else(|| defaults.username.clone());
         let password = request.password.or_else(|| defaults.password.clone());
         let target = hilink::Target::parse(&port, username.as_deref(), password.as_deref())
             .map_err(|err| ApiError::bad_request("invalid_url", err))?;
-        let status = hub.modems.connect_hilink(hub.clone(), target).await;
+        let status = api.modems.connect_hilink(target).await;
         return Ok(json(&status));
     }
     if !port.starts_with("/dev/") || port.contains("..") {
@@ -209,7 +210,7 @@ pub async fn modems_connect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiE
             format!("port must be a device under /dev/ or a HiLink http:// URL, got {port:?}"),
         ));
     }
-    let allow = &hub.modems.config().allow;
+    let allow = &api.modems.config().allow;
     if !allow.is_empty() && !detect::allowed(&port, allow) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -217,12 +218,12 @@ pub async fn modems_connect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiE
             format!("{port} is not on the modem allow-list"),
         ));
     }
-    let status = hub.modems.connect(hub.clone(), &port).await;
+    let status = api.modems.connect(&port).await;
     Ok(json(&status))
 }
 
 /// `POST /api/modems/disconnect` with `{"port": ...}` (or a device id or IMEI).
-pub async fn modems_disconnect(hub: Arc<Hub>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn modems_disconnect(api: Arc<ApiState>, body: Bytes) -> Result<Response, ApiError> {
     let request: PortRequest = parse(&body)?;
     let Some(id) = request.port.filter(|it| !it.trim().is_empty()) else {
         return Err(ApiError::bad_request(
@@ -230,7 +231,7 @@ pub async fn modems_disconnect(hub: Arc<Hub>, body: Bytes) -> Result<Response, A
             "give the port (or modem id) to disconnect",
         ));
     };
-    let status = hub
+    let status = api
         .modems
         .disconnect(id.trim())
         .await
@@ -239,33 +240,37 @@ pub async fn modems_disconnect(hub: Arc<Hub>, body: Bytes) -> Result<Response, A
 }
 
 /// `GET /api/modems/status`: every attached modem.
-pub async fn modems_status(hub: Arc<Hub>) -> Result<Response, ApiError> {
+pub async fn modems_status(api: Arc<ApiState>) -> Result<Response, ApiError> {
     Ok(json(
-        &serde_json::json!({ "modems": hub.modems.status_list() }),
+        &serde_json::json!({ "modems": api.modems.status_list() }),
     ))
 }
 
 /// `GET /api/modems/{id}/status`.
-pub async fn modem_status(hub: Arc<Hub>, id: String) -> Result<Response, ApiError> {
-    Ok(json(&hub.modems.status(&id).map_err(modem_error)?))
+pub async fn modem_status(api: Arc<ApiState>, id: String) -> Result<Response, ApiError> {
+    Ok(json(&api.modems.status(&id).map_err(modem_error)?))
 }
 
 /// `GET /api/modems/{id}/sim-info`.
-pub async fn modem_sim_info(hub: Arc<Hub>, id: String) -> Result<Response, ApiError> {
-    Ok(json(&hub.modems.sim_info(&id).map_err(modem_error)?))
+pub async fn modem_sim_info(api: Arc<ApiState>, id: String) -> Result<Response, ApiError> {
+    Ok(json(&api.modems.sim_info(&id).map_err(modem_error)?))
 }
 
 /// `GET /api/modems/{id}/sms`: messages stored on the modem.
-pub async fn modem_list_sms(hub: Arc<Hub>, id: String) -> Result<Response, ApiError> {
-    let messages = hub.modems.list_sms(&id).await.map_err(modem_error)?;
+pub async fn modem_list_sms(api: Arc<ApiState>, id: String) -> Result<Response, ApiError> {
+    let messages = api.modems.list_sms(&id).await.map_err(modem_error)?;
     Ok(json(&serde_json::json!({ "messages": messages })))
 }
 
 /// `DELETE /api/modems/{id}/sms/{index}`: `204`, or `404 sms_not_found` when the index holds
 /// no message (the modem's task reads the index first: `AT+CMGD` on an empty index answers
 /// `OK` on many modems, so its answer alone proves nothing).
-pub async fn modem_delete_sms(hub: Arc<Hub>, id: String, index: u32) -> Result<Response, ApiError> {
-    hub.modems
+pub async fn modem_delete_sms(
+    api: Arc<ApiState>,
+    id: String,
+    index: u32,
+) -> Result<Response, ApiError> {
+    api.modems
         .delete_sms(&id, index)
         .await
         .map_err(modem_error)?;
@@ -275,13 +280,13 @@ pub async fn modem_delete_sms(hub: Arc<Hub>, id: String, index: u32) -> Result<R
 /// `POST /api/modems/{id}/sms/send`: a message sent through this modem only, stored and
 /// tracked like `POST /api/send-sms` with `device_id` (the seed's `to`/`text` names work too).
 pub async fn modem_send_sms(
-    hub: Arc<Hub>,
+    api: Arc<ApiState>,
     key: ApiKeyRecord,
     id: String,
     idempotency: Option<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let status = hub.modems.status(&id).map_err(modem_error)?;
+    let status = api.modems.status(&id).map_err(modem_error)?;
     let Some(device_id) = status.device_id else {
         return Err(modem_error(ModemError::NotReady(
             "not identified yet".to_string(),
@@ -308,11 +313,11 @@ pub async fn modem_send_sms(
         serde_json::Value::String(device_id),
     );
     let body = Bytes::from(serde_json::to_vec(&request).map_err(ApiError::internal)?);
-    super::handlers::send_sms(hub, key, idempotency, body).await
+    super::handlers::send_sms(api, key, idempotency, body).await
 }
 
 /// `POST /api/modems/{id}/ussd` with `{"code": "*100#"}`.
-pub async fn modem_ussd(hub: Arc<Hub>, id: String, body: Bytes) -> Result<Response, ApiError> {
+pub async fn modem_ussd(api: Arc<ApiState>, id: String, body: Bytes) -> Result<Response, ApiError> {
     let request: UssdRequest = parse(&body)?;
     let Some(code) = request.code else {
         return Err(ApiError::bad_request(
@@ -320,12 +325,12 @@ pub async fn modem_ussd(hub: Arc<Hub>, id: String, body: Bytes) -> Result<Respon
             "give the USSD code, e.g. {\"code\": \"*100#\"}",
         ));
     };
-    let answer = hub.modems.ussd(&id, &code).await.map_err(modem_error)?;
+    let answer = api.modems.ussd(&id, &code).await.map_err(modem_error)?;
     Ok(json(&answer))
 }
 
 /// `GET /api/modems/{id}/balance`: the balance USSD of the SIM's operator.
-pub async fn modem_balance(hub: Arc<Hub>, id: String) -> Result<Response, ApiError> {
-    let balance = hub.modems.balance(&id).await.map_err(modem_error)?;
+pub async fn modem_balance(api: Arc<ApiState>, id: String) -> Result<Response, ApiError> {
+    let balance = api.modems.balance(&id).await.map_err(modem_error)?;
     Ok(json(&balance))
 }

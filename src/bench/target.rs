@@ -358,7 +358,7 @@ async fn in_process(options: &TargetOptions) -> anyhow::Result<Target> {
             runtime.block_on(async move {
                 let built = async {
                     let app = crate::app::App::build(config).await?;
-                    let key = crate::auth::create_api_key(&app.hub().store, "bench").await?;
+                    let key = crate::auth::create_api_key(app.store(), "bench").await?;
                     anyhow::Ok((app, key.secret))
                 }
                 .await;

@@ -26,15 +26,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
-use smshub_protocol::device::{Capabilities, HubFrame, Revoke, SendJob, Status};
+use smshub_protocol::device::{Capabilities, Status};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use self::core::{Action, Core, DispatchConfig, JobEnd};
 use self::limits::Limits;
-use crate::domain::{MessageState, Millis, format_millis, now_millis};
-use crate::registry::{DeviceRegistry, Outbound};
-use crate::store::{Change, MessageRecord, Outcome, Store, StoreError};
+use crate::domain::{MessageState, Millis, PhoneNumber, format_millis, now_millis};
+use crate::registry::{DeviceRegistry, Job, Outbound, RevokeReason};
+use crate::store::{Change, MessageRecord, Outcome, Retry, Store, StoreError};
 
 /// A message waiting for a device, with what the device needs to send it.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +81,18 @@ impl QueuedMessage {
             valid_until: it.valid_until,
             attempts: it.attempts,
             avoid: Vec::new(),
+        }
+    }
+}
+
+impl DispatchConfig {
+    /// How temporary failures are retried: the store's rule for sending a failed job back to
+    /// the queue.
+    pub fn retry(&self) -> Retry {
+        Retry {
+            max_attempts: self.max_attempts,
+            base_ms: self.retry_base_ms,
+            cap_ms: self.retry_cap_ms,
         }
     }
 }
@@ -494,12 +506,12 @@ impl Shell {
                     reason,
                 } => {
                     if let Some(tx) = self.registry.sender(&device) {
-                        let ids = ids.iter().map(Uuid::to_string).collect();
-                        let frame = HubFrame::Revoke(Revoke {
-                            ids,
-                            reason: Some(reason.into()),
-                        });
-                        let _ = tx.try_send(Outbound::Frame(Box::new(frame)));
+                        let reason = match reason {
+                            "cancelled" => RevokeReason::Cancelled,
+                            "expired" => RevokeReason::Expired,
+                            _ => RevokeReason::LeaseExpired,
+                        };
+                        let _ = tx.try_send(Outbound::Revoke { ids, reason });
                     }
                 }
                 Action::Expire { ids } => {
@@ -511,12 +523,7 @@ impl Shell {
                     ids,
                     reason,
                 } => {
-                    let config = self.core.config();
-                    let retry = crate::store::Retry {
-                        max_attempts: config.max_attempts,
-                        base_ms: config.retry_base_ms,
-                        cap_ms: config.retry_cap_ms,
-                    };
+                    let retry = self.core.config().retry();
                     for id in ids {
                         let change = Change::Failed {
                             id,
@@ -713,17 +720,17 @@ impl Shell {
         tokio::spawn(async move {
             let ids: Vec<Uuid> = jobs.iter().map(|(it, _)| it.id).collect();
             for (message, sim_slot) in &jobs {
-                let frame = HubFrame::Send(SendJob {
-                    id: message.id.to_string(),
-                    to: message.to.clone(),
+                let job = Job {
+                    id: message.id,
+                    recipient: PhoneNumber::from_e164_unchecked(message.to.clone()),
                     text: message.text.clone(),
+                    parts: message.parts,
                     sim_slot: *sim_slot,
                     delivery_report: message.delivery_report,
-                    valid_until: message.valid_until.map(format_millis),
-                    parts: message.parts,
-                });
+                    valid_until: message.valid_until,
+                };
                 // A closed channel means the session ended; its offers are being requeued.
-                let _ = tx.send(Outbound::Frame(Box::new(frame))).await;
+                let _ = tx.send(Outbound::Offer(Box::new(job))).await;
             }
             let refused: Vec<Uuid> = match pending.await {
                 Ok(outcomes) => ids
@@ -759,11 +766,11 @@ impl Shell {
 
 /// Takes back offers the store did not record.
 async fn revoke(tx: &mpsc::Sender<Outbound>, ids: &[Uuid]) {
-    let frame = HubFrame::Revoke(Revoke {
-        ids: ids.iter().map(Uuid::to_string).collect(),
-        reason: Some("not_assigned".into()),
-    });
-    let _ = tx.send(Outbound::Frame(Box::new(frame))).await;
+    let command = Outbound::Revoke {
+        ids: ids.to_vec(),
+        reason: RevokeReason::NotAssigned,
+    };
+    let _ = tx.send(command).await;
 }
 
 #[cfg(test)]
@@ -771,6 +778,7 @@ mod shell_tests {
     use smshub_protocol::device::{Battery, SimStatus};
 
     use super::*;
+    use crate::domain::DeviceKind;
     use crate::registry::LiveDevice;
     use crate::store::{Durability, NewMessage};
 
@@ -802,7 +810,7 @@ mod shell_tests {
                 Change::CreateDevice {
                     id: "phone".into(),
                     name: "phone".into(),
-                    kind: "android".into(),
+                    kind: DeviceKind::Android.as_str().into(),
                     token_hash: "hash".into(),
                 },
                 Change::Insert(vec![message]),
@@ -822,11 +830,11 @@ mod shell_tests {
             incoming: false,
         };
         let (tx, mut outbound) = mpsc::channel(16);
-        let (session, _) = registry.connect(
+        let session = registry.connect(
             LiveDevice {
                 device_id: "phone".into(),
                 session: 0,
-                kind: "android",
+                kind: DeviceKind::Android,
                 connected_at: now_millis(),
                 last_seen_at: now_millis(),
                 app_version: None,
@@ -874,24 +882,24 @@ mod shell_tests {
         // The enqueue of the API request that lost the race to the cancel.
         dispatcher.send(Event::Enqueue(vec![QueuedMessage::from_record(&record)]));
 
-        let mut frames = Vec::new();
-        while frames.len() < 2 {
+        let mut commands = Vec::new();
+        while commands.len() < 2 {
             let next = tokio::time::timeout(Duration::from_secs(5), outbound.recv())
                 .await
                 .expect("the phone hears of the job")
                 .expect("session channel open");
-            if let Outbound::Frame(frame) = next {
-                frames.push(*frame);
+            if !matches!(next, Outbound::Close(_)) {
+                commands.push(next);
             }
         }
-        match &frames[0] {
-            HubFrame::Send(job) => assert_eq!(job.id, id.to_string()),
+        match &commands[0] {
+            Outbound::Offer(job) => assert_eq!(job.id, id),
             other => panic!("expected the offer first, got {other:?}"),
         }
-        match &frames[1] {
-            HubFrame::Revoke(revoke) => {
-                assert_eq!(revoke.ids, vec![id.to_string()]);
-                assert_eq!(revoke.reason.as_deref(), Some("not_assigned"));
+        match &commands[1] {
+            Outbound::Revoke { ids, reason } => {
+                assert_eq!(ids, &vec![id]);
+                assert_eq!(reason.as_str(), "not_assigned");
             }
             other => panic!("expected a revoke, got {other:?}"),
         }

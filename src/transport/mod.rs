@@ -1,12 +1,18 @@
 //! Transports carry jobs to devices and bring their reports back. Each kind of device is a
-//! folder or file here: `android` (phones over WebSocket), `modem` (serial GSM modems
-//! driven with AT commands) and `hilink` (Huawei HiLink sticks driven over their HTTP API). All of them speak to the rest of the hub the same way: they
-//! register sessions in the registry, receive `Outbound` frames from the dispatcher, and turn
-//! what the device says into store changes and dispatcher events. The dispatcher never knows
-//! which transport a device uses.
+//! folder here: [`android`] (phones over WebSocket), [`modem`] (serial GSM modems driven with
+//! AT commands) and [`hilink`] (Huawei HiLink sticks driven over their HTTP API); what the
+//! last two share is in [`radio`], and [`attached::Modems`] attaches both.
+//!
+//! Every transport speaks to the rest of the hub through one [`link::DeviceLink`]: it
+//! registers sessions, receives [`crate::registry::Outbound`] commands (offer, revoke, close)
+//! from the dispatcher, and turns what the device says into store changes and dispatcher
+//! events. The dispatcher never knows which transport a device uses.
+//!
+//! Invariant (checked by a test): nothing under `transport` imports `api` or `app`.
 
 pub mod android;
-pub(crate) mod device_link;
+pub mod attached;
 pub mod hilink;
+pub mod link;
 pub mod modem;
-pub mod websocket;
+pub mod radio;

@@ -45,7 +45,7 @@ fn fast() -> HilinkConfig {
 /// A hub with the stick at `url` attached at start; temporary failures come back quickly.
 async fn hub_with(url: String, configure: impl FnOnce(&mut Config)) -> TestHub {
     TestHub::spawn_with(move |config| {
-        config.modems.hilink = fast();
+        config.hilink = fast();
         config.hilinks = vec![url];
         config.dispatch.retry_base_ms = 100;
         config.dispatch.retry_cap_ms = 200;
@@ -365,7 +365,7 @@ async fn incoming_messages_land_in_the_inbox_once_and_leave_the_stick() {
 async fn the_modem_routes_work_for_a_stick_connected_over_the_api() {
     let emulator = Emulator::start(Options::default()).await;
     let hub = TestHub::spawn_with(|config| {
-        config.modems.hilink = HilinkConfig {
+        config.hilink = HilinkConfig {
             prune_sent: false,
             ..fast()
         };
@@ -501,7 +501,7 @@ async fn an_unreachable_stick_goes_offline_and_comes_back() {
 async fn a_send_without_an_answer_is_outcome_unknown_and_never_resent() {
     let emulator = Emulator::start(Options::default()).await;
     let hub = hub_with(emulator.url.clone(), |config| {
-        config.modems.hilink.request_timeout = Duration::from_secs(1);
+        config.hilink.request_timeout = Duration::from_secs(1);
     })
     .await;
     ready(&hub).await;

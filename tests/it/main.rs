@@ -2,6 +2,7 @@
 //! real HTTP and real WebSocket phones.
 
 mod api;
+mod architecture;
 mod bench;
 mod cli;
 mod crash;

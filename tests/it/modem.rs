@@ -19,7 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use smshub::transport::modem::{ModemConfig, ModemState, ModemStatus, Modems, Timeouts};
+use smshub::transport::attached::Modems;
+use smshub::transport::hilink::HilinkConfig;
+use smshub::transport::modem::{ModemConfig, Timeouts};
+use smshub::transport::radio::{ModemState, ModemStatus};
 
 use smshub_protocol::pdu::Address;
 
@@ -61,9 +64,13 @@ async fn hub_with_modem_config(
         config.dispatch.retry_cap_ms = 200;
     })
     .await;
-    let modems = Arc::new(Modems::new(config));
+    let modems = Arc::new(Modems::new(
+        config,
+        HilinkConfig::default(),
+        hub.link.clone(),
+    ));
     let emulator = Emulator::start(profile(model));
-    let status = modems.connect(hub.hub.clone(), &emulator.path).await;
+    let status = modems.connect(&emulator.path).await;
     assert_eq!(
         status.state,
         ModemState::Ready,
@@ -213,11 +220,7 @@ async fn status_reports_find_their_message_after_a_restart_a_reopen_and_an_mr_wr
     // SIM800: reports come as +CDS with their PDU, straight to whoever holds the port.
     let hub = TestHub::spawn_with(|config| config.modems = fast_config()).await;
     let emulator = Emulator::start(profile("simcom_sim800"));
-    let status = hub
-        .hub
-        .modems
-        .connect(hub.hub.clone(), &emulator.path)
-        .await;
+    let status = hub.modems.connect(&emulator.path).await;
     assert_eq!(status.state, ModemState::Ready, "{status:?}");
     let device_id = status.device_id.expect("device id");
     let text: String = "Rendez-vous demain a 10h, salle B. ".repeat(6);
@@ -229,11 +232,7 @@ async fn status_reports_find_their_message_after_a_restart_a_reopen_and_an_mr_wr
 
     // The hub restarts on the same database before the network reports.
     let hub = hub.restart().await;
-    let status = hub
-        .hub
-        .modems
-        .connect(hub.hub.clone(), &emulator.path)
-        .await;
+    let status = hub.modems.connect(&emulator.path).await;
     assert_eq!(status.state, ModemState::Ready, "{status:?}");
     assert_eq!(status.device_id.as_deref(), Some(device_id.as_str()));
     let (mr, _) = emulator.awaiting_reports()[0].clone();
@@ -241,7 +240,7 @@ async fn status_reports_find_their_message_after_a_restart_a_reopen_and_an_mr_wr
     // One part of two is not yet a delivery: its reference is settled, the other waits.
     let uuid = uuid::Uuid::parse_str(&long).unwrap();
     eventually("the first report to be taken", || async {
-        let waiting = hub.hub.store.modem_refs_of(uuid).await.ok()?;
+        let waiting = hub.store.modem_refs_of(uuid).await.ok()?;
         (waiting.len() == 1).then_some(())
     })
     .await;
@@ -255,16 +254,8 @@ async fn status_reports_find_their_message_after_a_restart_a_reopen_and_an_mr_wr
         .send_sms(json!({"phone_number": "+213661234567", "message": "Court", "device_id": device_id, "delivery_report": true}))
         .await;
     hub.wait_state(&short, "sent").await;
-    hub.hub
-        .modems
-        .disconnect(&device_id)
-        .await
-        .expect("detached");
-    let status = hub
-        .hub
-        .modems
-        .connect(hub.hub.clone(), &emulator.path)
-        .await;
+    hub.modems.disconnect(&device_id).await.expect("detached");
+    let status = hub.modems.connect(&emulator.path).await;
     assert_eq!(status.state, ModemState::Ready, "{status:?}");
     assert_eq!(emulator.report_all(0x00), 1);
     hub.wait_state(&short, "delivered").await;
@@ -592,7 +583,7 @@ async fn unplug_takes_the_modem_offline_and_replug_brings_it_back() {
 
     // The same stick comes back (a new pty; the kernel may even give it the same path).
     let again = Emulator::start(profile("huawei_e1752"));
-    let back = modems.connect(hub.hub.clone(), &again.path).await;
+    let back = modems.connect(&again.path).await;
     assert_eq!(back.state, ModemState::Ready, "{back:?}");
     assert_eq!(
         back.device_id.as_deref(),

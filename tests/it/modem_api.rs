@@ -10,7 +10,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use smshub::transport::modem::{ModemConfig, Timeouts, parse_operators_file};
+use smshub::transport::modem::{ModemConfig, Timeouts};
+use smshub::transport::radio::parse_operators_file;
 
 use crate::gammu::{Expected, check_received};
 use crate::modem_emulator::{Emulator, profile};

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use smshub::app::{App, Config, Hub};
+use smshub::app::{App, Config};
 use smshub::auth;
+use smshub::store::Store;
+use smshub::transport::attached::Modems;
+use smshub::transport::link::DeviceLink;
 use smshub_protocol::device::{
     Battery, Capabilities, DeviceFrame, HeldJob, Hello, HubFrame, JobIds, SimStatus, Status,
 };
@@ -25,7 +28,12 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 pub struct TestHub {
     pub base: String,
     pub api_key: String,
-    pub hub: Arc<Hub>,
+    pub config: Config,
+    pub store: Store,
+    /// What transports get of the hub (to attach a driver from a test).
+    pub link: DeviceLink,
+    /// The modems attached to the hub.
+    pub modems: Arc<Modems>,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
@@ -52,16 +60,21 @@ impl TestHub {
     ) -> TestHub {
         let app = App::build(config).await.expect("hub builds");
         let addr = app.addr();
-        let hub = app.hub();
         let api_key = match api_key {
             Some(it) => it,
             None => {
-                auth::create_api_key(&hub.store, "tests")
+                auth::create_api_key(app.store(), "tests")
                     .await
                     .expect("api key")
                     .secret
             }
         };
+        let (config, store, link, modems) = (
+            app.config().clone(),
+            app.store().clone(),
+            app.link(),
+            app.modems(),
+        );
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until_stopped(async move {
             let _ = stopped.await;
@@ -69,7 +82,10 @@ impl TestHub {
         TestHub {
             base: format!("http://{addr}"),
             api_key,
-            hub,
+            config,
+            store,
+            link,
+            modems,
             http: reqwest::Client::new(),
             stop: Some(stop),
             task: Some(task),
@@ -79,7 +95,7 @@ impl TestHub {
 
     /// Stops this hub gracefully and starts a new one on the same database.
     pub async fn restart(mut self) -> TestHub {
-        let config = self.hub.config.clone();
+        let config = self.config.clone();
         let dir = self._dir.clone();
         let key = self.api_key.clone();
         self.shutdown().await;

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use chrono::TimeZone;
 use sha2::{Digest, Sha256};
-use smshub_protocol::device::{Capabilities, ErrorCode, HubFrame, SendJob, SimInfo, Status};
+use smshub_protocol::device::{Capabilities, ErrorCode, SimInfo, Status};
 use smshub_protocol::gsm;
 use smshub_protocol::hilink::api::{
     self, BOX_INBOX, BOX_SENT, CurrentPlmn, DeviceInformation, MonitoringStatus, Notifications,
@@ -42,12 +42,12 @@ use tokio::time::Instant;
 
 use super::client::{Client, ClientError};
 use super::{HilinkConfig, KIND, Target};
-use crate::app::Hub;
 use crate::domain::{Millis, format_millis, now_millis};
-use crate::registry::{LiveDevice, Outbound, close_code};
+use crate::registry::{Job, LiveDevice, Outbound};
 use crate::store::Change;
-use crate::transport::device_link::{self, Incoming, model_name};
-use crate::transport::modem::{
+use crate::transport::link::DeviceLink;
+use crate::transport::radio::device::{self as radio, Incoming, model_name};
+use crate::transport::radio::{
     Balance, Control, ModemError, ModemState, ModemStatus, Operators, RawSent, StoredSms,
     UssdAnswer,
 };
@@ -60,7 +60,7 @@ const MAX_PAGES: u32 = 50;
 /// Runs one stick: connects, serves, reconnects with backoff, until detached.
 pub(crate) struct Supervisor {
     pub target: Target,
-    pub hub: Arc<Hub>,
+    pub link: DeviceLink,
     pub config: HilinkConfig,
     pub operators: Arc<Operators>,
     pub status: watch::Sender<ModemStatus>,
@@ -193,7 +193,7 @@ impl SendFailure {
 /// One session with a stick.
 struct Connection<'a> {
     client: &'a mut Client,
-    hub: Arc<Hub>,
+    link: DeviceLink,
     url: String,
     config: HilinkConfig,
     operators: Arc<Operators>,
@@ -215,7 +215,7 @@ impl<'a> Connection<'a> {
     fn new(supervisor: &'a mut Supervisor, client: &'a mut Client) -> Connection<'a> {
         Connection {
             client,
-            hub: supervisor.hub.clone(),
+            link: supervisor.link.clone(),
             url: supervisor.target.url.clone(),
             config: supervisor.config.clone(),
             operators: supervisor.operators.clone(),
@@ -296,8 +296,7 @@ impl<'a> Connection<'a> {
             .clone()
             .or_else(|| information.serial_number.clone())
             .unwrap_or_else(|| self.url.clone());
-        let limits = match device_link::device_for(&self.hub, KIND, &identity, "HiLink stick").await
-        {
+        let limits = match self.link.device_for(KIND, &identity, "HiLink stick").await {
             Ok((id, limits)) => {
                 self.device_id = id;
                 limits
@@ -324,13 +323,14 @@ impl<'a> Connection<'a> {
             return self.failed(err.to_string(), false);
         }
         let snapshot = self.status.borrow().clone();
-        device_link::hello(
-            &self.hub,
-            &self.device_id,
-            &snapshot,
-            vec![self.sim_info(&snapshot)],
-        )
-        .await;
+        self.link
+            .hello(
+                &self.device_id,
+                model_name(&snapshot),
+                snapshot.revision.clone(),
+                &[self.sim_info(&snapshot)],
+            )
+            .await;
         let (tx, mut outbound) = mpsc::channel::<Outbound>(64);
         let now = now_millis();
         let capabilities = capabilities();
@@ -347,17 +347,18 @@ impl<'a> Connection<'a> {
             status: Some(self.radio_status()),
             in_flight: 0,
         };
-        let session_no = device_link::register(&self.hub, live, tx.clone());
+        let session_no = self.link.register(live, tx.clone());
         self.session_no = session_no;
         // The stick keeps no journal: jobs of earlier sessions end as outcome_unknown.
-        device_link::announce(
-            &self.hub,
+        self.link.announce(
             &self.device_id,
             session_no,
             capabilities,
             limits,
-            self.radio_status(),
+            Some(Vec::new()),
         );
+        self.link
+            .report_status(&self.device_id, session_no, self.radio_status());
         drop(tx);
         self.publish(|it| {
             it.state = ModemState::Ready;
@@ -372,7 +373,7 @@ impl<'a> Connection<'a> {
             _ => self.serve(&mut outbound).await,
         };
 
-        device_link::go_offline(&self.hub, &self.device_id, session_no).await;
+        self.link.go_offline(&self.device_id, session_no).await;
         tracing::info!(url = %self.url, device = %self.device_id, "HiLink stick offline");
         ended
     }
@@ -414,19 +415,16 @@ impl<'a> Connection<'a> {
                 _ = sweep.tick() => Step::Sweep,
             };
             let result = match step {
-                Step::Frame(Some(Outbound::Frame(frame))) => match *frame {
-                    HubFrame::Send(job) => {
-                        self.send_job(job).await;
-                        Ok(())
-                    }
-                    other => {
-                        tracing::debug!(frame = ?other, "frame for a HiLink stick ignored");
-                        Ok(())
-                    }
-                },
-                Step::Frame(Some(Outbound::Close { code, reason })) => {
-                    tracing::info!(url = %self.url, code, reason, "HiLink session closed by the hub");
-                    return if code == close_code::REPLACED || code == close_code::REMOVED {
+                Step::Frame(Some(Outbound::Offer(job))) => {
+                    self.send_job(*job).await;
+                    Ok(())
+                }
+                // Jobs run one at a time, accepted right before they are sent: an offer
+                // waiting in the channel is skipped at acceptance when it was taken back.
+                Step::Frame(Some(Outbound::Revoke { .. })) => Ok(()),
+                Step::Frame(Some(Outbound::Close(reason))) => {
+                    tracing::info!(url = %self.url, reason = reason.describe(), "HiLink session closed by the hub");
+                    return if reason.for_good() {
                         Ended::Replaced
                     } else {
                         Ended::Stopped
@@ -457,12 +455,8 @@ impl<'a> Connection<'a> {
 
     async fn refresh_and_report(&mut self) -> Result<(), ClientError> {
         self.refresh().await?;
-        device_link::report_status(
-            &self.hub,
-            &self.device_id,
-            self.session_no,
-            self.radio_status(),
-        );
+        self.link
+            .report_status(&self.device_id, self.session_no, self.radio_status());
         Ok(())
     }
 
@@ -515,28 +509,28 @@ impl<'a> Connection<'a> {
     fn radio_status(&self) -> Status {
         let snapshot = self.status.borrow();
         let network = &snapshot.network;
-        let signal_level = device_link::signal_level(network.signal_dbm).or_else(|| {
+        let signal_level = radio::signal_level(network.signal_dbm).or_else(|| {
             network
                 .signal_percent
                 .map(|it| (u32::from(it) * 4 / 100) as u8)
         });
-        device_link::radio_status(&snapshot, signal_level)
+        radio::radio_status(&snapshot, signal_level)
     }
 
     fn sim_info(&self, status: &ModemStatus) -> SimInfo {
-        device_link::sim_info(status, self.msisdn.clone())
+        radio::sim_info(status, self.msisdn.clone())
     }
 
     // ---- sending ---------------------------------------------------------------------------
 
-    async fn send_job(&mut self, job: SendJob) {
+    async fn send_job(&mut self, job: Job) {
         let device = self.device_id.clone();
-        let Some(id) = device_link::accept(&self.hub, &device, &job.id, "HiLink stick").await
-        else {
+        let id = job.id;
+        if !self.link.accept(&device, id, "HiLink stick").await {
             return;
-        };
+        }
         let parts = gsm::segment(&job.text).parts;
-        let (change, code) = match self.send_text(&job.to, &job.text).await {
+        let (change, code) = match self.send_text(job.recipient.as_str(), &job.text).await {
             Ok(()) => {
                 self.publish(|it| it.sent += 1);
                 (
@@ -551,19 +545,18 @@ impl<'a> Connection<'a> {
             Err(failure) => {
                 self.publish(|it| it.failed += 1);
                 tracing::info!(url = %self.url, %id, code = failure.code.as_str(), message = %failure.message, "HiLink send failed");
-                let (change, code) = device_link::failed(
-                    &self.hub,
+                let change = self.link.failure(
                     id,
                     &device,
-                    failure.code,
+                    failure.code.as_str(),
                     failure.message,
                     failure.temporary,
                 );
-                (change, Some(code))
+                (change, Some(failure.code.as_str().to_string()))
             }
         };
-        let outcome = self.hub.store.apply(change).await;
-        device_link::finish(&self.hub, &device, id, outcome, code, "HiLink stick");
+        let outcome = self.link.store().apply(change).await;
+        self.link.finish(&device, id, outcome, code, "HiLink stick");
     }
 
     /// Hands one message to the stick and waits until it says sent or failed.
@@ -778,7 +771,7 @@ impl<'a> Connection<'a> {
                 received_at: stick_time(&message.date).unwrap_or_else(now_millis),
             };
             if let Err(err) =
-                device_link::store_incoming(&self.hub, self.status, &self.device_id, incoming).await
+                radio::store_incoming(&self.link, self.status, &self.device_id, incoming).await
             {
                 tracing::error!(error = %err, index = message.index, "could not store an incoming SMS; it stays on the stick");
                 return Ok(());
@@ -902,9 +895,9 @@ impl<'a> Connection<'a> {
     }
 
     async fn balance(&mut self) -> Result<Balance, ModemError> {
-        let (profile, code) = device_link::balance_code(&self.status.borrow())?;
+        let (profile, code) = radio::balance_code(&self.status.borrow())?;
         let answer = self.ussd(&code).await?;
-        Ok(device_link::balance(profile, code, answer))
+        Ok(radio::balance(profile, code, answer))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Huawei HiLink sticks (E3372h, E303, E3131 in HiLink firmware) as devices. A HiLink stick is
 //! a network device (`http://192.168.8.1`) with an HTTP/XML API instead of an AT port; to the
-//! rest of the hub it is one more modem: it shows in [`crate::transport::modem::Modems`] (the
+//! rest of the hub it is one more modem: it shows in [`crate::transport::attached::Modems`] (the
 //! `/api/modems/...` routes) with `transport: "hilink"`, registers in the same registry, takes
 //! jobs from the same dispatcher and reports through the same store changes.
 //!
@@ -26,9 +26,11 @@ pub mod driver;
 use std::fmt;
 use std::time::Duration;
 
+use crate::domain::DeviceKind;
+
 /// The device kind of a HiLink stick, in the registry and the database, and the `transport`
 /// of its modem status.
-pub const KIND: &str = "hilink";
+pub const KIND: DeviceKind = DeviceKind::Hilink;
 
 /// How HiLink sticks are driven.
 #[derive(Debug, Clone)]

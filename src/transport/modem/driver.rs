@@ -2,7 +2,7 @@
 //! modem says into store changes and dispatcher events, exactly as a phone session does.
 //!
 //! Life of a port ([`Supervisor::run`]): open → init (echo off, numeric errors, SIM PIN, PDU
-//! mode, storage, new-message indications with fallbacks; research notes §6) → identify (IMEI
+//! mode, storage, new-message indications, each with the fallbacks real modems need) → identify (IMEI
 //! keys the hub device, created on first sight) → register in the registry → serve until the
 //! port fails or the modem is detached → go offline → reopen after `retry` (hot-plug).
 //!
@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use smshub_protocol::at::{self, CommandError, reply, sms, ussd};
-use smshub_protocol::device::{Capabilities, ErrorCode, HubFrame, SendJob, SimInfo, Status};
+use smshub_protocol::device::{Capabilities, ErrorCode, SimInfo, Status};
 use smshub_protocol::pdu::{
     self, Address, Body, ConcatRef, DecodedPdu, Deliver, PartKey, Reassembler, StatusClass,
     StatusReport, Submit, Timestamp,
@@ -33,24 +33,26 @@ use smshub_protocol::pdu::{
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::ModemConfig;
 use super::session::{SendError, Session, SessionError, Timeouts};
-use super::{
-    Balance, Control, ModemConfig, ModemError, ModemState, ModemStatus, Operators, RawSent,
-    SignalDetails, StoredSms, UssdAnswer,
-};
-use crate::app::Hub;
-use crate::domain::{Millis, format_millis, now_millis};
-use crate::registry::{LiveDevice, Outbound, close_code};
+use crate::dispatch::limits::Limits;
+use crate::domain::{DeviceKind, Millis, format_millis, now_millis};
+use crate::registry::{Job, LiveDevice, Outbound};
 use crate::store::{Change, ModemRefChange, Outcome};
-use crate::transport::device_link::{self, Incoming, model_name};
+use crate::transport::link::DeviceLink;
+use crate::transport::radio::device::{self as radio, Incoming, model_name};
+use crate::transport::radio::{
+    Balance, Control, ModemError, ModemState, ModemStatus, Operators, RawSent, SignalDetails,
+    StoredSms, UssdAnswer,
+};
 
 /// The kind of device a modem is in the registry and the database.
-pub const KIND: &str = "modem";
+pub const KIND: DeviceKind = DeviceKind::Modem;
 
 /// Runs one port: opens it, serves sessions, reopens after failures, until detached.
 pub(crate) struct Supervisor {
     pub port: String,
-    pub hub: Arc<Hub>,
+    pub link: DeviceLink,
     pub config: ModemConfig,
     pub operators: Arc<Operators>,
     pub status: watch::Sender<ModemStatus>,
@@ -134,15 +136,15 @@ struct SendFailure {
 /// One open session on a port.
 struct Connection<'a, S> {
     session: Session<S>,
-    hub: Arc<Hub>,
+    link: DeviceLink,
     port: String,
     config: ModemConfig,
     operators: Arc<Operators>,
     status: &'a watch::Sender<ModemStatus>,
     control: &'a mut mpsc::Receiver<Control>,
     device_id: String,
-    /// The device's sending limits as stored (JSON), for the dispatcher.
-    limits: Option<serde_json::Value>,
+    /// The device's sending limits as stored, for the dispatcher.
+    limits: Option<Limits>,
     session_no: u64,
     huawei: bool,
     /// `^SYSINFOEX` answered (`Some(true)`), `^SYSINFO` only (`Some(false)`), neither (`None`
@@ -164,7 +166,7 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
     fn new(supervisor: &'a mut Supervisor, session: Session<S>) -> Connection<'a, S> {
         Connection {
             session,
-            hub: supervisor.hub.clone(),
+            link: supervisor.link.clone(),
             port: supervisor.port.clone(),
             config: supervisor.config.clone(),
             operators: supervisor.operators.clone(),
@@ -204,7 +206,7 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             Ok(imei) => imei,
             Err(error) => return Ended::Failed(error),
         };
-        match device_link::device_for(&self.hub, KIND, &imei, "modem").await {
+        match self.link.device_for(KIND, &imei, "modem").await {
             Ok((id, limits)) => {
                 self.device_id = id;
                 self.limits = limits;
@@ -239,24 +241,25 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             status: Some(status.clone()),
             in_flight: 0,
         };
-        let session_no = device_link::register(&self.hub, live, tx.clone());
+        let session_no = self.link.register(live, tx.clone());
         self.session_no = session_no;
-        device_link::hello(
-            &self.hub,
-            &self.device_id,
-            &snapshot,
-            vec![sim_info(&snapshot)],
-        )
-        .await;
+        self.link
+            .hello(
+                &self.device_id,
+                model_name(&snapshot),
+                snapshot.revision.clone(),
+                &[sim_info(&snapshot)],
+            )
+            .await;
         // The modem keeps no journal: jobs of earlier sessions end as outcome_unknown.
-        device_link::announce(
-            &self.hub,
+        self.link.announce(
             &self.device_id,
             session_no,
             capabilities,
-            self.limits.clone(),
-            status,
+            self.limits,
+            Some(Vec::new()),
         );
+        self.link.report_status(&self.device_id, session_no, status);
         // The registry holds the sender now; the channel closes when the session is replaced.
         drop(tx);
         let device_id = self.device_id.clone();
@@ -273,7 +276,7 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             _ => self.serve(&mut outbound).await,
         };
 
-        device_link::go_offline(&self.hub, &self.device_id, session_no).await;
+        self.link.go_offline(&self.device_id, session_no).await;
         tracing::info!(port = %self.port, device = %self.device_id, "modem offline");
         ended
     }
@@ -301,16 +304,13 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 _ = sweep.tick() => Step::Sweep,
             };
             let result = match step {
-                Step::Frame(Some(Outbound::Frame(frame))) => match *frame {
-                    HubFrame::Send(job) => self.send_job(job).await,
-                    other => {
-                        tracing::debug!(frame = ?other, "frame for a modem ignored");
-                        Ok(())
-                    }
-                },
-                Step::Frame(Some(Outbound::Close { code, reason })) => {
-                    tracing::info!(port = %self.port, code, reason, "modem session closed by the hub");
-                    return if code == close_code::REPLACED || code == close_code::REMOVED {
+                Step::Frame(Some(Outbound::Offer(job))) => self.send_job(*job).await,
+                // Jobs run one at a time, accepted right before they are written: an offer
+                // waiting in the channel is skipped at acceptance when it was taken back.
+                Step::Frame(Some(Outbound::Revoke { .. })) => Ok(()),
+                Step::Frame(Some(Outbound::Close(reason))) => {
+                    tracing::info!(port = %self.port, reason = reason.describe(), "modem session closed by the hub");
+                    return if reason.for_good() {
                         Ended::Replaced
                     } else {
                         Ended::Stopped
@@ -605,12 +605,8 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
 
     /// Hands the published radio status to the registry and the dispatcher.
     fn report_status(&self) {
-        device_link::report_status(
-            &self.hub,
-            &self.device_id,
-            self.session_no,
-            self.radio_status(),
-        );
+        self.link
+            .report_status(&self.device_id, self.session_no, self.radio_status());
     }
 
     /// Reads Huawei's `^HCSQ` (LTE signal where `+CSQ` says 99); `None` when the modem has no
@@ -740,8 +736,8 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
 
     fn radio_status(&self) -> Status {
         let snapshot = self.status.borrow();
-        let signal_level = device_link::signal_level(snapshot.network.signal_dbm);
-        device_link::radio_status(&snapshot, signal_level)
+        let signal_level = radio::signal_level(snapshot.network.signal_dbm);
+        radio::radio_status(&snapshot, signal_level)
     }
 
     // ---- sending -------------------------------------------------------------------------------
@@ -755,13 +751,14 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
         }
     }
 
-    async fn send_job(&mut self, job: SendJob) -> Result<(), SessionError> {
+    async fn send_job(&mut self, job: Job) -> Result<(), SessionError> {
         let device = self.device_id.clone();
-        let Some(id) = device_link::accept(&self.hub, &device, &job.id, "modem").await else {
+        let id = job.id;
+        if !self.link.accept(&device, id, "modem").await {
             return Ok(());
-        };
+        }
         let (changes, code, fatal) = match self
-            .send_text(&job.to, &job.text, job.delivery_report)
+            .send_text(job.recipient.as_str(), &job.text, job.delivery_report)
             .await
         {
             Ok(sent) => {
@@ -784,7 +781,7 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                     changes.push(Change::ModemRefs(ModemRefChange::Record {
                         device: device.clone(),
                         message: id,
-                        recipient: job.to.clone(),
+                        recipient: job.recipient.to_string(),
                         parts,
                         expires_at: now_millis().saturating_add(wait),
                     }));
@@ -796,24 +793,23 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 self.publish(|it| it.failed += 1);
                 tracing::info!(port = %self.port, %id, code = failure.code.as_str(), message = %failure.message, "modem send failed");
                 let fatal = failure.fatal.then_some(SessionError::Closed);
-                let (change, code) = device_link::failed(
-                    &self.hub,
+                let change = self.link.failure(
                     id,
                     &device,
-                    failure.code,
+                    failure.code.as_str(),
                     failure.message,
                     failure.temporary,
                 );
-                (vec![change], Some(code), fatal)
+                (vec![change], Some(failure.code.as_str().to_string()), fatal)
             }
         };
         let outcome = self
-            .hub
-            .store
+            .link
+            .store()
             .apply_all(changes)
             .await
             .map(|it| it.first().copied().unwrap_or(Outcome::Unchanged));
-        device_link::finish(&self.hub, &device, id, outcome, code, "modem");
+        self.link.finish(&device, id, outcome, code, "modem");
         fatal.map_or(Ok(()), Err)
     }
 
@@ -1064,7 +1060,7 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             body,
             received_at: timestamp_millis(timestamp).unwrap_or_else(now_millis),
         };
-        match device_link::store_incoming(&self.hub, self.status, &self.device_id, incoming).await {
+        match radio::store_incoming(&self.link, self.status, &self.device_id, incoming).await {
             Ok(()) => true,
             Err(err) => {
                 tracing::error!(error = %err, "could not store an incoming SMS; it stays on the modem");
@@ -1092,7 +1088,7 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
     /// stored when the message was sent (newest first: the MR wraps after 256 parts).
     async fn take_report(&mut self, report: StatusReport) {
         let mr = report.message_reference;
-        let store = &self.hub.store;
+        let store = self.link.store();
         let candidates = match store.modem_refs(&self.device_id, mr, now_millis()).await {
             Ok(it) => it,
             Err(err) => {
@@ -1143,7 +1139,7 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
                 },
             ],
         };
-        if let Err(err) = self.hub.store.apply_all(changes).await {
+        if let Err(err) = self.link.store().apply_all(changes).await {
             tracing::error!(error = %err, "could not record a delivery report");
         }
     }
@@ -1302,9 +1298,9 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
     }
 
     async fn balance(&mut self) -> Result<Balance, ModemError> {
-        let (profile, code) = device_link::balance_code(&self.status.borrow())?;
+        let (profile, code) = radio::balance_code(&self.status.borrow())?;
         let answer = self.ussd(&code).await?;
-        Ok(device_link::balance(profile, code, answer))
+        Ok(radio::balance(profile, code, answer))
     }
 }
 
@@ -1425,21 +1421,6 @@ fn timestamp_millis(timestamp: &Timestamp) -> Option<Millis> {
     Some(local - i64::from(timestamp.tz_quarters) * 15 * 60 * 1000)
 }
 
-/// The first amount in a text (`Available Balance: R 96.45 .` → 96.45).
-pub fn first_amount(text: &str) -> Option<f64> {
-    let bytes = text.as_bytes();
-    let start = bytes.iter().position(u8::is_ascii_digit)?;
-    let mut end = start;
-    while end < bytes.len()
-        && (bytes[end].is_ascii_digit()
-            || ((bytes[end] == b'.' || bytes[end] == b',')
-                && bytes.get(end + 1).is_some_and(u8::is_ascii_digit)))
-    {
-        end += 1;
-    }
-    text.get(start..end)?.replace(',', ".").parse().ok()
-}
-
 /// The text of an incomplete long message: its parts in order, `[…]` for each missing one,
 /// and `[incomplete: k of n parts]`.
 fn incomplete_body(expired: &pdu::Expired) -> String {
@@ -1518,20 +1499,12 @@ fn describe_stored(stored: sms::StoredPdu) -> StoredSms {
 }
 
 fn sim_info(status: &ModemStatus) -> SimInfo {
-    device_link::sim_info(status, None)
+    radio::sim_info(status, None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn amounts() {
-        assert_eq!(first_amount("Available Balance: R 96.45 ."), Some(96.45));
-        assert_eq!(first_amount("Votre solde est de 1250,50 DA"), Some(1250.5));
-        assert_eq!(first_amount("Balance 100DA."), Some(100.0));
-        assert_eq!(first_amount("no digits"), None);
-    }
 
     #[test]
     fn numbers() {

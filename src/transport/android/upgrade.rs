@@ -1,4 +1,5 @@
-//! The WebSocket upgrade for device sessions.
+//! The WebSocket upgrade for device sessions; a request that is not an upgrade is refused
+//! with [`Refused`] (`400 websocket_required`), which the HTTP layer's one `recover` answers.
 //!
 //! warp's own `ws()` filter cannot size tungstenite's buffers, and tungstenite keeps a 128 KiB
 //! read buffer per socket (zero-filled before every read). A hub holds thousands of idle
@@ -17,7 +18,7 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::hyper::upgrade::{OnUpgrade, Upgraded};
 use warp::reject::Rejection;
 
-use crate::api::error::ApiError;
+use super::Refused;
 
 /// A device's socket after the upgrade.
 pub type DeviceSocket = WebSocketStream<TokioIo<Upgraded>>;
@@ -66,10 +67,7 @@ pub fn upgrade() -> impl Filter<Extract = (Upgrade,), Error = Rejection> + Clone
                             on_upgrade,
                         })
                     }
-                    _ => Err(warp::reject::custom(ApiError::bad_request(
-                        "websocket_required",
-                        "this endpoint speaks WebSocket (version 13) only",
-                    ))),
+                    _ => Err(warp::reject::custom(Refused::websocket_required())),
                 }
             },
         )

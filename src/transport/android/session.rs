@@ -11,27 +11,26 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use smshub_protocol::device::{
     Ack, AckedReport, DeviceFrame, ErrorFrame, Heartbeat, HeldJob, Hello, HubFrame, JobIds,
-    ReportKind, Revoke, SUPPORTED_VERSIONS, Welcome,
+    ReportKind, Revoke, SUPPORTED_VERSIONS, SendJob, Welcome,
 };
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use uuid::Uuid;
 
-use crate::app::Hub;
-use crate::dispatch::Event;
+use super::close_code;
+use super::upgrade::DeviceSocket;
 use crate::dispatch::core::JobEnd;
-use crate::domain::{format_millis, now_millis, parse_rfc3339};
-use crate::registry::{LiveDevice, Outbound, close_code};
-use crate::store::{Change, Committed, DeviceRecord, Outcome, Retry};
-use crate::transport::websocket::DeviceSocket;
+use crate::domain::{DeviceKind, format_millis, now_millis, parse_rfc3339};
+use crate::registry::{CloseReason, Job, LiveDevice, Outbound};
+use crate::store::{Change, Committed, DeviceRecord, Outcome};
+use crate::transport::link::{DeviceLink, parse_limits};
 
 /// Largest text frame accepted from a device.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -62,7 +61,7 @@ enum Reply {
 }
 
 /// Runs a session for an authenticated device until the socket closes.
-pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
+pub async fn run(ws: DeviceSocket, device: DeviceRecord, link: DeviceLink) {
     let (mut sink, mut stream) = ws.split();
 
     let hello =
@@ -100,7 +99,7 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
     let live = LiveDevice {
         device_id: device.id.clone(),
         session: 0,
-        kind: "android",
+        kind: DeviceKind::Android,
         connected_at: now,
         last_seen_at: now,
         app_version: hello.app_version.clone(),
@@ -110,15 +109,9 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
         status: None,
         in_flight: 0,
     };
-    let (session, replaced) = hub.registry.connect(live, tx.clone());
-    if let Some(old) = replaced {
-        let _ = old.try_send(Outbound::Close {
-            code: close_code::REPLACED,
-            reason: "replaced by a newer connection",
-        });
-    }
+    let session = link.register(live, tx.clone());
     let mut ctx = Session {
-        hub: hub.clone(),
+        link: link.clone(),
         device_id: device.id.clone(),
         session,
         pending: FuturesOrdered::new(),
@@ -129,27 +122,21 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
     let welcome = HubFrame::Welcome(Welcome {
         protocol: version,
         device_id: device.id.clone(),
-        heartbeat_s: hub.config.heartbeat_s,
+        heartbeat_s: link.heartbeat_s(),
         server_time: format_millis(now),
     });
     if send(&mut sink, &welcome).await.is_err() || sink.flush().await.is_err() {
         ctx.disconnect().await;
         return;
     }
-    let sims = serde_json::to_value(&hello.sims).unwrap_or_default();
-    let _ = hub
-        .store
-        .submit(vec![Change::DeviceHello {
-            id: device.id.clone(),
-            model: hello.device.model.clone(),
-            app_version: hello.app_version.clone(),
-            sims,
-        }])
-        .await;
-    let limits = device
-        .limits
-        .as_ref()
-        .and_then(|it| serde_json::from_value(it.clone()).ok());
+    link.hello(
+        &device.id,
+        hello.device.model.clone(),
+        hello.app_version.clone(),
+        &hello.sims,
+    )
+    .await;
+    let limits = parse_limits(device.limits.clone());
     let held = hello.jobs.as_ref().map(|jobs| {
         jobs.iter()
             .filter_map(|it| Uuid::parse_str(&it.id).ok())
@@ -171,19 +158,19 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
             return;
         }
     }
-    hub.dispatcher.send(Event::Connected {
-        device_id: device.id.clone(),
+    link.announce(
+        &device.id,
         session,
-        capabilities: hello.capabilities.clone(),
+        hello.capabilities.clone(),
         limits,
         held,
-    });
+    );
     drop(tx);
 
-    let silence_limit = Duration::from_secs(u64::from(hub.config.heartbeat_s.max(1)) * 3);
+    let silence_limit = Duration::from_secs(u64::from(link.heartbeat_s().max(1)) * 3);
     let mut last_heard = tokio::time::Instant::now();
     let mut check = tokio::time::interval(Duration::from_secs(u64::from(
-        hub.config.heartbeat_s.clamp(1, 10),
+        link.heartbeat_s().clamp(1, 10),
     )));
     // Frames are buffered and flushed once per turn of the loop, after everything already
     // waiting (more frames from the device, replies, offers; at most `TURN` of each) was
@@ -234,14 +221,14 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
                 let mut handled = 0;
                 while let Some(command) = next.take() {
                     match command {
-                        Some(Outbound::Frame(frame)) => {
-                            if send(&mut sink, &frame).await.is_err() {
+                        Some(Outbound::Close(reason)) => {
+                            let _ = sink.send(close_message(close_code_of(reason), reason.describe())).await;
+                            break 'session;
+                        }
+                        Some(command) => {
+                            if send(&mut sink, &frame_of(command)).await.is_err() {
                                 break 'session;
                             }
-                        }
-                        Some(Outbound::Close { code, reason }) => {
-                            let _ = sink.send(close_message(code, reason)).await;
-                            break 'session;
                         }
                         None => break 'session,
                     }
@@ -257,7 +244,7 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, hub: Arc<Hub>) {
                     let _ = sink.send(close_message(close_code::TIMEOUT, "no heartbeat")).await;
                     break;
                 }
-                hub.registry.touch(&ctx.device_id, session);
+                link.touch(&ctx.device_id, session);
             }
         }
         if sink.flush().await.is_err() {
@@ -308,7 +295,7 @@ where
 }
 
 struct Session {
-    hub: Arc<Hub>,
+    link: DeviceLink,
     device_id: String,
     session: u64,
     pending: FuturesOrdered<Completion>,
@@ -340,22 +327,12 @@ impl Session {
                 .await
             }
             DeviceFrame::Heartbeat(_) => {
-                self.hub.registry.touch(&self.device_id, self.session);
+                self.link.touch(&self.device_id, self.session);
                 send(sink, &HubFrame::Heartbeat(Heartbeat {})).await
             }
             DeviceFrame::Status(status) => {
-                let now = now_millis();
-                self.hub
-                    .registry
-                    .update(&self.device_id, self.session, |it| {
-                        it.status = Some(status.clone());
-                        it.last_seen_at = now;
-                    });
-                self.hub.dispatcher.send(Event::Status {
-                    device_id: self.device_id.clone(),
-                    session: self.session,
-                    status,
-                });
+                self.link
+                    .report_status(&self.device_id, self.session, status);
                 Ok(())
             }
             DeviceFrame::Accepted(JobIds { ids }) => {
@@ -365,11 +342,11 @@ impl Session {
             }
             DeviceFrame::Rejected(rejected) => {
                 let (ids, bad) = parse_ids(&rejected.ids);
-                self.hub.dispatcher.send(Event::Rejected {
-                    device_id: self.device_id.clone(),
+                self.link.rejected(
+                    &self.device_id,
                     ids,
-                    reason: rejected.reason.unwrap_or_else(|| "rejected".into()),
-                });
+                    rejected.reason.unwrap_or_else(|| "rejected".into()),
+                );
                 self.unknown_jobs(bad, sink).await
             }
             DeviceFrame::Sent(sent) => {
@@ -409,22 +386,10 @@ impl Session {
                     .clone()
                     .unwrap_or_else(|| describe_code(&failed.code));
                 let temporary = failed.is_temporary();
-                let config = &self.hub.config.dispatch;
-                let retry = temporary.then_some(Retry {
-                    max_attempts: config.max_attempts,
-                    base_ms: config.retry_base_ms,
-                    cap_ms: config.retry_cap_ms,
-                });
-                let code = failed.code.clone();
-                let change = Change::Failed {
-                    id,
-                    device: Some(self.device_id.clone()),
-                    code: failed.code,
-                    message,
-                    temporary,
-                    retry,
-                };
-                self.codes.insert(id, code);
+                let change =
+                    self.link
+                        .failure(id, &self.device_id, &failed.code, message, temporary);
+                self.codes.insert(id, failed.code);
                 self.report(id, failed.id, ReportKind::Failed, change).await;
                 Ok(())
             }
@@ -516,11 +481,7 @@ impl Session {
     }
 
     async fn submit(&self, changes: Vec<Change>) -> Result<Committed, String> {
-        self.hub
-            .store
-            .submit(changes)
-            .await
-            .map_err(|it| it.to_string())
+        self.link.submit(changes).await.map_err(|it| it.to_string())
     }
 
     /// Sends what a committed change means for the device.
@@ -567,19 +528,13 @@ impl Session {
                     }
                 }
                 if !owned.is_empty() {
-                    self.hub.dispatcher.send(Event::Owned {
-                        device_id: self.device_id.clone(),
-                        ids: owned,
-                    });
+                    self.link.owned(&self.device_id, owned);
                     if !silent {
                         send(sink, &HubFrame::Commit(JobIds { ids: commit })).await?;
                     }
                 }
                 if !lost.is_empty() {
-                    self.hub.dispatcher.send(Event::OfferRefused {
-                        device_id: self.device_id.clone(),
-                        ids: lost,
-                    });
+                    self.link.offer_refused(&self.device_id, lost);
                     let reason = Some("not_assigned".to_string());
                     send(
                         sink,
@@ -606,7 +561,10 @@ impl Session {
                         // it reconnects, so end the session rather than leave the job waiting.
                         tracing::error!(error = %err, "could not record a report; closing the session");
                         let _ = sink
-                            .send(close_message(1011u16, "hub could not store a report"))
+                            .send(close_message(
+                                close_code::INTERNAL_ERROR,
+                                "hub could not store a report",
+                            ))
                             .await;
                         return Err(());
                     }
@@ -621,11 +579,7 @@ impl Session {
                     _ => None,
                 };
                 if let Some(end) = end {
-                    self.hub.dispatcher.send(Event::Finished {
-                        device_id: self.device_id.clone(),
-                        id,
-                        end,
-                    });
+                    self.link.finished(&self.device_id, id, end);
                 }
                 send(sink, &ack(wire_id, kind)).await
             }
@@ -634,7 +588,10 @@ impl Session {
                 Err(err) => {
                     tracing::error!(error = %err, "could not store an incoming SMS; closing the session");
                     let _ = sink
-                        .send(close_message(1011u16, "hub could not store a report"))
+                        .send(close_message(
+                            close_code::INTERNAL_ERROR,
+                            "hub could not store a report",
+                        ))
                         .await;
                     Err(())
                 }
@@ -681,26 +638,8 @@ impl Session {
     }
 
     async fn disconnect(self) {
-        let Session {
-            hub,
-            device_id,
-            session,
-            ..
-        } = self;
-        if hub.registry.disconnect(&device_id, session) {
-            let _ = hub
-                .store
-                .submit(vec![Change::DeviceSeen {
-                    id: device_id.clone(),
-                    at: now_millis(),
-                }])
-                .await;
-        }
-        hub.dispatcher.send(Event::Disconnected {
-            device_id: device_id.clone(),
-            session,
-        });
-        tracing::info!(device = %device_id, session, "device disconnected");
+        self.link.go_offline(&self.device_id, self.session).await;
+        tracing::info!(device = %self.device_id, session = self.session, "device disconnected");
     }
 }
 
@@ -755,6 +694,46 @@ where
     sink.feed(Message::text(frame.to_json()))
         .await
         .map_err(|_| ())
+}
+
+/// The protocol frame for a command of the dispatcher (a close is not a frame).
+fn frame_of(command: Outbound) -> HubFrame {
+    match command {
+        Outbound::Offer(job) => {
+            let Job {
+                id,
+                recipient,
+                text,
+                parts,
+                sim_slot,
+                delivery_report,
+                valid_until,
+            } = *job;
+            HubFrame::Send(SendJob {
+                id: id.to_string(),
+                to: recipient.to_string(),
+                text,
+                sim_slot,
+                delivery_report,
+                valid_until: valid_until.map(format_millis),
+                parts,
+            })
+        }
+        Outbound::Revoke { ids, reason } => HubFrame::Revoke(Revoke {
+            ids: ids.iter().map(Uuid::to_string).collect(),
+            reason: Some(reason.as_str().to_string()),
+        }),
+        Outbound::Close(reason) => error_frame("closing", reason.describe()),
+    }
+}
+
+/// The WebSocket close code of a reason to end a session.
+fn close_code_of(reason: CloseReason) -> u16 {
+    match reason {
+        CloseReason::Replaced => close_code::REPLACED,
+        CloseReason::Removed => close_code::REMOVED,
+        CloseReason::GoingAway => close_code::GOING_AWAY,
+    }
 }
 
 fn close_message(code: u16, reason: &'static str) -> Message {

@@ -1,0 +1,129 @@
+//! Phones (and any worker that speaks device protocol v1) over WebSocket.
+//!
+//! - this file: the route `GET /ws/device/{id}`: the device token is checked, then the
+//!   connection is upgraded and handed to a session;
+//! - [`upgrade`]: the WebSocket handshake, with small per-socket buffers;
+//! - [`session`]: one task per connection, owning the socket, fed by the registry's channel.
+//!
+//! A refused connection is a [`Refused`] rejection; the HTTP layer's one `recover` turns it
+//! into the hub's JSON error shape. This module knows nothing of the REST API.
+
+pub mod session;
+pub mod upgrade;
+
+use std::collections::HashMap;
+
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use crate::auth::{bearer, device_token_matches};
+use crate::domain::is_valid_device_id;
+use crate::store::DeviceRecord;
+use crate::transport::link::DeviceLink;
+
+pub use session::MAX_FRAME_BYTES;
+
+/// WebSocket close codes of device protocol v1 (4000-4999 are application codes).
+pub mod close_code {
+    /// Another connection for the same device replaced this one.
+    pub const REPLACED: u16 = 4000;
+    /// The device was removed; it must not reconnect.
+    pub const REMOVED: u16 = 4001;
+    /// No common protocol version.
+    pub const UNSUPPORTED_VERSION: u16 = 4002;
+    /// The device stayed silent too long.
+    pub const TIMEOUT: u16 = 4003;
+    /// The hub is shutting down (standard "going away").
+    pub const GOING_AWAY: u16 = 1001;
+    /// The hub could not store a report (standard "internal error").
+    pub const INTERNAL_ERROR: u16 = 1011;
+}
+
+/// Why a device's connection was refused before it became a session.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub status: StatusCode,
+    /// A stable error code (`unauthorized`, `websocket_required`).
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl warp::reject::Reject for Refused {}
+
+impl Refused {
+    fn unauthorized(message: &str) -> Refused {
+        Refused {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: message.to_string(),
+        }
+    }
+
+    fn websocket_required() -> Refused {
+        Refused {
+            status: StatusCode::BAD_REQUEST,
+            code: "websocket_required",
+            message: "this endpoint speaks WebSocket (version 13) only".to_string(),
+        }
+    }
+
+    /// The store failed while the device was being checked.
+    fn internal(err: impl std::fmt::Display) -> Refused {
+        tracing::error!(error = %err, "could not check a device's token");
+        Refused {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: "the hub could not complete the request; it is logged".to_string(),
+        }
+    }
+}
+
+/// `GET /ws/device/{id}`: authenticate the device token (`Authorization: Bearer` or
+/// `?token=`), then upgrade and run the session.
+pub fn routes(link: DeviceLink) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("ws" / "device" / String)
+        .and(warp::get())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(
+            warp::query::<HashMap<String, String>>()
+                .or(warp::any().map(HashMap::new))
+                .unify(),
+        )
+        .and(warp::any().map(move || link.clone()))
+        .and_then(
+            |id: String,
+             authorization: Option<String>,
+             query: HashMap<String, String>,
+             link: DeviceLink| async move {
+                let token = authorization
+                    .as_deref()
+                    .and_then(bearer)
+                    .or_else(|| query.get("token").cloned());
+                let Some(token) = token else {
+                    return Err(warp::reject::custom(Refused::unauthorized(
+                        "send the device token as Authorization: Bearer or ?token=",
+                    )));
+                };
+                let unauthorized =
+                    || warp::reject::custom(Refused::unauthorized("unknown device or wrong token"));
+                if !is_valid_device_id(&id) {
+                    return Err(unauthorized());
+                }
+                match link.store().find_device(&id).await {
+                    Ok(Some(device)) if device_token_matches(&device, &token) => Ok((device, link)),
+                    Ok(_) => Err(unauthorized()),
+                    Err(err) => Err(warp::reject::custom(Refused::internal(err))),
+                }
+            },
+        )
+        .untuple_one()
+        .and(upgrade::upgrade())
+        .map(
+            |device: DeviceRecord, link: DeviceLink, upgrade: upgrade::Upgrade| {
+                upgrade.on_upgrade(MAX_FRAME_BYTES, move |socket| {
+                    session::run(socket, device, link)
+                })
+            },
+        )
+}

@@ -1,0 +1,16 @@
+//! What serial modems ([`crate::transport::modem`]) and HiLink sticks
+//! ([`crate::transport::hilink`]) share: their status and requests ([`status`]), the operator
+//! table ([`operators`]), and how a modem-like device describes itself to the hub and stores
+//! what it receives ([`device`]).
+//!
+//! Both drivers depend on this module; it depends on neither of them.
+
+pub mod device;
+pub mod operators;
+pub mod status;
+
+pub use operators::{OperatorProfile, Operators, OperatorsFileError, parse_operators_file};
+pub use status::{
+    Balance, Control, ModemError, ModemState, ModemStatus, NetworkDetails, RawSent, SignalDetails,
+    SimDetails, StoredSms, UssdAnswer,
+};
