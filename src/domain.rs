@@ -275,6 +275,27 @@ pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// A device id in the form the hub issues (see [`is_valid_device_id`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DeviceId(String);
+
+impl DeviceId {
+    /// The id written as `text`, if it has the form of one.
+    pub fn parse(text: &str) -> Option<DeviceId> {
+        is_valid_device_id(text).then(|| DeviceId(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Whether a device id is acceptable in a URL path and a database key.
 pub fn is_valid_device_id(id: &str) -> bool {
     !id.is_empty()

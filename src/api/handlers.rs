@@ -15,17 +15,14 @@ use warp::reply::{Reply, Response};
 use super::ApiState;
 use super::dto::*;
 use super::error::ApiError;
+use super::send::{SendRequest, unknown_device};
 use crate::auth;
 use crate::dispatch::limits::Limits;
 use crate::dispatch::{Event, QueuedMessage};
-use crate::domain::{
-    DeviceKind, MessageState, PhoneNumber, is_valid_device_id, now_millis, parse_rfc3339,
-};
+use crate::domain::{DeviceKind, MessageState, PhoneNumber, now_millis, parse_rfc3339};
 use crate::registry::CloseReason;
 use crate::store::{ApiKeyRecord, Change, MessageFilter, NewMessage, Outcome};
 
-/// Most recipients in one request.
-pub const MAX_RECIPIENTS: usize = 1000;
 /// Largest page of a list.
 const MAX_LIMIT: u64 = 500;
 
@@ -40,165 +37,36 @@ fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-/// Longest accepted idempotency key or client id.
-const MAX_IDEMPOTENCY_KEY: usize = 128;
-
+/// `POST /api/send-sms`: one message per recipient, committed before the `202`.
 pub async fn send_sms(
     api: Arc<ApiState>,
     key: ApiKeyRecord,
     idempotency_header: Option<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let request: SendSmsRequest = parse_json(&body)?;
-    let idempotency_key = match (idempotency_header, request.id.clone()) {
-        (Some(header), Some(id)) if header != id => {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                "the Idempotency-Key header and the body's id differ; give one of them",
-            ));
-        }
-        (header, id) => header.or(id),
-    };
-    if let Some(it) = &idempotency_key
-        && (it.is_empty() || it.len() > MAX_IDEMPOTENCY_KEY)
-    {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            format!("an idempotency key or id must be 1 to {MAX_IDEMPOTENCY_KEY} characters"),
-        ));
-    }
-    let mut recipients: Vec<String> = Vec::new();
-    recipients.extend(request.phone_number.clone());
-    recipients.extend(request.phone_numbers.clone().unwrap_or_default());
-    if recipients.is_empty() {
-        return Err(ApiError::bad_request(
-            "missing_recipient",
-            "give phone_number or phone_numbers",
-        ));
-    }
-    if recipients.len() > MAX_RECIPIENTS {
-        return Err(ApiError::bad_request(
-            "too_many_recipients",
-            format!(
-                "at most {MAX_RECIPIENTS} recipients per request, got {}",
-                recipients.len()
-            ),
-        ));
-    }
-    let numbers = recipients
-        .iter()
-        .map(|it| PhoneNumber::parse(it, api.config.default_region))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| ApiError::bad_request("invalid_phone_number", err.to_string()))?;
-    let text = request.message.clone().unwrap_or_default();
-    if text.trim().is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_message",
-            "message must not be empty",
-        ));
-    }
-    let segmentation = smshub_protocol::gsm::segment(&text);
-    if segmentation.parts as u32 > api.config.max_parts {
-        return Err(ApiError::bad_request(
-            "message_too_long",
-            format!(
-                "the message needs {} SMS parts ({} {} units); the limit is {}",
-                segmentation.parts,
-                segmentation.units,
-                match segmentation.encoding {
-                    smshub_protocol::gsm::Encoding::Gsm7 => "GSM 7-bit",
-                    smshub_protocol::gsm::Encoding::Ucs2 => "UCS-2",
-                },
-                api.config.max_parts
-            ),
-        ));
-    }
-    if let Some(slot) = request.sim_slot
-        && slot > 7
-    {
-        return Err(ApiError::bad_request(
-            "invalid_sim_slot",
-            format!("sim_slot must be 0 to 7, got {slot}"),
-        ));
-    }
-    let priority = request.priority.unwrap_or(0);
-    if !(-100..=100).contains(&priority) {
-        return Err(ApiError::bad_request(
-            "invalid_priority",
-            format!("priority must be -100 to 100, got {priority}"),
-        ));
-    }
     let now = now_millis();
-    let instant = |name: &str, text: &Option<String>| -> Result<Option<i64>, ApiError> {
-        match text {
-            Some(text) => parse_rfc3339(text).map(Some).ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_time",
-                    format!("{name} must be an RFC 3339 time, got {text:?}"),
-                )
-            }),
-            None => Ok(None),
-        }
-    };
-    let schedule_at = instant("schedule_at", &request.schedule_at)?;
-    let valid_until = match (request.ttl, instant("valid_until", &request.valid_until)?) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                "give ttl or valid_until, not both",
-            ));
-        }
-        (Some(0), None) => {
-            return Err(ApiError::bad_request(
-                "invalid_ttl",
-                "ttl must be at least 1 second",
-            ));
-        }
-        (Some(ttl), None) => {
-            let ttl = i64::try_from(ttl.min(10 * 365 * 86_400)).unwrap_or(i64::MAX / 2_000);
-            Some(schedule_at.unwrap_or(now).max(now) + ttl * 1000)
-        }
-        (None, until) => until,
-    };
-    if let Some(until) = valid_until {
-        if until <= now {
-            return Err(ApiError::bad_request(
-                "invalid_valid_until",
-                "valid_until is in the past",
-            ));
-        }
-        if schedule_at.is_some_and(|at| at >= until) {
-            return Err(ApiError::bad_request(
-                "invalid_schedule",
-                "schedule_at is not before the message expires",
-            ));
-        }
-    }
+    let request = SendRequest::parse(parse_json(&body)?, idempotency_header, &api.config, now)?;
     if let Some(device) = &request.device_id
-        && (!is_valid_device_id(device) || api.store.find_device(device).await?.is_none())
+        && api.store.find_device(device.as_str()).await?.is_none()
     {
-        return Err(ApiError::bad_request(
-            "unknown_device",
-            format!("no device with id {device:?}"),
-        ));
+        return Err(unknown_device(device.as_str()));
     }
-
-    let delivery_report = request.delivery_report.unwrap_or(false);
-    let messages: Vec<NewMessage> = numbers
+    let messages: Vec<NewMessage> = request
+        .recipients
         .iter()
-        .map(|number| NewMessage {
+        .map(|recipient| NewMessage {
             id: Uuid::now_v7(),
             api_key_id: Some(key.id),
-            recipient: number.to_string(),
-            body: text.clone(),
-            parts: segmentation.parts as u32,
-            requested_device_id: request.device_id.clone(),
+            recipient: recipient.to_string(),
+            body: request.text.clone(),
+            parts: request.parts,
+            requested_device_id: request.device_id.as_ref().map(|it| it.to_string()),
             requested_sim_slot: request.sim_slot,
-            delivery_report,
+            delivery_report: request.delivery_report,
             created_at: now,
-            priority,
-            schedule_at,
-            valid_until,
+            priority: request.priority,
+            schedule_at: request.schedule_at,
+            valid_until: request.valid_until,
         })
         .collect();
 
@@ -216,19 +84,7 @@ pub async fn send_sms(
         err.retry_after = Some(5);
         return Err(err);
     }
-    // What the request asks for, to tell a repeat from a conflicting reuse of its key.
-    let fingerprint = idempotency_key.as_ref().map(|_| {
-        fingerprint(
-            &numbers,
-            &text,
-            &request,
-            priority,
-            schedule_at,
-            valid_until,
-            delivery_report,
-        )
-    });
-    let change = match (&idempotency_key, &fingerprint) {
+    let change = match (&request.idempotency_key, &request.fingerprint) {
         (Some(idempotency), Some(fingerprint)) => Change::InsertIdempotent {
             api_key_id: key.id,
             key: idempotency.clone(),
@@ -246,8 +102,9 @@ pub async fn send_sms(
     };
     if outcome == Outcome::Refused {
         api.backlog.release(Some(key.id), messages.len());
-        let idempotency = idempotency_key.unwrap_or_default();
-        return replay(&api, &key, &idempotency, &fingerprint.unwrap_or_default()).await;
+        let idempotency = request.idempotency_key.unwrap_or_default();
+        let fingerprint = request.fingerprint.unwrap_or_default();
+        return replay(&api, &key, &idempotency, &fingerprint).await;
     }
     let queued: Vec<QueuedMessage> = messages
         .iter()
@@ -306,32 +163,6 @@ fn accepted_response(
         );
     }
     reply
-}
-
-/// A digest of everything a request asks for, to tell a repeat from a conflicting reuse of
-/// the same idempotency key.
-#[allow(clippy::too_many_arguments)]
-fn fingerprint(
-    numbers: &[PhoneNumber],
-    text: &str,
-    request: &SendSmsRequest,
-    priority: i32,
-    schedule_at: Option<i64>,
-    valid_until: Option<i64>,
-    delivery_report: bool,
-) -> String {
-    let canonical = serde_json::json!({
-        "to": numbers.iter().map(|it| it.as_str()).collect::<Vec<_>>(),
-        "text": text,
-        "device": request.device_id,
-        "sim": request.sim_slot,
-        "priority": priority,
-        "schedule_at": schedule_at,
-        "ttl": request.ttl,
-        "valid_until": if request.ttl.is_some() { None } else { valid_until },
-        "delivery_report": delivery_report,
-    });
-    crate::domain::hash_secret(&canonical.to_string())
 }
 
 /// Answers a repeated request with the messages the first one created, or `409` if the key

@@ -13,6 +13,7 @@ pub mod dto;
 pub mod error;
 mod handlers;
 mod modems;
+pub mod send;
 
 use std::convert::Infallible;
 use std::sync::Arc;
