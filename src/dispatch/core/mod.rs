@@ -147,8 +147,10 @@ enum Held {
     },
 }
 
+/// A connected device: its session, capabilities, last status, the jobs it holds, its share of
+/// the round-robin and its sending limits. (Not a SIM slot: those are `u8` numbers.)
 #[derive(Debug)]
-struct Slot {
+struct DeviceEntry {
     /// The device's id, shared with dispatch passes.
     name: Arc<str>,
     session: u64,
@@ -177,53 +179,53 @@ enum Place {
     Later(Millis),
 }
 
-/// The connected devices: slots in a vector, so a dispatch pass walks them without hashing,
+/// The connected devices: entries in a vector, so a dispatch pass walks them without hashing,
 /// and an index by id.
 #[derive(Default)]
 struct Devices {
-    slots: Vec<Slot>,
+    entries: Vec<DeviceEntry>,
     index: HashMap<Arc<str>, usize>,
 }
 
 impl Devices {
-    fn get(&self, device: &str) -> Option<&Slot> {
-        self.index.get(device).map(|at| &self.slots[*at])
+    fn get(&self, device: &str) -> Option<&DeviceEntry> {
+        self.index.get(device).map(|at| &self.entries[*at])
     }
 
-    fn get_mut(&mut self, device: &str) -> Option<&mut Slot> {
-        self.index.get(device).map(|at| &mut self.slots[*at])
+    fn get_mut(&mut self, device: &str) -> Option<&mut DeviceEntry> {
+        self.index.get(device).map(|at| &mut self.entries[*at])
     }
 
     fn contains_key(&self, device: &str) -> bool {
         self.index.contains_key(device)
     }
 
-    /// Adds `slot`, replacing any slot of the same device.
-    fn insert(&mut self, slot: Slot) {
-        match self.index.get(&slot.name) {
-            Some(at) => self.slots[*at] = slot,
+    /// Adds `entry`, replacing any entry of the same device.
+    fn insert(&mut self, entry: DeviceEntry) {
+        match self.index.get(&entry.name) {
+            Some(at) => self.entries[*at] = entry,
             None => {
-                self.index.insert(slot.name.clone(), self.slots.len());
-                self.slots.push(slot);
+                self.index.insert(entry.name.clone(), self.entries.len());
+                self.entries.push(entry);
             }
         }
     }
 
-    fn remove(&mut self, device: &str) -> Option<Slot> {
+    fn remove(&mut self, device: &str) -> Option<DeviceEntry> {
         let at = self.index.remove(device)?;
-        let slot = self.slots.swap_remove(at);
-        if let Some(moved) = self.slots.get(at) {
+        let entry = self.entries.swap_remove(at);
+        if let Some(moved) = self.entries.get(at) {
             self.index.insert(moved.name.clone(), at);
         }
-        Some(slot)
+        Some(entry)
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&str, &Slot)> {
-        self.slots.iter().map(|it| (&*it.name, it))
+    fn iter(&self) -> impl Iterator<Item = (&str, &DeviceEntry)> {
+        self.entries.iter().map(|it| (&*it.name, it))
     }
 
-    fn iter_mut(&mut self) -> impl Iterator<Item = (Arc<str>, &mut Slot)> {
-        self.slots.iter_mut().map(|it| (it.name.clone(), it))
+    fn iter_mut(&mut self) -> impl Iterator<Item = (Arc<str>, &mut DeviceEntry)> {
+        self.entries.iter_mut().map(|it| (it.name.clone(), it))
     }
 }
 
@@ -396,7 +398,7 @@ impl Core {
                 jobs.insert(id, Held::Owned { message, sim });
             }
         }
-        let slot = Slot {
+        let entry = DeviceEntry {
             name: Arc::from(device),
             session,
             max_in_flight: capabilities.max_in_flight,
@@ -407,7 +409,7 @@ impl Core {
             credit: 0.0,
             limits: limits.unwrap_or(self.config.limits),
         };
-        self.devices.insert(slot);
+        self.devices.insert(entry);
         if !lost.is_empty() {
             actions.push(Action::OutcomeUnknown {
                 device: device.to_string(),
@@ -432,18 +434,18 @@ impl Core {
     }
 
     pub fn status(&mut self, device: &str, session: u64, status: Status) {
-        if let Some(slot) = self.devices.get_mut(device)
-            && slot.session == session
+        if let Some(entry) = self.devices.get_mut(device)
+            && entry.session == session
         {
-            slot.health = scoring::Health::of(&status, &self.config.scoring);
-            slot.status = Some(status);
+            entry.health = scoring::Health::of(&status, &self.config.scoring);
+            entry.status = Some(status);
         }
     }
 
     pub fn set_limits(&mut self, device: &str, limits: Option<Limits>) {
         let limits = limits.unwrap_or(self.config.limits);
-        if let Some(slot) = self.devices.get_mut(device) {
-            slot.limits = limits;
+        if let Some(entry) = self.devices.get_mut(device) {
+            entry.limits = limits;
         }
     }
 
@@ -456,15 +458,15 @@ impl Core {
         {
             return Vec::new();
         }
-        let Some(slot) = self.devices.remove(device) else {
+        let Some(entry) = self.devices.remove(device) else {
             return Vec::new();
         };
-        self.release_offers(device, slot, "device disconnected before accepting")
+        self.release_offers(device, entry, "device disconnected before accepting")
     }
 
-    fn release_offers(&mut self, device: &str, slot: Slot, reason: &str) -> Vec<Action> {
+    fn release_offers(&mut self, device: &str, entry: DeviceEntry, reason: &str) -> Vec<Action> {
         let mut offered = Vec::new();
-        for (id, held) in slot.jobs {
+        for (id, held) in entry.jobs {
             match held {
                 Held::Offered { message, sim } => {
                     self.refund(device, sim, id);
@@ -505,13 +507,13 @@ impl Core {
             self.outcome_deadlines
                 .insert((deadline, *id, device.to_string()));
             match self.devices.get_mut(device) {
-                Some(slot) => {
-                    let (message, sim) = match slot.jobs.remove(id) {
+                Some(entry) => {
+                    let (message, sim) = match entry.jobs.remove(id) {
                         Some(Held::Offered { message, sim }) => (Some(message), sim),
                         Some(Held::Owned { message, sim }) => (message, sim),
                         None => (None, None),
                     };
-                    slot.jobs.insert(*id, Held::Owned { message, sim });
+                    entry.jobs.insert(*id, Held::Owned { message, sim });
                 }
                 None => {
                     self.owned_offline
@@ -528,7 +530,7 @@ impl Core {
     /// A job stopped occupying the device.
     pub fn finished(&mut self, device: &str, id: Uuid, end: JobEnd, now: Millis) -> Vec<Action> {
         let held = match self.devices.get_mut(device) {
-            Some(slot) => slot.jobs.remove(&id),
+            Some(entry) => entry.jobs.remove(&id),
             None => self
                 .owned_offline
                 .get_mut(device)
@@ -617,11 +619,11 @@ impl Core {
     pub fn rejected(&mut self, device: &str, ids: &[Uuid], reason: &str) -> Vec<Action> {
         let mut messages = Vec::new();
         let mut disowned = Vec::new();
-        if let Some(slot) = self.devices.get_mut(device) {
+        if let Some(entry) = self.devices.get_mut(device) {
             for id in ids {
-                match slot.jobs.get(id) {
+                match entry.jobs.get(id) {
                     Some(Held::Offered { .. }) => {
-                        if let Some(Held::Offered { mut message, sim }) = slot.jobs.remove(id) {
+                        if let Some(Held::Offered { mut message, sim }) = entry.jobs.remove(id) {
                             message.avoid.push(device.to_string());
                             messages.push((message, sim));
                         }
@@ -655,9 +657,9 @@ impl Core {
 
     /// Offers whose `dispatched` did not commit (the message changed meanwhile).
     pub fn offer_refused(&mut self, device: &str, ids: &[Uuid]) -> Vec<Action> {
-        if let Some(slot) = self.devices.get_mut(device) {
+        if let Some(entry) = self.devices.get_mut(device) {
             for id in ids {
-                slot.jobs.remove(id);
+                entry.jobs.remove(id);
             }
         }
         vec![self.in_flight(device)]
@@ -690,9 +692,9 @@ impl Core {
         }
         let mut actions = Vec::new();
         let mut offered_on = None;
-        for (device, slot) in self.devices.iter_mut() {
-            if matches!(slot.jobs.get(&id), Some(Held::Offered { .. })) {
-                slot.jobs.remove(&id);
+        for (device, entry) in self.devices.iter_mut() {
+            if matches!(entry.jobs.get(&id), Some(Held::Offered { .. })) {
+                entry.jobs.remove(&id);
                 offered_on = Some(device.to_string());
                 break;
             }
@@ -717,7 +719,7 @@ impl Core {
             if self
                 .devices
                 .get(device)
-                .is_some_and(|slot| matches!(slot.jobs.get(id), Some(Held::Offered { .. })))
+                .is_some_and(|entry| matches!(entry.jobs.get(id), Some(Held::Offered { .. })))
             {
                 break;
             }
@@ -725,7 +727,7 @@ impl Core {
         }
         while let Some((_, id, device)) = self.outcome_deadlines.first() {
             let owned = match self.devices.get(device) {
-                Some(slot) => matches!(slot.jobs.get(id), Some(Held::Owned { .. })),
+                Some(entry) => matches!(entry.jobs.get(id), Some(Held::Owned { .. })),
                 None => self
                     .owned_offline
                     .get(device)
@@ -740,9 +742,9 @@ impl Core {
             let held = self.places.contains_key(id)
                 || self
                     .devices
-                    .slots
+                    .entries
                     .iter()
-                    .any(|slot| matches!(slot.jobs.get(id), Some(Held::Offered { .. })));
+                    .any(|entry| matches!(entry.jobs.get(id), Some(Held::Offered { .. })));
             if held {
                 break;
             }
@@ -785,11 +787,11 @@ impl Core {
         let mut actions = Vec::new();
 
         // Schedules and retry backoffs that are due.
-        while let Some(entry) = self.later.first_entry() {
-            if entry.key().0 > now {
+        while let Some(due) = self.later.first_entry() {
+            if due.key().0 > now {
                 break;
             }
-            let message = entry.remove();
+            let message = due.remove();
             self.places.remove(&message.id);
             self.insert_due(message);
         }
@@ -808,11 +810,11 @@ impl Core {
             let offered_on = self
                 .devices
                 .iter()
-                .find(|(_, slot)| matches!(slot.jobs.get(&id), Some(Held::Offered { .. })))
+                .find(|(_, entry)| matches!(entry.jobs.get(&id), Some(Held::Offered { .. })))
                 .map(|(device, _)| device.to_string());
             if let Some(device) = offered_on {
-                if let Some(slot) = self.devices.get_mut(&device) {
-                    slot.jobs.remove(&id);
+                if let Some(entry) = self.devices.get_mut(&device) {
+                    entry.jobs.remove(&id);
                 }
                 actions.push(Action::Revoke {
                     device: device.clone(),
@@ -836,13 +838,13 @@ impl Core {
             let Some((_, id, device)) = self.leases.pop_first() else {
                 break;
             };
-            let Some(slot) = self.devices.get_mut(&device) else {
+            let Some(entry) = self.devices.get_mut(&device) else {
                 continue;
             };
-            if !matches!(slot.jobs.get(&id), Some(Held::Offered { .. })) {
+            if !matches!(entry.jobs.get(&id), Some(Held::Offered { .. })) {
                 continue;
             }
-            if let Some(Held::Offered { mut message, sim }) = slot.jobs.remove(&id) {
+            if let Some(Held::Offered { mut message, sim }) = entry.jobs.remove(&id) {
                 message.avoid.push(device.clone());
                 self.refund(&device, sim, id);
                 lapsed.entry(device).or_default().push(message);
@@ -873,9 +875,9 @@ impl Core {
                 break;
             };
             let still_owned = match self.devices.get_mut(&device) {
-                Some(slot) => {
-                    matches!(slot.jobs.get(&id), Some(Held::Owned { .. }))
-                        && slot.jobs.remove(&id).is_some()
+                Some(entry) => {
+                    matches!(entry.jobs.get(&id), Some(Held::Owned { .. }))
+                        && entry.jobs.remove(&id).is_some()
                 }
                 None => self
                     .owned_offline
@@ -930,8 +932,8 @@ impl Core {
         if self.rested(device, now) {
             return None;
         }
-        let slot = self.devices.get(device)?;
-        slot_candidate(slot, &mut self.sims, message, now)
+        let entry = self.devices.get(device)?;
+        entry_candidate(entry, &mut self.sims, message, now)
     }
 
     /// Offers every waiting message that some device can take now.
@@ -976,13 +978,13 @@ impl Core {
         let rests = !self.breakers.is_empty();
         let mut pool: Vec<usize> = self
             .devices
-            .slots
+            .entries
             .iter()
             .enumerate()
-            .filter(|(_, slot)| {
-                (slot.jobs.len() as u32) < slot.max_in_flight
-                    && slot.health.is_some()
-                    && !(rests && self.rested(&slot.name, now))
+            .filter(|(_, entry)| {
+                (entry.jobs.len() as u32) < entry.max_in_flight
+                    && entry.health.is_some()
+                    && !(rests && self.rested(&entry.name, now))
             })
             .map(|(at, _)| at)
             .collect();
@@ -1015,16 +1017,16 @@ impl Core {
                     break;
                 }
                 for (index, at) in pool.iter().enumerate() {
-                    let slot = &self.devices.slots[*at];
-                    if avoid_pass == message.avoid.iter().any(|it| **it == *slot.name) {
+                    let entry = &self.devices.entries[*at];
+                    if avoid_pass == message.avoid.iter().any(|it| **it == *entry.name) {
                         continue;
                     }
-                    let Some(candidate) = slot_candidate(slot, &mut self.sims, &message, now)
+                    let Some(candidate) = entry_candidate(entry, &mut self.sims, &message, now)
                     else {
                         continue;
                     };
                     if let Some((sticky_device, sticky_sim)) = sticky
-                        && **sticky_device == *slot.name
+                        && **sticky_device == *entry.name
                         && candidate.sim_slot.unwrap_or(0) == *sticky_sim
                     {
                         sticky_pick = Some(candidates.len());
@@ -1039,14 +1041,14 @@ impl Core {
             let chosen = match sticky_pick {
                 Some(it) => Some(it),
                 None => {
-                    let slots = &mut self.devices.slots;
+                    let entries = &mut self.devices.entries;
                     credits.clear();
-                    credits.extend(candidates.iter().map(|it| slots[pool[it.0]].credit));
+                    credits.extend(candidates.iter().map(|it| entries[pool[it.0]].credit));
                     weights.clear();
                     weights.extend(candidates.iter().map(|it| it.1));
                     let chosen = scoring::pick(&mut credits, &weights);
                     for ((index, _, _), credit) in candidates.iter().zip(&credits) {
-                        slots[pool[*index]].credit = *credit;
+                        entries[pool[*index]].credit = *credit;
                     }
                     chosen
                 }
@@ -1059,11 +1061,11 @@ impl Core {
             };
             self.places.remove(&message.id);
             let (index, _, sim) = candidates[chosen];
-            let device = self.devices.slots[pool[index]].name.clone();
+            let device = self.devices.entries[pool[index]].name.clone();
             self.assign(&device, message, sim, now, &mut offers);
             // A device that is full now is not scanned again in this pass.
-            let slot = &self.devices.slots[pool[index]];
-            if slot.jobs.len() as u32 >= slot.max_in_flight {
+            let entry = &self.devices.entries[pool[index]];
+            if entry.jobs.len() as u32 >= entry.max_in_flight {
                 pool.remove(index);
             }
         }
@@ -1088,11 +1090,11 @@ impl Core {
             *count = count.saturating_sub(1);
         }
         message.attempts += 1;
-        let Some(slot) = self.devices.get_mut(device) else {
+        let Some(entry) = self.devices.get_mut(device) else {
             return;
         };
-        let limits = slot.limits;
-        slot.jobs.insert(
+        let limits = entry.limits;
+        entry.jobs.insert(
             message.id,
             Held::Offered {
                 message: message.clone(),
@@ -1175,7 +1177,7 @@ impl Core {
         if let Some((device, _)) = self
             .devices
             .iter()
-            .find(|(_, slot)| slot.jobs.contains_key(&id))
+            .find(|(_, entry)| entry.jobs.contains_key(&id))
         {
             return Some(format!(
                 "offered to device {device}, waiting for it to accept"
@@ -1237,17 +1239,17 @@ impl Core {
                 format_millis(until)
             );
         }
-        let Some(slot) = self.devices.get(device) else {
+        let Some(entry) = self.devices.get(device) else {
             return "offline".into();
         };
-        if message.parts > 1 && !slot.multipart {
+        if message.parts > 1 && !entry.multipart {
             return "does not send multipart messages".into();
         }
-        let Some(status) = slot.status.clone() else {
+        let Some(status) = entry.status.clone() else {
             return "has not reported its status yet".into();
         };
-        if slot.jobs.len() as u32 >= slot.max_in_flight {
-            return format!("at its in-flight limit of {}", slot.max_in_flight);
+        if entry.jobs.len() as u32 >= entry.max_in_flight {
+            return format!("at its in-flight limit of {}", entry.max_in_flight);
         }
         if let Some(battery) = status.battery
             && !battery.charging
@@ -1255,7 +1257,7 @@ impl Core {
         {
             return format!("battery at {}% and not charging", battery.level);
         }
-        let limits = slot.limits;
+        let limits = entry.limits;
         let mut sim_reasons = Vec::new();
         for sim in &status.sims {
             if message.sim_slot.is_some_and(|it| it != sim.slot) {
@@ -1284,24 +1286,24 @@ impl Core {
 
 /// Scores a connected device for `message` (rests aside): capabilities, health cached from
 /// its last status, load, quotas and pacing (not looked up for a SIM without limits).
-fn slot_candidate(
-    slot: &Slot,
+fn entry_candidate(
+    entry: &DeviceEntry,
     sims: &mut HashMap<String, HashMap<u8, SimUsage>>,
     message: &QueuedMessage,
     now: Millis,
 ) -> Option<scoring::Candidate> {
-    if message.parts > 1 && !slot.multipart {
+    if message.parts > 1 && !entry.multipart {
         return None;
     }
     let usable = |sim: u8| {
-        slot.limits.is_unlimited()
-            || sim_usage(sims, &slot.name, sim)
-                .check(&slot.limits, now, message.parts, &message.to)
+        entry.limits.is_unlimited()
+            || sim_usage(sims, &entry.name, sim)
+                .check(&entry.limits, now, message.parts, &message.to)
                 .is_ok()
     };
-    slot.health.as_ref()?.candidate(
-        slot.jobs.len() as u32,
-        slot.max_in_flight,
+    entry.health.as_ref()?.candidate(
+        entry.jobs.len() as u32,
+        entry.max_in_flight,
         message.sim_slot,
         usable,
     )
