@@ -8,6 +8,8 @@
 //! something. That makes every timer testable with tokio's paused clock, and keeps the
 //! policies in one place.
 
+mod breaker;
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use rand::{Rng, SeedableRng};
 use smshub_protocol::device::{Capabilities, Status};
 use uuid::Uuid;
 
+use self::breaker::Breaker;
 use super::QueuedMessage;
 use super::limits::{Limits, SimUsage};
 use super::scoring::{self, ScoringConfig};
@@ -162,14 +165,6 @@ struct DeviceEntry {
     jobs: HashMap<Uuid, Held>,
     credit: f64,
     limits: Limits,
-}
-
-/// Circuit breaker state of a device; outlives its sessions.
-#[derive(Debug, Default)]
-struct Breaker {
-    consecutive_failures: u32,
-    rests_in_a_row: u32,
-    rested_until: Option<Millis>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -580,40 +575,6 @@ impl Core {
         actions
     }
 
-    fn failure(&mut self, device: &str, code: &str, now: Millis) -> Vec<Action> {
-        // Failures that say nothing about the device's health do not count.
-        if matches!(code, "invalid_recipient" | "expired" | "delivery_failed") {
-            return Vec::new();
-        }
-        let threshold = self.config.breaker_failures;
-        let base = self.config.breaker_rest_ms;
-        let breaker = self.breakers.entry(device.to_string()).or_default();
-        breaker.consecutive_failures += 1;
-        if threshold == 0 || breaker.consecutive_failures < threshold {
-            return Vec::new();
-        }
-        let factor = 1i64 << breaker.rests_in_a_row.min(4);
-        breaker.rests_in_a_row += 1;
-        let until = now + base * factor;
-        breaker.rested_until = Some(until);
-        let reason = format!(
-            "{} failures in a row, the last one {code}",
-            breaker.consecutive_failures
-        );
-        breaker.consecutive_failures = 0;
-        vec![Action::Rest {
-            device: device.to_string(),
-            until: Some(until),
-            reason: Some(reason),
-        }]
-    }
-
-    fn rest_reason(&self, device: &str) -> Option<String> {
-        self.breakers
-            .get(device)
-            .map(|it| format!("rested after {} failed rests in a row", it.rests_in_a_row))
-    }
-
     /// The device refused these jobs: offers go elsewhere (the shell commits the requeue);
     /// accepted jobs the device says it never sent are retried like a temporary failure.
     pub fn rejected(&mut self, device: &str, ids: &[Uuid], reason: &str) -> Vec<Action> {
@@ -914,13 +875,6 @@ impl Core {
     }
 
     // ----- choosing devices ---------------------------------------------------------------
-
-    fn rested(&self, device: &str, now: Millis) -> bool {
-        self.breakers
-            .get(device)
-            .and_then(|it| it.rested_until)
-            .is_some_and(|until| until > now)
-    }
 
     /// Scores `device` for `message`, honouring rests, capabilities, quotas and pacing.
     fn candidate(
