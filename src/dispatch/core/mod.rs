@@ -9,8 +9,8 @@
 //! policies in one place.
 
 mod breaker;
+mod queue;
 
-use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -22,6 +22,7 @@ use smshub_protocol::device::{Capabilities, Status};
 use uuid::Uuid;
 
 use self::breaker::Breaker;
+use self::queue::{Place, Rank, rank};
 use super::QueuedMessage;
 use super::limits::{Limits, SimUsage};
 use super::scoring::{self, ScoringConfig};
@@ -129,14 +130,8 @@ pub enum Action {
     },
 }
 
-type Rank = (Reverse<i32>, Millis, Uuid);
-
 /// An accepted job of a device that is not connected: its content (if known) and SIM.
 type OwnedJob = (Option<QueuedMessage>, Option<u8>);
-
-fn rank(message: &QueuedMessage) -> Rank {
-    (Reverse(message.priority), message.created_at, message.id)
-}
 
 #[derive(Debug)]
 enum Held {
@@ -165,13 +160,6 @@ struct DeviceEntry {
     jobs: HashMap<Uuid, Held>,
     credit: f64,
     limits: Limits,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Place {
-    Ready,
-    Pinned,
-    Later(Millis),
 }
 
 /// The connected devices: entries in a vector, so a dispatch pass walks them without hashing,
@@ -279,92 +267,7 @@ impl Core {
         &self.config
     }
 
-    /// Messages waiting for a device (ready, pinned or not yet due).
-    pub fn waiting(&self) -> usize {
-        self.places.len()
-    }
-
-    /// Messages waiting, for one API key.
-    pub fn waiting_for_key(&self, key: Option<Uuid>) -> usize {
-        self.waiting_by_key.get(&key).copied().unwrap_or(0)
-    }
-
     // ----- inputs -------------------------------------------------------------------------
-
-    /// Messages committed as queued (new, requeued or reloaded).
-    pub fn enqueue(&mut self, messages: Vec<QueuedMessage>, now: Millis) -> Vec<Action> {
-        let mut actions = Vec::new();
-        let mut expired = Vec::new();
-        for message in messages {
-            if message.valid_until.is_some_and(|until| until <= now) {
-                expired.push(message.id);
-                continue;
-            }
-            self.insert_waiting(message, now);
-        }
-        if !expired.is_empty() {
-            actions.push(Action::Expire { ids: expired });
-        }
-        actions
-    }
-
-    fn insert_waiting(&mut self, message: QueuedMessage, now: Millis) {
-        if self.places.contains_key(&message.id) {
-            return;
-        }
-        let key = rank(&message);
-        if let Some(until) = message.valid_until {
-            self.expiries.insert((until, message.id));
-        }
-        *self.waiting_by_key.entry(message.api_key).or_default() += 1;
-        match message.not_before {
-            Some(at) if at > now => {
-                self.places.insert(message.id, (Place::Later(at), key));
-                self.later.insert((at, message.id), message);
-            }
-            _ => self.insert_due(message),
-        }
-    }
-
-    fn insert_due(&mut self, message: QueuedMessage) {
-        let key = rank(&message);
-        match &message.device_id {
-            Some(device) => {
-                self.places.insert(message.id, (Place::Pinned, key));
-                self.pinned
-                    .entry(device.clone())
-                    .or_default()
-                    .insert(key, message);
-            }
-            None => {
-                self.places.insert(message.id, (Place::Ready, key));
-                self.ready.insert(key, message);
-            }
-        }
-    }
-
-    /// Removes a waiting message, wherever it waits.
-    fn take_waiting(&mut self, id: Uuid) -> Option<QueuedMessage> {
-        let (place, key) = self.places.remove(&id)?;
-        let message = match place {
-            Place::Ready => self.ready.remove(&key),
-            Place::Later(at) => self.later.remove(&(at, id)),
-            Place::Pinned => {
-                let mut found = None;
-                for queue in self.pinned.values_mut() {
-                    if let Some(it) = queue.remove(&key) {
-                        found = Some(it);
-                        break;
-                    }
-                }
-                found
-            }
-        }?;
-        if let Some(count) = self.waiting_by_key.get_mut(&message.api_key) {
-            *count = count.saturating_sub(1);
-        }
-        Some(message)
-    }
 
     /// A device session opened. `held` lists the jobs the device's journal holds, when it
     /// keeps one.
