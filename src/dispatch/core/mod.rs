@@ -10,6 +10,7 @@
 
 mod breaker;
 mod queue;
+mod sims;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use uuid::Uuid;
 
 use self::breaker::Breaker;
 use self::queue::{Place, Rank, rank};
+use self::sims::{note_pacing, sim_usage};
 use super::QueuedMessage;
 use super::limits::{Limits, SimUsage};
 use super::scoring::{self, ScoringConfig};
@@ -386,16 +388,6 @@ impl Core {
             messages: offered,
             reason: reason.to_string(),
         }]
-    }
-
-    fn refund(&mut self, device: &str, sim: Option<u8>, id: Uuid) {
-        if let Some(usage) = self
-            .sims
-            .get_mut(device)
-            .and_then(|it| it.get_mut(&sim.unwrap_or(0)))
-        {
-            usage.refund(id);
-        }
     }
 
     /// The device's acceptance of these jobs is committed: they are its own now.
@@ -988,25 +980,6 @@ impl Core {
         }
     }
 
-    /// Records an offer made before a restart, so quotas and sticky routes survive it.
-    pub fn replay_send(
-        &mut self,
-        device: &str,
-        sim: Option<u8>,
-        recipient: &str,
-        parts: u32,
-        at: Millis,
-    ) {
-        let limits = self.config.limits;
-        let usage = sim_usage(&mut self.sims, device, sim.unwrap_or(0));
-        usage.record(&limits, at, parts, recipient, Uuid::nil(), 0);
-        note_pacing(&mut self.pacing, usage, at);
-        self.sticky.insert(
-            recipient.to_string(),
-            (device.to_string(), sim.unwrap_or(0)),
-        );
-    }
-
     /// Registers an accepted job found in the database at start.
     pub fn restore_owned(
         &mut self,
@@ -1164,28 +1137,6 @@ fn entry_candidate(
         message.sim_slot,
         usable,
     )
-}
-
-/// The quota window of one SIM, created on first use (looked up without allocating).
-/// Remembers when `usage`'s pacing ends, if that is still to come at `now`.
-fn note_pacing(pacing: &mut BTreeSet<Millis>, usage: &SimUsage, now: Millis) {
-    if usage.next_at > now {
-        pacing.insert(usage.next_at);
-    }
-}
-
-fn sim_usage<'a>(
-    sims: &'a mut HashMap<String, HashMap<u8, SimUsage>>,
-    device: &str,
-    slot: u8,
-) -> &'a mut SimUsage {
-    if !sims.contains_key(device) {
-        sims.insert(device.to_string(), HashMap::default());
-    }
-    sims.get_mut(device)
-        .expect("inserted above")
-        .entry(slot)
-        .or_default()
 }
 
 #[cfg(test)]
