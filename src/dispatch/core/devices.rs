@@ -12,7 +12,8 @@ use std::sync::Arc;
 use smshub_protocol::device::{Capabilities, Status};
 use uuid::Uuid;
 
-use super::{Action, Core, Held};
+use super::jobs::Held;
+use super::{Action, Core};
 use crate::dispatch::FastMap as HashMap;
 use crate::dispatch::limits::Limits;
 use crate::dispatch::scoring;

@@ -10,6 +10,7 @@
 
 mod breaker;
 mod devices;
+mod jobs;
 mod queue;
 mod sims;
 
@@ -23,12 +24,13 @@ use uuid::Uuid;
 
 use self::breaker::Breaker;
 use self::devices::{DeviceEntry, Devices};
+use self::jobs::{Held, OwnedJob};
 use self::queue::{Place, Rank, rank};
 use self::sims::{note_pacing, sim_usage};
 use super::QueuedMessage;
 use super::limits::{Limits, SimUsage};
 use super::scoring::{self, ScoringConfig};
-use crate::domain::{Millis, format_millis, retry_delay};
+use crate::domain::{Millis, format_millis};
 
 /// Tunables of the dispatcher.
 #[derive(Debug, Clone)]
@@ -132,21 +134,6 @@ pub enum Action {
     },
 }
 
-/// An accepted job of a device that is not connected: its content (if known) and SIM.
-type OwnedJob = (Option<QueuedMessage>, Option<u8>);
-
-#[derive(Debug)]
-pub(super) enum Held {
-    Offered {
-        message: QueuedMessage,
-        sim: Option<u8>,
-    },
-    Owned {
-        message: Option<QueuedMessage>,
-        sim: Option<u8>,
-    },
-}
-
 /// The dispatcher's state.
 pub struct Core {
     config: DispatchConfig,
@@ -203,163 +190,6 @@ impl Core {
     }
 
     // ----- inputs -------------------------------------------------------------------------
-
-    /// The device's acceptance of these jobs is committed: they are its own now.
-    pub fn owned(&mut self, device: &str, ids: &[Uuid], now: Millis) -> Vec<Action> {
-        let deadline = now.saturating_add(self.config.outcome_timeout_ms);
-        for id in ids {
-            self.outcome_deadlines
-                .insert((deadline, *id, device.to_string()));
-            match self.devices.get_mut(device) {
-                Some(entry) => {
-                    let (message, sim) = match entry.jobs.remove(id) {
-                        Some(Held::Offered { message, sim }) => (Some(message), sim),
-                        Some(Held::Owned { message, sim }) => (message, sim),
-                        None => (None, None),
-                    };
-                    entry.jobs.insert(*id, Held::Owned { message, sim });
-                }
-                None => {
-                    self.owned_offline
-                        .entry(device.to_string())
-                        .or_default()
-                        .entry(*id)
-                        .or_insert((None, None));
-                }
-            }
-        }
-        vec![self.in_flight(device)]
-    }
-
-    /// A job stopped occupying the device.
-    pub fn finished(&mut self, device: &str, id: Uuid, end: JobEnd, now: Millis) -> Vec<Action> {
-        let held = match self.devices.get_mut(device) {
-            Some(entry) => entry.jobs.remove(&id),
-            None => self
-                .owned_offline
-                .get_mut(device)
-                .and_then(|it| it.remove(&id))
-                .map(|(message, sim)| Held::Owned { message, sim }),
-        };
-        let (message, sim) = match held {
-            Some(Held::Offered { message, sim }) => (Some(message), sim),
-            Some(Held::Owned { message, sim }) => (message, sim),
-            None => (None, None),
-        };
-        let mut actions = vec![self.in_flight(device)];
-        match end {
-            JobEnd::Sent => {
-                if let Some(breaker) = self.breakers.get_mut(device) {
-                    breaker.consecutive_failures = 0;
-                    breaker.rests_in_a_row = 0;
-                }
-                if let Some(message) = &message {
-                    if self.sticky.len() >= STICKY_MAX {
-                        self.sticky.clear();
-                    }
-                    self.sticky
-                        .insert(message.to.clone(), (device.to_string(), sim.unwrap_or(0)));
-                }
-            }
-            JobEnd::Failed { code } => actions.extend(self.failure(device, &code, now)),
-            JobEnd::Retried { code } => {
-                actions.extend(self.failure(device, &code, now));
-                match message {
-                    Some(mut message) => {
-                        message.attempts = message.attempts.max(1);
-                        message.not_before = Some(
-                            now + retry_delay(
-                                message.attempts,
-                                self.config.retry_base_ms,
-                                self.config.retry_cap_ms,
-                            ),
-                        );
-                        message.avoid.push(device.to_string());
-                        self.insert_waiting(message, now);
-                    }
-                    None => actions.push(Action::Reload { ids: vec![id] }),
-                }
-            }
-        }
-        actions
-    }
-
-    /// The device refused these jobs: offers go elsewhere (the shell commits the requeue);
-    /// accepted jobs the device says it never sent are retried like a temporary failure.
-    pub fn rejected(&mut self, device: &str, ids: &[Uuid], reason: &str) -> Vec<Action> {
-        let mut messages = Vec::new();
-        let mut disowned = Vec::new();
-        if let Some(entry) = self.devices.get_mut(device) {
-            for id in ids {
-                match entry.jobs.get(id) {
-                    Some(Held::Offered { .. }) => {
-                        if let Some(Held::Offered { mut message, sim }) = entry.jobs.remove(id) {
-                            message.avoid.push(device.to_string());
-                            messages.push((message, sim));
-                        }
-                    }
-                    // Still in flight until the store has sent it back to the queue.
-                    Some(Held::Owned { .. }) => disowned.push(*id),
-                    None => {}
-                }
-            }
-        }
-        for (message, sim) in &messages {
-            self.refund(device, *sim, message.id);
-        }
-        let mut actions = vec![self.in_flight(device)];
-        if !messages.is_empty() {
-            actions.push(Action::Requeue {
-                device: device.to_string(),
-                messages: messages.into_iter().map(|it| it.0).collect(),
-                reason: "the device rejected the offer".into(),
-            });
-        }
-        if !disowned.is_empty() {
-            actions.push(Action::Disown {
-                device: device.to_string(),
-                ids: disowned,
-                reason: reason.to_string(),
-            });
-        }
-        actions
-    }
-
-    /// Offers whose `dispatched` did not commit (the message changed meanwhile).
-    pub fn offer_refused(&mut self, device: &str, ids: &[Uuid]) -> Vec<Action> {
-        if let Some(entry) = self.devices.get_mut(device) {
-            for id in ids {
-                entry.jobs.remove(id);
-            }
-        }
-        vec![self.in_flight(device)]
-    }
-
-    /// A client cancels a message. Returns the actions and whether the core still held it
-    /// unaccepted (the store decides for good).
-    pub fn cancel(&mut self, id: Uuid) -> Vec<Action> {
-        if self.take_waiting(id).is_some() {
-            return Vec::new();
-        }
-        let mut actions = Vec::new();
-        let mut offered_on = None;
-        for (device, entry) in self.devices.iter_mut() {
-            if matches!(entry.jobs.get(&id), Some(Held::Offered { .. })) {
-                entry.jobs.remove(&id);
-                offered_on = Some(device.to_string());
-                break;
-            }
-        }
-        if let Some(device) = offered_on {
-            actions.push(Action::Revoke {
-                device: device.clone(),
-                ids: vec![id],
-                reason: "cancelled",
-            });
-            actions.push(self.in_flight(&device));
-        }
-        actions
-    }
 
     // ----- time ---------------------------------------------------------------------------
 
@@ -762,26 +592,6 @@ impl Core {
             .entry(device.to_string())
             .or_default()
             .push((message, sim));
-    }
-
-    /// Registers an accepted job found in the database at start.
-    pub fn restore_owned(
-        &mut self,
-        device: &str,
-        message: QueuedMessage,
-        sim: Option<u8>,
-        accepted_at: Millis,
-    ) {
-        let id = message.id;
-        self.outcome_deadlines.insert((
-            accepted_at.saturating_add(self.config.outcome_timeout_ms),
-            id,
-            device.to_string(),
-        ));
-        self.owned_offline
-            .entry(device.to_string())
-            .or_default()
-            .insert(id, (Some(message), sim));
     }
 
     // ----- explaining ---------------------------------------------------------------------
