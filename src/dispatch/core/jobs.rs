@@ -8,7 +8,8 @@
 
 use uuid::Uuid;
 
-use super::{Action, Core, JobEnd, STICKY_MAX};
+use super::choose::STICKY_MAX;
+use super::{Action, Core, JobEnd};
 use crate::dispatch::QueuedMessage;
 use crate::domain::{Millis, retry_delay};
 
