@@ -1,12 +1,25 @@
-//! The dispatcher's state machine: which message waits where, which device holds which job,
-//! and every deadline (schedules, retry backoff, validity, offer leases, outcome timeouts,
-//! rest periods, pacing).
+//! The dispatcher's pure core: which message waits where, which device holds which job, and
+//! every deadline (schedules, retry backoff, validity, offer leases, outcome timeouts, rests,
+//! pacing).
 //!
-//! Pure: it does no I/O and reads no clock. Every input carries `now`, and every decision
-//! comes out as an [`Action`] for the shell (`dispatch/mod.rs`) to carry out against the
-//! store and the devices. [`Core::next_wake`] says when time alone will next change
-//! something. That makes every timer testable with tokio's paused clock, and keeps the
-//! policies in one place.
+//! Pure: it does no I/O, reads no clock, spawns nothing and never touches tokio; its only
+//! randomness is the pacing jitter, from a generator seeded with [`DispatchConfig::seed`].
+//! Every input carries `now`, and every decision comes out as an [`Action`] for the shell
+//! (`dispatch/mod.rs`) to carry out against the store and the devices. [`Core::next_wake`]
+//! says when time alone will next change something. That makes every timer testable with
+//! tokio's paused clock, and keeps the policies in one place.
+//!
+//! This file holds the types the shell sees and the core's state; each job has its own file:
+//! - `queue`: the waiting messages (`enqueue`, `waiting`, `waiting_for_key`);
+//! - `devices`: the connected devices (`connected`, `status`, `set_limits`, `disconnected`,
+//!   `removed`);
+//! - `jobs`: the jobs devices hold (`owned`, `finished`, `rejected`, `offer_refused`,
+//!   `cancel`, `restore_owned`);
+//! - `choose`: dispatch passes (`dispatch`) and sticky routes;
+//! - `sims`: SIM quotas and pacing (`replay_send`);
+//! - `breaker`: rests after failures in a row;
+//! - `timers`: `next_wake` and `tick`;
+//! - `explain`: `why_waiting`.
 
 mod breaker;
 mod choose;
@@ -19,8 +32,6 @@ mod timers;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::FastMap as HashMap;
-
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use uuid::Uuid;
@@ -29,6 +40,7 @@ use self::breaker::Breaker;
 use self::devices::Devices;
 use self::jobs::OwnedJob;
 use self::queue::{Place, Rank};
+use super::FastMap as HashMap;
 use super::QueuedMessage;
 use super::limits::{Limits, SimUsage};
 use super::scoring::ScoringConfig;
@@ -37,6 +49,7 @@ use crate::domain::Millis;
 /// Tunables of the dispatcher.
 #[derive(Debug, Clone)]
 pub struct DispatchConfig {
+    /// Which devices may get a job, by their status.
     pub scoring: ScoringConfig,
     /// How long a device has to accept an offer before it goes elsewhere.
     pub offer_lease_ms: Millis,
@@ -46,6 +59,7 @@ pub struct DispatchConfig {
     pub max_attempts: u32,
     /// Retry backoff: `base × 2^(attempt−1)`, at most `cap`.
     pub retry_base_ms: Millis,
+    /// The longest retry backoff (see `retry_base_ms`).
     pub retry_cap_ms: Millis,
     /// Consecutive failures after which a device is rested.
     pub breaker_failures: u32,
@@ -77,15 +91,12 @@ impl Default for DispatchConfig {
 /// How a device's job ended, as far as the dispatcher cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobEnd {
+    /// The device sent it.
     Sent,
     /// A final failure.
-    Failed {
-        code: String,
-    },
+    Failed { code: String },
     /// A temporary failure that the store sent back to the queue.
-    Retried {
-        code: String,
-    },
+    Retried { code: String },
 }
 
 /// What the shell must do.
@@ -138,28 +149,43 @@ pub enum Action {
 
 /// The dispatcher's state.
 pub struct Core {
+    /// Tunables, fixed at start.
     config: DispatchConfig,
+    /// Draws the pacing jitter; seeded, so runs repeat.
     rng: StdRng,
+    /// Due messages any device may take, in rank order.
     ready: BTreeMap<Rank, QueuedMessage>,
+    /// Due messages that name their device, per device, in rank order.
     pinned: HashMap<String, BTreeMap<Rank, QueuedMessage>>,
+    /// Messages not due yet, by the instant they fall due.
     later: BTreeMap<(Millis, Uuid), QueuedMessage>,
+    /// Where each waiting message is, by id.
     places: HashMap<Uuid, (Place, Rank)>,
+    /// Validity deadlines of waiting and offered messages.
     expiries: BTreeSet<(Millis, Uuid)>,
+    /// Offer leases: (until, message, device).
     leases: BTreeSet<(Millis, Uuid, String)>,
+    /// Outcome deadlines of accepted jobs: (until, message, device).
     outcome_deadlines: BTreeSet<(Millis, Uuid, String)>,
+    /// The connected devices.
     devices: Devices,
+    /// Accepted jobs of devices that are offline, per device.
     owned_offline: HashMap<String, HashMap<Uuid, OwnedJob>>,
     /// Quota windows per device and SIM slot; they outlive a connection.
     sims: HashMap<String, HashMap<u8, SimUsage>>,
     /// Every SIM's end of pacing still to come (`SimUsage::next_at`), so the next wake is
     /// found without visiting every SIM; instants already past are dropped lazily.
     pacing: BTreeSet<Millis>,
+    /// The device and SIM that last sent to each recipient.
     sticky: HashMap<String, (String, u8)>,
+    /// Circuit breakers per device; they outlive sessions.
     breakers: HashMap<String, Breaker>,
+    /// Waiting messages per API key.
     waiting_by_key: HashMap<Option<Uuid>, usize>,
 }
 
 impl Core {
+    /// A core with nothing waiting and no device connected.
     pub fn new(config: DispatchConfig) -> Core {
         let rng = StdRng::seed_from_u64(config.seed);
         Core {
@@ -182,13 +208,10 @@ impl Core {
         }
     }
 
+    /// The tunables it was made with.
     pub fn config(&self) -> &DispatchConfig {
         &self.config
     }
-
-    // ----- time ---------------------------------------------------------------------------
-
-    // ----- explaining ---------------------------------------------------------------------
 }
 
 #[cfg(test)]
