@@ -12,12 +12,22 @@ use crate::domain::Millis;
 /// Circuit breaker state of a device; outlives its sessions.
 #[derive(Debug, Default)]
 pub(super) struct Breaker {
-    pub(super) consecutive_failures: u32,
-    pub(super) rests_in_a_row: u32,
+    consecutive_failures: u32,
+    rests_in_a_row: u32,
     pub(super) rested_until: Option<Millis>,
 }
 
 impl Core {
+    /// A job of `device` was sent: its failures in a row and rests in a row start over.
+    pub(super) fn success(&mut self, device: &str) {
+        if let Some(breaker) = self.breakers.get_mut(device) {
+            breaker.consecutive_failures = 0;
+            breaker.rests_in_a_row = 0;
+        }
+    }
+
+    /// A job of `device` failed with `code`: counts towards a rest, unless the code says
+    /// nothing about the device.
     pub(super) fn failure(&mut self, device: &str, code: &str, now: Millis) -> Vec<Action> {
         // Failures that say nothing about the device's health do not count.
         if matches!(code, "invalid_recipient" | "expired" | "delivery_failed") {
@@ -46,12 +56,14 @@ impl Core {
         }]
     }
 
+    /// Why `device` is rested, to show when it reconnects during a rest.
     pub(super) fn rest_reason(&self, device: &str) -> Option<String> {
         self.breakers
             .get(device)
             .map(|it| format!("rested after {} failed rests in a row", it.rests_in_a_row))
     }
 
+    /// Whether `device` is resting at `now`.
     pub(super) fn rested(&self, device: &str, now: Millis) -> bool {
         self.breakers
             .get(device)

@@ -28,9 +28,19 @@ use crate::domain::Millis;
 const LOOKAHEAD: usize = 64;
 
 /// Sticky routes remembered at most.
-pub(super) const STICKY_MAX: usize = 200_000;
+const STICKY_MAX: usize = 200_000;
 
 impl Core {
+    /// Remembers that `device` (and `sim`) sent to `to`: its next message goes there too if it
+    /// can. The routes are forgotten all at once when there are [`STICKY_MAX`] of them.
+    pub(super) fn remember_route(&mut self, to: &str, device: &str, sim: Option<u8>) {
+        if self.sticky.len() >= STICKY_MAX {
+            self.sticky.clear();
+        }
+        self.sticky
+            .insert(to.to_string(), (device.to_string(), sim.unwrap_or(0)));
+    }
+
     /// Scores `device` for `message`, honouring rests, capabilities, quotas and pacing.
     fn candidate(
         &mut self,

@@ -8,7 +8,6 @@
 
 use uuid::Uuid;
 
-use super::choose::STICKY_MAX;
 use super::{Action, Core, JobEnd};
 use crate::dispatch::QueuedMessage;
 use crate::domain::{Millis, retry_delay};
@@ -77,16 +76,9 @@ impl Core {
         let mut actions = vec![self.in_flight(device)];
         match end {
             JobEnd::Sent => {
-                if let Some(breaker) = self.breakers.get_mut(device) {
-                    breaker.consecutive_failures = 0;
-                    breaker.rests_in_a_row = 0;
-                }
+                self.success(device);
                 if let Some(message) = &message {
-                    if self.sticky.len() >= STICKY_MAX {
-                        self.sticky.clear();
-                    }
-                    self.sticky
-                        .insert(message.to.clone(), (device.to_string(), sim.unwrap_or(0)));
+                    self.remember_route(&message.to, device, sim);
                 }
             }
             JobEnd::Failed { code } => actions.extend(self.failure(device, &code, now)),
