@@ -26,7 +26,7 @@ pub(super) struct DeviceEntry {
     /// The device's id, shared with dispatch passes.
     pub(super) name: Arc<str>,
     /// The session this entry belongs to; events from an older one are ignored.
-    pub(super) session: u64,
+    session: u64,
     /// How many jobs (offered or accepted) it may hold at once.
     pub(super) max_in_flight: u32,
     /// Whether it sends multipart messages.
@@ -68,7 +68,7 @@ impl Devices {
     }
 
     /// Adds `entry`, replacing any entry of the same device.
-    pub(super) fn insert(&mut self, entry: DeviceEntry) {
+    fn insert(&mut self, entry: DeviceEntry) {
         match self.index.get(&entry.name) {
             Some(at) => self.entries[*at] = entry,
             None => {
@@ -79,7 +79,7 @@ impl Devices {
     }
 
     /// Takes out the entry of `device` (the last entry fills its place).
-    pub(super) fn remove(&mut self, device: &str) -> Option<DeviceEntry> {
+    fn remove(&mut self, device: &str) -> Option<DeviceEntry> {
         let at = self.index.remove(device)?;
         let entry = self.entries.swap_remove(at);
         if let Some(moved) = self.entries.get(at) {
