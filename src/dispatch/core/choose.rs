@@ -197,6 +197,8 @@ impl Core {
         actions
     }
 
+    /// Books `message` as offered to `device` (and `sim`): its attempt, the SIM's quota and
+    /// pacing (with jitter), the offer's lease; the offer joins `offers`.
     fn assign(
         &mut self,
         device: &str,
