@@ -1,0 +1,73 @@
+//! The circuit breaker: a device whose jobs fail too many times in a row is rested (offered
+//! nothing) for a while; each further rest in a row lasts twice as long, up to 16 times the
+//! first. A sent job resets the count. Failures that say nothing about the device (a bad
+//! recipient, an expired message, a failed delivery report) do not count.
+//!
+//! Pure, like all of the core: no I/O and no clock reads (every call carries `now`). A rest
+//! that starts comes out as an [`Action::Rest`]; one that ends is applied by `tick`.
+
+use super::{Action, Core};
+use crate::domain::Millis;
+
+/// Circuit breaker state of a device; outlives its sessions.
+#[derive(Debug, Default)]
+pub(super) struct Breaker {
+    consecutive_failures: u32,
+    rests_in_a_row: u32,
+    pub(super) rested_until: Option<Millis>,
+}
+
+impl Core {
+    /// A job of `device` was sent: its failures in a row and rests in a row start over.
+    pub(super) fn success(&mut self, device: &str) {
+        if let Some(breaker) = self.breakers.get_mut(device) {
+            breaker.consecutive_failures = 0;
+            breaker.rests_in_a_row = 0;
+        }
+    }
+
+    /// A job of `device` failed with `code`: counts towards a rest, unless the code says
+    /// nothing about the device.
+    pub(super) fn failure(&mut self, device: &str, code: &str, now: Millis) -> Vec<Action> {
+        // Failures that say nothing about the device's health do not count.
+        if matches!(code, "invalid_recipient" | "expired" | "delivery_failed") {
+            return Vec::new();
+        }
+        let threshold = self.config.breaker_failures;
+        let base = self.config.breaker_rest_ms;
+        let breaker = self.breakers.entry(device.to_string()).or_default();
+        breaker.consecutive_failures += 1;
+        if threshold == 0 || breaker.consecutive_failures < threshold {
+            return Vec::new();
+        }
+        let factor = 1i64 << breaker.rests_in_a_row.min(4);
+        breaker.rests_in_a_row += 1;
+        let until = now + base * factor;
+        breaker.rested_until = Some(until);
+        let reason = format!(
+            "{} failures in a row, the last one {code}",
+            breaker.consecutive_failures
+        );
+        breaker.consecutive_failures = 0;
+        vec![Action::Rest {
+            device: device.to_string(),
+            until: Some(until),
+            reason: Some(reason),
+        }]
+    }
+
+    /// Why `device` is rested, to show when it reconnects during a rest.
+    pub(super) fn rest_reason(&self, device: &str) -> Option<String> {
+        self.breakers
+            .get(device)
+            .map(|it| format!("rested after {} failed rests in a row", it.rests_in_a_row))
+    }
+
+    /// Whether `device` is resting at `now`.
+    pub(super) fn rested(&self, device: &str, now: Millis) -> bool {
+        self.breakers
+            .get(device)
+            .and_then(|it| it.rested_until)
+            .is_some_and(|until| until > now)
+    }
+}

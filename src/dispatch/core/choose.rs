@@ -1,0 +1,268 @@
+//! Choosing devices. A dispatch pass offers every waiting message that some device can take
+//! now. A pinned message goes only to its device. Any other goes to the device and SIM that
+//! last sent to its recipient (its sticky route) when that one can take it, else by smooth
+//! weighted round-robin over the devices' health (see `scoring`); devices that refused or
+//! failed the message come last. Only devices with room are looked at, and the pass gives up
+//! after [`LOOKAHEAD`] messages that no device can take. `assign` books an offer: its quota,
+//! pacing (with jitter) and lease.
+//!
+//! Pure: no I/O and no clock reads; the only randomness is the pacing jitter, drawn from the
+//! core's generator seeded with `DispatchConfig::seed`. This is the hot path: keep what does
+//! not depend on the message out of the per-message loop, and allocate nothing for a message
+//! that is only looked at.
+
+use rand::Rng;
+
+use super::devices::DeviceEntry;
+use super::jobs::Held;
+use super::queue::{Rank, rank};
+use super::sims::{note_pacing, sim_usage};
+use super::{Action, Core};
+use crate::dispatch::FastMap as HashMap;
+use crate::dispatch::QueuedMessage;
+use crate::dispatch::limits::SimUsage;
+use crate::dispatch::scoring;
+use crate::domain::Millis;
+
+/// How far past an unplaceable message the queue is searched for one that fits elsewhere.
+const LOOKAHEAD: usize = 64;
+
+/// Sticky routes remembered at most.
+const STICKY_MAX: usize = 200_000;
+
+impl Core {
+    /// Remembers that `device` (and `sim`) sent to `to`: its next message goes there too if it
+    /// can. The routes are forgotten all at once when there are [`STICKY_MAX`] of them.
+    pub(super) fn remember_route(&mut self, to: &str, device: &str, sim: Option<u8>) {
+        if self.sticky.len() >= STICKY_MAX {
+            self.sticky.clear();
+        }
+        self.sticky
+            .insert(to.to_string(), (device.to_string(), sim.unwrap_or(0)));
+    }
+
+    /// Scores `device` for `message`, honouring rests, capabilities, quotas and pacing.
+    fn candidate(
+        &mut self,
+        device: &str,
+        message: &QueuedMessage,
+        now: Millis,
+    ) -> Option<scoring::Candidate> {
+        if self.rested(device, now) {
+            return None;
+        }
+        let entry = self.devices.get(device)?;
+        entry_candidate(entry, &mut self.sims, message, now)
+    }
+
+    /// Offers every waiting message that some device can take now.
+    pub fn dispatch(&mut self, now: Millis) -> Vec<Action> {
+        // Status reports from thousands of idle phones must not cost a pass each.
+        if self.ready.is_empty() && self.pinned.is_empty() {
+            return Vec::new();
+        }
+        let mut offers: HashMap<String, Vec<(QueuedMessage, Option<u8>)>> = HashMap::default();
+
+        // Pinned messages: only their device can take them.
+        let pinned_devices: Vec<String> = self
+            .pinned
+            .keys()
+            .filter(|it| self.devices.contains_key(it))
+            .cloned()
+            .collect();
+        for device in pinned_devices {
+            while let Some(message) = self
+                .pinned
+                .get(&device)
+                .and_then(|it| it.values().next())
+                .cloned()
+            {
+                let Some(candidate) = self.candidate(&device, &message, now) else {
+                    break;
+                };
+                if let Some(queue) = self.pinned.get_mut(&device) {
+                    queue.remove(&rank(&message));
+                }
+                self.places.remove(&message.id);
+                self.assign(&device, message, candidate.sim_slot, now, &mut offers);
+            }
+        }
+        self.pinned.retain(|_, queue| !queue.is_empty());
+
+        // Everything else: sticky route first, else smooth weighted round-robin over health.
+        // Only devices with room are considered: when every phone is full, a pass is free.
+        // What does not depend on the message is settled before it: health when a status
+        // arrives, rests once per pass; a message costs a look at each device's load and
+        // quotas.
+        let rests = !self.breakers.is_empty();
+        let mut pool: Vec<usize> = self
+            .devices
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, entry)| {
+                (entry.jobs.len() as u32) < entry.max_in_flight
+                    && entry.health.is_some()
+                    && !(rests && self.rested(&entry.name, now))
+            })
+            .map(|(at, _)| at)
+            .collect();
+        // Candidates of one message: (index into `pool`, weight, SIM).
+        let mut candidates: Vec<(usize, f64, Option<u8>)> = Vec::with_capacity(pool.len());
+        let mut credits: Vec<f64> = Vec::with_capacity(pool.len());
+        let mut weights: Vec<f64> = Vec::with_capacity(pool.len());
+        let mut misses = 0;
+        let mut cursor: Option<Rank> = None;
+        while misses < LOOKAHEAD && !pool.is_empty() {
+            let next = match cursor {
+                None => self.ready.iter().next(),
+                Some(after) => self
+                    .ready
+                    .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                    .next(),
+            };
+            // Taken out while it is placed (no clone); put back if nothing can take it.
+            let Some(key) = next.map(|(key, _)| *key) else {
+                break;
+            };
+            let Some(message) = self.ready.remove(&key) else {
+                break;
+            };
+            let sticky = self.sticky.get(&message.to);
+            candidates.clear();
+            let mut sticky_pick = None;
+            for avoid_pass in [true, false] {
+                if !avoid_pass && message.avoid.is_empty() {
+                    break;
+                }
+                for (index, at) in pool.iter().enumerate() {
+                    let entry = &self.devices.entries[*at];
+                    if avoid_pass == message.avoid.iter().any(|it| **it == *entry.name) {
+                        continue;
+                    }
+                    let Some(candidate) = entry_candidate(entry, &mut self.sims, &message, now)
+                    else {
+                        continue;
+                    };
+                    if let Some((sticky_device, sticky_sim)) = sticky
+                        && **sticky_device == *entry.name
+                        && candidate.sim_slot.unwrap_or(0) == *sticky_sim
+                    {
+                        sticky_pick = Some(candidates.len());
+                    }
+                    candidates.push((index, candidate.weight, candidate.sim_slot));
+                }
+                // Devices that refused or failed this message are a last resort.
+                if !candidates.is_empty() {
+                    break;
+                }
+            }
+            let chosen = match sticky_pick {
+                Some(it) => Some(it),
+                None => {
+                    let entries = &mut self.devices.entries;
+                    credits.clear();
+                    credits.extend(candidates.iter().map(|it| entries[pool[it.0]].credit));
+                    weights.clear();
+                    weights.extend(candidates.iter().map(|it| it.1));
+                    let chosen = scoring::pick(&mut credits, &weights);
+                    for ((index, _, _), credit) in candidates.iter().zip(&credits) {
+                        entries[pool[*index]].credit = *credit;
+                    }
+                    chosen
+                }
+            };
+            let Some(chosen) = chosen else {
+                self.ready.insert(key, message);
+                cursor = Some(key);
+                misses += 1;
+                continue;
+            };
+            self.places.remove(&message.id);
+            let (index, _, sim) = candidates[chosen];
+            let device = self.devices.entries[pool[index]].name.clone();
+            self.assign(&device, message, sim, now, &mut offers);
+            // A device that is full now is not scanned again in this pass.
+            let entry = &self.devices.entries[pool[index]];
+            if entry.jobs.len() as u32 >= entry.max_in_flight {
+                pool.remove(index);
+            }
+        }
+
+        let mut actions = Vec::new();
+        for (device, jobs) in offers {
+            actions.push(self.in_flight(&device));
+            actions.push(Action::Offer { device, jobs });
+        }
+        actions
+    }
+
+    /// Books `message` as offered to `device` (and `sim`): its attempt, the SIM's quota and
+    /// pacing (with jitter), the offer's lease; the offer joins `offers`.
+    fn assign(
+        &mut self,
+        device: &str,
+        mut message: QueuedMessage,
+        sim: Option<u8>,
+        now: Millis,
+        offers: &mut HashMap<String, Vec<(QueuedMessage, Option<u8>)>>,
+    ) {
+        if let Some(count) = self.waiting_by_key.get_mut(&message.api_key) {
+            *count = count.saturating_sub(1);
+        }
+        message.attempts += 1;
+        let Some(entry) = self.devices.get_mut(device) else {
+            return;
+        };
+        let limits = entry.limits;
+        entry.jobs.insert(
+            message.id,
+            Held::Offered {
+                message: message.clone(),
+                sim,
+            },
+        );
+        let extra = if limits.jitter_ms > 0 {
+            self.rng.random_range(0..=limits.jitter_ms)
+        } else {
+            0
+        };
+        let usage = sim_usage(&mut self.sims, device, sim.unwrap_or(0));
+        usage.record(&limits, now, message.parts, &message.to, message.id, extra);
+        note_pacing(&mut self.pacing, usage, now);
+        self.leases.insert((
+            now.saturating_add(self.config.offer_lease_ms),
+            message.id,
+            device.to_string(),
+        ));
+        offers
+            .entry(device.to_string())
+            .or_default()
+            .push((message, sim));
+    }
+}
+
+/// Scores a connected device for `message` (rests aside): capabilities, health cached from
+/// its last status, load, quotas and pacing (not looked up for a SIM without limits).
+fn entry_candidate(
+    entry: &DeviceEntry,
+    sims: &mut HashMap<String, HashMap<u8, SimUsage>>,
+    message: &QueuedMessage,
+    now: Millis,
+) -> Option<scoring::Candidate> {
+    if message.parts > 1 && !entry.multipart {
+        return None;
+    }
+    let usable = |sim: u8| {
+        entry.limits.is_unlimited()
+            || sim_usage(sims, &entry.name, sim)
+                .check(&entry.limits, now, message.parts, &message.to)
+                .is_ok()
+    };
+    entry.health.as_ref()?.candidate(
+        entry.jobs.len() as u32,
+        entry.max_in_flight,
+        message.sim_slot,
+        usable,
+    )
+}

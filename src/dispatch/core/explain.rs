@@ -1,0 +1,130 @@
+//! Explaining why a message is not with a device yet, in words for the API: its schedule or
+//! retry backoff, its device being offline, or for each device the first thing that keeps it
+//! from taking the message (a rest, a capability, no status yet, its load, its battery, a SIM
+//! without service or out of quota).
+//!
+//! Pure and only a look: no I/O, no clock reads, and it must decide nothing nor change what
+//! the dispatcher decides by (at most it creates an empty quota window for a SIM it checks).
+
+use uuid::Uuid;
+
+use super::Core;
+use super::queue::Place;
+use super::sims::sim_usage;
+use crate::dispatch::QueuedMessage;
+use crate::dispatch::scoring;
+use crate::domain::{Millis, format_millis};
+
+impl Core {
+    /// Why a message is not with a device yet, or `None` if the core does not hold it.
+    pub fn why_waiting(&mut self, id: Uuid, now: Millis) -> Option<String> {
+        if let Some((device, _)) = self
+            .devices
+            .iter()
+            .find(|(_, entry)| entry.jobs.contains_key(&id))
+        {
+            return Some(format!(
+                "offered to device {device}, waiting for it to accept"
+            ));
+        }
+        let (place, key) = *self.places.get(&id)?;
+        let message = match place {
+            Place::Later(at) => {
+                let message = self.later.get(&(at, id))?;
+                return Some(if message.attempts > 0 {
+                    format!(
+                        "retrying after a temporary failure, not before {}",
+                        format_millis(at)
+                    )
+                } else {
+                    format!("scheduled for {}", format_millis(at))
+                });
+            }
+            Place::Ready => self.ready.get(&key)?.clone(),
+            Place::Pinned => self.pinned.values().find_map(|it| it.get(&key))?.clone(),
+        };
+        let devices: Vec<String> = match &message.device_id {
+            Some(device) if !self.devices.contains_key(device) => {
+                return Some(format!("waiting for device {device}, which is offline"));
+            }
+            Some(device) => vec![device.clone()],
+            None => self
+                .devices
+                .iter()
+                .map(|(name, _)| name.to_string())
+                .collect(),
+        };
+        if devices.is_empty() {
+            return Some("no device is online".into());
+        }
+        let mut reasons = Vec::new();
+        for device in devices {
+            reasons.push(format!(
+                "{device}: {}",
+                self.device_reason(&device, &message, now)
+            ));
+        }
+        reasons.sort();
+        Some(format!(
+            "no device can take it now ({})",
+            reasons.join("; ")
+        ))
+    }
+
+    /// What keeps `device` from taking `message` now, or "eligible".
+    fn device_reason(&mut self, device: &str, message: &QueuedMessage, now: Millis) -> String {
+        if let Some(until) = self
+            .breakers
+            .get(device)
+            .and_then(|it| it.rested_until)
+            .filter(|it| *it > now)
+        {
+            return format!(
+                "rested after repeated failures until {}",
+                format_millis(until)
+            );
+        }
+        let Some(entry) = self.devices.get(device) else {
+            return "offline".into();
+        };
+        if message.parts > 1 && !entry.multipart {
+            return "does not send multipart messages".into();
+        }
+        let Some(status) = entry.status.clone() else {
+            return "has not reported its status yet".into();
+        };
+        if entry.jobs.len() as u32 >= entry.max_in_flight {
+            return format!("at its in-flight limit of {}", entry.max_in_flight);
+        }
+        if let Some(battery) = status.battery
+            && !battery.charging
+            && battery.level < self.config.scoring.min_battery
+        {
+            return format!("battery at {}% and not charging", battery.level);
+        }
+        let limits = entry.limits;
+        let mut sim_reasons = Vec::new();
+        for sim in &status.sims {
+            if message.sim_slot.is_some_and(|it| it != sim.slot) {
+                continue;
+            }
+            if scoring::signal(sim).is_none() {
+                sim_reasons.push(format!("SIM {} has no service", sim.slot));
+                continue;
+            }
+            let usage = sim_usage(&mut self.sims, device, sim.slot);
+            if let Err(blocked) = usage.check(&limits, now, message.parts, &message.to) {
+                sim_reasons.push(format!("SIM {} {blocked}", sim.slot));
+            }
+        }
+        if sim_reasons.is_empty() {
+            if let Some(slot) = message.sim_slot
+                && !status.sims.iter().any(|it| it.slot == slot)
+            {
+                return format!("has no SIM in slot {slot}");
+            }
+            return "eligible".into();
+        }
+        sim_reasons.join(", ")
+    }
+}
