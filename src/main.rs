@@ -1,4 +1,4 @@
-//! The `smshub` command line: `serve`, `demo`, `keys`, `devices`, `simulate`.
+//! The `smshub` command line: `serve`, `demo`, `keys`, `devices`, `simulate`, `bench`, `pdu`.
 //!
 //! Thin: parses flags (each also an `SMSHUB_*` environment variable), sets up logging and
 //! calls into the library. No hub logic lives here.

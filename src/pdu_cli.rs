@@ -37,7 +37,7 @@ mod tests {
 
     #[test]
     fn encodes_like_the_published_vectors() {
-        // python-gsmmodem test_pdu.py and research notes §2.2: "Hello World!" to +27820001111.
+        // python-gsmmodem's test_pdu.py: "Hello World!" to +27820001111.
         assert_eq!(
             encode("+27820001111", "Hello World!", false, false).unwrap(),
             ["0001000B917228001011F100000CC8329BFD065DDF72363904"]

@@ -20,8 +20,8 @@ use smshub_protocol::at::{CommandError, Event, Final, Framer, Urc, sms};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-/// Per-command timeouts (research notes §6: AT 2 s, CPIN 15 s, CFUN 40 s, CMGS prompt 5 s,
-/// CMGS final up to 60 s, CUSD 30 s, CMGL 30 s).
+/// Per-command timeouts, the ones Gammu and ModemManager use for real modems: AT 2 s, CPIN
+/// 15 s, CFUN 40 s, CMGS prompt 5 s, CMGS final up to 60 s, CUSD 30 s, CMGL 30 s.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     /// An ordinary command.

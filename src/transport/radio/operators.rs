@@ -4,7 +4,8 @@
 //!
 //! Three layers, later ones winning: the public-domain table in `operators.tsv` (derived from
 //! Debian's `mobile-broadband-provider-info`, 818 networks, 137 with a balance code); the
-//! built-in Algerian profiles of the first seed system with their correct network codes (603-01
+//! built-in Algerian profiles of the multi-modem manager smshub replaces, with their correct
+//! network codes (603-01
 //! Mobilis, 603-02 Djezzy, 603-03 Ooredoo, formerly Nedjma); and profiles given in the hub's
 //! configuration, read from an operators file (`smshub serve --operators FILE`, TOML, or JSON
 //! when the name ends in `.json`; see [`parse_operators_file`]). A file entry for a known
@@ -46,8 +47,8 @@ pub struct OperatorProfile {
     pub recharge_ussd: Option<String>,
 }
 
-/// The built-in Algerian profiles (first seed system), with the network codes of
-/// `mobile-broadband-provider-info` (the seed had them wrong).
+/// The built-in Algerian profiles (from the multi-modem manager smshub replaces), with the
+/// network codes of `mobile-broadband-provider-info` (that manager had them wrong).
 pub fn algerian_defaults() -> Vec<OperatorProfile> {
     let profile =
         |mcc_mnc: &str, name: &str, apn: &str, balance: &str, data: &str, recharge: &str| {
