@@ -112,6 +112,9 @@ pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infa
         )
     } else if let Some(err) = rejection.find::<warp::reject::MissingHeader>() {
         ApiError::bad_request("missing_header", err.to_string())
+    } else if let Some(err) = rejection.find::<warp::reject::InvalidHeader>() {
+        // A header that is not visible ASCII (e.g. a non-ASCII `Idempotency-Key`).
+        ApiError::bad_request("invalid_header", err.to_string())
     } else {
         tracing::warn!(?rejection, "unhandled rejection");
         ApiError::internal(format!("{rejection:?}"))

@@ -319,6 +319,19 @@ pub async fn set_device_limits(
     Ok(warp::reply::json(&serde_json::json!({ "id": id, "limits": value })).into_response())
 }
 
+/// A list's `offset`: the database counts rows in a signed 64-bit integer, so a larger one is a
+/// bad query, not a failed request.
+fn offset(given: Option<u64>) -> Result<u64, ApiError> {
+    let offset = given.unwrap_or(0);
+    if offset > i64::MAX as u64 {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("offset must be at most {}", i64::MAX),
+        ));
+    }
+    Ok(offset)
+}
+
 /// `GET /api/sms`: every message, newest first. With `outbox`, `GET /api/sms/outbox`: the
 /// messages that went out (`sent`, `delivered`), newest send first.
 pub async fn list_sms(
@@ -327,7 +340,7 @@ pub async fn list_sms(
     outbox: bool,
 ) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
-    let offset = query.offset.unwrap_or(0);
+    let offset = offset(query.offset)?;
     let state = match &query.state {
         Some(text) => Some(MessageState::parse(text).ok_or_else(|| {
             let known: Vec<&str> = MessageState::ALL.iter().map(|it| it.as_str()).collect();
@@ -384,7 +397,7 @@ pub async fn list_sms(
 
 pub async fn list_inbox(api: Arc<ApiState>, query: InboxQuery) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
-    let offset = query.offset.unwrap_or(0);
+    let offset = offset(query.offset)?;
     let (records, total) = api
         .store
         .list_inbox(

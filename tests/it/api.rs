@@ -1,6 +1,6 @@
 //! The REST API: authentication, input checking, the message lifecycle as clients see it.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::TestHub;
 
@@ -175,6 +175,45 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
         (status, body["error"]["code"].as_str()),
         (404, Some("not_found"))
     );
+}
+
+/// An offset past what the database can count is a bad query on every list, not a request
+/// that dies without an answer.
+#[tokio::test]
+async fn an_offset_too_large_for_the_database_is_a_bad_query() {
+    let hub = TestHub::spawn().await;
+    for list in ["/api/sms", "/api/sms/outbox", "/api/sms/inbox"] {
+        let (status, body) = hub.get(&format!("{list}?offset=9223372036854775808")).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_query")),
+            "{list}: {body}"
+        );
+        let (status, _) = hub.get(&format!("{list}?offset=9223372036854775807")).await;
+        assert_eq!(status, 200, "{list}");
+    }
+}
+
+/// A header that is not ASCII gets a 400 with a code, and nothing is stored.
+#[tokio::test]
+async fn a_non_ascii_idempotency_key_is_a_bad_request() {
+    let hub = TestHub::spawn().await;
+    let response = hub
+        .http
+        .post(hub.url("/api/send-sms"))
+        .header("X-API-Key", &hub.api_key)
+        .header(
+            "Idempotency-Key",
+            reqwest::header::HeaderValue::from_bytes("clé-1".as_bytes()).unwrap(),
+        )
+        .json(&json!({"phone_number": "+14155552671", "message": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_header", "{body}");
+    assert_eq!(hub.message_count().await, 0);
 }
 
 #[tokio::test]
