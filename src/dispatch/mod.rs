@@ -12,9 +12,12 @@
 //!   store refuses once the device accepted it, so an accepted job is never offered twice;
 //! - the dispatcher never knows what kind of transport a device uses.
 
+mod clock;
 pub mod core;
 pub mod limits;
 pub mod scoring;
+
+pub use self::clock::Clock;
 
 /// The maps of the core and the limits use foldhash: keys are the hub's own ids, and SipHash
 /// was a tenth of the dispatcher's time (perf).
@@ -23,7 +26,6 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use dashmap::DashMap;
 use smshub_protocol::device::{Capabilities, Status};
@@ -32,7 +34,7 @@ use uuid::Uuid;
 
 use self::core::{Action, Core, DispatchConfig, JobEnd};
 use self::limits::Limits;
-use crate::domain::{MessageState, Millis, PhoneNumber, format_millis, now_millis};
+use crate::domain::{MessageState, Millis, PhoneNumber, format_millis};
 use crate::registry::{DeviceRegistry, Job, Outbound, RevokeReason};
 use crate::store::{Change, MessageRecord, Outcome, Retry, Store, StoreError};
 
@@ -155,37 +157,6 @@ pub enum Event {
     },
     /// Replies with the number of waiting messages.
     QueueLen(oneshot::Sender<usize>),
-}
-
-/// The hub's clock for deadlines: wall time at start plus tokio's monotonic time since, so
-/// deadlines follow tokio's (pausable) clock and never jump with the wall clock.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    origin_wall: Millis,
-    origin: tokio::time::Instant,
-}
-
-impl Clock {
-    pub fn new() -> Clock {
-        Clock {
-            origin_wall: now_millis(),
-            origin: tokio::time::Instant::now(),
-        }
-    }
-
-    pub fn now(&self) -> Millis {
-        self.origin_wall + i64::try_from(self.origin.elapsed().as_millis()).unwrap_or(i64::MAX)
-    }
-
-    fn instant(&self, at: Millis) -> tokio::time::Instant {
-        self.origin + Duration::from_millis(u64::try_from(at - self.origin_wall).unwrap_or(0))
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Self {
-        Clock::new()
-    }
 }
 
 /// Messages waiting, as the API sees them for back-pressure.
@@ -775,10 +746,12 @@ async fn revoke(tx: &mpsc::Sender<Outbound>, ids: &[Uuid]) {
 
 #[cfg(test)]
 mod shell_tests {
+    use std::time::Duration;
+
     use smshub_protocol::device::{Battery, SimStatus};
 
     use super::*;
-    use crate::domain::DeviceKind;
+    use crate::domain::{DeviceKind, now_millis};
     use crate::registry::LiveDevice;
     use crate::store::{Durability, NewMessage};
 
