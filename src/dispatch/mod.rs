@@ -12,11 +12,13 @@
 //!   store refuses once the device accepted it, so an accepted job is never offered twice;
 //! - the dispatcher never knows what kind of transport a device uses.
 
+mod backlog;
 mod clock;
 pub mod core;
 pub mod limits;
 pub mod scoring;
 
+pub use self::backlog::Backlog;
 pub use self::clock::Clock;
 
 /// The maps of the core and the limits use foldhash: keys are the hub's own ids, and SipHash
@@ -25,9 +27,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use dashmap::DashMap;
 use smshub_protocol::device::{Capabilities, Status};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -157,53 +157,6 @@ pub enum Event {
     },
     /// Replies with the number of waiting messages.
     QueueLen(oneshot::Sender<usize>),
-}
-
-/// Messages waiting, as the API sees them for back-pressure.
-#[derive(Default)]
-pub struct Backlog {
-    total: AtomicUsize,
-    by_key: DashMap<Option<Uuid>, usize>,
-    /// Accepted by the API but not yet seen by the dispatcher.
-    in_transit: AtomicUsize,
-    in_transit_by_key: DashMap<Option<Uuid>, usize>,
-}
-
-impl Backlog {
-    /// Reserves room for `n` messages of `key`, or says no when a limit would be passed.
-    pub fn reserve(
-        &self,
-        key: Option<Uuid>,
-        n: usize,
-        max_total: usize,
-        max_per_key: usize,
-    ) -> bool {
-        let total = self.total.load(Ordering::Relaxed) + self.in_transit.load(Ordering::Relaxed);
-        let for_key = self.by_key.get(&key).map_or(0, |it| *it)
-            + self.in_transit_by_key.get(&key).map_or(0, |it| *it);
-        if total + n > max_total || for_key + n > max_per_key {
-            return false;
-        }
-        self.in_transit.fetch_add(n, Ordering::Relaxed);
-        *self.in_transit_by_key.entry(key).or_default() += n;
-        true
-    }
-
-    /// Gives back a reservation that was not used (the request failed).
-    pub fn release(&self, key: Option<Uuid>, n: usize) {
-        let _ = self
-            .in_transit
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |it| {
-                Some(it.saturating_sub(n))
-            });
-        if let Some(mut it) = self.in_transit_by_key.get_mut(&key) {
-            *it = it.saturating_sub(n);
-        }
-    }
-
-    pub fn total(&self) -> usize {
-        self.total.load(Ordering::Relaxed)
-    }
 }
 
 /// Handle to the dispatcher task; cheap to clone.
@@ -359,14 +312,7 @@ impl Shell {
 
     fn publish_backlog(&self) {
         self.backlog
-            .total
-            .store(self.core.waiting(), Ordering::Relaxed);
-        let keys: Vec<Option<Uuid>> = self.backlog.by_key.iter().map(|it| *it.key()).collect();
-        for key in keys {
-            self.backlog
-                .by_key
-                .insert(key, self.core.waiting_for_key(key));
-        }
+            .publish(self.core.waiting(), |key| self.core.waiting_for_key(key));
     }
 
     async fn handle(&mut self, event: Event) {
@@ -381,7 +327,7 @@ impl Shell {
                 // Publish the new waiting counts before giving back the API's reservations,
                 // so the two never both read zero and let a request past the limit.
                 for key in counts.keys() {
-                    self.backlog.by_key.entry(*key).or_default();
+                    self.backlog.count_key(*key);
                 }
                 self.publish_backlog();
                 for (key, n) in counts {
