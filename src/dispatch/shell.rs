@@ -200,11 +200,7 @@ impl Shell {
                     reason,
                 } => {
                     if let Some(tx) = self.registry.sender(&device) {
-                        let reason = match reason {
-                            "cancelled" => RevokeReason::Cancelled,
-                            "expired" => RevokeReason::Expired,
-                            _ => RevokeReason::LeaseExpired,
-                        };
+                        let reason = revoke_reason(reason);
                         let _ = tx.try_send(Outbound::Revoke { ids, reason });
                     }
                 }
@@ -455,6 +451,16 @@ impl Shell {
                 });
             }
         });
+    }
+}
+
+/// The registry's word for the core's reason to take an offer back ("cancelled",
+/// "expired", "lease_expired").
+fn revoke_reason(reason: &'static str) -> RevokeReason {
+    match reason {
+        "cancelled" => RevokeReason::Cancelled,
+        "expired" => RevokeReason::Expired,
+        _ => RevokeReason::LeaseExpired,
     }
 }
 
