@@ -16,6 +16,7 @@ mod backlog;
 mod clock;
 pub mod core;
 pub mod limits;
+mod restore;
 pub mod scoring;
 mod shell;
 
@@ -36,9 +37,9 @@ use uuid::Uuid;
 use self::core::{Core, DispatchConfig, JobEnd};
 use self::limits::Limits;
 use self::shell::Shell;
-use crate::domain::{MessageState, Millis};
+use crate::domain::Millis;
 use crate::registry::DeviceRegistry;
-use crate::store::{Change, MessageRecord, Outcome, Retry, Store, StoreError};
+use crate::store::{MessageRecord, Outcome, Retry, Store, StoreError};
 
 /// A message waiting for a device, with what the device needs to send it.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,55 +180,7 @@ impl Dispatcher {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut core = Core::new(config);
         let now = clock.now();
-        // Quotas and sticky routes from the last day's offers.
-        for send in store.recent_sends(now - 24 * 3_600_000).await? {
-            core.replay_send(
-                &send.device_id,
-                send.sim_slot,
-                &send.recipient,
-                send.parts,
-                send.dispatched_at,
-            );
-        }
-        // No device is connected yet, so no offer can be answered: every offer goes back to
-        // the queue. Accepted jobs stay with their device, which reports them on reconnect.
-        let open = store.open_messages().await?;
-        let offered: Vec<Change> = open
-            .iter()
-            .filter(|it| it.state == MessageState::Dispatched)
-            .filter_map(|it| {
-                it.device_id.clone().map(|device| Change::Requeue {
-                    id: it.id,
-                    device,
-                    reason: "hub restarted".into(),
-                })
-            })
-            .collect();
-        if !offered.is_empty() {
-            store.apply_all(offered).await?;
-        }
-        let mut waiting = Vec::new();
-        let mut accepted = 0;
-        for message in &open {
-            match (message.state, &message.device_id) {
-                (MessageState::Accepted, Some(device)) => {
-                    accepted += 1;
-                    let at = message.accepted_at.unwrap_or(now);
-                    core.restore_owned(
-                        device,
-                        QueuedMessage::from_record(message),
-                        message.sim_slot,
-                        at,
-                    );
-                }
-                _ => waiting.push(QueuedMessage::from_record(message)),
-            }
-        }
-        tracing::info!(
-            waiting = waiting.len(),
-            accepted,
-            "dispatcher rebuilt from the database"
-        );
+        let waiting = restore::rebuild(&store, &mut core, now).await?;
         let initial = core.enqueue(waiting, now);
         let mut shell = Shell::new(core, store, registry, tx.clone(), backlog, clock);
         shell.execute(initial).await;
