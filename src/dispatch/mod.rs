@@ -1,16 +1,25 @@
 //! The dispatcher: one task that offers each waiting message to the best device the moment
 //! one can take it (push, not polling), and keeps every delivery deadline.
 //!
-//! The decisions live in [`core::Core`], a pure state machine; this module is its shell. It
-//! feeds the core [`Event`]s and the time, and carries out the [`core::Action`]s: store
-//! writes are submitted in order from this one loop and their outcomes come back as events,
-//! so the loop never waits on the database.
+//! The decisions live in [`core::Core`], a pure state machine; the rest of this module is its
+//! shell. The shell feeds the core [`Event`]s and the time, and carries out the
+//! [`core::Action`]s: store writes are submitted in order from one loop and their outcomes
+//! come back as events, so the loop never waits on the database.
+//!
+//! - `mod.rs`: the vocabulary ([`QueuedMessage`], [`Event`]) and the [`Dispatcher`] handle;
+//! - `shell.rs`: the loop that handles events and carries out actions;
+//! - `restore.rs`: the queues rebuilt from the database at start;
+//! - `clock.rs`: [`Clock`], the time deadlines are kept by;
+//! - `backlog.rs`: [`Backlog`], the waiting counts the API reads for back-pressure;
+//! - `core`, `scoring.rs`, `limits.rs`: the pure decisions, no I/O and no clock.
 //!
 //! Invariants:
-//! - a job is offered to a device only after `dispatched` to that device is committed;
+//! - a job is offered to a device only after its `dispatched` to that device is queued for
+//!   the store's writer, so the device's `accepted` is applied after it (and refused with it);
 //! - a job goes back to the queue only after `dispatched → queued` is committed, which the
 //!   store refuses once the device accepted it, so an accepted job is never offered twice;
-//! - the dispatcher never knows what kind of transport a device uses.
+//! - the dispatcher never knows what kind of transport a device uses: it speaks
+//!   [`crate::registry::Outbound`] only.
 
 mod backlog;
 mod clock;
@@ -19,13 +28,6 @@ pub mod limits;
 mod restore;
 pub mod scoring;
 mod shell;
-
-pub use self::backlog::Backlog;
-pub use self::clock::Clock;
-
-/// The maps of the core and the limits use foldhash: keys are the hub's own ids, and SipHash
-/// was a tenth of the dispatcher's time (perf).
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,17 +43,33 @@ use crate::domain::Millis;
 use crate::registry::DeviceRegistry;
 use crate::store::{MessageRecord, Outcome, Retry, Store, StoreError};
 
+pub use self::backlog::Backlog;
+pub use self::clock::Clock;
+
+/// The maps of the core and the limits use foldhash: keys are the hub's own ids, and SipHash
+/// was a tenth of the dispatcher's time (perf).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A message waiting for a device, with what the device needs to send it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueuedMessage {
+    /// The message's id.
     pub id: Uuid,
+    /// The API key it came with, counted for back-pressure.
     pub api_key: Option<Uuid>,
+    /// The recipient, E.164.
     pub to: String,
+    /// The body.
     pub text: String,
+    /// SMS parts, as the hub counts them.
     pub parts: u32,
+    /// Whether a delivery report was asked for.
     pub delivery_report: bool,
+    /// The device the client asked for, if any.
     pub device_id: Option<String>,
+    /// The SIM the client asked for, if any.
     pub sim_slot: Option<u8>,
+    /// When the API committed it.
     pub created_at: Millis,
     /// Higher goes first.
     pub priority: i32,
@@ -66,6 +84,7 @@ pub struct QueuedMessage {
 }
 
 impl QueuedMessage {
+    /// The waiting message of a stored one; it waits for the later of its schedule and backoff.
     pub fn from_record(it: &MessageRecord) -> QueuedMessage {
         let not_before = match (it.schedule_at, it.not_before) {
             (Some(a), Some(b)) => Some(a.max(b)),
