@@ -108,10 +108,11 @@ pub async fn send_sms(
     }
     let queued: Vec<QueuedMessage> = messages
         .iter()
-        .map(|it| QueuedMessage {
+        .zip(&request.recipients)
+        .map(|(it, recipient)| QueuedMessage {
             id: it.id,
             api_key: it.api_key_id,
-            to: it.recipient.clone(),
+            recipient: recipient.clone(),
             text: it.body.clone(),
             parts: it.parts,
             delivery_report: it.delivery_report,

@@ -40,6 +40,7 @@ use self::core::{Core, DispatchConfig, JobEnd};
 use self::limits::Limits;
 use self::shell::Shell;
 use crate::domain::Millis;
+use crate::domain::PhoneNumber;
 use crate::registry::DeviceRegistry;
 use crate::store::{MessageRecord, Outcome, Retry, Store, StoreError};
 
@@ -58,7 +59,7 @@ pub struct QueuedMessage {
     /// The API key it came with, counted for back-pressure.
     pub api_key: Option<Uuid>,
     /// The recipient, E.164.
-    pub to: String,
+    pub recipient: PhoneNumber,
     /// The body.
     pub text: String,
     /// SMS parts, as the hub counts them.
@@ -93,7 +94,7 @@ impl QueuedMessage {
         QueuedMessage {
             id: it.id,
             api_key: it.api_key_id,
-            to: it.recipient.clone(),
+            recipient: PhoneNumber::from_e164_unchecked(it.recipient.clone()),
             text: it.body.clone(),
             parts: it.parts,
             delivery_report: it.delivery_report,

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::core::{Action, Core, JobEnd};
 use super::{Backlog, Clock, Event, QueuedMessage};
-use crate::domain::{MessageState, PhoneNumber, format_millis};
+use crate::domain::{MessageState, format_millis};
 use crate::registry::{DeviceRegistry, Job, Outbound, RevokeReason};
 use crate::store::{Change, Outcome, Store};
 
@@ -200,7 +200,6 @@ impl Shell {
                     reason,
                 } => {
                     if let Some(tx) = self.registry.sender(&device) {
-                        let reason = revoke_reason(reason);
                         let _ = tx.try_send(Outbound::Revoke { ids, reason });
                     }
                 }
@@ -412,7 +411,7 @@ impl Shell {
             for (message, sim_slot) in &jobs {
                 let job = Job {
                     id: message.id,
-                    recipient: PhoneNumber::from_e164_unchecked(message.to.clone()),
+                    recipient: message.recipient.clone(),
                     text: message.text.clone(),
                     parts: message.parts,
                     sim_slot: *sim_slot,
@@ -451,16 +450,6 @@ impl Shell {
                 });
             }
         });
-    }
-}
-
-/// The registry's word for the core's reason to take an offer back ("cancelled",
-/// "expired", "lease_expired").
-fn revoke_reason(reason: &'static str) -> RevokeReason {
-    match reason {
-        "cancelled" => RevokeReason::Cancelled,
-        "expired" => RevokeReason::Expired,
-        _ => RevokeReason::LeaseExpired,
     }
 }
 

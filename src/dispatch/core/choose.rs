@@ -128,7 +128,7 @@ impl Core {
             let Some(message) = self.ready.remove(&key) else {
                 break;
             };
-            let sticky = self.sticky.get(&message.to);
+            let sticky = self.sticky.get(message.recipient.as_str());
             candidates.clear();
             let mut sticky_pick = None;
             for avoid_pass in [true, false] {
@@ -228,7 +228,14 @@ impl Core {
             0
         };
         let usage = sim_usage(&mut self.sims, device, sim.unwrap_or(0));
-        usage.record(&limits, now, message.parts, &message.to, message.id, extra);
+        usage.record(
+            &limits,
+            now,
+            message.parts,
+            message.recipient.as_str(),
+            message.id,
+            extra,
+        );
         note_pacing(&mut self.pacing, usage, now);
         self.leases.insert((
             now.saturating_add(self.config.offer_lease_ms),
@@ -256,7 +263,12 @@ fn entry_candidate(
     let usable = |sim: u8| {
         entry.limits.is_unlimited()
             || sim_usage(sims, &entry.name, sim)
-                .check(&entry.limits, now, message.parts, &message.to)
+                .check(
+                    &entry.limits,
+                    now,
+                    message.parts,
+                    message.recipient.as_str(),
+                )
                 .is_ok()
     };
     entry.health.as_ref()?.candidate(

@@ -113,7 +113,9 @@ impl Core {
                 continue;
             }
             let usage = sim_usage(&mut self.sims, device, sim.slot);
-            if let Err(blocked) = usage.check(&limits, now, message.parts, &message.to) {
+            if let Err(blocked) =
+                usage.check(&limits, now, message.parts, message.recipient.as_str())
+            {
                 sim_reasons.push(format!("SIM {} {blocked}", sim.slot));
             }
         }

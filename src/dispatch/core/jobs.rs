@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{Action, Core, JobEnd};
 use crate::dispatch::QueuedMessage;
 use crate::domain::{Millis, retry_delay};
+use crate::registry::RevokeReason;
 
 /// An accepted job of a device that is not connected: its content (if known) and SIM.
 pub(super) type OwnedJob = (Option<QueuedMessage>, Option<u8>);
@@ -78,7 +79,7 @@ impl Core {
             JobEnd::Sent => {
                 self.success(device);
                 if let Some(message) = &message {
-                    self.remember_route(&message.to, device, sim);
+                    self.remember_route(message.recipient.as_str(), device, sim);
                 }
             }
             JobEnd::Failed { code } => actions.extend(self.failure(device, &code, now)),
@@ -174,7 +175,7 @@ impl Core {
             actions.push(Action::Revoke {
                 device: device.clone(),
                 ids: vec![id],
-                reason: "cancelled",
+                reason: RevokeReason::Cancelled,
             });
             actions.push(self.in_flight(&device));
         }

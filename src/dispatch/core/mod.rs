@@ -45,6 +45,7 @@ use super::QueuedMessage;
 use super::limits::{Limits, SimUsage};
 use super::scoring::ScoringConfig;
 use crate::domain::Millis;
+use crate::registry::RevokeReason;
 
 /// Tunables of the dispatcher.
 #[derive(Debug, Clone)]
@@ -117,7 +118,7 @@ pub enum Action {
     Revoke {
         device: String,
         ids: Vec<Uuid>,
-        reason: &'static str,
+        reason: RevokeReason,
     },
     /// Commit `expired` for these messages.
     Expire { ids: Vec<Uuid> },

@@ -8,12 +8,13 @@ use uuid::Uuid;
 
 use super::*;
 use crate::dispatch::Clock;
+use crate::domain::PhoneNumber;
 
 fn message(to: &str) -> QueuedMessage {
     QueuedMessage {
         id: Uuid::new_v4(),
         api_key: None,
-        to: to.into(),
+        recipient: PhoneNumber::from_e164_unchecked(to.into()),
         text: "hello".into(),
         parts: 1,
         delivery_report: false,
@@ -111,7 +112,7 @@ async fn an_offer_not_accepted_within_its_lease_goes_to_another_device() {
     assert!(actions.contains(&Action::Revoke {
         device: "a".into(),
         ids: vec![m.id],
-        reason: "lease_expired"
+        reason: RevokeReason::LeaseExpired
     }));
     let back = requeued(&actions);
     assert_eq!(back.len(), 1);
@@ -160,7 +161,7 @@ async fn a_message_past_its_validity_expires_and_is_never_offered() {
     assert!(actions.contains(&Action::Revoke {
         device: "a".into(),
         ids: vec![offered.id],
-        reason: "expired"
+        reason: RevokeReason::Expired
     }));
     assert!(actions.contains(&Action::Expire {
         ids: vec![offered.id]
@@ -489,7 +490,7 @@ async fn cancel_takes_a_message_back_and_revokes_an_offer() {
     assert!(actions.contains(&Action::Revoke {
         device: "a".into(),
         ids: vec![offered.id],
-        reason: "cancelled"
+        reason: RevokeReason::Cancelled
     }));
     assert!(offers(&core.dispatch(clock.now())).is_empty());
 }

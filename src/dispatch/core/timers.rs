@@ -14,6 +14,7 @@ use super::{Action, Core};
 use crate::dispatch::FastMap as HashMap;
 use crate::dispatch::QueuedMessage;
 use crate::domain::Millis;
+use crate::registry::RevokeReason;
 
 impl Core {
     /// When time alone will next change something, if ever. Drops deadlines that no longer
@@ -123,7 +124,7 @@ impl Core {
                 actions.push(Action::Revoke {
                     device: device.clone(),
                     ids: vec![id],
-                    reason: "expired",
+                    reason: RevokeReason::Expired,
                 });
                 actions.push(self.in_flight(&device));
                 expired.push(id);
@@ -159,7 +160,7 @@ impl Core {
             actions.push(Action::Revoke {
                 device: device.clone(),
                 ids,
-                reason: "lease_expired",
+                reason: RevokeReason::LeaseExpired,
             });
             actions.push(self.in_flight(&device));
             actions.push(Action::Requeue {
