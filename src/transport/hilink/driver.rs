@@ -47,6 +47,7 @@ use crate::registry::{Job, LiveDevice, Outbound};
 use crate::store::Change;
 use crate::transport::link::DeviceLink;
 use crate::transport::radio::device::{self as radio, Incoming, model_name};
+use crate::transport::radio::supervisor::{self, Driver, Ended};
 use crate::transport::radio::{
     Balance, Control, ModemError, ModemState, ModemStatus, Operators, RawSent, StoredSms,
     UssdAnswer,
@@ -67,94 +68,68 @@ pub(crate) struct Supervisor {
     pub control: mpsc::Receiver<Control>,
 }
 
-/// Why a session ended.
-enum Ended {
-    /// Detached on request, or the hub is stopping.
-    Stopped,
-    /// Another session of the same stick took over, or the device was removed.
-    Replaced,
-    /// The stick stopped answering or could not be set up; try again later.
-    Failed { error: String, was_online: bool },
-    /// The stick refused the login: retrying could lock the account.
-    LoginRefused(String),
+impl Supervisor {
+    /// Keeps the stick attached (reconnecting with backoff after failures, never after a
+    /// refused login) until detached.
+    pub(crate) async fn run(self) {
+        let Supervisor {
+            target,
+            link,
+            config,
+            operators,
+            status,
+            control,
+        } = self;
+        let client = Client::new(&target, config.request_timeout);
+        let stick = Stick {
+            url: target.url,
+            client,
+            link,
+            config,
+            operators,
+        };
+        supervisor::run(stick, status, control).await;
+    }
 }
 
-impl Supervisor {
-    pub(crate) async fn run(mut self) {
-        let mut client = Client::new(&self.target, self.config.request_timeout);
-        let mut attempts: u32 = 0;
-        loop {
-            self.status
-                .send_modify(|it| it.state = ModemState::Connecting);
-            client.reset();
-            let ended = Connection::new(&mut self, &mut client).run().await;
-            let url = self.target.url.clone();
-            match ended {
-                Ended::Stopped | Ended::Replaced => {
-                    self.status.send_modify(|it| {
-                        it.state = ModemState::Disconnected;
-                        it.network.registered = false;
-                    });
-                    tracing::info!(%url, "HiLink stick detached");
-                    return;
-                }
-                Ended::LoginRefused(error) => {
-                    tracing::warn!(%url, %error, "HiLink login refused; not retrying");
-                    self.status.send_modify(|it| {
-                        it.state = ModemState::Error;
-                        it.last_error = Some(format!(
-                            "{error}; not retrying (the stick locks the account after a few \
-                             failures): fix the credentials, then disconnect and connect again"
-                        ));
-                        it.network.registered = false;
-                    });
-                    self.refuse_until_stopped().await;
-                    return;
-                }
-                Ended::Failed { error, was_online } => {
-                    attempts = if was_online { 1 } else { attempts + 1 };
-                    tracing::warn!(%url, %error, attempts, "HiLink session ended; retrying");
-                    self.status.send_modify(|it| {
-                        it.state = ModemState::Error;
-                        it.last_error = Some(error.clone());
-                        it.network.registered = false;
-                    });
-                }
-            }
-            let wait = backoff(self.config.retry, self.config.max_backoff, attempts);
-            if !self.wait_answering(wait).await {
-                self.status
-                    .send_modify(|it| it.state = ModemState::Disconnected);
-                return;
-            }
-        }
+/// A stick's sessions, for the supervisor loop. One client serves them all.
+struct Stick {
+    url: String,
+    client: Client,
+    link: DeviceLink,
+    config: HilinkConfig,
+    operators: Arc<Operators>,
+}
+
+/// What the status adds when the stick refused the login.
+const LOGIN_ADVICE: &str = "not retrying (the stick locks the account after a few failures): \
+                            fix the credentials, then disconnect and connect again";
+
+impl Driver for Stick {
+    async fn session(
+        &mut self,
+        status: &watch::Sender<ModemStatus>,
+        control: &mut mpsc::Receiver<Control>,
+    ) -> Ended {
+        self.client.reset();
+        Connection::new(self, status, control).run().await
     }
 
-    /// Waits `wait`, refusing requests meanwhile; false when asked to stop.
-    async fn wait_answering(&mut self, wait: Duration) -> bool {
-        let deadline = Instant::now() + wait;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return true,
-                request = self.control.recv() => match request {
-                    None | Some(Control::Stop) => return false,
-                    Some(other) => other.refuse(ModemError::NotReady("reconnecting".to_string())),
-                },
-            }
-        }
+    fn wait(&self, failures: u32) -> Duration {
+        backoff(self.config.retry, self.config.max_backoff, failures)
     }
 
-    async fn refuse_until_stopped(&mut self) {
-        while let Some(request) = self.control.recv().await {
-            if matches!(request, Control::Stop) {
-                break;
+    fn log(&self, ended: &Ended, failures: u32) {
+        let url = &self.url;
+        match ended {
+            Ended::Stopped | Ended::Replaced => tracing::info!(%url, "HiLink stick detached"),
+            Ended::GaveUp { error, .. } => {
+                tracing::warn!(%url, %error, "HiLink login refused; not retrying");
             }
-            request.refuse(ModemError::NotReady(
-                "the stick refused the login".to_string(),
-            ));
+            Ended::Failed { error, .. } => {
+                tracing::warn!(%url, %error, attempts = failures, "HiLink session ended; retrying");
+            }
         }
-        self.status
-            .send_modify(|it| it.state = ModemState::Disconnected);
     }
 }
 
@@ -212,15 +187,19 @@ struct Connection<'a> {
 }
 
 impl<'a> Connection<'a> {
-    fn new(supervisor: &'a mut Supervisor, client: &'a mut Client) -> Connection<'a> {
+    fn new(
+        stick: &'a mut Stick,
+        status: &'a watch::Sender<ModemStatus>,
+        control: &'a mut mpsc::Receiver<Control>,
+    ) -> Connection<'a> {
         Connection {
-            client,
-            link: supervisor.link.clone(),
-            url: supervisor.target.url.clone(),
-            config: supervisor.config.clone(),
-            operators: supervisor.operators.clone(),
-            status: &supervisor.status,
-            control: &mut supervisor.control,
+            client: &mut stick.client,
+            link: stick.link.clone(),
+            url: stick.url.clone(),
+            config: stick.config.clone(),
+            operators: stick.operators.clone(),
+            status,
+            control,
             device_id: String::new(),
             session_no: 0,
             silence: 0,
@@ -278,7 +257,7 @@ impl<'a> Connection<'a> {
         let information = match self.get("device/information").await {
             Ok(it) => DeviceInformation::from_element(&it),
             Err(err) if err.class() == Some(ErrorClass::LoginRefused) => {
-                return Ended::LoginRefused(err.to_string());
+                return login_refused(err);
             }
             Err(ClientError::Api(err)) if err.class() == ErrorClass::LoginRequired => {
                 return self.failed(
@@ -443,7 +422,7 @@ impl<'a> Connection<'a> {
             };
             match result {
                 Err(err) if err.class() == Some(ErrorClass::LoginRefused) => {
-                    return Ended::LoginRefused(err.to_string());
+                    return login_refused(err);
                 }
                 Err(err) => tracing::debug!(url = %self.url, error = %err, "HiLink call failed"),
                 Ok(()) => {}
@@ -898,6 +877,15 @@ impl<'a> Connection<'a> {
         let (profile, code) = radio::balance_code(&self.status.borrow())?;
         let answer = self.ussd(&code).await?;
         Ok(radio::balance(profile, code, answer))
+    }
+}
+
+/// The end of a session whose login the stick refused: retrying could lock the account.
+fn login_refused(err: ClientError) -> Ended {
+    Ended::GaveUp {
+        error: err.to_string(),
+        advice: LOGIN_ADVICE,
+        refusal: "the stick refused the login",
     }
 }
 

@@ -41,6 +41,7 @@ use crate::registry::{Job, LiveDevice, Outbound};
 use crate::store::{Change, ModemRefChange, Outcome};
 use crate::transport::link::DeviceLink;
 use crate::transport::radio::device::{self as radio, Incoming, model_name};
+use crate::transport::radio::supervisor::{self, Driver, Ended};
 use crate::transport::radio::{
     Balance, Control, ModemError, ModemState, ModemStatus, Operators, RawSent, SignalDetails,
     StoredSms, UssdAnswer,
@@ -59,59 +60,69 @@ pub(crate) struct Supervisor {
     pub control: mpsc::Receiver<Control>,
 }
 
-/// Why a session ended.
-enum Ended {
-    /// Detached on request, or the hub is stopping.
-    Stopped,
-    /// Another session of the same modem took over, or the device was removed.
-    Replaced,
-    /// The port failed or the modem could not be set up; try again later.
-    Failed(String),
+impl Supervisor {
+    /// Keeps the port attached (reopening it `retry` after each failure) until detached.
+    pub(crate) async fn run(self) {
+        let Supervisor {
+            port,
+            link,
+            config,
+            operators,
+            status,
+            control,
+        } = self;
+        let port = Port {
+            port,
+            link,
+            config,
+            operators,
+        };
+        supervisor::run(port, status, control).await;
+    }
 }
 
-impl Supervisor {
-    pub(crate) async fn run(mut self) {
-        loop {
-            self.status
-                .send_modify(|it| it.state = ModemState::Connecting);
-            let ended = match open(&self.port) {
-                Ok(stream) => {
-                    let connection = Connection::new(&mut self, Session::new(stream));
-                    connection.run().await
-                }
-                Err(err) => Ended::Failed(err),
-            };
-            match ended {
-                Ended::Stopped | Ended::Replaced => {
-                    self.status.send_modify(|it| {
-                        it.state = ModemState::Disconnected;
-                        it.network.registered = false;
-                    });
-                    tracing::info!(port = %self.port, "modem detached");
-                    return;
-                }
-                Ended::Failed(error) => {
-                    tracing::warn!(port = %self.port, %error, "modem session ended; retrying");
-                    self.status.send_modify(|it| {
-                        it.state = ModemState::Error;
-                        it.last_error = Some(error.clone());
-                        it.network.registered = false;
-                    });
-                }
+/// A port's sessions, for the supervisor loop.
+struct Port {
+    port: String,
+    link: DeviceLink,
+    config: ModemConfig,
+    operators: Arc<Operators>,
+}
+
+impl Driver for Port {
+    async fn session(
+        &mut self,
+        status: &watch::Sender<ModemStatus>,
+        control: &mut mpsc::Receiver<Control>,
+    ) -> Ended {
+        match open(&self.port) {
+            Ok(stream) => {
+                Connection::new(self, status, control, Session::new(stream))
+                    .run()
+                    .await
             }
-            // Wait before reopening, answering requests meanwhile.
-            let deadline = Instant::now() + self.config.retry;
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(deadline) => break,
-                    request = self.control.recv() => match request {
-                        None | Some(Control::Stop) => {
-                            self.status.send_modify(|it| it.state = ModemState::Disconnected);
-                            return;
-                        }
-                        Some(other) => other.refuse(ModemError::NotReady("reconnecting".to_string())),
-                    },
-                }
+            Err(error) => Ended::Failed {
+                error,
+                was_online: false,
+            },
+        }
+    }
+
+    /// A port is reopened after the same wait every time.
+    fn wait(&self, _failures: u32) -> Duration {
+        self.config.retry
+    }
+
+    fn log(&self, ended: &Ended, _failures: u32) {
+        match ended {
+            Ended::Stopped | Ended::Replaced => {
+                tracing::info!(port = %self.port, "modem detached");
+            }
+            Ended::Failed { error, .. } => {
+                tracing::warn!(port = %self.port, %error, "modem session ended; retrying");
+            }
+            Ended::GaveUp { error, .. } => {
+                tracing::warn!(port = %self.port, %error, "modem session ended; not retrying");
             }
         }
     }
@@ -163,15 +174,20 @@ struct Connection<'a, S> {
 }
 
 impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a, S> {
-    fn new(supervisor: &'a mut Supervisor, session: Session<S>) -> Connection<'a, S> {
+    fn new(
+        port: &Port,
+        status: &'a watch::Sender<ModemStatus>,
+        control: &'a mut mpsc::Receiver<Control>,
+        session: Session<S>,
+    ) -> Connection<'a, S> {
         Connection {
             session,
-            link: supervisor.link.clone(),
-            port: supervisor.port.clone(),
-            config: supervisor.config.clone(),
-            operators: supervisor.operators.clone(),
-            status: &supervisor.status,
-            control: &mut supervisor.control,
+            link: port.link.clone(),
+            port: port.port.clone(),
+            config: port.config.clone(),
+            operators: port.operators.clone(),
+            status,
+            control,
             device_id: String::new(),
             limits: None,
             session_no: 0,
@@ -204,19 +220,19 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
         });
         let imei = match self.init().await {
             Ok(imei) => imei,
-            Err(error) => return Ended::Failed(error),
+            Err(error) => return failed(error, false),
         };
         match self.link.device_for(KIND, &imei, "modem").await {
             Ok((id, limits)) => {
                 self.device_id = id;
                 self.limits = limits;
             }
-            Err(error) => return Ended::Failed(error),
+            Err(error) => return failed(error, false),
         }
         if let Err(err) = self.refresh().await
             && err.is_fatal()
         {
-            return Ended::Failed(err.to_string());
+            return failed(err.to_string(), false);
         }
         let status = self.radio_status();
         let snapshot = self.status.borrow().clone();
@@ -272,7 +288,7 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
 
         // Messages that arrived while the modem was away.
         let ended = match self.sweep().await {
-            Err(err) if err.is_fatal() => Ended::Failed(err.to_string()),
+            Err(err) if err.is_fatal() => failed(err.to_string(), true),
             _ => self.serve(&mut outbound).await,
         };
 
@@ -331,7 +347,7 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
             };
             if let Err(err) = result {
                 if err.is_fatal() {
-                    return Ended::Failed(err.to_string());
+                    return failed(err.to_string(), true);
                 }
                 tracing::debug!(port = %self.port, error = %err, "modem command failed");
             }
@@ -1302,6 +1318,11 @@ impl<'a, S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Connection<'a,
         let answer = self.ussd(&code).await?;
         Ok(radio::balance(profile, code, answer))
     }
+}
+
+/// A failed session; `was_online` once the modem was registered with the hub.
+fn failed(error: String, was_online: bool) -> Ended {
+    Ended::Failed { error, was_online }
 }
 
 fn port_gone<T>(result: &Result<T, ModemError>) -> Result<(), SessionError> {
