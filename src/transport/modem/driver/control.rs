@@ -2,8 +2,8 @@
 //! send a raw SMS outside the queue, run a USSD code, check the balance. Each answers its
 //! caller; a dead port also ends the session.
 //!
-//! Must never: store anything (a raw send is not a message of the hub), or leave a USSD menu
-//! open.
+//! Must never: store anything (a raw send is not a message of the hub), or navigate a USSD
+//! menu (an answer that opens one closes it).
 
 use smshub_protocol::at::{self, CommandError, sms, ussd};
 use smshub_protocol::pdu::{self, DecodedPdu};
