@@ -20,8 +20,9 @@ use smshub_protocol::at::{CommandError, Event, Final, Framer, Urc, sms};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-/// Per-command timeouts, the ones Gammu and ModemManager use for real modems: AT 2 s, CPIN
-/// 15 s, CFUN 40 s, CMGS prompt 5 s, CMGS final up to 60 s, CUSD 30 s, CMGL 30 s.
+/// Per-command timeouts. By default: 5 s for an ordinary command (the `AT` that wakes a modem
+/// at init waits 2 s at most), 15 s for SIM commands, 40 s for `AT+CFUN`, 5 s to the
+/// `AT+CMGS` prompt and 60 s to its answer, 30 s for USSD and for listing messages.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     /// An ordinary command.

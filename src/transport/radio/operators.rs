@@ -4,13 +4,13 @@
 //!
 //! Three layers, later ones winning: the public-domain table in `operators.tsv` (derived from
 //! Debian's `mobile-broadband-provider-info`, 818 networks, 137 with a balance code); the
-//! built-in Algerian profiles of the multi-modem manager smshub replaces, with their correct
-//! network codes (603-01
-//! Mobilis, 603-02 Djezzy, 603-03 Ooredoo, formerly Nedjma); and profiles given in the hub's
-//! configuration, read from an operators file (`smshub serve --operators FILE`, TOML, or JSON
-//! when the name ends in `.json`; see [`parse_operators_file`]). A file entry for a known
-//! network changes only the fields it names; one for a new network must name it. Must never do
-//! I/O: the table is compiled in, and the file's text is handed in by the caller.
+//! built-in Algerian profiles with their APNs and USSD codes, under the network codes that
+//! table gives them (603-01 Mobilis, 603-02 Djezzy, 603-03 Ooredoo, formerly Nedjma); and
+//! profiles given in the hub's configuration, read from an operators file (`smshub serve
+//! --operators FILE`, TOML, or JSON when the name ends in `.json`; see
+//! [`parse_operators_file`]). A file entry for a known network changes only the fields it
+//! names; one for a new network must name it. Must never do I/O: the table is compiled in, and
+//! the file's text is handed in by the caller.
 //!
 //! To refresh the table: `apt-get download mobile-broadband-provider-info`, extract
 //! `serviceproviders.xml`, and write one line per `<gsm><network-id>` with the provider name,
@@ -47,8 +47,8 @@ pub struct OperatorProfile {
     pub recharge_ussd: Option<String>,
 }
 
-/// The built-in Algerian profiles (from the multi-modem manager smshub replaces), with the
-/// network codes of `mobile-broadband-provider-info` (that manager had them wrong).
+/// The built-in Algerian profiles (APN, balance, data balance and top-up codes), under the
+/// network codes of `mobile-broadband-provider-info`.
 pub fn algerian_defaults() -> Vec<OperatorProfile> {
     let profile =
         |mcc_mnc: &str, name: &str, apn: &str, balance: &str, data: &str, recharge: &str| {

@@ -1,0 +1,418 @@
+//! One HiLink stick's task: it owns the stick's [`Client`], turns `send` jobs into
+//! `send-sms` calls, and what the stick says into store changes and dispatcher events, exactly
+//! as a serial modem's task does.
+//!
+//! Life of a stick ([`Supervisor::run`], through the loop of
+//! [`crate::transport::radio::supervisor`]): connect (session, login, `device/information`;
+//! the IMEI keys the hub device, created on first sight) → register in the registry → serve
+//! until the circuit breaker trips (`breaker_failures` calls in a row without an answer) or
+//! the stick is detached → go offline → reconnect after a backoff that doubles up to
+//! `max_backoff`. A refused login stops the retries (sticks lock the account after a few
+//! failures).
+//!
+//! Serving, one thing at a time: a `send` job is accepted (the acceptance committed) right
+//! before `send-sms`; "busy" answers are retried on the spot a few times; a full storage
+//! prunes the sent box and tries once more; then `send-status` is polled until the number is
+//! listed as sent or failed. Any other refusal means nothing went out, so it is failed
+//! temporary (back to the queue through the store's retry rule) unless it says the message
+//! itself is bad. A `send-sms` that got no answer, or whose outcome never shows, is
+//! `outcome_unknown`, never resent. The stick keeps no journal, so it connects with an empty
+//! one: jobs it accepted before a disconnect end as `outcome_unknown` in the dispatcher.
+//! Incoming messages (`check-notifications`, and an `sms-count` sweep) are read from the
+//! inbox, stored, and only then deleted; a message taken twice (a crash between the insert
+//! and the delete) is stored once, by its external id.
+//!
+//! This file holds the session: the [`Connection`] with one stick, its life (`run`) and its
+//! loop (`serve`), which hands each thing to the file of its job: [`calls`] (every call to the
+//! stick, counted by the circuit breaker), [`status`] (radio and SIM), [`send`] (jobs into
+//! `send-sms`), [`receive`] (the inbox) and [`control`] (the API's requests).
+//!
+//! Must never: call `send-sms` for a job whose acceptance is not committed, call it twice for
+//! one job, delete a message before the hub has committed it, or hold a lock across an
+//! `.await`.
+
+mod calls;
+mod control;
+mod receive;
+mod send;
+mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use smshub_protocol::device::Capabilities;
+use smshub_protocol::hilink::ErrorClass;
+use smshub_protocol::hilink::api::DeviceInformation;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::client::{Client, ClientError};
+use super::{HilinkConfig, KIND, Target};
+use crate::domain::{format_millis, now_millis};
+use crate::registry::{LiveDevice, Outbound};
+use crate::transport::link::DeviceLink;
+use crate::transport::radio::device::model_name;
+use crate::transport::radio::supervisor::{self, Driver, Ended};
+use crate::transport::radio::{Control, ModemState, ModemStatus, Operators};
+
+/// Runs one stick: connects, serves, reconnects with backoff, until detached.
+pub(crate) struct Supervisor {
+    pub target: Target,
+    pub link: DeviceLink,
+    pub config: HilinkConfig,
+    pub operators: Arc<Operators>,
+    pub status: watch::Sender<ModemStatus>,
+    pub control: mpsc::Receiver<Control>,
+}
+
+impl Supervisor {
+    /// Keeps the stick attached (reconnecting with backoff after failures, never after a
+    /// refused login) until detached.
+    pub(crate) async fn run(self) {
+        let Supervisor {
+            target,
+            link,
+            config,
+            operators,
+            status,
+            control,
+        } = self;
+        let client = Client::new(&target, config.request_timeout);
+        let stick = Stick {
+            url: target.url,
+            client,
+            link,
+            config,
+            operators,
+        };
+        supervisor::run(stick, status, control).await;
+    }
+}
+
+/// A stick's sessions, for the supervisor loop. One client serves them all.
+struct Stick {
+    url: String,
+    client: Client,
+    link: DeviceLink,
+    config: HilinkConfig,
+    operators: Arc<Operators>,
+}
+
+impl Driver for Stick {
+    async fn session(
+        &mut self,
+        status: &watch::Sender<ModemStatus>,
+        control: &mut mpsc::Receiver<Control>,
+    ) -> Ended {
+        self.client.reset();
+        Connection::new(self, status, control).run().await
+    }
+
+    fn wait(&self, failures: u32) -> Duration {
+        backoff(self.config.retry, self.config.max_backoff, failures)
+    }
+
+    fn log(&self, ended: &Ended, failures: u32) {
+        let url = &self.url;
+        match ended {
+            Ended::Stopped | Ended::Replaced => tracing::info!(%url, "HiLink stick detached"),
+            Ended::GaveUp { error, .. } => {
+                tracing::warn!(%url, %error, "HiLink login refused; not retrying");
+            }
+            Ended::Failed { error, .. } => {
+                tracing::warn!(%url, %error, attempts = failures, "HiLink session ended; retrying");
+            }
+        }
+    }
+}
+
+/// The wait before reconnect attempt `attempts` (1-based): `retry`, doubling, at most `max`.
+fn backoff(retry: Duration, max: Duration, attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(16);
+    retry.saturating_mul(1 << doublings).min(max.max(retry))
+}
+
+/// One session with a stick.
+struct Connection<'a> {
+    client: &'a mut Client,
+    link: DeviceLink,
+    url: String,
+    config: HilinkConfig,
+    operators: Arc<Operators>,
+    status: &'a watch::Sender<ModemStatus>,
+    control: &'a mut mpsc::Receiver<Control>,
+    device_id: String,
+    session_no: u64,
+    /// Calls in a row that got no answer, and the last such error.
+    silence: u32,
+    last_silence: Option<String>,
+    /// Whether `check-notifications` answers on this firmware.
+    notifications: bool,
+    /// The IMSI, to find the SIM's home operator.
+    imsi: Option<String>,
+    msisdn: Option<String>,
+}
+
+impl<'a> Connection<'a> {
+    fn new(
+        stick: &'a mut Stick,
+        status: &'a watch::Sender<ModemStatus>,
+        control: &'a mut mpsc::Receiver<Control>,
+    ) -> Connection<'a> {
+        Connection {
+            client: &mut stick.client,
+            link: stick.link.clone(),
+            url: stick.url.clone(),
+            config: stick.config.clone(),
+            operators: stick.operators.clone(),
+            status,
+            control,
+            device_id: String::new(),
+            session_no: 0,
+            silence: 0,
+            last_silence: None,
+            notifications: true,
+            imsi: None,
+            msisdn: None,
+        }
+    }
+
+    fn publish(&self, update: impl FnOnce(&mut ModemStatus)) {
+        self.status.send_modify(update);
+    }
+
+    /// The session's life: identify, register and announce, sweep the inbox, serve, go
+    /// offline.
+    async fn run(mut self) -> Ended {
+        self.publish(|it| it.state = ModemState::Initializing);
+        let information = match self.get("device/information").await {
+            Ok(it) => DeviceInformation::from_element(&it),
+            Err(err) if err.class() == Some(ErrorClass::LoginRefused) => {
+                return login_refused(err);
+            }
+            Err(ClientError::Api(err)) if err.class() == ErrorClass::LoginRequired => {
+                return failed(
+                    format!(
+                        "the stick requires a login ({err}); give credentials in the URL or \
+                         with --hilink-user/--hilink-password"
+                    ),
+                    false,
+                );
+            }
+            Err(err) => return failed(err.to_string(), false),
+        };
+        let identity = information
+            .imei
+            .clone()
+            .or_else(|| information.serial_number.clone())
+            .unwrap_or_else(|| self.url.clone());
+        let limits = match self.link.device_for(KIND, &identity, "HiLink stick").await {
+            Ok((id, limits)) => {
+                self.device_id = id;
+                limits
+            }
+            Err(error) => return failed(error, false),
+        };
+        self.imsi = information.imsi.clone();
+        self.msisdn = information.msisdn.clone();
+        let device_id = self.device_id.clone();
+        self.publish(|it| {
+            it.device_id = Some(device_id);
+            it.manufacturer = Some("Huawei".to_string());
+            it.model = information.device_name.clone();
+            it.revision = information.software_version.clone();
+            it.imei = information.imei.clone();
+            it.sim.imsi = information.imsi.clone();
+            it.sim.iccid = information.iccid.clone();
+            it.storage = Some("local".to_string());
+            it.cnmi = None;
+        });
+        if let Err(err) = self.refresh().await
+            && err.is_silence()
+        {
+            return failed(err.to_string(), false);
+        }
+        let snapshot = self.status.borrow().clone();
+        self.link
+            .hello(
+                &self.device_id,
+                model_name(&snapshot),
+                snapshot.revision.clone(),
+                &[self.sim_info(&snapshot)],
+            )
+            .await;
+        let (tx, mut outbound) = mpsc::channel::<Outbound>(64);
+        let now = now_millis();
+        let capabilities = capabilities();
+        let live = LiveDevice {
+            device_id: self.device_id.clone(),
+            session: 0,
+            kind: KIND,
+            connected_at: now,
+            last_seen_at: now,
+            app_version: snapshot.revision.clone(),
+            model: model_name(&snapshot),
+            sims: vec![self.sim_info(&snapshot)],
+            capabilities: capabilities.clone(),
+            status: Some(self.radio_status()),
+            in_flight: 0,
+        };
+        let session_no = self.link.register(live, tx.clone());
+        self.session_no = session_no;
+        // The stick keeps no journal: jobs of earlier sessions end as outcome_unknown.
+        self.link.announce(
+            &self.device_id,
+            session_no,
+            capabilities,
+            limits,
+            Some(Vec::new()),
+        );
+        self.link
+            .report_status(&self.device_id, session_no, self.radio_status());
+        drop(tx);
+        self.publish(|it| {
+            it.state = ModemState::Ready;
+            it.last_error = None;
+            it.connected_at = Some(format_millis(now));
+        });
+        tracing::info!(url = %self.url, device = %self.device_id, session = session_no, "HiLink stick online");
+
+        // Messages that arrived while the stick was away.
+        let ended = match self.sweep_inbox().await {
+            Err(err) if err.is_silence() && self.broken() => failed(err.to_string(), true),
+            _ => self.serve(&mut outbound).await,
+        };
+
+        self.link.go_offline(&self.device_id, session_no).await;
+        tracing::info!(url = %self.url, device = %self.device_id, "HiLink stick offline");
+        ended
+    }
+
+    /// Serves the hub's jobs, the API's requests and the periodic refresh, poll and sweep, one
+    /// at a time, until the session ends or the breaker trips.
+    async fn serve(&mut self, outbound: &mut mpsc::Receiver<Outbound>) -> Ended {
+        enum Step {
+            Frame(Option<Outbound>),
+            Control(Option<Control>),
+            Refresh,
+            Poll,
+            Sweep,
+        }
+        let start = Instant::now();
+        let interval = |every: Duration| {
+            let every = every.max(Duration::from_millis(10));
+            let mut it = tokio::time::interval_at(start + every, every);
+            it.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            it
+        };
+        let mut refresh = interval(self.config.refresh);
+        let mut poll = interval(self.config.poll);
+        let mut sweep = interval(self.config.sweep);
+        loop {
+            if self.broken() {
+                return failed(
+                    format!(
+                        "the stick stopped answering ({} calls in a row): {}",
+                        self.silence,
+                        self.last_silence.as_deref().unwrap_or("no answer")
+                    ),
+                    true,
+                );
+            }
+            let step = tokio::select! {
+                frame = outbound.recv() => Step::Frame(frame),
+                request = self.control.recv() => Step::Control(request),
+                _ = refresh.tick() => Step::Refresh,
+                _ = poll.tick() => Step::Poll,
+                _ = sweep.tick() => Step::Sweep,
+            };
+            let result = match step {
+                Step::Frame(Some(Outbound::Offer(job))) => {
+                    self.send_job(*job).await;
+                    Ok(())
+                }
+                // Jobs run one at a time, accepted right before they are sent: an offer
+                // waiting in the channel is skipped at acceptance when it was taken back.
+                Step::Frame(Some(Outbound::Revoke { .. })) => Ok(()),
+                Step::Frame(Some(Outbound::Close(reason))) => {
+                    tracing::info!(url = %self.url, reason = reason.describe(), "HiLink session closed by the hub");
+                    return if reason.for_good() {
+                        Ended::Replaced
+                    } else {
+                        Ended::Stopped
+                    };
+                }
+                Step::Frame(None) | Step::Control(None | Some(Control::Stop)) => {
+                    return Ended::Stopped;
+                }
+                Step::Control(Some(request)) => {
+                    self.serve_control(request).await;
+                    Ok(())
+                }
+                Step::Refresh => self.refresh_and_report().await,
+                Step::Poll => self.poll().await,
+                Step::Sweep => self.sweep().await,
+            };
+            match result {
+                Err(err) if err.class() == Some(ErrorClass::LoginRefused) => {
+                    return login_refused(err);
+                }
+                Err(err) => tracing::debug!(url = %self.url, error = %err, "HiLink call failed"),
+                Ok(()) => {}
+            }
+        }
+    }
+}
+
+/// A failed session; `was_online` once the stick was registered with the hub.
+fn failed(error: impl Into<String>, was_online: bool) -> Ended {
+    Ended::Failed {
+        error: error.into(),
+        was_online,
+    }
+}
+
+/// What the status adds when the stick refused the login.
+const LOGIN_ADVICE: &str = "not retrying (the stick locks the account after a few failures): \
+                            fix the credentials, then disconnect and connect again";
+
+/// The end of a session whose login the stick refused: retrying could lock the account.
+fn login_refused(err: ClientError) -> Ended {
+    Ended::GaveUp {
+        error: err.to_string(),
+        advice: LOGIN_ADVICE,
+        refusal: "the stick refused the login",
+    }
+}
+
+/// What a stick offers the dispatcher.
+fn capabilities() -> Capabilities {
+    Capabilities {
+        max_in_flight: 1,
+        // The stick splits long texts itself.
+        multipart: true,
+        // The HiLink API gives no delivery reports the hub can match to a message.
+        delivery_reports: false,
+        incoming: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let s = Duration::from_secs;
+        assert_eq!(backoff(s(5), s(120), 1), s(5));
+        assert_eq!(backoff(s(5), s(120), 2), s(10));
+        assert_eq!(backoff(s(5), s(120), 4), s(40));
+        assert_eq!(backoff(s(5), s(120), 6), s(120));
+        assert_eq!(backoff(s(5), s(120), u32::MAX), s(120));
+        assert_eq!(
+            backoff(s(5), s(1), 3),
+            s(5),
+            "the cap never undercuts the first wait"
+        );
+    }
+}

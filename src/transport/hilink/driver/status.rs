@@ -1,0 +1,86 @@
+//! A stick's radio and SIM: `monitoring/status`, `device/signal` and `net/current-plmn` read
+//! into its status (the SIM's operator profile from the IMSI, else from the network when not
+//! roaming) and reported to the hub in the device protocol's terms.
+//!
+//! Must never: fail over a call the firmware refuses (its fields stay unknown; only silence
+//! is an error).
+
+use smshub_protocol::device::{SimInfo, Status};
+use smshub_protocol::hilink::api::{CurrentPlmn, MonitoringStatus, Signal};
+
+use super::Connection;
+use crate::transport::hilink::client::ClientError;
+use crate::transport::radio::ModemStatus;
+use crate::transport::radio::device as radio;
+
+impl Connection<'_> {
+    /// Reads the radio again and reports it (the periodic refresh).
+    pub(super) async fn refresh_and_report(&mut self) -> Result<(), ClientError> {
+        self.refresh().await?;
+        self.link
+            .report_status(&self.device_id, self.session_no, self.radio_status());
+        Ok(())
+    }
+
+    /// Reads radio state, signal and network; a call the firmware refuses leaves its fields
+    /// unknown, silence is an error.
+    pub(super) async fn refresh(&mut self) -> Result<(), ClientError> {
+        let monitoring = MonitoringStatus::from_element(&self.get("monitoring/status").await?);
+        let signal = match self.get("device/signal").await {
+            Ok(it) => Signal::from_element(&it),
+            Err(err) if err.is_silence() => return Err(err),
+            Err(_) => Signal::default(),
+        };
+        let plmn = match self.get("net/current-plmn").await {
+            Ok(it) => CurrentPlmn::from_element(&it),
+            Err(err) if err.is_silence() => return Err(err),
+            Err(_) => CurrentPlmn::default(),
+        };
+        // The SIM's home operator: from the IMSI, else the network it is on when not roaming.
+        let profile = self
+            .imsi
+            .as_deref()
+            .and_then(|it| self.operators.for_imsi(it))
+            .or_else(|| {
+                plmn.numeric
+                    .as_deref()
+                    .filter(|_| !monitoring.roaming)
+                    .and_then(|it| self.operators.get(it))
+            })
+            .cloned();
+        let imsi_code = self
+            .imsi
+            .as_ref()
+            .map(|it| it.chars().take(5).collect::<String>());
+        self.publish(|it| {
+            it.network.signal_dbm = signal.rssi;
+            it.network.signal_percent = monitoring.signal_percent();
+            it.network.network_type = monitoring.network_type.map(str::to_string);
+            it.network.registered = monitoring.registered();
+            it.network.roaming = monitoring.roaming;
+            it.network.operator = plmn.name();
+            it.sim.pin_state = monitoring.sim_state().map(str::to_string);
+            it.sim.mcc_mnc = profile.as_ref().map(|p| p.mcc_mnc.clone()).or(imsi_code);
+            it.sim.operator = profile.as_ref().map(|p| p.name.clone());
+            it.sim.profile = profile;
+        });
+        Ok(())
+    }
+
+    /// The radio status; the signal bars come from the percentage when the stick gives no dBm.
+    pub(super) fn radio_status(&self) -> Status {
+        let snapshot = self.status.borrow();
+        let network = &snapshot.network;
+        let signal_level = radio::signal_level(network.signal_dbm).or_else(|| {
+            network
+                .signal_percent
+                .map(|it| (u32::from(it) * 4 / 100) as u8)
+        });
+        radio::radio_status(&snapshot, signal_level)
+    }
+
+    /// The stick's one SIM, with the number the stick knows.
+    pub(super) fn sim_info(&self, status: &ModemStatus) -> SimInfo {
+        radio::sim_info(status, self.msisdn.clone())
+    }
+}

@@ -1,0 +1,268 @@
+//! Sending: a `send` job is accepted (the acceptance committed) right before its PDUs are
+//! written with `AT+CMGS`, one part at a time with concatenation references; the outcome is
+//! committed with the parts' message references (to match status reports later) or as a
+//! failure classified by its CMS/CME code, the part it happened at and whether the PDU was
+//! written.
+//!
+//! Must never: write a PDU for a job whose acceptance is not committed, or let a failure after
+//! a written PDU (or after parts already sent) be retried: that is `outcome_unknown` or final.
+
+use smshub_protocol::at;
+use smshub_protocol::device::ErrorCode;
+use smshub_protocol::pdu::{Address, ConcatRef, Submit};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::Connection;
+use crate::domain::now_millis;
+use crate::registry::Job;
+use crate::store::{Change, ModemRefChange, Outcome};
+use crate::transport::modem::session::{SendError, SessionError, Timeouts};
+use crate::transport::radio::RawSent;
+
+/// Why sending a message failed, as stored.
+pub(super) struct SendFailure {
+    pub(super) code: ErrorCode,
+    pub(super) message: String,
+    pub(super) temporary: bool,
+    /// The port failed: the session must end after recording this.
+    pub(super) fatal: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
+    /// Sends one job of the hub: accept, write, commit the outcome, tell the dispatcher. An
+    /// error only when the port failed.
+    pub(super) async fn send_job(&mut self, job: Job) -> Result<(), SessionError> {
+        let device = self.device_id.clone();
+        let id = job.id;
+        if !self.link.accept(&device, id, "modem").await {
+            return Ok(());
+        }
+        let (changes, code, fatal) = match self
+            .send_text(job.recipient.as_str(), &job.text, job.delivery_report)
+            .await
+        {
+            Ok(sent) => {
+                let mut changes = vec![Change::Sent {
+                    id,
+                    device: device.clone(),
+                    parts: sent.parts as u32,
+                }];
+                // The references are committed with `sent`, so a report that comes after a
+                // restart or a reopen still finds the message.
+                let parts: Vec<(u32, u8)> = sent
+                    .references
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(part, mr)| Some((part as u32, (*mr)?)))
+                    .collect();
+                if job.delivery_report && !parts.is_empty() {
+                    let wait =
+                        i64::try_from(self.config.report_wait.as_millis()).unwrap_or(i64::MAX);
+                    changes.push(Change::ModemRefs(ModemRefChange::Record {
+                        device: device.clone(),
+                        message: id,
+                        recipient: job.recipient.to_string(),
+                        parts,
+                        expires_at: now_millis().saturating_add(wait),
+                    }));
+                }
+                self.publish(|it| it.sent += 1);
+                (changes, None, None)
+            }
+            Err(failure) => {
+                self.publish(|it| it.failed += 1);
+                tracing::info!(port = %self.port, %id, code = failure.code.as_str(), message = %failure.message, "modem send failed");
+                let fatal = failure.fatal.then_some(SessionError::Closed);
+                let change = self.link.failure(
+                    id,
+                    &device,
+                    failure.code.as_str(),
+                    failure.message,
+                    failure.temporary,
+                );
+                (vec![change], Some(failure.code.as_str().to_string()), fatal)
+            }
+        };
+        let outcome = self
+            .link
+            .store()
+            .apply_all(changes)
+            .await
+            .map(|it| it.first().copied().unwrap_or(Outcome::Unchanged));
+        self.link.finish(&device, id, outcome, code, "modem");
+        fatal.map_or(Ok(()), Err)
+    }
+
+    /// Writes the PDUs of one message.
+    pub(super) async fn send_text(
+        &mut self,
+        to: &str,
+        text: &str,
+        status_report: bool,
+    ) -> Result<RawSent, SendFailure> {
+        let permanent = |code: ErrorCode, message: String| SendFailure {
+            code,
+            message,
+            temporary: false,
+            fatal: false,
+        };
+        let address = Address::parse(to)
+            .map_err(|err| permanent(ErrorCode::InvalidRecipient, err.to_string()))?;
+        let reference = self.reference();
+        let submit = Submit::new(address, text)
+            .status_report(status_report)
+            .reference(reference);
+        let pdus = submit
+            .encode()
+            .map_err(|err| permanent(ErrorCode::Unsupported, err.to_string()))?;
+        let total = pdus.len();
+        let timeouts = self.timeouts();
+        let mut references = Vec::with_capacity(total);
+        for (idx, part) in pdus.iter().enumerate() {
+            match self
+                .session
+                .send_pdu(part.tpdu_len, &part.hex, &timeouts)
+                .await
+            {
+                Ok(mr) => references.push(mr),
+                Err(err) => return Err(send_failure(err, idx, total, &timeouts)),
+            }
+        }
+        Ok(RawSent {
+            parts: total,
+            references,
+        })
+    }
+
+    /// The next concatenation reference, 8- or 16-bit as configured.
+    fn reference(&mut self) -> ConcatRef {
+        self.next_reference = self.next_reference.wrapping_add(1);
+        if self.config.sixteen_bit_refs {
+            ConcatRef::SixteenBit(self.next_reference)
+        } else {
+            ConcatRef::EightBit((self.next_reference & 0xFF) as u8)
+        }
+    }
+}
+
+/// How a failed PDU ends the message. Parts already sent make any failure permanent: sending
+/// the message again would repeat them.
+fn send_failure(err: SendError, part: usize, total: usize, timeouts: &Timeouts) -> SendFailure {
+    let (after, err) = match err {
+        SendError::BeforePdu(err) => (false, err),
+        SendError::AfterPdu(err) => (true, err),
+    };
+    let partial = part > 0;
+    let which = if total > 1 {
+        format!("part {} of {total}: ", part + 1)
+    } else {
+        String::new()
+    };
+    let sent_note = if partial {
+        format!("; parts 1 to {part} were sent")
+    } else {
+        String::new()
+    };
+    let fatal = err.is_fatal();
+    let (code, message, temporary) = match err {
+        SessionError::Command(error) => {
+            let class = error.class();
+            let code = if after && class == at::ErrorClass::OutcomeUnknown {
+                ErrorCode::OutcomeUnknown
+            } else {
+                error.wire_code()
+            };
+            (
+                code,
+                format!("{which}the modem answered {error}{sent_note}"),
+                class.is_temporary(),
+            )
+        }
+        SessionError::Timeout { .. } if after => (
+            ErrorCode::OutcomeUnknown,
+            format!(
+                "{which}no answer within {} s after the PDU was written; it may have been sent{sent_note}",
+                timeouts.send.as_secs()
+            ),
+            false,
+        ),
+        SessionError::Timeout { .. } => (
+            ErrorCode::Busy,
+            format!("{which}the modem did not ask for the PDU{sent_note}"),
+            true,
+        ),
+        SessionError::Io(_) | SessionError::Closed if after => (
+            ErrorCode::OutcomeUnknown,
+            format!(
+                "{which}the modem went away after the PDU was written; it may have been sent{sent_note}"
+            ),
+            false,
+        ),
+        SessionError::Io(_) | SessionError::Closed => (
+            ErrorCode::GenericFailure,
+            format!("{which}the modem went away{sent_note}"),
+            true,
+        ),
+    };
+    SendFailure {
+        code,
+        message,
+        temporary: temporary && !partial,
+        fatal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use smshub_protocol::at::CommandError;
+
+    use super::*;
+
+    #[test]
+    fn failures() {
+        let t = Timeouts::default();
+        let after_timeout = send_failure(
+            SendError::AfterPdu(SessionError::Timeout { lines: vec![] }),
+            0,
+            1,
+            &t,
+        );
+        assert_eq!(
+            (after_timeout.code, after_timeout.temporary),
+            (ErrorCode::OutcomeUnknown, false)
+        );
+        let refused = send_failure(
+            SendError::AfterPdu(SessionError::Command(CommandError::Cms(42))),
+            0,
+            1,
+            &t,
+        );
+        assert_eq!((refused.code, refused.temporary), (ErrorCode::Busy, true));
+        let partial = send_failure(
+            SendError::AfterPdu(SessionError::Command(CommandError::Cms(42))),
+            1,
+            3,
+            &t,
+        );
+        assert_eq!((partial.code, partial.temporary), (ErrorCode::Busy, false));
+        assert!(
+            partial.message.contains("part 2 of 3")
+                && partial.message.contains("parts 1 to 1 were sent")
+        );
+        let bad = send_failure(
+            SendError::AfterPdu(SessionError::Command(CommandError::Cms(1))),
+            0,
+            1,
+            &t,
+        );
+        assert_eq!(
+            (bad.code, bad.temporary),
+            (ErrorCode::InvalidRecipient, false)
+        );
+        let gone = send_failure(SendError::BeforePdu(SessionError::Closed), 0, 1, &t);
+        assert_eq!(
+            (gone.code, gone.temporary, gone.fatal),
+            (ErrorCode::GenericFailure, true, true)
+        );
+    }
+}
