@@ -1,0 +1,134 @@
+//! The writer's vocabulary: every write the hub can ask of the store ([`Change`]), the retry
+//! policy a failure carries ([`Retry`]) and what a change did ([`Outcome`]).
+//!
+//! Plain data, shared with the rest of the crate through `crate::store`. Must never: run SQL.
+
+use uuid::Uuid;
+
+use super::super::{ModemRefChange, NewMessage};
+use crate::domain::Millis;
+
+/// One write.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Stores a new API key (its hash, never the key).
+    CreateApiKey {
+        id: Uuid,
+        name: String,
+        prefix: String,
+        key_hash: String,
+    },
+    /// Registers a device (its token's hash, never the token).
+    CreateDevice {
+        id: String,
+        name: String,
+        kind: String,
+        token_hash: String,
+    },
+    /// Removes a device; its messages keep their history.
+    DeleteDevice { id: String },
+    /// What a device said about itself at `hello`.
+    DeviceHello {
+        id: String,
+        model: Option<String>,
+        app_version: Option<String>,
+        sims: serde_json::Value,
+    },
+    /// The device was last heard from `at`.
+    DeviceSeen { id: String, at: Millis },
+    /// Inserts new messages, `queued`.
+    Insert(Vec<NewMessage>),
+    /// Inserts messages under an idempotency key; `Refused` if the key is already taken
+    /// (the caller then looks up what it stands for).
+    InsertIdempotent {
+        api_key_id: Uuid,
+        key: String,
+        fingerprint: String,
+        messages: Vec<NewMessage>,
+    },
+    /// Sets (or clears) a device's sending limits.
+    SetLimits {
+        device: String,
+        limits: Option<serde_json::Value>,
+    },
+    /// queued → dispatched to `device`.
+    Dispatch {
+        id: Uuid,
+        device: String,
+        sim_slot: Option<u8>,
+    },
+    /// dispatched to `device` → queued: the offer was lost before it was committed.
+    Requeue {
+        id: Uuid,
+        device: String,
+        reason: String,
+    },
+    /// dispatched to `device` → accepted. `Unchanged` if `device` already owns it.
+    Accept { id: Uuid, device: String },
+    /// accepted → sent, by the owning device.
+    Sent {
+        id: Uuid,
+        device: String,
+        parts: u32,
+    },
+    /// accepted or sent → delivered, by the owning device.
+    Delivered { id: Uuid, device: String },
+    /// → failed. With a device, only by the owning device; without, by the hub itself.
+    /// A temporary failure with `retry` and attempts left goes back to `queued` instead
+    /// (outcome `Requeued`): nothing was sent, so trying again is safe.
+    Failed {
+        id: Uuid,
+        device: Option<String>,
+        code: String,
+        message: String,
+        temporary: bool,
+        retry: Option<Retry>,
+    },
+    /// accepted by `device` → failed `outcome_unknown`: the device never reported, and the SMS
+    /// may have gone out, so it is never resent.
+    OutcomeUnknown {
+        id: Uuid,
+        device: String,
+        reason: String,
+    },
+    /// queued or dispatched → expired.
+    Expire { id: Uuid },
+    /// queued or dispatched → cancelled; `Refused` once a device accepted it.
+    Cancel { id: Uuid },
+    /// Message references of parts sent through a modem, kept to match status reports
+    /// (`store::modem_refs`).
+    ModemRefs(ModemRefChange),
+    /// A received SMS; a repeat of the same (device, external id) is stored once.
+    Incoming {
+        device: String,
+        external_id: String,
+        sim_slot: Option<u8>,
+        sender: String,
+        body: String,
+        received_at: Millis,
+    },
+}
+
+/// The retry policy applied to a temporary failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Offers allowed in all; a message offered this many times fails instead.
+    pub max_attempts: u32,
+    /// Backoff before the next offer: `base × 2^(attempts−1)`, at most `cap`.
+    pub base_ms: Millis,
+    /// The longest backoff.
+    pub cap_ms: Millis,
+}
+
+/// What a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A temporary failure sent the message back to the queue for another attempt.
+    Requeued,
+    /// The change was made.
+    Applied,
+    /// Nothing to do: the change was already made (a repeat) or has been overtaken.
+    Unchanged,
+    /// Not allowed: the message is not in a state, or not with the device, that permits it.
+    Refused,
+}

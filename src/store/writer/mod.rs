@@ -1,0 +1,157 @@
+//! The single writer: applies [`Change`]s in group commits.
+//!
+//! Callers send a job (a list of changes) and wait for its outcomes. The writer takes every
+//! job already waiting, applies them all in one transaction and commits once, so the cost of
+//! a commit (an fsync with `synchronous=FULL`) is shared by the whole burst. If a batch
+//! fails, each job is retried alone so one bad change cannot fail its neighbours.
+//!
+//! State changes are conditional updates (`... WHERE state IN (...)`), so a late or repeated
+//! report from a device can never move a message backwards.
+//!
+//! This file is the loop: take jobs, plan the batch ([`plan`]), apply each group (a run of
+//! one kind as one statement, [`runs`]; any other change alone, [`apply`]), commit, reply.
+//! The other files: [`change`] the vocabulary, [`conn`] the connection.
+//!
+//! Must never: reply to a job before its transaction committed, or let a failed batch fail
+//! a job that succeeds alone.
+
+use sea_orm::DbErr;
+use tokio::sync::{mpsc, oneshot};
+
+use super::StoreError;
+use crate::domain::now_millis;
+
+mod apply;
+mod change;
+mod conn;
+mod plan;
+mod runs;
+
+pub use change::{Change, Outcome, Retry};
+pub(crate) use conn::{Conn, Exec, Tx};
+
+/// Most changes applied in one transaction.
+const MAX_BATCH: usize = 2048;
+
+/// A list of changes and where their outcomes go once committed.
+pub(super) struct Job {
+    /// Applied in this order.
+    pub changes: Vec<Change>,
+    /// Gets one outcome per change, or the error that failed the job.
+    pub reply: oneshot::Sender<Result<Vec<Outcome>, StoreError>>,
+}
+
+/// Starts the writer on a thread of its own (with a one-thread runtime), so that between its
+/// statements it never waits behind HTTP and device tasks for a turn on the main runtime.
+pub(super) fn spawn(db: Conn) -> mpsc::Sender<Job> {
+    let (tx, rx) = mpsc::channel(8192);
+    std::thread::Builder::new()
+        .name("smshub-writer".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("writer runtime");
+            rt.block_on(run(db, rx));
+        })
+        .expect("writer thread");
+    tx
+}
+
+/// Takes jobs until every sender is gone, as many as are waiting (up to [`MAX_BATCH`]
+/// changes) per commit.
+async fn run(mut db: Conn, mut rx: mpsc::Receiver<Job>) {
+    // Checkpoints run beside the writer while it runs.
+    let _checkpoints = db.start_checkpoints();
+    let mut batch: Vec<Job> = Vec::new();
+    while let Some(job) = rx.recv().await {
+        let mut n_changes = job.changes.len();
+        batch.push(job);
+        while n_changes < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => {
+                    n_changes += job.changes.len();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        commit(&mut db, &mut batch).await;
+    }
+}
+
+/// Applies and commits a batch, replying to each job; if a batch of several jobs fails, each
+/// job is applied alone.
+async fn commit(db: &mut Conn, batch: &mut Vec<Job>) {
+    let result = apply_jobs(db, batch.iter().map(|it| it.changes.as_slice())).await;
+    match result {
+        Ok(outcomes) => {
+            for (job, outcomes) in batch.drain(..).zip(outcomes) {
+                let _ = job.reply.send(Ok(outcomes));
+            }
+        }
+        Err(err) if batch.len() > 1 => {
+            tracing::warn!(error = %err, jobs = batch.len(), "group commit failed; retrying each job alone");
+            for job in batch.drain(..) {
+                let result = apply_jobs(db, std::iter::once(job.changes.as_slice())).await;
+                let _ = job.reply.send(
+                    result
+                        .map(|mut it| it.pop().unwrap_or_default())
+                        .map_err(StoreError::from),
+                );
+            }
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "database write failed");
+            for job in batch.drain(..) {
+                let _ = job
+                    .reply
+                    .send(Err(StoreError::Db(DbErr::Custom(err.to_string()))));
+            }
+        }
+    }
+}
+
+/// Applies jobs' changes in one transaction and commits it: one outcome per change, per job.
+async fn apply_jobs<'a>(
+    db: &mut Conn,
+    jobs: impl Iterator<Item = &'a [Change]>,
+) -> Result<Vec<Vec<Outcome>>, DbErr> {
+    let txn = db.begin().await?;
+    let now = now_millis();
+    let jobs: Vec<&[Change]> = jobs.collect();
+    let mut results: Vec<Vec<Outcome>> = jobs
+        .iter()
+        .map(|it| vec![Outcome::Unchanged; it.len()])
+        .collect();
+    // Every change in commit order, with where its outcome goes.
+    let flat: Vec<(usize, usize, &Change)> = jobs
+        .iter()
+        .enumerate()
+        .flat_map(|(job, changes)| {
+            changes
+                .iter()
+                .enumerate()
+                .map(move |(idx, change)| (job, idx, change))
+        })
+        .collect();
+
+    for group in plan::plan(&flat) {
+        let outcomes = match group.kind {
+            Some(kind) if group.items.len() > 1 => {
+                let run: Vec<&Change> = group.items.iter().map(|it| flat[*it].2).collect();
+                runs::apply_run(&txn, kind, &run, now).await?
+            }
+            _ => vec![apply::apply(&txn, flat[group.items[0]].2, now).await?],
+        };
+        for (item, outcome) in group.items.iter().zip(outcomes) {
+            let (job, idx, _) = flat[*item];
+            results[job][idx] = outcome;
+        }
+    }
+    txn.commit().await?;
+    Ok(results)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,236 @@
+//! Set-based runs: a group of changes of one [`Kind`] (inserts, or dispatches, acceptances,
+//! sends or deliveries of distinct messages) applied with one statement, instead of one
+//! statement per change.
+//!
+//! Must never: give an outcome or leave a row different from applying the same changes one at
+//! a time (`tests.rs` checks it), or build statements of other lengths than the padded powers
+//! of two (each new length is a new statement to prepare).
+
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use super::super::NewMessage;
+use super::super::entities::{device, message};
+use super::apply::{insert_messages, owned_already};
+use super::plan::{Kind, change_target};
+use super::{Change, Exec, Outcome, Tx};
+use crate::domain::{MessageState, Millis};
+
+/// Applies a run of changes of one [`Kind`] (to distinct messages) with one statement, with
+/// the same outcomes as applying them one by one.
+pub(super) async fn apply_run(
+    txn: &Tx<'_>,
+    key: Kind,
+    run: &[&Change],
+    now: Millis,
+) -> Result<Vec<Outcome>, DbErr> {
+    use MessageState as S;
+    use message::Column as M;
+    if key == Kind::Insert {
+        let messages: Vec<NewMessage> = run
+            .iter()
+            .flat_map(|it| match it {
+                Change::Insert(messages) => messages.clone(),
+                _ => Vec::new(),
+            })
+            .collect();
+        insert_messages(txn, &messages).await?;
+        return Ok(vec![Outcome::Applied; run.len()]);
+    }
+    // The run repeats its last change up to a few fixed lengths, so that its statements
+    // come in a few shapes whose prepared statements are reused: preparing a statement of a
+    // hundred terms costs more than running it. A repeated change is the same term twice.
+    let wanted = run.len();
+    let run = padded(run);
+    let run = run.as_slice();
+    let targets: Vec<(Uuid, &str)> = run.iter().map(|it| change_target(it)).collect();
+    // (message, device) pairs whose send this run counts, and those delivered straight from
+    // `accepted`.
+    let mut counted: std::collections::HashSet<(Uuid, String)> = std::collections::HashSet::new();
+    let mut early: std::collections::HashSet<(Uuid, String)> = std::collections::HashSet::new();
+    let mut update = sea_orm::sea_query::Query::update();
+    update
+        .table(message::Entity)
+        .returning(returning_id_and_device());
+    let owned_states: &[MessageState] = match key {
+        Kind::Dispatch => {
+            let devices = per_message(
+                &targets,
+                |it| match it {
+                    Change::Dispatch { device, .. } => Expr::val(device.as_str()),
+                    _ => Expr::val(""),
+                },
+                run,
+            );
+            let sims = per_message(
+                &targets,
+                |it| match it {
+                    Change::Dispatch { sim_slot, .. } => Expr::val(sim_slot.map(i16::from)),
+                    _ => Expr::val(Option::<i16>::None),
+                },
+                run,
+            );
+            update
+                .value(M::State, S::Dispatched.as_str())
+                .value(M::DeviceId, devices)
+                .value(M::SimSlot, sims)
+                .value(M::DispatchedAt, now)
+                .value(M::Attempts, Expr::col(M::Attempts).add(1))
+                .value(M::UpdatedAt, now)
+                .and_where(Expr::col(M::Id).is_in(targets.iter().map(|it| it.0)))
+                .and_where(state_is(S::Queued));
+            &[]
+        }
+        Kind::Accept => {
+            update
+                .value(M::State, S::Accepted.as_str())
+                .value(M::AcceptedAt, now)
+                .value(M::UpdatedAt, now)
+                .cond_where(owned_by(&targets))
+                .and_where(state_is(S::Dispatched));
+            &[S::Accepted, S::Sent, S::Delivered, S::Failed]
+        }
+        Kind::Sent => {
+            let parts = per_message(
+                &targets,
+                |it| match it {
+                    Change::Sent { parts, .. } => Expr::val(*parts as i32),
+                    _ => Expr::val(1i32),
+                },
+                run,
+            );
+            update
+                .value(M::State, S::Sent.as_str())
+                .value(M::Parts, parts)
+                .value(M::SentAt, now)
+                .value(M::UpdatedAt, now)
+                .cond_where(owned_by(&targets))
+                .and_where(state_is(S::Accepted));
+            &[S::Sent, S::Delivered, S::Failed]
+        }
+        Kind::Delivered => {
+            // A report of delivery may overtake the report of sending (both re-sent after a
+            // reconnect): from `accepted` it also counts as a send.
+            let mut skipped = sea_orm::sea_query::Query::update();
+            skipped
+                .table(message::Entity)
+                .returning(returning_id_and_device())
+                .value(M::State, S::Delivered.as_str())
+                .value(M::SentAt, now)
+                .value(M::DeliveredAt, now)
+                .value(M::UpdatedAt, now)
+                .cond_where(owned_by(&targets))
+                .and_where(state_is(S::Accepted));
+            let rows: Vec<(Uuid, String)> = txn.query(&skipped).await?;
+            for hit in rows {
+                counted.insert(hit.clone());
+                early.insert(hit);
+            }
+            update
+                .value(M::State, S::Delivered.as_str())
+                .value(M::DeliveredAt, now)
+                .value(M::UpdatedAt, now)
+                .cond_where(owned_by(&targets))
+                .and_where(state_is(S::Sent));
+            &[S::Delivered, S::Failed]
+        }
+        Kind::Insert => unreachable!("handled above"),
+    };
+    // Which (message, device) pairs changed: the same message may appear for two devices
+    // in one run, and only its owner's change applies.
+    let rows: Vec<(Uuid, String)> = txn.query(&update).await?;
+    let mut applied = early;
+    for hit in rows {
+        if key == Kind::Sent {
+            counted.insert(hit.clone());
+        }
+        applied.insert(hit);
+    }
+    if !counted.is_empty() {
+        // One statement for every device's sent counter.
+        let mut per_device: std::collections::BTreeMap<&str, i64> =
+            std::collections::BTreeMap::new();
+        for (id, device) in &targets {
+            if counted.remove(&(*id, device.to_string())) {
+                *per_device.entry(device).or_default() += 1;
+            }
+        }
+        let per_device = padded(&per_device.into_iter().collect::<Vec<_>>());
+        let mut case = sea_orm::sea_query::CaseStatement::new();
+        for (device, n) in &per_device {
+            case = case.case(Expr::col(device::Column::Id).eq(*device), Expr::val(*n));
+        }
+        let case: Expr = case.finally(Expr::val(0i64)).into();
+        device::Entity::update_many()
+            .col_expr(
+                device::Column::SentCount,
+                Expr::col(device::Column::SentCount).add(case),
+            )
+            .filter(device::Column::Id.is_in(per_device.iter().map(|it| it.0)))
+            .exec_in(txn)
+            .await?;
+    }
+    let mut outcomes = Vec::with_capacity(wanted);
+    for (id, device) in targets.into_iter().take(wanted) {
+        outcomes.push(if applied.contains(&(id, device.to_string())) {
+            Outcome::Applied
+        } else if owned_states.is_empty() {
+            Outcome::Refused
+        } else {
+            owned_already(txn, id, device, owned_states).await?
+        });
+    }
+    Ok(outcomes)
+}
+
+/// `items` with its last item repeated up to the next power of two (at least 1 item).
+fn padded<T: Clone>(items: &[T]) -> Vec<T> {
+    let mut out = items.to_vec();
+    if let Some(last) = items.last() {
+        out.resize(items.len().next_power_of_two(), last.clone());
+    }
+    out
+}
+
+/// The value each change of a run sets: a plain value when they all agree, else
+/// `CASE WHEN id = ? THEN ? ... END`.
+fn per_message(targets: &[(Uuid, &str)], value: impl Fn(&Change) -> Expr, run: &[&Change]) -> Expr {
+    let values: Vec<Expr> = run.iter().map(|it| value(it)).collect();
+    if values.windows(2).all(|it| it[0] == it[1]) {
+        return values
+            .into_iter()
+            .next()
+            .unwrap_or(Expr::val(Option::<i32>::None));
+    }
+    let mut case = sea_orm::sea_query::CaseStatement::new();
+    for ((id, _), value) in targets.iter().zip(values) {
+        case = case.case(Expr::col(message::Column::Id).eq(*id), value);
+    }
+    case.into()
+}
+
+/// `state = ?` written so that it cannot use an index: a run's rows are found by primary key.
+/// SQLite has no statistics on an unanalysed database and would rather scan every message
+/// in the state (`idx_messages_state`), testing each against the whole list of targets.
+fn state_is(state: MessageState) -> sea_orm::sea_query::SimpleExpr {
+    Expr::cust("(\"state\" || '')").eq(state.as_str())
+}
+
+/// `RETURNING id, device_id` (one clause: `returning_col` replaces, it does not add).
+fn returning_id_and_device() -> sea_orm::sea_query::ReturningClause {
+    sea_orm::sea_query::Query::returning().columns([message::Column::Id, message::Column::DeviceId])
+}
+
+/// `(id = ? AND device_id = ?) OR ...` for every target.
+fn owned_by(targets: &[(Uuid, &str)]) -> sea_orm::sea_query::Condition {
+    let mut any = sea_orm::sea_query::Condition::any();
+    for (id, device) in targets {
+        any = any.add(
+            Expr::col(message::Column::Id)
+                .eq(*id)
+                .and(Expr::col(message::Column::DeviceId).eq(*device)),
+        );
+    }
+    any
+}
