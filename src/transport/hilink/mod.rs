@@ -10,7 +10,7 @@
 //!   until the stick says sent or failed), take incoming SMS (`check-notifications`,
 //!   `sms-count`, `sms-list`, store, then `delete-sms`), refresh status, USSD and balance; a
 //!   circuit breaker takes the stick offline after repeated silence and brings it back with
-//!   backoff.
+//!   backoff (the loop serial modems use too, [`crate::transport::radio::supervisor`]).
 //! - The wire format (request bodies, answer readers, error codes) is
 //!   [`smshub_protocol::hilink`], with no I/O.
 //!

@@ -9,9 +9,9 @@
 //! - [`detect`]: which serial ports are modems, which of a stick's ports speaks AT, and which
 //!   sticks are network-only (HiLink), read from a configurable sysfs root.
 //!
-//! What a modem shares with a HiLink stick (status, requests, operator table) is in
-//! [`crate::transport::radio`]; the handle that attaches both is
-//! [`crate::transport::attached::Modems`].
+//! What a modem shares with a HiLink stick (status, requests, operator table, the loop that
+//! reopens it after a failure) is in [`crate::transport::radio`]; the handle that attaches both
+//! is [`crate::transport::attached::Modems`].
 //!
 //! Invariants: a PDU is written only after the message's acceptance by this modem is committed;
 //! a message whose PDU was written and not answered is failed `outcome_unknown`, never resent;

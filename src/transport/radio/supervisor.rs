@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::status::{Control, ModemError, ModemState, ModemStatus};
 
 /// Why a session ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Ended {
     /// Detached on request, or the hub is stopping.
     Stopped,

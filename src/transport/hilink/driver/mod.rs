@@ -2,7 +2,7 @@
 //! `send-sms` calls, and what the stick says into store changes and dispatcher events, exactly
 //! as a serial modem's task does.
 //!
-//! Life of a stick ([`Supervisor::run`], through the loop of
+//! Life of a stick (`Supervisor::run`, through the loop of
 //! [`crate::transport::radio::supervisor`]): connect (session, login, `device/information`;
 //! the IMEI keys the hub device, created on first sight) → register in the registry → serve
 //! until the circuit breaker trips (`breaker_failures` calls in a row without an answer) or
@@ -22,10 +22,10 @@
 //! inbox, stored, and only then deleted; a message taken twice (a crash between the insert
 //! and the delete) is stored once, by its external id.
 //!
-//! This file holds the session: the [`Connection`] with one stick, its life (`run`) and its
-//! loop (`serve`), which hands each thing to the file of its job: [`calls`] (every call to the
-//! stick, counted by the circuit breaker), [`status`] (radio and SIM), [`send`] (jobs into
-//! `send-sms`), [`receive`] (the inbox) and [`control`] (the API's requests).
+//! This file holds the session: the `Connection` with one stick, its life (`run`) and its
+//! loop (`serve`), which hands each thing to the file of its job: `calls` (every call to the
+//! stick, counted by the circuit breaker), `status` (radio and SIM), `send` (jobs into
+//! `send-sms`), `receive` (the inbox) and `control` (the API's requests).
 //!
 //! Must never: call `send-sms` for a job whose acceptance is not committed, call it twice for
 //! one job, delete a message before the hub has committed it, or hold a lock across an

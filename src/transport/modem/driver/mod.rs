@@ -1,7 +1,7 @@
 //! One modem's task: owns its serial port, turns `send` jobs into `AT+CMGS` PDUs, and what the
 //! modem says into store changes and dispatcher events, exactly as a phone session does.
 //!
-//! Life of a port ([`Supervisor::run`], through the loop of
+//! Life of a port (`Supervisor::run`, through the loop of
 //! [`crate::transport::radio::supervisor`]): open → init (echo off, numeric errors, SIM PIN,
 //! PDU mode, storage, new-message indications, each with the fallbacks real modems need) →
 //! identify (IMEI keys the hub device, created on first sight) → register in the registry →
@@ -19,11 +19,11 @@
 //! modem; a periodic `AT+CMGL=4` sweep finds what a lost notification missed. Storage indexes
 //! are used as given (Huawei counts from 0).
 //!
-//! This file holds the session: the [`Connection`] over one open port, its life (`run`) and
-//! its loop (`serve`), which hands each thing to the file of its job: [`init`] (init and
-//! identity), [`status`] (signal, operator, registration), [`send`] (jobs into PDUs),
-//! [`receive`] (incoming SMS, reassembly, the sweep), [`reports`] (status reports) and
-//! [`control`] (the API's requests).
+//! This file holds the session: the `Connection` over one open port, its life (`run`) and
+//! its loop (`serve`), which hands each thing to the file of its job: `init` (init and
+//! identity), `status` (signal, operator, registration), `send` (jobs into PDUs),
+//! `receive` (incoming SMS, reassembly, the sweep), `reports` (status reports) and
+//! `control` (the API's requests).
 //!
 //! Must never: write a PDU for a job whose acceptance is not committed, resend a PDU, delete a
 //! stored message before the hub has committed it, or hold a lock across an `.await`.
