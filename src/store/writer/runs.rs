@@ -12,8 +12,9 @@ use uuid::Uuid;
 
 use super::super::NewMessage;
 use super::super::entities::{device, message};
-use super::apply::{insert_messages, owned_already};
+use super::apply::insert_messages;
 use super::plan::{Kind, change_target};
+use super::transitions::owned_already;
 use super::{Change, Exec, Outcome, Tx};
 use crate::domain::{MessageState, Millis};
 
