@@ -6,7 +6,9 @@
 //! a time (`tests.rs` checks it), or build statements of other lengths than the padded powers
 //! of two (each new length is a new statement to prepare).
 
-use sea_orm::sea_query::{Expr, ExprTrait};
+use std::collections::{BTreeMap, HashSet};
+
+use sea_orm::sea_query::{CaseStatement, Condition, Expr, ExprTrait, Query, ReturningClause};
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
@@ -48,9 +50,9 @@ pub(super) async fn apply_run(
     let targets: Vec<(Uuid, &str)> = run.iter().map(|it| change_target(it)).collect();
     // (message, device) pairs whose send this run counts, and those delivered straight from
     // `accepted`.
-    let mut counted: std::collections::HashSet<(Uuid, String)> = std::collections::HashSet::new();
-    let mut early: std::collections::HashSet<(Uuid, String)> = std::collections::HashSet::new();
-    let mut update = sea_orm::sea_query::Query::update();
+    let mut counted: HashSet<(Uuid, String)> = HashSet::new();
+    let mut early: HashSet<(Uuid, String)> = HashSet::new();
+    let mut update = Query::update();
     update
         .table(message::Entity)
         .returning(returning_id_and_device());
@@ -113,7 +115,7 @@ pub(super) async fn apply_run(
         Kind::Delivered => {
             // A report of delivery may overtake the report of sending (both re-sent after a
             // reconnect): from `accepted` it also counts as a send.
-            let mut skipped = sea_orm::sea_query::Query::update();
+            let mut skipped = Query::update();
             skipped
                 .table(message::Entity)
                 .returning(returning_id_and_device())
@@ -149,28 +151,7 @@ pub(super) async fn apply_run(
         applied.insert(hit);
     }
     if !counted.is_empty() {
-        // One statement for every device's sent counter.
-        let mut per_device: std::collections::BTreeMap<&str, i64> =
-            std::collections::BTreeMap::new();
-        for (id, device) in &targets {
-            if counted.remove(&(*id, device.to_string())) {
-                *per_device.entry(device).or_default() += 1;
-            }
-        }
-        let per_device = padded(&per_device.into_iter().collect::<Vec<_>>());
-        let mut case = sea_orm::sea_query::CaseStatement::new();
-        for (device, n) in &per_device {
-            case = case.case(Expr::col(device::Column::Id).eq(*device), Expr::val(*n));
-        }
-        let case: Expr = case.finally(Expr::val(0i64)).into();
-        device::Entity::update_many()
-            .col_expr(
-                device::Column::SentCount,
-                Expr::col(device::Column::SentCount).add(case),
-            )
-            .filter(device::Column::Id.is_in(per_device.iter().map(|it| it.0)))
-            .exec_in(txn)
-            .await?;
+        count_sends(txn, &targets, counted).await?;
     }
     let mut outcomes = Vec::with_capacity(wanted);
     for (id, device) in targets.into_iter().take(wanted) {
@@ -183,6 +164,36 @@ pub(super) async fn apply_run(
         });
     }
     Ok(outcomes)
+}
+
+/// Adds the sends of `counted` (message, device) pairs to their devices' sent counters, with
+/// one statement for every device.
+async fn count_sends(
+    txn: &Tx<'_>,
+    targets: &[(Uuid, &str)],
+    mut counted: HashSet<(Uuid, String)>,
+) -> Result<(), DbErr> {
+    let mut per_device: BTreeMap<&str, i64> = BTreeMap::new();
+    for (id, device) in targets {
+        if counted.remove(&(*id, device.to_string())) {
+            *per_device.entry(device).or_default() += 1;
+        }
+    }
+    let per_device = padded(&per_device.into_iter().collect::<Vec<_>>());
+    let mut case = CaseStatement::new();
+    for (device, n) in &per_device {
+        case = case.case(Expr::col(device::Column::Id).eq(*device), Expr::val(*n));
+    }
+    let case: Expr = case.finally(Expr::val(0i64)).into();
+    device::Entity::update_many()
+        .col_expr(
+            device::Column::SentCount,
+            Expr::col(device::Column::SentCount).add(case),
+        )
+        .filter(device::Column::Id.is_in(per_device.iter().map(|it| it.0)))
+        .exec_in(txn)
+        .await?;
+    Ok(())
 }
 
 /// `items` with its last item repeated up to the next power of two (at least 1 item).
@@ -204,7 +215,7 @@ fn per_message(targets: &[(Uuid, &str)], value: impl Fn(&Change) -> Expr, run: &
             .next()
             .unwrap_or(Expr::val(Option::<i32>::None));
     }
-    let mut case = sea_orm::sea_query::CaseStatement::new();
+    let mut case = CaseStatement::new();
     for ((id, _), value) in targets.iter().zip(values) {
         case = case.case(Expr::col(message::Column::Id).eq(*id), value);
     }
@@ -214,18 +225,18 @@ fn per_message(targets: &[(Uuid, &str)], value: impl Fn(&Change) -> Expr, run: &
 /// `state = ?` written so that it cannot use an index: a run's rows are found by primary key.
 /// SQLite has no statistics on an unanalysed database and would rather scan every message
 /// in the state (`idx_messages_state`), testing each against the whole list of targets.
-fn state_is(state: MessageState) -> sea_orm::sea_query::SimpleExpr {
+fn state_is(state: MessageState) -> Expr {
     Expr::cust("(\"state\" || '')").eq(state.as_str())
 }
 
 /// `RETURNING id, device_id` (one clause: `returning_col` replaces, it does not add).
-fn returning_id_and_device() -> sea_orm::sea_query::ReturningClause {
-    sea_orm::sea_query::Query::returning().columns([message::Column::Id, message::Column::DeviceId])
+fn returning_id_and_device() -> ReturningClause {
+    Query::returning().columns([message::Column::Id, message::Column::DeviceId])
 }
 
 /// `(id = ? AND device_id = ?) OR ...` for every target.
-fn owned_by(targets: &[(Uuid, &str)]) -> sea_orm::sea_query::Condition {
-    let mut any = sea_orm::sea_query::Condition::any();
+fn owned_by(targets: &[(Uuid, &str)]) -> Condition {
+    let mut any = Condition::any();
     for (id, device) in targets {
         any = any.add(
             Expr::col(message::Column::Id)
