@@ -2,8 +2,9 @@
 //! writes it. Message state changes are in `transitions.rs`; the rest (API keys, devices, new
 //! messages, idempotency keys, received SMS) are here.
 //!
-//! Must never: change a message's `state` (only `transitions.rs` and `runs.rs` do), or
-//! commit: every statement runs in the writer's open transaction.
+//! Must never: change a message's `state` (only `transitions.rs` and `runs.rs` do, as
+//! `MessageState::TRANSITIONS` says), or commit: every statement runs in the writer's open
+//! transaction.
 
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};

@@ -8,8 +8,8 @@
 //! This file is the loop: take jobs, plan the batch ([`plan`]), apply each group (a run of
 //! one kind as one statement, [`runs`]; any other change alone, [`apply`]), commit, reply.
 //! The other files: [`change`] the vocabulary, [`transitions`] a message's state changes
-//! (conditional updates, `... WHERE state IN (...)`, so a late or repeated report from a
-//! device can never move a message backwards), [`conn`] the connection.
+//! (conditional updates built from `MessageState::TRANSITIONS`, so a late or repeated report
+//! from a device can never move a message backwards), [`conn`] the connection.
 //!
 //! Must never: reply to a job before its transaction committed, or let a failed batch fail
 //! a job that succeeds alone.

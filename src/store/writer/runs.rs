@@ -1,10 +1,12 @@
 //! Set-based runs: a group of changes of one [`Kind`] (inserts, or dispatches, acceptances,
-//! sends or deliveries of distinct messages) applied with one statement, instead of one
-//! statement per change.
+//! sends or deliveries of distinct messages) applied with one statement per state the
+//! transition starts from, instead of one statement per change.
 //!
-//! Must never: give an outcome or leave a row different from applying the same changes one at
-//! a time (`tests.rs` checks it), or build statements of other lengths than the padded powers
-//! of two (each new length is a new statement to prepare).
+//! The states come from the transition's row of `MessageState::TRANSITIONS`, as for a change
+//! applied alone (`transitions.rs`). Must never: give an outcome or leave a row different from
+//! applying the same changes one at a time (`tests.rs` checks it), or build statements of
+//! other lengths than the padded powers of two (each new length is a new statement to
+//! prepare).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -16,9 +18,9 @@ use super::super::NewMessage;
 use super::super::entities::{device, message};
 use super::apply::insert_messages;
 use super::plan::{Kind, change_target};
-use super::transitions::owned_already;
+use super::transitions::missed;
 use super::{Change, Exec, Outcome, Tx};
-use crate::domain::{MessageState, Millis};
+use crate::domain::{MessageState, Millis, Transition};
 
 /// Applies a run of changes of one [`Kind`] (to distinct messages) with one statement, with
 /// the same outcomes as applying them one by one.
@@ -30,17 +32,23 @@ pub(super) async fn apply_run(
 ) -> Result<Vec<Outcome>, DbErr> {
     use MessageState as S;
     use message::Column as M;
-    if key == Kind::Insert {
-        let messages: Vec<NewMessage> = run
-            .iter()
-            .flat_map(|it| match it {
-                Change::Insert(messages) => messages.clone(),
-                _ => Vec::new(),
-            })
-            .collect();
-        insert_messages(txn, &messages).await?;
-        return Ok(vec![Outcome::Applied; run.len()]);
-    }
+    let rule = match key {
+        Kind::Insert => {
+            let messages: Vec<NewMessage> = run
+                .iter()
+                .flat_map(|it| match it {
+                    Change::Insert(messages) => messages.clone(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            insert_messages(txn, &messages).await?;
+            return Ok(vec![Outcome::Applied; run.len()]);
+        }
+        Kind::Dispatch => Transition::Dispatch.rule(),
+        Kind::Accept => Transition::Accept.rule(),
+        Kind::Sent => Transition::Sent.rule(),
+        Kind::Delivered => Transition::Delivered.rule(),
+    };
     // The run repeats its last change up to a few fixed lengths, so that its statements
     // come in a few shapes whose prepared statements are reused: preparing a statement of a
     // hundred terms costs more than running it. A repeated change is the same term twice.
@@ -48,107 +56,90 @@ pub(super) async fn apply_run(
     let run = padded(run);
     let run = run.as_slice();
     let targets: Vec<(Uuid, &str)> = run.iter().map(|it| change_target(it)).collect();
-    // (message, device) pairs whose send this run counts, and those delivered straight from
-    // `accepted`.
+    // Which (message, device) pairs changed, and those whose send this run counts: the same
+    // message may appear for two devices in one run, and only its owner's change applies.
+    let mut applied: HashSet<(Uuid, String)> = HashSet::new();
     let mut counted: HashSet<(Uuid, String)> = HashSet::new();
-    let mut early: HashSet<(Uuid, String)> = HashSet::new();
-    let mut update = Query::update();
-    update
-        .table(message::Entity)
-        .returning(returning_id_and_device());
-    let owned_states: &[MessageState] = match key {
-        Kind::Dispatch => {
-            let devices = per_message(
-                &targets,
-                |it| match it {
-                    Change::Dispatch { device, .. } => Expr::val(device.as_str()),
-                    _ => Expr::val(""),
-                },
-                run,
-            );
-            let sims = per_message(
-                &targets,
-                |it| match it {
-                    Change::Dispatch { sim_slot, .. } => Expr::val(sim_slot.map(i16::from)),
-                    _ => Expr::val(Option::<i16>::None),
-                },
-                run,
-            );
-            update
-                .value(M::State, S::Dispatched.as_str())
-                .value(M::DeviceId, devices)
-                .value(M::SimSlot, sims)
-                .value(M::DispatchedAt, now)
-                .value(M::Attempts, Expr::col(M::Attempts).add(1))
-                .value(M::UpdatedAt, now)
-                .and_where(Expr::col(M::Id).is_in(targets.iter().map(|it| it.0)))
-                .and_where(state_is(S::Queued));
-            &[]
-        }
-        Kind::Accept => {
-            update
-                .value(M::State, S::Accepted.as_str())
-                .value(M::AcceptedAt, now)
-                .value(M::UpdatedAt, now)
-                .cond_where(owned_by(&targets))
-                .and_where(state_is(S::Dispatched));
-            &[S::Accepted, S::Sent, S::Delivered, S::Failed]
-        }
-        Kind::Sent => {
-            let parts = per_message(
-                &targets,
-                |it| match it {
-                    Change::Sent { parts, .. } => Expr::val(*parts as i32),
-                    _ => Expr::val(1i32),
-                },
-                run,
-            );
-            update
-                .value(M::State, S::Sent.as_str())
-                .value(M::Parts, parts)
-                .value(M::SentAt, now)
-                .value(M::UpdatedAt, now)
-                .cond_where(owned_by(&targets))
-                .and_where(state_is(S::Accepted));
-            &[S::Sent, S::Delivered, S::Failed]
-        }
-        Kind::Delivered => {
-            // A report of delivery may overtake the report of sending (both re-sent after a
-            // reconnect): from `accepted` it also counts as a send.
-            let mut skipped = Query::update();
-            skipped
-                .table(message::Entity)
-                .returning(returning_id_and_device())
-                .value(M::State, S::Delivered.as_str())
-                .value(M::SentAt, now)
-                .value(M::DeliveredAt, now)
-                .value(M::UpdatedAt, now)
-                .cond_where(owned_by(&targets))
-                .and_where(state_is(S::Accepted));
-            let rows: Vec<(Uuid, String)> = txn.query(&skipped).await?;
-            for hit in rows {
-                counted.insert(hit.clone());
-                early.insert(hit);
+    // One statement per state the transition starts from, in the table's order.
+    for &from in rule.from {
+        let mut update = Query::update();
+        update
+            .table(message::Entity)
+            .returning(returning_id_and_device())
+            .value(M::State, rule.to.as_str());
+        let counts_send = match key {
+            Kind::Dispatch => {
+                let devices = per_message(
+                    &targets,
+                    |it| match it {
+                        Change::Dispatch { device, .. } => Expr::val(device.as_str()),
+                        _ => Expr::val(""),
+                    },
+                    run,
+                );
+                let sims = per_message(
+                    &targets,
+                    |it| match it {
+                        Change::Dispatch { sim_slot, .. } => Expr::val(sim_slot.map(i16::from)),
+                        _ => Expr::val(Option::<i16>::None),
+                    },
+                    run,
+                );
+                update
+                    .value(M::DeviceId, devices)
+                    .value(M::SimSlot, sims)
+                    .value(M::DispatchedAt, now)
+                    .value(M::Attempts, Expr::col(M::Attempts).add(1))
+                    .value(M::UpdatedAt, now)
+                    .and_where(Expr::col(M::Id).is_in(targets.iter().map(|it| it.0)));
+                false
             }
-            update
-                .value(M::State, S::Delivered.as_str())
-                .value(M::DeliveredAt, now)
-                .value(M::UpdatedAt, now)
-                .cond_where(owned_by(&targets))
-                .and_where(state_is(S::Sent));
-            &[S::Delivered, S::Failed]
+            Kind::Accept => {
+                update
+                    .value(M::AcceptedAt, now)
+                    .value(M::UpdatedAt, now)
+                    .cond_where(owned_by(&targets));
+                false
+            }
+            Kind::Sent => {
+                let parts = per_message(
+                    &targets,
+                    |it| match it {
+                        Change::Sent { parts, .. } => Expr::val(*parts as i32),
+                        _ => Expr::val(1i32),
+                    },
+                    run,
+                );
+                update
+                    .value(M::Parts, parts)
+                    .value(M::SentAt, now)
+                    .value(M::UpdatedAt, now)
+                    .cond_where(owned_by(&targets));
+                true
+            }
+            Kind::Delivered => {
+                // A report of delivery may overtake the report of sending (both re-sent after
+                // a reconnect): from `accepted` it also records and counts the send.
+                let skipped_sent = from == S::Accepted;
+                if skipped_sent {
+                    update.value(M::SentAt, now);
+                }
+                update
+                    .value(M::DeliveredAt, now)
+                    .value(M::UpdatedAt, now)
+                    .cond_where(owned_by(&targets));
+                skipped_sent
+            }
+            Kind::Insert => unreachable!("inserted above"),
+        };
+        update.and_where(state_is(from));
+        let rows: Vec<(Uuid, String)> = txn.query(&update).await?;
+        for hit in rows {
+            if counts_send {
+                counted.insert(hit.clone());
+            }
+            applied.insert(hit);
         }
-        Kind::Insert => unreachable!("handled above"),
-    };
-    // Which (message, device) pairs changed: the same message may appear for two devices
-    // in one run, and only its owner's change applies.
-    let rows: Vec<(Uuid, String)> = txn.query(&update).await?;
-    let mut applied = early;
-    for hit in rows {
-        if key == Kind::Sent {
-            counted.insert(hit.clone());
-        }
-        applied.insert(hit);
     }
     if !counted.is_empty() {
         count_sends(txn, &targets, counted).await?;
@@ -157,10 +148,8 @@ pub(super) async fn apply_run(
     for (id, device) in targets.into_iter().take(wanted) {
         outcomes.push(if applied.contains(&(id, device.to_string())) {
             Outcome::Applied
-        } else if owned_states.is_empty() {
-            Outcome::Refused
         } else {
-            owned_already(txn, id, device, owned_states).await?
+            missed(txn, &rule, id, Some(device)).await?
         });
     }
     Ok(outcomes)

@@ -1,10 +1,11 @@
-//! A message's state changes, applied one change at a time: one function per change.
+//! A message's state changes, applied one change at a time: one function per transition.
 //!
 //! Each is a conditional update, `... WHERE id = ? [AND device_id = ?] AND state IN (...)`,
-//! so a late or repeated report from a device can never move a message backwards; when it
-//! matches nothing, the outcome says whether the report repeats one already stored
-//! ([`owned_already`]). Must never: write a message's `state` other than through such an
-//! update.
+//! whose states and target come from the transition's row of `MessageState::TRANSITIONS`, and
+//! whose outcome when it matches nothing is that row's `otherwise` ([`missed`]). So a late or
+//! repeated report from a device can never move a message backwards. Must never: write a
+//! message's `state` other than through such an update, or decide an outcome that the table
+//! does not say.
 
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -14,11 +15,10 @@ use uuid::Uuid;
 
 use super::super::entities::{device, message, message_event};
 use super::{Exec, Outcome, Retry, Tx};
-use crate::domain::{MessageState, Millis, retry_delay};
-use MessageState as S;
+use crate::domain::{MessageState, Millis, Otherwise, Rule, Transition, retry_delay};
 use message::Column as M;
 
-/// queued → dispatched to `device`.
+/// queued → dispatched to `device` ([`Transition::Dispatch`]).
 pub(super) async fn dispatch(
     txn: &Tx<'_>,
     id: Uuid,
@@ -26,25 +26,25 @@ pub(super) async fn dispatch(
     sim_slot: Option<u8>,
     now: Millis,
 ) -> Result<Outcome, DbErr> {
+    let rule = Transition::Dispatch.rule();
     let rows = message::Entity::update_many()
-        .col_expr(M::State, Expr::value(S::Dispatched.as_str()))
+        .col_expr(M::State, Expr::value(rule.to.as_str()))
         .col_expr(M::DeviceId, Expr::value(device))
         .col_expr(M::SimSlot, Expr::value(sim_slot.map(i16::from)))
         .col_expr(M::DispatchedAt, Expr::value(now))
         .col_expr(M::Attempts, Expr::col(M::Attempts).add(1))
         .col_expr(M::UpdatedAt, Expr::value(now))
         .filter(M::Id.eq(id))
-        .filter(M::State.eq(S::Queued.as_str()))
+        .filter(state_in(&rule))
         .exec_in(txn)
         .await?;
-    Ok(if rows > 0 {
-        Outcome::Applied
-    } else {
-        Outcome::Refused
-    })
+    if rows > 0 {
+        return Ok(Outcome::Applied);
+    }
+    missed(txn, &rule, id, Some(device)).await
 }
 
-/// dispatched to `device` → queued, its offer lost.
+/// dispatched to `device` → queued, its offer lost ([`Transition::Requeue`]).
 pub(super) async fn requeue(
     txn: &Tx<'_>,
     id: Uuid,
@@ -52,52 +52,48 @@ pub(super) async fn requeue(
     reason: &str,
     now: Millis,
 ) -> Result<Outcome, DbErr> {
+    let rule = Transition::Requeue.rule();
     let rows = message::Entity::update_many()
-        .col_expr(M::State, Expr::value(S::Queued.as_str()))
+        .col_expr(M::State, Expr::value(rule.to.as_str()))
         .col_expr(M::DeviceId, Expr::value(Option::<String>::None))
         .col_expr(M::SimSlot, Expr::value(Option::<i16>::None))
         .col_expr(M::UpdatedAt, Expr::value(now))
         .filter(M::Id.eq(id))
         .filter(M::DeviceId.eq(device))
-        .filter(M::State.eq(S::Dispatched.as_str()))
+        .filter(state_in(&rule))
         .exec_in(txn)
         .await?;
     if rows > 0 {
         event(txn, id, now, "requeued", Some(device), Some(reason)).await?;
         return Ok(Outcome::Applied);
     }
-    Ok(Outcome::Unchanged)
+    missed(txn, &rule, id, Some(device)).await
 }
 
-/// dispatched to `device` → accepted.
+/// dispatched to `device` → accepted ([`Transition::Accept`]).
 pub(super) async fn accept(
     txn: &Tx<'_>,
     id: Uuid,
     device: &str,
     now: Millis,
 ) -> Result<Outcome, DbErr> {
+    let rule = Transition::Accept.rule();
     let rows = message::Entity::update_many()
-        .col_expr(M::State, Expr::value(S::Accepted.as_str()))
+        .col_expr(M::State, Expr::value(rule.to.as_str()))
         .col_expr(M::AcceptedAt, Expr::value(now))
         .col_expr(M::UpdatedAt, Expr::value(now))
         .filter(M::Id.eq(id))
         .filter(M::DeviceId.eq(device))
-        .filter(M::State.eq(S::Dispatched.as_str()))
+        .filter(state_in(&rule))
         .exec_in(txn)
         .await?;
     if rows > 0 {
         return Ok(Outcome::Applied);
     }
-    owned_already(
-        txn,
-        id,
-        device,
-        &[S::Accepted, S::Sent, S::Delivered, S::Failed],
-    )
-    .await
+    missed(txn, &rule, id, Some(device)).await
 }
 
-/// accepted by `device` → sent, counted on the device.
+/// accepted by `device` → sent, counted on the device ([`Transition::Sent`]).
 pub(super) async fn sent(
     txn: &Tx<'_>,
     id: Uuid,
@@ -105,26 +101,27 @@ pub(super) async fn sent(
     parts: u32,
     now: Millis,
 ) -> Result<Outcome, DbErr> {
+    let rule = Transition::Sent.rule();
     let rows = message::Entity::update_many()
-        .col_expr(M::State, Expr::value(S::Sent.as_str()))
+        .col_expr(M::State, Expr::value(rule.to.as_str()))
         .col_expr(M::Parts, Expr::value(parts as i32))
         .col_expr(M::SentAt, Expr::value(now))
         .col_expr(M::UpdatedAt, Expr::value(now))
         .filter(M::Id.eq(id))
         .filter(M::DeviceId.eq(device))
-        .filter(M::State.eq(S::Accepted.as_str()))
+        .filter(state_in(&rule))
         .exec_in(txn)
         .await?;
     if rows > 0 {
         bump_device_count(txn, device, device::Column::SentCount).await?;
         return Ok(Outcome::Applied);
     }
-    owned_already(txn, id, device, &[S::Sent, S::Delivered, S::Failed]).await
+    missed(txn, &rule, id, Some(device)).await
 }
 
 /// With a temporary failure reported by `device` and attempts left: back to the queue, not
-/// offered again before the backoff. Whether it did; when it did not, the failure is recorded
-/// instead ([`fail`]).
+/// offered again before the backoff ([`Transition::Retry`]). Whether it did; when it did not,
+/// the failure is recorded instead ([`fail`]), as the transition's row says.
 pub(super) async fn retry(
     txn: &Tx<'_>,
     id: Uuid,
@@ -134,6 +131,7 @@ pub(super) async fn retry(
     retry: Retry,
     now: Millis,
 ) -> Result<bool, DbErr> {
+    let rule = Transition::Retry.rule();
     // Nothing was sent: back to the queue while attempts remain.
     let attempts: Vec<(i32,)> = txn
         .query(
@@ -147,7 +145,7 @@ pub(super) async fn retry(
     let attempts = u32::try_from(attempts).unwrap_or(1);
     let not_before = now + retry_delay(attempts, retry.base_ms, retry.cap_ms);
     let rows = message::Entity::update_many()
-        .col_expr(M::State, Expr::value(S::Queued.as_str()))
+        .col_expr(M::State, Expr::value(rule.to.as_str()))
         .col_expr(M::DeviceId, Expr::value(Option::<String>::None))
         .col_expr(M::SimSlot, Expr::value(Option::<i16>::None))
         .col_expr(M::ErrorCode, Expr::value(code))
@@ -158,7 +156,7 @@ pub(super) async fn retry(
         .col_expr(M::UpdatedAt, Expr::value(now))
         .filter(M::Id.eq(id))
         .filter(M::DeviceId.eq(device))
-        .filter(M::State.is_in([S::Dispatched.as_str(), S::Accepted.as_str()]))
+        .filter(state_in(&rule))
         .filter(M::Attempts.lt(retry.max_attempts as i32))
         .exec_in(txn)
         .await?;
@@ -178,8 +176,8 @@ pub(super) async fn retry(
     Ok(true)
 }
 
-/// → failed: reported by `device`, which must hold the message, or, without a device, by the
-/// hub itself.
+/// → failed: reported by `device`, which must hold the message ([`Transition::Failed`]), or,
+/// without a device, by the hub itself ([`Transition::FailedByHub`]).
 pub(super) async fn fail(
     txn: &Tx<'_>,
     id: Uuid,
@@ -189,28 +187,19 @@ pub(super) async fn fail(
     temporary: bool,
     now: Millis,
 ) -> Result<Outcome, DbErr> {
-    let from: &[&str] = match device {
-        Some(_) => &[
-            S::Dispatched.as_str(),
-            S::Accepted.as_str(),
-            S::Sent.as_str(),
-        ],
-        None => &[
-            S::Queued.as_str(),
-            S::Dispatched.as_str(),
-            S::Accepted.as_str(),
-            S::Sent.as_str(),
-        ],
+    let rule = match device {
+        Some(_) => Transition::Failed.rule(),
+        None => Transition::FailedByHub.rule(),
     };
     let mut update = message::Entity::update_many()
-        .col_expr(M::State, Expr::value(S::Failed.as_str()))
+        .col_expr(M::State, Expr::value(rule.to.as_str()))
         .col_expr(M::ErrorCode, Expr::value(code))
         .col_expr(M::ErrorMessage, Expr::value(reason))
         .col_expr(M::ErrorTemporary, Expr::value(temporary))
         .col_expr(M::FailedAt, Expr::value(now))
         .col_expr(M::UpdatedAt, Expr::value(now))
         .filter(M::Id.eq(id))
-        .filter(M::State.is_in(from.iter().copied()));
+        .filter(state_in(&rule));
     if let Some(device) = device {
         update = update.filter(M::DeviceId.eq(device));
     }
@@ -230,13 +219,11 @@ pub(super) async fn fail(
         .await?;
         return Ok(Outcome::Applied);
     }
-    match device {
-        Some(device) => owned_already(txn, id, device, &[S::Delivered, S::Failed]).await,
-        None => Ok(Outcome::Unchanged),
-    }
+    missed(txn, &rule, id, device).await
 }
 
-/// accepted by `device` → failed `outcome_unknown`, never resent.
+/// accepted by `device` → failed `outcome_unknown`, never resent
+/// ([`Transition::OutcomeUnknown`]).
 pub(super) async fn outcome_unknown(
     txn: &Tx<'_>,
     id: Uuid,
@@ -244,8 +231,9 @@ pub(super) async fn outcome_unknown(
     reason: &str,
     now: Millis,
 ) -> Result<Outcome, DbErr> {
+    let rule = Transition::OutcomeUnknown.rule();
     let rows = message::Entity::update_many()
-        .col_expr(M::State, Expr::value(S::Failed.as_str()))
+        .col_expr(M::State, Expr::value(rule.to.as_str()))
         .col_expr(M::ErrorCode, Expr::value("outcome_unknown"))
         .col_expr(M::ErrorMessage, Expr::value(reason))
         .col_expr(M::ErrorTemporary, Expr::value(false))
@@ -253,58 +241,91 @@ pub(super) async fn outcome_unknown(
         .col_expr(M::UpdatedAt, Expr::value(now))
         .filter(M::Id.eq(id))
         .filter(M::DeviceId.eq(device))
-        .filter(M::State.eq(S::Accepted.as_str()))
+        .filter(state_in(&rule))
         .exec_in(txn)
         .await?;
     if rows > 0 {
         event(txn, id, now, "outcome_unknown", Some(device), Some(reason)).await?;
         return Ok(Outcome::Applied);
     }
-    Ok(Outcome::Unchanged)
+    missed(txn, &rule, id, Some(device)).await
 }
 
-/// Not accepted in time → expired.
+/// Not accepted in time → expired ([`Transition::Expire`]).
 pub(super) async fn expire(txn: &Tx<'_>, id: Uuid, now: Millis) -> Result<Outcome, DbErr> {
-    if end_unaccepted(txn, id, S::Expired, M::ExpiredAt, now).await? {
+    let rule = Transition::Expire.rule();
+    if end_unaccepted(txn, id, &rule, M::ExpiredAt, now).await? {
         let detail = Some("valid_until passed before it was sent");
         event(txn, id, now, "expired", None, detail).await?;
         return Ok(Outcome::Applied);
     }
-    Ok(Outcome::Unchanged)
+    missed(txn, &rule, id, None).await
 }
 
-/// Not accepted yet → cancelled.
+/// Not accepted yet → cancelled ([`Transition::Cancel`]).
 pub(super) async fn cancel(txn: &Tx<'_>, id: Uuid, now: Millis) -> Result<Outcome, DbErr> {
-    if end_unaccepted(txn, id, S::Cancelled, M::CancelledAt, now).await? {
+    let rule = Transition::Cancel.rule();
+    if end_unaccepted(txn, id, &rule, M::CancelledAt, now).await? {
         return Ok(Outcome::Applied);
     }
-    Ok(Outcome::Refused)
+    missed(txn, &rule, id, None).await
 }
 
-/// Ends a message no device has accepted yet (queued or dispatched) in `state`, stamping
-/// `at_column`; whether it did.
+/// Ends a message no device has accepted yet as `rule` says, stamping `at_column`; whether
+/// it did.
 async fn end_unaccepted(
     txn: &Tx<'_>,
     id: Uuid,
-    state: MessageState,
+    rule: &Rule,
     at_column: message::Column,
     now: Millis,
 ) -> Result<bool, DbErr> {
     let rows = message::Entity::update_many()
-        .col_expr(M::State, Expr::value(state.as_str()))
+        .col_expr(M::State, Expr::value(rule.to.as_str()))
         .col_expr(at_column, Expr::value(now))
         .col_expr(M::UpdatedAt, Expr::value(now))
         .filter(M::Id.eq(id))
-        .filter(M::State.is_in([S::Queued.as_str(), S::Dispatched.as_str()]))
+        .filter(state_in(rule))
         .exec_in(txn)
         .await?;
     Ok(rows > 0)
 }
 
-/// After a conditional update matched nothing: `Unchanged` when `device` holds the message
-/// in one of `states` (the report repeats one already stored, or was overtaken), `Refused`
-/// otherwise.
-pub(super) async fn owned_already(
+/// `state = ?` or `state IN (?, ...)`: the states `rule` moves a message from, bound as
+/// parameters (the statement's text depends only on the transition, so it is prepared once).
+fn state_in(rule: &Rule) -> Expr {
+    match rule.from {
+        [one] => M::State.eq(one.as_str()),
+        from => M::State.is_in(from.iter().map(|it| it.as_str())),
+    }
+}
+
+/// The outcome of a transition whose conditional update matched nothing, as its row's
+/// `otherwise` says; `device` is the device that asked, if any.
+pub(super) async fn missed(
+    txn: &Tx<'_>,
+    rule: &Rule,
+    id: Uuid,
+    device: Option<&str>,
+) -> Result<Outcome, DbErr> {
+    match rule.otherwise {
+        Otherwise::Refused => Ok(Outcome::Refused),
+        Otherwise::Unchanged => Ok(Outcome::Unchanged),
+        Otherwise::UnchangedIfHeldIn(states) => match device {
+            Some(device) => held_in(txn, id, device, states).await,
+            None => Ok(Outcome::Refused),
+        },
+        // The caller applies the other transition itself (only a retry has one: `fail`).
+        Otherwise::Instead(other) => Err(DbErr::Custom(format!(
+            "{:?} missed: apply {other:?} instead",
+            rule.transition
+        ))),
+    }
+}
+
+/// `Unchanged` when `device` holds the message in one of `states` (the report repeats one
+/// already stored, or was overtaken), `Refused` otherwise.
+async fn held_in(
     txn: &Tx<'_>,
     id: Uuid,
     device: &str,
