@@ -168,7 +168,8 @@ pub fn parse_region(code: &str) -> Result<phonenumber::country::Id, String> {
         .map_err(|_| format!("unknown region code {code:?}"))
 }
 
-/// Where an outgoing message is in its life. States only move forward.
+/// Where an outgoing message is in its life. States move forward, but for two steps back to
+/// `queued` when nothing was sent: [`MessageState::TRANSITIONS`] lists every move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MessageState {
     /// Stored, waiting for a device.
@@ -190,6 +191,7 @@ pub enum MessageState {
 }
 
 impl MessageState {
+    /// Every state, in the order of a message's life.
     pub const ALL: [MessageState; 8] = [
         MessageState::Queued,
         MessageState::Dispatched,
@@ -201,6 +203,7 @@ impl MessageState {
         MessageState::Cancelled,
     ];
 
+    /// The name stored in the database and shown by the API.
     pub fn as_str(self) -> &'static str {
         match self {
             MessageState::Queued => "queued",
@@ -214,6 +217,7 @@ impl MessageState {
         }
     }
 
+    /// The state named `text` (as [`MessageState::as_str`] writes it).
     pub fn parse(text: &str) -> Option<MessageState> {
         MessageState::ALL.into_iter().find(|it| it.as_str() == text)
     }
@@ -229,19 +233,178 @@ impl MessageState {
         )
     }
 
-    /// Whether a message may move from `self` to `next`. A message may go back from
-    /// `dispatched` to `queued` only when its device lost the offer (the offer was never
-    /// committed, so nothing was sent); every other move is forward.
+    /// Whether some [`Transition`] moves a message from `self` to `next` (read from
+    /// [`MessageState::TRANSITIONS`]).
     pub fn can_move_to(self, next: MessageState) -> bool {
-        use MessageState::*;
-        matches!(
-            (self, next),
-            (Queued, Dispatched | Failed | Expired | Cancelled)
-                | (Dispatched, Queued | Accepted | Failed | Expired | Cancelled)
-                | (Accepted, Sent | Delivered | Failed)
-                | (Sent, Delivered | Failed)
-        )
+        MessageState::TRANSITIONS
+            .iter()
+            .any(|rule| rule.to == next && rule.from.contains(&self))
     }
+
+    /// Every move a message can make, one row per [`Transition`] in its declaration order:
+    /// the states it starts from, the state it leads to, and what asking for it means when
+    /// the message is in none of those states. The store's writer builds its conditional
+    /// updates (`... WHERE state IN (...)`) and its outcomes from these rows; nothing else
+    /// decides where a message may go.
+    ///
+    /// States move forward, except two steps back to `queued`, both taken only when nothing
+    /// was sent: an offer lost before its device accepted it ([`Transition::Requeue`]), and
+    /// a temporary failure with a retry due ([`Transition::Retry`]).
+    pub const TRANSITIONS: [Rule; 11] = {
+        use MessageState::*;
+        use Otherwise::*;
+        [
+            Rule {
+                transition: Transition::Dispatch,
+                from: &[Queued],
+                to: Dispatched,
+                otherwise: Refused,
+            },
+            Rule {
+                transition: Transition::Requeue,
+                from: &[Dispatched],
+                to: Queued,
+                otherwise: Unchanged,
+            },
+            Rule {
+                transition: Transition::Accept,
+                from: &[Dispatched],
+                to: Accepted,
+                otherwise: UnchangedIfHeldIn(&[Accepted, Sent, Delivered, Failed]),
+            },
+            Rule {
+                transition: Transition::Sent,
+                from: &[Accepted],
+                to: Sent,
+                otherwise: UnchangedIfHeldIn(&[Sent, Delivered, Failed]),
+            },
+            Rule {
+                transition: Transition::Delivered,
+                from: &[Accepted, Sent],
+                to: Delivered,
+                otherwise: UnchangedIfHeldIn(&[Delivered, Failed]),
+            },
+            Rule {
+                transition: Transition::Retry,
+                from: &[Dispatched, Accepted],
+                to: Queued,
+                otherwise: Instead(Transition::Failed),
+            },
+            Rule {
+                transition: Transition::Failed,
+                from: &[Dispatched, Accepted, Sent],
+                to: Failed,
+                otherwise: UnchangedIfHeldIn(&[Delivered, Failed]),
+            },
+            Rule {
+                transition: Transition::FailedByHub,
+                from: &[Queued, Dispatched, Accepted, Sent],
+                to: Failed,
+                otherwise: Unchanged,
+            },
+            Rule {
+                transition: Transition::OutcomeUnknown,
+                from: &[Accepted],
+                to: Failed,
+                otherwise: Unchanged,
+            },
+            Rule {
+                transition: Transition::Expire,
+                from: &[Queued, Dispatched],
+                to: Expired,
+                otherwise: Unchanged,
+            },
+            Rule {
+                transition: Transition::Cancel,
+                from: &[Queued, Dispatched],
+                to: Cancelled,
+                otherwise: Refused,
+            },
+        ]
+    };
+}
+
+// `Transition::rule` finds a row by its transition's position.
+const _: () = {
+    let mut at = 0;
+    while at < MessageState::TRANSITIONS.len() {
+        assert!(MessageState::TRANSITIONS[at].transition as usize == at);
+        at += 1;
+    }
+};
+
+/// A change to a message's state, as the store is asked to make it. Those a device reports
+/// are made only for the device that holds the message (its `device_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transition {
+    /// The dispatcher offers a queued message to a device.
+    Dispatch,
+    /// The offer was lost before the device accepted it (nothing was sent).
+    Requeue,
+    /// The device took the offer and will send it.
+    Accept,
+    /// The device handed the message to the network.
+    Sent,
+    /// The network confirmed delivery (a report may overtake the report of sending).
+    Delivered,
+    /// The device failed temporarily (nothing was sent) and attempts remain: back to the queue.
+    Retry,
+    /// The device reports a failure.
+    Failed,
+    /// The hub itself fails the message, whoever holds it.
+    FailedByHub,
+    /// The device never reported after accepting: the SMS may have gone out, never resend.
+    OutcomeUnknown,
+    /// Its validity ran out before a device accepted it.
+    Expire,
+    /// A client cancelled it before a device accepted it.
+    Cancel,
+}
+
+impl Transition {
+    /// Every transition, in declaration order.
+    pub const ALL: [Transition; 11] = {
+        let mut all = [Transition::Dispatch; 11];
+        let mut at = 0;
+        while at < all.len() {
+            all[at] = MessageState::TRANSITIONS[at].transition;
+            at += 1;
+        }
+        all
+    };
+
+    /// This transition's row of [`MessageState::TRANSITIONS`].
+    pub const fn rule(self) -> Rule {
+        MessageState::TRANSITIONS[self as usize]
+    }
+}
+
+/// One row of [`MessageState::TRANSITIONS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// The change this row is about.
+    pub transition: Transition,
+    /// The states it moves a message from.
+    pub from: &'static [MessageState],
+    /// The state it moves the message to.
+    pub to: MessageState,
+    /// What asking for it means when the message is in none of `from` (or, for a device's
+    /// report, is held by another device).
+    pub otherwise: Otherwise,
+}
+
+/// What a transition that cannot be made from the message's state amounts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Otherwise {
+    /// Refused: the caller asked for something the message's state does not permit.
+    Refused,
+    /// Nothing happens, and that is no error: the change was overtaken.
+    Unchanged,
+    /// Nothing happens if the asking device holds the message in one of these states (its
+    /// report repeats one already stored, or was overtaken); refused otherwise.
+    UnchangedIfHeldIn(&'static [MessageState]),
+    /// This other transition is tried instead.
+    Instead(Transition),
 }
 
 impl fmt::Display for MessageState {
@@ -428,12 +591,106 @@ mod tests {
         assert!(Sent.can_move_to(Delivered));
         assert!(!Sent.can_move_to(Accepted));
         assert!(!Delivered.can_move_to(Failed));
-        assert!(!Accepted.can_move_to(Queued));
+        // Only a temporary failure with a retry due takes an accepted message back to the
+        // queue (the device promises nothing was sent); a lost offer never does.
+        assert!(Accepted.can_move_to(Queued));
+        assert!(!Transition::Requeue.rule().from.contains(&Accepted));
         assert!(!Accepted.can_move_to(Cancelled));
         for state in MessageState::ALL {
             assert_eq!(MessageState::parse(state.as_str()), Some(state));
             assert!(!state.can_move_to(state));
         }
+    }
+
+    /// The transition table against the lifecycle the README documents ("Message states"):
+    /// `queued → dispatched → accepted → sent → delivered`, or `failed`, `expired` or
+    /// `cancelled`; states move forward, except two steps back to `queued`, both only when
+    /// nothing was sent.
+    #[test]
+    fn the_transition_table_is_the_documented_lifecycle() {
+        use MessageState::*;
+        for (at, transition) in Transition::ALL.into_iter().enumerate() {
+            assert_eq!(transition.rule().transition, transition);
+            assert_eq!(MessageState::TRANSITIONS[at].transition, transition);
+        }
+        let moves: std::collections::BTreeSet<(MessageState, MessageState)> =
+            MessageState::TRANSITIONS
+                .iter()
+                .flat_map(|rule| rule.from.iter().map(|from| (*from, rule.to)))
+                .collect();
+        let documented: std::collections::BTreeSet<(MessageState, MessageState)> = [
+            // The way forward; a delivery report may overtake the report of sending.
+            (Queued, Dispatched),
+            (Dispatched, Accepted),
+            (Accepted, Sent),
+            (Sent, Delivered),
+            (Accepted, Delivered),
+            // Failure, from wherever the message is before its end.
+            (Queued, Failed),
+            (Dispatched, Failed),
+            (Accepted, Failed),
+            (Sent, Failed),
+            // Expiry and cancellation, before a device accepted it.
+            (Queued, Expired),
+            (Dispatched, Expired),
+            (Queued, Cancelled),
+            (Dispatched, Cancelled),
+            // The two steps back: a lost offer; a temporary failure with a retry due.
+            (Dispatched, Queued),
+            (Accepted, Queued),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(moves, documented);
+        for from in MessageState::ALL {
+            for to in MessageState::ALL {
+                assert_eq!(from.can_move_to(to), documented.contains(&(from, to)));
+            }
+        }
+
+        // Nothing leaves a final state, and only the two steps back lead away from the end.
+        let rank = |state: MessageState| match state {
+            Queued => 0,
+            Dispatched => 1,
+            Accepted => 2,
+            Sent => 3,
+            Delivered | Failed | Expired | Cancelled => 4,
+        };
+        for rule in MessageState::TRANSITIONS {
+            for from in rule.from {
+                assert!(!from.is_final(), "{rule:?}");
+                if rank(rule.to) <= rank(*from) {
+                    assert_eq!(rule.to, Queued, "{rule:?} moves backwards");
+                    assert!(
+                        matches!(rule.transition, Transition::Requeue | Transition::Retry),
+                        "{rule:?}"
+                    );
+                }
+            }
+        }
+        // The steps back start where nothing has been sent yet.
+        assert_eq!(Transition::Requeue.rule().from, [Dispatched]);
+        assert_eq!(Transition::Retry.rule().from, [Dispatched, Accepted]);
+
+        // A report that cannot be made is a repeat (or was overtaken) only where the message
+        // already is at, or past, where the report leads.
+        for rule in MessageState::TRANSITIONS {
+            match rule.otherwise {
+                Otherwise::UnchangedIfHeldIn(states) => {
+                    for state in states {
+                        assert!(rank(*state) >= rank(rule.to), "{rule:?}");
+                        assert!(!rule.from.contains(state), "{rule:?}");
+                    }
+                }
+                Otherwise::Instead(other) => {
+                    assert_eq!(rule.transition, Transition::Retry);
+                    assert_eq!(other, Transition::Failed);
+                }
+                Otherwise::Refused | Otherwise::Unchanged => {}
+            }
+        }
+        // Cancelling is refused once a device accepted the message; a client is told so.
+        assert_eq!(Transition::Cancel.rule().otherwise, Otherwise::Refused);
     }
 
     #[test]

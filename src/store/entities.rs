@@ -1,4 +1,6 @@
 //! sea-orm entities, one module per table. Private to `store`: nothing outside sees them.
+//!
+//! Must never: differ from the tables the migrations (`migrations/`) create.
 
 pub mod api_key {
     use sea_orm::entity::prelude::*;

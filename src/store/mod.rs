@@ -1,11 +1,14 @@
 //! The database: the source of truth for API keys, devices, messages and received SMS.
 //!
-//! `store` is the only module that imports sea-orm. Every write goes through one writer task
-//! ([`writer`]) that commits many changes per transaction (group commit), so a burst of
-//! requests costs one commit, and SQLite never sees two writers. Reads go straight to the
-//! connection pool. Callers get plain records, never entities.
+//! `store` is the only module that imports sea-orm. Every write goes through one writer, on a
+//! thread of its own (`writer`), that commits many changes per transaction (group commit),
+//! so a burst of requests costs one commit, and SQLite never sees two writers. Reads go
+//! straight to the connection pool. Callers get plain records, never entities.
 //!
-//! Invariant: a write future resolves only after its transaction committed.
+//! Invariant: a write future resolves only after its transaction committed. Where a message
+//! may go from each state is `MessageState::TRANSITIONS`; the writer's conditional updates
+//! are built from it. Must never: write other than through the writer, or hand a caller an
+//! entity.
 
 mod entities;
 mod modem_refs;
@@ -283,12 +286,13 @@ impl Store {
         Ok(Committed(rx))
     }
 
-    /// Waits until every change sent before this call is committed, then stops the writer
-    /// from taking more (used at shutdown).
+    /// Waits until every change sent before this call is committed (used at shutdown). The
+    /// writer keeps running and takes changes sent after it.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.apply_all(Vec::new()).await.map(|_| ())
     }
 
+    /// The API key whose secret hashes to `key_hash`, revoked or not.
     pub async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         let row = api_key::Entity::find()
             .filter(api_key::Column::KeyHash.eq(key_hash))
@@ -303,6 +307,7 @@ impl Store {
         }))
     }
 
+    /// The device with this id.
     pub async fn find_device(&self, id: &str) -> Result<Option<DeviceRecord>, StoreError> {
         Ok(device::Entity::find_by_id(id.to_string())
             .one(&self.db)
@@ -310,6 +315,7 @@ impl Store {
             .map(device_record))
     }
 
+    /// Every device, oldest registration first.
     pub async fn list_devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
         let rows = device::Entity::find()
             .order_by_asc(device::Column::CreatedAt)
@@ -318,6 +324,7 @@ impl Store {
         Ok(rows.into_iter().map(device_record).collect())
     }
 
+    /// The message with this id.
     pub async fn get_message(&self, id: Uuid) -> Result<Option<MessageRecord>, StoreError> {
         Ok(message::Entity::find_by_id(id)
             .one(&self.db)
@@ -435,6 +442,7 @@ impl Store {
         Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
     }
 
+    /// What an API key's idempotency key stands for, if it was used.
     pub async fn find_idempotency(
         &self,
         api_key_id: Uuid,

@@ -2,9 +2,10 @@
 //! (`+CDS`/`+CDSI`) finds its message even after a hub restart or a modem reopen.
 //!
 //! A modem numbers every part it submits (`+CMGS: <mr>`, TP-MR, 0-255) and a status report
-//! names the part by that number and its recipient (research notes §1.3, §6). When a send is
-//! recorded, one row per part that asked for a report is written in the same transaction as
-//! `sent` ([`ModemRefChange::Record`]). A report is matched by (device, MR, recipient), the
+//! (3GPP TS 23.040 SMS-STATUS-REPORT) names the part only by that number (TP-MR) and its
+//! recipient's address (TP-RA): no message id travels with it. When a send is recorded, one
+//! row per part that asked for a report is written in the same transaction as `sent`
+//! ([`ModemRefChange::Record`]). A report is matched by (device, MR, recipient), the
 //! newest row first since the MR wraps after 256 parts; its part is settled, and the message
 //! becomes `delivered` when no part waits any more, or `failed` on a failure report. Rows are
 //! kept until their report is final or `expires_at` (the SMS's validity: no report can come

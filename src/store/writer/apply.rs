@@ -1,111 +1,48 @@
-//! One change applied alone: [`apply`] writes any [`Change`] with its own statements (a
-//! delivery goes through a run of one, `runs.rs`), and the helpers both share.
+//! One change applied alone: [`apply`] sends each kind of [`Change`] to the function that
+//! writes it. Message state changes are in `transitions.rs`; the rest (API keys, devices, new
+//! messages, idempotency keys, received SMS) are here.
 //!
-//! Must never: commit: every statement runs in the writer's open transaction.
+//! Must never: change a message's `state` (only `transitions.rs` and `runs.rs` do, as
+//! `MessageState::TRANSITIONS` says), or commit: every statement runs in the writer's open
+//! transaction.
 
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
-};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::super::NewMessage;
-use super::super::entities::{api_key, device, idempotency_key, inbox, message, message_event};
+use super::super::entities::{api_key, device, idempotency_key, inbox, message};
 use super::plan::Kind;
 use super::runs::apply_run;
-use super::{Change, Exec, Outcome, Tx};
-use crate::domain::{MessageState, Millis, retry_delay};
+use super::{Change, Exec, Outcome, Tx, transitions};
+use crate::domain::{MessageState, Millis};
 
 /// Most rows per INSERT statement (SQLite allows 32766 bound values; a power of two).
 const INSERT_CHUNK: usize = 256;
 
-/// `Applied` if a statement changed a row, else `Unchanged`.
-fn outcome(rows: u64) -> Outcome {
-    if rows > 0 {
-        Outcome::Applied
-    } else {
-        Outcome::Unchanged
-    }
-}
-
 /// Applies one change in the writer's transaction.
 pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<Outcome, DbErr> {
-    use MessageState as S;
-    use message::Column as M;
     match change {
         Change::CreateApiKey {
             id,
             name,
             prefix,
             key_hash,
-        } => {
-            api_key::Entity::insert(api_key::ActiveModel {
-                id: Set(*id),
-                name: Set(name.clone()),
-                prefix: Set(prefix.clone()),
-                key_hash: Set(key_hash.clone()),
-                created_at: Set(now),
-                revoked_at: Set(None),
-            })
-            .exec_in(txn)
-            .await?;
-            Ok(Outcome::Applied)
-        }
+        } => create_api_key(txn, *id, name, prefix, key_hash, now).await,
         Change::CreateDevice {
             id,
             name,
             kind,
             token_hash,
-        } => {
-            device::Entity::insert(device::ActiveModel {
-                id: Set(id.clone()),
-                name: Set(name.clone()),
-                kind: Set(kind.clone()),
-                token_hash: Set(token_hash.clone()),
-                created_at: Set(now),
-                last_seen_at: Set(None),
-                model: Set(None),
-                app_version: Set(None),
-                sims: Set(None),
-                sent_count: Set(0),
-                failed_count: Set(0),
-                limits: Set(None),
-            })
-            .exec_in(txn)
-            .await?;
-            Ok(Outcome::Applied)
-        }
-        Change::DeleteDevice { id } => {
-            let rows = device::Entity::delete_many()
-                .filter(device::Column::Id.eq(id.as_str()))
-                .exec_in(txn)
-                .await?;
-            Ok(outcome(rows))
-        }
+        } => create_device(txn, id, name, kind, token_hash, now).await,
+        Change::DeleteDevice { id } => delete_device(txn, id).await,
         Change::DeviceHello {
             id,
             model,
             app_version,
             sims,
-        } => {
-            let rows = device::Entity::update_many()
-                .col_expr(device::Column::Model, Expr::value(model.clone()))
-                .col_expr(device::Column::AppVersion, Expr::value(app_version.clone()))
-                .col_expr(device::Column::Sims, Expr::value(sims.clone()))
-                .col_expr(device::Column::LastSeenAt, Expr::value(now))
-                .filter(device::Column::Id.eq(id.as_str()))
-                .exec_in(txn)
-                .await?;
-            Ok(outcome(rows))
-        }
-        Change::DeviceSeen { id, at } => {
-            let rows = device::Entity::update_many()
-                .col_expr(device::Column::LastSeenAt, Expr::value(*at))
-                .filter(device::Column::Id.eq(id.as_str()))
-                .exec_in(txn)
-                .await?;
-            Ok(outcome(rows))
-        }
+        } => device_hello(txn, id, model, app_version, sims, now).await,
+        Change::DeviceSeen { id, at } => device_seen(txn, id, *at).await,
         Change::Insert(messages) => {
             insert_messages(txn, messages).await?;
             Ok(Outcome::Applied)
@@ -115,118 +52,22 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
             key,
             fingerprint,
             messages,
-        } => {
-            let row = idempotency_key::ActiveModel {
-                api_key_id: Set(*api_key_id),
-                key: Set(key.clone()),
-                fingerprint: Set(fingerprint.clone()),
-                message_ids: Set(messages
-                    .iter()
-                    .map(|it| it.id.to_string())
-                    .collect::<Vec<_>>()
-                    .join(",")),
-                created_at: Set(now),
-            };
-            let conflict = OnConflict::columns([
-                idempotency_key::Column::ApiKeyId,
-                idempotency_key::Column::Key,
-            ])
-            .do_nothing()
-            .to_owned();
-            let rows = idempotency_key::Entity::insert(row)
-                .on_conflict(conflict)
-                .exec_in(txn)
-                .await?;
-            if rows == 0 {
-                return Ok(Outcome::Refused);
-            }
-            insert_messages(txn, messages).await?;
-            Ok(Outcome::Applied)
-        }
-        Change::SetLimits { device, limits } => {
-            let rows = device::Entity::update_many()
-                .col_expr(device::Column::Limits, Expr::value(limits.clone()))
-                .filter(device::Column::Id.eq(device.as_str()))
-                .exec_in(txn)
-                .await?;
-            Ok(outcome(rows))
-        }
+        } => insert_idempotent(txn, *api_key_id, key, fingerprint, messages, now).await,
+        Change::SetLimits { device, limits } => set_limits(txn, device, limits).await,
         Change::Dispatch {
             id,
             device,
             sim_slot,
-        } => {
-            let rows = message::Entity::update_many()
-                .col_expr(M::State, Expr::value(S::Dispatched.as_str()))
-                .col_expr(M::DeviceId, Expr::value(device.as_str()))
-                .col_expr(M::SimSlot, Expr::value(sim_slot.map(i16::from)))
-                .col_expr(M::DispatchedAt, Expr::value(now))
-                .col_expr(M::Attempts, Expr::col(M::Attempts).add(1))
-                .col_expr(M::UpdatedAt, Expr::value(now))
-                .filter(M::Id.eq(*id))
-                .filter(M::State.eq(S::Queued.as_str()))
-                .exec_in(txn)
-                .await?;
-            Ok(if rows > 0 {
-                Outcome::Applied
-            } else {
-                Outcome::Refused
-            })
-        }
+        } => transitions::dispatch(txn, *id, device, *sim_slot, now).await,
         Change::Requeue { id, device, reason } => {
-            let rows = message::Entity::update_many()
-                .col_expr(M::State, Expr::value(S::Queued.as_str()))
-                .col_expr(M::DeviceId, Expr::value(Option::<String>::None))
-                .col_expr(M::SimSlot, Expr::value(Option::<i16>::None))
-                .col_expr(M::UpdatedAt, Expr::value(now))
-                .filter(M::Id.eq(*id))
-                .filter(M::DeviceId.eq(device.as_str()))
-                .filter(M::State.eq(S::Dispatched.as_str()))
-                .exec_in(txn)
-                .await?;
-            if rows > 0 {
-                event(txn, *id, now, "requeued", Some(device), Some(reason)).await?;
-            }
-            Ok(outcome(rows))
+            transitions::requeue(txn, *id, device, reason, now).await
         }
-        Change::Accept { id, device } => {
-            let rows = message::Entity::update_many()
-                .col_expr(M::State, Expr::value(S::Accepted.as_str()))
-                .col_expr(M::AcceptedAt, Expr::value(now))
-                .col_expr(M::UpdatedAt, Expr::value(now))
-                .filter(M::Id.eq(*id))
-                .filter(M::DeviceId.eq(device.as_str()))
-                .filter(M::State.eq(S::Dispatched.as_str()))
-                .exec_in(txn)
-                .await?;
-            if rows > 0 {
-                return Ok(Outcome::Applied);
-            }
-            owned_already(
-                txn,
-                *id,
-                device,
-                &[S::Accepted, S::Sent, S::Delivered, S::Failed],
-            )
-            .await
-        }
+        Change::Accept { id, device } => transitions::accept(txn, *id, device, now).await,
         Change::Sent { id, device, parts } => {
-            let rows = message::Entity::update_many()
-                .col_expr(M::State, Expr::value(S::Sent.as_str()))
-                .col_expr(M::Parts, Expr::value(*parts as i32))
-                .col_expr(M::SentAt, Expr::value(now))
-                .col_expr(M::UpdatedAt, Expr::value(now))
-                .filter(M::Id.eq(*id))
-                .filter(M::DeviceId.eq(device.as_str()))
-                .filter(M::State.eq(S::Accepted.as_str()))
-                .exec_in(txn)
-                .await?;
-            if rows > 0 {
-                bump_device_count(txn, device, device::Column::SentCount).await?;
-                return Ok(Outcome::Applied);
-            }
-            owned_already(txn, *id, device, &[S::Sent, S::Delivered, S::Failed]).await
+            transitions::sent(txn, *id, device, *parts, now).await
         }
+        // A run of one: a delivery takes two statements (from `accepted` and from `sent`),
+        // written once, in `runs.rs`.
         Change::Delivered { .. } => {
             let outcomes = apply_run(txn, Kind::Delivered, &[change], now).await?;
             Ok(outcomes.first().copied().unwrap_or(Outcome::Unchanged))
@@ -239,136 +80,21 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
             temporary,
             retry,
         } => {
-            let from: &[&str] = match device {
-                Some(_) => &[
-                    S::Dispatched.as_str(),
-                    S::Accepted.as_str(),
-                    S::Sent.as_str(),
-                ],
-                None => &[
-                    S::Queued.as_str(),
-                    S::Dispatched.as_str(),
-                    S::Accepted.as_str(),
-                    S::Sent.as_str(),
-                ],
-            };
             if *temporary
                 && let Some(retry) = retry
                 && let Some(device) = device
+                && transitions::retry(txn, *id, device, code, reason, *retry, now).await?
             {
-                // Nothing was sent: back to the queue while attempts remain.
-                let attempts: Vec<(i32,)> = txn
-                    .query(
-                        message::Entity::find_by_id(*id)
-                            .select_only()
-                            .column(M::Attempts)
-                            .as_query(),
-                    )
-                    .await?;
-                let attempts = attempts.first().map_or(1, |it| it.0);
-                let attempts = u32::try_from(attempts).unwrap_or(1);
-                let not_before = now + retry_delay(attempts, retry.base_ms, retry.cap_ms);
-                let rows = message::Entity::update_many()
-                    .col_expr(M::State, Expr::value(S::Queued.as_str()))
-                    .col_expr(M::DeviceId, Expr::value(Option::<String>::None))
-                    .col_expr(M::SimSlot, Expr::value(Option::<i16>::None))
-                    .col_expr(M::ErrorCode, Expr::value(code.as_str()))
-                    .col_expr(M::ErrorMessage, Expr::value(reason.as_str()))
-                    .col_expr(M::ErrorTemporary, Expr::value(true))
-                    .col_expr(M::NotBefore, Expr::value(not_before))
-                    .col_expr(M::Retried, Expr::col(M::Retried).add(1))
-                    .col_expr(M::UpdatedAt, Expr::value(now))
-                    .filter(M::Id.eq(*id))
-                    .filter(M::DeviceId.eq(device.as_str()))
-                    .filter(M::State.is_in([S::Dispatched.as_str(), S::Accepted.as_str()]))
-                    .filter(M::Attempts.lt(retry.max_attempts as i32))
-                    .exec_in(txn)
-                    .await?;
-                if rows > 0 {
-                    bump_device_count(txn, device, device::Column::FailedCount).await?;
-                    event(
-                        txn,
-                        *id,
-                        now,
-                        "retry",
-                        Some(device),
-                        Some(&format!("{code}: {reason}")),
-                    )
-                    .await?;
-                    return Ok(Outcome::Requeued);
-                }
+                return Ok(Outcome::Requeued);
             }
-            let mut update = message::Entity::update_many()
-                .col_expr(M::State, Expr::value(S::Failed.as_str()))
-                .col_expr(M::ErrorCode, Expr::value(code.as_str()))
-                .col_expr(M::ErrorMessage, Expr::value(reason.as_str()))
-                .col_expr(M::ErrorTemporary, Expr::value(*temporary))
-                .col_expr(M::FailedAt, Expr::value(now))
-                .col_expr(M::UpdatedAt, Expr::value(now))
-                .filter(M::Id.eq(*id))
-                .filter(M::State.is_in(from.iter().copied()));
-            if let Some(device) = device {
-                update = update.filter(M::DeviceId.eq(device.as_str()));
-            }
-            let rows = update.exec_in(txn).await?;
-            if rows > 0 {
-                if let Some(device) = device {
-                    bump_device_count(txn, device, device::Column::FailedCount).await?;
-                }
-                event(
-                    txn,
-                    *id,
-                    now,
-                    "failed",
-                    device.as_deref(),
-                    Some(&format!("{code}: {reason}")),
-                )
-                .await?;
-                return Ok(Outcome::Applied);
-            }
-            match device {
-                Some(device) => owned_already(txn, *id, device, &[S::Delivered, S::Failed]).await,
-                None => Ok(Outcome::Unchanged),
-            }
+            let device = device.as_deref();
+            transitions::fail(txn, *id, device, code, reason, *temporary, now).await
         }
         Change::OutcomeUnknown { id, device, reason } => {
-            let rows = message::Entity::update_many()
-                .col_expr(M::State, Expr::value(S::Failed.as_str()))
-                .col_expr(M::ErrorCode, Expr::value("outcome_unknown"))
-                .col_expr(M::ErrorMessage, Expr::value(reason.as_str()))
-                .col_expr(M::ErrorTemporary, Expr::value(false))
-                .col_expr(M::FailedAt, Expr::value(now))
-                .col_expr(M::UpdatedAt, Expr::value(now))
-                .filter(M::Id.eq(*id))
-                .filter(M::DeviceId.eq(device.as_str()))
-                .filter(M::State.eq(S::Accepted.as_str()))
-                .exec_in(txn)
-                .await?;
-            if rows > 0 {
-                event(txn, *id, now, "outcome_unknown", Some(device), Some(reason)).await?;
-            }
-            Ok(outcome(rows))
+            transitions::outcome_unknown(txn, *id, device, reason, now).await
         }
-        Change::Expire { id } => {
-            let applied = end_unaccepted(txn, *id, S::Expired, M::ExpiredAt, now).await?;
-            if applied {
-                let detail = Some("valid_until passed before it was sent");
-                event(txn, *id, now, "expired", None, detail).await?;
-            }
-            Ok(if applied {
-                Outcome::Applied
-            } else {
-                Outcome::Unchanged
-            })
-        }
-        Change::Cancel { id } => {
-            let applied = end_unaccepted(txn, *id, S::Cancelled, M::CancelledAt, now).await?;
-            Ok(if applied {
-                Outcome::Applied
-            } else {
-                Outcome::Refused
-            })
-        }
+        Change::Expire { id } => transitions::expire(txn, *id, now).await,
+        Change::Cancel { id } => transitions::cancel(txn, *id, now).await,
         Change::ModemRefs(change) => super::super::modem_refs::apply(txn, change, now).await,
         Change::Incoming {
             device,
@@ -388,81 +114,155 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
                 received_at: Set(*received_at),
                 created_at: Set(now),
             };
-            let conflict =
-                OnConflict::columns([inbox::Column::DeviceId, inbox::Column::ExternalId])
-                    .do_nothing()
-                    .to_owned();
-            let rows = inbox::Entity::insert(row)
-                .on_conflict(conflict)
-                .exec_in(txn)
-                .await?;
-            Ok(outcome(rows))
+            incoming(txn, row).await
         }
     }
 }
 
-/// Ends a message no device has accepted yet (queued or dispatched) in `state`, stamping
-/// `at_column`; whether it did.
-async fn end_unaccepted(
+async fn create_api_key(
     txn: &Tx<'_>,
     id: Uuid,
-    state: MessageState,
-    at_column: message::Column,
+    name: &str,
+    prefix: &str,
+    key_hash: &str,
     now: Millis,
-) -> Result<bool, DbErr> {
-    use MessageState as S;
-    use message::Column as M;
-    let rows = message::Entity::update_many()
-        .col_expr(M::State, Expr::value(state.as_str()))
-        .col_expr(at_column, Expr::value(now))
-        .col_expr(M::UpdatedAt, Expr::value(now))
-        .filter(M::Id.eq(id))
-        .filter(M::State.is_in([S::Queued.as_str(), S::Dispatched.as_str()]))
+) -> Result<Outcome, DbErr> {
+    api_key::Entity::insert(api_key::ActiveModel {
+        id: Set(id),
+        name: Set(name.to_string()),
+        prefix: Set(prefix.to_string()),
+        key_hash: Set(key_hash.to_string()),
+        created_at: Set(now),
+        revoked_at: Set(None),
+    })
+    .exec_in(txn)
+    .await?;
+    Ok(Outcome::Applied)
+}
+
+async fn create_device(
+    txn: &Tx<'_>,
+    id: &str,
+    name: &str,
+    kind: &str,
+    token_hash: &str,
+    now: Millis,
+) -> Result<Outcome, DbErr> {
+    device::Entity::insert(device::ActiveModel {
+        id: Set(id.to_string()),
+        name: Set(name.to_string()),
+        kind: Set(kind.to_string()),
+        token_hash: Set(token_hash.to_string()),
+        created_at: Set(now),
+        last_seen_at: Set(None),
+        model: Set(None),
+        app_version: Set(None),
+        sims: Set(None),
+        sent_count: Set(0),
+        failed_count: Set(0),
+        limits: Set(None),
+    })
+    .exec_in(txn)
+    .await?;
+    Ok(Outcome::Applied)
+}
+
+async fn delete_device(txn: &Tx<'_>, id: &str) -> Result<Outcome, DbErr> {
+    let rows = device::Entity::delete_many()
+        .filter(device::Column::Id.eq(id))
         .exec_in(txn)
         .await?;
-    Ok(rows > 0)
+    Ok(outcome(rows))
 }
 
-/// After a conditional update matched nothing: `Unchanged` when `device` holds the message
-/// in one of `states` (the report repeats one already stored), `Refused` otherwise.
-pub(super) async fn owned_already(
+async fn device_hello(
     txn: &Tx<'_>,
-    id: Uuid,
-    device: &str,
-    states: &[MessageState],
+    id: &str,
+    model: &Option<String>,
+    app_version: &Option<String>,
+    sims: &serde_json::Value,
+    now: Millis,
 ) -> Result<Outcome, DbErr> {
-    let rows: Vec<(Option<String>, String)> = txn
-        .query(
-            message::Entity::find_by_id(id)
-                .select_only()
-                .column(message::Column::DeviceId)
-                .column(message::Column::State)
-                .as_query(),
-        )
+    let rows = device::Entity::update_many()
+        .col_expr(device::Column::Model, Expr::value(model.clone()))
+        .col_expr(device::Column::AppVersion, Expr::value(app_version.clone()))
+        .col_expr(device::Column::Sims, Expr::value(sims.clone()))
+        .col_expr(device::Column::LastSeenAt, Expr::value(now))
+        .filter(device::Column::Id.eq(id))
+        .exec_in(txn)
         .await?;
-    Ok(match rows.into_iter().next() {
-        Some((Some(owner), state))
-            if owner == device
-                && MessageState::parse(&state).is_some_and(|it| states.contains(&it)) =>
-        {
-            Outcome::Unchanged
-        }
-        _ => Outcome::Refused,
-    })
+    Ok(outcome(rows))
 }
 
-/// Adds one to a device's counter (`sent_count` or `failed_count`).
-async fn bump_device_count(
+async fn device_seen(txn: &Tx<'_>, id: &str, at: Millis) -> Result<Outcome, DbErr> {
+    let rows = device::Entity::update_many()
+        .col_expr(device::Column::LastSeenAt, Expr::value(at))
+        .filter(device::Column::Id.eq(id))
+        .exec_in(txn)
+        .await?;
+    Ok(outcome(rows))
+}
+
+async fn set_limits(
     txn: &Tx<'_>,
     device: &str,
-    column: device::Column,
-) -> Result<(), DbErr> {
-    device::Entity::update_many()
-        .col_expr(column, Expr::col(column).add(1))
+    limits: &Option<serde_json::Value>,
+) -> Result<Outcome, DbErr> {
+    let rows = device::Entity::update_many()
+        .col_expr(device::Column::Limits, Expr::value(limits.clone()))
         .filter(device::Column::Id.eq(device))
         .exec_in(txn)
         .await?;
-    Ok(())
+    Ok(outcome(rows))
+}
+
+/// Takes the idempotency key, then inserts the messages; `Refused` if the key was taken.
+async fn insert_idempotent(
+    txn: &Tx<'_>,
+    api_key_id: Uuid,
+    key: &str,
+    fingerprint: &str,
+    messages: &[NewMessage],
+    now: Millis,
+) -> Result<Outcome, DbErr> {
+    let row = idempotency_key::ActiveModel {
+        api_key_id: Set(api_key_id),
+        key: Set(key.to_string()),
+        fingerprint: Set(fingerprint.to_string()),
+        message_ids: Set(messages
+            .iter()
+            .map(|it| it.id.to_string())
+            .collect::<Vec<_>>()
+            .join(",")),
+        created_at: Set(now),
+    };
+    let conflict = OnConflict::columns([
+        idempotency_key::Column::ApiKeyId,
+        idempotency_key::Column::Key,
+    ])
+    .do_nothing()
+    .to_owned();
+    let rows = idempotency_key::Entity::insert(row)
+        .on_conflict(conflict)
+        .exec_in(txn)
+        .await?;
+    if rows == 0 {
+        return Ok(Outcome::Refused);
+    }
+    insert_messages(txn, messages).await?;
+    Ok(Outcome::Applied)
+}
+
+/// Stores a received SMS once per (device, external id).
+async fn incoming(txn: &Tx<'_>, row: inbox::ActiveModel) -> Result<Outcome, DbErr> {
+    let conflict = OnConflict::columns([inbox::Column::DeviceId, inbox::Column::ExternalId])
+        .do_nothing()
+        .to_owned();
+    let rows = inbox::Entity::insert(row)
+        .on_conflict(conflict)
+        .exec_in(txn)
+        .await?;
+    Ok(outcome(rows))
 }
 
 /// Inserts new messages, `queued`, in chunks of a power of two rows.
@@ -497,24 +297,11 @@ pub(super) async fn insert_messages(txn: &Tx<'_>, messages: &[NewMessage]) -> Re
     Ok(())
 }
 
-/// Appends an entry to a message's history.
-async fn event(
-    txn: &Tx<'_>,
-    id: Uuid,
-    at: Millis,
-    name: &str,
-    device: Option<&str>,
-    detail: Option<&str>,
-) -> Result<(), DbErr> {
-    message_event::Entity::insert(message_event::ActiveModel {
-        id: sea_orm::ActiveValue::NotSet,
-        message_id: Set(id),
-        at: Set(at),
-        event: Set(name.to_string()),
-        device_id: Set(device.map(str::to_string)),
-        detail: Set(detail.map(str::to_string)),
-    })
-    .exec_in(txn)
-    .await?;
-    Ok(())
+/// `Applied` if a statement changed a row, else `Unchanged`.
+fn outcome(rows: u64) -> Outcome {
+    if rows > 0 {
+        Outcome::Applied
+    } else {
+        Outcome::Unchanged
+    }
 }

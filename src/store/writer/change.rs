@@ -1,12 +1,16 @@
 //! The writer's vocabulary: every write the hub can ask of the store ([`Change`]), the retry
 //! policy a failure carries ([`Retry`]) and what a change did ([`Outcome`]).
 //!
-//! Plain data, shared with the rest of the crate through `crate::store`. Must never: run SQL.
+//! Plain data, shared with the rest of the crate through `crate::store`. Must never: run SQL
+//! or decide where a message may go (that is `MessageState::TRANSITIONS`, read by
+//! `transitions.rs` and `runs.rs`).
 
 use uuid::Uuid;
 
 use super::super::{ModemRefChange, NewMessage};
 use crate::domain::Millis;
+#[cfg(doc)]
+use crate::domain::Transition;
 
 /// One write.
 #[derive(Debug, Clone)]
@@ -51,31 +55,34 @@ pub enum Change {
         device: String,
         limits: Option<serde_json::Value>,
     },
-    /// queued → dispatched to `device`.
+    /// queued → dispatched to `device` ([`Transition::Dispatch`]); `Refused` otherwise.
     Dispatch {
         id: Uuid,
         device: String,
         sim_slot: Option<u8>,
     },
-    /// dispatched to `device` → queued: the offer was lost before it was committed.
+    /// dispatched to `device` → queued: the offer was lost before it was committed
+    /// ([`Transition::Requeue`]).
     Requeue {
         id: Uuid,
         device: String,
         reason: String,
     },
-    /// dispatched to `device` → accepted. `Unchanged` if `device` already owns it.
+    /// dispatched to `device` → accepted ([`Transition::Accept`]). `Unchanged` if `device`
+    /// already owns it.
     Accept { id: Uuid, device: String },
-    /// accepted → sent, by the owning device.
+    /// accepted → sent, by the owning device ([`Transition::Sent`]).
     Sent {
         id: Uuid,
         device: String,
         parts: u32,
     },
-    /// accepted or sent → delivered, by the owning device.
+    /// accepted or sent → delivered, by the owning device ([`Transition::Delivered`]).
     Delivered { id: Uuid, device: String },
-    /// → failed. With a device, only by the owning device; without, by the hub itself.
-    /// A temporary failure with `retry` and attempts left goes back to `queued` instead
-    /// (outcome `Requeued`): nothing was sent, so trying again is safe.
+    /// → failed. With a device, only by the owning device ([`Transition::Failed`]); without,
+    /// by the hub itself ([`Transition::FailedByHub`]). A temporary failure with `retry` and
+    /// attempts left goes back to `queued` instead (outcome `Requeued`,
+    /// [`Transition::Retry`]): nothing was sent, so trying again is safe.
     Failed {
         id: Uuid,
         device: Option<String>,
@@ -85,15 +92,16 @@ pub enum Change {
         retry: Option<Retry>,
     },
     /// accepted by `device` → failed `outcome_unknown`: the device never reported, and the SMS
-    /// may have gone out, so it is never resent.
+    /// may have gone out, so it is never resent ([`Transition::OutcomeUnknown`]).
     OutcomeUnknown {
         id: Uuid,
         device: String,
         reason: String,
     },
-    /// queued or dispatched → expired.
+    /// queued or dispatched → expired ([`Transition::Expire`]).
     Expire { id: Uuid },
-    /// queued or dispatched → cancelled; `Refused` once a device accepted it.
+    /// queued or dispatched → cancelled ([`Transition::Cancel`]); `Refused` once a device
+    /// accepted it.
     Cancel { id: Uuid },
     /// Message references of parts sent through a modem, kept to match status reports
     /// (`store::modem_refs`).

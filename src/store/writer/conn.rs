@@ -8,6 +8,9 @@
 //! sqlx binds them (UUIDs as 16-byte blobs, JSON as text, booleans as integers), so the
 //! pool reads back what the writer wrote. PostgreSQL and in-memory SQLite (one database per
 //! connection) go through the pool.
+//!
+//! Must never: bind a value otherwise than sqlx would (the pool must read back what the writer
+//! wrote), or leave a transaction open when its [`Tx`] is dropped uncommitted.
 
 use std::path::Path;
 

@@ -5,12 +5,11 @@
 //! a commit (an fsync with `synchronous=FULL`) is shared by the whole burst. If a batch
 //! fails, each job is retried alone so one bad change cannot fail its neighbours.
 //!
-//! State changes are conditional updates (`... WHERE state IN (...)`), so a late or repeated
-//! report from a device can never move a message backwards.
-//!
 //! This file is the loop: take jobs, plan the batch ([`plan`]), apply each group (a run of
 //! one kind as one statement, [`runs`]; any other change alone, [`apply`]), commit, reply.
-//! The other files: [`change`] the vocabulary, [`conn`] the connection.
+//! The other files: [`change`] the vocabulary, [`transitions`] a message's state changes
+//! (conditional updates built from `MessageState::TRANSITIONS`, so a late or repeated report
+//! from a device can never move a message backwards), [`conn`] the connection.
 //!
 //! Must never: reply to a job before its transaction committed, or let a failed batch fail
 //! a job that succeeds alone.
@@ -26,6 +25,7 @@ mod change;
 mod conn;
 mod plan;
 mod runs;
+mod transitions;
 
 pub use change::{Change, Outcome, Retry};
 pub(crate) use conn::{Conn, Exec, Tx};

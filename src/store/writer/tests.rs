@@ -1,5 +1,8 @@
 //! The writer's grouping is invisible: a batch applied as grouped set-based statements ends
 //! in the same rows, with the same outcomes, as the same changes applied one at a time.
+//!
+//! Must never: compare less than every outcome and every column it reads, to let a change to
+//! the planner or the runs pass: a difference here is a change of behaviour.
 
 use proptest::prelude::*;
 use sea_orm::{EntityTrait, QueryOrder};
