@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use rand::Rng;
 use sha2::{Digest, Sha256};
+use smshub_protocol::device::ErrorCode;
 
 /// A phone number in E.164 form (`+` and digits), checked against libphonenumber metadata.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -438,6 +439,71 @@ pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Why a message failed: a code of device protocol v1, a code of the hub's own, or a code a
+/// device sent that the hub does not know (stored as given, so nothing a device says is lost).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureCode {
+    /// A code of the protocol's list.
+    Known(ErrorCode),
+    /// The device gave an accepted job back unsent.
+    NotSent,
+    /// The device the message was pinned to was removed.
+    DeviceRemoved,
+    /// Any other code, as the device gave it.
+    Other(String),
+}
+
+impl FailureCode {
+    /// The code as written (on the wire, in the database, in the API).
+    pub fn parse(code: &str) -> FailureCode {
+        match code {
+            "not_sent" => FailureCode::NotSent,
+            "device_removed" => FailureCode::DeviceRemoved,
+            _ => ErrorCode::parse(code)
+                .map_or_else(|| FailureCode::Other(code.to_string()), FailureCode::Known),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            FailureCode::Known(code) => code.as_str(),
+            FailureCode::NotSent => "not_sent",
+            FailureCode::DeviceRemoved => "device_removed",
+            FailureCode::Other(code) => code,
+        }
+    }
+
+    /// Whether the failure says something about the message rather than the device (a bad
+    /// recipient, an expired message, a network that did not deliver): such failures do not
+    /// count towards resting the device.
+    pub fn is_the_message(&self) -> bool {
+        matches!(
+            self,
+            FailureCode::Known(
+                ErrorCode::InvalidRecipient | ErrorCode::Expired | ErrorCode::DeliveryFailed
+            )
+        )
+    }
+}
+
+impl From<&str> for FailureCode {
+    fn from(code: &str) -> FailureCode {
+        FailureCode::parse(code)
+    }
+}
+
+impl From<ErrorCode> for FailureCode {
+    fn from(code: ErrorCode) -> FailureCode {
+        FailureCode::Known(code)
+    }
+}
+
+impl fmt::Display for FailureCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A device id in the form the hub issues (see [`is_valid_device_id`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DeviceId(String);
@@ -704,5 +770,22 @@ mod tests {
         );
         assert!(is_valid_device_id(&generate_device_id()));
         assert!(!is_valid_device_id("a/b"));
+    }
+
+    #[test]
+    fn failure_codes_read_back_as_written() {
+        let mut written: Vec<&str> = ErrorCode::ALL.iter().map(|it| it.as_str()).collect();
+        written.extend(["not_sent", "device_removed", "a_code_of_some_app", ""]);
+        for code in written {
+            assert_eq!(FailureCode::parse(code).as_str(), code);
+        }
+        assert_eq!(
+            FailureCode::parse("busy"),
+            FailureCode::Known(ErrorCode::Busy)
+        );
+        assert_eq!(FailureCode::parse("x"), FailureCode::Other("x".into()));
+        assert!(FailureCode::parse("invalid_recipient").is_the_message());
+        assert!(!FailureCode::parse("generic_failure").is_the_message());
+        assert!(!FailureCode::parse("x").is_the_message());
     }
 }

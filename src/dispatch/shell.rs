@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::core::{Action, Core, JobEnd};
 use super::{Backlog, Clock, Event, QueuedMessage};
+use crate::domain::FailureCode;
 use crate::domain::{MessageState, format_millis};
 use crate::registry::{DeviceRegistry, Job, Outbound, RevokeReason};
 use crate::store::{Change, Outcome, Store};
@@ -217,7 +218,7 @@ impl Shell {
                         let change = Change::Failed {
                             id,
                             device: Some(device.clone()),
-                            code: "not_sent".into(),
+                            code: FailureCode::NotSent,
                             message: format!("the device gave the job back unsent ({reason})"),
                             temporary: true,
                             retry: Some(retry),
@@ -232,10 +233,10 @@ impl Shell {
                             };
                             let end = match outcome {
                                 Some(Outcome::Requeued) => JobEnd::Retried {
-                                    code: "not_sent".into(),
+                                    code: FailureCode::NotSent,
                                 },
                                 Some(Outcome::Applied) => JobEnd::Failed {
-                                    code: "not_sent".into(),
+                                    code: FailureCode::NotSent,
                                 },
                                 _ => return,
                             };
@@ -269,7 +270,7 @@ impl Shell {
                         .map(|id| Change::Failed {
                             id,
                             device: None,
-                            code: "device_removed".into(),
+                            code: FailureCode::DeviceRemoved,
                             message: format!(
                                 "device {device} was removed before it could send this message"
                             ),

@@ -17,6 +17,7 @@ use crate::auth;
 use crate::dispatch::core::JobEnd;
 use crate::dispatch::limits::Limits;
 use crate::dispatch::{Dispatcher, Event};
+use crate::domain::FailureCode;
 use crate::domain::{DeviceKind, now_millis};
 use crate::registry::{DeviceRegistry, LiveDevice, Outbound};
 use crate::store::{Change, Committed, Outcome, Retry, Store, StoreError};
@@ -227,21 +228,20 @@ impl DeviceLink {
         }
     }
 
-    /// The change that fails message `id` on `device_id` with error `code` (as the device
-    /// reported it: devices may send codes the hub does not know, stored as given); a
-    /// temporary failure goes back to the queue by the retry policy.
+    /// The change that fails message `id` on `device_id` with `code`; a temporary failure
+    /// goes back to the queue by the retry policy.
     pub fn failure(
         &self,
         id: Uuid,
         device_id: &str,
-        code: &str,
+        code: FailureCode,
         message: String,
         temporary: bool,
     ) -> Change {
         Change::Failed {
             id,
             device: Some(device_id.to_string()),
-            code: code.to_string(),
+            code,
             message,
             temporary,
             retry: temporary.then_some(self.retry),
@@ -256,7 +256,7 @@ impl DeviceLink {
         device_id: &str,
         id: Uuid,
         outcome: Result<Outcome, StoreError>,
-        code: Option<String>,
+        code: Option<FailureCode>,
         what: &str,
     ) {
         let end = match (outcome, code) {

@@ -7,6 +7,7 @@
 //! that starts comes out as an [`Action::Rest`]; one that ends is applied by `tick`.
 
 use super::{Action, Core};
+use crate::domain::FailureCode;
 use crate::domain::Millis;
 
 /// Circuit breaker state of a device; outlives its sessions.
@@ -28,9 +29,9 @@ impl Core {
 
     /// A job of `device` failed with `code`: counts towards a rest, unless the code says
     /// nothing about the device.
-    pub(super) fn failure(&mut self, device: &str, code: &str, now: Millis) -> Vec<Action> {
+    pub(super) fn failure(&mut self, device: &str, code: &FailureCode, now: Millis) -> Vec<Action> {
         // Failures that say nothing about the device's health do not count.
-        if matches!(code, "invalid_recipient" | "expired" | "delivery_failed") {
+        if code.is_the_message() {
             return Vec::new();
         }
         let threshold = self.config.breaker_failures;

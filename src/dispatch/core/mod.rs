@@ -44,6 +44,7 @@ use super::FastMap as HashMap;
 use super::QueuedMessage;
 use super::limits::{Limits, SimUsage};
 use super::scoring::ScoringConfig;
+use crate::domain::FailureCode;
 use crate::domain::Millis;
 use crate::registry::RevokeReason;
 
@@ -95,9 +96,9 @@ pub enum JobEnd {
     /// The device sent it.
     Sent,
     /// A final failure.
-    Failed { code: String },
+    Failed { code: FailureCode },
     /// A temporary failure that the store sent back to the queue.
-    Retried { code: String },
+    Retried { code: FailureCode },
 }
 
 /// What the shell must do.

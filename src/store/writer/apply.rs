@@ -83,12 +83,12 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
             if *temporary
                 && let Some(retry) = retry
                 && let Some(device) = device
-                && transitions::retry(txn, *id, device, code, reason, *retry, now).await?
+                && transitions::retry(txn, *id, device, code.as_str(), reason, *retry, now).await?
             {
                 return Ok(Outcome::Requeued);
             }
             let device = device.as_deref();
-            transitions::fail(txn, *id, device, code, reason, *temporary, now).await
+            transitions::fail(txn, *id, device, code.as_str(), reason, *temporary, now).await
         }
         Change::OutcomeUnknown { id, device, reason } => {
             transitions::outcome_unknown(txn, *id, device, reason, now).await

@@ -8,6 +8,7 @@
 use uuid::Uuid;
 
 use super::super::{ModemRefChange, NewMessage};
+use crate::domain::FailureCode;
 use crate::domain::Millis;
 #[cfg(doc)]
 use crate::domain::Transition;
@@ -86,7 +87,7 @@ pub enum Change {
     Failed {
         id: Uuid,
         device: Option<String>,
-        code: String,
+        code: FailureCode,
         message: String,
         temporary: bool,
         retry: Option<Retry>,

@@ -27,6 +27,7 @@ use uuid::Uuid;
 use super::close_code;
 use super::upgrade::DeviceSocket;
 use crate::dispatch::core::JobEnd;
+use crate::domain::FailureCode;
 use crate::domain::{DeviceKind, format_millis, now_millis, parse_rfc3339};
 use crate::registry::{CloseReason, Job, LiveDevice, Outbound};
 use crate::store::{Change, Committed, DeviceRecord, Outcome};
@@ -300,7 +301,7 @@ struct Session {
     session: u64,
     pending: FuturesOrdered<Completion>,
     /// Error codes of `failed` reports waiting for their commit.
-    codes: std::collections::HashMap<Uuid, String>,
+    codes: std::collections::HashMap<Uuid, FailureCode>,
 }
 
 type SinkResult = Result<(), ()>;
@@ -386,10 +387,11 @@ impl Session {
                     .clone()
                     .unwrap_or_else(|| describe_code(&failed.code));
                 let temporary = failed.is_temporary();
+                let code = FailureCode::parse(&failed.code);
                 let change =
                     self.link
-                        .failure(id, &self.device_id, &failed.code, message, temporary);
-                self.codes.insert(id, failed.code);
+                        .failure(id, &self.device_id, code.clone(), message, temporary);
+                self.codes.insert(id, code);
                 self.report(id, failed.id, ReportKind::Failed, change).await;
                 Ok(())
             }
@@ -553,7 +555,10 @@ impl Session {
                 kind,
                 outcome,
             } => {
-                let code = self.codes.remove(&id).unwrap_or_default();
+                let code = self
+                    .codes
+                    .remove(&id)
+                    .unwrap_or_else(|| FailureCode::Other(String::new()));
                 let outcome = match outcome {
                     Ok(outcomes) => outcomes.first().copied().unwrap_or(Outcome::Unchanged),
                     Err(err) => {

@@ -73,11 +73,11 @@ impl Connection<'_> {
                 let change = self.link.failure(
                     id,
                     &device,
-                    failure.code.as_str(),
+                    failure.code.into(),
                     failure.message,
                     failure.temporary,
                 );
-                (change, Some(failure.code.as_str().to_string()))
+                (change, Some(failure.code.into()))
             }
         };
         let outcome = self.link.store().apply(change).await;

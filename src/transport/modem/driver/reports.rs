@@ -58,7 +58,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 Change::Failed {
                     id,
                     device: Some(device),
-                    code: ErrorCode::DeliveryFailed.as_str().to_string(),
+                    code: ErrorCode::DeliveryFailed.into(),
                     message: format!(
                         "the network reports: {} (TP-ST {:#04x})",
                         report.status.description(),

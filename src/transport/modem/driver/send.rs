@@ -76,11 +76,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                 let change = self.link.failure(
                     id,
                     &device,
-                    failure.code.as_str(),
+                    failure.code.into(),
                     failure.message,
                     failure.temporary,
                 );
-                (vec![change], Some(failure.code.as_str().to_string()), fatal)
+                (vec![change], Some(failure.code.into()), fatal)
             }
         };
         let outcome = self
