@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use smshub_protocol::device::{
-    Delivered, DeviceFrame, Failed, HeldJob, HeldPhase, HubFrame, Incoming, ReportKind, Sent,
+    Delivered, DeviceFrame, Failed, HeldJob, HeldPhase, HubFrame, Incoming, JobIds, Rejected,
+    ReportKind, Sent,
 };
 
 use crate::support::{RawPhone, TestHub};
@@ -421,6 +422,51 @@ async fn shutdown_closes_device_sockets_and_queued_work_survives_a_restart() {
     // With the slot free, the queued message rebuilt from the database is offered.
     assert_eq!(phone.expect_offer().await.id, second);
     restarted.wait_state(&first, "sent").await;
+}
+
+/// A phone that says `accepted` again for a job it already reported `sent` gets no second
+/// `commit`, and its `rejected unknown_job` for that job (what the spec tells it to answer a
+/// commit it does not hold) cannot move the message back from `sent`.
+#[tokio::test]
+async fn a_repeated_acceptance_after_sent_changes_nothing() {
+    let hub = TestHub::spawn().await;
+    let mut phone = hub.phone("pixel", 80, false, -70, 4).await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "hi"}))
+        .await;
+    phone.expect_offer().await;
+    phone.accept(&id).await;
+    phone
+        .send(&DeviceFrame::Sent(Sent {
+            id: id.clone(),
+            parts: 1,
+            at: None,
+        }))
+        .await;
+    expect_ack(&mut phone, &id, ReportKind::Sent).await;
+    let sent = hub.wait_state(&id, "sent").await;
+
+    phone
+        .send(&DeviceFrame::Accepted(JobIds {
+            ids: vec![id.clone()],
+        }))
+        .await;
+    if let Some(frame) = phone.try_recv(Duration::from_millis(500)).await {
+        panic!("a repeated acceptance after sent was answered with {frame:?}");
+    }
+    phone
+        .send(&DeviceFrame::Rejected(Rejected {
+            ids: vec![id.clone()],
+            reason: Some("unknown_job".into()),
+        }))
+        .await;
+    let _ = phone.try_recv(Duration::from_millis(500)).await;
+    let after = hub.wait_state(&id, "sent").await;
+    assert_eq!(after["states"], sent["states"]);
+    assert!(after["error"].is_null(), "{after}");
+    let (_, devices) = hub.get("/api/devices").await;
+    assert_eq!(devices["devices"][0]["failed_count"], 0);
+    assert_eq!(devices["devices"][0]["in_flight"], 0);
 }
 
 async fn expect_ack(phone: &mut RawPhone, id: &str, kind: ReportKind) {

@@ -28,7 +28,7 @@ use super::close_code;
 use super::upgrade::DeviceSocket;
 use crate::dispatch::core::JobEnd;
 use crate::domain::FailureCode;
-use crate::domain::{DeviceKind, format_millis, now_millis, parse_rfc3339};
+use crate::domain::{DeviceKind, MessageState, format_millis, now_millis, parse_rfc3339};
 use crate::registry::{CloseReason, Job, LiveDevice, Outbound};
 use crate::store::{Change, Committed, DeviceRecord, Outcome};
 use crate::transport::link::{DeviceLink, parse_limits};
@@ -513,12 +513,16 @@ impl Session {
                         .await;
                     }
                 };
+                let past = self.past_acceptance(&ids, &outcomes).await;
                 let mut commit = Vec::new();
                 let mut owned = Vec::new();
                 let mut revoke = Vec::new();
                 let mut lost = Vec::new();
                 for (id, outcome) in ids.into_iter().zip(outcomes) {
                     match outcome {
+                        // Reported sent or failed already: the acceptance is a repeat that
+                        // needs no commit, and the job no longer occupies the device.
+                        Outcome::Unchanged if past.contains(&id) => {}
                         Outcome::Applied | Outcome::Unchanged => {
                             commit.push(id.to_string());
                             owned.push(id);
@@ -601,6 +605,32 @@ impl Session {
                     Err(())
                 }
             },
+        }
+    }
+
+    /// Of the acceptances the store found already made (`Unchanged`), those of jobs already
+    /// past `accepted` (their outcome is stored). Read only when there are repeats, which a
+    /// working device rarely sends; a failed read counts none as past, as before.
+    async fn past_acceptance(&self, ids: &[Uuid], outcomes: &[Outcome]) -> Vec<Uuid> {
+        let repeats: Vec<Uuid> = ids
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, outcome)| **outcome == Outcome::Unchanged)
+            .map(|(id, _)| *id)
+            .collect();
+        if repeats.is_empty() {
+            return Vec::new();
+        }
+        match self.link.store().get_messages(&repeats).await {
+            Ok(records) => records
+                .into_iter()
+                .filter(|it| it.state != MessageState::Accepted)
+                .map(|it| it.id)
+                .collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read repeated acceptances");
+                Vec::new()
+            }
         }
     }
 
