@@ -271,8 +271,8 @@ pub struct Failed {
     /// Stable error code; see [`ErrorCode`].
     pub code: String,
     /// Whether trying again later, or elsewhere, may succeed; `true` also promises that the SMS
-    /// did not leave the device. When absent, the hub uses the default of the code
-    /// ([`ErrorCode::is_temporary`]; unknown codes are permanent).
+    /// did not leave the device. Absent means `false` (spec §8.1): without the promise, the
+    /// hub never sends the message again, whatever the code's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporary: Option<bool>,
     /// Human-readable detail (OS result code, CMS error, ...).
@@ -281,10 +281,10 @@ pub struct Failed {
 }
 
 impl Failed {
-    /// Whether the failure is temporary: as the device said, else the default of its code.
+    /// Whether the failure is temporary: only when the device said so (an omitted field is
+    /// permanent, so a device that did not promise the SMS stayed home never gets it again).
     pub fn is_temporary(&self) -> bool {
-        self.temporary
-            .unwrap_or_else(|| ErrorCode::parse(&self.code).is_some_and(ErrorCode::is_temporary))
+        self.temporary.unwrap_or(false)
     }
 }
 

@@ -271,6 +271,43 @@ async fn a_temporary_failure_is_retried_on_another_phone() {
     assert_eq!(message["error"]["temporary"], false);
 }
 
+/// `failed` without `temporary` is permanent whatever its code (spec §8.1): a phone that did
+/// not promise the SMS stayed home never sees it offered again, nor does any other phone.
+#[tokio::test]
+async fn a_failure_without_temporary_is_never_retried() {
+    let hub = TestHub::spawn_with(|config| config.dispatch.retry_base_ms = 100).await;
+    let mut first = hub.phone("first", 100, true, -55, 4).await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "once"}))
+        .await;
+    assert_eq!(first.expect_offer().await.id, id);
+    first.accept(&id).await;
+    let mut second = hub.phone("second", 100, true, -55, 4).await;
+    first
+        .send(&DeviceFrame::Failed(Failed {
+            id: id.clone(),
+            code: "generic_failure".into(),
+            temporary: None,
+            reason: None,
+        }))
+        .await;
+    match first.recv().await {
+        HubFrame::Ack(ack) => assert_eq!(ack.reports[0].report, ReportKind::Failed),
+        other => panic!("expected ack, got {other:?}"),
+    }
+    let message = hub.wait_state(&id, "failed").await;
+    assert_eq!(message["error"]["code"], "generic_failure");
+    assert_eq!(message["error"]["temporary"], false);
+    assert_eq!(message["retried"], false);
+    for phone in [&mut first, &mut second] {
+        assert!(
+            phone.try_recv(Duration::from_millis(400)).await.is_none(),
+            "a failure without the promise was offered again"
+        );
+    }
+    assert_eq!(hub.wait_state(&id, "failed").await["state"], "failed");
+}
+
 #[tokio::test]
 async fn beyond_the_queue_limit_the_api_answers_503_with_retry_after() {
     let hub = TestHub::spawn_with(|config| {

@@ -382,11 +382,11 @@ impl Session {
                         .unknown_report(failed.id, ReportKind::Failed, sink)
                         .await;
                 };
+                let temporary = failed.is_temporary();
                 let message = failed
                     .reason
                     .clone()
-                    .unwrap_or_else(|| describe_code(&failed.code));
-                let temporary = failed.is_temporary();
+                    .unwrap_or_else(|| describe_code(&failed.code, temporary));
                 let code = FailureCode::parse(&failed.code);
                 let change =
                     self.link
@@ -711,13 +711,12 @@ fn error_frame(code: &str, message: &str) -> HubFrame {
     })
 }
 
-fn describe_code(code: &str) -> String {
-    match smshub_protocol::device::ErrorCode::parse(code) {
-        Some(it) if it.is_temporary() => {
-            format!("the device reported a temporary failure ({code})")
-        }
-        Some(_) => format!("the device reported a permanent failure ({code})"),
-        None => format!("the device reported {code}"),
+/// The message stored for a failure the device gave no reason for.
+fn describe_code(code: &str, temporary: bool) -> String {
+    if temporary {
+        format!("the device reported a temporary failure ({code})")
+    } else {
+        format!("the device reported a permanent failure ({code})")
     }
 }
 
