@@ -69,22 +69,21 @@ pub fn score_with(
 #[derive(Debug, Clone)]
 pub struct Health {
     power: f64,
-    /// `None` when the device reported no SIMs (it picks its SIM itself); else each SIM
-    /// with service and its signal, in the reported order. Shared: a pass copies it.
-    sims: Option<std::sync::Arc<[(u8, f64)]>>,
+    /// Each SIM with service and its signal, in the reported order; a slot the status does
+    /// not list is unavailable (spec 8.1), so a device reporting no SIM gets no job. Shared: a
+    /// pass copies it.
+    sims: std::sync::Arc<[(u8, f64)]>,
 }
 
 impl Health {
     /// `None` when the device must get no message whatever it is (battery too low).
     pub fn of(status: &Status, config: &ScoringConfig) -> Option<Health> {
         let power = power(status.battery, config)?;
-        let sims = (!status.sims.is_empty()).then(|| {
-            status
-                .sims
-                .iter()
-                .filter_map(|it| signal(it).map(|s| (it.slot, s)))
-                .collect()
-        });
+        let sims = status
+            .sims
+            .iter()
+            .filter_map(|it| signal(it).map(|s| (it.slot, s)))
+            .collect();
         Some(Health { power, sims })
     }
 
@@ -99,24 +98,13 @@ impl Health {
         if in_flight >= max_in_flight {
             return None;
         }
-        let (sim_slot, signal) = match &self.sims {
-            // Nothing known about the radio: the device picks its SIM; a requested slot is
-            // passed through and the device reports `sim_unavailable` if it has no such SIM.
-            None => {
-                if !usable(requested_sim.unwrap_or(0)) {
-                    return None;
-                }
-                (requested_sim, 0.5)
-            }
-            Some(sims) => {
-                let best = sims
-                    .iter()
-                    .filter(|(slot, _)| requested_sim.is_none_or(|it| *slot == it))
-                    .filter(|(slot, _)| usable(*slot))
-                    .max_by(|a, b| a.1.total_cmp(&b.1))?;
-                (Some(best.0), best.1)
-            }
-        };
+        let best = self
+            .sims
+            .iter()
+            .filter(|(slot, _)| requested_sim.is_none_or(|it| *slot == it))
+            .filter(|(slot, _)| usable(*slot))
+            .max_by(|a, b| a.1.total_cmp(&b.1))?;
+        let (sim_slot, signal) = (Some(best.0), best.1);
         let load = f64::from(in_flight) / f64::from(max_in_flight.max(1));
         let weight = ((self.power + signal) / 2.0 * (1.0 - load)).max(0.01);
         Some(Candidate { sim_slot, weight })
@@ -201,7 +189,9 @@ mod tests {
         check(Some(status(80, false, Some(-70))), 0, Some(1), false);
         check(Some(status(80, false, Some(-70))), 0, Some(0), true);
         check(None, 0, None, false);
-        check(Some(Status::default()), 0, Some(1), true);
+        // No SIM reported: no slot to send with (spec 8.1), whatever the message asks.
+        check(Some(Status::default()), 0, Some(1), false);
+        check(Some(Status::default()), 0, None, false);
         let mut unregistered = status(80, false, Some(-70));
         unregistered.sims[0].registered = false;
         check(Some(unregistered), 0, None, false);

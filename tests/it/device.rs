@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use smshub_protocol::device::{
-    Delivered, DeviceFrame, Failed, HeldJob, HeldPhase, HubFrame, Incoming, JobIds, Rejected,
-    ReportKind, Sent,
+    Battery, Delivered, DeviceFrame, Failed, HeldJob, HeldPhase, HubFrame, Incoming, JobIds,
+    Rejected, ReportKind, Sent, Status,
 };
 
 use crate::support::{RawPhone, TestHub};
@@ -467,6 +467,40 @@ async fn a_repeated_acceptance_after_sent_changes_nothing() {
     let (_, devices) = hub.get("/api/devices").await;
     assert_eq!(devices["devices"][0]["failed_count"], 0);
     assert_eq!(devices["devices"][0]["in_flight"], 0);
+}
+
+/// A phone whose status lists no SIM has no slot to send with (spec 8.1: a slot missing from
+/// `sims` is unavailable): it gets no job, and the message says why it waits.
+#[tokio::test]
+async fn a_phone_that_reports_no_sim_gets_no_job() {
+    let hub = TestHub::spawn().await;
+    let (device, token) = hub.add_device("simless").await;
+    let mut phone = RawPhone::connect(&hub.base, &device, &token)
+        .await
+        .expect("phone connects");
+    phone.hello(4, None).await;
+    phone
+        .send(&DeviceFrame::Status(Status {
+            battery: Some(Battery {
+                level: 90,
+                charging: true,
+            }),
+            sims: Vec::new(),
+            connection: None,
+        }))
+        .await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "hi"}))
+        .await;
+    if let Some(frame) = phone.try_recv(Duration::from_millis(500)).await {
+        panic!("a phone with no SIM was sent {frame:?}");
+    }
+    let message = hub.wait_state(&id, "queued").await;
+    let reason = message["waiting_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("reports no SIM"), "{message}");
+
+    let mut other = hub.phone("with-sim", 50, false, -90, 4).await;
+    assert_eq!(other.expect_offer().await.id, id);
 }
 
 async fn expect_ack(phone: &mut RawPhone, id: &str, kind: ReportKind) {

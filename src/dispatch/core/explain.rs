@@ -102,6 +102,9 @@ impl Core {
         {
             return format!("battery at {}% and not charging", battery.level);
         }
+        if status.sims.is_empty() {
+            return "reports no SIM".into();
+        }
         let limits = entry.limits;
         let mut sim_reasons = Vec::new();
         for sim in &status.sims {
