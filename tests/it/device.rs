@@ -503,6 +503,52 @@ async fn a_phone_that_reports_no_sim_gets_no_job() {
     assert_eq!(other.expect_offer().await.id, id);
 }
 
+/// Liveness is judged by protocol frames (spec 2.3, 4.3): a phone that only sends WebSocket
+/// pings is closed with 4003 after 3 heartbeat intervals without a frame, and goes offline.
+#[tokio::test]
+async fn a_phone_that_only_pings_is_closed_as_silent() {
+    let hub = TestHub::spawn_with(|config| config.heartbeat_s = 1).await;
+    let mut phone = hub.phone("pinger", 80, false, -70, 4).await;
+    let started = tokio::time::Instant::now();
+    let closed = loop {
+        phone.ping().await;
+        if let Some(code) = tokio::time::timeout(Duration::from_millis(300), phone.closed())
+            .await
+            .ok()
+            .flatten()
+        {
+            break Some(code);
+        }
+        if started.elapsed() > Duration::from_secs(8) {
+            break None;
+        }
+    };
+    assert_eq!(
+        closed,
+        Some(4003),
+        "a pinging but silent phone stayed connected"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, devices) = hub.get("/api/devices").await;
+        if devices["devices"][0]["online"] == false {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still online: {devices}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A frame over the 64 KiB limit is answered with close code 1009 (RFC 6455 "message too
+/// big"), not a dropped connection.
+#[tokio::test]
+async fn a_frame_over_the_limit_is_closed_with_1009() {
+    let hub = TestHub::spawn().await;
+    let mut phone = hub.phone("big", 80, false, -70, 4).await;
+    phone.send_text(&"x".repeat(70 * 1024)).await;
+    assert_eq!(phone.closed().await, Some(1009));
+}
+
 async fn expect_ack(phone: &mut RawPhone, id: &str, kind: ReportKind) {
     match phone.recv().await {
         HubFrame::Ack(ack) => {

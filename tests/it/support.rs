@@ -284,6 +284,14 @@ impl RawPhone {
             .expect("phone sends");
     }
 
+    /// Sends a WebSocket ping (not a protocol frame).
+    pub async fn ping(&mut self) {
+        self.ws
+            .send(Message::Ping(Vec::new().into()))
+            .await
+            .expect("phone pings");
+    }
+
     pub async fn send_text(&mut self, text: &str) {
         self.ws
             .send(Message::text(text.to_string()))

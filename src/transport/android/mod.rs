@@ -38,6 +38,8 @@ pub mod close_code {
     pub const GOING_AWAY: u16 = 1001;
     /// The hub could not store a report (standard "internal error").
     pub const INTERNAL_ERROR: u16 = 1011;
+    /// A frame over the size limit (standard "message too big").
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
 }
 
 /// Why a device's connection was refused before it became a session.

@@ -20,8 +20,8 @@ use smshub_protocol::device::{
     ReportKind, Revoke, SUPPORTED_VERSIONS, SendJob, Welcome,
 };
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use uuid::Uuid;
 
 use super::close_code;
@@ -184,10 +184,20 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, link: DeviceLink) {
                 let mut next = Some(incoming);
                 let mut handled = 0;
                 while let Some(incoming) = next.take() {
-                    let Some(Ok(message)) = incoming else { break 'session };
-                    last_heard = tokio::time::Instant::now();
+                    let message = match incoming {
+                        Some(Ok(message)) => message,
+                        Some(Err(WsError::Capacity(_))) => {
+                            // RFC 6455: a message too big to process is closed with 1009.
+                            let _ = sink.send(close_message(close_code::MESSAGE_TOO_BIG, "frame too large")).await;
+                            break 'session;
+                        }
+                        _ => break 'session,
+                    };
                     match message {
+                        // Liveness is judged by protocol frames (spec 2.3, 4.3): WebSocket
+                        // pings alone do not keep a device online.
                         Message::Text(text) => {
+                            last_heard = tokio::time::Instant::now();
                             if ctx.handle(text.as_str(), &mut sink).await.is_err() {
                                 break 'session;
                             }
