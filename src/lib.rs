@@ -17,6 +17,7 @@
 //! - [`bench`]: `smshub bench`, the load generator and measurement harness.
 //! - [`app`]: wires it together, binds, serves, shuts down gracefully.
 //! - [`domain`], [`auth`]: phone numbers, message states, secrets.
+//! - [`logging`]: the log to stderr, which drops what it cannot write rather than panic.
 //! - [`pdu_cli`]: `smshub pdu encode|decode`, the PDU codec at the command line.
 
 pub mod api;
@@ -26,6 +27,7 @@ pub mod bench;
 pub mod dashboard;
 pub mod dispatch;
 pub mod domain;
+pub mod logging;
 pub mod pdu_cli;
 pub mod registry;
 pub mod simulate;

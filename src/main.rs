@@ -3,6 +3,7 @@
 //! Thin: parses flags (each also an `SMSHUB_*` environment variable), sets up logging and
 //! calls into the library. No hub logic lives here.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +21,17 @@ use smshub::simulate::{self, Behaviour, Control, SimStats};
 use smshub::store::{Durability, Store};
 use smshub::transport::radio::{OperatorProfile, parse_operators_file};
 use tracing_subscriber::EnvFilter;
+
+/// `println!` that drops the line when stdout is closed (`smshub pdu decode … | head`)
+/// instead of panicking.
+macro_rules! say {
+    () => {
+        smshub::logging::say(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        smshub::logging::say(format_args!($($arg)*))
+    };
+}
 
 /// mimalloc rather than glibc's malloc: the hub allocates and frees small buffers on several
 /// threads, where glibc's per-thread arenas spent about a tenth of the hub's CPU (perf).
@@ -285,7 +297,7 @@ async fn main() -> std::process::ExitCode {
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
             std::process::ExitCode::FAILURE
         }
     }
@@ -297,10 +309,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.log
     ))
     .context("invalid --log filter")?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    smshub::logging::init(filter);
 
     match cli.command {
         Command::Serve(args) => serve(args).await,
@@ -309,11 +318,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&database).await?;
             let key = auth::create_api_key(&store, &name).await?;
             store.flush().await?;
-            println!(
+            say!(
                 "Created API key {:?} (id {}). It is shown only once:",
-                key.name, key.id
+                key.name,
+                key.id
             );
-            println!("{}", key.secret);
+            say!("{}", key.secret);
             Ok(())
         }
         Command::Devices(DevicesCommand::Add {
@@ -331,18 +341,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let device = auth::create_device(&store, &name, kind).await?;
             store.flush().await?;
             if json {
-                println!(
+                say!(
                     "{}",
                     serde_json::json!({ "id": device.id, "token": device.token })
                 );
             } else {
-                println!(
+                say!(
                     "Registered device {:?}. The token is shown only once.",
                     device.name
                 );
-                println!("id: {}", device.id);
-                println!("token: {}", device.token);
-                println!(
+                say!("id: {}", device.id);
+                say!("token: {}", device.token);
+                say!(
                     "connect to: /ws/device/{} with Authorization: Bearer <token>",
                     device.id
                 );
@@ -358,12 +368,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ucs2,
         }) => {
             for line in smshub::pdu_cli::encode(&to, &text, status_report, ucs2)? {
-                println!("{line}");
+                say!("{line}");
             }
             Ok(())
         }
         Command::Pdu(PduCommand::Decode { hex }) => {
-            println!("{}", smshub::pdu_cli::decode(&hex)?);
+            say!("{}", smshub::pdu_cli::decode(&hex)?);
             Ok(())
         }
     }
@@ -453,7 +463,7 @@ fn operators_file(path: &std::path::Path) -> anyhow::Result<Vec<OperatorProfile>
 
 async fn serve(args: HubArgs) -> anyhow::Result<()> {
     let app = App::build(config(&args)?).await?;
-    println!("smshub listening on http://{}", app.addr());
+    say!("smshub listening on http://{}", app.addr());
     app.run_until_stopped(shutdown_signal()).await
 }
 
@@ -487,31 +497,31 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     )
     .await?;
 
-    println!();
-    println!(
+    say!();
+    say!(
         "  smshub demo is running with {} simulated phones ({database_url})",
         phones.len()
     );
-    println!();
-    println!("  Dashboard:  {base}/#key={}", key.secret);
-    println!("  API key:    {}", key.secret);
-    println!();
-    println!("  Send an SMS:");
-    println!(
+    say!();
+    say!("  Dashboard:  {base}/#key={}", key.secret);
+    say!("  API key:    {}", key.secret);
+    say!();
+    say!("  Send an SMS:");
+    say!(
         "    curl -s -X POST {base}/api/send-sms -H 'X-API-Key: {}' -H 'Content-Type: application/json' \\\n      -d '{{\"phone_number\": \"+14155552671\", \"message\": \"Hello from smshub\", \"delivery_report\": true}}'",
         key.secret
     );
-    println!(
+    say!(
         "  Then:  curl -s {base}/api/sms/<id> -H 'X-API-Key: {}'",
         key.secret
     );
-    println!(
+    say!(
         "         curl -s {base}/api/devices -H 'X-API-Key: {}'",
         key.secret
     );
-    println!();
-    println!("  Press Ctrl-C to stop.");
-    println!();
+    say!();
+    say!("  Press Ctrl-C to stop.");
+    say!();
 
     let traffic = tokio::spawn(demo_traffic(
         base.clone(),
@@ -603,7 +613,7 @@ async fn simulate_cmd(args: SimulateArgs) -> anyhow::Result<()> {
         stats.clone(),
     )
     .await?;
-    println!(
+    say!(
         "{} simulated phones connected to {hub}; Ctrl-C to stop",
         phones.len()
     );
@@ -612,7 +622,7 @@ async fn simulate_cmd(args: SimulateArgs) -> anyhow::Result<()> {
         tokio::select! {
             _ = shutdown_signal() => break,
             _ = report.tick() => {
-                println!(
+                say!(
                     "offers {} sent {} delivered {} failed {} connects {}",
                     SimStats::get(&stats.offers),
                     SimStats::get(&stats.reported_sent),

@@ -534,7 +534,10 @@ async fn a_phone_that_only_pings_is_closed_as_silent() {
         if devices["devices"][0]["online"] == false {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "still online: {devices}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still online: {devices}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

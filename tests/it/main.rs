@@ -9,6 +9,7 @@ mod crash;
 mod delivery;
 mod device;
 mod dispatch;
+mod faults;
 mod gammu;
 mod hilink;
 mod hilink_emulator;
