@@ -210,12 +210,25 @@ pub async fn modems_connect(api: Arc<ApiState>, body: Bytes) -> Result<Response,
             format!("port must be a device under /dev/ or a HiLink http:// URL, got {port:?}"),
         ));
     }
+    // The allow-list applies to connect as to detection; without one, USB and ACM serial
+    // ports only (never a console, a log or a null device).
     let allow = &api.modems.config().allow;
-    if !allow.is_empty() && !detect::allowed(&port, allow) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
+    if !detect::allowed(&port, allow) {
+        let allowed = if allow.is_empty() {
+            "ttyUSB*, ttyACM*".to_string()
+        } else {
+            allow.join(", ")
+        };
+        return Err(ApiError::bad_request(
             "port_not_allowed",
-            format!("{port} is not on the modem allow-list"),
+            format!("{port} is not on the modem allow-list ({allowed}; see --modem-allow)"),
+        ));
+    }
+    if !std::path::Path::new(&port).exists() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "port_not_found",
+            format!("there is no {port}"),
         ));
     }
     let status = api.modems.connect(&port).await;

@@ -33,6 +33,8 @@ fn api_modem_config() -> ModemConfig {
         refresh: Duration::from_secs(1),
         sweep: Duration::from_secs(600),
         retry: Duration::from_millis(200),
+        // The emulated modems are ptys.
+        allow: vec!["/dev/pts/".into()],
         ..ModemConfig::default()
     }
 }
@@ -430,6 +432,23 @@ async fn unknown_modems_bad_ports_and_missing_keys_are_refused() {
             .await;
         assert_error(port, (status, &body), 400, "invalid_port");
     }
+    // Outside the allow-list (here the pty folder): refused, nothing opened or listed.
+    for port in ["/dev/kmsg", "/dev/null", "/dev/tty0", "/dev/ttyUSB0"] {
+        let (status, body) = hub
+            .post("/api/modems/connect", json!({ "port": port }))
+            .await;
+        assert_error(port, (status, &body), 400, "port_not_allowed");
+    }
+    // Allowed, but no such port: not found, and not kept retrying.
+    let (status, body) = hub
+        .post("/api/modems/connect", json!({ "port": "/dev/pts/987654" }))
+        .await;
+    assert_error("a missing port", (status, &body), 404, "port_not_found");
+    let (_, listed) = hub.get("/api/modems/status").await;
+    assert!(
+        !listed.to_string().contains("kmsg") && !listed.to_string().contains("987654"),
+        "{listed}"
+    );
     let (status, body) = hub.post("/api/modems/connect", json!({})).await;
     assert_error(
         "connect without a port",
@@ -560,4 +579,24 @@ async fn disconnecting_over_the_api_takes_the_device_offline() {
         404,
         "modem_not_found",
     );
+}
+
+/// With no allow-list configured, connect takes what detection takes (USB and ACM serial
+/// ports): a console, the kernel log or the null device is refused, and a port that does not
+/// exist is a 404 that leaves nothing behind retrying.
+#[tokio::test]
+async fn connect_applies_the_default_allow_list() {
+    let hub = TestHub::spawn().await;
+    for port in ["/dev/kmsg", "/dev/null", "/dev/tty0", "/dev/pts/0"] {
+        let (status, body) = hub
+            .post("/api/modems/connect", json!({ "port": port }))
+            .await;
+        assert_error(port, (status, &body), 400, "port_not_allowed");
+    }
+    let (status, body) = hub
+        .post("/api/modems/connect", json!({ "port": "/dev/ttyUSB97" }))
+        .await;
+    assert_error("a missing port", (status, &body), 404, "port_not_found");
+    let (_, listed) = hub.get("/api/modems/status").await;
+    assert_eq!(listed["modems"], json!([]), "{listed}");
 }
