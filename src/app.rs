@@ -55,6 +55,9 @@ pub struct Config {
     pub hilinks: Vec<String>,
     /// HiLink sticks: timeouts, polling, backoff, login.
     pub hilink: HilinkConfig,
+    /// How long HTTP requests in flight get to finish at shutdown before their connections
+    /// are closed, whatever the clients do.
+    pub shutdown_grace: Duration,
 }
 
 impl Config {
@@ -76,6 +79,7 @@ impl Config {
             modem_scan: false,
             hilinks: Vec::new(),
             hilink: HilinkConfig::default(),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -194,11 +198,28 @@ impl App {
         let devices = android::routes(link).boxed();
 
         let routes = api::routes(api, devices);
-        warp::serve(routes)
+        // A client that holds a request open (half its headers, a trickled body) must not keep
+        // the hub up: once asked to stop, requests get `shutdown_grace` to finish.
+        let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = warp::serve(routes)
             .incoming(listener)
-            .graceful(shutdown)
-            .run()
-            .await;
+            .graceful(async move {
+                shutdown.await;
+                let _ = stopping.send(());
+            })
+            .run();
+        let grace = config.shutdown_grace;
+        tokio::select! {
+            () = server => {}
+            () = async move {
+                if stopped.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(?grace, "requests still open after the grace period; closing them");
+            }
+        }
         tracing::info!("stopped accepting; closing device sessions");
         modems.stop_all().await;
         registry.close_all(CloseReason::GoingAway);

@@ -108,6 +108,9 @@ struct HubArgs {
     /// Seconds between device heartbeats.
     #[arg(long, env = "SMSHUB_HEARTBEAT_S", default_value_t = 30)]
     heartbeat_s: u32,
+    /// Seconds HTTP requests in flight get to finish at shutdown; then their connections close.
+    #[arg(long, env = "SMSHUB_SHUTDOWN_GRACE_S", default_value_t = 10)]
+    shutdown_grace_s: u64,
     /// Devices below this battery percentage get no new jobs unless charging.
     #[arg(long, env = "SMSHUB_MIN_BATTERY", default_value_t = 15)]
     min_battery: u8,
@@ -396,6 +399,7 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
         .map_err(anyhow::Error::msg)?;
     config.max_parts = args.max_parts.max(1);
     config.heartbeat_s = args.heartbeat_s.max(1);
+    config.shutdown_grace = Duration::from_secs(args.shutdown_grace_s);
     let seconds = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
     config.dispatch = DispatchConfig {
         scoring: ScoringConfig {

@@ -75,3 +75,32 @@ async fn a_hub_whose_log_cannot_be_written_serves_and_stops_cleanly() {
         .unwrap();
     assert!(status.success(), "exit status {status:?}");
 }
+
+/// A client that sent half its request headers, or half a body, does not keep a stopping hub
+/// up: shutdown ends within the grace period whatever clients do.
+#[tokio::test]
+async fn slow_clients_do_not_hold_up_shutdown() {
+    use tokio::io::AsyncWriteExt;
+    let mut hub = crate::support::TestHub::spawn_with(|config| {
+        config.shutdown_grace = Duration::from_secs(1);
+    })
+    .await;
+    let addr = hub.base.trim_start_matches("http://").to_string();
+    let mut half_headers = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    half_headers
+        .write_all(b"GET /health HTTP/1.1\r\nHost: hub\r\n")
+        .await
+        .unwrap();
+    let mut half_body = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    half_body
+        .write_all(
+            b"POST /api/send-sms HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"phone",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::timeout(Duration::from_secs(6), hub.shutdown())
+        .await
+        .expect("shutdown finished within the grace period");
+    drop((half_headers, half_body));
+}
