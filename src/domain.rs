@@ -43,6 +43,16 @@ impl PhoneNumber {
         {
             return Ok(PhoneNumber(trimmed.to_string()));
         }
+        // What is written around the digits must be punctuation people use in numbers: one
+        // leading `+`, spaces, `-`, `.`, `(` and `)`. libphonenumber reads more (a second `+`,
+        // an extension's `x`, letters) and would store a number the client did not write.
+        let plain = trimmed.strip_prefix('+').unwrap_or(trimmed);
+        if !plain
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        {
+            return Err(PhoneNumberError::Unparseable(input.to_string()));
+        }
         if !trimmed.starts_with('+') && !trimmed.starts_with("00") && default_region.is_none() {
             return Err(PhoneNumberError::NoRegion(input.to_string()));
         }
@@ -624,6 +634,11 @@ mod tests {
         // Valid as written, but libphonenumber reads the 0 after +81 as Japan's trunk prefix.
         check("+810078000000", None, Err(()));
         check("+44 (0)20 7946 0018", None, Ok("+442079460018"));
+        // Lenient readings libphonenumber allows, refused: a doubled `+`, an extension.
+        check("++14155552671", None, Err(()));
+        check("+1-415-555-2671x", None, Err(()));
+        check("+1 415 555 2671 ext. 5", None, Err(()));
+        check("+1.415.555.2671", None, Ok("+14155552671"));
     }
 
     proptest::proptest! {

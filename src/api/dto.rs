@@ -25,9 +25,10 @@ pub struct SendSmsRequest {
     /// Send through this device only.
     #[serde(default)]
     pub device_id: Option<String>,
-    /// Send through this SIM slot only (0-based).
+    /// Send through this SIM slot only (0-based). Read wide, so an out-of-range value gets
+    /// its own error code rather than a JSON type error.
     #[serde(default)]
-    pub sim_slot: Option<u8>,
+    pub sim_slot: Option<i64>,
     /// Ask the network for a delivery report.
     #[serde(default)]
     pub delivery_report: Option<bool>,
@@ -37,7 +38,7 @@ pub struct SendSmsRequest {
     pub id: Option<String>,
     /// Seconds the message stays valid; unsent after that, it expires.
     #[serde(default)]
-    pub ttl: Option<u64>,
+    pub ttl: Option<i64>,
     /// RFC 3339 instant after which an unsent message expires.
     #[serde(default)]
     pub valid_until: Option<String>,

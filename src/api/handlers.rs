@@ -27,6 +27,14 @@ use crate::store::{ApiKeyRecord, Change, MessageFilter, NewMessage, Outcome};
 const MAX_LIMIT: u64 = 500;
 
 fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    // serde reads a struct from an array too (`[]` would be a request with every field left
+    // out); every body of this API is an object.
+    if body.iter().find(|it| !it.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "request body: expected a JSON object",
+        ));
+    }
     serde_json::from_slice(body).map_err(|err| {
         let code = if err.is_syntax() || err.is_eof() {
             "invalid_json"

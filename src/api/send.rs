@@ -18,8 +18,11 @@ pub const MAX_RECIPIENTS: usize = 1000;
 const MAX_IDEMPOTENCY_KEY: usize = 128;
 /// Highest SIM slot a device may have.
 const MAX_SIM_SLOT: u8 = 7;
+/// How far ahead `schedule_at` and `valid_until` may be (a hundred years): beyond, they are
+/// refused, so every stored time is a plain four-digit RFC 3339 year.
+const MAX_AHEAD_S: i64 = 100 * 365 * 86_400;
 /// The longest `ttl` taken as given (ten years); a longer one is cut to it.
-const MAX_TTL_S: u64 = 10 * 365 * 86_400;
+const MAX_TTL_S: i64 = 10 * 365 * 86_400;
 
 /// A valid send request: one message per recipient, each with the same text and options.
 #[derive(Debug, Clone)]
@@ -94,7 +97,7 @@ impl SendRequest {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|err| ApiError::bad_request("invalid_phone_number", err.to_string()))?;
         let text = request.message.clone().unwrap_or_default();
-        if text.trim().is_empty() {
+        if text.chars().all(invisible) {
             return Err(ApiError::bad_request(
                 "empty_message",
                 "message must not be empty",
@@ -116,14 +119,20 @@ impl SendRequest {
                 ),
             ));
         }
-        if let Some(slot) = request.sim_slot
-            && slot > MAX_SIM_SLOT
-        {
-            return Err(ApiError::bad_request(
-                "invalid_sim_slot",
-                format!("sim_slot must be 0 to {MAX_SIM_SLOT}, got {slot}"),
-            ));
-        }
+        let sim_slot = match request.sim_slot {
+            None => None,
+            Some(slot) => Some(
+                u8::try_from(slot)
+                    .ok()
+                    .filter(|it| *it <= MAX_SIM_SLOT)
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_sim_slot",
+                            format!("sim_slot must be 0 to {MAX_SIM_SLOT}, got {slot}"),
+                        )
+                    })?,
+            ),
+        };
         let priority = request.priority.unwrap_or(0);
         if !(-100..=100).contains(&priority) {
             return Err(ApiError::bad_request(
@@ -131,23 +140,36 @@ impl SendRequest {
                 format!("priority must be -100 to 100, got {priority}"),
             ));
         }
+        let horizon = now + MAX_AHEAD_S * 1000;
         let schedule_at = instant("schedule_at", &request.schedule_at)?;
-        let valid_until = match (request.ttl, instant("valid_until", &request.valid_until)?) {
+        if schedule_at.is_some_and(|at| at > horizon) {
+            return Err(ApiError::bad_request(
+                "invalid_schedule",
+                "schedule_at must be within 100 years from now",
+            ));
+        }
+        let until = instant("valid_until", &request.valid_until)?;
+        if until.is_some_and(|it| it > horizon) {
+            return Err(ApiError::bad_request(
+                "invalid_valid_until",
+                "valid_until must be within 100 years from now",
+            ));
+        }
+        let valid_until = match (request.ttl, until) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::bad_request(
                     "invalid_request",
                     "give ttl or valid_until, not both",
                 ));
             }
-            (Some(0), None) => {
+            (Some(ttl), None) if ttl < 1 => {
                 return Err(ApiError::bad_request(
                     "invalid_ttl",
-                    "ttl must be at least 1 second",
+                    format!("ttl must be at least 1 second, got {ttl}"),
                 ));
             }
             (Some(ttl), None) => {
-                let ttl = i64::try_from(ttl.min(MAX_TTL_S)).unwrap_or(i64::MAX / 2_000);
-                Some(schedule_at.unwrap_or(now).max(now) + ttl * 1000)
+                Some(schedule_at.unwrap_or(now).max(now) + ttl.min(MAX_TTL_S) * 1000)
             }
             (None, until) => until,
         };
@@ -189,7 +211,7 @@ impl SendRequest {
             text,
             parts: segmentation.parts as u32,
             device_id,
-            sim_slot: request.sim_slot,
+            sim_slot,
             priority,
             delivery_report,
             schedule_at,
@@ -203,6 +225,14 @@ impl SendRequest {
 /// The answer when the pinned device does not exist.
 pub fn unknown_device(given: &str) -> ApiError {
     ApiError::bad_request("unknown_device", format!("no device with id {given:?}"))
+}
+
+/// Whether a character shows nothing: whitespace, control characters and the invisible
+/// format characters (zero-width space and joiners, direction marks, the BOM, soft hyphen).
+fn invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
 }
 
 /// An optional RFC 3339 instant of the request, by field name.

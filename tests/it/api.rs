@@ -177,6 +177,78 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
     );
 }
 
+/// Input that a lenient parser would store as something the client did not write is refused
+/// with the field's own code, and nothing is stored.
+#[tokio::test]
+async fn lenient_input_is_refused_with_the_fields_code() {
+    let hub = TestHub::spawn().await;
+    let cases = [
+        (
+            json!({"phone_number": "++14155552671", "message": "hi"}),
+            "invalid_phone_number",
+        ),
+        (
+            json!({"phone_number": "+1-415-555-2671x", "message": "hi"}),
+            "invalid_phone_number",
+        ),
+        (
+            json!({"phone_number": "+14155552671", "message": "\u{0}"}),
+            "empty_message",
+        ),
+        (
+            json!({"phone_number": "+14155552671", "message": "\u{200b}"}),
+            "empty_message",
+        ),
+        (
+            json!({"phone_number": "+14155552671", "message": " \u{feff}\t"}),
+            "empty_message",
+        ),
+        (
+            json!({"phone_number": "+14155552671", "message": "hi", "schedule_at": "9999-12-31T00:00:00Z", "ttl": 60}),
+            "invalid_schedule",
+        ),
+        (
+            json!({"phone_number": "+14155552671", "message": "hi", "valid_until": "9999-12-31T00:00:00Z"}),
+            "invalid_valid_until",
+        ),
+        (
+            json!({"phone_number": "+14155552671", "message": "hi", "ttl": -5}),
+            "invalid_ttl",
+        ),
+        (
+            json!({"phone_number": "+14155552671", "message": "hi", "sim_slot": -1}),
+            "invalid_sim_slot",
+        ),
+        (
+            json!({"phone_number": "+14155552671", "message": "hi", "sim_slot": 300}),
+            "invalid_sim_slot",
+        ),
+        (json!([]), "invalid_request"),
+        (
+            json!([{"phone_number": "+14155552671", "message": "hi"}]),
+            "invalid_request",
+        ),
+    ];
+    for (body, code) in cases {
+        let (status, answer) = hub.post("/api/send-sms", body.clone()).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{body}: {answer}"
+        );
+    }
+    assert_eq!(hub.message_count().await, 0);
+    // What people write around digits is still read.
+    let (status, answer) = hub
+        .post(
+            "/api/send-sms",
+            json!({"phone_number": "+1 (415) 555-2671", "message": "hi", "ttl": 60}),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["phone_number"], "+14155552671");
+}
+
 /// An offset past what the database can count is a bad query on every list, not a request
 /// that dies without an answer.
 #[tokio::test]

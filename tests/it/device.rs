@@ -552,6 +552,40 @@ async fn a_frame_over_the_limit_is_closed_with_1009() {
     assert_eq!(phone.closed().await, Some(1009));
 }
 
+/// A `sent` with more parts than a concatenated SMS can have is refused as a bad frame (not
+/// acked, so the device keeps it), instead of being stored as a wrapped number.
+#[tokio::test]
+async fn a_sent_report_with_impossible_parts_is_refused() {
+    let hub = TestHub::spawn().await;
+    let mut phone = hub.phone("pixel", 80, false, -70, 4).await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "hi"}))
+        .await;
+    phone.expect_offer().await;
+    phone.accept(&id).await;
+    phone
+        .send(&DeviceFrame::Sent(Sent {
+            id: id.clone(),
+            parts: u32::MAX,
+            at: None,
+        }))
+        .await;
+    match phone.recv().await {
+        HubFrame::Error(error) => assert_eq!(error.code, "invalid_frame"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert_eq!(hub.wait_state(&id, "accepted").await["state"], "accepted");
+    phone
+        .send(&DeviceFrame::Sent(Sent {
+            id: id.clone(),
+            parts: 1,
+            at: None,
+        }))
+        .await;
+    expect_ack(&mut phone, &id, ReportKind::Sent).await;
+    assert_eq!(hub.wait_state(&id, "sent").await["parts"], 1);
+}
+
 async fn expect_ack(phone: &mut RawPhone, id: &str, kind: ReportKind) {
     match phone.recv().await {
         HubFrame::Ack(ack) => {

@@ -364,6 +364,15 @@ impl Session {
                 let Ok(id) = Uuid::parse_str(&sent.id) else {
                     return self.unknown_report(sent.id, ReportKind::Sent, sink).await;
                 };
+                // A concatenated SMS has at most 255 parts; anything more is a device bug,
+                // refused (no ack, so the report stays in the device's outbox).
+                if sent.parts > 255 {
+                    return send(
+                        sink,
+                        &error_frame("invalid_frame", "sent.parts must be 1 to 255"),
+                    )
+                    .await;
+                }
                 let change = Change::Sent {
                     id,
                     device: self.device_id.clone(),
