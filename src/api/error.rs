@@ -58,6 +58,13 @@ impl ApiError {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
         let mut response =
             warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 9110: a 401 names the scheme the client should use.
+            response.headers_mut().insert(
+                warp::http::header::WWW_AUTHENTICATE,
+                warp::http::HeaderValue::from_static("Bearer realm=\"smshub\""),
+            );
+        }
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()

@@ -88,7 +88,7 @@ pub fn routes(
         .unify()
         .boxed();
     let health = warp::path!("health")
-        .and(warp::get())
+        .and(warp::get().or(warp::head()).unify())
         .and(with_api(api))
         .and_then(|api| run(handlers::health(api)));
     rest.or(devices)
@@ -279,6 +279,10 @@ fn serde_urlencoded_from_str<T: serde::de::DeserializeOwned>(raw: &str) -> Resul
     for pair in raw.split('&').filter(|it| !it.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = percent_decode(key)?;
+        // `_=…` and the like are cache-busters that browsers and proxies add: not a filter.
+        if key.starts_with('_') {
+            continue;
+        }
         let value = percent_decode(value)?;
         let value = match value.parse::<u64>() {
             Ok(n) if key == "limit" || key == "offset" => serde_json::Value::from(n),

@@ -3,6 +3,7 @@
 //! privileged back door.
 
 use rust_embed::RustEmbed;
+use warp::http::HeaderValue;
 use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply};
@@ -35,10 +36,21 @@ async fn serve(name: &str) -> Result<Response, Rejection> {
     let mut response = warp::reply::Response::new(file.data.into_owned().into());
     response
         .headers_mut()
-        .insert(CONTENT_TYPE, warp::http::HeaderValue::from_static(mime));
-    response.headers_mut().insert(
-        CACHE_CONTROL,
-        warp::http::HeaderValue::from_static("no-cache"),
+        .insert(CONTENT_TYPE, HeaderValue::from_static(mime));
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // The page loads only its own assets and talks only to this hub; it is never framed.
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
     );
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     Ok(response.into_response())
 }

@@ -390,3 +390,45 @@ async fn devices_are_registered_listed_and_removed() {
     let (_, list) = hub.get("/api/devices").await;
     assert_eq!(list["devices"].as_array().unwrap().len(), 0);
 }
+
+/// HTTP manners a client or a probe relies on: `HEAD /health`, a 401 that names its scheme,
+/// the dashboard's security headers, cache-busting query parameters, and a cut page size that
+/// the answer states.
+#[tokio::test]
+async fn http_manners() {
+    let hub = TestHub::spawn().await;
+    let head = hub.http.head(hub.url("/health")).send().await.unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+
+    let unauthorized = hub.http.get(hub.url("/api/devices")).send().await.unwrap();
+    assert_eq!(unauthorized.status().as_u16(), 401);
+    assert!(
+        unauthorized
+            .headers()
+            .get("www-authenticate")
+            .is_some_and(|it| it.to_str().unwrap().starts_with("Bearer")),
+        "{:?}",
+        unauthorized.headers()
+    );
+
+    let page = hub.http.get(hub.url("/")).send().await.unwrap();
+    let headers = page.headers();
+    assert!(
+        headers.get("content-security-policy").is_some(),
+        "{headers:?}"
+    );
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+
+    let (status, body) = hub.get("/api/sms?_=1733300000000").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = hub.get("/api/sms?limit=1000").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["limit"], 500, "the page size actually used: {body}");
+    let (status, body) = hub.get("/api/sms?stat=failed").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_query")),
+        "a misspelt filter is still an error: {body}"
+    );
+}
