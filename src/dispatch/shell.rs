@@ -147,7 +147,7 @@ impl Shell {
                 reason,
             } => {
                 tracing::debug!(device = %device_id, ?ids, %reason, "offers rejected");
-                self.core.rejected(&device_id, &ids, &reason)
+                self.core.rejected(&device_id, &ids, &reason, now)
             }
             Event::OfferRefused { device_id, ids } => self.core.offer_refused(&device_id, &ids),
             Event::Removed { device_id } => self.core.removed(&device_id),

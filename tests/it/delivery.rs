@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use smshub_protocol::device::{DeviceFrame, Failed, HubFrame, ReportKind};
+use smshub_protocol::device::{DeviceFrame, Failed, HubFrame, Rejected, ReportKind};
 
 use crate::support::TestHub;
 
@@ -492,4 +492,65 @@ async fn the_outbox_lists_what_went_out_newest_send_first() {
     let (status, refused) = hub.get("/api/sms/outbox?state=queued").await;
     assert_eq!(status, 400);
     assert_eq!(refused["error"]["code"], "invalid_query");
+}
+
+/// A rejection changes routing: a phone that refuses with `permission_denied` (it cannot send
+/// at all) is rested at once and shown so, and the job goes to another phone; a phone that
+/// refuses everything for another reason is rested by the breaker after a few offers instead
+/// of being offered the same job in a loop.
+#[tokio::test]
+async fn a_rejection_changes_routing() {
+    let hub = TestHub::spawn().await;
+    let mut denied = hub.phone("denied", 100, true, -55, 4).await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "who sends"}))
+        .await;
+    assert_eq!(denied.expect_offer().await.id, id);
+    denied
+        .send(&DeviceFrame::Rejected(Rejected {
+            ids: vec![id.clone()],
+            reason: Some("permission_denied".into()),
+        }))
+        .await;
+    assert!(
+        denied.try_recv(Duration::from_millis(700)).await.is_none(),
+        "offered again after permission_denied"
+    );
+    let (_, devices) = hub.get("/api/devices").await;
+    let device = &devices["devices"][0];
+    assert!(
+        device["rest_reason"]
+            .as_str()
+            .is_some_and(|it| it.contains("permission_denied")),
+        "{device}"
+    );
+    assert!(device["rested_until"].is_string(), "{device}");
+    let mut other = hub.phone("other", 50, false, -90, 4).await;
+    assert_eq!(other.expect_offer().await.id, id);
+
+    // One phone that says `busy` to everything: a bounded number of offers, then a rest.
+    let hub = TestHub::spawn().await;
+    let mut busy = hub.phone("busy", 100, true, -55, 4).await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "later"}))
+        .await;
+    let mut offers = 0;
+    while let Some(frame) = busy.try_recv(Duration::from_millis(700)).await {
+        if let HubFrame::Send(job) = frame {
+            assert_eq!(job.id, id);
+            offers += 1;
+            busy.send(&DeviceFrame::Rejected(Rejected {
+                ids: vec![id.clone()],
+                reason: Some("busy".into()),
+            }))
+            .await;
+        }
+        assert!(offers <= 5, "offered {offers} times in a row");
+    }
+    assert!(offers >= 1);
+    let (_, devices) = hub.get("/api/devices").await;
+    assert!(
+        devices["devices"][0]["rested_until"].is_string(),
+        "{devices}"
+    );
 }

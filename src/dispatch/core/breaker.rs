@@ -35,25 +35,31 @@ impl Core {
             return Vec::new();
         }
         let threshold = self.config.breaker_failures;
-        let base = self.config.breaker_rest_ms;
         let breaker = self.breakers.entry(device.to_string()).or_default();
         breaker.consecutive_failures += 1;
         if threshold == 0 || breaker.consecutive_failures < threshold {
             return Vec::new();
         }
-        let factor = 1i64 << breaker.rests_in_a_row.min(4);
-        breaker.rests_in_a_row += 1;
-        let until = now + base * factor;
-        breaker.rested_until = Some(until);
         let reason = format!(
             "{} failures in a row, the last one {code}",
             breaker.consecutive_failures
         );
+        self.rest(device, &reason, now)
+    }
+
+    /// Rests `device` now for `reason`: the breaker's period, doubled for each rest in a row.
+    pub(super) fn rest(&mut self, device: &str, reason: &str, now: Millis) -> Vec<Action> {
+        let base = self.config.breaker_rest_ms;
+        let breaker = self.breakers.entry(device.to_string()).or_default();
+        let factor = 1i64 << breaker.rests_in_a_row.min(4);
+        breaker.rests_in_a_row += 1;
+        let until = now + base * factor;
+        breaker.rested_until = Some(until);
         breaker.consecutive_failures = 0;
         vec![Action::Rest {
             device: device.to_string(),
             until: Some(until),
-            reason: Some(reason),
+            reason: Some(reason.to_string()),
         }]
     }
 

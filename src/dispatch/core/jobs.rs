@@ -6,11 +6,12 @@
 //! Pure: no I/O and no clock reads (every call carries `now`); the store commits what the
 //! returned [`Action`]s say.
 
+use smshub_protocol::device::ErrorCode;
 use uuid::Uuid;
 
 use super::{Action, Core, JobEnd};
 use crate::dispatch::QueuedMessage;
-use crate::domain::{Millis, retry_delay};
+use crate::domain::{FailureCode, Millis, retry_delay};
 use crate::registry::RevokeReason;
 
 /// An accepted job of a device that is not connected: its content (if known) and SIM.
@@ -107,7 +108,13 @@ impl Core {
 
     /// The device refused these jobs: offers go elsewhere (the shell commits the requeue);
     /// accepted jobs the device says it never sent are retried like a temporary failure.
-    pub fn rejected(&mut self, device: &str, ids: &[Uuid], reason: &str) -> Vec<Action> {
+    pub fn rejected(
+        &mut self,
+        device: &str,
+        ids: &[Uuid],
+        reason: &str,
+        now: Millis,
+    ) -> Vec<Action> {
         let mut messages = Vec::new();
         let mut disowned = Vec::new();
         if let Some(entry) = self.devices.get_mut(device) {
@@ -129,6 +136,18 @@ impl Core {
             self.refund(device, *sim, message.id);
         }
         let mut actions = vec![self.in_flight(device)];
+        // A refusal for a reason of the device (an error code of the protocol) counts like a
+        // failure, so a device that refuses everything is rested rather than offered the same
+        // job again and again; one that cannot send at all is rested at once.
+        if !messages.is_empty()
+            && let FailureCode::Known(code) = FailureCode::parse(reason)
+        {
+            actions.extend(if code == ErrorCode::PermissionDenied {
+                self.rest(device, &format!("it refused jobs: {reason}"), now)
+            } else {
+                self.failure(device, &FailureCode::Known(code), now)
+            });
+        }
         if !messages.is_empty() {
             actions.push(Action::Requeue {
                 device: device.to_string(),
