@@ -181,6 +181,10 @@ struct ModemArgs {
     /// SIM PIN to enter when a SIM asks for one.
     #[arg(long, env = "SMSHUB_SIM_PIN")]
     sim_pin: Option<String>,
+    /// Seconds an ordinary AT command may take before the modem counts as not answering
+    /// (SIM, radio, send, USSD and list commands keep their own, longer timeouts).
+    #[arg(long, env = "SMSHUB_MODEM_TIMEOUT_S")]
+    modem_timeout_s: Option<u64>,
     /// Use 16-bit concatenation references for long messages (152 septets per part).
     #[arg(long, env = "SMSHUB_MODEM_16BIT_REFS")]
     modem_16bit_refs: bool,
@@ -434,6 +438,9 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
     config.modem_scan = args.modems.modem_scan;
     config.modems.allow = args.modems.modem_allow.clone();
     config.modems.sim_pin = args.modems.sim_pin.clone();
+    if let Some(seconds) = args.modems.modem_timeout_s {
+        config.modems.timeouts.command = Duration::from_secs(seconds.max(1));
+    }
     config.modems.sixteen_bit_refs = args.modems.modem_16bit_refs;
     if let Some(path) = &args.modems.operators {
         config.modems.operators = operators_file(path)?;

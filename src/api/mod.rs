@@ -140,8 +140,23 @@ fn api_key(
         )
 }
 
+/// A request body of at most [`MAX_BODY_BYTES`]; a request with neither `Content-Length`
+/// nor `Transfer-Encoding` has an empty one (a bodiless `POST` is an empty request, not a
+/// `411`).
 fn json_body() -> impl Filter<Extract = (bytes::Bytes,), Error = Rejection> + Clone {
-    warp::body::content_length_limit(MAX_BODY_BYTES).and(warp::body::bytes())
+    let bodiless = warp::header::optional::<String>("content-length")
+        .and(warp::header::optional::<String>("transfer-encoding"))
+        .and_then(
+            |length: Option<String>, encoding: Option<String>| async move {
+                match (length, encoding) {
+                    (None, None) => Ok(bytes::Bytes::new()),
+                    _ => Err(warp::reject::not_found()),
+                }
+            },
+        );
+    bodiless
+        .or(warp::body::content_length_limit(MAX_BODY_BYTES).and(warp::body::bytes()))
+        .unify()
 }
 
 fn send_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {

@@ -379,4 +379,19 @@ async fn detection_over_the_api_reports_hilink_sticks_and_probes_nothing_else() 
     )
     .await;
     assert!(detection.ports.is_empty() && detection.hilink.len() == 1);
+
+    // A POST with no body at all (no Content-Length, as `curl -X POST` sends it) is an empty
+    // request, not a 411.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = hub.base.trim_start_matches("http://").to_string();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "POST /api/modems/detect HTTP/1.1\r\nHost: hub\r\nX-API-Key: {}\r\nConnection: close\r\n\r\n",
+        hub.api_key
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"pid\":\"14db\""), "{answer}");
 }
