@@ -14,7 +14,7 @@ use serde_json::json;
 use smshub::simulate::{self, Behaviour, Control, SimStats};
 use tokio::sync::Mutex;
 
-use crate::support::TestHub;
+use crate::support::{TestHub, cli_api_key, free_port};
 
 const CONCURRENCY: usize = 8;
 
@@ -249,22 +249,8 @@ async fn sigkill_under_load_loses_nothing_and_sends_nothing_twice() {
     const KILLS: usize = 4;
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("crash.db").display());
-    let output = Command::new(env!("CARGO_BIN_EXE_smshub"))
-        .args(["keys", "create", "--name", "crash", "--database-url", &db])
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let api_key = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let api_key = cli_api_key(&db, "crash");
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
 
     let mut hub = HubProcess::start(port, &db);

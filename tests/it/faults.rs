@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::support::{cli_api_key, free_port};
+
 /// The hub with stderr on a full device (`2>/dev/full`): every log line fails to write. It
 /// starts, serves, commits a message and exits 0 on SIGTERM; logging never panics a thread
 /// (the database writer's least of all).
@@ -13,22 +15,8 @@ use serde_json::json;
 async fn a_hub_whose_log_cannot_be_written_serves_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("faults.db").display());
-    let output = Command::new(env!("CARGO_BIN_EXE_smshub"))
-        .args(["keys", "create", "--name", "faults", "--database-url", &db])
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    let key = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .last()
-        .unwrap()
-        .to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let key = cli_api_key(&db, "faults");
+    let port = free_port();
     let full = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/full")

@@ -380,3 +380,28 @@ pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Creates an API key named `name` in the database at `db` with `smshub keys create`, as an
+/// operator would before starting the hub as a process, and returns it.
+pub fn cli_api_key(db: &str, name: &str) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_smshub"))
+        .args(["keys", "create", "--name", name, "--database-url", db])
+        .output()
+        .expect("smshub keys create runs");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .lines()
+        .last()
+        .expect("the key")
+        .to_string()
+}
+
+/// A loopback port nothing listens on right now, for a hub run as a process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port()
+}
