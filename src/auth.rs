@@ -96,7 +96,7 @@ pub async fn create_device(
         .apply(Change::CreateDevice {
             id: id.clone(),
             name: name.to_string(),
-            kind: kind.as_str().to_string(),
+            kind,
             token_hash: hash_secret(&token),
         })
         .await?;

@@ -147,7 +147,7 @@ impl From<MessageRecord> for MessageDto {
         MessageDto {
             id: it.id.to_string(),
             phone_number: it.recipient,
-            message: it.body,
+            message: it.text,
             state: it.state.as_str(),
             parts: it.parts,
             device_id: it.device_id,
@@ -227,7 +227,7 @@ impl From<InboxRecord> for InboxDto {
             device_id: it.device_id,
             sim_slot: it.sim_slot,
             sender: it.sender,
-            message: it.body,
+            message: it.text,
             received_at: format_millis(it.received_at),
             created_at: format_millis(it.created_at),
         }

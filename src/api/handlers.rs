@@ -65,8 +65,8 @@ pub async fn send_sms(
         .map(|recipient| NewMessage {
             id: Uuid::now_v7(),
             api_key_id: Some(key.id),
-            recipient: recipient.to_string(),
-            body: request.text.clone(),
+            recipient: recipient.clone(),
+            text: request.text.clone(),
             parts: request.parts,
             requested_device_id: request.device_id.as_ref().map(|it| it.to_string()),
             requested_sim_slot: request.sim_slot,
@@ -116,12 +116,11 @@ pub async fn send_sms(
     }
     let queued: Vec<QueuedMessage> = messages
         .iter()
-        .zip(&request.recipients)
-        .map(|(it, recipient)| QueuedMessage {
+        .map(|it| QueuedMessage {
             id: it.id,
             api_key: it.api_key_id,
-            recipient: recipient.clone(),
-            text: it.body.clone(),
+            recipient: it.recipient.clone(),
+            text: it.text.clone(),
             parts: it.parts,
             delivery_report: it.delivery_report,
             device_id: it.requested_device_id.clone(),
@@ -139,7 +138,7 @@ pub async fn send_sms(
         .into_iter()
         .map(|it| AcceptedMessage {
             id: it.id.to_string(),
-            phone_number: it.recipient,
+            phone_number: it.recipient.to_string(),
             state: MessageState::Queued.as_str(),
             parts: it.parts,
         })

@@ -95,7 +95,7 @@ impl QueuedMessage {
             id: it.id,
             api_key: it.api_key_id,
             recipient: PhoneNumber::from_e164_unchecked(it.recipient.clone()),
-            text: it.body.clone(),
+            text: it.text.clone(),
             parts: it.parts,
             delivery_report: it.delivery_report,
             device_id: it.requested_device_id.clone(),

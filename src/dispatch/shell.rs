@@ -488,8 +488,8 @@ mod tests {
         let message = NewMessage {
             id,
             api_key_id: None,
-            recipient: "+33612345678".into(),
-            body: "hello".into(),
+            recipient: crate::domain::PhoneNumber::from_e164_unchecked("+33612345678".into()),
+            text: "hello".into(),
             parts: 1,
             requested_device_id: None,
             requested_sim_slot: None,
@@ -504,7 +504,7 @@ mod tests {
                 Change::CreateDevice {
                     id: "phone".into(),
                     name: "phone".into(),
-                    kind: DeviceKind::Android.as_str().into(),
+                    kind: DeviceKind::Android,
                     token_hash: "hash".into(),
                 },
                 Change::Insert(vec![message]),

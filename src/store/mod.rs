@@ -27,7 +27,7 @@ use smshub_migrations::{Migrator, MigratorTrait};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::domain::{MessageState, Millis};
+use crate::domain::{MessageState, Millis, PhoneNumber};
 use entities::{api_key, device, idempotency_key, inbox, message, message_event};
 pub use modem_refs::{ModemRef, ModemRefChange};
 pub use writer::{Change, Outcome, Retry};
@@ -86,8 +86,8 @@ pub struct DeviceRecord {
 pub struct NewMessage {
     pub id: Uuid,
     pub api_key_id: Option<Uuid>,
-    pub recipient: String,
-    pub body: String,
+    pub recipient: PhoneNumber,
+    pub text: String,
     pub parts: u32,
     pub requested_device_id: Option<String>,
     pub requested_sim_slot: Option<u8>,
@@ -114,7 +114,7 @@ pub struct MessageRecord {
     pub id: Uuid,
     pub api_key_id: Option<Uuid>,
     pub recipient: String,
-    pub body: String,
+    pub text: String,
     pub parts: u32,
     pub state: MessageState,
     pub requested_device_id: Option<String>,
@@ -175,7 +175,7 @@ pub struct InboxRecord {
     pub device_id: String,
     pub sim_slot: Option<u8>,
     pub sender: String,
-    pub body: String,
+    pub text: String,
     pub received_at: Millis,
     pub created_at: Millis,
 }
@@ -522,7 +522,7 @@ impl Store {
                 device_id: it.device_id,
                 sim_slot: it.sim_slot.map(|s| s as u8),
                 sender: it.sender,
-                body: it.body,
+                text: it.body,
                 received_at: it.received_at,
                 created_at: it.created_at,
             })
@@ -571,7 +571,7 @@ fn message_record(it: message::Model) -> MessageRecord {
         id: it.id,
         api_key_id: it.api_key_id,
         recipient: it.recipient,
-        body: it.body,
+        text: it.body,
         parts: u32::try_from(it.parts).unwrap_or(0),
         state: MessageState::parse(&it.state).unwrap_or(MessageState::Failed),
         requested_device_id: it.requested_device_id,

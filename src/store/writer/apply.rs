@@ -15,7 +15,7 @@ use super::super::entities::{api_key, device, idempotency_key, inbox, message};
 use super::plan::Kind;
 use super::runs::apply_run;
 use super::{Change, Exec, Outcome, Tx, transitions};
-use crate::domain::{MessageState, Millis};
+use crate::domain::{DeviceKind, MessageState, Millis};
 
 /// Most rows per INSERT statement (SQLite allows 32766 bound values; a power of two).
 const INSERT_CHUNK: usize = 256;
@@ -101,7 +101,7 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
             external_id,
             sim_slot,
             sender,
-            body,
+            text,
             received_at,
         } => {
             let row = inbox::ActiveModel {
@@ -110,7 +110,7 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
                 external_id: Set(external_id.clone()),
                 sim_slot: Set(sim_slot.map(i16::from)),
                 sender: Set(sender.clone()),
-                body: Set(body.clone()),
+                body: Set(text.clone()),
                 received_at: Set(*received_at),
                 created_at: Set(now),
             };
@@ -144,14 +144,14 @@ async fn create_device(
     txn: &Tx<'_>,
     id: &str,
     name: &str,
-    kind: &str,
+    kind: &DeviceKind,
     token_hash: &str,
     now: Millis,
 ) -> Result<Outcome, DbErr> {
     device::Entity::insert(device::ActiveModel {
         id: Set(id.to_string()),
         name: Set(name.to_string()),
-        kind: Set(kind.to_string()),
+        kind: Set(kind.as_str().to_string()),
         token_hash: Set(token_hash.to_string()),
         created_at: Set(now),
         last_seen_at: Set(None),
@@ -278,8 +278,8 @@ pub(super) async fn insert_messages(txn: &Tx<'_>, messages: &[NewMessage]) -> Re
         let rows = chunk.iter().map(|it| message::ActiveModel {
             id: Set(it.id),
             api_key_id: Set(it.api_key_id),
-            recipient: Set(it.recipient.clone()),
-            body: Set(it.body.clone()),
+            recipient: Set(it.recipient.to_string()),
+            body: Set(it.text.clone()),
             parts: Set(it.parts as i32),
             state: Set(MessageState::Queued.as_str().to_string()),
             requested_device_id: Set(it.requested_device_id.clone()),

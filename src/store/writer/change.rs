@@ -8,10 +8,10 @@
 use uuid::Uuid;
 
 use super::super::{ModemRefChange, NewMessage};
-use crate::domain::FailureCode;
 use crate::domain::Millis;
 #[cfg(doc)]
 use crate::domain::Transition;
+use crate::domain::{DeviceKind, FailureCode};
 
 /// One write.
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ pub enum Change {
     CreateDevice {
         id: String,
         name: String,
-        kind: String,
+        kind: DeviceKind,
         token_hash: String,
     },
     /// Removes a device; its messages keep their history.
@@ -113,7 +113,7 @@ pub enum Change {
         external_id: String,
         sim_slot: Option<u8>,
         sender: String,
-        body: String,
+        text: String,
         received_at: Millis,
     },
 }

@@ -348,8 +348,8 @@ mod tests {
             .map(|n| crate::store::NewMessage {
                 id: uuid::Uuid::now_v7(),
                 api_key_id: None,
-                recipient: format!("+3361{n:07}"),
-                body: "a message long enough to fill some pages of the database".into(),
+                recipient: crate::domain::PhoneNumber::from_e164_unchecked(format!("+3361{n:07}")),
+                text: "a message long enough to fill some pages of the database".into(),
                 parts: 1,
                 requested_device_id: None,
                 requested_sim_slot: None,

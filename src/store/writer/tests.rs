@@ -90,7 +90,7 @@ async fn fresh(dir: &tempfile::TempDir, name: &str) -> Store {
         .map(|id| Change::CreateDevice {
             id: id.to_string(),
             name: id.to_string(),
-            kind: "android".into(),
+            kind: crate::domain::DeviceKind::Android,
             token_hash: format!("hash-{id}"),
         })
         .collect();
@@ -99,8 +99,8 @@ async fn fresh(dir: &tempfile::TempDir, name: &str) -> Store {
             .map(|n| NewMessage {
                 id: message_id(n),
                 api_key_id: None,
-                recipient: "+15550100".into(),
-                body: "hi".into(),
+                recipient: crate::domain::PhoneNumber::from_e164_unchecked("+15550100".into()),
+                text: "hi".into(),
                 parts: 1,
                 requested_device_id: None,
                 requested_sim_slot: None,

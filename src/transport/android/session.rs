@@ -432,7 +432,7 @@ impl Session {
                     external_id: incoming.id.clone(),
                     sim_slot: incoming.sim_slot,
                     sender: incoming.from,
-                    body: incoming.text,
+                    text: incoming.text,
                     received_at,
                 };
                 let wire_id = incoming.id;

@@ -16,7 +16,7 @@ pub struct Incoming {
     /// The dedupe key: the same message taken twice has the same one.
     pub external_id: String,
     pub sender: String,
-    pub body: String,
+    pub text: String,
     pub received_at: Millis,
 }
 
@@ -33,7 +33,7 @@ pub async fn store_incoming(
         external_id: incoming.external_id,
         sim_slot: Some(0),
         sender: incoming.sender,
-        body: incoming.body,
+        text: incoming.text,
         received_at: incoming.received_at,
     };
     if link.store().apply(change).await? == Outcome::Applied {

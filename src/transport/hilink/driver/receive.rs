@@ -98,7 +98,7 @@ impl Connection<'_> {
             let incoming = Incoming {
                 external_id: external_id(&message),
                 sender: message.phone.clone(),
-                body: message.content.clone(),
+                text: message.content.clone(),
                 received_at: stick_time(&message.date).unwrap_or_else(now_millis),
             };
             if let Err(err) =

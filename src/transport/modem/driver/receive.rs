@@ -186,7 +186,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         let incoming = Incoming {
             external_id: format!("modem-{}", &hex::encode(hash.finalize())[..32]),
             sender: sender.number.clone(),
-            body,
+            text: body,
             received_at: timestamp_millis(timestamp).unwrap_or_else(now_millis),
         };
         match radio::store_incoming(&self.link, self.status, &self.device_id, incoming).await {
