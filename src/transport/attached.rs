@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::transport::hilink::{self, HilinkConfig};
 use crate::transport::link::DeviceLink;
 use crate::transport::modem::{self, ModemConfig, detect};
+use crate::transport::radio::supervisor::Attachment;
 use crate::transport::radio::{
     Balance, Control, ModemError, ModemState, ModemStatus, Operators, RawSent, SimDetails,
     StoredSms, UssdAnswer,
@@ -120,19 +121,10 @@ impl Modems {
                 },
             };
         }
-        let operators = self.operators.clone();
         let config = self.config.clone();
-        let link = self.link.clone();
-        self.attach(port, ModemStatus::new(port), move |control, status| {
-            let task = modem::driver::Supervisor {
-                port: port.to_string(),
-                link,
-                config,
-                operators,
-                status,
-                control,
-            };
-            tokio::spawn(task.run());
+        let path = port.to_string();
+        self.attach(port, ModemStatus::new(port), move |attachment| {
+            tokio::spawn(modem::driver::run(path, config, attachment));
         })
         .await
     }
@@ -145,19 +137,9 @@ impl Modems {
             transport: hilink::KIND.as_str(),
             ..ModemStatus::new(&key)
         };
-        let operators = self.operators.clone();
         let config = self.hilink.clone();
-        let link = self.link.clone();
-        self.attach(&key, initial, move |control, status| {
-            let task = hilink::driver::Supervisor {
-                target,
-                link,
-                config,
-                operators,
-                status,
-                control,
-            };
-            tokio::spawn(task.run());
+        self.attach(&key, initial, move |attachment| {
+            tokio::spawn(hilink::driver::run(target, config, attachment));
         })
         .await
     }
@@ -168,7 +150,7 @@ impl Modems {
         &self,
         key: &str,
         initial: ModemStatus,
-        spawn: impl FnOnce(mpsc::Receiver<Control>, watch::Sender<ModemStatus>),
+        spawn: impl FnOnce(Attachment),
     ) -> ModemStatus {
         // Bound first, so the map's read guard is gone before `insert`.
         let existing = self.ports.get(key).map(|it| it.clone());
@@ -186,7 +168,12 @@ impl Modems {
                         status: status_rx.clone(),
                     },
                 );
-                spawn(control_rx, status_tx);
+                spawn(Attachment {
+                    link: self.link.clone(),
+                    operators: self.operators.clone(),
+                    status: status_tx,
+                    control: control_rx,
+                });
                 (status_rx, true)
             }
         };

@@ -9,12 +9,24 @@
 //! Must never: talk to a device itself, or know which transport it drives.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use super::operators::Operators;
 use super::status::{Control, ModemError, ModemState, ModemStatus};
+use crate::transport::link::DeviceLink;
+
+/// What the task of an attached modem or stick gets besides its address and settings: the
+/// hub, the operator table, where it publishes its status and where requests reach it.
+pub struct Attachment {
+    pub link: DeviceLink,
+    pub operators: Arc<Operators>,
+    pub status: watch::Sender<ModemStatus>,
+    pub control: mpsc::Receiver<Control>,
+}
 
 /// Why a session ended.
 #[derive(Debug)]

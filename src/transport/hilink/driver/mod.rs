@@ -52,41 +52,27 @@ use crate::domain::{format_millis, now_millis};
 use crate::registry::{LiveDevice, Outbound};
 use crate::transport::link::DeviceLink;
 use crate::transport::radio::device::model_name;
-use crate::transport::radio::supervisor::{self, Driver, Ended};
+use crate::transport::radio::supervisor::{self, Attachment, Driver, Ended};
 use crate::transport::radio::{Control, ModemState, ModemStatus, Operators};
 
-/// Runs one stick: connects, serves, reconnects with backoff, until detached.
-pub(crate) struct Supervisor {
-    pub target: Target,
-    pub link: DeviceLink,
-    pub config: HilinkConfig,
-    pub operators: Arc<Operators>,
-    pub status: watch::Sender<ModemStatus>,
-    pub control: mpsc::Receiver<Control>,
-}
-
-impl Supervisor {
-    /// Keeps the stick attached (reconnecting with backoff after failures, never after a
-    /// refused login) until detached.
-    pub(crate) async fn run(self) {
-        let Supervisor {
-            target,
-            link,
-            config,
-            operators,
-            status,
-            control,
-        } = self;
-        let client = Client::new(&target, config.request_timeout);
-        let stick = Stick {
-            url: target.url,
-            client,
-            link,
-            config,
-            operators,
-        };
-        supervisor::run(stick, status, control).await;
-    }
+/// Keeps the stick at `target` attached (reconnecting with backoff after failures, never
+/// after a refused login) until detached.
+pub(crate) async fn run(target: Target, config: HilinkConfig, attachment: Attachment) {
+    let Attachment {
+        link,
+        operators,
+        status,
+        control,
+    } = attachment;
+    let client = Client::new(&target, config.request_timeout);
+    let stick = Stick {
+        url: target.url,
+        client,
+        link,
+        config,
+        operators,
+    };
+    supervisor::run(stick, status, control).await;
 }
 
 /// A stick's sessions, for the supervisor loop. One client serves them all.

@@ -53,41 +53,28 @@ use crate::domain::{DeviceKind, format_millis, now_millis};
 use crate::registry::{LiveDevice, Outbound};
 use crate::transport::link::DeviceLink;
 use crate::transport::radio::device::{self as radio, model_name};
-use crate::transport::radio::supervisor::{self, Driver, Ended};
+use crate::transport::radio::supervisor::{self, Attachment, Driver, Ended};
 use crate::transport::radio::{Control, ModemState, ModemStatus, Operators};
 
 /// The kind of device a modem is in the registry and the database.
 pub const KIND: DeviceKind = DeviceKind::Modem;
 
-/// Runs one port: opens it, serves sessions, reopens after failures, until detached.
-pub(crate) struct Supervisor {
-    pub port: String,
-    pub link: DeviceLink,
-    pub config: ModemConfig,
-    pub operators: Arc<Operators>,
-    pub status: watch::Sender<ModemStatus>,
-    pub control: mpsc::Receiver<Control>,
-}
-
-impl Supervisor {
-    /// Keeps the port attached (reopening it `retry` after each failure) until detached.
-    pub(crate) async fn run(self) {
-        let Supervisor {
-            port,
-            link,
-            config,
-            operators,
-            status,
-            control,
-        } = self;
-        let port = Port {
-            port,
-            link,
-            config,
-            operators,
-        };
-        supervisor::run(port, status, control).await;
-    }
+/// Keeps the modem at `port` attached (reopening the port `retry` after each failure) until
+/// detached.
+pub(crate) async fn run(port: String, config: ModemConfig, attachment: Attachment) {
+    let Attachment {
+        link,
+        operators,
+        status,
+        control,
+    } = attachment;
+    let port = Port {
+        port,
+        link,
+        config,
+        operators,
+    };
+    supervisor::run(port, status, control).await;
 }
 
 /// A port's sessions, for the supervisor loop.
