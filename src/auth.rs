@@ -8,7 +8,7 @@ use dashmap::DashMap;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use crate::domain::{DeviceKind, generate_device_id, generate_secret, hash_secret};
+use crate::domain::{DeviceId, DeviceKind, generate_device_id, generate_secret, hash_secret};
 use crate::store::{ApiKeyRecord, Change, DeviceRecord, Store, StoreError};
 
 /// Prefix of API keys, so a leaked key is recognisable.
@@ -27,7 +27,7 @@ pub struct NewApiKey {
 /// A newly registered device; `token` is shown once and never stored.
 #[derive(Debug, Clone)]
 pub struct NewDevice {
-    pub id: String,
+    pub id: DeviceId,
     pub name: String,
     pub token: String,
 }

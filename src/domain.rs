@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -436,12 +437,13 @@ pub fn generate_secret(prefix: &str) -> String {
 }
 
 /// A new device id: 16 lowercase base32 characters (80 bits).
-pub fn generate_device_id() -> String {
+pub fn generate_device_id() -> DeviceId {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
     let mut rng = rand::rng();
-    (0..16)
+    let id: String = (0..16)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
+        .collect();
+    DeviceId::stored(id)
 }
 
 /// The stored form of a secret: lowercase hex SHA-256.
@@ -514,14 +516,21 @@ impl fmt::Display for FailureCode {
     }
 }
 
-/// A device id in the form the hub issues (see [`is_valid_device_id`]).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct DeviceId(String);
+/// A device id in the form the hub issues (see [`is_valid_device_id`]). Cheap to clone: the
+/// dispatcher and the registry key their maps by it and hand it to every message they route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeviceId(Arc<str>);
 
 impl DeviceId {
     /// The id written as `text`, if it has the form of one.
     pub fn parse(text: &str) -> Option<DeviceId> {
-        is_valid_device_id(text).then(|| DeviceId(text.to_string()))
+        is_valid_device_id(text).then(|| DeviceId(Arc::from(text)))
+    }
+
+    /// An id read back from the database, which only ever holds ids that were parsed on the
+    /// way in (the column is the key of `devices`).
+    pub fn stored(text: impl Into<Arc<str>>) -> DeviceId {
+        DeviceId(text.into())
     }
 
     pub fn as_str(&self) -> &str {
@@ -532,6 +541,60 @@ impl DeviceId {
 impl fmt::Display for DeviceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Read as the text it is (it can only be made by parsing, so reading it loses nothing).
+impl std::ops::Deref for DeviceId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Maps keyed by `DeviceId` can be searched with a `&str`.
+impl std::borrow::Borrow<str> for DeviceId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for DeviceId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for DeviceId {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for DeviceId {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+/// Unit tests name devices with literals.
+#[cfg(test)]
+impl From<&str> for DeviceId {
+    fn from(text: &str) -> DeviceId {
+        DeviceId::parse(text).expect("a valid device id")
+    }
+}
+
+impl From<DeviceId> for String {
+    fn from(id: DeviceId) -> String {
+        id.0.to_string()
+    }
+}
+
+impl serde::Serialize for DeviceId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 

@@ -15,7 +15,7 @@ use smshub_protocol::device::{Capabilities, SimInfo, Status};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::domain::{DeviceKind, Millis, PhoneNumber, now_millis};
+use crate::domain::{DeviceId, DeviceKind, Millis, PhoneNumber, now_millis};
 
 /// What the dispatcher (or the API) asks a device's session to do. Transport-neutral: the
 /// phone session turns it into protocol frames, the modem and HiLink drivers into their own
@@ -105,7 +105,7 @@ impl CloseReason {
 /// A snapshot of one live device.
 #[derive(Debug, Clone)]
 pub struct LiveDevice {
-    pub device_id: String,
+    pub device_id: DeviceId,
     /// Distinguishes successive connections of the same device.
     pub session: u64,
     pub kind: DeviceKind,
@@ -128,10 +128,10 @@ struct Entry {
 /// Live device sessions, keyed by device id.
 #[derive(Default)]
 pub struct DeviceRegistry {
-    devices: DashMap<String, Entry>,
+    devices: DashMap<DeviceId, Entry>,
     next_session: AtomicU64,
     /// Devices the circuit breaker rested: until when, and why. Kept for offline devices too.
-    rests: DashMap<String, (Millis, String)>,
+    rests: DashMap<DeviceId, (Millis, String)>,
 }
 
 impl DeviceRegistry {
@@ -179,10 +179,10 @@ impl DeviceRegistry {
     }
 
     /// Marks a device as rested until an instant, with the reason, or clears it.
-    pub fn set_rest(&self, device_id: &str, rest: Option<(Millis, String)>) {
+    pub fn set_rest(&self, device_id: &DeviceId, rest: Option<(Millis, String)>) {
         match rest {
             Some(it) => {
-                self.rests.insert(device_id.to_string(), it);
+                self.rests.insert(device_id.clone(), it);
             }
             None => {
                 self.rests.remove(device_id);

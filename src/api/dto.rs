@@ -150,9 +150,9 @@ impl From<MessageRecord> for MessageDto {
             message: it.text,
             state: it.state.as_str(),
             parts: it.parts,
-            device_id: it.device_id,
+            device_id: it.device_id.map(String::from),
             sim_slot: it.sim_slot,
-            requested_device_id: it.requested_device_id,
+            requested_device_id: it.requested_device_id.map(String::from),
             requested_sim_slot: it.requested_sim_slot,
             delivery_report: it.delivery_report,
             attempts: it.attempts,
@@ -330,9 +330,9 @@ impl DeviceDto {
             .map(|it| it.last_seen_at)
             .or(record.last_seen_at);
         DeviceDto {
-            id: record.id,
+            id: record.id.into(),
             name: record.name,
-            kind: record.kind,
+            kind: record.kind.as_str().to_string(),
             online: live.is_some(),
             battery: status.as_ref().and_then(|it| it.battery),
             sims,

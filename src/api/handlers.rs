@@ -19,7 +19,7 @@ use super::send::{SendRequest, unknown_device};
 use crate::auth;
 use crate::dispatch::limits::Limits;
 use crate::dispatch::{Event, QueuedMessage};
-use crate::domain::{DeviceKind, MessageState, PhoneNumber, now_millis, parse_rfc3339};
+use crate::domain::{DeviceId, DeviceKind, MessageState, PhoneNumber, now_millis, parse_rfc3339};
 use crate::registry::CloseReason;
 use crate::store::{ApiKeyRecord, Change, MessageFilter, NewMessage, Outcome};
 
@@ -68,7 +68,7 @@ pub async fn send_sms(
             recipient: recipient.clone(),
             text: request.text.clone(),
             parts: request.parts,
-            requested_device_id: request.device_id.as_ref().map(|it| it.to_string()),
+            requested_device_id: request.device_id.clone(),
             requested_sim_slot: request.sim_slot,
             delivery_report: request.delivery_report,
             created_at: now,
@@ -240,7 +240,7 @@ async fn detailed(
                 HistoryEntry {
                     at: crate::domain::format_millis(at),
                     event: event.into(),
-                    device_id,
+                    device_id: device_id.map(String::from),
                     detail: None,
                 },
             ));
@@ -308,6 +308,7 @@ pub async fn set_device_limits(
     id: String,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let id = device_path(&id)?;
     let limits: Option<Limits> = parse_json(&body)?;
     let value = limits.map(|it| serde_json::to_value(it).unwrap_or_default());
     let outcome = api
@@ -463,7 +464,7 @@ pub async fn create_device(api: Arc<ApiState>, body: Bytes) -> Result<Response, 
     let created = auth::create_device(&api.store, name, kind).await?;
     let body = CreatedDevice {
         ws_path: format!("/ws/device/{}", created.id),
-        id: created.id,
+        id: created.id.into(),
         name: created.name,
         kind: kind.as_str().to_string(),
         token: created.token,
@@ -472,6 +473,7 @@ pub async fn create_device(api: Arc<ApiState>, body: Bytes) -> Result<Response, 
 }
 
 pub async fn delete_device(api: Arc<ApiState>, id: String) -> Result<Response, ApiError> {
+    let id = device_path(&id)?;
     let outcome = api
         .store
         .apply(Change::DeleteDevice { id: id.clone() })
@@ -482,6 +484,12 @@ pub async fn delete_device(api: Arc<ApiState>, id: String) -> Result<Response, A
     api.registry.close(&id, CloseReason::Removed);
     api.dispatcher.send(Event::Removed { device_id: id });
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The device a path names. A text that cannot be a device id names no device: 404, like an
+/// id that was never issued.
+fn device_path(id: &str) -> Result<DeviceId, ApiError> {
+    DeviceId::parse(id).ok_or_else(|| ApiError::not_found(format!("no device with id {id:?}")))
 }
 
 pub async fn stats(api: Arc<ApiState>) -> Result<Response, ApiError> {

@@ -39,8 +39,8 @@ use uuid::Uuid;
 use self::core::{Core, DispatchConfig, JobEnd};
 use self::limits::Limits;
 use self::shell::Shell;
-use crate::domain::Millis;
 use crate::domain::PhoneNumber;
+use crate::domain::{DeviceId, Millis};
 use crate::registry::DeviceRegistry;
 use crate::store::{MessageRecord, Outcome, Retry, Store, StoreError};
 
@@ -67,7 +67,7 @@ pub struct QueuedMessage {
     /// Whether a delivery report was asked for.
     pub delivery_report: bool,
     /// The device the client asked for, if any.
-    pub device_id: Option<String>,
+    pub device_id: Option<DeviceId>,
     /// The SIM the client asked for, if any.
     pub sim_slot: Option<u8>,
     /// When the API committed it.
@@ -81,7 +81,7 @@ pub struct QueuedMessage {
     /// Offers made so far.
     pub attempts: u32,
     /// Devices that refused or failed this message; offered to them only as a last resort.
-    pub avoid: Vec<String>,
+    pub avoid: Vec<DeviceId>,
 }
 
 impl QueuedMessage {
@@ -129,7 +129,7 @@ pub enum Event {
     Enqueue(Vec<QueuedMessage>),
     /// A device session opened; `held` is the device's journal, if it keeps one.
     Connected {
-        device_id: String,
+        device_id: DeviceId,
         session: u64,
         capabilities: Capabilities,
         limits: Option<Limits>,
@@ -137,35 +137,35 @@ pub enum Event {
     },
     /// A device reported its status.
     Status {
-        device_id: String,
+        device_id: DeviceId,
         session: u64,
         status: Status,
     },
     /// A device session ended.
-    Disconnected { device_id: String, session: u64 },
+    Disconnected { device_id: DeviceId, session: u64 },
     /// The device owns these jobs (its acceptance is committed).
-    Owned { device_id: String, ids: Vec<Uuid> },
+    Owned { device_id: DeviceId, ids: Vec<Uuid> },
     /// A job no longer occupies the device.
     Finished {
-        device_id: String,
+        device_id: DeviceId,
         id: Uuid,
         end: JobEnd,
     },
     /// The device refused these offers: offer them elsewhere.
     Rejected {
-        device_id: String,
+        device_id: DeviceId,
         ids: Vec<Uuid>,
         reason: String,
     },
     /// Offers that did not commit (the message changed meanwhile).
-    OfferRefused { device_id: String, ids: Vec<Uuid> },
+    OfferRefused { device_id: DeviceId, ids: Vec<Uuid> },
     /// Jobs whose return to the queue is committed.
     Requeued(Vec<QueuedMessage>),
     /// A device was removed: fail what waits for it.
-    Removed { device_id: String },
+    Removed { device_id: DeviceId },
     /// A device's sending limits changed (`None`: back to the hub's defaults).
     Limits {
-        device_id: String,
+        device_id: DeviceId,
         limits: Option<Limits>,
     },
     /// Cancel a message not yet accepted; replies with the store's outcome.

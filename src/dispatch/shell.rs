@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::core::{Action, Core, JobEnd};
 use super::{Backlog, Clock, Event, QueuedMessage};
-use crate::domain::FailureCode;
+use crate::domain::{DeviceId, FailureCode};
 use crate::domain::{MessageState, format_millis};
 use crate::registry::{DeviceRegistry, Job, Outbound, RevokeReason};
 use crate::store::{Change, Outcome, Store};
@@ -329,7 +329,7 @@ impl Shell {
     }
 
     /// Returns offers to the queue once `dispatched → queued` has committed for them.
-    async fn requeue(&self, device: String, offered: Vec<QueuedMessage>, reason: String) {
+    async fn requeue(&self, device: DeviceId, offered: Vec<QueuedMessage>, reason: String) {
         let changes = offered
             .iter()
             .map(|it| Change::Requeue {
@@ -382,7 +382,7 @@ impl Shell {
     /// An offer gives nothing away (spec 5.1): the device may not send before `commit`, and
     /// its `accepted` reaches the writer behind the `dispatched` (one queue, applied in order),
     /// so an acceptance of an offer the store refused is refused too and answered `revoke`.
-    async fn offer(&self, device_id: String, jobs: Vec<(QueuedMessage, Option<u8>)>) {
+    async fn offer(&self, device_id: DeviceId, jobs: Vec<(QueuedMessage, Option<u8>)>) {
         let Some(tx) = self.registry.sender(&device_id) else {
             let ids = jobs.iter().map(|(it, _)| it.id).collect();
             let _ = self.events.send(Event::OfferRefused { device_id, ids });

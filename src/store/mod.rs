@@ -27,7 +27,7 @@ use smshub_migrations::{Migrator, MigratorTrait};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::domain::{MessageState, Millis, PhoneNumber};
+use crate::domain::{DeviceId, DeviceKind, MessageState, Millis, PhoneNumber};
 use entities::{api_key, device, idempotency_key, inbox, message, message_event};
 pub use modem_refs::{ModemRef, ModemRefChange};
 pub use writer::{Change, Outcome, Retry};
@@ -66,9 +66,9 @@ pub struct ApiKeyRecord {
 /// A registered device and its stored history.
 #[derive(Debug, Clone)]
 pub struct DeviceRecord {
-    pub id: String,
+    pub id: DeviceId,
     pub name: String,
-    pub kind: String,
+    pub kind: DeviceKind,
     pub token_hash: String,
     pub created_at: Millis,
     pub last_seen_at: Option<Millis>,
@@ -89,7 +89,7 @@ pub struct NewMessage {
     pub recipient: PhoneNumber,
     pub text: String,
     pub parts: u32,
-    pub requested_device_id: Option<String>,
+    pub requested_device_id: Option<DeviceId>,
     pub requested_sim_slot: Option<u8>,
     pub delivery_report: bool,
     pub created_at: Millis,
@@ -117,9 +117,9 @@ pub struct MessageRecord {
     pub text: String,
     pub parts: u32,
     pub state: MessageState,
-    pub requested_device_id: Option<String>,
+    pub requested_device_id: Option<DeviceId>,
     pub requested_sim_slot: Option<u8>,
-    pub device_id: Option<String>,
+    pub device_id: Option<DeviceId>,
     pub sim_slot: Option<u8>,
     pub delivery_report: bool,
     pub error: Option<MessageError>,
@@ -161,7 +161,7 @@ pub struct IdempotencyRecord {
 /// One recent offer of a SIM, to rebuild quota windows and sticky routes at start.
 #[derive(Debug, Clone)]
 pub struct RecentSend {
-    pub device_id: String,
+    pub device_id: DeviceId,
     pub sim_slot: Option<u8>,
     pub recipient: String,
     pub parts: u32,
@@ -482,7 +482,7 @@ impl Store {
             .into_iter()
             .filter_map(|(device, sim, recipient, parts, at)| {
                 Some(RecentSend {
-                    device_id: device?,
+                    device_id: DeviceId::stored(device?),
                     sim_slot: sim.and_then(|it| u8::try_from(it).ok()),
                     recipient,
                     parts: u32::try_from(parts).unwrap_or(1),
@@ -546,9 +546,10 @@ impl Store {
 
 fn device_record(it: device::Model) -> DeviceRecord {
     DeviceRecord {
-        id: it.id,
+        id: DeviceId::stored(it.id),
         name: it.name,
-        kind: it.kind,
+        // Only the hub writes the column, always a `DeviceKind` name.
+        kind: DeviceKind::parse(&it.kind).unwrap_or(DeviceKind::Android),
         token_hash: it.token_hash,
         created_at: it.created_at,
         last_seen_at: it.last_seen_at,
@@ -574,9 +575,9 @@ fn message_record(it: message::Model) -> MessageRecord {
         text: it.body,
         parts: u32::try_from(it.parts).unwrap_or(0),
         state: MessageState::parse(&it.state).unwrap_or(MessageState::Failed),
-        requested_device_id: it.requested_device_id,
+        requested_device_id: it.requested_device_id.map(DeviceId::stored),
         requested_sim_slot: it.requested_sim_slot.map(|s| s as u8),
-        device_id: it.device_id,
+        device_id: it.device_id.map(DeviceId::stored),
         sim_slot: it.sim_slot.map(|s| s as u8),
         delivery_report: it.delivery_report,
         error,

@@ -18,7 +18,7 @@ use crate::dispatch::core::JobEnd;
 use crate::dispatch::limits::Limits;
 use crate::dispatch::{Dispatcher, Event};
 use crate::domain::FailureCode;
-use crate::domain::{DeviceKind, now_millis};
+use crate::domain::{DeviceId, DeviceKind, now_millis};
 use crate::registry::{DeviceRegistry, LiveDevice, Outbound};
 use crate::store::{Change, Committed, Outcome, Retry, Store, StoreError};
 
@@ -73,7 +73,7 @@ impl DeviceLink {
         kind: DeviceKind,
         identity: &str,
         what: &str,
-    ) -> Result<(String, Option<Limits>), String> {
+    ) -> Result<(DeviceId, Option<Limits>), String> {
         let name = format!("{kind}-{identity}");
         let devices = self
             .store
@@ -82,7 +82,7 @@ impl DeviceLink {
             .map_err(|it| it.to_string())?;
         if let Some(found) = devices
             .into_iter()
-            .find(|it| it.kind == kind.as_str() && it.name == name)
+            .find(|it| it.kind == kind && it.name == name)
         {
             return Ok((found.id, parse_limits(found.limits)));
         }
@@ -97,7 +97,7 @@ impl DeviceLink {
     /// commit.
     pub async fn hello(
         &self,
-        device_id: &str,
+        device_id: &DeviceId,
         model: Option<String>,
         app_version: Option<String>,
         sims: &[SimInfo],
@@ -106,7 +106,7 @@ impl DeviceLink {
         let _ = self
             .store
             .submit(vec![Change::DeviceHello {
-                id: device_id.to_string(),
+                id: device_id.clone(),
                 model,
                 app_version,
                 sims,
@@ -125,14 +125,14 @@ impl DeviceLink {
     /// none, whose unreported accepted jobs then end as `outcome_unknown`).
     pub fn announce(
         &self,
-        device_id: &str,
+        device_id: &DeviceId,
         session: u64,
         capabilities: Capabilities,
         limits: Option<Limits>,
         held: Option<Vec<Uuid>>,
     ) {
         self.dispatcher.send(Event::Connected {
-            device_id: device_id.to_string(),
+            device_id: device_id.clone(),
             session,
             capabilities,
             limits,
@@ -142,61 +142,61 @@ impl DeviceLink {
 
     /// Ends a session: out of the registry (recording when the device was last seen, if this
     /// session was still the registered one), then tells the dispatcher.
-    pub async fn go_offline(&self, device_id: &str, session: u64) {
+    pub async fn go_offline(&self, device_id: &DeviceId, session: u64) {
         if self.registry.disconnect(device_id, session) {
             let _ = self
                 .store
                 .submit(vec![Change::DeviceSeen {
-                    id: device_id.to_string(),
+                    id: device_id.clone(),
                     at: now_millis(),
                 }])
                 .await;
         }
         self.dispatcher.send(Event::Disconnected {
-            device_id: device_id.to_string(),
+            device_id: device_id.clone(),
             session,
         });
     }
 
     /// Records that the session showed a sign of life.
-    pub fn touch(&self, device_id: &str, session: u64) {
+    pub fn touch(&self, device_id: &DeviceId, session: u64) {
         self.registry.touch(device_id, session);
     }
 
     /// Hands a status report to the registry and the dispatcher.
-    pub fn report_status(&self, device_id: &str, session: u64, status: Status) {
+    pub fn report_status(&self, device_id: &DeviceId, session: u64, status: Status) {
         let now = now_millis();
         self.registry.update(device_id, session, |it| {
             it.status = Some(status.clone());
             it.last_seen_at = now;
         });
         self.dispatcher.send(Event::Status {
-            device_id: device_id.to_string(),
+            device_id: device_id.clone(),
             session,
             status,
         });
     }
 
     /// The device owns these jobs: their acceptance is committed.
-    pub fn owned(&self, device_id: &str, ids: Vec<Uuid>) {
+    pub fn owned(&self, device_id: &DeviceId, ids: Vec<Uuid>) {
         self.dispatcher.send(Event::Owned {
-            device_id: device_id.to_string(),
+            device_id: device_id.clone(),
             ids,
         });
     }
 
     /// These offers are not the device's (the store refused them): offer them elsewhere.
-    pub fn offer_refused(&self, device_id: &str, ids: Vec<Uuid>) {
+    pub fn offer_refused(&self, device_id: &DeviceId, ids: Vec<Uuid>) {
         self.dispatcher.send(Event::OfferRefused {
-            device_id: device_id.to_string(),
+            device_id: device_id.clone(),
             ids,
         });
     }
 
     /// The device refused these offers, for `reason`.
-    pub fn rejected(&self, device_id: &str, ids: Vec<Uuid>, reason: String) {
+    pub fn rejected(&self, device_id: &DeviceId, ids: Vec<Uuid>, reason: String) {
         self.dispatcher.send(Event::Rejected {
-            device_id: device_id.to_string(),
+            device_id: device_id.clone(),
             ids,
             reason,
         });
@@ -205,10 +205,10 @@ impl DeviceLink {
     /// Commits the acceptance of job `id` by `device_id` and tells the dispatcher; whether
     /// the job is this device's to send (`false`: cancelled or reassigned, or the store
     /// failed, and nothing must be sent).
-    pub async fn accept(&self, device_id: &str, id: Uuid, what: &str) -> bool {
+    pub async fn accept(&self, device_id: &DeviceId, id: Uuid, what: &str) -> bool {
         let change = Change::Accept {
             id,
-            device: device_id.to_string(),
+            device: device_id.clone(),
         };
         match self.store.apply(change).await {
             Ok(Outcome::Applied | Outcome::Unchanged) => {
@@ -233,14 +233,14 @@ impl DeviceLink {
     pub fn failure(
         &self,
         id: Uuid,
-        device_id: &str,
+        device_id: &DeviceId,
         code: FailureCode,
         message: String,
         temporary: bool,
     ) -> Change {
         Change::Failed {
             id,
-            device: Some(device_id.to_string()),
+            device: Some(device_id.clone()),
             code,
             message,
             temporary,
@@ -253,7 +253,7 @@ impl DeviceLink {
     /// job stays accepted and ends as outcome unknown when the device reconnects.
     pub fn finish(
         &self,
-        device_id: &str,
+        device_id: &DeviceId,
         id: Uuid,
         outcome: Result<Outcome, StoreError>,
         code: Option<FailureCode>,
@@ -273,9 +273,9 @@ impl DeviceLink {
     }
 
     /// Tells the dispatcher that job `id` no longer occupies the device.
-    pub fn finished(&self, device_id: &str, id: Uuid, end: JobEnd) {
+    pub fn finished(&self, device_id: &DeviceId, id: Uuid, end: JobEnd) {
         self.dispatcher.send(Event::Finished {
-            device_id: device_id.to_string(),
+            device_id: device_id.clone(),
             id,
             end,
         });

@@ -8,7 +8,7 @@
 
 use super::{Action, Core};
 use crate::domain::FailureCode;
-use crate::domain::Millis;
+use crate::domain::{DeviceId, Millis};
 
 /// Circuit breaker state of a device; outlives its sessions.
 #[derive(Debug, Default)]
@@ -20,7 +20,7 @@ pub(super) struct Breaker {
 
 impl Core {
     /// A job of `device` was sent: its failures in a row and rests in a row start over.
-    pub(super) fn success(&mut self, device: &str) {
+    pub(super) fn success(&mut self, device: &DeviceId) {
         if let Some(breaker) = self.breakers.get_mut(device) {
             breaker.consecutive_failures = 0;
             breaker.rests_in_a_row = 0;
@@ -29,13 +29,18 @@ impl Core {
 
     /// A job of `device` failed with `code`: counts towards a rest, unless the code says
     /// nothing about the device.
-    pub(super) fn failure(&mut self, device: &str, code: &FailureCode, now: Millis) -> Vec<Action> {
+    pub(super) fn failure(
+        &mut self,
+        device: &DeviceId,
+        code: &FailureCode,
+        now: Millis,
+    ) -> Vec<Action> {
         // Failures that say nothing about the device's health do not count.
         if code.is_the_message() {
             return Vec::new();
         }
         let threshold = self.config.breaker_failures;
-        let breaker = self.breakers.entry(device.to_string()).or_default();
+        let breaker = self.breakers.entry(device.clone()).or_default();
         breaker.consecutive_failures += 1;
         if threshold == 0 || breaker.consecutive_failures < threshold {
             return Vec::new();
@@ -48,30 +53,30 @@ impl Core {
     }
 
     /// Rests `device` now for `reason`: the breaker's period, doubled for each rest in a row.
-    pub(super) fn rest(&mut self, device: &str, reason: &str, now: Millis) -> Vec<Action> {
+    pub(super) fn rest(&mut self, device: &DeviceId, reason: &str, now: Millis) -> Vec<Action> {
         let base = self.config.breaker_rest_ms;
-        let breaker = self.breakers.entry(device.to_string()).or_default();
+        let breaker = self.breakers.entry(device.clone()).or_default();
         let factor = 1i64 << breaker.rests_in_a_row.min(4);
         breaker.rests_in_a_row += 1;
         let until = now + base * factor;
         breaker.rested_until = Some(until);
         breaker.consecutive_failures = 0;
         vec![Action::Rest {
-            device: device.to_string(),
+            device: device.clone(),
             until: Some(until),
             reason: Some(reason.to_string()),
         }]
     }
 
     /// Why `device` is rested, to show when it reconnects during a rest.
-    pub(super) fn rest_reason(&self, device: &str) -> Option<String> {
+    pub(super) fn rest_reason(&self, device: &DeviceId) -> Option<String> {
         self.breakers
             .get(device)
             .map(|it| format!("rested after {} failed rests in a row", it.rests_in_a_row))
     }
 
     /// Whether `device` is resting at `now`.
-    pub(super) fn rested(&self, device: &str, now: Millis) -> bool {
+    pub(super) fn rested(&self, device: &DeviceId, now: Millis) -> bool {
         self.breakers
             .get(device)
             .and_then(|it| it.rested_until)

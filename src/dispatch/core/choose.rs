@@ -22,7 +22,7 @@ use crate::dispatch::FastMap as HashMap;
 use crate::dispatch::QueuedMessage;
 use crate::dispatch::limits::SimUsage;
 use crate::dispatch::scoring;
-use crate::domain::Millis;
+use crate::domain::{DeviceId, Millis};
 
 /// How far past an unplaceable message the queue is searched for one that fits elsewhere.
 const LOOKAHEAD: usize = 64;
@@ -33,18 +33,18 @@ const STICKY_MAX: usize = 200_000;
 impl Core {
     /// Remembers that `device` (and `sim`) sent to `to`: its next message goes there too if it
     /// can. The routes are forgotten all at once when there are [`STICKY_MAX`] of them.
-    pub(super) fn remember_route(&mut self, to: &str, device: &str, sim: Option<u8>) {
+    pub(super) fn remember_route(&mut self, to: &str, device: &DeviceId, sim: Option<u8>) {
         if self.sticky.len() >= STICKY_MAX {
             self.sticky.clear();
         }
         self.sticky
-            .insert(to.to_string(), (device.to_string(), sim.unwrap_or(0)));
+            .insert(to.to_string(), (device.clone(), sim.unwrap_or(0)));
     }
 
     /// Scores `device` for `message`, honouring rests, capabilities, quotas and pacing.
     fn candidate(
         &mut self,
-        device: &str,
+        device: &DeviceId,
         message: &QueuedMessage,
         now: Millis,
     ) -> Option<scoring::Candidate> {
@@ -61,10 +61,10 @@ impl Core {
         if self.ready.is_empty() && self.pinned.is_empty() {
             return Vec::new();
         }
-        let mut offers: HashMap<String, Vec<(QueuedMessage, Option<u8>)>> = HashMap::default();
+        let mut offers: HashMap<DeviceId, Vec<(QueuedMessage, Option<u8>)>> = HashMap::default();
 
         // Pinned messages: only their device can take them.
-        let pinned_devices: Vec<String> = self
+        let pinned_devices: Vec<DeviceId> = self
             .pinned
             .keys()
             .filter(|it| self.devices.contains_key(it))
@@ -201,11 +201,11 @@ impl Core {
     /// pacing (with jitter), the offer's lease; the offer joins `offers`.
     fn assign(
         &mut self,
-        device: &str,
+        device: &DeviceId,
         mut message: QueuedMessage,
         sim: Option<u8>,
         now: Millis,
-        offers: &mut HashMap<String, Vec<(QueuedMessage, Option<u8>)>>,
+        offers: &mut HashMap<DeviceId, Vec<(QueuedMessage, Option<u8>)>>,
     ) {
         if let Some(count) = self.waiting_by_key.get_mut(&message.api_key) {
             *count = count.saturating_sub(1);
@@ -240,10 +240,10 @@ impl Core {
         self.leases.insert((
             now.saturating_add(self.config.offer_lease_ms),
             message.id,
-            device.to_string(),
+            device.clone(),
         ));
         offers
-            .entry(device.to_string())
+            .entry(device.clone())
             .or_default()
             .push((message, sim));
     }
@@ -253,7 +253,7 @@ impl Core {
 /// its last status, load, quotas and pacing (not looked up for a SIM without limits).
 fn entry_candidate(
     entry: &DeviceEntry,
-    sims: &mut HashMap<String, HashMap<u8, SimUsage>>,
+    sims: &mut HashMap<DeviceId, HashMap<u8, SimUsage>>,
     message: &QueuedMessage,
     now: Millis,
 ) -> Option<scoring::Candidate> {

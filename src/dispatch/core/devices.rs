@@ -7,8 +7,6 @@
 //! Pure: no I/O and no clock reads; what the shell must tell the store or a device comes out
 //! as [`Action`]s.
 
-use std::sync::Arc;
-
 use smshub_protocol::device::{Capabilities, Status};
 use uuid::Uuid;
 
@@ -17,14 +15,14 @@ use super::{Action, Core};
 use crate::dispatch::FastMap as HashMap;
 use crate::dispatch::limits::Limits;
 use crate::dispatch::scoring;
-use crate::domain::Millis;
+use crate::domain::{DeviceId, Millis};
 
 /// A connected device: its session, capabilities, last status, the jobs it holds, its share of
 /// the round-robin and its sending limits. (Not a SIM slot: those are `u8` numbers.)
 #[derive(Debug)]
 pub(super) struct DeviceEntry {
     /// The device's id, shared with dispatch passes.
-    pub(super) name: Arc<str>,
+    pub(super) name: DeviceId,
     /// The session this entry belongs to; events from an older one are ignored.
     session: u64,
     /// How many jobs (offered or accepted) it may hold at once.
@@ -48,7 +46,7 @@ pub(super) struct DeviceEntry {
 #[derive(Default)]
 pub(super) struct Devices {
     pub(super) entries: Vec<DeviceEntry>,
-    index: HashMap<Arc<str>, usize>,
+    index: HashMap<DeviceId, usize>,
 }
 
 impl Devices {
@@ -89,12 +87,12 @@ impl Devices {
     }
 
     /// Every entry, with its device's id.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&str, &DeviceEntry)> {
-        self.entries.iter().map(|it| (&*it.name, it))
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&DeviceId, &DeviceEntry)> {
+        self.entries.iter().map(|it| (&it.name, it))
     }
 
     /// Every entry, with its device's id, to change.
-    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = (Arc<str>, &mut DeviceEntry)> {
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = (DeviceId, &mut DeviceEntry)> {
         self.entries.iter_mut().map(|it| (it.name.clone(), it))
     }
 }
@@ -104,7 +102,7 @@ impl Core {
     /// keeps one.
     pub fn connected(
         &mut self,
-        device: &str,
+        device: &DeviceId,
         session: u64,
         capabilities: &Capabilities,
         limits: Option<Limits>,
@@ -128,7 +126,7 @@ impl Core {
             }
         }
         let entry = DeviceEntry {
-            name: Arc::from(device),
+            name: device.clone(),
             session,
             max_in_flight: capabilities.max_in_flight,
             multipart: capabilities.multipart,
@@ -141,7 +139,7 @@ impl Core {
         self.devices.insert(entry);
         if !lost.is_empty() {
             actions.push(Action::OutcomeUnknown {
-                device: device.to_string(),
+                device: device.clone(),
                 ids: lost,
                 reason: "the device reconnected without this job in its journal".into(),
             });
@@ -154,7 +152,7 @@ impl Core {
             .filter(|it| *it > now)
         {
             actions.push(Action::Rest {
-                device: device.to_string(),
+                device: device.clone(),
                 until: Some(until),
                 reason: self.rest_reason(device),
             });
@@ -163,7 +161,7 @@ impl Core {
     }
 
     /// A device reported its status (ignored from a session that has ended).
-    pub fn status(&mut self, device: &str, session: u64, status: Status) {
+    pub fn status(&mut self, device: &DeviceId, session: u64, status: Status) {
         if let Some(entry) = self.devices.get_mut(device)
             && entry.session == session
         {
@@ -173,7 +171,7 @@ impl Core {
     }
 
     /// A device's sending limits changed (`None`: the configured defaults).
-    pub fn set_limits(&mut self, device: &str, limits: Option<Limits>) {
+    pub fn set_limits(&mut self, device: &DeviceId, limits: Option<Limits>) {
         let limits = limits.unwrap_or(self.config.limits);
         if let Some(entry) = self.devices.get_mut(device) {
             entry.limits = limits;
@@ -181,7 +179,7 @@ impl Core {
     }
 
     /// A device session ended: its offers go back to the queue; accepted jobs wait for it.
-    pub fn disconnected(&mut self, device: &str, session: u64) -> Vec<Action> {
+    pub fn disconnected(&mut self, device: &DeviceId, session: u64) -> Vec<Action> {
         if self
             .devices
             .get(device)
@@ -196,7 +194,12 @@ impl Core {
     }
 
     /// Takes a closed session's jobs: offers go back to the queue, accepted jobs wait offline.
-    fn release_offers(&mut self, device: &str, entry: DeviceEntry, reason: &str) -> Vec<Action> {
+    fn release_offers(
+        &mut self,
+        device: &DeviceId,
+        entry: DeviceEntry,
+        reason: &str,
+    ) -> Vec<Action> {
         let mut offered = Vec::new();
         for (id, held) in entry.jobs {
             match held {
@@ -206,7 +209,7 @@ impl Core {
                 }
                 Held::Owned { message, sim } => {
                     self.owned_offline
-                        .entry(device.to_string())
+                        .entry(device.clone())
                         .or_default()
                         .insert(id, (message, sim));
                 }
@@ -216,14 +219,14 @@ impl Core {
             return Vec::new();
         }
         vec![Action::Requeue {
-            device: device.to_string(),
+            device: device.clone(),
             messages: offered,
             reason: reason.to_string(),
         }]
     }
 
     /// A device was removed: what waits for it fails.
-    pub fn removed(&mut self, device: &str) -> Vec<Action> {
+    pub fn removed(&mut self, device: &DeviceId) -> Vec<Action> {
         self.owned_offline.remove(device);
         let Some(queue) = self.pinned.remove(device) else {
             return Vec::new();
@@ -236,19 +239,19 @@ impl Core {
             }
         }
         vec![Action::FailRemoved {
-            device: device.to_string(),
+            device: device.clone(),
             ids,
         }]
     }
 
     /// The device's in-flight count, to show.
-    pub(super) fn in_flight(&self, device: &str) -> Action {
+    pub(super) fn in_flight(&self, device: &DeviceId) -> Action {
         let count = self
             .devices
             .get(device)
             .map_or(0, |it| it.jobs.len() as u32);
         Action::InFlight {
-            device: device.to_string(),
+            device: device.clone(),
             count,
         }
     }

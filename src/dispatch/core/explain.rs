@@ -13,7 +13,7 @@ use super::queue::Place;
 use super::sims::sim_usage;
 use crate::dispatch::QueuedMessage;
 use crate::dispatch::scoring;
-use crate::domain::{Millis, format_millis};
+use crate::domain::{DeviceId, Millis, format_millis};
 
 impl Core {
     /// Why a message is not with a device yet, or `None` if the core does not hold it.
@@ -43,16 +43,12 @@ impl Core {
             Place::Ready => self.ready.get(&key)?.clone(),
             Place::Pinned => self.pinned.values().find_map(|it| it.get(&key))?.clone(),
         };
-        let devices: Vec<String> = match &message.device_id {
+        let devices: Vec<DeviceId> = match &message.device_id {
             Some(device) if !self.devices.contains_key(device) => {
                 return Some(format!("waiting for device {device}, which is offline"));
             }
             Some(device) => vec![device.clone()],
-            None => self
-                .devices
-                .iter()
-                .map(|(name, _)| name.to_string())
-                .collect(),
+            None => self.devices.iter().map(|(name, _)| name.clone()).collect(),
         };
         if devices.is_empty() {
             return Some("no device is online".into());
@@ -72,7 +68,7 @@ impl Core {
     }
 
     /// What keeps `device` from taking `message` now, or "eligible".
-    fn device_reason(&mut self, device: &str, message: &QueuedMessage, now: Millis) -> String {
+    fn device_reason(&mut self, device: &DeviceId, message: &QueuedMessage, now: Millis) -> String {
         if let Some(until) = self
             .breakers
             .get(device)

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{Action, Core, JobEnd};
 use crate::dispatch::QueuedMessage;
-use crate::domain::{FailureCode, Millis, retry_delay};
+use crate::domain::{DeviceId, FailureCode, Millis, retry_delay};
 use crate::registry::RevokeReason;
 
 /// An accepted job of a device that is not connected: its content (if known) and SIM.
@@ -34,11 +34,11 @@ pub(super) enum Held {
 
 impl Core {
     /// The device's acceptance of these jobs is committed: they are its own now.
-    pub fn owned(&mut self, device: &str, ids: &[Uuid], now: Millis) -> Vec<Action> {
+    pub fn owned(&mut self, device: &DeviceId, ids: &[Uuid], now: Millis) -> Vec<Action> {
         let deadline = now.saturating_add(self.config.outcome_timeout_ms);
         for id in ids {
             self.outcome_deadlines
-                .insert((deadline, *id, device.to_string()));
+                .insert((deadline, *id, device.clone()));
             match self.devices.get_mut(device) {
                 Some(entry) => {
                     let (message, sim) = match entry.jobs.remove(id) {
@@ -50,7 +50,7 @@ impl Core {
                 }
                 None => {
                     self.owned_offline
-                        .entry(device.to_string())
+                        .entry(device.clone())
                         .or_default()
                         .entry(*id)
                         .or_insert((None, None));
@@ -61,7 +61,13 @@ impl Core {
     }
 
     /// A job stopped occupying the device.
-    pub fn finished(&mut self, device: &str, id: Uuid, end: JobEnd, now: Millis) -> Vec<Action> {
+    pub fn finished(
+        &mut self,
+        device: &DeviceId,
+        id: Uuid,
+        end: JobEnd,
+        now: Millis,
+    ) -> Vec<Action> {
         let held = match self.devices.get_mut(device) {
             Some(entry) => entry.jobs.remove(&id),
             None => self
@@ -96,7 +102,7 @@ impl Core {
                                 self.config.retry_cap_ms,
                             ),
                         );
-                        message.avoid.push(device.to_string());
+                        message.avoid.push(device.clone());
                         self.insert_waiting(message, now);
                     }
                     None => actions.push(Action::Reload { ids: vec![id] }),
@@ -110,7 +116,7 @@ impl Core {
     /// accepted jobs the device says it never sent are retried like a temporary failure.
     pub fn rejected(
         &mut self,
-        device: &str,
+        device: &DeviceId,
         ids: &[Uuid],
         reason: &str,
         now: Millis,
@@ -122,7 +128,7 @@ impl Core {
                 match entry.jobs.get(id) {
                     Some(Held::Offered { .. }) => {
                         if let Some(Held::Offered { mut message, sim }) = entry.jobs.remove(id) {
-                            message.avoid.push(device.to_string());
+                            message.avoid.push(device.clone());
                             messages.push((message, sim));
                         }
                     }
@@ -150,14 +156,14 @@ impl Core {
         }
         if !messages.is_empty() {
             actions.push(Action::Requeue {
-                device: device.to_string(),
+                device: device.clone(),
                 messages: messages.into_iter().map(|it| it.0).collect(),
                 reason: "the device rejected the offer".into(),
             });
         }
         if !disowned.is_empty() {
             actions.push(Action::Disown {
-                device: device.to_string(),
+                device: device.clone(),
                 ids: disowned,
                 reason: reason.to_string(),
             });
@@ -166,7 +172,7 @@ impl Core {
     }
 
     /// Offers whose `dispatched` did not commit (the message changed meanwhile).
-    pub fn offer_refused(&mut self, device: &str, ids: &[Uuid]) -> Vec<Action> {
+    pub fn offer_refused(&mut self, device: &DeviceId, ids: &[Uuid]) -> Vec<Action> {
         if let Some(entry) = self.devices.get_mut(device) {
             for id in ids {
                 entry.jobs.remove(id);
@@ -186,7 +192,7 @@ impl Core {
         for (device, entry) in self.devices.iter_mut() {
             if matches!(entry.jobs.get(&id), Some(Held::Offered { .. })) {
                 entry.jobs.remove(&id);
-                offered_on = Some(device.to_string());
+                offered_on = Some(device.clone());
                 break;
             }
         }
@@ -204,7 +210,7 @@ impl Core {
     /// Registers an accepted job found in the database at start.
     pub fn restore_owned(
         &mut self,
-        device: &str,
+        device: &DeviceId,
         message: QueuedMessage,
         sim: Option<u8>,
         accepted_at: Millis,
@@ -213,10 +219,10 @@ impl Core {
         self.outcome_deadlines.insert((
             accepted_at.saturating_add(self.config.outcome_timeout_ms),
             id,
-            device.to_string(),
+            device.clone(),
         ));
         self.owned_offline
-            .entry(device.to_string())
+            .entry(device.clone())
             .or_default()
             .insert(id, (Some(message), sim));
     }

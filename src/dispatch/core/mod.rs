@@ -45,7 +45,7 @@ use super::QueuedMessage;
 use super::limits::{Limits, SimUsage};
 use super::scoring::ScoringConfig;
 use crate::domain::FailureCode;
-use crate::domain::Millis;
+use crate::domain::{DeviceId, Millis};
 use crate::registry::RevokeReason;
 
 /// Tunables of the dispatcher.
@@ -106,18 +106,18 @@ pub enum JobEnd {
 pub enum Action {
     /// Commit `dispatched` for these jobs, then send them to the device.
     Offer {
-        device: String,
+        device: DeviceId,
         jobs: Vec<(QueuedMessage, Option<u8>)>,
     },
     /// Commit `dispatched → queued` for these offers, then hand them back with `Requeued`.
     Requeue {
-        device: String,
+        device: DeviceId,
         messages: Vec<QueuedMessage>,
         reason: String,
     },
     /// Tell the device to drop these jobs.
     Revoke {
-        device: String,
+        device: DeviceId,
         ids: Vec<Uuid>,
         reason: RevokeReason,
     },
@@ -125,25 +125,25 @@ pub enum Action {
     Expire { ids: Vec<Uuid> },
     /// Commit "not sent, retry" for these accepted jobs: the device says it never sent them.
     Disown {
-        device: String,
+        device: DeviceId,
         ids: Vec<Uuid>,
         reason: String,
     },
     /// Commit `failed outcome_unknown` for these accepted jobs.
     OutcomeUnknown {
-        device: String,
+        device: DeviceId,
         ids: Vec<Uuid>,
         reason: String,
     },
     /// Fail these messages: their pinned device was removed.
-    FailRemoved { device: String, ids: Vec<Uuid> },
+    FailRemoved { device: DeviceId, ids: Vec<Uuid> },
     /// Load these messages from the store and enqueue them (the core lost their content).
     Reload { ids: Vec<Uuid> },
     /// Show the device's in-flight count.
-    InFlight { device: String, count: u32 },
+    InFlight { device: DeviceId, count: u32 },
     /// Show the device as rested until `until` (or no longer rested).
     Rest {
-        device: String,
+        device: DeviceId,
         until: Option<Millis>,
         reason: Option<String>,
     },
@@ -158,7 +158,7 @@ pub struct Core {
     /// Due messages any device may take, in rank order.
     ready: BTreeMap<Rank, QueuedMessage>,
     /// Due messages that name their device, per device, in rank order.
-    pinned: HashMap<String, BTreeMap<Rank, QueuedMessage>>,
+    pinned: HashMap<DeviceId, BTreeMap<Rank, QueuedMessage>>,
     /// Messages not due yet, by the instant they fall due.
     later: BTreeMap<(Millis, Uuid), QueuedMessage>,
     /// Where each waiting message is, by id.
@@ -166,22 +166,22 @@ pub struct Core {
     /// Validity deadlines of waiting and offered messages.
     expiries: BTreeSet<(Millis, Uuid)>,
     /// Offer leases: (until, message, device).
-    leases: BTreeSet<(Millis, Uuid, String)>,
+    leases: BTreeSet<(Millis, Uuid, DeviceId)>,
     /// Outcome deadlines of accepted jobs: (until, message, device).
-    outcome_deadlines: BTreeSet<(Millis, Uuid, String)>,
+    outcome_deadlines: BTreeSet<(Millis, Uuid, DeviceId)>,
     /// The connected devices.
     devices: Devices,
     /// Accepted jobs of devices that are offline, per device.
-    owned_offline: HashMap<String, HashMap<Uuid, OwnedJob>>,
+    owned_offline: HashMap<DeviceId, HashMap<Uuid, OwnedJob>>,
     /// Quota windows per device and SIM slot; they outlive a connection.
-    sims: HashMap<String, HashMap<u8, SimUsage>>,
+    sims: HashMap<DeviceId, HashMap<u8, SimUsage>>,
     /// Every SIM's end of pacing still to come (`SimUsage::next_at`), so the next wake is
     /// found without visiting every SIM; instants already past are dropped lazily.
     pacing: BTreeSet<Millis>,
     /// The device and SIM that last sent to each recipient.
-    sticky: HashMap<String, (String, u8)>,
+    sticky: HashMap<String, (DeviceId, u8)>,
     /// Circuit breakers per device; they outlive sessions.
-    breakers: HashMap<String, Breaker>,
+    breakers: HashMap<DeviceId, Breaker>,
     /// Waiting messages per API key.
     waiting_by_key: HashMap<Option<Uuid>, usize>,
 }

@@ -13,11 +13,11 @@ use uuid::Uuid;
 use super::Core;
 use crate::dispatch::FastMap as HashMap;
 use crate::dispatch::limits::SimUsage;
-use crate::domain::Millis;
+use crate::domain::{DeviceId, Millis};
 
 impl Core {
     /// Gives back the quota an offer took: it was never sent.
-    pub(super) fn refund(&mut self, device: &str, sim: Option<u8>, id: Uuid) {
+    pub(super) fn refund(&mut self, device: &DeviceId, sim: Option<u8>, id: Uuid) {
         if let Some(usage) = self
             .sims
             .get_mut(device)
@@ -30,7 +30,7 @@ impl Core {
     /// Records an offer made before a restart, so quotas and sticky routes survive it.
     pub fn replay_send(
         &mut self,
-        device: &str,
+        device: &DeviceId,
         sim: Option<u8>,
         recipient: &str,
         parts: u32,
@@ -40,10 +40,8 @@ impl Core {
         let usage = sim_usage(&mut self.sims, device, sim.unwrap_or(0));
         usage.record(&limits, at, parts, recipient, Uuid::nil(), 0);
         note_pacing(&mut self.pacing, usage, at);
-        self.sticky.insert(
-            recipient.to_string(),
-            (device.to_string(), sim.unwrap_or(0)),
-        );
+        self.sticky
+            .insert(recipient.to_string(), (device.clone(), sim.unwrap_or(0)));
     }
 }
 
@@ -56,12 +54,12 @@ pub(super) fn note_pacing(pacing: &mut BTreeSet<Millis>, usage: &SimUsage, now: 
 
 /// The quota window of one SIM, created on first use (looked up without allocating).
 pub(super) fn sim_usage<'a>(
-    sims: &'a mut HashMap<String, HashMap<u8, SimUsage>>,
-    device: &str,
+    sims: &'a mut HashMap<DeviceId, HashMap<u8, SimUsage>>,
+    device: &DeviceId,
     slot: u8,
 ) -> &'a mut SimUsage {
     if !sims.contains_key(device) {
-        sims.insert(device.to_string(), HashMap::default());
+        sims.insert(device.clone(), HashMap::default());
     }
     sims.get_mut(device)
         .expect("inserted above")

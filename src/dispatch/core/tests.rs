@@ -57,13 +57,14 @@ fn connect(
         max_in_flight,
         ..Capabilities::default()
     };
-    let actions = core.connected(device, 1, &capabilities, None, Some(&[]), now);
-    core.status(device, 1, status(battery, dbm));
+    let device = DeviceId::from(device);
+    let actions = core.connected(&device, 1, &capabilities, None, Some(&[]), now);
+    core.status(&device, 1, status(battery, dbm));
     actions
 }
 
 /// The offers in `actions`, as (device, message id).
-fn offers(actions: &[Action]) -> Vec<(String, Uuid)> {
+fn offers(actions: &[Action]) -> Vec<(DeviceId, Uuid)> {
     actions
         .iter()
         .filter_map(|it| match it {
@@ -98,7 +99,7 @@ async fn an_offer_not_accepted_within_its_lease_goes_to_another_device() {
     core.enqueue(vec![m.clone()], clock.now());
     assert_eq!(
         offers(&core.dispatch(clock.now())),
-        vec![("a".to_string(), m.id)]
+        vec![(DeviceId::from("a"), m.id)]
     );
     connect(&mut core, "b", 40, -100, 4, clock.now());
 
@@ -121,7 +122,7 @@ async fn an_offer_not_accepted_within_its_lease_goes_to_another_device() {
     core.enqueue(back, clock.now());
     assert_eq!(
         offers(&core.dispatch(clock.now())),
-        vec![("b".to_string(), m.id)]
+        vec![(DeviceId::from("b"), m.id)]
     );
 }
 
@@ -183,14 +184,14 @@ async fn scheduled_messages_wait_for_their_time_and_priority_goes_first() {
     // One slot: the high-priority message goes first, though it is younger.
     assert_eq!(
         offers(&core.dispatch(clock.now())),
-        vec![("a".to_string(), high.id)]
+        vec![(DeviceId::from("a"), high.id)]
     );
-    core.finished("a", high.id, JobEnd::Sent, clock.now());
+    core.finished(&DeviceId::from("a"), high.id, JobEnd::Sent, clock.now());
     assert_eq!(
         offers(&core.dispatch(clock.now())),
-        vec![("a".to_string(), low.id)]
+        vec![(DeviceId::from("a"), low.id)]
     );
-    core.finished("a", low.id, JobEnd::Sent, clock.now());
+    core.finished(&DeviceId::from("a"), low.id, JobEnd::Sent, clock.now());
     assert!(
         offers(&core.dispatch(clock.now())).is_empty(),
         "the scheduled message went early"
@@ -205,7 +206,7 @@ async fn scheduled_messages_wait_for_their_time_and_priority_goes_first() {
     core.tick(clock.now());
     assert_eq!(
         offers(&core.dispatch(clock.now())),
-        vec![("a".to_string(), later.id)]
+        vec![(DeviceId::from("a"), later.id)]
     );
 }
 
@@ -222,12 +223,12 @@ async fn temporary_failures_back_off_and_prefer_another_device() {
     core.enqueue(vec![m.clone()], clock.now());
     assert_eq!(
         offers(&core.dispatch(clock.now())),
-        vec![("a".to_string(), m.id)]
+        vec![(DeviceId::from("a"), m.id)]
     );
-    core.owned("a", &[m.id], clock.now());
+    core.owned(&DeviceId::from("a"), &[m.id], clock.now());
     connect(&mut core, "b", 30, -100, 4, clock.now());
     core.finished(
-        "a",
+        &DeviceId::from("a"),
         m.id,
         JobEnd::Retried {
             code: "no_service".into(),
@@ -247,7 +248,7 @@ async fn temporary_failures_back_off_and_prefer_another_device() {
     core.tick(clock.now());
     assert_eq!(
         offers(&core.dispatch(clock.now())),
-        vec![("b".to_string(), m.id)],
+        vec![(DeviceId::from("b"), m.id)],
         "the weaker device that did not fail"
     );
 
@@ -256,9 +257,9 @@ async fn temporary_failures_back_off_and_prefer_another_device() {
     connect(&mut solo, "a", 100, -60, 4, clock.now());
     solo.enqueue(vec![m.clone()], clock.now());
     solo.dispatch(clock.now());
-    solo.owned("a", &[m.id], clock.now());
+    solo.owned(&DeviceId::from("a"), &[m.id], clock.now());
     solo.finished(
-        "a",
+        &DeviceId::from("a"),
         m.id,
         JobEnd::Retried {
             code: "busy".into(),
@@ -269,7 +270,7 @@ async fn temporary_failures_back_off_and_prefer_another_device() {
     solo.tick(clock.now());
     assert_eq!(
         offers(&solo.dispatch(clock.now())),
-        vec![("a".to_string(), m.id)]
+        vec![(DeviceId::from("a"), m.id)]
     );
 }
 
@@ -285,9 +286,9 @@ async fn an_accepted_job_without_an_outcome_ends_as_outcome_unknown() {
     let m = message("+1");
     core.enqueue(vec![m.clone()], clock.now());
     core.dispatch(clock.now());
-    core.owned("a", &[m.id], clock.now());
+    core.owned(&DeviceId::from("a"), &[m.id], clock.now());
     // The phone goes away; its accepted job is not offered to anyone else.
-    assert!(core.disconnected("a", 1).is_empty());
+    assert!(core.disconnected(&DeviceId::from("a"), 1).is_empty());
     connect(&mut core, "b", 100, -60, 4, clock.now());
     assert!(offers(&core.dispatch(clock.now())).is_empty());
     advance(Duration::from_secs(599)).await;
@@ -314,10 +315,17 @@ async fn a_phone_that_lost_its_journal_cannot_say_what_it_sent() {
     let m = message("+1");
     core.enqueue(vec![m.clone()], clock.now());
     core.dispatch(clock.now());
-    core.owned("a", &[m.id], clock.now());
-    core.disconnected("a", 1);
+    core.owned(&DeviceId::from("a"), &[m.id], clock.now());
+    core.disconnected(&DeviceId::from("a"), 1);
     let capabilities = Capabilities::default();
-    let actions = core.connected("a", 2, &capabilities, None, Some(&[]), clock.now());
+    let actions = core.connected(
+        &DeviceId::from("a"),
+        2,
+        &capabilities,
+        None,
+        Some(&[]),
+        clock.now(),
+    );
     assert!(
         actions
             .iter()
@@ -328,9 +336,16 @@ async fn a_phone_that_lost_its_journal_cannot_say_what_it_sent() {
     connect(&mut core, "a", 100, -60, 4, clock.now());
     core.enqueue(vec![m.clone()], clock.now());
     core.dispatch(clock.now());
-    core.owned("a", &[m.id], clock.now());
-    core.disconnected("a", 1);
-    let actions = core.connected("a", 2, &capabilities, None, Some(&[m.id]), clock.now());
+    core.owned(&DeviceId::from("a"), &[m.id], clock.now());
+    core.disconnected(&DeviceId::from("a"), 1);
+    let actions = core.connected(
+        &DeviceId::from("a"),
+        2,
+        &capabilities,
+        None,
+        Some(&[m.id]),
+        clock.now(),
+    );
     assert!(
         !actions
             .iter()
@@ -371,7 +386,7 @@ async fn a_device_that_keeps_failing_is_rested() {
     if !rested {
         for _ in 0..3 {
             let actions = core.finished(
-                "a",
+                &DeviceId::from("a"),
                 Uuid::new_v4(),
                 JobEnd::Failed {
                     code: "rejected".into(),
@@ -424,7 +439,7 @@ async fn quotas_and_pacing_move_traffic_to_the_next_sim_and_explain_the_wait() {
     connect(&mut core, "b", 50, -90, 10, clock.now());
     assert_eq!(
         offers(&core.dispatch(clock.now())),
-        vec![("b".to_string(), left.id)]
+        vec![(DeviceId::from("b"), left.id)]
     );
 
     // Pacing: a minimum interval between two sends of a SIM.
@@ -453,23 +468,23 @@ async fn replies_to_a_recipient_stick_to_the_same_sim() {
     let first = message("+15551234");
     core.enqueue(vec![first.clone()], clock.now());
     core.dispatch(clock.now());
-    core.owned("weak", &[first.id], clock.now());
-    core.finished("weak", first.id, JobEnd::Sent, clock.now());
+    core.owned(&DeviceId::from("weak"), &[first.id], clock.now());
+    core.finished(&DeviceId::from("weak"), first.id, JobEnd::Sent, clock.now());
     connect(&mut core, "strong", 100, -55, 10, clock.now());
     for _ in 0..3 {
         let next = message("+15551234");
         core.enqueue(vec![next.clone()], clock.now());
         assert_eq!(
             offers(&core.dispatch(clock.now())),
-            vec![("weak".to_string(), next.id)]
+            vec![(DeviceId::from("weak"), next.id)]
         );
-        core.finished("weak", next.id, JobEnd::Sent, clock.now());
+        core.finished(&DeviceId::from("weak"), next.id, JobEnd::Sent, clock.now());
     }
     let other = message("+15559999");
     core.enqueue(vec![other.clone()], clock.now());
     assert_eq!(
         offers(&core.dispatch(clock.now())),
-        vec![("strong".to_string(), other.id)]
+        vec![(DeviceId::from("strong"), other.id)]
     );
 }
 
@@ -511,7 +526,7 @@ async fn a_backlog_no_device_can_take_leaves_the_dispatcher_asleep() {
         wake.is_none_or(|at| at > clock.now()),
         "the device is full: {wake:?} is not in the future"
     );
-    core.disconnected("a", 1);
+    core.disconnected(&DeviceId::from("a"), 1);
     advance(Duration::from_millis(5)).await;
     let wake = core.next_wake(clock.now());
     assert!(

@@ -13,7 +13,7 @@ use super::jobs::Held;
 use super::{Action, Core};
 use crate::dispatch::FastMap as HashMap;
 use crate::dispatch::QueuedMessage;
-use crate::domain::Millis;
+use crate::domain::{DeviceId, Millis};
 use crate::registry::RevokeReason;
 
 impl Core {
@@ -116,7 +116,7 @@ impl Core {
                 .devices
                 .iter()
                 .find(|(_, entry)| matches!(entry.jobs.get(&id), Some(Held::Offered { .. })))
-                .map(|(device, _)| device.to_string());
+                .map(|(device, _)| device.clone());
             if let Some(device) = offered_on {
                 if let Some(entry) = self.devices.get_mut(&device) {
                     entry.jobs.remove(&id);
@@ -135,7 +135,7 @@ impl Core {
         }
 
         // Offer leases: an offer not accepted in time goes elsewhere.
-        let mut lapsed: HashMap<String, Vec<QueuedMessage>> = HashMap::default();
+        let mut lapsed: HashMap<DeviceId, Vec<QueuedMessage>> = HashMap::default();
         while let Some((at, _, _)) = self.leases.first() {
             if *at > now {
                 break;
@@ -171,7 +171,7 @@ impl Core {
         }
 
         // Accepted jobs that never got an outcome.
-        let mut unknown: HashMap<String, Vec<Uuid>> = HashMap::default();
+        let mut unknown: HashMap<DeviceId, Vec<Uuid>> = HashMap::default();
         while let Some((at, _, _)) = self.outcome_deadlines.first() {
             if *at > now {
                 break;

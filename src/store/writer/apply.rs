@@ -106,7 +106,7 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
         } => {
             let row = inbox::ActiveModel {
                 id: Set(Uuid::new_v4()),
-                device_id: Set(device.clone()),
+                device_id: Set(device.to_string()),
                 external_id: Set(external_id.clone()),
                 sim_slot: Set(sim_slot.map(i16::from)),
                 sender: Set(sender.clone()),
@@ -282,7 +282,7 @@ pub(super) async fn insert_messages(txn: &Tx<'_>, messages: &[NewMessage]) -> Re
             body: Set(it.text.clone()),
             parts: Set(it.parts as i32),
             state: Set(MessageState::Queued.as_str().to_string()),
-            requested_device_id: Set(it.requested_device_id.clone()),
+            requested_device_id: Set(it.requested_device_id.clone().map(String::from)),
             requested_sim_slot: Set(it.requested_sim_slot.map(i16::from)),
             delivery_report: Set(it.delivery_report),
             created_at: Set(it.created_at),

@@ -11,7 +11,7 @@ use super::super::{ModemRefChange, NewMessage};
 use crate::domain::Millis;
 #[cfg(doc)]
 use crate::domain::Transition;
-use crate::domain::{DeviceKind, FailureCode};
+use crate::domain::{DeviceId, DeviceKind, FailureCode};
 
 /// One write.
 #[derive(Debug, Clone)]
@@ -25,22 +25,22 @@ pub enum Change {
     },
     /// Registers a device (its token's hash, never the token).
     CreateDevice {
-        id: String,
+        id: DeviceId,
         name: String,
         kind: DeviceKind,
         token_hash: String,
     },
     /// Removes a device; its messages keep their history.
-    DeleteDevice { id: String },
+    DeleteDevice { id: DeviceId },
     /// What a device said about itself at `hello`.
     DeviceHello {
-        id: String,
+        id: DeviceId,
         model: Option<String>,
         app_version: Option<String>,
         sims: serde_json::Value,
     },
     /// The device was last heard from `at`.
-    DeviceSeen { id: String, at: Millis },
+    DeviceSeen { id: DeviceId, at: Millis },
     /// Inserts new messages, `queued`.
     Insert(Vec<NewMessage>),
     /// Inserts messages under an idempotency key; `Refused` if the key is already taken
@@ -53,40 +53,40 @@ pub enum Change {
     },
     /// Sets (or clears) a device's sending limits.
     SetLimits {
-        device: String,
+        device: DeviceId,
         limits: Option<serde_json::Value>,
     },
     /// queued → dispatched to `device` ([`Transition::Dispatch`]); `Refused` otherwise.
     Dispatch {
         id: Uuid,
-        device: String,
+        device: DeviceId,
         sim_slot: Option<u8>,
     },
     /// dispatched to `device` → queued: the offer was lost before it was committed
     /// ([`Transition::Requeue`]).
     Requeue {
         id: Uuid,
-        device: String,
+        device: DeviceId,
         reason: String,
     },
     /// dispatched to `device` → accepted ([`Transition::Accept`]). `Unchanged` if `device`
     /// already owns it.
-    Accept { id: Uuid, device: String },
+    Accept { id: Uuid, device: DeviceId },
     /// accepted → sent, by the owning device ([`Transition::Sent`]).
     Sent {
         id: Uuid,
-        device: String,
+        device: DeviceId,
         parts: u32,
     },
     /// accepted or sent → delivered, by the owning device ([`Transition::Delivered`]).
-    Delivered { id: Uuid, device: String },
+    Delivered { id: Uuid, device: DeviceId },
     /// → failed. With a device, only by the owning device ([`Transition::Failed`]); without,
     /// by the hub itself ([`Transition::FailedByHub`]). A temporary failure with `retry` and
     /// attempts left goes back to `queued` instead (outcome `Requeued`,
     /// [`Transition::Retry`]): nothing was sent, so trying again is safe.
     Failed {
         id: Uuid,
-        device: Option<String>,
+        device: Option<DeviceId>,
         code: FailureCode,
         message: String,
         temporary: bool,
@@ -96,7 +96,7 @@ pub enum Change {
     /// may have gone out, so it is never resent ([`Transition::OutcomeUnknown`]).
     OutcomeUnknown {
         id: Uuid,
-        device: String,
+        device: DeviceId,
         reason: String,
     },
     /// queued or dispatched → expired ([`Transition::Expire`]).
@@ -109,7 +109,7 @@ pub enum Change {
     ModemRefs(ModemRefChange),
     /// A received SMS; a repeat of the same (device, external id) is stored once.
     Incoming {
-        device: String,
+        device: DeviceId,
         external_id: String,
         sim_slot: Option<u8>,
         sender: String,

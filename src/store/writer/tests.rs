@@ -20,7 +20,7 @@ fn message_id(n: usize) -> Uuid {
 }
 
 fn change() -> impl Strategy<Value = Change> {
-    let device = (0..DEVICES.len()).prop_map(|it| DEVICES[it].to_string());
+    let device = (0..DEVICES.len()).prop_map(|it| crate::domain::DeviceId::from(DEVICES[it]));
     let id = (0..MESSAGES).prop_map(message_id);
     prop_oneof![
         4 => (id.clone(), device.clone(), proptest::option::of(0u8..2))
@@ -88,7 +88,7 @@ async fn fresh(dir: &tempfile::TempDir, name: &str) -> Store {
     let mut setup: Vec<Change> = DEVICES
         .iter()
         .map(|id| Change::CreateDevice {
-            id: id.to_string(),
+            id: (*id).into(),
             name: id.to_string(),
             kind: crate::domain::DeviceKind::Android,
             token_hash: format!("hash-{id}"),

@@ -27,7 +27,7 @@ use uuid::Uuid;
 use super::close_code;
 use super::upgrade::DeviceSocket;
 use crate::dispatch::core::JobEnd;
-use crate::domain::FailureCode;
+use crate::domain::{DeviceId, FailureCode};
 use crate::domain::{DeviceKind, MessageState, format_millis, now_millis, parse_rfc3339};
 use crate::registry::{CloseReason, Job, LiveDevice, Outbound};
 use crate::store::{Change, Committed, DeviceRecord, Outcome};
@@ -122,7 +122,7 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, link: DeviceLink) {
 
     let welcome = HubFrame::Welcome(Welcome {
         protocol: version,
-        device_id: device.id.clone(),
+        device_id: device.id.to_string(),
         heartbeat_s: link.heartbeat_s(),
         server_time: format_millis(now),
     });
@@ -307,7 +307,7 @@ where
 
 struct Session {
     link: DeviceLink,
-    device_id: String,
+    device_id: DeviceId,
     session: u64,
     pending: FuturesOrdered<Completion>,
     /// Error codes of `failed` reports waiting for their commit.

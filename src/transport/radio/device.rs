@@ -7,7 +7,7 @@ use tokio::sync::watch;
 
 use super::operators::OperatorProfile;
 use super::status::{Balance, ModemError, ModemStatus, UssdAnswer};
-use crate::domain::Millis;
+use crate::domain::{DeviceId, Millis};
 use crate::store::{Change, Outcome, StoreError};
 use crate::transport::link::DeviceLink;
 
@@ -25,11 +25,11 @@ pub struct Incoming {
 pub async fn store_incoming(
     link: &DeviceLink,
     status: &watch::Sender<ModemStatus>,
-    device_id: &str,
+    device_id: &DeviceId,
     incoming: Incoming,
 ) -> Result<(), StoreError> {
     let change = Change::Incoming {
-        device: device_id.to_string(),
+        device: device_id.clone(),
         external_id: incoming.external_id,
         sim_slot: Some(0),
         sender: incoming.sender,

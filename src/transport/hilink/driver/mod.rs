@@ -48,7 +48,7 @@ use tokio::time::Instant;
 
 use super::client::{Client, ClientError};
 use super::{HilinkConfig, KIND, Target};
-use crate::domain::{format_millis, now_millis};
+use crate::domain::{DeviceId, format_millis, now_millis};
 use crate::registry::{LiveDevice, Outbound};
 use crate::transport::link::DeviceLink;
 use crate::transport::radio::device::model_name;
@@ -127,7 +127,8 @@ struct Connection<'a> {
     operators: Arc<Operators>,
     status: &'a watch::Sender<ModemStatus>,
     control: &'a mut mpsc::Receiver<Control>,
-    device_id: String,
+    /// The hub device of this modem; empty until `run` has identified it.
+    device_id: DeviceId,
     session_no: u64,
     /// Calls in a row that got no answer, and the last such error.
     silence: u32,
@@ -153,7 +154,7 @@ impl<'a> Connection<'a> {
             operators: stick.operators.clone(),
             status,
             control,
-            device_id: String::new(),
+            device_id: DeviceId::stored(""),
             session_no: 0,
             silence: 0,
             last_silence: None,
@@ -203,7 +204,7 @@ impl<'a> Connection<'a> {
         self.msisdn = information.msisdn.clone();
         let device_id = self.device_id.clone();
         self.publish(|it| {
-            it.device_id = Some(device_id);
+            it.device_id = Some(device_id.to_string());
             it.manufacturer = Some("Huawei".to_string());
             it.model = information.device_name.clone();
             it.revision = information.software_version.clone();

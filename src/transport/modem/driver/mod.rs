@@ -49,7 +49,7 @@ use tokio::time::Instant;
 use super::ModemConfig;
 use super::session::{Session, SessionError, Timeouts};
 use crate::dispatch::limits::Limits;
-use crate::domain::{DeviceKind, format_millis, now_millis};
+use crate::domain::{DeviceId, DeviceKind, format_millis, now_millis};
 use crate::registry::{LiveDevice, Outbound};
 use crate::transport::link::DeviceLink;
 use crate::transport::radio::device::{self as radio, model_name};
@@ -141,7 +141,8 @@ struct Connection<'a, S> {
     operators: Arc<Operators>,
     status: &'a watch::Sender<ModemStatus>,
     control: &'a mut mpsc::Receiver<Control>,
-    device_id: String,
+    /// The hub device of this modem; empty until `run` has identified it.
+    device_id: DeviceId,
     /// The device's sending limits as stored, for the dispatcher.
     limits: Option<Limits>,
     session_no: u64,
@@ -176,7 +177,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             operators: port.operators.clone(),
             status,
             control,
-            device_id: String::new(),
+            device_id: DeviceId::stored(""),
             limits: None,
             session_no: 0,
             huawei: false,
@@ -283,7 +284,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
         let device_id = self.device_id.clone();
         self.publish(|it| {
             it.state = ModemState::Ready;
-            it.device_id = Some(device_id);
+            it.device_id = Some(device_id.to_string());
             it.connected_at = Some(format_millis(now));
         });
         tracing::info!(port = %self.port, device = %self.device_id, session = session_no, "modem online");

@@ -59,7 +59,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
                     let wait =
                         i64::try_from(self.config.report_wait.as_millis()).unwrap_or(i64::MAX);
                     changes.push(Change::ModemRefs(ModemRefChange::Record {
-                        device: device.clone(),
+                        device: device.to_string(),
                         message: id,
                         recipient: job.recipient.to_string(),
                         parts,
