@@ -202,7 +202,14 @@ impl Dispatcher {
         let now = clock.now();
         let waiting = restore::rebuild(&store, &mut core, now).await?;
         let initial = core.enqueue(waiting, now);
-        let mut shell = Shell::new(core, store, registry, tx.clone(), backlog, clock);
+        let mut shell = Shell {
+            core,
+            store,
+            registry,
+            events: tx.clone(),
+            backlog,
+            clock,
+        };
         shell.execute(initial).await;
         tokio::spawn(shell.run(rx));
         Ok(Dispatcher { tx })

@@ -22,35 +22,16 @@ use crate::store::{Change, Outcome, Store};
 
 /// The dispatcher's loop and what it needs to carry out the core's actions.
 pub(super) struct Shell {
-    core: Core,
-    store: Store,
-    registry: Arc<DeviceRegistry>,
-    events: mpsc::UnboundedSender<Event>,
-    backlog: Arc<Backlog>,
-    clock: Clock,
+    pub(super) core: Core,
+    pub(super) store: Store,
+    pub(super) registry: Arc<DeviceRegistry>,
+    /// The sender of the loop's own channel, for the outcomes of store writes.
+    pub(super) events: mpsc::UnboundedSender<Event>,
+    pub(super) backlog: Arc<Backlog>,
+    pub(super) clock: Clock,
 }
 
 impl Shell {
-    /// A shell around `core`; `events` is the sender of the loop's own channel, for the
-    /// outcomes of store writes.
-    pub(super) fn new(
-        core: Core,
-        store: Store,
-        registry: Arc<DeviceRegistry>,
-        events: mpsc::UnboundedSender<Event>,
-        backlog: Arc<Backlog>,
-        clock: Clock,
-    ) -> Shell {
-        Shell {
-            core,
-            store,
-            registry,
-            events,
-            backlog,
-            clock,
-        }
-    }
-
     /// The loop: waits for an event or the core's next wake, then ticks and dispatches.
     /// Returns when every [`super::Dispatcher`] handle is gone.
     pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
