@@ -1,7 +1,9 @@
-//! The `smshub` command line: `serve`, `demo`, `keys`, `devices`, `simulate`, `bench`, `pdu`.
+//! The `smshub` command line: `serve`, `demo`, `keys`, `devices`, `simulate`, `bench`, `pdu`,
+//! `config`.
 //!
-//! Thin: parses flags (each also an `SMSHUB_*` environment variable), sets up logging and
-//! calls into the library. No hub logic lives here.
+//! Thin: parses flags (each also an `SMSHUB_*` environment variable and a setting of the config
+//! file, see `smshub::settings`), sets up logging and calls into the library. No hub logic
+//! lives here.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -9,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use smshub::app::{App, Config, shutdown_signal};
 use smshub::auth;
 use smshub::dispatch::core::DispatchConfig;
@@ -48,6 +50,10 @@ struct Cli {
     /// Log filter, e.g. `info` or `smshub=debug`.
     #[arg(long, global = true, env = "SMSHUB_LOG", default_value = "info")]
     log: String,
+    /// A TOML file of settings: each flag's environment variable without `SMSHUB_`, in lower
+    /// case (`heartbeat_s = 30`). Flags and the environment (and `./.env`) win over it.
+    #[arg(long, global = true, env = "SMSHUB_CONFIG")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -71,6 +77,20 @@ enum Command {
     /// Encode or decode SMS PDUs, as written to and read from modems.
     #[command(subcommand)]
     Pdu(PduCommand),
+    /// Check the settings (config file, `.env`, environment, flags) or print an example file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check every setting as `serve` would read it; one line per error, exit status 1.
+    Check {
+        #[command(flatten)]
+        hub: HubArgs,
+    },
+    /// Print a commented config file with every setting of `serve` and its default.
+    Example,
 }
 
 #[derive(Subcommand)]
@@ -298,16 +318,52 @@ struct SimulateArgs {
     prefix: String,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    match run(cli).await {
+fn main() -> std::process::ExitCode {
+    let cli = match parse_command_line() {
+        Ok(cli) => cli,
+        Err(errors) => {
+            for error in errors {
+                let _ = writeln!(std::io::stderr(), "error: {error}");
+            }
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            let _ = writeln!(std::io::stderr(), "error: cannot start the runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             let _ = writeln!(std::io::stderr(), "error: {err:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The command line, with the defaults of its flags taken from `./.env` and the config file
+/// (flags and the environment still win). Errors in those files come back one per line;
+/// errors of the command line itself exit here as clap prints them.
+fn parse_command_line() -> Result<Cli, Vec<String>> {
+    use smshub::settings;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut layers = Vec::new();
+    let dotenv = std::path::Path::new(".env");
+    if dotenv.is_file() {
+        layers.push(settings::read_dotenv(dotenv)?);
+    }
+    if let Some(path) = settings::config_path(&args) {
+        layers.push(settings::read_config(&path)?);
+    }
+    let command = settings::apply(Cli::command(), &layers)?;
+    let matches = command.get_matches_from(args);
+    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit()))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -320,6 +376,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Config(ConfigCommand::Check { hub }) => {
+            // Parsing the flags already checked every value; building the hub's configuration
+            // checks how they fit together.
+            config(&hub)?;
+            match &cli.config {
+                Some(path) => say!("config ok ({})", path.display()),
+                None => say!("config ok (no config file: flags, environment and defaults)"),
+            }
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Example) => {
+            say!("{}", smshub::settings::example(&Cli::command(), "serve"));
+            Ok(())
+        }
         Command::Demo(args) => demo(args).await,
         Command::Keys(KeysCommand::Create { name, database }) => {
             let store = open_store(&database).await?;

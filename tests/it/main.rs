@@ -5,6 +5,7 @@ mod api;
 mod architecture;
 mod bench;
 mod cli;
+mod config;
 mod crash;
 mod delivery;
 mod device;
