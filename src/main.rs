@@ -82,6 +82,8 @@ enum Command {
     Config(ConfigCommand),
 }
 
+/// Parsed once at start, so the size of `Check` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Check every setting as `serve` would read it; one line per error, exit status 1.
