@@ -30,6 +30,7 @@ pub mod domain;
 pub mod logging;
 pub mod pdu_cli;
 pub mod registry;
+pub mod remote;
 pub mod settings;
 pub mod simulate;
 pub mod store;

@@ -1,5 +1,5 @@
 //! The `smshub` command line: `serve`, `demo`, `keys`, `devices`, `simulate`, `bench`, `pdu`,
-//! `config`.
+//! `config`, and for people against a running hub `send`, `messages`, `devices list`.
 //!
 //! Thin: parses flags (each also an `SMSHUB_*` environment variable and a setting of the config
 //! file, see `smshub::settings`), sets up logging and calls into the library. No hub logic
@@ -77,6 +77,11 @@ enum Command {
     /// Encode or decode SMS PDUs, as written to and read from modems.
     #[command(subcommand)]
     Pdu(PduCommand),
+    /// Send an SMS through a running hub, or a CSV file of them.
+    Send(smshub::remote::SendArgs),
+    /// List, show or cancel messages of a running hub.
+    #[command(subcommand)]
+    Messages(smshub::remote::MessagesCommand),
     /// Check the settings (config file, `.env`, environment, flags) or print an example file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -295,6 +300,11 @@ enum DevicesCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// List the devices of a running hub.
+    List {
+        #[command(flatten)]
+        hub: smshub::remote::HubArgs,
+    },
 }
 
 #[derive(Args)]
@@ -439,6 +449,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Simulate(args) => simulate_cmd(args).await,
+        Command::Send(args) => {
+            say!("{}", smshub::remote::send::run(args).await?);
+            Ok(())
+        }
+        Command::Messages(command) => {
+            say!("{}", smshub::remote::messages(command).await?);
+            Ok(())
+        }
+        Command::Devices(DevicesCommand::List { hub }) => {
+            say!("{}", smshub::remote::devices(hub).await?);
+            Ok(())
+        }
         Command::Bench(args) => smshub::bench::run(args).await,
         Command::Pdu(PduCommand::Encode {
             to,
