@@ -257,6 +257,14 @@ enum KeysCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Revoke an API key: a running hub refuses it from its next request on.
+    Revoke {
+        /// The key's id (printed by `keys create`) or its prefix (`shk_` and 6 characters;
+        /// the whole key works too).
+        key: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -331,6 +339,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 key.id
             );
             say!("{}", key.secret);
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Revoke { key, database }) => {
+            let store = open_store(&database).await?;
+            if !auth::revoke_api_key(&store, &key).await? {
+                anyhow::bail!("no unrevoked API key has the id or prefix {key:?}");
+            }
+            store.flush().await?;
+            say!("Revoked API key {key}.");
             Ok(())
         }
         Command::Devices(DevicesCommand::Add {

@@ -11,6 +11,7 @@
 //! entity.
 
 mod entities;
+mod keys;
 mod modem_refs;
 mod writer;
 
@@ -28,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::domain::{MessageState, Millis, PhoneNumber};
-use entities::{api_key, device, idempotency_key, inbox, message, message_event};
+use entities::{device, idempotency_key, inbox, message, message_event};
 pub use modem_refs::{ModemRef, ModemRefChange};
 pub use writer::{Change, Outcome, Retry};
 
@@ -213,6 +214,7 @@ impl std::future::Future for Committed {
 pub struct Store {
     db: DatabaseConnection,
     writer: mpsc::Sender<writer::Job>,
+    keys: keys::KeyLookup,
 }
 
 impl Store {
@@ -250,17 +252,21 @@ impl Store {
         // SQLite: the writer keeps one connection of its own, driven from its own thread
         // (`writer::Conn`), so its page cache stays valid between commits (a connection drops
         // its cache when another one wrote) and no statement waits for a hand-over.
-        let writer_db = if sqlite && !url.contains(":memory:") && !url.contains("mode=memory") {
-            let path = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url)
-                .map_err(|it| StoreError::Db(sea_orm::DbErr::Custom(it.to_string())))?
-                .get_filename()
-                .to_path_buf();
-            writer::Conn::sqlite(&path, durability)?
-        } else {
-            writer::Conn::Pool(db.clone())
-        };
+        let (writer_db, keys) =
+            if sqlite && !url.contains(":memory:") && !url.contains("mode=memory") {
+                let path = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                    .map_err(|it| StoreError::Db(sea_orm::DbErr::Custom(it.to_string())))?
+                    .get_filename()
+                    .to_path_buf();
+                (
+                    writer::Conn::sqlite(&path, durability)?,
+                    keys::KeyLookup::sqlite(&path)?,
+                )
+            } else {
+                (writer::Conn::Pool(db.clone()), keys::KeyLookup::Pool)
+            };
         let writer = writer::spawn(writer_db);
-        Ok(Store { db, writer })
+        Ok(Store { db, writer, keys })
     }
 
     /// Applies one change in the next group commit.
@@ -293,18 +299,9 @@ impl Store {
     }
 
     /// The API key whose secret hashes to `key_hash`, revoked or not.
+    /// Looked up afresh each time (never cached), so a revocation counts at once.
     pub async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let row = api_key::Entity::find()
-            .filter(api_key::Column::KeyHash.eq(key_hash))
-            .one(&self.db)
-            .await?;
-        Ok(row.map(|it| ApiKeyRecord {
-            id: it.id,
-            name: it.name,
-            prefix: it.prefix,
-            created_at: it.created_at,
-            revoked: it.revoked_at.is_some(),
-        }))
+        self.keys.find(&self.db, key_hash).await
     }
 
     /// The device with this id.

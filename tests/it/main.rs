@@ -11,6 +11,7 @@ mod device;
 mod dispatch;
 mod faults;
 mod gammu;
+mod hardening;
 mod hilink;
 mod hilink_emulator;
 mod modem;

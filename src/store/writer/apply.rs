@@ -29,6 +29,7 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
             prefix,
             key_hash,
         } => create_api_key(txn, *id, name, prefix, key_hash, now).await,
+        Change::RevokeApiKey { id, prefix } => revoke_api_key(txn, *id, prefix, now).await,
         Change::CreateDevice {
             id,
             name,
@@ -165,6 +166,31 @@ async fn create_device(
     .exec_in(txn)
     .await?;
     Ok(Outcome::Applied)
+}
+
+async fn revoke_api_key(
+    txn: &Tx<'_>,
+    id: Option<Uuid>,
+    prefix: &Option<String>,
+    now: Millis,
+) -> Result<Outcome, DbErr> {
+    if id.is_none() && prefix.is_none() {
+        return Ok(Outcome::Unchanged);
+    }
+    let mut matching = sea_orm::Condition::any();
+    if let Some(id) = id {
+        matching = matching.add(api_key::Column::Id.eq(id));
+    }
+    if let Some(prefix) = prefix {
+        matching = matching.add(api_key::Column::Prefix.eq(prefix.clone()));
+    }
+    let rows = api_key::Entity::update_many()
+        .col_expr(api_key::Column::RevokedAt, Expr::value(now))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .filter(matching)
+        .exec_in(txn)
+        .await?;
+    Ok(outcome(rows))
 }
 
 async fn delete_device(txn: &Tx<'_>, id: &str) -> Result<Outcome, DbErr> {

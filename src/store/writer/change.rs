@@ -23,6 +23,12 @@ pub enum Change {
         prefix: String,
         key_hash: String,
     },
+    /// Revokes the unrevoked API keys with this id or this prefix (`shk_` and 6 characters):
+    /// from the next request on they are refused. `Unchanged` if none matched.
+    RevokeApiKey {
+        id: Option<Uuid>,
+        prefix: Option<String>,
+    },
     /// Registers a device (its token's hash, never the token).
     CreateDevice {
         id: String,
