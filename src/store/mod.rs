@@ -40,8 +40,47 @@ pub enum StoreError {
     Db(#[from] sea_orm::DbErr),
     #[error("the database writer has stopped")]
     WriterGone,
+    /// The database cannot take writes now (disk full, read-only, I/O error, locked,
+    /// unreachable): the hub answers `503` and recovers when it can write again.
+    #[error("the database cannot take writes now: {0}")]
+    Unavailable(String),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
+}
+
+impl StoreError {
+    /// A write's error: [`StoreError::Unavailable`] when the database cannot take writes for a
+    /// reason outside the hub (space, permissions, I/O, locks, connection), else `Db`.
+    pub(crate) fn from_write(err: sea_orm::DbErr) -> StoreError {
+        if matches!(
+            err,
+            sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_)
+        ) {
+            return StoreError::Unavailable(err.to_string());
+        }
+        let text = err.to_string().to_ascii_lowercase();
+        const CANNOT_WRITE: &[&str] = &[
+            "disk is full",
+            "no space left",
+            "could not extend file",
+            "readonly database",
+            "read-only",
+            "disk i/o error",
+            "database is locked",
+            "unable to open database",
+            "connection",
+        ];
+        if CANNOT_WRITE.iter().any(|it| text.contains(it)) {
+            StoreError::Unavailable(err.to_string())
+        } else {
+            StoreError::Db(err)
+        }
+    }
+
+    /// Whether the database could not take writes (or the writer is gone): a `503`, not a bug.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::WriterGone)
+    }
 }
 
 /// How hard SQLite works to keep a commit across a power cut.
@@ -215,6 +254,8 @@ pub struct Store {
     db: DatabaseConnection,
     writer: mpsc::Sender<writer::Job>,
     keys: keys::KeyLookup,
+    /// The last readiness probe: when, and whether it committed.
+    probe: std::sync::Arc<tokio::sync::Mutex<Option<(std::time::Instant, bool)>>>,
 }
 
 impl Store {
@@ -266,7 +307,12 @@ impl Store {
                 (writer::Conn::Pool(db.clone()), keys::KeyLookup::Pool)
             };
         let writer = writer::spawn(writer_db);
-        Ok(Store { db, writer, keys })
+        Ok(Store {
+            db,
+            writer,
+            keys,
+            probe: Default::default(),
+        })
     }
 
     /// Applies one change in the next group commit.
@@ -286,10 +332,51 @@ impl Store {
     pub async fn submit(&self, changes: Vec<Change>) -> Result<Committed, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.writer
-            .send(writer::Job { changes, reply })
+            .send(writer::Job {
+                changes,
+                reply,
+                crash: false,
+            })
             .await
             .map_err(|_| StoreError::WriterGone)?;
         Ok(Committed(rx))
+    }
+
+    /// Fault injection for tests: the writer panics when it takes this request (it is
+    /// restarted; see `writer`).
+    #[doc(hidden)]
+    pub async fn crash_writer(&self) {
+        let (reply, _rx) = oneshot::channel();
+        let _ = self
+            .writer
+            .send(writer::Job {
+                changes: Vec::new(),
+                reply,
+                crash: true,
+            })
+            .await;
+    }
+
+    /// Whether the writer thread runs (liveness).
+    pub fn writer_alive(&self) -> bool {
+        !self.writer.is_closed()
+    }
+
+    /// Whether a write can commit now (readiness): a real write through the writer, at most
+    /// one per second whoever asks (the result is shared), failing after 3 s without answer.
+    pub async fn can_commit(&self) -> bool {
+        let mut last = self.probe.lock().await;
+        if let Some((at, ok)) = *last
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return ok;
+        }
+        let ok = matches!(
+            tokio::time::timeout(Duration::from_secs(3), self.apply(Change::Probe)).await,
+            Ok(Ok(_))
+        );
+        *last = Some((std::time::Instant::now(), ok));
+        ok
     }
 
     /// Waits until every change sent before this call is committed (used at shutdown). The

@@ -29,6 +29,7 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
             prefix,
             key_hash,
         } => create_api_key(txn, *id, name, prefix, key_hash, now).await,
+        Change::Probe => probe(txn).await,
         Change::RevokeApiKey { id, prefix } => revoke_api_key(txn, *id, prefix, now).await,
         Change::CreateDevice {
             id,
@@ -165,6 +166,19 @@ async fn create_device(
     })
     .exec_in(txn)
     .await?;
+    Ok(Outcome::Applied)
+}
+
+/// `UPDATE seaql_migrations SET applied_at = applied_at`: changes nothing, but is written
+/// and committed like any change (SQLite rewrites the row, PostgreSQL a new row version).
+async fn probe(txn: &Tx<'_>) -> Result<Outcome, DbErr> {
+    use sea_orm::sea_query::{Alias, Query};
+    let applied_at = Alias::new("applied_at");
+    let statement = Query::update()
+        .table(Alias::new("seaql_migrations"))
+        .value(applied_at.clone(), Expr::col(applied_at))
+        .to_owned();
+    txn.execute(&statement).await?;
     Ok(Outcome::Applied)
 }
 
