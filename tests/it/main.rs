@@ -18,4 +18,5 @@ mod modem;
 mod modem_api;
 mod modem_detect;
 mod modem_emulator;
+mod serving;
 mod support;
