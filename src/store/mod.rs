@@ -17,6 +17,8 @@ mod writer;
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Order};
@@ -28,7 +30,7 @@ use smshub_migrations::{Migrator, MigratorTrait};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::domain::{MessageState, Millis, PhoneNumber};
+use crate::domain::{MessageState, Millis, PhoneNumber, now_millis};
 use entities::{device, idempotency_key, inbox, message, message_event};
 pub use modem_refs::{ModemRef, ModemRefChange};
 pub use writer::{Change, Outcome, Retry};
@@ -233,7 +235,10 @@ pub struct MessageFilter {
 }
 
 /// The outcomes of submitted changes, available once their transaction committed.
-pub struct Committed(oneshot::Receiver<Result<Vec<Outcome>, StoreError>>);
+pub struct Committed(
+    oneshot::Receiver<Result<Vec<Outcome>, StoreError>>,
+    Arc<WriteHealth>,
+);
 
 impl std::future::Future for Committed {
     type Output = Result<Vec<Outcome>, StoreError>;
@@ -245,6 +250,39 @@ impl std::future::Future for Committed {
         std::pin::Pin::new(&mut self.0)
             .poll(cx)
             .map(|it| it.unwrap_or(Err(StoreError::WriterGone)))
+            .map(|it| {
+                self.1.record(&it);
+                it
+            })
+    }
+}
+
+/// When writes last committed and last failed for want of a writable database.
+#[derive(Default)]
+struct WriteHealth {
+    last_success: AtomicI64,
+    last_failure: AtomicI64,
+}
+
+/// A failure this recent, with no success since, keeps the hub not ready.
+const FAILURE_MEMORY_MS: i64 = 5_000;
+
+impl WriteHealth {
+    fn record(&self, result: &Result<Vec<Outcome>, StoreError>) {
+        match result {
+            Ok(_) => self.last_success.store(now_millis(), Ordering::Relaxed),
+            Err(err) if err.is_unavailable() => {
+                self.last_failure.store(now_millis(), Ordering::Relaxed)
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Whether a recent write failed with no success since.
+    fn failing(&self) -> bool {
+        let failure = self.last_failure.load(Ordering::Relaxed);
+        failure > self.last_success.load(Ordering::Relaxed)
+            && now_millis() - failure < FAILURE_MEMORY_MS
     }
 }
 
@@ -255,7 +293,9 @@ pub struct Store {
     writer: mpsc::Sender<writer::Job>,
     keys: keys::KeyLookup,
     /// The last readiness probe: when, and whether it committed.
-    probe: std::sync::Arc<tokio::sync::Mutex<Option<(std::time::Instant, bool)>>>,
+    probe: Arc<tokio::sync::Mutex<Option<(std::time::Instant, bool)>>>,
+    /// Outcomes of real writes (the probe's aside), for readiness.
+    health: Arc<WriteHealth>,
 }
 
 impl Store {
@@ -312,6 +352,7 @@ impl Store {
             writer,
             keys,
             probe: Default::default(),
+            health: Default::default(),
         })
     }
 
@@ -339,7 +380,7 @@ impl Store {
             })
             .await
             .map_err(|_| StoreError::WriterGone)?;
-        Ok(Committed(rx))
+        Ok(Committed(rx, self.health.clone()))
     }
 
     /// Fault injection for tests: the writer panics when it takes this request (it is
@@ -362,18 +403,33 @@ impl Store {
         !self.writer.is_closed()
     }
 
-    /// Whether a write can commit now (readiness): a real write through the writer, at most
-    /// one per second whoever asks (the result is shared), failing after 3 s without answer.
+    /// Whether a write can commit now (readiness): no write failed for want of a writable
+    /// database in the last seconds without one succeeding since, and a real write through
+    /// the writer commits (at most one per second whoever asks: the result is shared; failed
+    /// after 3 s without answer).
     pub async fn can_commit(&self) -> bool {
+        if self.health.failing() {
+            return false;
+        }
         let mut last = self.probe.lock().await;
         if let Some((at, ok)) = *last
             && at.elapsed() < Duration::from_secs(1)
         {
             return ok;
         }
+        let probe = async {
+            let (reply, rx) = oneshot::channel();
+            let job = writer::Job {
+                changes: vec![Change::Probe],
+                reply,
+                crash: false,
+            };
+            self.writer.send(job).await.ok()?;
+            rx.await.ok()?.ok()
+        };
         let ok = matches!(
-            tokio::time::timeout(Duration::from_secs(3), self.apply(Change::Probe)).await,
-            Ok(Ok(_))
+            tokio::time::timeout(Duration::from_secs(3), probe).await,
+            Ok(Some(_))
         );
         *last = Some((std::time::Instant::now(), ok));
         ok

@@ -92,3 +92,140 @@ async fn slow_clients_do_not_hold_up_shutdown() {
         .expect("shutdown finished within the grace period");
     drop((half_headers, half_body));
 }
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped; `None` (with a line
+/// saying why) where this machine cannot mount one (not root, no mount permission).
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn mount(size: &str) -> Option<SmallFs> {
+        let dir = tempfile::tempdir().unwrap();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            println!("skipped: mounting a small filesystem needs root (CI runs as root)");
+            return None;
+        }
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|it| it.success());
+        if !mounted {
+            println!("skipped: this machine does not allow mounting a tmpfs");
+            return None;
+        }
+        Some(SmallFs { dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// Fills the filesystem at `dir` with one file until it has no space left.
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    while file.write_all(&block).is_ok() {}
+    let small = [0u8; 512];
+    while file.write_all(&small).is_ok() {}
+    let _ = file.sync_all();
+    path
+}
+
+/// The database on a filesystem that fills up: sends that cannot commit answer `503
+/// store_unavailable` with `Retry-After` (never `500`, never `202`), readiness says so while
+/// liveness holds, and when space returns the hub takes writes again by itself; every message
+/// that got a `202` is there, also after a restart.
+#[tokio::test]
+async fn a_full_disk_answers_503_and_the_hub_recovers_when_space_returns() {
+    let Some(fs) = SmallFs::mount("6m") else {
+        return;
+    };
+    let db = format!("sqlite://{}", fs.path().join("hub.db").display());
+    let hub = crate::support::TestHub::spawn_with(|config| config.database_url = db).await;
+    let text = "x".repeat(1000);
+    let mut acknowledged = Vec::new();
+    for _ in 0..5 {
+        acknowledged.push(
+            hub.send_sms(json!({"phone_number": "+14155552671", "message": text}))
+                .await,
+        );
+    }
+    let filler = fill(fs.path());
+
+    // Send until the disk refuses; every answer is a 202 (committed) or a 503.
+    let mut refused = None;
+    for n in 0..3000 {
+        let response = hub
+            .http
+            .post(hub.url("/api/send-sms"))
+            .header("X-API-Key", &hub.api_key)
+            .json(&json!({"phone_number": "+14155552671", "message": format!("{n} {text}")}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let retry_after = response.headers().get("retry-after").cloned();
+        let body: serde_json::Value = response.json().await.unwrap();
+        match status {
+            202 => acknowledged.push(body["id"].as_str().unwrap().to_string()),
+            503 => {
+                assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
+                assert!(retry_after.is_some(), "503 without Retry-After");
+                refused = Some(n);
+                break;
+            }
+            other => panic!("a send on a full disk answered {other}: {body}"),
+        }
+    }
+    assert!(refused.is_some(), "the disk never filled");
+    let ready = hub.http.get(hub.url("/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503, "ready on a full disk");
+    let summary = hub.http.get(hub.url("/health")).send().await.unwrap();
+    assert_eq!(summary.status().as_u16(), 503, "/health on a full disk");
+    let live = hub.http.get(hub.url("/health/live")).send().await.unwrap();
+    assert_eq!(live.status().as_u16(), 200, "alive on a full disk");
+
+    // Space returns: the hub takes writes again without a restart.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = tokio::time::Instant::now() + crate::support::PATIENCE;
+    loop {
+        let (status, body) = hub
+            .post(
+                "/api/send-sms",
+                json!({"phone_number": "+14155552671", "message": "space again"}),
+            )
+            .await;
+        if status == 202 {
+            acknowledged.push(body["id"].as_str().unwrap().to_string());
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hub never took writes again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = hub.http.get(hub.url("/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200, "ready once space returned");
+
+    let hub = hub.restart().await;
+    for id in &acknowledged {
+        let (status, body) = hub.get(&format!("/api/sms/{id}")).await;
+        assert_eq!(status, 200, "acknowledged message {id} lost: {body}");
+    }
+    let mut hub = hub;
+    hub.shutdown().await;
+}
