@@ -346,7 +346,7 @@ impl Store {
             } else {
                 (writer::Conn::Pool(db.clone()), keys::KeyLookup::Pool)
             };
-        let writer = writer::spawn(writer_db);
+        let writer = writer::spawn(writer_db, durability);
         Ok(Store {
             db,
             writer,

@@ -126,7 +126,10 @@ impl SmallFs {
 
 impl Drop for SmallFs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -228,4 +231,107 @@ async fn a_full_disk_answers_503_and_the_hub_recovers_when_space_returns() {
     }
     let mut hub = hub;
     hub.shutdown().await;
+}
+
+/// The database file is read-only for the hub (a wrong owner or mode, as after a restore):
+/// sends answer `503 store_unavailable` (never `500`, never `202`), readiness says so, and once
+/// the permission is fixed the hub takes writes again by itself, without a restart. Run as
+/// root (permissions do not bind root), the hub runs as `nobody`.
+#[tokio::test]
+async fn a_read_only_database_answers_503_and_recovers_when_writable_again() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = dir.path().join("ro.db");
+    let db = format!("sqlite://{}", path.display());
+    let key = cli_api_key(&db, "read-only");
+    // The WAL (which holds the key, not yet checkpointed) stays writable: only the database
+    // file is read-only, so SQLite opens the database read-only.
+    for file in ["ro.db-wal", "ro.db-shm"] {
+        let _ = std::fs::set_permissions(
+            dir.path().join(file),
+            std::fs::Permissions::from_mode(0o666),
+        );
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let port = free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_smshub"));
+    command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--database-url", &db])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        command.uid(65534).gid(65534);
+    }
+    let mut child = command.spawn().expect("hub starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while http
+        .get(format!("{base}/health/live"))
+        .send()
+        .await
+        .map(|it| it.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hub did not come up on a read-only database: {:?}",
+            child.try_wait()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let send = |text: &'static str| {
+        http.post(format!("{base}/api/send-sms"))
+            .header("X-API-Key", &key)
+            .json(&json!({"phone_number": "+14155552671", "message": text}))
+            .send()
+    };
+    let response = send("refused").await.unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().get("retry-after").is_some());
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
+    let ready = http
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let deadline = tokio::time::Instant::now() + crate::support::PATIENCE;
+    let id = loop {
+        let response = send("writable again").await.unwrap();
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        if status == 202 {
+            break body["id"].as_str().unwrap().to_string();
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hub never took writes again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // SAFETY: a plain signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let store = smshub::store::Store::open(&db, smshub::store::Durability::Full)
+        .await
+        .unwrap();
+    let stored = store.get_message(id.parse().unwrap()).await.unwrap();
+    assert!(stored.is_some(), "the acknowledged message is stored");
+    assert_eq!(
+        store.count_by_state().await.unwrap().values().sum::<u64>(),
+        1
+    );
 }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use sea_orm::DbErr;
 use tokio::sync::{mpsc, oneshot};
 
-use super::StoreError;
+use super::{Durability, StoreError};
 use crate::domain::now_millis;
 
 mod apply;
@@ -59,7 +59,7 @@ pub(super) struct Job {
 
 /// Starts the writer on a thread of its own (with a one-thread runtime), so that between its
 /// statements it never waits behind HTTP and device tasks for a turn on the main runtime.
-pub(super) fn spawn(mut db: Conn) -> mpsc::Sender<Job> {
+pub(super) fn spawn(mut db: Conn, durability: Durability) -> mpsc::Sender<Job> {
     let (tx, mut rx) = mpsc::channel(8192);
     std::thread::Builder::new()
         .name("smshub-writer".into())
@@ -71,7 +71,7 @@ pub(super) fn spawn(mut db: Conn) -> mpsc::Sender<Job> {
                         .enable_all()
                         .build()
                         .expect("writer runtime");
-                    rt.block_on(run(&mut db, &mut rx));
+                    rt.block_on(run(&mut db, &mut rx, durability));
                 }));
                 if turn.is_ok() {
                     // Every sender is gone: the store was dropped.
@@ -105,7 +105,7 @@ pub(super) fn spawn(mut db: Conn) -> mpsc::Sender<Job> {
 
 /// Takes jobs until every sender is gone, as many as are waiting (up to [`MAX_BATCH`]
 /// changes) per commit.
-async fn run(db: &mut Conn, rx: &mut mpsc::Receiver<Job>) {
+async fn run(db: &mut Conn, rx: &mut mpsc::Receiver<Job>, durability: Durability) {
     // Checkpoints run beside the writer while it runs.
     let _checkpoints = db.start_checkpoints();
     let mut batch: Vec<Job> = Vec::new();
@@ -124,13 +124,17 @@ async fn run(db: &mut Conn, rx: &mut mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit(db, &mut batch).await;
+        if commit(db, &mut batch).await {
+            db.reopen(durability);
+        }
     }
 }
 
 /// Applies and commits a batch, replying to each job; if a batch of several jobs fails, each
-/// job is applied alone.
-async fn commit(db: &mut Conn, batch: &mut Vec<Job>) {
+/// job is applied alone. Whether the database refused to be written as read-only (the
+/// connection is then opened again, to see a permission fixed since).
+async fn commit(db: &mut Conn, batch: &mut Vec<Job>) -> bool {
+    let mut read_only = false;
     let result = apply_jobs(db, batch.iter().map(|it| it.changes.as_slice())).await;
     match result {
         Ok(outcomes) => {
@@ -140,8 +144,10 @@ async fn commit(db: &mut Conn, batch: &mut Vec<Job>) {
         }
         Err(err) if batch.len() > 1 => {
             tracing::warn!(error = %err, jobs = batch.len(), "group commit failed; retrying each job alone");
+            read_only = is_read_only(&err);
             for job in batch.drain(..) {
                 let result = apply_jobs(db, std::iter::once(job.changes.as_slice())).await;
+                read_only |= result.as_ref().is_err_and(is_read_only);
                 let _ = job.reply.send(
                     result
                         .map(|mut it| it.pop().unwrap_or_default())
@@ -150,6 +156,7 @@ async fn commit(db: &mut Conn, batch: &mut Vec<Job>) {
             }
         }
         Err(err) => {
+            read_only = is_read_only(&err);
             tracing::error!(error = %err, "database write failed");
             for job in batch.drain(..) {
                 let _ = job
@@ -158,6 +165,11 @@ async fn commit(db: &mut Conn, batch: &mut Vec<Job>) {
             }
         }
     }
+    read_only
+}
+
+fn is_read_only(err: &DbErr) -> bool {
+    err.to_string().contains("readonly")
 }
 
 /// Applies jobs' changes in one transaction and commits it: one outcome per change, per job.
