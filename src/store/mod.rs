@@ -11,6 +11,7 @@
 //! entity.
 
 mod entities;
+mod health;
 mod keys;
 mod modem_refs;
 mod writer;
@@ -18,7 +19,6 @@ mod writer;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Order};
@@ -30,8 +30,9 @@ use smshub_migrations::{Migrator, MigratorTrait};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::domain::{MessageState, Millis, PhoneNumber, now_millis};
+use crate::domain::{MessageState, Millis, PhoneNumber};
 use entities::{device, idempotency_key, inbox, message, message_event};
+use health::WriteHealth;
 pub use modem_refs::{ModemRef, ModemRefChange};
 pub use writer::{Change, Outcome, Retry};
 
@@ -48,41 +49,6 @@ pub enum StoreError {
     Unavailable(String),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
-}
-
-impl StoreError {
-    /// A write's error: [`StoreError::Unavailable`] when the database cannot take writes for a
-    /// reason outside the hub (space, permissions, I/O, locks, connection), else `Db`.
-    pub(crate) fn from_write(err: sea_orm::DbErr) -> StoreError {
-        if matches!(
-            err,
-            sea_orm::DbErr::Conn(_) | sea_orm::DbErr::ConnectionAcquire(_)
-        ) {
-            return StoreError::Unavailable(err.to_string());
-        }
-        let text = err.to_string().to_ascii_lowercase();
-        const CANNOT_WRITE: &[&str] = &[
-            "disk is full",
-            "no space left",
-            "could not extend file",
-            "readonly database",
-            "read-only",
-            "disk i/o error",
-            "database is locked",
-            "unable to open database",
-            "connection",
-        ];
-        if CANNOT_WRITE.iter().any(|it| text.contains(it)) {
-            StoreError::Unavailable(err.to_string())
-        } else {
-            StoreError::Db(err)
-        }
-    }
-
-    /// Whether the database could not take writes (or the writer is gone): a `503`, not a bug.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::WriterGone)
-    }
 }
 
 /// How hard SQLite works to keep a commit across a power cut.
@@ -254,35 +220,6 @@ impl std::future::Future for Committed {
                 self.1.record(&it);
                 it
             })
-    }
-}
-
-/// When writes last committed and last failed for want of a writable database.
-#[derive(Default)]
-struct WriteHealth {
-    last_success: AtomicI64,
-    last_failure: AtomicI64,
-}
-
-/// A failure this recent, with no success since, keeps the hub not ready.
-const FAILURE_MEMORY_MS: i64 = 5_000;
-
-impl WriteHealth {
-    fn record(&self, result: &Result<Vec<Outcome>, StoreError>) {
-        match result {
-            Ok(_) => self.last_success.store(now_millis(), Ordering::Relaxed),
-            Err(err) if err.is_unavailable() => {
-                self.last_failure.store(now_millis(), Ordering::Relaxed)
-            }
-            Err(_) => {}
-        }
-    }
-
-    /// Whether a recent write failed with no success since.
-    fn failing(&self) -> bool {
-        let failure = self.last_failure.load(Ordering::Relaxed);
-        failure > self.last_success.load(Ordering::Relaxed)
-            && now_millis() - failure < FAILURE_MEMORY_MS
     }
 }
 
