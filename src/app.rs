@@ -20,6 +20,7 @@ use crate::auth::ApiKeys;
 use crate::dispatch::core::DispatchConfig;
 use crate::dispatch::{Backlog, Clock, Dispatcher};
 use crate::registry::{CloseReason, DeviceRegistry};
+use crate::server::{self, Connections, ServerLimits};
 use crate::store::{Durability, Store};
 use crate::transport::android;
 use crate::transport::attached::Modems;
@@ -58,6 +59,10 @@ pub struct Config {
     /// How long HTTP requests in flight get to finish at shutdown before their connections
     /// are closed, whatever the clients do.
     pub shutdown_grace: Duration,
+    /// Connection caps (API and devices apart) and header and body timeouts.
+    pub server: ServerLimits,
+    /// How long a device's WebSocket may stay open without `hello` (then closed with 4003).
+    pub hello_timeout: Duration,
 }
 
 impl Config {
@@ -80,6 +85,8 @@ impl Config {
             hilinks: Vec::new(),
             hilink: HilinkConfig::default(),
             shutdown_grace: Duration::from_secs(10),
+            server: ServerLimits::default(),
+            hello_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -124,6 +131,7 @@ impl App {
             config.hilink.clone(),
             link.clone(),
         ));
+        let connections = Connections::new(config.server.clone());
         let api = Arc::new(ApiState {
             config: ApiConfig {
                 default_region: config.default_region,
@@ -137,6 +145,7 @@ impl App {
             api_keys: ApiKeys::new(store.clone()),
             backlog,
             modems,
+            connections,
         });
         Ok(App {
             config,
@@ -195,31 +204,20 @@ impl App {
         // The transports: each starts here, in one line.
         let modems = api.modems.clone();
         modems.start(&config.modem_ports, &config.hilinks, config.modem_scan);
-        let devices = android::routes(link).boxed();
+        let devices = android::routes(link, config.hello_timeout).boxed();
 
+        let connections = api.connections.clone();
         let routes = api::routes(api, devices);
         // A client that holds a request open (half its headers, a trickled body) must not keep
         // the hub up: once asked to stop, requests get `shutdown_grace` to finish.
-        let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = warp::serve(routes)
-            .incoming(listener)
-            .graceful(async move {
-                shutdown.await;
-                let _ = stopping.send(());
-            })
-            .run();
-        let grace = config.shutdown_grace;
-        tokio::select! {
-            () = server => {}
-            () = async move {
-                if stopped.await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(?grace, "requests still open after the grace period; closing them");
-            }
-        }
+        server::serve(
+            listener,
+            routes,
+            connections,
+            shutdown,
+            config.shutdown_grace,
+        )
+        .await;
         tracing::info!("stopped accepting; closing device sessions");
         modems.stop_all().await;
         registry.close_all(CloseReason::GoingAway);

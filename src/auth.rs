@@ -2,9 +2,9 @@
 //!
 //! Secrets are 256-bit random strings, stored only as SHA-256 hashes and shown once. A
 //! presented secret is hashed and looked up by its hash; hashes are compared in constant
-//! time. Checked API keys are cached so a request does not cost a database read.
+//! time. An API key is looked up on every request (a few microseconds, see `store::keys`) and
+//! never cached, so a key revoked by any process is refused from the next request on.
 
-use dashmap::DashMap;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
@@ -32,36 +32,40 @@ pub struct NewDevice {
     pub token: String,
 }
 
-/// Checks API keys, with a cache of keys already seen.
+/// Checks API keys against the database, on every request: no cache, so a revocation made
+/// by another process (`smshub keys revoke`) counts from the next request on.
 pub struct ApiKeys {
     store: Store,
-    cache: DashMap<String, ApiKeyRecord>,
 }
 
 impl ApiKeys {
     pub fn new(store: Store) -> ApiKeys {
-        ApiKeys {
-            store,
-            cache: DashMap::new(),
-        }
+        ApiKeys { store }
     }
 
     /// The key record for a presented secret, if it is a valid, unrevoked key.
     pub async fn check(&self, secret: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let hash = hash_secret(secret);
-        if let Some(found) = self.cache.get(&hash).map(|it| it.clone()) {
-            return Ok(Some(found));
-        }
-        let found = self
+        Ok(self
             .store
-            .find_api_key(&hash)
+            .find_api_key(&hash_secret(secret))
             .await?
-            .filter(|it| !it.revoked);
-        if let Some(record) = &found {
-            self.cache.insert(hash, record.clone());
-        }
-        Ok(found)
+            .filter(|it| !it.revoked))
     }
+}
+
+/// Revokes the API keys named by `key`: an id (as printed by `keys create`) or a key's prefix
+/// (`shk_` and 6 characters, also the start of the key itself). Whether any unrevoked key
+/// matched.
+pub async fn revoke_api_key(store: &Store, key: &str) -> Result<bool, StoreError> {
+    let key = key.trim();
+    let id = Uuid::parse_str(key).ok();
+    let prefix = (id.is_none() && key.starts_with(API_KEY_PREFIX)).then(|| {
+        key.chars()
+            .take(API_KEY_PREFIX.len() + 6)
+            .collect::<String>()
+    });
+    let outcome = store.apply(Change::RevokeApiKey { id, prefix }).await?;
+    Ok(outcome == crate::store::Outcome::Applied)
 }
 
 /// Creates and stores a new API key.

@@ -15,6 +15,8 @@
 //!   GSM modems with AT commands; `hilink` drives Huawei HiLink sticks over their HTTP API.
 //! - [`simulate`]: fake phones over real WebSockets, for the demo, tests and benchmarks.
 //! - [`bench`]: `smshub bench`, the load generator and measurement harness.
+//! - [`server`]: the accept loop: connection caps (API and devices apart), header and body
+//!   timeouts, graceful shutdown with a bounded grace.
 //! - [`app`]: wires it together, binds, serves, shuts down gracefully.
 //! - [`domain`], [`auth`]: phone numbers, message states, secrets.
 //! - [`logging`]: the log to stderr, which drops what it cannot write rather than panic.
@@ -31,6 +33,7 @@ pub mod logging;
 pub mod pdu_cli;
 pub mod registry;
 pub mod remote;
+pub mod server;
 pub mod settings;
 pub mod simulate;
 pub mod store;

@@ -58,6 +58,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start: the size of `serve`'s flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the hub.
@@ -138,6 +140,26 @@ struct HubArgs {
     /// Seconds HTTP requests in flight get to finish at shutdown; then their connections close.
     #[arg(long, env = "SMSHUB_SHUTDOWN_GRACE_S", default_value_t = 10)]
     shutdown_grace_s: u64,
+    /// Seconds a request's headers may take, from the connection opening or the previous
+    /// answer (so also the keep-alive idle timeout).
+    #[arg(long, env = "SMSHUB_HEADER_TIMEOUT_S", default_value_t = 10)]
+    header_timeout_s: u64,
+    /// Seconds a request's body may take after its headers; then `408` and the connection closes.
+    #[arg(long, env = "SMSHUB_BODY_TIMEOUT_S", default_value_t = 30)]
+    body_timeout_s: u64,
+    /// Seconds a device's WebSocket may stay open without `hello`; then closed with 4003.
+    #[arg(long, env = "SMSHUB_HELLO_TIMEOUT_S", default_value_t = 10)]
+    hello_timeout_s: u64,
+    /// Most open API connections (REST, dashboard, health); beyond, the oldest idle one is
+    /// closed, or `503 too_many_connections` if none is idle.
+    #[arg(long, env = "SMSHUB_MAX_API_CONNECTIONS", default_value_t = 1024)]
+    max_api_connections: usize,
+    /// Most open device connections (WebSocket sessions); beyond, `503 too_many_connections`.
+    #[arg(long, env = "SMSHUB_MAX_DEVICE_CONNECTIONS", default_value_t = 20_000)]
+    max_device_connections: usize,
+    /// Most connections that have not sent a whole request head yet; beyond, the oldest is closed.
+    #[arg(long, env = "SMSHUB_MAX_PENDING_CONNECTIONS", default_value_t = 1024)]
+    max_pending_connections: usize,
     /// Devices below this battery percentage get no new jobs unless charging.
     #[arg(long, env = "SMSHUB_MIN_BATTERY", default_value_t = 15)]
     min_battery: u8,
@@ -284,6 +306,14 @@ enum KeysCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Revoke an API key: a running hub refuses it from its next request on.
+    Revoke {
+        /// The key's id (printed by `keys create`) or its prefix (`shk_` and 6 characters;
+        /// the whole key works too).
+        key: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -415,6 +445,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             say!("{}", key.secret);
             Ok(())
         }
+        Command::Keys(KeysCommand::Revoke { key, database }) => {
+            let store = open_store(&database).await?;
+            if !auth::revoke_api_key(&store, &key).await? {
+                anyhow::bail!("no unrevoked API key has the id or prefix {key:?}");
+            }
+            store.flush().await?;
+            say!("Revoked API key {key}.");
+            Ok(())
+        }
         Command::Devices(DevicesCommand::Add {
             name,
             kind,
@@ -498,6 +537,14 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
     config.max_parts = args.max_parts.max(1);
     config.heartbeat_s = args.heartbeat_s.max(1);
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_s);
+    config.server = smshub::server::ServerLimits {
+        max_pending_connections: args.max_pending_connections.max(1),
+        max_api_connections: args.max_api_connections.max(1),
+        max_device_connections: args.max_device_connections.max(1),
+        header_timeout: Duration::from_secs(args.header_timeout_s.max(1)),
+        body_timeout: Duration::from_secs(args.body_timeout_s.max(1)),
+    };
+    config.hello_timeout = Duration::from_secs(args.hello_timeout_s.max(1));
     let seconds = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
     config.dispatch = DispatchConfig {
         scoring: ScoringConfig {

@@ -76,9 +76,24 @@ impl ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(err: crate::store::StoreError) -> ApiError {
+        if err.is_unavailable() {
+            // Disk full, read-only database, writer restarting: nothing was committed, and
+            // trying again later is the right thing to do.
+            tracing::warn!(error = %err, "the database cannot take writes; answering 503");
+            let mut answer = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the hub cannot store anything right now; nothing was changed, try again later",
+            );
+            answer.retry_after = Some(STORE_RETRY_AFTER_S);
+            return answer;
+        }
         ApiError::internal(err)
     }
 }
+
+/// `Retry-After` of a `503 store_unavailable`, in seconds.
+const STORE_RETRY_AFTER_S: u32 = 5;
 
 /// Turns any rejection into the JSON error shape.
 pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infallible> {

@@ -513,17 +513,65 @@ pub async fn stats(api: Arc<ApiState>) -> Result<Response, ApiError> {
     .into_response())
 }
 
-pub async fn health(api: Arc<ApiState>) -> Result<Response, ApiError> {
-    let database = api.store.ping().await;
-    let body = serde_json::json!({
-        "status": if database { "ok" } else { "degraded" },
-        "database": database,
-        "devices_online": api.registry.len(),
-    });
-    let status = if database {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+/// Which health probe was asked.
+#[derive(Debug, Clone, Copy)]
+pub enum Probe {
+    /// `/health`: everything, `503` when not ready.
+    Summary,
+    /// `/health/live`: the process and its database writer run (restart it if not).
+    Live,
+    /// `/health/ready`: a write can commit and devices can connect (send it traffic if so).
+    Ready,
+}
+
+pub async fn health(api: Arc<ApiState>, probe: Probe) -> Result<Response, ApiError> {
+    let live = api.store.writer_alive();
+    let (status, body) = match probe {
+        Probe::Live => (
+            live,
+            serde_json::json!({ "status": if live { "ok" } else { "down" }, "writer": live }),
+        ),
+        Probe::Ready | Probe::Summary => {
+            let writable = live && api.store.can_commit().await;
+            let database = writable || api.store.ping().await;
+            let devices_can_connect = api.connections.devices_can_connect();
+            let ready = writable && devices_can_connect;
+            let (pending, clients, devices) = api.connections.counts();
+            let mut body = serde_json::json!({
+                "status": if ready { "ok" } else { "degraded" },
+                "live": live,
+                "ready": ready,
+                "writer": live,
+                "database": database,
+                "writable": writable,
+                "devices_can_connect": devices_can_connect,
+            });
+            if matches!(probe, Probe::Summary) {
+                body["devices_online"] = api.registry.len().into();
+                body["connections"] = serde_json::json!({
+                    "pending": pending, "api": clients, "devices": devices,
+                });
+            }
+            (ready, body)
+        }
     };
-    Ok(warp::reply::with_status(warp::reply::json(&body), status).into_response())
+    let mut response = warp::reply::with_status(
+        warp::reply::json(&body),
+        if status {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+    )
+    .into_response();
+    if !status {
+        response
+            .headers_mut()
+            .insert(warp::http::header::RETRY_AFTER, 5.into());
+    }
+    response.headers_mut().insert(
+        warp::http::header::CACHE_CONTROL,
+        warp::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
 }

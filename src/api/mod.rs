@@ -9,6 +9,7 @@
 //! The API owns its state ([`ApiState`]): the store, the registry and the dispatcher it
 //! shares with the transports, and what only it uses: API keys, back-pressure, the modems.
 
+mod allow;
 pub mod dto;
 pub mod error;
 mod handlers;
@@ -26,6 +27,7 @@ use crate::auth::{ApiKeys, bearer};
 use crate::dashboard;
 use crate::dispatch::{Backlog, Dispatcher};
 use crate::registry::DeviceRegistry;
+use crate::server::Connections;
 use crate::store::{ApiKeyRecord, Store};
 use crate::transport::attached::Modems;
 use error::ApiError;
@@ -52,6 +54,8 @@ pub struct ApiState {
     pub backlog: Arc<Backlog>,
     /// Serial modems and HiLink sticks attached to this api.
     pub modems: Arc<Modems>,
+    /// The open connections (readiness: can a device connect).
+    pub connections: Arc<Connections>,
 }
 
 /// Largest JSON body accepted.
@@ -87,18 +91,30 @@ pub fn routes(
         .or(modems::routes(api.clone()))
         .unify()
         .boxed();
-    let health = warp::path!("health")
+    let health = warp::path("health")
+        .and(
+            warp::path::end()
+                .map(|| handlers::Probe::Summary)
+                .or(warp::path!("live").map(|| handlers::Probe::Live))
+                .unify()
+                .or(warp::path!("ready").map(|| handlers::Probe::Ready))
+                .unify(),
+        )
         .and(warp::get().or(warp::head()).unify())
         .and(with_api(api))
-        .and_then(|api| run(handlers::health(api)));
-    rest.or(devices)
+        .and_then(|probe, api| run(handlers::health(api, probe)));
+    let all = rest
+        .or(devices)
         .unify()
         .or(health)
         .unify()
         .or(dashboard::routes())
         .unify()
         .recover(error::recover)
-        .unify()
+        .unify();
+    warp::path::full()
+        .and(all)
+        .map(|path: warp::path::FullPath, response| allow::add_allow(path.as_str(), response))
 }
 
 fn with_api(

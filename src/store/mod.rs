@@ -11,11 +11,14 @@
 //! entity.
 
 mod entities;
+mod health;
+mod keys;
 mod modem_refs;
 mod writer;
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Order};
@@ -28,7 +31,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::domain::{DeviceId, DeviceKind, MessageState, Millis, PhoneNumber};
-use entities::{api_key, device, idempotency_key, inbox, message, message_event};
+use entities::{device, idempotency_key, inbox, message, message_event};
+use health::WriteHealth;
 pub use modem_refs::{ModemRef, ModemRefChange};
 pub use writer::{Change, Outcome, Retry};
 
@@ -39,6 +43,10 @@ pub enum StoreError {
     Db(#[from] sea_orm::DbErr),
     #[error("the database writer has stopped")]
     WriterGone,
+    /// The database cannot take writes now (disk full, read-only, I/O error, locked,
+    /// unreachable): the hub answers `503` and recovers when it can write again.
+    #[error("the database cannot take writes now: {0}")]
+    Unavailable(String),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
     UnsupportedUrl(String),
 }
@@ -193,7 +201,10 @@ pub struct MessageFilter {
 }
 
 /// The outcomes of submitted changes, available once their transaction committed.
-pub struct Committed(oneshot::Receiver<Result<Vec<Outcome>, StoreError>>);
+pub struct Committed(
+    oneshot::Receiver<Result<Vec<Outcome>, StoreError>>,
+    Arc<WriteHealth>,
+);
 
 impl std::future::Future for Committed {
     type Output = Result<Vec<Outcome>, StoreError>;
@@ -205,6 +216,10 @@ impl std::future::Future for Committed {
         std::pin::Pin::new(&mut self.0)
             .poll(cx)
             .map(|it| it.unwrap_or(Err(StoreError::WriterGone)))
+            .map(|it| {
+                self.1.record(&it);
+                it
+            })
     }
 }
 
@@ -213,6 +228,11 @@ impl std::future::Future for Committed {
 pub struct Store {
     db: DatabaseConnection,
     writer: mpsc::Sender<writer::Job>,
+    keys: keys::KeyLookup,
+    /// The last readiness probe: when, and whether it committed.
+    probe: Arc<tokio::sync::Mutex<Option<(std::time::Instant, bool)>>>,
+    /// Outcomes of real writes (the probe's aside), for readiness.
+    health: Arc<WriteHealth>,
 }
 
 impl Store {
@@ -250,17 +270,27 @@ impl Store {
         // SQLite: the writer keeps one connection of its own, driven from its own thread
         // (`writer::Conn`), so its page cache stays valid between commits (a connection drops
         // its cache when another one wrote) and no statement waits for a hand-over.
-        let writer_db = if sqlite && !url.contains(":memory:") && !url.contains("mode=memory") {
-            let path = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url)
-                .map_err(|it| StoreError::Db(sea_orm::DbErr::Custom(it.to_string())))?
-                .get_filename()
-                .to_path_buf();
-            writer::Conn::sqlite(&path, durability)?
-        } else {
-            writer::Conn::Pool(db.clone())
-        };
-        let writer = writer::spawn(writer_db);
-        Ok(Store { db, writer })
+        let (writer_db, keys) =
+            if sqlite && !url.contains(":memory:") && !url.contains("mode=memory") {
+                let path = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                    .map_err(|it| StoreError::Db(sea_orm::DbErr::Custom(it.to_string())))?
+                    .get_filename()
+                    .to_path_buf();
+                (
+                    writer::Conn::sqlite(&path, durability)?,
+                    keys::KeyLookup::sqlite(&path)?,
+                )
+            } else {
+                (writer::Conn::Pool(db.clone()), keys::KeyLookup::Pool)
+            };
+        let writer = writer::spawn(writer_db, durability);
+        Ok(Store {
+            db,
+            writer,
+            keys,
+            probe: Default::default(),
+            health: Default::default(),
+        })
     }
 
     /// Applies one change in the next group commit.
@@ -280,10 +310,66 @@ impl Store {
     pub async fn submit(&self, changes: Vec<Change>) -> Result<Committed, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.writer
-            .send(writer::Job { changes, reply })
+            .send(writer::Job {
+                changes,
+                reply,
+                crash: false,
+            })
             .await
             .map_err(|_| StoreError::WriterGone)?;
-        Ok(Committed(rx))
+        Ok(Committed(rx, self.health.clone()))
+    }
+
+    /// Fault injection for tests: the writer panics when it takes this request (it is
+    /// restarted; see `writer`).
+    #[doc(hidden)]
+    pub async fn crash_writer(&self) {
+        let (reply, _rx) = oneshot::channel();
+        let _ = self
+            .writer
+            .send(writer::Job {
+                changes: Vec::new(),
+                reply,
+                crash: true,
+            })
+            .await;
+    }
+
+    /// Whether the writer thread runs (liveness).
+    pub fn writer_alive(&self) -> bool {
+        !self.writer.is_closed()
+    }
+
+    /// Whether a write can commit now (readiness): no write failed for want of a writable
+    /// database in the last seconds without one succeeding since, and a real write through
+    /// the writer commits (at most one per second whoever asks: the result is shared; failed
+    /// after 3 s without answer).
+    pub async fn can_commit(&self) -> bool {
+        if self.health.failing() {
+            return false;
+        }
+        let mut last = self.probe.lock().await;
+        if let Some((at, ok)) = *last
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return ok;
+        }
+        let probe = async {
+            let (reply, rx) = oneshot::channel();
+            let job = writer::Job {
+                changes: vec![Change::Probe],
+                reply,
+                crash: false,
+            };
+            self.writer.send(job).await.ok()?;
+            rx.await.ok()?.ok()
+        };
+        let ok = matches!(
+            tokio::time::timeout(Duration::from_secs(3), probe).await,
+            Ok(Some(_))
+        );
+        *last = Some((std::time::Instant::now(), ok));
+        ok
     }
 
     /// Waits until every change sent before this call is committed (used at shutdown). The
@@ -293,18 +379,9 @@ impl Store {
     }
 
     /// The API key whose secret hashes to `key_hash`, revoked or not.
+    /// Looked up afresh each time (never cached), so a revocation counts at once.
     pub async fn find_api_key(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let row = api_key::Entity::find()
-            .filter(api_key::Column::KeyHash.eq(key_hash))
-            .one(&self.db)
-            .await?;
-        Ok(row.map(|it| ApiKeyRecord {
-            id: it.id,
-            name: it.name,
-            prefix: it.prefix,
-            created_at: it.created_at,
-            revoked: it.revoked_at.is_some(),
-        }))
+        self.keys.find(&self.db, key_hash).await
     }
 
     /// The device with this id.

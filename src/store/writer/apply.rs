@@ -29,6 +29,8 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
             prefix,
             key_hash,
         } => create_api_key(txn, *id, name, prefix, key_hash, now).await,
+        Change::Probe => probe(txn).await,
+        Change::RevokeApiKey { id, prefix } => revoke_api_key(txn, *id, prefix, now).await,
         Change::CreateDevice {
             id,
             name,
@@ -165,6 +167,44 @@ async fn create_device(
     .exec_in(txn)
     .await?;
     Ok(Outcome::Applied)
+}
+
+/// `UPDATE seaql_migrations SET applied_at = applied_at`: changes nothing, but is written
+/// and committed like any change (SQLite rewrites the row, PostgreSQL a new row version).
+async fn probe(txn: &Tx<'_>) -> Result<Outcome, DbErr> {
+    use sea_orm::sea_query::{Alias, Query};
+    let applied_at = Alias::new("applied_at");
+    let statement = Query::update()
+        .table(Alias::new("seaql_migrations"))
+        .value(applied_at.clone(), Expr::col(applied_at))
+        .to_owned();
+    txn.execute(&statement).await?;
+    Ok(Outcome::Applied)
+}
+
+async fn revoke_api_key(
+    txn: &Tx<'_>,
+    id: Option<Uuid>,
+    prefix: &Option<String>,
+    now: Millis,
+) -> Result<Outcome, DbErr> {
+    if id.is_none() && prefix.is_none() {
+        return Ok(Outcome::Unchanged);
+    }
+    let mut matching = sea_orm::Condition::any();
+    if let Some(id) = id {
+        matching = matching.add(api_key::Column::Id.eq(id));
+    }
+    if let Some(prefix) = prefix {
+        matching = matching.add(api_key::Column::Prefix.eq(prefix.clone()));
+    }
+    let rows = api_key::Entity::update_many()
+        .col_expr(api_key::Column::RevokedAt, Expr::value(now))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .filter(matching)
+        .exec_in(txn)
+        .await?;
+    Ok(outcome(rows))
 }
 
 async fn delete_device(txn: &Tx<'_>, id: &str) -> Result<Outcome, DbErr> {

@@ -23,6 +23,15 @@ pub enum Change {
         prefix: String,
         key_hash: String,
     },
+    /// Rewrites a row of the migrations table with its own values: a real write that
+    /// commits only if the database can take writes (readiness probe).
+    Probe,
+    /// Revokes the unrevoked API keys with this id or this prefix (`shk_` and 6 characters):
+    /// from the next request on they are refused. `Unchanged` if none matched.
+    RevokeApiKey {
+        id: Option<Uuid>,
+        prefix: Option<String>,
+    },
     /// Registers a device (its token's hash, never the token).
     CreateDevice {
         id: DeviceId,

@@ -73,6 +73,22 @@ impl Conn {
         Some(guard)
     }
 
+    /// Opens a SQLite file again (after it refused writes as read-only: SQLite opens a file it
+    /// may not write read-only and stays so, so a fixed permission needs a new connection).
+    /// Keeps the current connection if the file cannot be opened.
+    pub(crate) fn reopen(&mut self, durability: Durability) {
+        let Conn::Sqlite(conn) = self else {
+            return;
+        };
+        let Some(path) = conn.path().filter(|it| !it.is_empty()).map(Path::new) else {
+            return;
+        };
+        match Conn::sqlite(path, durability) {
+            Ok(fresh) => *self = fresh,
+            Err(error) => tracing::warn!(%error, "could not reopen the database"),
+        }
+    }
+
     pub(crate) async fn begin(&mut self) -> Result<Tx<'_>, DbErr> {
         match self {
             Conn::Pool(db) => Ok(Tx::Pool(db.begin().await?)),

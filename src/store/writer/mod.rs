@@ -11,13 +11,23 @@
 //! (conditional updates built from `MessageState::TRANSITIONS`, so a late or repeated report
 //! from a device can never move a message backwards), [`conn`] the connection.
 //!
+//! A writer that panics is restarted on the same connection (the open transaction rolls back
+//! as it unwinds; the jobs of that batch get `WriterGone`, nothing of theirs was
+//! acknowledged). More than [`MAX_CRASHES`] panics within [`CRASH_WINDOW`] and the process
+//! exits with status 70 and one line on stderr, so a supervisor restarts it: never a hub that
+//! looks up but refuses every write.
+//!
 //! Must never: reply to a job before its transaction committed, or let a failed batch fail
 //! a job that succeeds alone.
+
+use std::io::Write;
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
 
 use sea_orm::DbErr;
 use tokio::sync::{mpsc, oneshot};
 
-use super::StoreError;
+use super::{Durability, StoreError};
 use crate::domain::now_millis;
 
 mod apply;
@@ -33,26 +43,61 @@ pub(crate) use conn::{Conn, Exec, Tx};
 /// Most changes applied in one transaction.
 const MAX_BATCH: usize = 2048;
 
+/// Panics of the writer tolerated within [`CRASH_WINDOW`]; one more ends the process.
+const MAX_CRASHES: usize = 3;
+const CRASH_WINDOW: Duration = Duration::from_secs(60);
+
 /// A list of changes and where their outcomes go once committed.
 pub(super) struct Job {
     /// Applied in this order.
     pub changes: Vec<Change>,
     /// Gets one outcome per change, or the error that failed the job.
     pub reply: oneshot::Sender<Result<Vec<Outcome>, StoreError>>,
+    /// Fault injection for tests: the writer panics when it takes this job.
+    pub crash: bool,
 }
 
 /// Starts the writer on a thread of its own (with a one-thread runtime), so that between its
 /// statements it never waits behind HTTP and device tasks for a turn on the main runtime.
-pub(super) fn spawn(db: Conn) -> mpsc::Sender<Job> {
-    let (tx, rx) = mpsc::channel(8192);
+pub(super) fn spawn(mut db: Conn, durability: Durability) -> mpsc::Sender<Job> {
+    let (tx, mut rx) = mpsc::channel(8192);
     std::thread::Builder::new()
         .name("smshub-writer".into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("writer runtime");
-            rt.block_on(run(db, rx));
+            let mut crashes: Vec<Instant> = Vec::new();
+            loop {
+                let turn = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("writer runtime");
+                    rt.block_on(run(&mut db, &mut rx, durability));
+                }));
+                if turn.is_ok() {
+                    // Every sender is gone: the store was dropped.
+                    return;
+                }
+                let now = Instant::now();
+                crashes.retain(|it| now.duration_since(*it) < CRASH_WINDOW);
+                crashes.push(now);
+                if crashes.len() > MAX_CRASHES {
+                    tracing::error!(
+                        crashes = crashes.len(),
+                        "the database writer keeps failing; exiting so a supervisor restarts the hub"
+                    );
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "smshub: the database writer failed {} times within {}s; exiting (status 70) so a supervisor restarts the hub",
+                        crashes.len(),
+                        CRASH_WINDOW.as_secs()
+                    );
+                    std::process::exit(70);
+                }
+                tracing::error!(
+                    crashes = crashes.len(),
+                    "the database writer panicked; restarting it (the jobs of its batch were not committed or not answered)"
+                );
+            }
         })
         .expect("writer thread");
     tx
@@ -60,11 +105,14 @@ pub(super) fn spawn(db: Conn) -> mpsc::Sender<Job> {
 
 /// Takes jobs until every sender is gone, as many as are waiting (up to [`MAX_BATCH`]
 /// changes) per commit.
-async fn run(mut db: Conn, mut rx: mpsc::Receiver<Job>) {
+async fn run(db: &mut Conn, rx: &mut mpsc::Receiver<Job>, durability: Durability) {
     // Checkpoints run beside the writer while it runs.
     let _checkpoints = db.start_checkpoints();
     let mut batch: Vec<Job> = Vec::new();
     while let Some(job) = rx.recv().await {
+        if job.crash {
+            panic!("writer crash requested (fault injection)");
+        }
         let mut n_changes = job.changes.len();
         batch.push(job);
         while n_changes < MAX_BATCH {
@@ -76,13 +124,17 @@ async fn run(mut db: Conn, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit(&mut db, &mut batch).await;
+        if commit(db, &mut batch).await {
+            db.reopen(durability);
+        }
     }
 }
 
 /// Applies and commits a batch, replying to each job; if a batch of several jobs fails, each
-/// job is applied alone.
-async fn commit(db: &mut Conn, batch: &mut Vec<Job>) {
+/// job is applied alone. Whether the database refused to be written as read-only (the
+/// connection is then opened again, to see a permission fixed since).
+async fn commit(db: &mut Conn, batch: &mut Vec<Job>) -> bool {
+    let mut read_only = false;
     let result = apply_jobs(db, batch.iter().map(|it| it.changes.as_slice())).await;
     match result {
         Ok(outcomes) => {
@@ -92,24 +144,32 @@ async fn commit(db: &mut Conn, batch: &mut Vec<Job>) {
         }
         Err(err) if batch.len() > 1 => {
             tracing::warn!(error = %err, jobs = batch.len(), "group commit failed; retrying each job alone");
+            read_only = is_read_only(&err);
             for job in batch.drain(..) {
                 let result = apply_jobs(db, std::iter::once(job.changes.as_slice())).await;
+                read_only |= result.as_ref().is_err_and(is_read_only);
                 let _ = job.reply.send(
                     result
                         .map(|mut it| it.pop().unwrap_or_default())
-                        .map_err(StoreError::from),
+                        .map_err(StoreError::from_write),
                 );
             }
         }
         Err(err) => {
+            read_only = is_read_only(&err);
             tracing::error!(error = %err, "database write failed");
             for job in batch.drain(..) {
                 let _ = job
                     .reply
-                    .send(Err(StoreError::Db(DbErr::Custom(err.to_string()))));
+                    .send(Err(StoreError::from_write(DbErr::Custom(err.to_string()))));
             }
         }
     }
+    read_only
+}
+
+fn is_read_only(err: &DbErr) -> bool {
+    err.to_string().contains("readonly")
 }
 
 /// Applies jobs' changes in one transaction and commits it: one outcome per change, per job.

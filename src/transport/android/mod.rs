@@ -32,7 +32,7 @@ pub mod close_code {
     pub const REMOVED: u16 = 4001;
     /// No common protocol version.
     pub const UNSUPPORTED_VERSION: u16 = 4002;
-    /// The device stayed silent too long.
+    /// The device stayed silent too long: no `hello` in time, or no frame for 3 heartbeats.
     pub const TIMEOUT: u16 = 4003;
     /// The hub is shutting down (standard "going away").
     pub const GOING_AWAY: u16 = 1001;
@@ -82,8 +82,12 @@ impl Refused {
 }
 
 /// `GET /ws/device/{id}`: authenticate the device token (`Authorization: Bearer` or
-/// `?token=`), then upgrade and run the session.
-pub fn routes(link: DeviceLink) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+/// `?token=`), then upgrade and run the session; a socket without `hello` within
+/// `hello_timeout` is closed with 4003.
+pub fn routes(
+    link: DeviceLink,
+    hello_timeout: std::time::Duration,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("ws" / "device" / String)
         .and(warp::get())
         .and(warp::header::optional::<String>("authorization"))
@@ -122,9 +126,9 @@ pub fn routes(link: DeviceLink) -> impl Filter<Extract = (Response,), Error = Re
         .untuple_one()
         .and(upgrade::upgrade())
         .map(
-            |device: DeviceRecord, link: DeviceLink, upgrade: upgrade::Upgrade| {
+            move |device: DeviceRecord, link: DeviceLink, upgrade: upgrade::Upgrade| {
                 upgrade.on_upgrade(MAX_FRAME_BYTES, move |socket| {
-                    session::run(socket, device, link)
+                    session::run(socket, device, link, hello_timeout)
                 })
             },
         )

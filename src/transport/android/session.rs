@@ -35,8 +35,6 @@ use crate::transport::link::{DeviceLink, parse_limits};
 
 /// Largest text frame accepted from a device.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
-/// How long a new connection may take to say `hello`.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Completion = Pin<Box<dyn Future<Output = Reply> + Send + Sync>>;
 
@@ -61,14 +59,27 @@ enum Reply {
     },
 }
 
-/// Runs a session for an authenticated device until the socket closes.
-pub async fn run(ws: DeviceSocket, device: DeviceRecord, link: DeviceLink) {
+/// Runs a session for an authenticated device until the socket closes; a device that has not
+/// said `hello` within `hello_timeout` of the upgrade is closed with 4003.
+pub async fn run(
+    ws: DeviceSocket,
+    device: DeviceRecord,
+    link: DeviceLink,
+    hello_timeout: Duration,
+) {
     let (mut sink, mut stream) = ws.split();
 
     let hello =
-        match tokio::time::timeout(HELLO_TIMEOUT, wait_for_hello(&mut sink, &mut stream)).await {
+        match tokio::time::timeout(hello_timeout, wait_for_hello(&mut sink, &mut stream)).await {
             Ok(Some(hello)) => hello,
-            _ => return,
+            Ok(None) => return,
+            Err(_) => {
+                tracing::debug!(device = %device.id, "no hello in time; closing");
+                let _ = sink
+                    .send(close_message(close_code::TIMEOUT, "no hello in time"))
+                    .await;
+                return;
+            }
         };
     let Some(version) = hello
         .protocol
