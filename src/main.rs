@@ -188,6 +188,11 @@ struct ModemArgs {
     /// Use 16-bit concatenation references for long messages (152 septets per part).
     #[arg(long, env = "SMSHUB_MODEM_16BIT_REFS")]
     modem_16bit_refs: bool,
+    /// How many times a part of a long message refused with a transient error (+CMS ERROR 38,
+    /// 41, 42, 47, 331, 332, 500, 512+) is written again, same reference and part number,
+    /// after a short backoff (1 s, doubling), before the message fails.
+    #[arg(long, env = "SMSHUB_MODEM_PART_RETRIES", default_value_t = 3)]
+    modem_part_retries: u32,
     /// Operator profiles (balance, data-balance and recharge USSD codes, APN) that override or
     /// extend the built-in ones: a TOML file of `[[operator]]` tables (JSON if it ends in .json).
     #[arg(long, env = "SMSHUB_OPERATORS")]
@@ -442,6 +447,7 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
         config.modems.timeouts.command = Duration::from_secs(seconds.max(1));
     }
     config.modems.sixteen_bit_refs = args.modems.modem_16bit_refs;
+    config.modems.part_retries = args.modems.modem_part_retries;
     if let Some(path) = &args.modems.operators {
         config.modems.operators = operators_file(path)?;
     }

@@ -17,4 +17,5 @@ mod modem;
 mod modem_api;
 mod modem_detect;
 mod modem_emulator;
+mod modem_parts;
 mod support;

@@ -25,7 +25,8 @@
 //! `receive` (incoming SMS, reassembly, the sweep), `reports` (status reports) and
 //! `control` (the API's requests).
 //!
-//! Must never: write a PDU for a job whose acceptance is not committed, resend a PDU, delete a
+//! Must never: write a PDU for a job whose acceptance is not committed, resend a PDU whose
+//! outcome is unknown (only a part the modem refused is written again), delete a
 //! stored message before the hub has committed it, or hold a lock across an `.await`.
 
 mod control;
