@@ -51,7 +51,7 @@ use super::{HilinkConfig, KIND, Target};
 use crate::domain::{format_millis, now_millis};
 use crate::registry::{LiveDevice, Outbound};
 use crate::transport::link::DeviceLink;
-use crate::transport::radio::device::model_name;
+use crate::transport::radio::device::{model_name, sim_info};
 use crate::transport::radio::supervisor::{self, Attachment, Driver, Ended};
 use crate::transport::radio::{Control, ModemState, ModemStatus, Operators};
 
@@ -136,7 +136,6 @@ struct Connection<'a> {
     notifications: bool,
     /// The IMSI, to find the SIM's home operator.
     imsi: Option<String>,
-    msisdn: Option<String>,
 }
 
 impl<'a> Connection<'a> {
@@ -159,7 +158,6 @@ impl<'a> Connection<'a> {
             last_silence: None,
             notifications: true,
             imsi: None,
-            msisdn: None,
         }
     }
 
@@ -200,7 +198,6 @@ impl<'a> Connection<'a> {
             Err(error) => return failed(error, false),
         };
         self.imsi = information.imsi.clone();
-        self.msisdn = information.msisdn.clone();
         let device_id = self.device_id.clone();
         self.publish(|it| {
             it.device_id = Some(device_id);
@@ -210,6 +207,7 @@ impl<'a> Connection<'a> {
             it.imei = information.imei.clone();
             it.sim.imsi = information.imsi.clone();
             it.sim.iccid = information.iccid.clone();
+            it.sim.phone_number = information.msisdn.clone();
             it.storage = Some("local".to_string());
             it.cnmi = None;
         });
@@ -224,7 +222,7 @@ impl<'a> Connection<'a> {
                 &self.device_id,
                 model_name(&snapshot),
                 snapshot.revision.clone(),
-                &[self.sim_info(&snapshot)],
+                &[sim_info(&snapshot)],
             )
             .await;
         let (tx, mut outbound) = mpsc::channel::<Outbound>(64);
@@ -238,7 +236,7 @@ impl<'a> Connection<'a> {
             last_seen_at: now,
             app_version: snapshot.revision.clone(),
             model: model_name(&snapshot),
-            sims: vec![self.sim_info(&snapshot)],
+            sims: vec![sim_info(&snapshot)],
             capabilities: capabilities.clone(),
             status: Some(self.radio_status()),
             in_flight: 0,

@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smshub_protocol::at::{self, reply, sms};
-use smshub_protocol::device::{Capabilities, SimInfo};
+use smshub_protocol::device::Capabilities;
 use smshub_protocol::pdu::{PartKey, Reassembler};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
@@ -53,7 +53,7 @@ use crate::dispatch::limits::Limits;
 use crate::domain::{DeviceKind, format_millis, now_millis};
 use crate::registry::{LiveDevice, Outbound};
 use crate::transport::link::DeviceLink;
-use crate::transport::radio::device::{self as radio, model_name};
+use crate::transport::radio::device::{model_name, sim_info};
 use crate::transport::radio::supervisor::{self, Attachment, Driver, Ended};
 use crate::transport::radio::{Control, ModemState, ModemStatus, Operators};
 
@@ -404,9 +404,4 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
 /// A failed session; `was_online` once the modem was registered with the hub.
 fn failed(error: String, was_online: bool) -> Ended {
     Ended::Failed { error, was_online }
-}
-
-/// The modem's one SIM; its own number is not known.
-fn sim_info(status: &ModemStatus) -> SimInfo {
-    radio::sim_info(status, None)
 }
