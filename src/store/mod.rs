@@ -11,6 +11,7 @@
 //! entity.
 
 mod entities;
+mod modem_ports;
 mod modem_refs;
 mod writer;
 
