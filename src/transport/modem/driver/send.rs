@@ -17,18 +17,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::Connection;
 use crate::domain::now_millis;
 use crate::registry::Job;
-use crate::store::{Change, ModemRefChange, Outcome};
+use crate::store::{Change, ModemRefChange};
 use crate::transport::modem::session::{SendError, SessionError, Timeouts};
 use crate::transport::radio::RawSent;
-
-/// Why sending a message failed, as stored.
-pub(super) struct SendFailure {
-    pub(super) code: ErrorCode,
-    pub(super) message: String,
-    pub(super) temporary: bool,
-    /// The port failed: the session must end after recording this.
-    pub(super) fatal: bool,
-}
+use crate::transport::radio::session::{SendFailure, commit_outcome};
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
     /// Sends one job of the hub: accept, write, commit the outcome, tell the dispatcher. An
@@ -39,60 +31,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         if !self.link.accept(&device, id, "modem").await {
             return Ok(());
         }
-        let (changes, code, fatal) = match self
+        let result = self
             .send_text(job.recipient.as_str(), &job.text, job.delivery_report)
-            .await
-        {
-            Ok(sent) => {
-                let mut changes = vec![Change::Sent {
-                    id,
+            .await;
+        let ended = result.as_ref().map(|sent| {
+            let mut changes = vec![Change::Sent {
+                id,
+                device: device.clone(),
+                parts: sent.parts as u32,
+            }];
+            // The references are committed with `sent`, so a report that comes after a
+            // restart or a reopen still finds the message.
+            let parts: Vec<(u32, u8)> = sent
+                .references
+                .iter()
+                .enumerate()
+                .filter_map(|(part, mr)| Some((part as u32, (*mr)?)))
+                .collect();
+            if job.delivery_report && !parts.is_empty() {
+                let wait = i64::try_from(self.config.report_wait.as_millis()).unwrap_or(i64::MAX);
+                changes.push(Change::ModemRefs(ModemRefChange::Record {
                     device: device.clone(),
-                    parts: sent.parts as u32,
-                }];
-                // The references are committed with `sent`, so a report that comes after a
-                // restart or a reopen still finds the message.
-                let parts: Vec<(u32, u8)> = sent
-                    .references
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(part, mr)| Some((part as u32, (*mr)?)))
-                    .collect();
-                if job.delivery_report && !parts.is_empty() {
-                    let wait =
-                        i64::try_from(self.config.report_wait.as_millis()).unwrap_or(i64::MAX);
-                    changes.push(Change::ModemRefs(ModemRefChange::Record {
-                        device: device.clone(),
-                        message: id,
-                        recipient: job.recipient.to_string(),
-                        parts,
-                        expires_at: now_millis().saturating_add(wait),
-                    }));
-                }
-                self.publish(|it| it.sent += 1);
-                (changes, None, None)
+                    message: id,
+                    recipient: job.recipient.to_string(),
+                    parts,
+                    expires_at: now_millis().saturating_add(wait),
+                }));
             }
-            Err(failure) => {
-                self.publish(|it| it.failed += 1);
-                tracing::info!(port = %self.port, %id, code = failure.code.as_str(), message = %failure.message, "modem send failed");
-                let fatal = failure.fatal.then_some(SessionError::Closed);
-                let change = self.link.failure(
-                    id,
-                    &device,
-                    failure.code.into(),
-                    failure.message,
-                    failure.temporary,
-                );
-                (vec![change], Some(failure.code.into()), fatal)
-            }
-        };
-        let outcome = self
-            .link
-            .store()
-            .apply_all(changes)
-            .await
-            .map(|it| it.first().copied().unwrap_or(Outcome::Unchanged));
-        self.link.finish(&device, id, outcome, code, "modem");
-        fatal.map_or(Ok(()), Err)
+            changes
+        });
+        commit_outcome(
+            &self.link,
+            self.status,
+            &device,
+            id,
+            ended,
+            "modem",
+            &self.port,
+        )
+        .await;
+        match result {
+            Err(failure) if failure.fatal => Err(SessionError::Closed),
+            _ => Ok(()),
+        }
     }
 
     /// Writes the PDUs of one message.
@@ -102,12 +83,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
         text: &str,
         status_report: bool,
     ) -> Result<RawSent, SendFailure> {
-        let permanent = |code: ErrorCode, message: String| SendFailure {
-            code,
-            message,
-            temporary: false,
-            fatal: false,
-        };
+        let permanent = SendFailure::permanent;
         let address = Address::parse(to)
             .map_err(|err| permanent(ErrorCode::InvalidRecipient, err.to_string()))?;
         let reference = self.reference();
