@@ -13,7 +13,8 @@
 //! - [`transport`]: carries jobs to devices and brings reports back; `android` speaks device
 //!   protocol v1 (the wire types live in the `smshub-protocol` crate); `modem` drives serial
 //!   GSM modems with AT commands; `hilink` drives Huawei HiLink sticks over their HTTP API.
-//! - [`simulate`]: fake phones over real WebSockets, for the demo, tests and benchmarks.
+//! - [`simulate`]: fake phones over real WebSockets, for the demo, tests and benchmarks;
+//!   [`demo`]: the demo's key and phones, reused between runs on one database.
 //! - [`bench`]: `smshub bench`, the load generator and measurement harness.
 //! - [`server`]: the accept loop: connection caps (API and devices apart), header and body
 //!   timeouts, graceful shutdown with a bounded grace.
@@ -27,6 +28,7 @@ pub mod app;
 pub mod auth;
 pub mod bench;
 pub mod dashboard;
+pub mod demo;
 pub mod dispatch;
 pub mod domain;
 pub mod logging;

@@ -237,6 +237,11 @@ struct ModemArgs {
     /// Use 16-bit concatenation references for long messages (152 septets per part).
     #[arg(long, env = "SMSHUB_MODEM_16BIT_REFS")]
     modem_16bit_refs: bool,
+    /// How many times a part of a long message refused with a transient error (+CMS ERROR 38,
+    /// 41, 42, 47, 331, 332, 500, 512+) is written again, same reference and part number,
+    /// after a short backoff (1 s, doubling), before the message fails.
+    #[arg(long, env = "SMSHUB_MODEM_PART_RETRIES", default_value_t = 3)]
+    modem_part_retries: u32,
     /// Operator profiles (balance, data-balance and recharge USSD codes, APN) that override or
     /// extend the built-in ones: a TOML file of `[[operator]]` tables (JSON if it ends in .json).
     #[arg(long, env = "SMSHUB_OPERATORS")]
@@ -583,6 +588,7 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
         config.modems.timeouts.command = Duration::from_secs(seconds.max(1));
     }
     config.modems.sixteen_bit_refs = args.modems.modem_16bit_refs;
+    config.modems.part_retries = args.modems.modem_part_retries;
     if let Some(path) = &args.modems.operators {
         config.modems.operators = operators_file(path)?;
     }
@@ -627,7 +633,13 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("sqlite://{}", temp_db.display()));
     let app = App::build(Config::new(args.listen, database_url.clone())).await?;
     let base = format!("http://{}", app.addr());
-    let key = auth::create_api_key(app.store(), "demo").await?;
+    // On a database of its own (--database-url), a second run reuses the key and the phones.
+    let kept = args
+        .database_url
+        .as_deref()
+        .and_then(smshub::demo::kept_file);
+    let (key, credentials) =
+        smshub::demo::key_and_phones(app.store(), kept.as_deref(), args.devices).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stop_rx.await;
@@ -639,15 +651,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         fail_rate: 0.05,
         delivery_rate: 0.9,
     };
-    let phones = simulate::start_fleet(
-        &base,
-        &key.secret,
-        "demo-phone",
-        args.devices,
-        behaviour,
-        stats.clone(),
-    )
-    .await?;
+    let phones = simulate::start_phones(&base, credentials, behaviour, stats.clone());
 
     say!();
     say!(
@@ -655,21 +659,21 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         phones.len()
     );
     say!();
-    say!("  Dashboard:  {base}/#key={}", key.secret);
-    say!("  API key:    {}", key.secret);
+    say!("  Dashboard:  {base}/#key={}", key);
+    say!("  API key:    {}", key);
     say!();
     say!("  Send an SMS:");
     say!(
         "    curl -s -X POST {base}/api/send-sms -H 'X-API-Key: {}' -H 'Content-Type: application/json' \\\n      -d '{{\"phone_number\": \"+14155552671\", \"message\": \"Hello from smshub\", \"delivery_report\": true}}'",
-        key.secret
+        key
     );
     say!(
         "  Then:  curl -s {base}/api/sms/<id> -H 'X-API-Key: {}'",
-        key.secret
+        key
     );
     say!(
         "         curl -s {base}/api/devices -H 'X-API-Key: {}'",
-        key.secret
+        key
     );
     say!();
     say!("  Press Ctrl-C to stop.");
@@ -677,7 +681,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
     let traffic = tokio::spawn(demo_traffic(
         base.clone(),
-        key.secret.clone(),
+        key.clone(),
         args.traffic,
         phones.clone(),
     ));

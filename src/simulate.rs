@@ -69,7 +69,7 @@ impl Profile {
 }
 
 /// Credentials of a registered device.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Credentials {
     pub id: String,
     pub name: String,
@@ -256,7 +256,17 @@ pub async fn start_fleet(
     stats: Arc<SimStats>,
 ) -> anyhow::Result<Vec<Phone>> {
     let credentials = register_devices(hub, api_key, prefix, count).await?;
-    Ok(credentials
+    Ok(start_phones(hub, credentials, behaviour, stats))
+}
+
+/// Starts phones with varied profiles for devices already registered.
+pub fn start_phones(
+    hub: &str,
+    credentials: Vec<Credentials>,
+    behaviour: Behaviour,
+    stats: Arc<SimStats>,
+) -> Vec<Phone> {
+    credentials
         .into_iter()
         .enumerate()
         .map(|(n, it)| {
@@ -269,7 +279,7 @@ pub async fn start_fleet(
                 n as u64 + 1,
             )
         })
-        .collect())
+        .collect()
 }
 
 /// A journaled job.

@@ -23,7 +23,7 @@ use super::{ApiState, api_key, json_body, run, with_api};
 use crate::store::ApiKeyRecord;
 use crate::transport::hilink;
 use crate::transport::modem::detect;
-use crate::transport::radio::ModemError;
+use crate::transport::radio::{ModemError, ModemState, ModemStatus};
 
 /// Every modem route, behind the API key, as one filter: mount it with
 /// `.or(modems::routes(api.clone())).unify()` beside the other API routes.
@@ -187,8 +187,9 @@ pub async fn modems_detect(api: Arc<ApiState>, body: Bytes) -> Result<Response, 
 }
 
 /// `POST /api/modems/connect` with `{"port": "/dev/ttyUSB2"}` (or `{"url":
-/// "http://192.168.8.1"}` for a HiLink stick): attaches the modem and answers with its state
-/// once it is ready or has failed once.
+/// "http://192.168.8.1"}` for a HiLink stick): attaches the modem, remembers it to attach it
+/// again at every start (a stick by its URL, without the credentials of the request), and
+/// answers with its state once it is ready or has failed once.
 pub async fn modems_connect(api: Arc<ApiState>, body: Bytes) -> Result<Response, ApiError> {
     let request: PortRequest = parse(&body)?;
     let port = request
@@ -201,7 +202,9 @@ pub async fn modems_connect(api: Arc<ApiState>, body: Bytes) -> Result<Response,
         let password = request.password.or_else(|| defaults.password.clone());
         let target = hilink::Target::parse(&port, username.as_deref(), password.as_deref())
             .map_err(|err| ApiError::bad_request("invalid_url", err))?;
+        let key = target.url.clone();
         let status = api.modems.connect_hilink(target).await;
+        api.modems.remember(&key).await;
         return Ok(json(&status));
     }
     if !port.starts_with("/dev/") || port.contains("..") {
@@ -232,10 +235,13 @@ pub async fn modems_connect(api: Arc<ApiState>, body: Bytes) -> Result<Response,
         ));
     }
     let status = api.modems.connect(&port).await;
+    api.modems.remember(&port).await;
     Ok(json(&status))
 }
 
-/// `POST /api/modems/disconnect` with `{"port": ...}` (or a device id or IMEI).
+/// `POST /api/modems/disconnect` with `{"port": ...}` (or a device id or IMEI): detaches the
+/// modem and forgets it, so it is not attached at the next start; a remembered modem that is
+/// not attached (its port was gone at start) is forgotten too.
 pub async fn modems_disconnect(api: Arc<ApiState>, body: Bytes) -> Result<Response, ApiError> {
     let request: PortRequest = parse(&body)?;
     let Some(id) = request.port.filter(|it| !it.trim().is_empty()) else {
@@ -244,12 +250,22 @@ pub async fn modems_disconnect(api: Arc<ApiState>, body: Bytes) -> Result<Respon
             "give the port (or modem id) to disconnect",
         ));
     };
-    let status = api
-        .modems
-        .disconnect(id.trim())
-        .await
-        .map_err(modem_error)?;
-    Ok(json(&status))
+    let id = id.trim();
+    match api.modems.disconnect(id).await {
+        Ok(status) => {
+            api.modems.forget(&status.port).await;
+            Ok(json(&status))
+        }
+        // Remembered but not attached (its port was gone at start): forgotten.
+        Err(ModemError::NotFound(_)) if api.modems.forget(id).await => {
+            let status = ModemStatus {
+                state: ModemState::Disconnected,
+                ..ModemStatus::new(id)
+            };
+            Ok(json(&status))
+        }
+        Err(err) => Err(modem_error(err)),
+    }
 }
 
 /// `GET /api/modems/status`: every attached modem.

@@ -184,3 +184,20 @@ pub mod modem_ref {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod modem_port {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "modem_ports")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub port: String,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

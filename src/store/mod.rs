@@ -13,6 +13,7 @@
 mod entities;
 mod health;
 mod keys;
+mod modem_ports;
 mod modem_refs;
 mod writer;
 

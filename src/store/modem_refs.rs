@@ -13,7 +13,9 @@
 //! records new ones.
 //!
 //! Writes go through the store's single writer as [`super::Change::ModemRefs`]; reads go
-//! straight to the pool like every other read. Must never: be read or written outside `store`.
+//! straight to the pool like every other read. The same change kind carries the modems the
+//! hub remembers across restarts ([`super::modem_ports`]), so the writer has one entry for
+//! what the store keeps for modems. Must never: be read or written outside `store`.
 
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -60,6 +62,11 @@ pub enum ModemRefChange {
     Settle { ids: Vec<i64> },
     /// The message needs no more reports (one failed).
     Forget { message: Uuid },
+    /// A modem attached through the API, attached again at the next start
+    /// ([`super::modem_ports`]).
+    RememberPort { port: String },
+    /// A modem detached through the API: not attached again.
+    ForgetPort { port: String },
 }
 
 fn record(row: modem_ref::Model) -> ModemRef {
@@ -159,6 +166,8 @@ pub(super) async fn apply(
                 Outcome::Unchanged
             })
         }
+        ModemRefChange::RememberPort { port } => super::modem_ports::remember(txn, port, now).await,
+        ModemRefChange::ForgetPort { port } => super::modem_ports::forget(txn, port).await,
         ModemRefChange::Forget { message } => {
             let rows = modem_ref::Entity::delete_many()
                 .filter(C::MessageId.eq(*message))

@@ -14,6 +14,7 @@ use std::time::Duration;
 use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::store::{Change, ModemRefChange, Outcome};
 use crate::transport::hilink::{self, HilinkConfig};
 use crate::transport::link::DeviceLink;
 use crate::transport::modem::{self, ModemConfig, detect};
@@ -76,10 +77,14 @@ impl Modems {
         &self.operators
     }
 
-    /// Attaches, in the background, the serial modems at `ports` and the HiLink sticks at
-    /// `urls`, and starts the hot-plug scanner when `scan` is set: a slow or broken modem never
-    /// delays the others or the hub's start.
+    /// Attaches, in the background, the serial modems at `ports`, the HiLink sticks at `urls`
+    /// and the modems remembered from `POST /api/modems/connect` ([`Modems::remember`]), and
+    /// starts the hot-plug scanner when `scan` is set: a slow or broken modem never delays the
+    /// others or the hub's start.
     pub fn start(self: &Arc<Self>, ports: &[String], urls: &[String], scan: bool) {
+        let modems = self.clone();
+        let given: Vec<String> = ports.iter().chain(urls).cloned().collect();
+        tokio::spawn(async move { modems.attach_remembered(&given).await });
         for port in ports {
             let modems = self.clone();
             let port = port.clone();
@@ -98,6 +103,59 @@ impl Modems {
         }
         if scan {
             self.spawn_scanner();
+        }
+    }
+
+    /// Attaches the modems remembered from the API, except those `given` on the command line.
+    /// A remembered serial port that is gone (unplugged while the hub was down, or renamed by
+    /// the kernel) is not attached, so nothing retries it every few seconds: one warning, and it
+    /// stays remembered for the next start; `POST /api/modems/disconnect` forgets it.
+    async fn attach_remembered(self: &Arc<Self>, given: &[String]) {
+        let remembered = match self.link.store().remembered_modems().await {
+            Ok(it) => it,
+            Err(error) => {
+                tracing::error!(%error, "could not read the remembered modems");
+                return;
+            }
+        };
+        for port in remembered {
+            if given.contains(&port) || self.ports.contains_key(&port) {
+                continue;
+            }
+            if !hilink::is_url(&port) && !std::path::Path::new(&port).exists() {
+                tracing::warn!(%port, "remembered modem port is gone; not attached (disconnect it through the API to forget it)");
+                continue;
+            }
+            let modems = self.clone();
+            tokio::spawn(async move {
+                let status = modems.connect(&port).await;
+                tracing::info!(port = %status.port, state = ?status.state, error = ?status.last_error, "remembered modem attached");
+            });
+        }
+    }
+
+    /// Remembers the modem at `port` (a serial path or a stick's URL without credentials), to
+    /// attach it again at every start until [`Modems::forget`].
+    pub async fn remember(&self, port: &str) {
+        let change = Change::ModemRefs(ModemRefChange::RememberPort {
+            port: port.to_string(),
+        });
+        if let Err(error) = self.link.store().apply(change).await {
+            tracing::error!(%port, %error, "could not remember the modem");
+        }
+    }
+
+    /// Forgets a remembered modem; whether it was remembered.
+    pub async fn forget(&self, port: &str) -> bool {
+        let change = Change::ModemRefs(ModemRefChange::ForgetPort {
+            port: port.to_string(),
+        });
+        match self.link.store().apply(change).await {
+            Ok(outcome) => outcome == Outcome::Applied,
+            Err(error) => {
+                tracing::error!(%port, %error, "could not forget the modem");
+                false
+            }
         }
     }
 

@@ -111,3 +111,81 @@ fn an_operators_file_is_checked_at_start() {
     let stderr = String::from_utf8_lossy(&serve(&good).stderr).to_string();
     assert!(stderr.contains("unsupported database URL"), "{stderr}");
 }
+
+/// `smshub demo` run twice on one database reuses its API key and its `demo-phone-N` devices
+/// (issue 13, defect 15): the second run prints the same key, the hub lists the same three
+/// phones, and they come online with the tokens of the first run.
+#[tokio::test]
+async fn demo_run_twice_on_one_database_reuses_its_key_and_phones() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let first = run_demo(&db).await;
+    let second = run_demo(&db).await;
+    assert_eq!(first.1.len(), 3, "{first:?}");
+    assert_eq!(first, second, "the second run adds nothing");
+}
+
+/// Runs the demo until three phones are online; returns its key and every device listed, then
+/// stops it with SIGTERM.
+async fn run_demo(db: &str) -> (String, Vec<(String, String)>) {
+    use std::io::BufRead;
+
+    let port = crate::support::free_port();
+    let mut child = smshub()
+        .args(["demo", "--devices", "3", "--traffic", "0"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            db,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (key_tx, key_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(key) = line.trim().strip_prefix("API key:") {
+                let _ = key_tx.send(key.trim().to_string());
+            }
+        }
+    });
+    let key = key_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the demo prints its key");
+    let http = reqwest::Client::new();
+    let devices = crate::support::eventually("the demo's phones to be online", || async {
+        let body: serde_json::Value = http
+            .get(format!("http://127.0.0.1:{port}/api/devices"))
+            .header("X-API-Key", &key)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let devices = body["devices"].as_array()?.clone();
+        let online = devices.iter().filter(|it| it["online"] == true).count();
+        (online >= 3).then_some(())?;
+        let mut listed: Vec<(String, String)> = devices
+            .iter()
+            .map(|it| {
+                let field = |name: &str| it[name].as_str().unwrap_or_default().to_string();
+                (field("name"), field("id"))
+            })
+            .collect();
+        listed.sort();
+        Some(listed)
+    })
+    .await;
+    // SAFETY: signals the child this test started, by its id.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    (key, devices)
+}

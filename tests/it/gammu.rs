@@ -72,7 +72,8 @@ pub struct Expected<'a> {
     pub status_report: bool,
 }
 
-/// Checks with libGammu every PDU `emulator` received: each expected message is there once,
+/// Checks with libGammu every PDU `emulator` took (answered `+CMGS`; a refused part does not
+/// reach the recipient): each expected message is there once,
 /// linked from its parts to its recipient and text; every part is an SMS-SUBMIT with the
 /// status-report bit as asked and the length the driver announced in `AT+CMGS`; the parts of a
 /// long message share one concatenation reference (the one the emulator saw) and are numbered
@@ -81,16 +82,15 @@ pub fn check_received(emulator: &Emulator, expected: &[Expected<'_>]) -> Option<
     if !available() {
         return None;
     }
-    let pdus = emulator.pdus();
+    let (announced, pdus): (Vec<u64>, Vec<String>) = emulator
+        .accepted()
+        .into_iter()
+        .map(|(length, pdu)| (length as u64, pdu))
+        .unzip();
     let reading = decode(&pdus);
     let parts = reading["parts"].as_array().expect("parts");
     let messages = reading["messages"].as_array().expect("messages");
     assert_eq!(parts.len(), pdus.len(), "{reading}");
-    let announced: Vec<u64> = emulator
-        .commands()
-        .iter()
-        .filter_map(|it| it.strip_prefix("AT+CMGS=")?.parse().ok())
-        .collect();
     let lengths: Vec<u64> = parts
         .iter()
         .map(|it| it["tpdu_len"].as_u64().unwrap_or(0))

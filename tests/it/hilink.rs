@@ -392,13 +392,15 @@ async fn the_modem_routes_work_for_a_stick_connected_over_the_api() {
             &sim["imsi"],
             &sim["mcc_mnc"],
             &sim["operator"],
-            &sim["iccid"]
+            &sim["iccid"],
+            &sim["phone_number"]
         ),
         (
             &json!("603021234567890"),
             &json!("60302"),
             &json!("Djezzy"),
-            &json!("89213020002341234567")
+            &json!("89213020002341234567"),
+            &json!("+213770001122")
         ),
         "{sim}"
     );

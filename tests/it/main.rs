@@ -19,6 +19,7 @@ mod modem;
 mod modem_api;
 mod modem_detect;
 mod modem_emulator;
+mod modem_parts;
 mod remote;
 mod serving;
 mod support;

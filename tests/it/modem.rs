@@ -30,7 +30,7 @@ use crate::gammu::{Expected, check_received};
 use crate::modem_emulator::{Emulator, profile};
 use crate::support::{TestHub, eventually};
 
-fn fast_config() -> ModemConfig {
+pub(crate) fn fast_config() -> ModemConfig {
     ModemConfig {
         timeouts: Timeouts {
             command: Duration::from_secs(2),
@@ -54,7 +54,7 @@ async fn hub_with_modem(model: &str) -> (TestHub, Arc<Modems>, Emulator, ModemSt
 }
 
 /// A hub with one emulated modem, driven with `config`, attached and ready.
-async fn hub_with_modem_config(
+pub(crate) async fn hub_with_modem_config(
     model: &str,
     config: ModemConfig,
 ) -> (TestHub, Arc<Modems>, Emulator, ModemStatus) {

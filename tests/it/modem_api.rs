@@ -600,3 +600,59 @@ async fn connect_applies_the_default_allow_list() {
     let (_, listed) = hub.get("/api/modems/status").await;
     assert_eq!(listed["modems"], json!([]), "{listed}");
 }
+
+/// A modem attached through `POST /api/modems/connect` is attached again when the hub
+/// restarts, as `--modem` ports are; one detached through the API is not. A remembered port
+/// that is gone at the restart is not attached (nothing retries it), stays remembered, and
+/// `disconnect` forgets it.
+#[tokio::test]
+async fn modems_connected_over_the_api_are_attached_again_after_a_restart() {
+    let (hub, emulator, connected) = hub_with_api_modem("huawei_e1752").await;
+    let device_id = connected["device_id"].as_str().unwrap().to_string();
+    let gone = "/dev/pts/smshub-test-gone";
+    hub.modems.remember(gone).await;
+
+    let hub = hub.restart().await;
+    let listed = eventually("the remembered modem to be ready again", || async {
+        let (_, all) = hub.get("/api/modems/status").await;
+        let modems = all["modems"].as_array().cloned().unwrap_or_default();
+        modems
+            .iter()
+            .any(|it| it["port"] == emulator.path.as_str() && it["state"] == "ready")
+            .then_some(modems)
+    })
+    .await;
+    assert_eq!(listed.len(), 1, "the gone port is not attached: {listed:?}");
+    assert_eq!(listed[0]["device_id"], device_id.as_str(), "{listed:?}");
+    eventually("the modem device to be online", || async {
+        (device(&hub, &device_id).await["online"] == true).then_some(())
+    })
+    .await;
+
+    // Disconnecting forgets, the attached modem and the gone one alike.
+    for port in [emulator.path.as_str(), gone] {
+        let (status, body) = hub
+            .post("/api/modems/disconnect", json!({ "port": port }))
+            .await;
+        assert_eq!(
+            (status, &body["state"]),
+            (200, &json!("disconnected")),
+            "{port}: {body}"
+        );
+    }
+    let (status, body) = hub
+        .post("/api/modems/disconnect", json!({ "port": gone }))
+        .await;
+    assert_error("forgotten already", (status, &body), 404, "modem_not_found");
+    let hub = hub.restart().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, all) = hub.get("/api/modems/status").await;
+    assert_eq!(all["modems"], json!([]), "{all}");
+    assert!(
+        hub.store
+            .remembered_modems()
+            .await
+            .expect("read")
+            .is_empty()
+    );
+}

@@ -105,6 +105,13 @@ struct State {
     swallow_next_pdu: bool,
     /// The next AT+CMGS PDU is refused with this CMS error.
     refuse_next_pdu: Option<u16>,
+    /// Parts with this part number are refused with these CMS errors, one error a PDU, in
+    /// order (a transient fault on one part of a long message).
+    refuse_part: Option<(u8, Vec<u16>)>,
+    /// The parts refused that way: (concatenation reference, part number, total, CMS error).
+    refused_parts: Vec<(u16, u8, u8, u16)>,
+    /// PDUs answered with `+CMGS`, with the length announced in `AT+CMGS`.
+    accepted: Vec<(usize, String)>,
 }
 
 enum Action {
@@ -164,11 +171,6 @@ impl Emulator {
         self.with(|it| it.pdus.len())
     }
 
-    /// The PDUs the driver wrote after `AT+CMGS`, in order, as hex (SMSC prefix included).
-    pub fn pdus(&self) -> Vec<String> {
-        self.with(|it| it.pdus.clone())
-    }
-
     /// The TP-MR the next submitted part gets (modems count 0-255 and wrap).
     pub fn set_next_mr(&self, mr: u8) {
         self.with(|it| it.next_mr = mr);
@@ -202,6 +204,23 @@ impl Emulator {
     /// The next PDU is refused with `+CMS ERROR: <code>`.
     pub fn refuse_next_pdu(&self, code: u16) {
         self.with(|it| it.refuse_next_pdu = Some(code));
+    }
+
+    /// The parts numbered `seq` of the long messages that follow are refused with `codes`,
+    /// one code a PDU, in order; then they are taken.
+    pub fn refuse_part(&self, seq: u8, codes: &[u16]) {
+        self.with(|it| it.refuse_part = Some((seq, codes.to_vec())));
+    }
+
+    /// The parts refused by [`Emulator::refuse_part`]: (reference, part number, total, code).
+    pub fn refused_parts(&self) -> Vec<(u16, u8, u8, u16)> {
+        self.with(|it| it.refused_parts.clone())
+    }
+
+    /// The PDUs the modem took (answered `+CMGS`), in order, with the length announced in
+    /// their `AT+CMGS`.
+    pub fn accepted(&self) -> Vec<(usize, String)> {
+        self.with(|it| it.accepted.clone())
     }
 
     /// An SMS arrives from `from`: stored, and announced with `+CMTI` unless `notify` is
@@ -529,6 +548,18 @@ impl State {
                 return vec![Out::Line("+CMS ERROR: 304".into())];
             }
         };
+        if let (Some(concat), Some((seq, codes))) = (
+            decoded.udh.as_ref().and_then(|it| it.concat),
+            self.refuse_part.as_mut(),
+        ) && concat.seq == *seq
+            && !codes.is_empty()
+        {
+            let code = codes.remove(0);
+            self.refused_parts
+                .push((concat.reference.value(), concat.seq, concat.total, code));
+            return vec![Out::Line(format!("+CMS ERROR: {code}"))];
+        }
+        self.accepted.push((length, hex.to_string()));
         let smsc_octets = usize::from_str_radix(hex.get(..2).unwrap_or("00"), 16).unwrap_or(0) + 1;
         if hex.len() / 2 - smsc_octets != length {
             self.errors.push(format!(

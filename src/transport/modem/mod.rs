@@ -43,6 +43,12 @@ pub struct ModemConfig {
     pub sim_pin: Option<String>,
     /// Use 16-bit concatenation references (152 septets per part) instead of 8-bit.
     pub sixteen_bit_refs: bool,
+    /// How many times a part of a long message that the modem refused with a transient error
+    /// (`+CMS ERROR: 38`, `41`, `42`, `47`, `331`, `332`, `500`, `512`+, ...) is written again,
+    /// with the same concatenation reference and part number, before the message fails.
+    pub part_retries: u32,
+    /// The wait before the first such retry; it doubles for each further one.
+    pub part_retry_wait: Duration,
     /// Ports detection may use (exact paths or prefixes such as `/dev/ttyUSB`); empty means
     /// every `ttyUSB*`/`ttyACM*`.
     pub allow: Vec<String>,
@@ -70,6 +76,8 @@ impl Default for ModemConfig {
             retry: Duration::from_secs(5),
             sim_pin: None,
             sixteen_bit_refs: false,
+            part_retries: 3,
+            part_retry_wait: Duration::from_secs(1),
             allow: Vec::new(),
             scan_interval: Duration::from_secs(10),
             host: detect::Host::default(),

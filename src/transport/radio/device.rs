@@ -53,12 +53,12 @@ pub fn model_name(status: &ModemStatus) -> Option<String> {
 }
 
 /// The one SIM (slot 0) of a modem or stick.
-pub fn sim_info(status: &ModemStatus, phone_number: Option<String>) -> SimInfo {
+pub fn sim_info(status: &ModemStatus) -> SimInfo {
     SimInfo {
         slot: 0,
         operator: status.sim.operator.clone(),
         mcc_mnc: status.sim.mcc_mnc.clone(),
-        phone_number,
+        phone_number: status.sim.phone_number.clone(),
         iccid: status.sim.iccid.clone(),
     }
 }

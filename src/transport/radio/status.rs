@@ -35,6 +35,9 @@ pub struct SimDetails {
     pub mcc_mnc: Option<String>,
     /// The home operator's name, from the operator table.
     pub operator: Option<String>,
+    /// The SIM's own number, when the device tells it (a HiLink stick's `Msisdn`); the one
+    /// `GET /api/devices` shows.
+    pub phone_number: Option<String>,
     /// The service centre number (`AT+CSCA?`).
     pub smsc: Option<String>,
     /// `+CPIN?` state (`READY`, `SIM PIN`, ...).

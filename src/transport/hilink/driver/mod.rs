@@ -44,14 +44,13 @@ use smshub_protocol::device::Capabilities;
 use smshub_protocol::hilink::ErrorClass;
 use smshub_protocol::hilink::api::DeviceInformation;
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 
 use super::client::{Client, ClientError};
 use super::{HilinkConfig, KIND, Target};
-use crate::domain::{DeviceId, format_millis, now_millis};
-use crate::registry::{LiveDevice, Outbound};
+use crate::domain::DeviceId;
+use crate::registry::Outbound;
 use crate::transport::link::DeviceLink;
-use crate::transport::radio::device::model_name;
+use crate::transport::radio::session::{self, Identified, Next};
 use crate::transport::radio::supervisor::{self, Attachment, Driver, Ended};
 use crate::transport::radio::{Control, ModemState, ModemStatus, Operators};
 
@@ -137,7 +136,6 @@ struct Connection<'a> {
     notifications: bool,
     /// The IMSI, to find the SIM's home operator.
     imsi: Option<String>,
-    msisdn: Option<String>,
 }
 
 impl<'a> Connection<'a> {
@@ -160,7 +158,6 @@ impl<'a> Connection<'a> {
             last_silence: None,
             notifications: true,
             imsi: None,
-            msisdn: None,
         }
     }
 
@@ -201,7 +198,6 @@ impl<'a> Connection<'a> {
             Err(error) => return failed(error, false),
         };
         self.imsi = information.imsi.clone();
-        self.msisdn = information.msisdn.clone();
         let device_id = self.device_id.clone();
         self.publish(|it| {
             it.device_id = Some(device_id.to_string());
@@ -211,6 +207,7 @@ impl<'a> Connection<'a> {
             it.imei = information.imei.clone();
             it.sim.imsi = information.imsi.clone();
             it.sim.iccid = information.iccid.clone();
+            it.sim.phone_number = information.msisdn.clone();
             it.storage = Some("local".to_string());
             it.cnmi = None;
         });
@@ -219,49 +216,18 @@ impl<'a> Connection<'a> {
         {
             return failed(err.to_string(), false);
         }
-        let snapshot = self.status.borrow().clone();
-        self.link
-            .hello(
-                &self.device_id,
-                model_name(&snapshot),
-                snapshot.revision.clone(),
-                &[self.sim_info(&snapshot)],
-            )
-            .await;
-        let (tx, mut outbound) = mpsc::channel::<Outbound>(64);
-        let now = now_millis();
-        let capabilities = capabilities();
-        let live = LiveDevice {
-            device_id: self.device_id.clone(),
-            session: 0,
-            kind: KIND,
-            connected_at: now,
-            last_seen_at: now,
-            app_version: snapshot.revision.clone(),
-            model: model_name(&snapshot),
-            sims: vec![self.sim_info(&snapshot)],
-            capabilities: capabilities.clone(),
-            status: Some(self.radio_status()),
-            in_flight: 0,
-        };
-        let session_no = self.link.register(live, tx.clone());
-        self.session_no = session_no;
         // The stick keeps no journal: jobs of earlier sessions end as outcome_unknown.
-        self.link.announce(
-            &self.device_id,
-            session_no,
-            capabilities,
+        let (session_no, mut outbound) = session::go_online(Identified {
+            link: &self.link,
+            status: self.status,
+            kind: KIND,
+            device_id: &self.device_id,
+            capabilities: capabilities(),
             limits,
-            Some(Vec::new()),
-        );
-        self.link
-            .report_status(&self.device_id, session_no, self.radio_status());
-        drop(tx);
-        self.publish(|it| {
-            it.state = ModemState::Ready;
-            it.last_error = None;
-            it.connected_at = Some(format_millis(now));
-        });
+            radio: self.radio_status(),
+        })
+        .await;
+        self.session_no = session_no;
         tracing::info!(url = %self.url, device = %self.device_id, session = session_no, "HiLink stick online");
 
         // Messages that arrived while the stick was away.
@@ -278,23 +244,14 @@ impl<'a> Connection<'a> {
     /// Serves the hub's jobs, the API's requests and the periodic refresh, poll and sweep, one
     /// at a time, until the session ends or the breaker trips.
     async fn serve(&mut self, outbound: &mut mpsc::Receiver<Outbound>) -> Ended {
-        enum Step {
-            Frame(Option<Outbound>),
-            Control(Option<Control>),
+        enum Own {
             Refresh,
             Poll,
             Sweep,
         }
-        let start = Instant::now();
-        let interval = |every: Duration| {
-            let every = every.max(Duration::from_millis(10));
-            let mut it = tokio::time::interval_at(start + every, every);
-            it.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            it
-        };
-        let mut refresh = interval(self.config.refresh);
-        let mut poll = interval(self.config.poll);
-        let mut sweep = interval(self.config.sweep);
+        let mut refresh = session::ticker(self.config.refresh);
+        let mut poll = session::ticker(self.config.poll);
+        let mut sweep = session::ticker(self.config.sweep);
         loop {
             if self.broken() {
                 return failed(
@@ -306,39 +263,27 @@ impl<'a> Connection<'a> {
                     true,
                 );
             }
-            let step = tokio::select! {
-                frame = outbound.recv() => Step::Frame(frame),
-                request = self.control.recv() => Step::Control(request),
-                _ = refresh.tick() => Step::Refresh,
-                _ = poll.tick() => Step::Poll,
-                _ = sweep.tick() => Step::Sweep,
+            let own = async {
+                tokio::select! {
+                    _ = refresh.tick() => Own::Refresh,
+                    _ = poll.tick() => Own::Poll,
+                    _ = sweep.tick() => Own::Sweep,
+                }
             };
-            let result = match step {
-                Step::Frame(Some(Outbound::Offer(job))) => {
-                    self.send_job(*job).await;
+            let next = session::next(outbound, self.control, own, "HiLink", &self.url).await;
+            let result = match next {
+                Next::Offer(job) => {
+                    self.send_job(job).await;
                     Ok(())
                 }
-                // Jobs run one at a time, accepted right before they are sent: an offer
-                // waiting in the channel is skipped at acceptance when it was taken back.
-                Step::Frame(Some(Outbound::Revoke { .. })) => Ok(()),
-                Step::Frame(Some(Outbound::Close(reason))) => {
-                    tracing::info!(url = %self.url, reason = reason.describe(), "HiLink session closed by the hub");
-                    return if reason.for_good() {
-                        Ended::Replaced
-                    } else {
-                        Ended::Stopped
-                    };
-                }
-                Step::Frame(None) | Step::Control(None | Some(Control::Stop)) => {
-                    return Ended::Stopped;
-                }
-                Step::Control(Some(request)) => {
+                Next::Control(request) => {
                     self.serve_control(request).await;
                     Ok(())
                 }
-                Step::Refresh => self.refresh_and_report().await,
-                Step::Poll => self.poll().await,
-                Step::Sweep => self.sweep().await,
+                Next::End(ended) => return ended,
+                Next::Own(Own::Refresh) => self.refresh_and_report().await,
+                Next::Own(Own::Poll) => self.poll().await,
+                Next::Own(Own::Sweep) => self.sweep().await,
             };
             match result {
                 Err(err) if err.class() == Some(ErrorClass::LoginRefused) => {

@@ -17,34 +17,7 @@ use super::Connection;
 use crate::registry::Job;
 use crate::store::Change;
 use crate::transport::hilink::client::ClientError;
-
-/// Why sending a message failed, as stored.
-#[derive(Debug)]
-pub(super) struct SendFailure {
-    pub(super) code: ErrorCode,
-    pub(super) message: String,
-    pub(super) temporary: bool,
-}
-
-impl SendFailure {
-    /// A failure that goes back to the queue by the retry rule.
-    fn temporary(code: ErrorCode, message: String) -> SendFailure {
-        SendFailure {
-            code,
-            message,
-            temporary: true,
-        }
-    }
-
-    /// A failure that ends the message.
-    fn permanent(code: ErrorCode, message: String) -> SendFailure {
-        SendFailure {
-            code,
-            message,
-            temporary: false,
-        }
-    }
-}
+use crate::transport::radio::session::{SendFailure, commit_outcome};
 
 impl Connection<'_> {
     /// Sends one job of the hub: accept, send, commit the outcome, tell the dispatcher.
@@ -55,33 +28,24 @@ impl Connection<'_> {
             return;
         }
         let parts = gsm::segment(&job.text).parts;
-        let (change, code) = match self.send_text(job.recipient.as_str(), &job.text).await {
-            Ok(()) => {
-                self.publish(|it| it.sent += 1);
-                (
-                    Change::Sent {
-                        id,
-                        device: device.clone(),
-                        parts: parts as u32,
-                    },
-                    None,
-                )
-            }
-            Err(failure) => {
-                self.publish(|it| it.failed += 1);
-                tracing::info!(url = %self.url, %id, code = failure.code.as_str(), message = %failure.message, "HiLink send failed");
-                let change = self.link.failure(
-                    id,
-                    &device,
-                    failure.code.into(),
-                    failure.message,
-                    failure.temporary,
-                );
-                (change, Some(failure.code.into()))
-            }
-        };
-        let outcome = self.link.store().apply(change).await;
-        self.link.finish(&device, id, outcome, code, "HiLink stick");
+        let result = self.send_text(job.recipient.as_str(), &job.text).await;
+        let ended = result.as_ref().map(|()| {
+            vec![Change::Sent {
+                id,
+                device: device.clone(),
+                parts: parts as u32,
+            }]
+        });
+        commit_outcome(
+            &self.link,
+            self.status,
+            &device,
+            id,
+            ended,
+            "HiLink stick",
+            &self.url,
+        )
+        .await;
     }
 
     /// Hands one message to the stick and waits until it says sent or failed.

@@ -5,12 +5,11 @@
 //! Must never: fail over a call the firmware refuses (its fields stay unknown; only silence
 //! is an error).
 
-use smshub_protocol::device::{SimInfo, Status};
+use smshub_protocol::device::Status;
 use smshub_protocol::hilink::api::{CurrentPlmn, MonitoringStatus, Signal};
 
 use super::Connection;
 use crate::transport::hilink::client::ClientError;
-use crate::transport::radio::ModemStatus;
 use crate::transport::radio::device as radio;
 
 impl Connection<'_> {
@@ -77,10 +76,5 @@ impl Connection<'_> {
                 .map(|it| (u32::from(it) * 4 / 100) as u8)
         });
         radio::radio_status(&snapshot, signal_level)
-    }
-
-    /// The stick's one SIM, with the number the stick knows.
-    pub(super) fn sim_info(&self, status: &ModemStatus) -> SimInfo {
-        radio::sim_info(status, self.msisdn.clone())
     }
 }

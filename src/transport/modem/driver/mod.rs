@@ -25,7 +25,8 @@
 //! `receive` (incoming SMS, reassembly, the sweep), `reports` (status reports) and
 //! `control` (the API's requests).
 //!
-//! Must never: write a PDU for a job whose acceptance is not committed, resend a PDU, delete a
+//! Must never: write a PDU for a job whose acceptance is not committed, resend a PDU whose
+//! outcome is unknown (only a part the modem refused is written again), delete a
 //! stored message before the hub has committed it, or hold a lock across an `.await`.
 
 mod control;
@@ -40,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smshub_protocol::at::{self, reply, sms};
-use smshub_protocol::device::{Capabilities, SimInfo};
+use smshub_protocol::device::Capabilities;
 use smshub_protocol::pdu::{PartKey, Reassembler};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
@@ -49,10 +50,10 @@ use tokio::time::Instant;
 use super::ModemConfig;
 use super::session::{Session, SessionError, Timeouts};
 use crate::dispatch::limits::Limits;
-use crate::domain::{DeviceId, DeviceKind, format_millis, now_millis};
-use crate::registry::{LiveDevice, Outbound};
+use crate::domain::{DeviceId, DeviceKind, now_millis};
+use crate::registry::Outbound;
 use crate::transport::link::DeviceLink;
-use crate::transport::radio::device::{self as radio, model_name};
+use crate::transport::radio::session::{self, Identified, Next};
 use crate::transport::radio::supervisor::{self, Attachment, Driver, Ended};
 use crate::transport::radio::{Control, ModemState, ModemStatus, Operators};
 
@@ -237,56 +238,23 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
         {
             return failed(err.to_string(), false);
         }
-        let status = self.radio_status();
-        let snapshot = self.status.borrow().clone();
-        let (tx, mut outbound) = mpsc::channel::<Outbound>(64);
-        let now = now_millis();
-        let capabilities = Capabilities {
-            max_in_flight: 1,
-            multipart: true,
-            delivery_reports: true,
-            incoming: true,
-        };
-        let live = LiveDevice {
-            device_id: self.device_id.clone(),
-            session: 0,
-            kind: KIND,
-            connected_at: now,
-            last_seen_at: now,
-            app_version: snapshot.revision.clone(),
-            model: model_name(&snapshot),
-            sims: vec![sim_info(&snapshot)],
-            capabilities: capabilities.clone(),
-            status: Some(status.clone()),
-            in_flight: 0,
-        };
-        let session_no = self.link.register(live, tx.clone());
-        self.session_no = session_no;
-        self.link
-            .hello(
-                &self.device_id,
-                model_name(&snapshot),
-                snapshot.revision.clone(),
-                &[sim_info(&snapshot)],
-            )
-            .await;
         // The modem keeps no journal: jobs of earlier sessions end as outcome_unknown.
-        self.link.announce(
-            &self.device_id,
-            session_no,
-            capabilities,
-            self.limits,
-            Some(Vec::new()),
-        );
-        self.link.report_status(&self.device_id, session_no, status);
-        // The registry holds the sender now; the channel closes when the session is replaced.
-        drop(tx);
-        let device_id = self.device_id.clone();
-        self.publish(|it| {
-            it.state = ModemState::Ready;
-            it.device_id = Some(device_id.to_string());
-            it.connected_at = Some(format_millis(now));
-        });
+        let (session_no, mut outbound) = session::go_online(Identified {
+            link: &self.link,
+            status: self.status,
+            kind: KIND,
+            device_id: &self.device_id,
+            capabilities: Capabilities {
+                max_in_flight: 1,
+                multipart: true,
+                delivery_reports: true,
+                incoming: true,
+            },
+            limits: self.limits,
+            radio: self.radio_status(),
+        })
+        .await;
+        self.session_no = session_no;
         tracing::info!(port = %self.port, device = %self.device_id, session = session_no, "modem online");
 
         // Messages that arrived while the modem was away.
@@ -303,48 +271,30 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
     /// Serves the hub's jobs, the API's requests, the modem's URCs and the periodic refresh
     /// and sweep, one at a time, until the session ends.
     async fn serve(&mut self, outbound: &mut mpsc::Receiver<Outbound>) -> Ended {
-        enum Step {
-            Frame(Option<Outbound>),
-            Control(Option<Control>),
+        enum Own {
             Urc(Result<at::Urc, SessionError>),
             Refresh,
             Sweep,
         }
-        let start = Instant::now();
-        let mut refresh =
-            tokio::time::interval_at(start + self.config.refresh, self.config.refresh);
-        let mut sweep = tokio::time::interval_at(start + self.config.sweep, self.config.sweep);
-        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut refresh = session::ticker(self.config.refresh);
+        let mut sweep = session::ticker(self.config.sweep);
         loop {
-            let step = tokio::select! {
-                frame = outbound.recv() => Step::Frame(frame),
-                request = self.control.recv() => Step::Control(request),
-                urc = self.session.next_urc() => Step::Urc(urc),
-                _ = refresh.tick() => Step::Refresh,
-                _ = sweep.tick() => Step::Sweep,
+            let own = async {
+                tokio::select! {
+                    urc = self.session.next_urc() => Own::Urc(urc),
+                    _ = refresh.tick() => Own::Refresh,
+                    _ = sweep.tick() => Own::Sweep,
+                }
             };
-            let result = match step {
-                Step::Frame(Some(Outbound::Offer(job))) => self.send_job(*job).await,
-                // Jobs run one at a time, accepted right before they are written: an offer
-                // waiting in the channel is skipped at acceptance when it was taken back.
-                Step::Frame(Some(Outbound::Revoke { .. })) => Ok(()),
-                Step::Frame(Some(Outbound::Close(reason))) => {
-                    tracing::info!(port = %self.port, reason = reason.describe(), "modem session closed by the hub");
-                    return if reason.for_good() {
-                        Ended::Replaced
-                    } else {
-                        Ended::Stopped
-                    };
-                }
-                Step::Frame(None) | Step::Control(None | Some(Control::Stop)) => {
-                    return Ended::Stopped;
-                }
-                Step::Control(Some(request)) => self.serve_control(request).await,
-                Step::Urc(Ok(urc)) => self.handle_urc(urc).await,
-                Step::Urc(Err(err)) => Err(err),
-                Step::Refresh => self.refresh_and_report().await,
-                Step::Sweep => self.sweep().await,
+            let next = session::next(outbound, self.control, own, "modem", &self.port).await;
+            let result = match next {
+                Next::Offer(job) => self.send_job(job).await,
+                Next::Control(request) => self.serve_control(request).await,
+                Next::End(ended) => return ended,
+                Next::Own(Own::Urc(Ok(urc))) => self.handle_urc(urc).await,
+                Next::Own(Own::Urc(Err(err))) => Err(err),
+                Next::Own(Own::Refresh) => self.refresh_and_report().await,
+                Next::Own(Own::Sweep) => self.sweep().await,
             };
             let result = match result {
                 Ok(()) => self.drain_urcs().await,
@@ -404,9 +354,4 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
 /// A failed session; `was_online` once the modem was registered with the hub.
 fn failed(error: String, was_online: bool) -> Ended {
     Ended::Failed { error, was_online }
-}
-
-/// The modem's one SIM; its own number is not known.
-fn sim_info(status: &ModemStatus) -> SimInfo {
-    radio::sim_info(status, None)
 }
