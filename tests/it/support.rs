@@ -242,15 +242,21 @@ impl RawPhone {
 
     /// Sends `hello` and checks the `welcome`.
     pub async fn hello(&mut self, max_in_flight: u32, jobs: Option<Vec<HeldJob>>) {
+        let capabilities = Capabilities {
+            max_in_flight,
+            ..Capabilities::default()
+        };
+        self.hello_with(capabilities, jobs).await;
+    }
+
+    /// Sends `hello` with these capabilities and checks the `welcome`.
+    pub async fn hello_with(&mut self, capabilities: Capabilities, jobs: Option<Vec<HeldJob>>) {
         self.send(&DeviceFrame::Hello(Hello {
             protocol: vec![1],
             app_version: Some("test/1".into()),
             device: Default::default(),
             sims: Vec::new(),
-            capabilities: Capabilities {
-                max_in_flight,
-                ..Capabilities::default()
-            },
+            capabilities,
             jobs,
         }))
         .await;
