@@ -116,7 +116,48 @@ pub(super) async fn sent(
         bump_device_count(txn, device, device::Column::SentCount).await?;
         return Ok(Outcome::Applied);
     }
-    missed(txn, &rule, id, Some(device)).await
+    resolve_or_missed(txn, &rule, id, device, Some(parts), now).await
+}
+
+/// A device's report (`sent` or `delivered`) whose conditional update matched nothing: if the
+/// message is `failed` with the code `rule` resolves (`outcome_unknown`) and `device` held it,
+/// the report resolves it, moving it to `rule.to` with a `resolved` entry in its history
+/// ([`Rule::resolves`]); otherwise what the row's `otherwise` says ([`missed`]).
+pub(super) async fn resolve_or_missed(
+    txn: &Tx<'_>,
+    rule: &Rule,
+    id: Uuid,
+    device: &str,
+    parts: Option<u32>,
+    now: Millis,
+) -> Result<Outcome, DbErr> {
+    let Some(code) = rule.resolves else {
+        return missed(txn, rule, id, Some(device)).await;
+    };
+    let mut update = message::Entity::update_many()
+        .col_expr(M::State, Expr::value(rule.to.as_str()))
+        .col_expr(M::SentAt, Expr::col(M::SentAt).if_null(now))
+        .col_expr(M::UpdatedAt, Expr::value(now));
+    if rule.to == MessageState::Delivered {
+        update = update.col_expr(M::DeliveredAt, Expr::value(now));
+    }
+    if let Some(parts) = parts {
+        update = update.col_expr(M::Parts, Expr::value(parts as i32));
+    }
+    let rows = update
+        .filter(M::Id.eq(id))
+        .filter(M::DeviceId.eq(device))
+        .filter(M::State.eq(MessageState::Failed.as_str()))
+        .filter(M::ErrorCode.eq(code.as_str()))
+        .exec_in(txn)
+        .await?;
+    if rows == 0 {
+        return missed(txn, rule, id, Some(device)).await;
+    }
+    bump_device_count(txn, device, device::Column::SentCount).await?;
+    let detail = format!("the device reported {} after {}", rule.to, code.as_str());
+    event(txn, id, now, "resolved", Some(device), Some(&detail)).await?;
+    Ok(Outcome::Applied)
 }
 
 /// With a temporary failure reported by `device` and attempts left: back to the queue, not
