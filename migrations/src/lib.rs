@@ -9,6 +9,7 @@ mod m20261122_000001_core;
 mod m20261122_000002_delivery;
 mod m20261122_000003_modem_refs;
 mod m20261122_000004_hot_indexes;
+mod m20261204_000001_history_rows;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_delivery::Migration),
             Box::new(m20261122_000003_modem_refs::Migration),
             Box::new(m20261122_000004_hot_indexes::Migration),
+            Box::new(m20261204_000001_history_rows::Migration),
         ]
     }
 }

@@ -661,3 +661,75 @@ async fn only_an_unknown_outcome_is_resolved_by_a_late_report() {
     assert_eq!(message["state"], "failed", "{message}");
     assert_eq!(message["error"]["code"], "invalid_recipient");
 }
+
+/// The events of a message's history, as (event, device) pairs in order.
+fn history_of(message: &serde_json::Value) -> Vec<(String, String)> {
+    message["history"]
+        .as_array()
+        .expect("a history")
+        .iter()
+        .map(|it| {
+            (
+                it["event"].as_str().unwrap_or_default().to_string(),
+                it["device_id"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Issue 15, bug 9: the REST history is append-only. After a requeue (an offer lost) and a
+/// retry (a temporary failure), the earlier attempts' `dispatched` and `accepted` are still
+/// there, each with its device, in the order they happened.
+#[tokio::test]
+async fn history_keeps_every_attempt() {
+    let hub = TestHub::spawn_with(|config| config.dispatch.retry_base_ms = 100).await;
+    let first = hub.phone("first", 100, true, -55, 4).await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "hist"}))
+        .await;
+    let mut first = first;
+    assert_eq!(first.expect_offer().await.id, id);
+    let first_id = first.id.clone();
+    // The offer is lost: back to the queue, then to the second phone.
+    first.drop_connection();
+    let mut second = hub.phone("second", 100, true, -60, 4).await;
+    assert_eq!(second.expect_offer().await.id, id);
+    second.accept(&id).await;
+    second
+        .send(&DeviceFrame::Failed(Failed {
+            id: id.clone(),
+            code: "no_service".into(),
+            temporary: Some(true),
+            reason: None,
+        }))
+        .await;
+    assert!(matches!(second.recv().await, HubFrame::Ack(_)));
+    // The retry: only the second phone is online, so it gets the job again.
+    assert_eq!(second.expect_offer().await.id, id);
+    second.accept(&id).await;
+    second
+        .send(&DeviceFrame::Sent(smshub_protocol::device::Sent {
+            id: id.clone(),
+            parts: 1,
+            at: None,
+        }))
+        .await;
+    assert!(matches!(second.recv().await, HubFrame::Ack(_)));
+    let message = hub.wait_state(&id, "sent").await;
+    let two = second.id.clone();
+    let expected: Vec<(String, String)> = [
+        ("queued", ""),
+        ("dispatched", first_id.as_str()),
+        ("requeued", first_id.as_str()),
+        ("dispatched", two.as_str()),
+        ("accepted", two.as_str()),
+        ("retry", two.as_str()),
+        ("dispatched", two.as_str()),
+        ("accepted", two.as_str()),
+        ("sent", two.as_str()),
+    ]
+    .into_iter()
+    .map(|(event, device)| (event.to_string(), device.to_string()))
+    .collect();
+    assert_eq!(history_of(&message), expected, "{message}");
+}

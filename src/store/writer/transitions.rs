@@ -7,7 +7,7 @@
 //! message's `state` other than through such an update, or decide an outcome that the table
 //! does not say.
 
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
 };
@@ -39,6 +39,7 @@ pub(super) async fn dispatch(
         .exec_in(txn)
         .await?;
     if rows > 0 {
+        event(txn, id, now, "dispatched", Some(device), None).await?;
         return Ok(Outcome::Applied);
     }
     missed(txn, &rule, id, Some(device)).await
@@ -88,6 +89,7 @@ pub(super) async fn accept(
         .exec_in(txn)
         .await?;
     if rows > 0 {
+        event(txn, id, now, "accepted", Some(device), None).await?;
         return Ok(Outcome::Applied);
     }
     missed(txn, &rule, id, Some(device)).await
@@ -114,6 +116,7 @@ pub(super) async fn sent(
         .await?;
     if rows > 0 {
         bump_device_count(txn, device, device::Column::SentCount).await?;
+        event(txn, id, now, "sent", Some(device), None).await?;
         return Ok(Outcome::Applied);
     }
     resolve_or_missed(txn, &rule, id, device, Some(parts), now).await
@@ -307,6 +310,7 @@ pub(super) async fn expire(txn: &Tx<'_>, id: Uuid, now: Millis) -> Result<Outcom
 pub(super) async fn cancel(txn: &Tx<'_>, id: Uuid, now: Millis) -> Result<Outcome, DbErr> {
     let rule = Transition::Cancel.rule();
     if end_unaccepted(txn, id, &rule, M::CancelledAt, now).await? {
+        event(txn, id, now, "cancelled", None, None).await?;
         return Ok(Outcome::Applied);
     }
     missed(txn, &rule, id, None).await
@@ -392,6 +396,41 @@ async fn held_in(
     })
 }
 
+/// Appends the entry `name` to the history of each message of `ids` (duplicates count once),
+/// with the message's device as it is now, at `now`, or at the message's creation when `now`
+/// is `None`: one statement, `INSERT ... SELECT ... WHERE id IN (...)`, so that a padded list
+/// keeps the statement's shape.
+pub(super) async fn events_for(
+    txn: &Tx<'_>,
+    ids: &[Uuid],
+    name: &str,
+    now: Option<Millis>,
+) -> Result<(), DbErr> {
+    use message_event::Column as E;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut select = Query::select();
+    select.column(M::Id);
+    match now {
+        Some(now) => select.expr(Expr::val(now)),
+        None => select.column(M::CreatedAt),
+    };
+    select
+        .expr(Expr::val(name))
+        .column(M::DeviceId)
+        .from(message::Entity)
+        .and_where(Expr::col(M::Id).is_in(ids.iter().copied()));
+    let mut insert = Query::insert();
+    insert
+        .into_table(message_event::Entity)
+        .columns([E::MessageId, E::At, E::Event, E::DeviceId])
+        .select_from(select)
+        .map_err(|it| DbErr::Custom(it.to_string()))?;
+    txn.execute(&insert).await?;
+    Ok(())
+}
+
 /// Adds one to a device's counter (`sent_count` or `failed_count`).
 async fn bump_device_count(
     txn: &Tx<'_>,
@@ -406,7 +445,8 @@ async fn bump_device_count(
     Ok(())
 }
 
-/// Appends an entry to a message's history.
+/// Appends an entry to a message's history (every transition does: the history is read from
+/// these rows only, and never loses an attempt).
 async fn event(
     txn: &Tx<'_>,
     id: Uuid,
