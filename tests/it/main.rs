@@ -10,6 +10,7 @@ mod delivery;
 mod device;
 mod dispatch;
 mod faults;
+mod flood;
 mod gammu;
 mod hilink;
 mod hilink_emulator;
