@@ -11,6 +11,7 @@ mod device;
 mod dispatch;
 mod faults;
 mod flood;
+mod frame_table;
 mod gammu;
 mod hilink;
 mod hilink_emulator;

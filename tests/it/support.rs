@@ -305,6 +305,29 @@ impl RawPhone {
             .expect("phone sends");
     }
 
+    /// Sends a binary WebSocket frame (not allowed by the protocol).
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.ws
+            .send(Message::Binary(bytes.to_vec().into()))
+            .await
+            .expect("phone sends");
+    }
+
+    /// The next hub text frame, heartbeats included; panics after [`PATIENCE`].
+    pub async fn recv_any(&mut self) -> HubFrame {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("a frame from the hub in time")
+                .expect("the socket is open")
+                .expect("a valid WebSocket message");
+            if let Message::Text(text) = message {
+                return HubFrame::parse(&text).expect("hub frames parse");
+            }
+        }
+    }
+
     /// The next hub frame (heartbeats skipped); panics after [`PATIENCE`].
     pub async fn recv(&mut self) -> HubFrame {
         self.try_recv(PATIENCE).await.expect("a frame from the hub")

@@ -131,7 +131,7 @@ impl Session {
     }
 
     /// An `error` frame for a bad frame, and a strike.
-    async fn refuse<S>(&self, code: &str, message: &str, sink: &mut S) -> SinkResult
+    pub(super) async fn refuse<S>(&self, code: &str, message: &str, sink: &mut S) -> SinkResult
     where
         S: SinkExt<Message> + Unpin,
     {
@@ -168,6 +168,12 @@ impl Session {
                 send(sink, &HubFrame::Heartbeat(Heartbeat {})).await
             }
             DeviceFrame::Status(status) => {
+                // A battery level is a percentage; anything else is a worker bug, and the
+                // whole status is ignored rather than routed by.
+                if status.battery.is_some_and(|it| it.level > 100) {
+                    let message = "battery.level must be 0 to 100";
+                    return self.refuse("invalid_frame", message, sink).await;
+                }
                 self.link
                     .report_status(&self.device_id, self.session, status);
                 Ok(())

@@ -155,6 +155,8 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, link: DeviceLink) {
         held,
     );
     drop(tx);
+    // A worker that cannot request delivery reports is never asked for one (spec 6).
+    let reports = hello.capabilities.delivery_reports;
 
     let silence_limit = Duration::from_secs(u64::from(link.heartbeat_s().max(1)) * 3);
     let mut last_heard = tokio::time::Instant::now();
@@ -191,7 +193,9 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, link: DeviceLink) {
                             }
                         }
                         Message::Binary(_) => {
-                            let _ = send(&mut sink, &error_frame("invalid_frame", "frames must be JSON text")).await;
+                            if ctx.refuse("invalid_frame", "frames must be JSON text", &mut sink).await.is_err() {
+                                break 'session;
+                            }
                         }
                         Message::Close(_) => break 'session,
                         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
@@ -226,7 +230,7 @@ pub async fn run(ws: DeviceSocket, device: DeviceRecord, link: DeviceLink) {
                         }
                         Some(command) => {
                             ctx.note(&command);
-                            if send(&mut sink, &frame_of(command)).await.is_err() {
+                            if send(&mut sink, &frame_of(command, reports)).await.is_err() {
                                 break 'session;
                             }
                         }
@@ -267,7 +271,17 @@ where
     S: SinkExt<Message> + Unpin,
     R: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
-    while let Some(Ok(message)) = stream.next().await {
+    loop {
+        let message = match stream.next().await? {
+            Ok(it) => it,
+            Err(WsError::Capacity(_)) => {
+                // RFC 6455: a message too big to process is closed with 1009, hello or not.
+                let close = close_message(close_code::MESSAGE_TOO_BIG, "frame too large");
+                let _ = sink.send(close).await;
+                return None;
+            }
+            Err(_) => return None,
+        };
         let text = match message {
             Message::Text(text) => text,
             Message::Close(_) => return None,
@@ -291,7 +305,6 @@ where
             }
         }
     }
-    None
 }
 
 pub(super) fn error_frame(code: &str, message: &str) -> HubFrame {
@@ -312,8 +325,9 @@ where
         .map_err(|_| ())
 }
 
-/// The protocol frame for a command of the dispatcher (a close is not a frame).
-fn frame_of(command: Outbound) -> HubFrame {
+/// The protocol frame for a command of the dispatcher (a close is not a frame);
+/// `delivery_reports` is the worker's capability: without it, no job asks for a report.
+fn frame_of(command: Outbound, delivery_reports: bool) -> HubFrame {
     match command {
         Outbound::Offer(job) => {
             let Job {
@@ -330,7 +344,7 @@ fn frame_of(command: Outbound) -> HubFrame {
                 to: recipient.to_string(),
                 text,
                 sim_slot,
-                delivery_report,
+                delivery_report: delivery_report && delivery_reports,
                 valid_until: valid_until.map(format_millis),
                 parts,
             })
