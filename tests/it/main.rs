@@ -19,4 +19,5 @@ mod modem;
 mod modem_api;
 mod modem_detect;
 mod modem_emulator;
+mod spec_session;
 mod support;
