@@ -349,3 +349,41 @@ async fn no_delivery_report_is_asked_of_a_worker_without_them() {
     assert!(!job.delivery_report);
     assert!(job.sim_slot.is_some(), "the hub always names the SIM");
 }
+
+// Section 2.5: a device removed by an operator is closed with 4001.
+#[tokio::test]
+async fn a_removed_device_is_closed_4001() {
+    let hub = TestHub::spawn().await;
+    let mut phone = hub.phone("p", 80, false, -70, 4).await;
+    let response = hub
+        .http
+        .delete(hub.url(&format!("/api/devices/{}", phone.id)))
+        .header("X-API-Key", &hub.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{response:?}");
+    assert_eq!(phone.closed().await, Some(4001));
+}
+
+// Section 2.3: receivers MUST accept any RFC 3339 offset.
+#[tokio::test]
+async fn times_with_any_offset_are_accepted() {
+    let hub = TestHub::spawn().await;
+    let mut phone = hub.phone("p", 80, false, -70, 4).await;
+    phone
+        .send(&DeviceFrame::Incoming(Incoming {
+            id: "in-offset".into(),
+            from: "+14155550123".into(),
+            text: "hi".into(),
+            sim_slot: Some(0),
+            received_at: Some("2026-11-22T11:30:00.250+01:30".into()),
+        }))
+        .await;
+    expect_ack(&mut phone, "in-offset", ReportKind::Incoming).await;
+    let (_, inbox) = hub.get("/api/sms/inbox").await;
+    assert_eq!(
+        inbox["messages"][0]["received_at"],
+        "2026-11-22T10:00:00.250Z"
+    );
+}
