@@ -41,6 +41,8 @@ pub struct Config {
     pub max_parts: u32,
     /// Seconds between device heartbeats.
     pub heartbeat_s: u32,
+    /// Incoming SMS a device may report per minute (0: no limit).
+    pub incoming_per_minute: u32,
     /// Leases, retries, breaker, default SIM limits, scoring.
     pub dispatch: DispatchConfig,
     /// Most messages waiting for a device, in all and per API key; beyond, `503`.
@@ -76,6 +78,7 @@ impl Config {
             default_region: None,
             max_parts: 10,
             heartbeat_s: 30,
+            incoming_per_minute: 600,
             dispatch: DispatchConfig::default(),
             max_queued: 200_000,
             max_queued_per_key: 100_000,
@@ -125,7 +128,8 @@ impl App {
             dispatcher.clone(),
             config.dispatch.retry(),
             config.heartbeat_s,
-        );
+        )
+        .with_incoming_per_minute(config.incoming_per_minute);
         let modems = Arc::new(Modems::new(
             config.modems.clone(),
             config.hilink.clone(),

@@ -248,9 +248,11 @@ impl MessageState {
     /// Whether some [`Transition`] moves a message from `self` to `next` (read from
     /// [`MessageState::TRANSITIONS`]).
     pub fn can_move_to(self, next: MessageState) -> bool {
-        MessageState::TRANSITIONS
-            .iter()
-            .any(|rule| rule.to == next && rule.from.contains(&self))
+        MessageState::TRANSITIONS.iter().any(|rule| {
+            rule.to == next
+                && (rule.from.contains(&self)
+                    || (self == MessageState::Failed && rule.resolves.is_some()))
+        })
     }
 
     /// Every move a message can make, one row per [`Transition`] in its declaration order:
@@ -261,7 +263,9 @@ impl MessageState {
     ///
     /// States move forward, except two steps back to `queued`, both taken only when nothing
     /// was sent: an offer lost before its device accepted it ([`Transition::Requeue`]), and
-    /// a temporary failure with a retry due ([`Transition::Retry`]).
+    /// a temporary failure with a retry due ([`Transition::Retry`]); and one step back from
+    /// `failed outcome_unknown` to `sent` or `delivered` when the device that held the
+    /// message reports it late ([`Rule::resolves`]).
     pub const TRANSITIONS: [Rule; 11] = {
         use MessageState::*;
         use Otherwise::*;
@@ -271,66 +275,77 @@ impl MessageState {
                 from: &[Queued],
                 to: Dispatched,
                 otherwise: Refused,
+                resolves: None,
             },
             Rule {
                 transition: Transition::Requeue,
                 from: &[Dispatched],
                 to: Queued,
                 otherwise: Unchanged,
+                resolves: None,
             },
             Rule {
                 transition: Transition::Accept,
                 from: &[Dispatched],
                 to: Accepted,
                 otherwise: UnchangedIfHeldIn(&[Accepted, Sent, Delivered, Failed]),
+                resolves: None,
             },
             Rule {
                 transition: Transition::Sent,
                 from: &[Accepted],
                 to: Sent,
                 otherwise: UnchangedIfHeldIn(&[Sent, Delivered, Failed]),
+                resolves: Some(ErrorCode::OutcomeUnknown),
             },
             Rule {
                 transition: Transition::Delivered,
                 from: &[Accepted, Sent],
                 to: Delivered,
                 otherwise: UnchangedIfHeldIn(&[Delivered, Failed]),
+                resolves: Some(ErrorCode::OutcomeUnknown),
             },
             Rule {
                 transition: Transition::Retry,
                 from: &[Dispatched, Accepted],
                 to: Queued,
                 otherwise: Instead(Transition::Failed),
+                resolves: None,
             },
             Rule {
                 transition: Transition::Failed,
                 from: &[Dispatched, Accepted, Sent],
                 to: Failed,
                 otherwise: UnchangedIfHeldIn(&[Delivered, Failed]),
+                resolves: None,
             },
             Rule {
                 transition: Transition::FailedByHub,
                 from: &[Queued, Dispatched, Accepted, Sent],
                 to: Failed,
                 otherwise: Unchanged,
+                resolves: None,
             },
             Rule {
                 transition: Transition::OutcomeUnknown,
                 from: &[Accepted],
                 to: Failed,
                 otherwise: Unchanged,
+                resolves: None,
             },
             Rule {
                 transition: Transition::Expire,
                 from: &[Queued, Dispatched],
                 to: Expired,
                 otherwise: Unchanged,
+                resolves: None,
             },
             Rule {
                 transition: Transition::Cancel,
                 from: &[Queued, Dispatched],
                 to: Cancelled,
                 otherwise: Refused,
+                resolves: None,
             },
         ]
     };
@@ -403,6 +418,12 @@ pub struct Rule {
     /// What asking for it means when the message is in none of `from` (or, for a device's
     /// report, is held by another device).
     pub otherwise: Otherwise,
+    /// Also moves the message from `failed` with this error code, when the device that held
+    /// it asks: the one step back from a final state. `failed outcome_unknown` means "we do
+    /// not know" (the hub's outcome timeout, or a device that lost its journal), so a later
+    /// authoritative `sent` or `delivered` from that device resolves it; the history keeps
+    /// the failure and the resolution.
+    pub resolves: Option<ErrorCode>,
 }
 
 /// What a transition that cannot be made from the message's state amounts to.
@@ -760,7 +781,13 @@ mod tests {
         let moves: std::collections::BTreeSet<(MessageState, MessageState)> =
             MessageState::TRANSITIONS
                 .iter()
-                .flat_map(|rule| rule.from.iter().map(|from| (*from, rule.to)))
+                .flat_map(|rule| {
+                    let resolved = rule.resolves.map(|_| (Failed, rule.to));
+                    rule.from
+                        .iter()
+                        .map(|from| (*from, rule.to))
+                        .chain(resolved)
+                })
                 .collect();
         let documented: std::collections::BTreeSet<(MessageState, MessageState)> = [
             // The way forward; a delivery report may overtake the report of sending.
@@ -782,6 +809,9 @@ mod tests {
             // The two steps back: a lost offer; a temporary failure with a retry due.
             (Dispatched, Queued),
             (Accepted, Queued),
+            // The one step back from an end: a late report resolves `outcome_unknown`.
+            (Failed, Sent),
+            (Failed, Delivered),
         ]
         .into_iter()
         .collect();
@@ -810,6 +840,13 @@ mod tests {
                         "{rule:?}"
                     );
                 }
+            }
+        }
+        // Only `outcome_unknown` is resolved, and only towards success.
+        for rule in MessageState::TRANSITIONS {
+            if let Some(code) = rule.resolves {
+                assert_eq!(code, ErrorCode::OutcomeUnknown, "{rule:?}");
+                assert!(matches!(rule.to, Sent | Delivered), "{rule:?}");
             }
         }
         // The steps back start where nothing has been sent yet.

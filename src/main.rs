@@ -137,6 +137,10 @@ struct HubArgs {
     /// Seconds between device heartbeats.
     #[arg(long, env = "SMSHUB_HEARTBEAT_S", default_value_t = 30)]
     heartbeat_s: u32,
+    /// Incoming SMS a device may report per minute, in a burst or spread out (0: no limit);
+    /// past it the device gets an error frame `rate_limited` and reports the SMS again later.
+    #[arg(long, env = "SMSHUB_INCOMING_PER_MINUTE", default_value_t = 600)]
+    incoming_per_minute: u32,
     /// Seconds HTTP requests in flight get to finish at shutdown; then their connections close.
     #[arg(long, env = "SMSHUB_SHUTDOWN_GRACE_S", default_value_t = 10)]
     shutdown_grace_s: u64,
@@ -541,6 +545,7 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
         .map_err(anyhow::Error::msg)?;
     config.max_parts = args.max_parts.max(1);
     config.heartbeat_s = args.heartbeat_s.max(1);
+    config.incoming_per_minute = args.incoming_per_minute;
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_s);
     config.server = smshub::server::ServerLimits {
         max_pending_connections: args.max_pending_connections.max(1),

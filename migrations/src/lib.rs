@@ -10,6 +10,7 @@ mod m20261122_000002_delivery;
 mod m20261122_000003_modem_refs;
 mod m20261122_000004_hot_indexes;
 mod m20261204_000005_modem_ports;
+mod m20261204_000006_history_rows;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_modem_refs::Migration),
             Box::new(m20261122_000004_hot_indexes::Migration),
             Box::new(m20261204_000005_modem_ports::Migration),
+            Box::new(m20261204_000006_history_rows::Migration),
         ]
     }
 }

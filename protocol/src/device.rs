@@ -391,7 +391,8 @@ pub enum ReportKind {
 /// `error`: a frame the hub could not process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorFrame {
-    /// Stable code: `invalid_frame`, `hello_required`, `unsupported_version`, `unknown_job`.
+    /// Stable code: `invalid_frame`, `hello_required`, `unsupported_version`, `unknown_job`,
+    /// `too_many_ids`, `rate_limited`.
     pub code: String,
     /// Human-readable detail, for logs; not meant to be parsed.
     pub message: String,

@@ -223,44 +223,22 @@ async fn detailed(
         record.state,
         MessageState::Queued | MessageState::Dispatched
     );
-    let mut history: Vec<(i64, HistoryEntry)> = Vec::new();
-    let times = [
-        ("queued", Some(record.created_at), None),
-        ("dispatched", record.dispatched_at, record.device_id.clone()),
-        ("accepted", record.accepted_at, record.device_id.clone()),
-        ("sent", record.sent_at, record.device_id.clone()),
-        ("delivered", record.delivered_at, record.device_id.clone()),
-        ("expired", record.expired_at, None),
-        ("cancelled", record.cancelled_at, None),
-    ];
-    for (event, at, device_id) in times {
-        if let Some(at) = at {
-            history.push((
-                at,
-                HistoryEntry {
-                    at: crate::domain::format_millis(at),
-                    event: event.into(),
-                    device_id: device_id.map(String::from),
-                    detail: None,
-                },
-            ));
-        }
-    }
-    for event in api.store.message_events(id).await? {
-        history.push((
-            event.at,
-            HistoryEntry {
-                at: crate::domain::format_millis(event.at),
-                event: event.event,
-                device_id: event.device_id,
-                detail: event.detail,
-            },
-        ));
-    }
-    // Stable order: by time, the state times before the events recorded at the same instant.
-    history.sort_by_key(|it| it.0);
+    // The history is the message's event rows, oldest first: every transition appends one,
+    // so a retry or requeue never hides an earlier attempt.
+    let history = api
+        .store
+        .message_events(id)
+        .await?
+        .into_iter()
+        .map(|event| HistoryEntry {
+            at: crate::domain::format_millis(event.at),
+            event: event.event,
+            device_id: event.device_id,
+            detail: event.detail,
+        })
+        .collect();
     let mut dto = MessageDto::from(record);
-    dto.history = history.into_iter().map(|it| it.1).collect();
+    dto.history = history;
     if waiting {
         dto.waiting_reason = api.dispatcher.why_waiting(id).await;
     }

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use smshub_protocol::device::ErrorCode;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -260,6 +261,23 @@ impl Shell {
                         })
                         .collect();
                     self.fire(changes, "fail the messages of a removed device")
+                        .await;
+                }
+                Action::FailUnsendable { device, ids } => {
+                    let changes = ids
+                        .into_iter()
+                        .map(|id| Change::Failed {
+                            id,
+                            device: None,
+                            code: FailureCode::Known(ErrorCode::Unsupported),
+                            message: format!(
+                                "device {device} does not send multipart messages (its hello says multipart: false) and this message has several parts"
+                            ),
+                            temporary: false,
+                            retry: None,
+                        })
+                        .collect();
+                    self.fire(changes, "fail messages their device cannot send")
                         .await;
                 }
                 Action::Reload { ids } => {

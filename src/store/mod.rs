@@ -493,6 +493,7 @@ impl Store {
     pub async fn message_events(&self, id: Uuid) -> Result<Vec<MessageEvent>, StoreError> {
         let rows = message_event::Entity::find()
             .filter(message_event::Column::MessageId.eq(id))
+            .order_by_asc(message_event::Column::At)
             .order_by_asc(message_event::Column::Id)
             .all(&self.db)
             .await?;

@@ -7,8 +7,10 @@
 //! the retry policy for temporary failures and the heartbeat interval. It never sees the HTTP
 //! API, API keys, back-pressure or the modems of other transports.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use smshub_protocol::device::{Capabilities, SimInfo, Status};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -30,6 +32,9 @@ pub struct DeviceLink {
     dispatcher: Dispatcher,
     retry: Retry,
     heartbeat_s: u32,
+    /// Incoming SMS each device may report per minute (`None`: no limit), shared by every
+    /// transport and kept across a device's sessions.
+    incoming: Option<Arc<DefaultKeyedRateLimiter<DeviceId>>>,
 }
 
 impl DeviceLink {
@@ -48,7 +53,23 @@ impl DeviceLink {
             dispatcher,
             retry,
             heartbeat_s,
+            incoming: None,
         }
+    }
+
+    /// The same link, with at most `per_minute` incoming SMS stored per device and minute (in
+    /// a burst or spread out); 0 means no limit.
+    pub fn with_incoming_per_minute(mut self, per_minute: u32) -> DeviceLink {
+        self.incoming = NonZeroU32::new(per_minute)
+            .map(|it| Arc::new(RateLimiter::keyed(Quota::per_minute(it))));
+        self
+    }
+
+    /// Whether `device` may report one more incoming SMS now (it is counted if so).
+    pub fn incoming_allowed(&self, device: &DeviceId) -> bool {
+        self.incoming
+            .as_ref()
+            .is_none_or(|it| it.check_key(device).is_ok())
     }
 
     /// The store, for changes a transport commits itself.

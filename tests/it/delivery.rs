@@ -554,3 +554,182 @@ async fn a_rejection_changes_routing() {
         "{devices}"
     );
 }
+
+/// Issue 15, bug 8: `failed outcome_unknown` (the hub's outcome timeout) says "we do not
+/// know". A later `sent` from the phone that owned the job resolves it: the message moves to
+/// `sent` (the one step back), then a `delivered` moves it on, and the history keeps both the
+/// timeout and the resolution.
+#[tokio::test]
+async fn a_late_sent_resolves_an_unknown_outcome() {
+    let hub = TestHub::spawn_with(|config| config.dispatch.outcome_timeout_ms = 300).await;
+    let mut phone = hub.phone("slow", 100, true, -55, 4).await;
+    let id = hub
+        .send_sms(
+            json!({"phone_number": "+14155552671", "message": "late", "delivery_report": true}),
+        )
+        .await;
+    assert_eq!(phone.expect_offer().await.id, id);
+    phone.accept(&id).await;
+    let failed = hub.wait_state(&id, "failed").await;
+    assert_eq!(failed["error"]["code"], "outcome_unknown", "{failed}");
+
+    phone
+        .send(&DeviceFrame::Sent(smshub_protocol::device::Sent {
+            id: id.clone(),
+            parts: 1,
+            at: None,
+        }))
+        .await;
+    match phone.recv().await {
+        HubFrame::Ack(ack) => assert_eq!(ack.reports[0].report, ReportKind::Sent),
+        other => panic!("expected ack, got {other:?}"),
+    }
+    let sent = hub.wait_state(&id, "sent").await;
+    let events: Vec<&str> = sent["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|it| it["event"].as_str().unwrap_or_default())
+        .collect();
+    let unknown = events.iter().position(|it| *it == "outcome_unknown");
+    let resolved = events.iter().position(|it| *it == "resolved");
+    assert!(
+        unknown.is_some() && resolved.is_some() && unknown < resolved,
+        "{events:?}"
+    );
+    phone
+        .send(&DeviceFrame::Delivered(
+            smshub_protocol::device::Delivered {
+                id: id.clone(),
+                at: None,
+            },
+        ))
+        .await;
+    assert!(matches!(phone.recv().await, HubFrame::Ack(_)));
+    hub.wait_state(&id, "delivered").await;
+}
+
+/// Issue 15, bug 8: a late `delivered` (its `sent` lost) resolves an unknown outcome too,
+/// while another failure stays final: a late `sent` for a job that failed for a real reason
+/// changes nothing.
+#[tokio::test]
+async fn only_an_unknown_outcome_is_resolved_by_a_late_report() {
+    let hub = TestHub::spawn_with(|config| config.dispatch.outcome_timeout_ms = 300).await;
+    let mut phone = hub.phone("slow", 100, true, -55, 4).await;
+    let unknown = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "one"}))
+        .await;
+    assert_eq!(phone.expect_offer().await.id, unknown);
+    phone.accept(&unknown).await;
+    hub.wait_state(&unknown, "failed").await;
+    phone
+        .send(&DeviceFrame::Delivered(
+            smshub_protocol::device::Delivered {
+                id: unknown.clone(),
+                at: None,
+            },
+        ))
+        .await;
+    assert!(matches!(phone.recv().await, HubFrame::Ack(_)));
+    hub.wait_state(&unknown, "delivered").await;
+
+    let refused = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "two"}))
+        .await;
+    assert_eq!(phone.expect_offer().await.id, refused);
+    phone.accept(&refused).await;
+    phone
+        .send(&DeviceFrame::Failed(Failed {
+            id: refused.clone(),
+            code: "invalid_recipient".into(),
+            temporary: Some(false),
+            reason: None,
+        }))
+        .await;
+    assert!(matches!(phone.recv().await, HubFrame::Ack(_)));
+    hub.wait_state(&refused, "failed").await;
+    phone
+        .send(&DeviceFrame::Sent(smshub_protocol::device::Sent {
+            id: refused.clone(),
+            parts: 1,
+            at: None,
+        }))
+        .await;
+    assert!(matches!(phone.recv().await, HubFrame::Ack(_)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, message) = hub.get(&format!("/api/sms/{refused}")).await;
+    assert_eq!(message["state"], "failed", "{message}");
+    assert_eq!(message["error"]["code"], "invalid_recipient");
+}
+
+/// The events of a message's history, as (event, device) pairs in order.
+fn history_of(message: &serde_json::Value) -> Vec<(String, String)> {
+    message["history"]
+        .as_array()
+        .expect("a history")
+        .iter()
+        .map(|it| {
+            (
+                it["event"].as_str().unwrap_or_default().to_string(),
+                it["device_id"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Issue 15, bug 9: the REST history is append-only. After a requeue (an offer lost) and a
+/// retry (a temporary failure), the earlier attempts' `dispatched` and `accepted` are still
+/// there, each with its device, in the order they happened.
+#[tokio::test]
+async fn history_keeps_every_attempt() {
+    let hub = TestHub::spawn_with(|config| config.dispatch.retry_base_ms = 100).await;
+    let first = hub.phone("first", 100, true, -55, 4).await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "hist"}))
+        .await;
+    let mut first = first;
+    assert_eq!(first.expect_offer().await.id, id);
+    let first_id = first.id.clone();
+    // The offer is lost: back to the queue, then to the second phone.
+    first.drop_connection();
+    let mut second = hub.phone("second", 100, true, -60, 4).await;
+    assert_eq!(second.expect_offer().await.id, id);
+    second.accept(&id).await;
+    second
+        .send(&DeviceFrame::Failed(Failed {
+            id: id.clone(),
+            code: "no_service".into(),
+            temporary: Some(true),
+            reason: None,
+        }))
+        .await;
+    assert!(matches!(second.recv().await, HubFrame::Ack(_)));
+    // The retry: only the second phone is online, so it gets the job again.
+    assert_eq!(second.expect_offer().await.id, id);
+    second.accept(&id).await;
+    second
+        .send(&DeviceFrame::Sent(smshub_protocol::device::Sent {
+            id: id.clone(),
+            parts: 1,
+            at: None,
+        }))
+        .await;
+    assert!(matches!(second.recv().await, HubFrame::Ack(_)));
+    let message = hub.wait_state(&id, "sent").await;
+    let two = second.id.clone();
+    let expected: Vec<(String, String)> = [
+        ("queued", ""),
+        ("dispatched", first_id.as_str()),
+        ("requeued", first_id.as_str()),
+        ("dispatched", two.as_str()),
+        ("accepted", two.as_str()),
+        ("retry", two.as_str()),
+        ("dispatched", two.as_str()),
+        ("accepted", two.as_str()),
+        ("sent", two.as_str()),
+    ]
+    .into_iter()
+    .map(|(event, device)| (event.to_string(), device.to_string()))
+    .collect();
+    assert_eq!(history_of(&message), expected, "{message}");
+}

@@ -6,7 +6,9 @@ use std::time::Duration;
 use serde_json::json;
 use smshub::simulate::{self, Behaviour, Profile, SimStats};
 
-use crate::support::{PATIENCE, TestHub};
+use smshub_protocol::device::Capabilities;
+
+use crate::support::{PATIENCE, RawPhone, TestHub};
 
 #[tokio::test]
 async fn healthy_idle_phones_get_more_than_weak_ones() {
@@ -165,4 +167,76 @@ async fn wait_online(hub: &TestHub, count: usize) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A phone that cannot send multipart messages (issue 15, bug 7).
+async fn single_part_phone(hub: &TestHub, name: &str) -> RawPhone {
+    let (id, token) = hub.add_device(name).await;
+    let mut phone = RawPhone::connect(&hub.base, &id, &token)
+        .await
+        .expect("phone connects");
+    let capabilities = Capabilities {
+        max_in_flight: 4,
+        multipart: false,
+        ..Capabilities::default()
+    };
+    phone.hello_with(capabilities, None).await;
+    phone.status(90, true, -70).await;
+    phone
+}
+
+/// Issue 15, bug 7: a two-part job pinned to a phone that cannot send multipart can never be
+/// sent by it. It fails at once with `unsupported` (saying why) instead of waiting as
+/// "eligible", and the one-part job pinned behind it goes out.
+#[tokio::test]
+async fn a_pinned_job_its_device_cannot_send_fails_and_blocks_nothing() {
+    let hub = TestHub::spawn().await;
+    let mut phone = single_part_phone(&hub, "mono").await;
+    let long = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "a".repeat(200), "device_id": phone.id}))
+        .await;
+    let short = hub
+        .send_sms(
+            json!({"phone_number": "+14155552671", "message": "short", "device_id": phone.id}),
+        )
+        .await;
+    let job = phone.expect_offer().await;
+    assert_eq!(job.id, short, "the one-part job behind waits no more");
+    let failed = hub.wait_state(&long, "failed").await;
+    assert_eq!(failed["error"]["code"], "unsupported", "{failed}");
+    let message = failed["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("multipart"), "{failed}");
+    assert!(
+        phone.try_recv(Duration::from_millis(300)).await.is_none(),
+        "the two-part job was offered"
+    );
+}
+
+/// Issue 15, bug 7, for jobs any device may take: many multipart jobs that no connected phone
+/// can send (more than a dispatch pass looks past) wait with a true reason and do not hold up
+/// the one-part job behind them.
+#[tokio::test]
+async fn multipart_jobs_no_phone_can_send_do_not_block_the_queue() {
+    let hub = TestHub::spawn().await;
+    let mut phone = single_part_phone(&hub, "mono").await;
+    let numbers: Vec<String> = (0..100).map(|n| format!("+1415555{n:04}")).collect();
+    let (status, body) = hub
+        .post(
+            "/api/send-sms",
+            json!({"phone_numbers": numbers, "message": "b".repeat(200)}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let first_long = body["messages"][0]["id"].as_str().unwrap().to_string();
+    let short = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "short"}))
+        .await;
+    let job = phone.expect_offer().await;
+    assert_eq!(job.id, short);
+    let waiting = hub.wait_state(&first_long, "queued").await;
+    let reason = waiting["waiting_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("does not send multipart messages"),
+        "{waiting}"
+    );
 }

@@ -242,15 +242,21 @@ impl RawPhone {
 
     /// Sends `hello` and checks the `welcome`.
     pub async fn hello(&mut self, max_in_flight: u32, jobs: Option<Vec<HeldJob>>) {
+        let capabilities = Capabilities {
+            max_in_flight,
+            ..Capabilities::default()
+        };
+        self.hello_with(capabilities, jobs).await;
+    }
+
+    /// Sends `hello` with these capabilities and checks the `welcome`.
+    pub async fn hello_with(&mut self, capabilities: Capabilities, jobs: Option<Vec<HeldJob>>) {
         self.send(&DeviceFrame::Hello(Hello {
             protocol: vec![1],
             app_version: Some("test/1".into()),
             device: Default::default(),
             sims: Vec::new(),
-            capabilities: Capabilities {
-                max_in_flight,
-                ..Capabilities::default()
-            },
+            capabilities,
             jobs,
         }))
         .await;
@@ -297,6 +303,29 @@ impl RawPhone {
             .send(Message::text(text.to_string()))
             .await
             .expect("phone sends");
+    }
+
+    /// Sends a binary WebSocket frame (not allowed by the protocol).
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.ws
+            .send(Message::Binary(bytes.to_vec().into()))
+            .await
+            .expect("phone sends");
+    }
+
+    /// The next hub text frame, heartbeats included; panics after [`PATIENCE`].
+    pub async fn recv_any(&mut self) -> HubFrame {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("a frame from the hub in time")
+                .expect("the socket is open")
+                .expect("a valid WebSocket message");
+            if let Message::Text(text) = message {
+                return HubFrame::parse(&text).expect("hub frames parse");
+            }
+        }
     }
 
     /// The next hub frame (heartbeats skipped); panics after [`PATIENCE`].

@@ -1,5 +1,7 @@
 //! Choosing devices. A dispatch pass offers every waiting message that some device can take
-//! now. A pinned message goes only to its device. Any other goes to the device and SIM that
+//! now. A pinned message goes only to its device; one its device can never send (several
+//! parts to a device without multipart) fails `unsupported`, and one it cannot send now is
+//! passed over, never holding up those behind it. Any other goes to the device and SIM that
 //! last sent to its recipient (its sticky route) when that one can take it, else by smooth
 //! weighted round-robin over the devices' health (see `scoring`); devices that refused or
 //! failed the message come last. Only devices with room are looked at, and the pass gives up
@@ -11,11 +13,13 @@
 //! not depend on the message out of the per-message loop, and allocate nothing for a message
 //! that is only looked at.
 
+use std::collections::BTreeMap;
+
 use rand::Rng;
 
 use super::devices::DeviceEntry;
 use super::jobs::Held;
-use super::queue::{Rank, rank};
+use super::queue::Rank;
 use super::sims::{note_pacing, sim_usage};
 use super::{Action, Core};
 use crate::dispatch::FastMap as HashMap;
@@ -58,10 +62,11 @@ impl Core {
     /// Offers every waiting message that some device can take now.
     pub fn dispatch(&mut self, now: Millis) -> Vec<Action> {
         // Status reports from thousands of idle phones must not cost a pass each.
-        if self.ready.is_empty() && self.pinned.is_empty() {
+        if !self.any_due() {
             return Vec::new();
         }
         let mut offers: HashMap<DeviceId, Vec<(QueuedMessage, Option<u8>)>> = HashMap::default();
+        let mut actions = Vec::new();
 
         // Pinned messages: only their device can take them.
         let pinned_devices: Vec<DeviceId> = self
@@ -71,20 +76,12 @@ impl Core {
             .cloned()
             .collect();
         for device in pinned_devices {
-            while let Some(message) = self
-                .pinned
-                .get(&device)
-                .and_then(|it| it.values().next())
-                .cloned()
-            {
-                let Some(candidate) = self.candidate(&device, &message, now) else {
-                    break;
-                };
-                if let Some(queue) = self.pinned.get_mut(&device) {
-                    queue.remove(&rank(&message));
-                }
-                self.places.remove(&message.id);
-                self.assign(&device, message, candidate.sim_slot, now, &mut offers);
+            let unsendable = self.dispatch_pinned(&device, now, &mut offers);
+            if !unsendable.is_empty() {
+                actions.push(Action::FailUnsendable {
+                    device,
+                    ids: unsendable,
+                });
             }
         }
         self.pinned.retain(|_, queue| !queue.is_empty());
@@ -113,19 +110,26 @@ impl Core {
         let mut weights: Vec<f64> = Vec::with_capacity(pool.len());
         let mut misses = 0;
         let mut cursor: Option<Rank> = None;
+        // Multipart messages are looked at only while a device with room sends them.
+        let mut long = self.pool_sends_multipart(&pool);
         while misses < LOOKAHEAD && !pool.is_empty() {
-            let next = match cursor {
-                None => self.ready.iter().next(),
-                Some(after) => self
-                    .ready
-                    .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
-                    .next(),
+            let short = next_after(&self.ready, cursor);
+            let longer = if long {
+                next_after(&self.ready_long, cursor)
+            } else {
+                None
             };
             // Taken out while it is placed (no clone); put back if nothing can take it.
-            let Some(key) = next.map(|(key, _)| *key) else {
-                break;
+            let key = match (short, longer) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => break,
             };
-            let Some(message) = self.ready.remove(&key) else {
+            let Some(message) = self
+                .ready
+                .remove(&key)
+                .or_else(|| self.ready_long.remove(&key))
+            else {
                 break;
             };
             let sticky = self.sticky.get(message.recipient.as_str());
@@ -173,7 +177,7 @@ impl Core {
                 }
             };
             let Some(chosen) = chosen else {
-                self.ready.insert(key, message);
+                self.ready_of(&message).insert(key, message);
                 cursor = Some(key);
                 misses += 1;
                 continue;
@@ -186,15 +190,78 @@ impl Core {
             let entry = &self.devices.entries[pool[index]];
             if entry.jobs.len() as u32 >= entry.max_in_flight {
                 pool.remove(index);
+                long = self.pool_sends_multipart(&pool);
             }
         }
 
-        let mut actions = Vec::new();
         for (device, jobs) in offers {
             actions.push(self.in_flight(&device));
             actions.push(Action::Offer { device, jobs });
         }
         actions
+    }
+
+    /// Offers `device` the messages pinned to it that it can take now, looking past up to
+    /// [`LOOKAHEAD`] that it cannot take now (a SIM out of quota, a slot it lacks), so that
+    /// none of those holds up the messages behind it. Returns the messages it can never
+    /// take (several parts, and it does not send multipart messages), taken out of the
+    /// queue to be failed.
+    fn dispatch_pinned(
+        &mut self,
+        device: &DeviceId,
+        now: Millis,
+        offers: &mut HashMap<DeviceId, Vec<(QueuedMessage, Option<u8>)>>,
+    ) -> Vec<uuid::Uuid> {
+        let mut unsendable = Vec::new();
+        let mut cursor: Option<Rank> = None;
+        let mut misses = 0;
+        while misses < LOOKAHEAD {
+            let Some(entry) = self.devices.get(device) else {
+                break;
+            };
+            let multipart = entry.multipart;
+            // Nothing at all goes to a device that is full, has no usable status or rests.
+            let open = entry.health.is_some() && (entry.jobs.len() as u32) < entry.max_in_flight;
+            if !open || self.rested(device, now) {
+                break;
+            }
+            let Some(queue) = self.pinned.get_mut(device) else {
+                break;
+            };
+            let Some(key) = next_after(queue, cursor) else {
+                break;
+            };
+            let Some(message) = queue.remove(&key) else {
+                break;
+            };
+            if message.parts > 1 && !multipart {
+                self.places.remove(&message.id);
+                if let Some(count) = self.waiting_by_key.get_mut(&message.api_key) {
+                    *count = count.saturating_sub(1);
+                }
+                unsendable.push(message.id);
+                continue;
+            }
+            match self.candidate(device, &message, now) {
+                Some(candidate) => {
+                    self.places.remove(&message.id);
+                    self.assign(device, message, candidate.sim_slot, now, offers);
+                }
+                None => {
+                    if let Some(queue) = self.pinned.get_mut(device) {
+                        queue.insert(key, message);
+                    }
+                    cursor = Some(key);
+                    misses += 1;
+                }
+            }
+        }
+        unsendable
+    }
+
+    /// Whether a device of `pool` (indexes of devices with room) sends multipart messages.
+    fn pool_sends_multipart(&self, pool: &[usize]) -> bool {
+        pool.iter().any(|at| self.devices.entries[*at].multipart)
     }
 
     /// Books `message` as offered to `device` (and `sim`): its attempt, the SIM's quota and
@@ -246,6 +313,17 @@ impl Core {
             .entry(device.clone())
             .or_default()
             .push((message, sim));
+    }
+}
+
+/// The first key of `queue` after `cursor` (from the start without one).
+fn next_after(queue: &BTreeMap<Rank, QueuedMessage>, cursor: Option<Rank>) -> Option<Rank> {
+    match cursor {
+        None => queue.keys().next().copied(),
+        Some(after) => queue
+            .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+            .next()
+            .map(|(key, _)| *key),
     }
 }
 

@@ -40,7 +40,11 @@ impl Core {
                     format!("scheduled for {}", format_millis(at))
                 });
             }
-            Place::Ready => self.ready.get(&key)?.clone(),
+            Place::Ready => self
+                .ready
+                .get(&key)
+                .or_else(|| self.ready_long.get(&key))?
+                .clone(),
             Place::Pinned => self.pinned.values().find_map(|it| it.get(&key))?.clone(),
         };
         let devices: Vec<DeviceId> = match &message.device_id {

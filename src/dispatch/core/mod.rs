@@ -137,6 +137,9 @@ pub enum Action {
     },
     /// Fail these messages: their pinned device was removed.
     FailRemoved { device: DeviceId, ids: Vec<Uuid> },
+    /// Fail these messages `unsupported`: their pinned device cannot send multipart messages
+    /// and they have several parts, so it can never take them.
+    FailUnsendable { device: DeviceId, ids: Vec<Uuid> },
     /// Load these messages from the store and enqueue them (the core lost their content).
     Reload { ids: Vec<Uuid> },
     /// Show the device's in-flight count.
@@ -155,8 +158,12 @@ pub struct Core {
     config: DispatchConfig,
     /// Draws the pacing jitter; seeded, so runs repeat.
     rng: StdRng,
-    /// Due messages any device may take, in rank order.
+    /// Due one-part messages any device may take, in rank order.
     ready: BTreeMap<Rank, QueuedMessage>,
+    /// Due multipart messages any device may take, in rank order: apart, so that a pass
+    /// skips them at no cost when no device with room sends multipart messages, and they
+    /// never hold up the one-part messages behind them.
+    ready_long: BTreeMap<Rank, QueuedMessage>,
     /// Due messages that name their device, per device, in rank order.
     pinned: HashMap<DeviceId, BTreeMap<Rank, QueuedMessage>>,
     /// Messages not due yet, by the instant they fall due.
@@ -194,6 +201,7 @@ impl Core {
             config,
             rng,
             ready: BTreeMap::new(),
+            ready_long: BTreeMap::new(),
             pinned: HashMap::default(),
             later: BTreeMap::new(),
             places: HashMap::default(),

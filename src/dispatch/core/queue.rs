@@ -1,5 +1,6 @@
 //! The messages waiting for a device. Each waits in one of three places: `ready` (any
-//! device may take it), `pinned` (per device, for a message that names its device) or `later`
+//! device may take it; multipart messages in `ready_long`, so they cost nothing while no
+//! device that can send them has room), `pinned` (per device, for a message that names its device) or `later`
 //! (not due before its schedule or retry backoff ends). Within a place they are ranked by
 //! priority (highest first), then age, then id. `places` finds a waiting message by id,
 //! `expiries` holds validity deadlines (kept while the message is offered, too) and
@@ -8,6 +9,7 @@
 //! Pure: no I/O and no clock reads; whether a message is due is decided from the `now` given.
 
 use std::cmp::Reverse;
+use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
@@ -92,16 +94,36 @@ impl Core {
             }
             None => {
                 self.places.insert(message.id, (Place::Ready, key));
-                self.ready.insert(key, message);
+                self.ready_of(&message).insert(key, message);
             }
         }
+    }
+
+    /// The ready queue `message` belongs in: by its parts.
+    pub(super) fn ready_of(
+        &mut self,
+        message: &QueuedMessage,
+    ) -> &mut BTreeMap<Rank, QueuedMessage> {
+        if message.parts > 1 {
+            &mut self.ready_long
+        } else {
+            &mut self.ready
+        }
+    }
+
+    /// Whether any message waits in a ready or pinned queue.
+    pub(super) fn any_due(&self) -> bool {
+        !self.ready.is_empty() || !self.ready_long.is_empty() || !self.pinned.is_empty()
     }
 
     /// Removes a waiting message, wherever it waits.
     pub(super) fn take_waiting(&mut self, id: Uuid) -> Option<QueuedMessage> {
         let (place, key) = self.places.remove(&id)?;
         let message = match place {
-            Place::Ready => self.ready.remove(&key),
+            Place::Ready => self
+                .ready
+                .remove(&key)
+                .or_else(|| self.ready_long.remove(&key)),
             Place::Later(at) => self.later.remove(&(at, id)),
             Place::Pinned => {
                 let mut found = None;

@@ -79,7 +79,7 @@ impl Core {
         while self.pacing.first().is_some_and(|at| *at <= now) {
             self.pacing.pop_first();
         }
-        if (!self.ready.is_empty() || !self.pinned.is_empty())
+        if self.any_due()
             && let Some(at) = self.pacing.first()
         {
             consider(*at);

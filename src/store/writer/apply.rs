@@ -333,6 +333,8 @@ pub(super) async fn insert_messages(txn: &Tx<'_>, messages: &[NewMessage]) -> Re
             ..Default::default()
         });
         message::Entity::insert_many(rows).exec_in(txn).await?;
+        let ids: Vec<Uuid> = chunk.iter().map(|it| it.id).collect();
+        transitions::events_for(txn, &ids, "queued", None).await?;
     }
     Ok(())
 }

@@ -18,7 +18,7 @@ use super::super::NewMessage;
 use super::super::entities::{device, message};
 use super::apply::insert_messages;
 use super::plan::{Kind, change_target};
-use super::transitions::missed;
+use super::transitions::{events_for, resolve_or_missed};
 use super::{Change, Exec, Outcome, Tx};
 use crate::domain::{MessageState, Millis, Transition};
 
@@ -144,12 +144,26 @@ pub(super) async fn apply_run(
     if !counted.is_empty() {
         count_sends(txn, &targets, counted).await?;
     }
+    // Every change that applied appends its entry to the message's history.
+    let hits: Vec<Uuid> = applied.iter().map(|it| it.0).collect();
+    let name = match key {
+        Kind::Dispatch => "dispatched",
+        Kind::Accept => "accepted",
+        Kind::Sent => "sent",
+        Kind::Delivered => "delivered",
+        Kind::Insert => unreachable!("inserted above"),
+    };
+    events_for(txn, &padded(&hits), name, Some(now)).await?;
     let mut outcomes = Vec::with_capacity(wanted);
-    for (id, device) in targets.into_iter().take(wanted) {
+    for ((id, device), change) in targets.into_iter().zip(run).take(wanted) {
         outcomes.push(if applied.contains(&(id, device.to_string())) {
             Outcome::Applied
         } else {
-            missed(txn, &rule, id, Some(device)).await?
+            let parts = match change {
+                Change::Sent { parts, .. } => Some(*parts),
+                _ => None,
+            };
+            resolve_or_missed(txn, &rule, id, device, parts, now).await?
         });
     }
     Ok(outcomes)

@@ -7,7 +7,7 @@
 //! message's `state` other than through such an update, or decide an outcome that the table
 //! does not say.
 
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
 };
@@ -39,6 +39,7 @@ pub(super) async fn dispatch(
         .exec_in(txn)
         .await?;
     if rows > 0 {
+        event(txn, id, now, "dispatched", Some(device), None).await?;
         return Ok(Outcome::Applied);
     }
     missed(txn, &rule, id, Some(device)).await
@@ -88,6 +89,7 @@ pub(super) async fn accept(
         .exec_in(txn)
         .await?;
     if rows > 0 {
+        event(txn, id, now, "accepted", Some(device), None).await?;
         return Ok(Outcome::Applied);
     }
     missed(txn, &rule, id, Some(device)).await
@@ -114,9 +116,51 @@ pub(super) async fn sent(
         .await?;
     if rows > 0 {
         bump_device_count(txn, device, device::Column::SentCount).await?;
+        event(txn, id, now, "sent", Some(device), None).await?;
         return Ok(Outcome::Applied);
     }
-    missed(txn, &rule, id, Some(device)).await
+    resolve_or_missed(txn, &rule, id, device, Some(parts), now).await
+}
+
+/// A device's report (`sent` or `delivered`) whose conditional update matched nothing: if the
+/// message is `failed` with the code `rule` resolves (`outcome_unknown`) and `device` held it,
+/// the report resolves it, moving it to `rule.to` with a `resolved` entry in its history
+/// ([`Rule::resolves`]); otherwise what the row's `otherwise` says ([`missed`]).
+pub(super) async fn resolve_or_missed(
+    txn: &Tx<'_>,
+    rule: &Rule,
+    id: Uuid,
+    device: &str,
+    parts: Option<u32>,
+    now: Millis,
+) -> Result<Outcome, DbErr> {
+    let Some(code) = rule.resolves else {
+        return missed(txn, rule, id, Some(device)).await;
+    };
+    let mut update = message::Entity::update_many()
+        .col_expr(M::State, Expr::value(rule.to.as_str()))
+        .col_expr(M::SentAt, Expr::col(M::SentAt).if_null(now))
+        .col_expr(M::UpdatedAt, Expr::value(now));
+    if rule.to == MessageState::Delivered {
+        update = update.col_expr(M::DeliveredAt, Expr::value(now));
+    }
+    if let Some(parts) = parts {
+        update = update.col_expr(M::Parts, Expr::value(parts as i32));
+    }
+    let rows = update
+        .filter(M::Id.eq(id))
+        .filter(M::DeviceId.eq(device))
+        .filter(M::State.eq(MessageState::Failed.as_str()))
+        .filter(M::ErrorCode.eq(code.as_str()))
+        .exec_in(txn)
+        .await?;
+    if rows == 0 {
+        return missed(txn, rule, id, Some(device)).await;
+    }
+    bump_device_count(txn, device, device::Column::SentCount).await?;
+    let detail = format!("the device reported {} after {}", rule.to, code.as_str());
+    event(txn, id, now, "resolved", Some(device), Some(&detail)).await?;
+    Ok(Outcome::Applied)
 }
 
 /// With a temporary failure reported by `device` and attempts left: back to the queue, not
@@ -266,6 +310,7 @@ pub(super) async fn expire(txn: &Tx<'_>, id: Uuid, now: Millis) -> Result<Outcom
 pub(super) async fn cancel(txn: &Tx<'_>, id: Uuid, now: Millis) -> Result<Outcome, DbErr> {
     let rule = Transition::Cancel.rule();
     if end_unaccepted(txn, id, &rule, M::CancelledAt, now).await? {
+        event(txn, id, now, "cancelled", None, None).await?;
         return Ok(Outcome::Applied);
     }
     missed(txn, &rule, id, None).await
@@ -351,6 +396,41 @@ async fn held_in(
     })
 }
 
+/// Appends the entry `name` to the history of each message of `ids` (duplicates count once),
+/// with the message's device as it is now, at `now`, or at the message's creation when `now`
+/// is `None`: one statement, `INSERT ... SELECT ... WHERE id IN (...)`, so that a padded list
+/// keeps the statement's shape.
+pub(super) async fn events_for(
+    txn: &Tx<'_>,
+    ids: &[Uuid],
+    name: &str,
+    now: Option<Millis>,
+) -> Result<(), DbErr> {
+    use message_event::Column as E;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut select = Query::select();
+    select.column(M::Id);
+    match now {
+        Some(now) => select.expr(Expr::val(now)),
+        None => select.column(M::CreatedAt),
+    };
+    select
+        .expr(Expr::val(name))
+        .column(M::DeviceId)
+        .from(message::Entity)
+        .and_where(Expr::col(M::Id).is_in(ids.iter().copied()));
+    let mut insert = Query::insert();
+    insert
+        .into_table(message_event::Entity)
+        .columns([E::MessageId, E::At, E::Event, E::DeviceId])
+        .select_from(select)
+        .map_err(|it| DbErr::Custom(it.to_string()))?;
+    txn.execute(&insert).await?;
+    Ok(())
+}
+
 /// Adds one to a device's counter (`sent_count` or `failed_count`).
 async fn bump_device_count(
     txn: &Tx<'_>,
@@ -365,7 +445,8 @@ async fn bump_device_count(
     Ok(())
 }
 
-/// Appends an entry to a message's history.
+/// Appends an entry to a message's history (every transition does: the history is read from
+/// these rows only, and never loses an attempt).
 async fn event(
     txn: &Tx<'_>,
     id: Uuid,

@@ -3,11 +3,13 @@
 //! - this file: the route `GET /ws/device/{id}`: the device token is checked, then the
 //!   connection is upgraded and handed to a session;
 //! - [`upgrade`]: the WebSocket handshake, with small per-socket buffers;
-//! - [`session`]: one task per connection, owning the socket, fed by the registry's channel.
+//! - [`session`]: one task per connection, owning the socket, fed by the registry's channel;
+//! - `frames`: what each device frame does, the answers, and the bounds on floods.
 //!
 //! A refused connection is a [`Refused`] rejection; the HTTP layer's one `recover` turns it
 //! into the hub's JSON error shape. This module knows nothing of the REST API.
 
+mod frames;
 pub mod session;
 pub mod upgrade;
 
@@ -22,6 +24,7 @@ use crate::domain::is_valid_device_id;
 use crate::store::DeviceRecord;
 use crate::transport::link::DeviceLink;
 
+pub use frames::{MAX_IDS_PER_FRAME, STRIKES_PER_MINUTE};
 pub use session::MAX_FRAME_BYTES;
 
 /// WebSocket close codes of device protocol v1 (4000-4999 are application codes).
@@ -40,6 +43,8 @@ pub mod close_code {
     pub const INTERNAL_ERROR: u16 = 1011;
     /// A frame over the size limit (standard "message too big").
     pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// The device kept sending bad frames (standard "policy violation").
+    pub const POLICY_VIOLATION: u16 = 1008;
 }
 
 /// Why a device's connection was refused before it became a session.
