@@ -10,6 +10,7 @@
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
+    UpdateMany,
 };
 use uuid::Uuid;
 
@@ -27,22 +28,14 @@ pub(super) async fn dispatch(
     now: Millis,
 ) -> Result<Outcome, DbErr> {
     let rule = Transition::Dispatch.rule();
-    let rows = message::Entity::update_many()
-        .col_expr(M::State, Expr::value(rule.to.as_str()))
+    let rows = guarded(&rule, id, None, now)
         .col_expr(M::DeviceId, Expr::value(device))
         .col_expr(M::SimSlot, Expr::value(sim_slot.map(i16::from)))
         .col_expr(M::DispatchedAt, Expr::value(now))
         .col_expr(M::Attempts, Expr::col(M::Attempts).add(1))
-        .col_expr(M::UpdatedAt, Expr::value(now))
-        .filter(M::Id.eq(id))
-        .filter(state_in(&rule))
         .exec_in(txn)
         .await?;
-    if rows > 0 {
-        event(txn, id, now, "dispatched", Some(device), None).await?;
-        return Ok(Outcome::Applied);
-    }
-    missed(txn, &rule, id, Some(device)).await
+    settle(txn, &rule, id, Some(device), rows, now, "dispatched", None).await
 }
 
 /// dispatched to `device` → queued, its offer lost ([`Transition::Requeue`]).
@@ -54,21 +47,22 @@ pub(super) async fn requeue(
     now: Millis,
 ) -> Result<Outcome, DbErr> {
     let rule = Transition::Requeue.rule();
-    let rows = message::Entity::update_many()
-        .col_expr(M::State, Expr::value(rule.to.as_str()))
+    let rows = guarded(&rule, id, Some(device), now)
         .col_expr(M::DeviceId, Expr::value(Option::<String>::None))
         .col_expr(M::SimSlot, Expr::value(Option::<i16>::None))
-        .col_expr(M::UpdatedAt, Expr::value(now))
-        .filter(M::Id.eq(id))
-        .filter(M::DeviceId.eq(device))
-        .filter(state_in(&rule))
         .exec_in(txn)
         .await?;
-    if rows > 0 {
-        event(txn, id, now, "requeued", Some(device), Some(reason)).await?;
-        return Ok(Outcome::Applied);
-    }
-    missed(txn, &rule, id, Some(device)).await
+    settle(
+        txn,
+        &rule,
+        id,
+        Some(device),
+        rows,
+        now,
+        "requeued",
+        Some(reason),
+    )
+    .await
 }
 
 /// dispatched to `device` → accepted ([`Transition::Accept`]).
@@ -79,20 +73,11 @@ pub(super) async fn accept(
     now: Millis,
 ) -> Result<Outcome, DbErr> {
     let rule = Transition::Accept.rule();
-    let rows = message::Entity::update_many()
-        .col_expr(M::State, Expr::value(rule.to.as_str()))
+    let rows = guarded(&rule, id, Some(device), now)
         .col_expr(M::AcceptedAt, Expr::value(now))
-        .col_expr(M::UpdatedAt, Expr::value(now))
-        .filter(M::Id.eq(id))
-        .filter(M::DeviceId.eq(device))
-        .filter(state_in(&rule))
         .exec_in(txn)
         .await?;
-    if rows > 0 {
-        event(txn, id, now, "accepted", Some(device), None).await?;
-        return Ok(Outcome::Applied);
-    }
-    missed(txn, &rule, id, Some(device)).await
+    settle(txn, &rule, id, Some(device), rows, now, "accepted", None).await
 }
 
 /// accepted by `device` → sent, counted on the device ([`Transition::Sent`]).
@@ -104,14 +89,9 @@ pub(super) async fn sent(
     now: Millis,
 ) -> Result<Outcome, DbErr> {
     let rule = Transition::Sent.rule();
-    let rows = message::Entity::update_many()
-        .col_expr(M::State, Expr::value(rule.to.as_str()))
+    let rows = guarded(&rule, id, Some(device), now)
         .col_expr(M::Parts, Expr::value(parts as i32))
         .col_expr(M::SentAt, Expr::value(now))
-        .col_expr(M::UpdatedAt, Expr::value(now))
-        .filter(M::Id.eq(id))
-        .filter(M::DeviceId.eq(device))
-        .filter(state_in(&rule))
         .exec_in(txn)
         .await?;
     if rows > 0 {
@@ -120,6 +100,45 @@ pub(super) async fn sent(
         return Ok(Outcome::Applied);
     }
     resolve_or_missed(txn, &rule, id, device, Some(parts), now).await
+}
+
+/// The conditional update of a transition: to `rule.to`, only from `rule`'s states, only
+/// while `device` (when given) holds the message. Callers add the columns the transition sets.
+fn guarded(
+    rule: &Rule,
+    id: Uuid,
+    device: Option<&str>,
+    now: Millis,
+) -> UpdateMany<message::Entity> {
+    let update = message::Entity::update_many()
+        .col_expr(M::State, Expr::value(rule.to.as_str()))
+        .col_expr(M::UpdatedAt, Expr::value(now))
+        .filter(M::Id.eq(id))
+        .filter(state_in(rule));
+    match device {
+        Some(device) => update.filter(M::DeviceId.eq(device)),
+        None => update,
+    }
+}
+
+/// What a transition's update did: `Applied`, with the history entry `name`, when it matched a
+/// row; otherwise what the rule's `otherwise` says ([`missed`]).
+#[allow(clippy::too_many_arguments)]
+async fn settle(
+    txn: &Tx<'_>,
+    rule: &Rule,
+    id: Uuid,
+    device: Option<&str>,
+    rows: u64,
+    now: Millis,
+    name: &str,
+    detail: Option<&str>,
+) -> Result<Outcome, DbErr> {
+    if rows > 0 {
+        event(txn, id, now, name, device, detail).await?;
+        return Ok(Outcome::Applied);
+    }
+    missed(txn, rule, id, device).await
 }
 
 /// A device's report (`sent` or `delivered`) whose conditional update matched nothing: if the
@@ -188,8 +207,7 @@ pub(super) async fn retry(
     let attempts = attempts.first().map_or(1, |it| it.0);
     let attempts = u32::try_from(attempts).unwrap_or(1);
     let not_before = now + retry_delay(attempts, retry.base_ms, retry.cap_ms);
-    let rows = message::Entity::update_many()
-        .col_expr(M::State, Expr::value(rule.to.as_str()))
+    let rows = guarded(&rule, id, Some(device), now)
         .col_expr(M::DeviceId, Expr::value(Option::<String>::None))
         .col_expr(M::SimSlot, Expr::value(Option::<i16>::None))
         .col_expr(M::ErrorCode, Expr::value(code))
@@ -197,10 +215,6 @@ pub(super) async fn retry(
         .col_expr(M::ErrorTemporary, Expr::value(true))
         .col_expr(M::NotBefore, Expr::value(not_before))
         .col_expr(M::Retried, Expr::col(M::Retried).add(1))
-        .col_expr(M::UpdatedAt, Expr::value(now))
-        .filter(M::Id.eq(id))
-        .filter(M::DeviceId.eq(device))
-        .filter(state_in(&rule))
         .filter(M::Attempts.lt(retry.max_attempts as i32))
         .exec_in(txn)
         .await?;
@@ -276,23 +290,24 @@ pub(super) async fn outcome_unknown(
     now: Millis,
 ) -> Result<Outcome, DbErr> {
     let rule = Transition::OutcomeUnknown.rule();
-    let rows = message::Entity::update_many()
-        .col_expr(M::State, Expr::value(rule.to.as_str()))
+    let rows = guarded(&rule, id, Some(device), now)
         .col_expr(M::ErrorCode, Expr::value("outcome_unknown"))
         .col_expr(M::ErrorMessage, Expr::value(reason))
         .col_expr(M::ErrorTemporary, Expr::value(false))
         .col_expr(M::FailedAt, Expr::value(now))
-        .col_expr(M::UpdatedAt, Expr::value(now))
-        .filter(M::Id.eq(id))
-        .filter(M::DeviceId.eq(device))
-        .filter(state_in(&rule))
         .exec_in(txn)
         .await?;
-    if rows > 0 {
-        event(txn, id, now, "outcome_unknown", Some(device), Some(reason)).await?;
-        return Ok(Outcome::Applied);
-    }
-    missed(txn, &rule, id, Some(device)).await
+    settle(
+        txn,
+        &rule,
+        id,
+        Some(device),
+        rows,
+        now,
+        "outcome_unknown",
+        Some(reason),
+    )
+    .await
 }
 
 /// Not accepted in time → expired ([`Transition::Expire`]).
@@ -325,12 +340,8 @@ async fn end_unaccepted(
     at_column: message::Column,
     now: Millis,
 ) -> Result<bool, DbErr> {
-    let rows = message::Entity::update_many()
-        .col_expr(M::State, Expr::value(rule.to.as_str()))
+    let rows = guarded(rule, id, None, now)
         .col_expr(at_column, Expr::value(now))
-        .col_expr(M::UpdatedAt, Expr::value(now))
-        .filter(M::Id.eq(id))
-        .filter(state_in(rule))
         .exec_in(txn)
         .await?;
     Ok(rows > 0)
