@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
+use smshub_protocol::device::SimInfo;
 use uuid::Uuid;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
@@ -58,6 +59,9 @@ pub async fn send_sms(
         && api.store.find_device(device.as_str()).await?.is_none()
     {
         return Err(unknown_device(device.as_str()));
+    }
+    if let Some(slot) = request.sim_slot {
+        check_sim_slot(&api, request.device_id.as_ref(), slot).await?;
     }
     let messages: Vec<NewMessage> = request
         .recipients
@@ -462,6 +466,57 @@ pub async fn delete_device(api: Arc<ApiState>, id: String) -> Result<Response, A
     api.registry.close(&id, CloseReason::Removed);
     api.dispatcher.send(Event::Removed { device_id: id });
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A `sim_slot` no device that may take the message has: `400 invalid_sim_slot` rather than a
+/// message that waits forever. A device's SIMs are those it reported last (its status, else
+/// its `hello`, else the stored ones); a device that reported none may still have the slot,
+/// so it keeps the send possible.
+async fn check_sim_slot(
+    api: &ApiState,
+    device: Option<&DeviceId>,
+    slot: u8,
+) -> Result<(), ApiError> {
+    let records = match device {
+        Some(device) => api.store.find_device(device).await?.into_iter().collect(),
+        None => api.store.list_devices().await?,
+    };
+    let mut known = Vec::new();
+    for record in records {
+        // The slots of its last status, else of its `hello`; none reported is "not known".
+        let slots: Vec<u8> = match api.registry.get(&record.id) {
+            Some(live) => match &live.status {
+                Some(status) => status.sims.iter().map(|it| it.slot).collect(),
+                None => live.sims.iter().map(|it| it.slot).collect(),
+            },
+            None => record
+                .sims
+                .as_ref()
+                .and_then(|it| serde_json::from_value::<Vec<SimInfo>>(it.clone()).ok())
+                .map(|sims| sims.iter().map(|it| it.slot).collect())
+                .unwrap_or_default(),
+        };
+        let slots = Some(slots).filter(|it| !it.is_empty());
+        match slots {
+            None => return Ok(()),
+            Some(slots) if slots.contains(&slot) => return Ok(()),
+            Some(slots) => known.extend(slots),
+        }
+    }
+    if known.is_empty() && device.is_none() {
+        // No device yet: the first one may have the slot.
+        return Ok(());
+    }
+    known.sort_unstable();
+    known.dedup();
+    let whose = match device {
+        Some(device) => format!("device {device} has"),
+        None => "the devices have".to_string(),
+    };
+    Err(ApiError::bad_request(
+        "invalid_sim_slot",
+        format!("no SIM in slot {slot}: {whose} slots {known:?}"),
+    ))
 }
 
 /// The device a path names. A text that cannot be a device id names no device: 404, like an

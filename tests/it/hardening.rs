@@ -133,3 +133,37 @@ async fn a_writer_that_panics_is_restarted() {
     assert_eq!(live.status().as_u16(), 200);
     assert_eq!(hub.message_count().await, 2);
 }
+
+/// A `sim_slot` that no device able to take the message has is refused at once, instead of a
+/// `202` for a message that waits forever (issue 13, defect 13).
+#[tokio::test]
+async fn a_sim_slot_no_device_has_is_refused() {
+    let hub = TestHub::spawn().await;
+    let phone = hub.phone("one-sim", 80, true, -70, 4).await;
+    let pinned = |slot: u8| {
+        serde_json::json!({"phone_number": "+14155552671", "message": "hi",
+            "device_id": phone.id, "sim_slot": slot})
+    };
+    let (status, body) = hub.post("/api/send-sms", pinned(7)).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_sim_slot", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("slots [0]"),
+        "{body}"
+    );
+    let any = serde_json::json!({"phone_number": "+14155552671", "message": "hi", "sim_slot": 7});
+    let (status, body) = hub.post("/api/send-sms", any.clone()).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_sim_slot", "{body}");
+    let (status, body) = hub.post("/api/send-sms", pinned(0)).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(hub.message_count().await, 1);
+
+    // A device that never said which SIMs it has may have slot 7.
+    hub.add_device("not-yet-connected").await;
+    let (status, body) = hub.post("/api/send-sms", any).await;
+    assert_eq!(status, 202, "{body}");
+}
