@@ -35,14 +35,25 @@ impl Write for Stderr {
     }
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people: one line per event, colour on a terminal only.
+    Text,
+    /// For machines: one JSON object per line (`timestamp`, `level`, `fields`, `target`).
+    Json,
+}
+
 /// Installs the log for the process, filtered by `filter` (an `EnvFilter` directive).
-pub fn init(filter: EnvFilter) {
-    tracing_subscriber::fmt()
+pub fn init(filter: EnvFilter, format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(io::stderr().is_terminal())
         .log_internal_errors(false)
-        .with_writer(|| Stderr)
-        .init();
+        .with_writer(|| Stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
 }
 
 /// Prints a line on stdout for the user; a closed or full stdout is not an error worth a

@@ -50,6 +50,15 @@ struct Cli {
     /// Log filter, e.g. `info` or `smshub=debug`.
     #[arg(long, global = true, env = "SMSHUB_LOG", default_value = "info")]
     log: String,
+    /// `text` for people, `json` (one object per line) for log collectors.
+    #[arg(
+        long,
+        global = true,
+        env = "SMSHUB_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: smshub::logging::LogFormat,
     /// A TOML file of settings: each flag's environment variable without `SMSHUB_`, in lower
     /// case (`heartbeat_s = 30`). Flags and the environment (and `./.env`) win over it.
     #[arg(long, global = true, env = "SMSHUB_CONFIG")]
@@ -407,7 +416,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.log
     ))
     .context("invalid --log filter")?;
-    smshub::logging::init(filter);
+    smshub::logging::init(filter, cli.log_format);
 
     match cli.command {
         Command::Serve(args) => serve(args).await,

@@ -189,3 +189,36 @@ async fn run_demo(db: &str) -> (String, Vec<(String, String)>) {
     assert!(status.success(), "{status:?}");
     (key, devices)
 }
+
+/// `--log-format json` writes one JSON object per line, for log collectors (issue 13, 15).
+#[test]
+fn the_log_can_be_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("log.db").display());
+    let mut child = smshub()
+        .args(["serve", "--log-format", "json", "--listen", "127.0.0.1:0"])
+        .args(["--database-url", &db])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The hub says where it listens once it serves; then stop it.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert!(line.contains("listening"), "{line}");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(lines.len() >= 2, "{stderr}");
+    for line in lines {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"));
+        assert!(
+            event["level"].is_string() && event["fields"]["message"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(stderr.contains("smshub listening"), "{stderr}");
+}
