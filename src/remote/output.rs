@@ -29,6 +29,11 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     out.join("\n")
 }
 
+/// The array `body[key]`, empty when it is missing.
+fn items<'a>(body: &'a Value, key: &str) -> &'a [Value] {
+    body[key].as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
 /// A JSON field as a cell: strings bare, null as `-`.
 fn cell(value: &Value) -> String {
     match value {
@@ -51,10 +56,7 @@ fn short(text: &str, max: usize) -> String {
 
 /// `GET /api/sms` as a table.
 pub fn messages(body: &Value) -> String {
-    let rows = body["messages"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows = items(body, "messages")
         .iter()
         .map(|it| {
             vec![
@@ -101,10 +103,7 @@ pub fn message(body: &Value) -> String {
         ));
     }
     out.push(format!("{:<15} {}", "message", cell(&body["message"])));
-    let history: Vec<Vec<String>> = body["history"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let history: Vec<Vec<String>> = items(body, "history")
         .iter()
         .map(|it| {
             vec![
@@ -124,10 +123,7 @@ pub fn message(body: &Value) -> String {
 
 /// `GET /api/devices` as a table.
 pub fn devices(body: &Value) -> String {
-    let rows = body["devices"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let rows = items(body, "devices")
         .iter()
         .map(|it| {
             let battery = match it["battery"]["level"].as_u64() {
