@@ -3,11 +3,10 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{cli_api_key, free_port};
+use crate::support::{cli_api_key, free_port, wait_until_up};
 
 /// A hub process started in `dir` (where its `.env` is looked for).
 struct Hub {
@@ -42,23 +41,9 @@ impl Hub {
     /// Waits until the hub answers on `port`; panics if it does not within 30 s.
     async fn on(mut self, port: u16) -> Hub {
         self.base = format!("http://127.0.0.1:{port}");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(answer) = reqwest::get(format!("{}/health", self.base)).await
-                && answer.status() == 200
-            {
-                return self;
-            }
-            assert!(
-                self.child.try_wait().expect("status").is_none(),
-                "the hub exited"
-            );
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no hub on port {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let url = format!("{}/health", self.base);
+        wait_until_up(&url, &mut self.child, &format!("no hub on port {port}")).await;
+        self
     }
 
     /// The status of a send of a 3-part message (202 when `max_parts` allows it, else 400).

@@ -29,22 +29,13 @@ async fn a_hub_whose_log_cannot_be_written_serves_and_stops_cleanly() {
         .spawn()
         .expect("hub starts");
     let base = format!("http://127.0.0.1:{port}");
+    crate::support::wait_until_up(
+        &format!("{base}/health"),
+        &mut child,
+        "the hub did not come up with its log on /dev/full",
+    )
+    .await;
     let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while http
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .map(|it| it.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the hub did not come up with its log on /dev/full: {:?}",
-            child.try_wait()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     for n in 0..20 {
         let response = http
             .post(format!("{base}/api/send-sms"))
@@ -268,22 +259,13 @@ async fn a_read_only_database_answers_503_and_recovers_when_writable_again() {
     }
     let mut child = command.spawn().expect("hub starts");
     let base = format!("http://127.0.0.1:{port}");
+    crate::support::wait_until_up(
+        &format!("{base}/health/live"),
+        &mut child,
+        "the hub did not come up on a read-only database",
+    )
+    .await;
     let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while http
-        .get(format!("{base}/health/live"))
-        .send()
-        .await
-        .map(|it| it.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the hub did not come up on a read-only database: {:?}",
-            child.try_wait()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let send = |text: &'static str| {
         http.post(format!("{base}/api/send-sms"))
             .header("X-API-Key", &key)

@@ -434,3 +434,24 @@ pub fn free_port() -> u16 {
         .expect("address")
         .port()
 }
+
+/// Waits until the hub process `child` answers `200` at `url` (its health probe), for at most
+/// 30 s; panics naming `what` and the process's state if it does not.
+pub async fn wait_until_up(url: &str, child: &mut std::process::Child, what: &str) {
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while http
+        .get(url)
+        .send()
+        .await
+        .map(|it| it.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {:?}",
+            child.try_wait()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
