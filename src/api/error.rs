@@ -45,6 +45,15 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    /// The credential is valid but lacks `scope`.
+    pub fn forbidden(scope: crate::auth::Scope) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this credential lacks the `{scope}` scope"),
+        )
+    }
+
     pub fn internal(err: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %err, "internal error");
         ApiError::new(

@@ -18,11 +18,12 @@ use super::dto::*;
 use super::error::ApiError;
 use super::send::{SendRequest, unknown_device};
 use crate::auth;
+use crate::auth::Principal;
 use crate::dispatch::limits::Limits;
 use crate::dispatch::{Event, QueuedMessage};
 use crate::domain::{DeviceId, DeviceKind, MessageState, PhoneNumber, now_millis, parse_rfc3339};
 use crate::registry::CloseReason;
-use crate::store::{ApiKeyRecord, Change, MessageFilter, NewMessage, Outcome};
+use crate::store::{Change, MessageFilter, NewMessage, Outcome};
 
 /// Largest page of a list.
 const MAX_LIMIT: u64 = 500;
@@ -49,7 +50,7 @@ fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 /// `POST /api/send-sms`: one message per recipient, committed before the `202`.
 pub async fn send_sms(
     api: Arc<ApiState>,
-    key: ApiKeyRecord,
+    key: Principal,
     idempotency_header: Option<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -68,7 +69,7 @@ pub async fn send_sms(
         .iter()
         .map(|recipient| NewMessage {
             id: Uuid::now_v7(),
-            api_key_id: Some(key.id),
+            api_key_id: Some(key.owner),
             recipient: recipient.clone(),
             text: request.text.clone(),
             parts: request.parts,
@@ -83,7 +84,7 @@ pub async fn send_sms(
         .collect();
 
     if !api.backlog.reserve(
-        Some(key.id),
+        Some(key.owner),
         messages.len(),
         api.config.max_queued,
         api.config.max_queued_per_key,
@@ -98,7 +99,7 @@ pub async fn send_sms(
     }
     let change = match (&request.idempotency_key, &request.fingerprint) {
         (Some(idempotency), Some(fingerprint)) => Change::InsertIdempotent {
-            api_key_id: key.id,
+            api_key_id: key.owner,
             key: idempotency.clone(),
             fingerprint: fingerprint.clone(),
             messages: messages.clone(),
@@ -108,12 +109,12 @@ pub async fn send_sms(
     let outcome = match api.store.apply(change).await {
         Ok(it) => it,
         Err(err) => {
-            api.backlog.release(Some(key.id), messages.len());
+            api.backlog.release(Some(key.owner), messages.len());
             return Err(err.into());
         }
     };
     if outcome == Outcome::Refused {
-        api.backlog.release(Some(key.id), messages.len());
+        api.backlog.release(Some(key.owner), messages.len());
         let idempotency = request.idempotency_key.unwrap_or_default();
         let fingerprint = request.fingerprint.unwrap_or_default();
         return replay(&api, &key, &idempotency, &fingerprint).await;
@@ -181,11 +182,11 @@ fn accepted_response(
 /// was used for a different request.
 async fn replay(
     api: &ApiState,
-    key: &ApiKeyRecord,
+    key: &Principal,
     idempotency: &str,
     fingerprint: &str,
 ) -> Result<Response, ApiError> {
-    let Some(stored) = api.store.find_idempotency(key.id, idempotency).await? else {
+    let Some(stored) = api.store.find_idempotency(key.owner, idempotency).await? else {
         return Err(ApiError::internal(
             "an idempotency key was taken but cannot be read",
         ));

@@ -23,7 +23,7 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use crate::auth::{ApiKeys, bearer};
+use crate::auth::{ApiKeys, Principal, Scope, bearer};
 use crate::dashboard;
 use crate::dispatch::{Backlog, Dispatcher};
 use crate::registry::DeviceRegistry;
@@ -130,6 +130,22 @@ async fn run(
     result.await.map_err(warp::reject::custom)
 }
 
+/// Requires a credential that has `scope`: `401 unauthorized` without a valid one,
+/// `403 forbidden` naming the scope when it lacks it.
+fn authorized(
+    api: Arc<ApiState>,
+    scope: Scope,
+) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
+    api_key(api).and_then(move |key: ApiKeyRecord| async move {
+        let principal = Principal::of_key(&key);
+        if principal.scopes.contains(scope) {
+            Ok(principal)
+        } else {
+            Err(warp::reject::custom(ApiError::forbidden(scope)))
+        }
+    })
+}
+
 /// Requires an API key in `X-API-Key` or `Authorization: Bearer`.
 fn api_key(
     api: Arc<ApiState>,
@@ -179,7 +195,7 @@ fn send_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Re
     warp::path!("api" / "send-sms")
         .and(warp::post())
         .and(with_api(api.clone()))
-        .and(api_key(api))
+        .and(authorized(api, Scope::MessagesSend))
         .and(warp::header::optional::<String>("idempotency-key"))
         .and(json_body())
         .and_then(|api, key, idempotency, body| {
@@ -191,7 +207,7 @@ fn cancel_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = 
     warp::path!("api" / "sms" / String)
         .and(warp::delete())
         .and(with_api(api.clone()))
-        .and(api_key(api))
+        .and(authorized(api, Scope::MessagesSend))
         .and_then(|id, api, _key| run(handlers::cancel_sms(api, id)))
 }
 
@@ -201,7 +217,7 @@ fn set_device_limits(
     warp::path!("api" / "devices" / String / "limits")
         .and(warp::put())
         .and(with_api(api.clone()))
-        .and(api_key(api))
+        .and(authorized(api, Scope::DevicesWrite))
         .and(json_body())
         .and_then(|id, api, _key, body| run(handlers::set_device_limits(api, id, body)))
 }
@@ -217,7 +233,7 @@ fn get_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rej
         })
         .and(warp::get())
         .and(with_api(api.clone()))
-        .and(api_key(api))
+        .and(authorized(api, Scope::MessagesRead))
         .and_then(|id, api, _key| run(handlers::get_sms(api, id)))
 }
 
@@ -225,7 +241,7 @@ fn list_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Re
     warp::path!("api" / "sms")
         .and(warp::get())
         .and(with_api(api.clone()))
-        .and(api_key(api))
+        .and(authorized(api, Scope::MessagesRead))
         .and(query::<dto::MessageQuery>())
         .and_then(|api, _key, query| run(handlers::list_sms(api, query, false)))
 }
@@ -236,7 +252,7 @@ fn list_outbox(
     warp::path!("api" / "sms" / "outbox")
         .and(warp::get())
         .and(with_api(api.clone()))
-        .and(api_key(api))
+        .and(authorized(api, Scope::MessagesRead))
         .and(query::<dto::MessageQuery>())
         .and_then(|api, _key, query| run(handlers::list_sms(api, query, true)))
 }
@@ -245,7 +261,7 @@ fn list_inbox(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = 
     warp::path!("api" / "sms" / "inbox")
         .and(warp::get())
         .and(with_api(api.clone()))
-        .and(api_key(api))
+        .and(authorized(api, Scope::InboxRead))
         .and(query::<dto::InboxQuery>())
         .and_then(|api, _key, query| run(handlers::list_inbox(api, query)))
 }
@@ -256,7 +272,7 @@ fn list_devices(
     warp::path!("api" / "devices")
         .and(warp::get())
         .and(with_api(api.clone()))
-        .and(api_key(api))
+        .and(authorized(api, Scope::DevicesRead))
         .and_then(|api, _key| run(handlers::list_devices(api)))
 }
 
@@ -266,7 +282,7 @@ fn create_device(
     warp::path!("api" / "devices")
         .and(warp::post())
         .and(with_api(api.clone()))
-        .and(api_key(api))
+        .and(authorized(api, Scope::DevicesWrite))
         .and(json_body())
         .and_then(|api, _key, body| run(handlers::create_device(api, body)))
 }
@@ -277,7 +293,7 @@ fn delete_device(
     warp::path!("api" / "devices" / String)
         .and(warp::delete())
         .and(with_api(api.clone()))
-        .and(api_key(api))
+        .and(authorized(api, Scope::DevicesWrite))
         .and_then(|id, api, _key| run(handlers::delete_device(api, id)))
 }
 
@@ -285,7 +301,7 @@ fn stats(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rejec
     warp::path!("api" / "stats")
         .and(warp::get())
         .and(with_api(api.clone()))
-        .and(api_key(api))
+        .and(authorized(api, Scope::DevicesRead))
         .and_then(|api, _key| run(handlers::stats(api)))
 }
 

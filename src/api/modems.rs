@@ -19,50 +19,50 @@ use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
 
 use super::error::ApiError;
-use super::{ApiState, api_key, json_body, run, with_api};
-use crate::store::ApiKeyRecord;
+use super::{ApiState, authorized, json_body, run, with_api};
+use crate::auth::{Principal, Scope};
 use crate::transport::hilink;
 use crate::transport::modem::detect;
 use crate::transport::radio::{ModemError, ModemState, ModemStatus};
 
-/// Every modem route, behind the API key, as one filter: mount it with
+/// Every modem route, each behind its scope, as one filter: mount it with
 /// `.or(modems::routes(api.clone())).unify()` beside the other API routes.
 pub fn routes(api: Arc<ApiState>) -> warp::filters::BoxedFilter<(Response,)> {
-    let h = || with_api(api.clone()).and(api_key(api.clone()));
+    let h = |scope| with_api(api.clone()).and(authorized(api.clone(), scope));
     let detect = warp::path!("api" / "modems" / "detect")
         .and(warp::post())
-        .and(h())
+        .and(h(Scope::ModemsWrite))
         .and(json_body())
         .and_then(|api, _key, body| run(modems_detect(api, body)));
     let connect = warp::path!("api" / "modems" / "connect")
         .and(warp::post())
-        .and(h())
+        .and(h(Scope::ModemsWrite))
         .and(json_body())
         .and_then(|api, _key, body| run(modems_connect(api, body)));
     let disconnect = warp::path!("api" / "modems" / "disconnect")
         .and(warp::post())
-        .and(h())
+        .and(h(Scope::ModemsWrite))
         .and(json_body())
         .and_then(|api, _key, body| run(modems_disconnect(api, body)));
     let status_all = warp::path!("api" / "modems" / "status")
         .and(warp::get())
-        .and(h())
+        .and(h(Scope::DevicesRead))
         .and_then(|api, _key| run(modems_status(api)));
     let status = warp::path!("api" / "modems" / String / "status")
         .and(warp::get())
-        .and(h())
+        .and(h(Scope::DevicesRead))
         .and_then(|id, api, _key| run(modem_status(api, id)));
     let sim = warp::path!("api" / "modems" / String / "sim-info")
         .and(warp::get())
-        .and(h())
+        .and(h(Scope::DevicesRead))
         .and_then(|id, api, _key| run(modem_sim_info(api, id)));
     let list = warp::path!("api" / "modems" / String / "sms")
         .and(warp::get())
-        .and(h())
+        .and(h(Scope::DevicesRead))
         .and_then(|id, api, _key| run(modem_list_sms(api, id)));
     let send = warp::path!("api" / "modems" / String / "sms" / "send")
         .and(warp::post())
-        .and(h())
+        .and(h(Scope::MessagesSend))
         .and(warp::header::optional::<String>("idempotency-key"))
         .and(json_body())
         .and_then(|id, api, key, idempotency, body| {
@@ -70,16 +70,16 @@ pub fn routes(api: Arc<ApiState>) -> warp::filters::BoxedFilter<(Response,)> {
         });
     let delete = warp::path!("api" / "modems" / String / "sms" / u32)
         .and(warp::delete())
-        .and(h())
+        .and(h(Scope::ModemsWrite))
         .and_then(|id, index, api, _key| run(modem_delete_sms(api, id, index)));
     let ussd = warp::path!("api" / "modems" / String / "ussd")
         .and(warp::post())
-        .and(h())
+        .and(h(Scope::ModemsWrite))
         .and(json_body())
         .and_then(|id, api, _key, body| run(modem_ussd(api, id, body)));
     let balance = warp::path!("api" / "modems" / String / "balance")
         .and(warp::get())
-        .and(h())
+        .and(h(Scope::ModemsWrite))
         .and_then(|id, api, _key| run(modem_balance(api, id)));
     detect
         .or(connect)
@@ -310,7 +310,7 @@ pub async fn modem_delete_sms(
 /// tracked like `POST /api/send-sms` with `device_id` (the seed's `to`/`text` names work too).
 pub async fn modem_send_sms(
     api: Arc<ApiState>,
-    key: ApiKeyRecord,
+    key: Principal,
     id: String,
     idempotency: Option<String>,
     body: Bytes,

@@ -5,8 +5,12 @@
 //! time. An API key is looked up on every request (a few microseconds, see `store::keys`) and
 //! never cached, so a key revoked by any process is refused from the next request on.
 
+pub mod scope;
+
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
+
+pub use scope::{Scope, Scopes};
 
 use crate::domain::{DeviceId, DeviceKind, generate_device_id, generate_secret, hash_secret};
 use crate::store::{ApiKeyRecord, Change, DeviceRecord, Store, StoreError};
@@ -15,6 +19,35 @@ use crate::store::{ApiKeyRecord, Change, DeviceRecord, Store, StoreError};
 pub const API_KEY_PREFIX: &str = "shk_";
 /// Prefix of device tokens.
 pub const DEVICE_TOKEN_PREFIX: &str = "shd_";
+
+/// Who is calling the API, and what they may do: what every route's authorization yields.
+///
+/// `owner` is the tenant: the messages a principal sends carry it, and without
+/// `messages:read_all` it sees and cancels only messages carrying it. For an API key it is
+/// the key's id.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub owner: Uuid,
+    /// What people see to tell credentials apart: the key's prefix (`shk_7DWX4B`).
+    pub label: String,
+    pub scopes: Scopes,
+}
+
+impl Principal {
+    /// The principal of a stored API key. Keys have every scope until scoped keys exist.
+    pub fn of_key(key: &ApiKeyRecord) -> Principal {
+        Principal {
+            owner: key.id,
+            label: key.prefix.clone(),
+            scopes: Scopes::ALL,
+        }
+    }
+
+    /// Whether this principal may see a message sent under `owner`.
+    pub fn may_see(&self, owner: Option<Uuid>) -> bool {
+        self.scopes.reads_all_messages() || owner == Some(self.owner)
+    }
+}
 
 /// A new API key; `secret` is shown once and never stored.
 #[derive(Debug, Clone)]
