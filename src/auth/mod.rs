@@ -2,8 +2,8 @@
 //!
 //! Secrets are 256-bit random strings, stored only as SHA-256 hashes and shown once. A
 //! presented secret is hashed and looked up by its hash; hashes are compared in constant
-//! time. An API key is looked up on every request (a few microseconds, see `store::keys`) and
-//! never cached, so a key revoked by any process is refused from the next request on.
+//! time. API keys are cached in memory by `store::keys`, with a cache no key change
+//! outlives: a key revoked by any process is refused from the next request on.
 
 pub mod scope;
 
@@ -65,7 +65,7 @@ pub struct NewDevice {
     pub token: String,
 }
 
-/// Checks API keys against the database, on every request: no cache, so a revocation made
+/// Checks API keys (through the store's key cache, which no change outlives), so a revocation made
 /// by another process (`smshub keys revoke`) counts from the next request on.
 pub struct ApiKeys {
     store: Store,

@@ -302,13 +302,30 @@ impl Store {
 
     /// Applies changes together in the next group commit, one outcome per change in order.
     pub async fn apply_all(&self, changes: Vec<Change>) -> Result<Vec<Outcome>, StoreError> {
-        self.submit(changes).await?.await
+        let keys_changed = changes.iter().any(Change::changes_keys);
+        let outcomes = self.send(changes).await?.await;
+        if keys_changed {
+            // Whether or not it committed: a needless bump only costs a lookup.
+            self.keys.changed();
+        }
+        outcomes
     }
 
     /// Queues changes for the writer now and returns a future of their outcomes. Changes
     /// submitted one after another by the same task are applied in that order, which lets a
     /// caller keep going while earlier changes commit.
+    ///
+    /// A change to an API key goes through [`Store::apply`] instead, which tells the key
+    /// caches when it committed.
     pub async fn submit(&self, changes: Vec<Change>) -> Result<Committed, StoreError> {
+        debug_assert!(
+            !changes.iter().any(Change::changes_keys),
+            "key changes go through `apply`"
+        );
+        self.send(changes).await
+    }
+
+    async fn send(&self, changes: Vec<Change>) -> Result<Committed, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.writer
             .send(writer::Job {

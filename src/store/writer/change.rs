@@ -127,6 +127,14 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// Whether this change can make a cached API key wrong (a new key cannot: it is not
+    /// cached yet).
+    pub fn changes_keys(&self) -> bool {
+        matches!(self, Change::RevokeApiKey { .. })
+    }
+}
+
 /// The retry policy applied to a temporary failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retry {
