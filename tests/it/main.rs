@@ -22,6 +22,7 @@ mod modem_api;
 mod modem_detect;
 mod modem_emulator;
 mod modem_parts;
+mod openapi;
 mod remote;
 mod serving;
 mod spec_session;
