@@ -17,6 +17,7 @@ mod gammu;
 mod hardening;
 mod hilink;
 mod hilink_emulator;
+mod metrics;
 mod modem;
 mod modem_api;
 mod modem_detect;
