@@ -1,6 +1,6 @@
 //! `GET /metrics`: Prometheus text that `promtool check metrics` accepts, with requests by
 //! route template (never the raw path) and status, message transitions, the writer's group
-//! commits, and the live gauges of the fleet; `--metrics-token` closes it.
+//! commits, and the live gauges of the fleet; `--metrics-token` closes it. And `smshub health`.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -125,4 +125,35 @@ async fn a_metrics_token_closes_the_endpoint() {
         .await
         .unwrap();
     assert_eq!(with.status(), 200);
+}
+
+/// `smshub health --url` (the container's health check): exit 0 with the probe's JSON on a
+/// ready hub, non-zero when nothing answers.
+#[tokio::test]
+async fn smshub_health_exits_zero_only_on_a_ready_hub() {
+    let hub = TestHub::spawn().await;
+    let url = hub.url("/health/ready");
+    let ok = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_smshub"))
+            .args(["health", "--url", &url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("\"ready\":true"));
+    let closed = format!(
+        "http://127.0.0.1:{}/health/ready",
+        crate::support::free_port()
+    );
+    let down = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_smshub"))
+            .args(["health", "--url", &closed, "--timeout-s", "2"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!down.status.success(), "{down:?}");
 }
