@@ -48,6 +48,8 @@ pub struct Config {
     /// Most messages waiting for a device, in all and per API key; beyond, `503`.
     pub max_queued: usize,
     pub max_queued_per_key: usize,
+    /// A bearer token `GET /metrics` requires; open without.
+    pub metrics_token: Option<String>,
     /// Serial modems: timeouts, refresh and sweep intervals, SIM PIN, allow-list, ...
     pub modems: ModemConfig,
     /// Serial ports with a modem to attach at start (e.g. `/dev/ttyUSB2`).
@@ -82,6 +84,7 @@ impl Config {
             dispatch: DispatchConfig::default(),
             max_queued: 200_000,
             max_queued_per_key: 100_000,
+            metrics_token: None,
             modems: ModemConfig::default(),
             modem_ports: Vec::new(),
             modem_scan: false,
@@ -108,6 +111,7 @@ pub struct App {
 impl App {
     /// Opens and migrates the database, rebuilds queues from it and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        crate::telemetry::install();
         let store = Store::open(&config.database_url, config.durability).await?;
         let registry = Arc::new(DeviceRegistry::default());
         let backlog = Arc::new(Backlog::default());
@@ -142,6 +146,7 @@ impl App {
                 max_parts: config.max_parts,
                 max_queued: config.max_queued,
                 max_queued_per_key: config.max_queued_per_key,
+                metrics_token: config.metrics_token.clone(),
             },
             store: store.clone(),
             registry: registry.clone(),

@@ -20,6 +20,7 @@
 //!   timeouts, graceful shutdown with a bounded grace.
 //! - [`app`]: wires it together, binds, serves, shuts down gracefully.
 //! - [`domain`], [`auth`]: phone numbers, message states, secrets.
+//! - [`telemetry`]: the Prometheus recorder behind `GET /metrics` and what records into it.
 //! - [`logging`]: the log to stderr, which drops what it cannot write rather than panic.
 //! - [`pdu_cli`]: `smshub pdu encode|decode`, the PDU codec at the command line.
 
@@ -39,6 +40,7 @@ pub mod server;
 pub mod settings;
 pub mod simulate;
 pub mod store;
+pub mod telemetry;
 pub mod transport;
 
 pub use app::{App, Config};

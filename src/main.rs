@@ -1,5 +1,5 @@
 //! The `smshub` command line: `serve`, `demo`, `keys`, `devices`, `simulate`, `bench`, `pdu`,
-//! `config`, and for people against a running hub `send`, `messages`, `devices list`.
+//! `config`, `health`, and for people against a running hub `send`, `messages`, `devices list`.
 //!
 //! Thin: parses flags (each also an `SMSHUB_*` environment variable and a setting of the config
 //! file, see `smshub::settings`), sets up logging and calls into the library. No hub logic
@@ -96,6 +96,8 @@ enum Command {
     /// Check the settings (config file, `.env`, environment, flags) or print an example file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Probe a running hub's health endpoint: exit status 0 only when it answers 2xx.
+    Health(smshub::remote::health::HealthArgs),
 }
 
 /// Parsed once at start, so the size of `Check` does not matter.
@@ -202,6 +204,10 @@ struct HubArgs {
     /// Most messages waiting for a device per API key.
     #[arg(long, env = "SMSHUB_MAX_QUEUED_PER_KEY", default_value_t = 100_000)]
     max_queued_per_key: usize,
+    /// Require `Authorization: Bearer TOKEN` on `GET /metrics` (open without; set it when the
+    /// hub listens beyond loopback).
+    #[arg(long, env = "SMSHUB_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
     #[command(flatten)]
     modems: ModemArgs,
     #[command(flatten)]
@@ -502,6 +508,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             say!("{}", smshub::remote::devices(hub).await?);
             Ok(())
         }
+        Command::Health(args) => {
+            say!("{}", smshub::remote::health::run(args).await?);
+            Ok(())
+        }
         Command::Bench(args) => smshub::bench::run(args).await,
         Command::Pdu(PduCommand::Encode {
             to,
@@ -572,6 +582,7 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
     };
     config.max_queued = args.max_queued.max(1);
     config.max_queued_per_key = args.max_queued_per_key.max(1);
+    config.metrics_token = args.metrics_token.clone().filter(|it| !it.is_empty());
     config.modem_ports = args
         .modems
         .modem

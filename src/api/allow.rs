@@ -1,46 +1,131 @@
-//! The `Allow` header of a `405` (RFC 9110 §15.5.6: a 405 must say which methods the
-//! resource takes). warp's rejection does not carry them, so they are read from this table
-//! of the hub's paths; keep it in step with the routes (`tests/it/hardening.rs` checks it).
+//! The hub's route table: every path template with the methods it takes. It answers three
+//! questions warp's filters cannot: the `Allow` header of a `405` (RFC 9110 §15.5.6: a 405
+//! must say which methods the resource takes), the route template a request matched (the
+//! `route` label of the request metrics, never the raw path), and the list the OpenAPI
+//! document is checked against (`tests/it/openapi.rs`: a route in this table and not in the
+//! document, or the reverse, fails the test). Add a route here when you add it to the API.
 
-/// The methods the resource at `path` takes, as an `Allow` value.
-pub fn allowed_methods(path: &str) -> Option<&'static str> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    Some(match segments.as_slice() {
-        [""] => "GET",
-        ["assets", _] => "GET",
-        ["health"] | ["health", "live" | "ready"] => "GET, HEAD",
-        ["ws", "device", _] => "GET",
-        ["api", "send-sms"] => "POST",
-        ["api", "sms"] | ["api", "sms", "inbox" | "outbox"] => "GET",
-        ["api", "sms", _] => "GET, DELETE",
-        ["api", "devices"] => "GET, POST",
-        ["api", "devices", _] => "DELETE",
-        ["api", "devices", _, "limits"] => "PUT",
-        ["api", "stats"] => "GET",
-        ["api", "modems", "detect" | "connect" | "disconnect"] => "POST",
-        ["api", "modems", "status"] => "GET",
-        [
-            "api",
-            "modems",
-            _,
-            "status" | "sim-info" | "sms" | "balance",
-        ] => "GET",
-        ["api", "modems", _, "sms", "send"] => "POST",
-        ["api", "modems", _, "sms", _] => "DELETE",
-        ["api", "modems", _, "ussd"] => "POST",
-        _ => return None,
-    })
+/// One route: a path template (`{name}` matches one segment) and its methods.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub path: &'static str,
+    pub methods: &'static [&'static str],
+    /// The `Allow` value of a `405`.
+    pub allow: &'static str,
 }
 
-/// Adds `Allow` to a `405` answer for `path`.
-pub fn add_allow(path: &str, mut response: warp::reply::Response) -> warp::reply::Response {
+const fn route(path: &'static str, methods: &'static [&'static str], allow: &'static str) -> Route {
+    Route {
+        path,
+        methods,
+        allow,
+    }
+}
+
+const GET: &[&str] = &["GET"];
+const POST: &[&str] = &["POST"];
+const PROBE: &[&str] = &["GET", "HEAD"];
+
+/// Every route, the first match wins (a literal segment before a `{name}` beside it).
+pub const ROUTES: &[Route] = &[
+    route("/", GET, "GET"),
+    route("/assets/{file}", GET, "GET"),
+    route("/docs", GET, "GET"),
+    route("/docs/{file}", GET, "GET"),
+    route("/openapi.json", GET, "GET"),
+    route("/metrics", GET, "GET"),
+    route("/health", PROBE, "GET, HEAD"),
+    route("/health/live", PROBE, "GET, HEAD"),
+    route("/health/ready", PROBE, "GET, HEAD"),
+    route("/ws/device/{id}", GET, "GET"),
+    route("/api/send-sms", POST, "POST"),
+    route("/api/sms", GET, "GET"),
+    route("/api/sms/inbox", GET, "GET"),
+    route("/api/sms/outbox", GET, "GET"),
+    route("/api/sms/{id}", &["GET", "DELETE"], "GET, DELETE"),
+    route("/api/devices", &["GET", "POST"], "GET, POST"),
+    route("/api/devices/{id}", &["DELETE"], "DELETE"),
+    route("/api/devices/{id}/limits", &["PUT"], "PUT"),
+    route("/api/stats", GET, "GET"),
+    route("/api/modems/detect", POST, "POST"),
+    route("/api/modems/connect", POST, "POST"),
+    route("/api/modems/disconnect", POST, "POST"),
+    route("/api/modems/status", GET, "GET"),
+    route("/api/modems/{id}/status", GET, "GET"),
+    route("/api/modems/{id}/sim-info", GET, "GET"),
+    route("/api/modems/{id}/sms", GET, "GET"),
+    route("/api/modems/{id}/balance", GET, "GET"),
+    route("/api/modems/{id}/sms/send", POST, "POST"),
+    route("/api/modems/{id}/sms/{index}", &["DELETE"], "DELETE"),
+    route("/api/modems/{id}/ussd", POST, "POST"),
+];
+
+/// The route `path` (without its query) belongs to. Cheap: no allocation, one pass over
+/// the table comparing segments.
+pub fn find(path: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|route| matches(route.path, path))
+}
+
+fn matches(template: &str, path: &str) -> bool {
+    let mut want = template.trim_matches('/').split('/');
+    let mut have = path.trim_matches('/').split('/');
+    loop {
+        match (want.next(), have.next()) {
+            (None, None) => return true,
+            (Some(w), Some(h)) if w.starts_with('{') => {
+                if h.is_empty() {
+                    return false;
+                }
+            }
+            (Some(w), Some(h)) if w == h => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Adds `Allow` to a `405` answer for the path of `route` (from [`find`]).
+pub fn add_allow(
+    route: Option<&'static Route>,
+    mut response: warp::reply::Response,
+) -> warp::reply::Response {
     if response.status() == warp::http::StatusCode::METHOD_NOT_ALLOWED
-        && let Some(methods) = allowed_methods(path)
+        && let Some(route) = route
     {
         response.headers_mut().insert(
             warp::http::header::ALLOW,
-            warp::http::HeaderValue::from_static(methods),
+            warp::http::HeaderValue::from_static(route.allow),
         );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_find_their_template() {
+        let cases = [
+            ("/", Some("/")),
+            ("/api/sms/inbox", Some("/api/sms/inbox")),
+            ("/api/sms/abc", Some("/api/sms/{id}")),
+            ("/api/sms/", Some("/api/sms")),
+            ("/api/modems/x/sms/3", Some("/api/modems/{id}/sms/{index}")),
+            ("/api/modems/x/sms/send", Some("/api/modems/{id}/sms/send")),
+            ("/api/devices/abc/limits", Some("/api/devices/{id}/limits")),
+            ("/api/devices//limits", None),
+            ("/nope", None),
+            ("/api/sms/a/b", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(find(path).map(|it| it.path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn allow_lists_the_methods() {
+        for route in ROUTES {
+            assert_eq!(route.allow, route.methods.join(", "), "{}", route.path);
+        }
+    }
 }

@@ -5,13 +5,19 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use smshub_protocol::device::{Battery, SimInfo, SimStatus};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::format_millis;
 use crate::registry::LiveDevice;
 use crate::store::{DeviceRecord, InboxRecord, MessageRecord};
 
 /// `POST /api/send-sms`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "phone_number": "+14155552671",
+    "message": "Your code is 482913",
+    "delivery_report": true
+}))]
 #[serde(deny_unknown_fields)]
 pub struct SendSmsRequest {
     /// One recipient.
@@ -51,7 +57,7 @@ pub struct SendSmsRequest {
 }
 
 /// One accepted message in a `202` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AcceptedMessage {
     pub id: String,
     pub phone_number: String,
@@ -60,7 +66,7 @@ pub struct AcceptedMessage {
 }
 
 /// `202` answer of `POST /api/send-sms`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SendSmsResponse {
     /// The message id when there was one recipient.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,7 +78,7 @@ pub struct SendSmsResponse {
 }
 
 /// Why a message failed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDto {
     pub code: String,
     pub message: String,
@@ -80,7 +86,7 @@ pub struct ErrorDto {
 }
 
 /// A message as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MessageDto {
     pub id: String,
     pub phone_number: String,
@@ -117,7 +123,7 @@ pub struct MessageDto {
 }
 
 /// One step in a message's history.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryEntry {
     pub at: String,
     pub event: String,
@@ -175,7 +181,7 @@ impl From<MessageRecord> for MessageDto {
 }
 
 /// `GET /api/sms`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MessageList {
     pub total: u64,
     pub limit: u64,
@@ -184,7 +190,8 @@ pub struct MessageList {
 }
 
 /// Query of `GET /api/sms`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MessageQuery {
     pub limit: Option<u64>,
@@ -199,7 +206,8 @@ pub struct MessageQuery {
 }
 
 /// Query of `GET /api/sms/inbox`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InboxQuery {
     pub limit: Option<u64>,
@@ -209,7 +217,7 @@ pub struct InboxQuery {
 }
 
 /// A received SMS.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct InboxDto {
     pub id: String,
     pub device_id: String,
@@ -235,7 +243,7 @@ impl From<InboxRecord> for InboxDto {
 }
 
 /// `GET /api/sms/inbox`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct InboxList {
     pub total: u64,
     pub limit: u64,
@@ -244,7 +252,7 @@ pub struct InboxList {
 }
 
 /// One SIM in the device list: what the device said at hello merged with its last status.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SimDto {
     pub slot: u8,
     pub operator: Option<String>,
@@ -256,12 +264,13 @@ pub struct SimDto {
 }
 
 /// A device as clients and the dashboard see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeviceDto {
     pub id: String,
     pub name: String,
     pub kind: String,
     pub online: bool,
+    #[schema(value_type = Option<Object>, example = json!({"level": 87, "charging": true}))]
     pub battery: Option<Battery>,
     pub sims: Vec<SimDto>,
     pub connection: Option<String>,
@@ -278,6 +287,7 @@ pub struct DeviceDto {
     pub rested_until: Option<String>,
     pub rest_reason: Option<String>,
     /// The device's own sending limits, if set (else the hub's defaults apply).
+    #[schema(value_type = Option<crate::dispatch::limits::Limits>)]
     pub limits: Option<serde_json::Value>,
 }
 
@@ -360,13 +370,14 @@ impl DeviceDto {
 }
 
 /// `GET /api/devices`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeviceList {
     pub devices: Vec<DeviceDto>,
 }
 
 /// `POST /api/devices`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"name": "pixel-7"}))]
 #[serde(deny_unknown_fields)]
 pub struct CreateDeviceRequest {
     pub name: Option<String>,
@@ -376,7 +387,7 @@ pub struct CreateDeviceRequest {
 }
 
 /// `201` answer of `POST /api/devices`: the token is shown only here.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedDevice {
     pub id: String,
     pub name: String,
@@ -387,7 +398,7 @@ pub struct CreatedDevice {
 }
 
 /// `GET /api/stats`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Stats {
     pub messages: BTreeMap<&'static str, u64>,
     pub devices: DeviceCounts,
@@ -395,7 +406,7 @@ pub struct Stats {
     pub waiting: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeviceCounts {
     pub total: usize,
     pub online: usize,

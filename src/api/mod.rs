@@ -1,5 +1,6 @@
 //! The HTTP surface: REST API, dashboard and health probe, and the one place where the
-//! routes of the transports that speak HTTP (the device WebSocket) join them.
+//! routes of the transports that speak HTTP (the device WebSocket) join them; every answer
+//! is counted there for `/metrics`, by route template and status.
 //!
 //! One function per route returning a filter; authentication comes after path matching so
 //! an unknown path is a 404, not a 401; every JSON body has a size limit; one `recover`
@@ -9,11 +10,13 @@
 //! The API owns its state ([`ApiState`]): the store, the registry and the dispatcher it
 //! shares with the transports, and what only it uses: API keys, back-pressure, the modems.
 
-mod allow;
+pub mod allow;
 pub mod dto;
 pub mod error;
 mod handlers;
+mod metrics;
 mod modems;
+pub mod openapi;
 pub mod send;
 
 use std::convert::Infallible;
@@ -29,6 +32,7 @@ use crate::dispatch::{Backlog, Dispatcher};
 use crate::registry::DeviceRegistry;
 use crate::server::Connections;
 use crate::store::{ApiKeyRecord, Store};
+use crate::telemetry;
 use crate::transport::attached::Modems;
 use error::ApiError;
 
@@ -42,6 +46,8 @@ pub struct ApiConfig {
     /// Most messages waiting for a device, in all and per API key; beyond, `503`.
     pub max_queued: usize,
     pub max_queued_per_key: usize,
+    /// A bearer token `GET /metrics` requires; open without.
+    pub metrics_token: Option<String>,
 }
 
 /// Everything a request handler works with.
@@ -91,17 +97,14 @@ pub fn routes(
         .or(modems::routes(api.clone()))
         .unify()
         .boxed();
-    let health = warp::path("health")
-        .and(
-            warp::path::end()
-                .map(|| handlers::Probe::Summary)
-                .or(warp::path!("live").map(|| handlers::Probe::Live))
-                .unify()
-                .or(warp::path!("ready").map(|| handlers::Probe::Ready))
-                .unify(),
-        )
+    let health = warp::path!("health")
+        .map(|| handlers::Probe::Summary)
+        .or(warp::path!("health" / "live").map(|| handlers::Probe::Live))
+        .unify()
+        .or(warp::path!("health" / "ready").map(|| handlers::Probe::Ready))
+        .unify()
         .and(warp::get().or(warp::head()).unify())
-        .and(with_api(api))
+        .and(with_api(api.clone()))
         .and_then(|probe, api| run(handlers::health(api, probe)));
     let all = rest
         .or(devices)
@@ -110,11 +113,33 @@ pub fn routes(
         .unify()
         .or(dashboard::routes())
         .unify()
+        .or(openapi::routes())
+        .unify()
+        .or(metrics::route(api))
+        .unify()
         .recover(error::recover)
         .unify();
-    warp::path::full()
+    warp::any()
+        .map(std::time::Instant::now)
+        .and(warp::method())
+        .and(warp::path::full())
         .and(all)
-        .map(|path: warp::path::FullPath, response| allow::add_allow(path.as_str(), response))
+        .map(
+            |start: std::time::Instant,
+             method: warp::http::Method,
+             path: warp::path::FullPath,
+             response| {
+                let route = allow::find(path.as_str());
+                let response = allow::add_allow(route, response);
+                telemetry::record_request(
+                    route.map_or("unmatched", |it| it.path),
+                    telemetry::method_label(&method),
+                    response.status().as_u16(),
+                    start.elapsed(),
+                );
+                response
+            },
+        )
 }
 
 fn with_api(
@@ -205,6 +230,7 @@ fn send_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Re
 
 fn cancel_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "sms" / String)
+        .and_then(not_a_list)
         .and(warp::delete())
         .and(with_api(api.clone()))
         .and(authorized(api, Scope::MessagesSend))
@@ -224,17 +250,20 @@ fn set_device_limits(
 
 fn get_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     warp::path!("api" / "sms" / String)
-        // `inbox` and `outbox` are lists, never ids: their own errors (a bad query) must win.
-        .and_then(|id: String| async move {
-            match id.as_str() {
-                "inbox" | "outbox" => Err(warp::reject::not_found()),
-                _ => Ok(id),
-            }
-        })
+        .and_then(not_a_list)
         .and(warp::get())
         .and(with_api(api.clone()))
         .and(authorized(api, Scope::MessagesRead))
         .and_then(|id, api, _key| run(handlers::get_sms(api, id)))
+}
+
+/// `inbox` and `outbox` are lists, never message ids: their own errors (a bad query, a
+/// `405` for `DELETE`) must win.
+async fn not_a_list(id: String) -> Result<String, Rejection> {
+    match id.as_str() {
+        "inbox" | "outbox" => Err(warp::reject::not_found()),
+        _ => Ok(id),
+    }
 }
 
 fn list_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {

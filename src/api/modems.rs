@@ -140,7 +140,7 @@ fn parse<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, Ap
 }
 
 /// Body of `POST /api/modems/connect` and `/disconnect`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct PortRequest {
     /// The serial port, e.g. `/dev/ttyUSB2`, or a HiLink stick's URL, e.g.
     /// `http://192.168.8.1` (`connect`); any modem id (`disconnect`).
@@ -155,7 +155,7 @@ pub struct PortRequest {
 }
 
 /// Body of `POST /api/modems/detect`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct DetectRequest {
     /// Also attach the modems found.
     #[serde(default)]
@@ -163,7 +163,7 @@ pub struct DetectRequest {
 }
 
 /// Body of `POST /api/modems/{id}/ussd`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct UssdRequest {
     #[serde(default, alias = "ussd_code", alias = "command")]
     pub code: Option<String>,

@@ -16,8 +16,9 @@ const DAY: Millis = 24 * HOUR;
 
 /// Sending limits of one SIM. `None` means unlimited. Counted in SMS parts, over rolling
 /// windows; distinct recipients over a rolling day.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"min_interval_ms": 2000, "jitter_ms": 500, "per_hour": 60, "per_day": 500}))]
 pub struct Limits {
     /// Minimum time between two sends of the SIM, in milliseconds.
     #[serde(default)]

@@ -1,10 +1,11 @@
 //! The command line for people, against a running hub over its REST API: `smshub send`
 //! (one message, or a CSV file in bulk), `smshub messages list|show|cancel`,
-//! `smshub devices list`. Output is a table for people or JSON (`--json`) for scripts.
+//! `smshub devices list`, `smshub health`. Output is a table for people or JSON (`--json`) for scripts.
 //!
 //! Must never: open the database or reach into the hub's modules: it is a REST client like
 //! any other, so what it can do is what the API allows its key to do.
 
+pub mod health;
 mod output;
 pub mod send;
 

@@ -135,9 +135,12 @@ async fn run(db: &mut Conn, rx: &mut mpsc::Receiver<Job>, durability: Durability
 /// connection is then opened again, to see a permission fixed since).
 async fn commit(db: &mut Conn, batch: &mut Vec<Job>) -> bool {
     let mut read_only = false;
+    let started = std::time::Instant::now();
     let result = apply_jobs(db, batch.iter().map(|it| it.changes.as_slice())).await;
     match result {
         Ok(outcomes) => {
+            let changes = batch.iter().map(|it| it.changes.len()).sum();
+            crate::telemetry::record_commit(changes, started.elapsed());
             for (job, outcomes) in batch.drain(..).zip(outcomes) {
                 let _ = job.reply.send(Ok(outcomes));
             }
@@ -210,8 +213,55 @@ async fn apply_jobs<'a>(
         }
     }
     txn.commit().await?;
+    count_transitions(&flat, &results);
     Ok(results)
 }
 
 #[cfg(test)]
 mod tests;
+
+/// Counts the committed message state changes for `/metrics`, one counter update per state
+/// reached in the batch (not per change).
+fn count_transitions(flat: &[(usize, usize, &Change)], results: &[Vec<Outcome>]) {
+    let mut reached: [(&'static str, u64); 11] = [
+        ("queued", 0),
+        ("dispatched", 0),
+        ("accepted", 0),
+        ("sent", 0),
+        ("delivered", 0),
+        ("failed", 0),
+        ("outcome_unknown", 0),
+        ("expired", 0),
+        ("cancelled", 0),
+        ("requeued", 0),
+        ("retry", 0),
+    ];
+    for (job, idx, change) in flat {
+        let outcome = results[*job][*idx];
+        let (to, n) = match (change, outcome) {
+            (Change::Insert(messages), Outcome::Applied) => ("queued", messages.len()),
+            (Change::InsertIdempotent { messages, .. }, Outcome::Applied) => {
+                ("queued", messages.len())
+            }
+            (Change::Dispatch { .. }, Outcome::Applied) => ("dispatched", 1),
+            (Change::Requeue { .. }, Outcome::Applied) => ("requeued", 1),
+            (Change::Accept { .. }, Outcome::Applied) => ("accepted", 1),
+            (Change::Sent { .. }, Outcome::Applied) => ("sent", 1),
+            (Change::Delivered { .. }, Outcome::Applied) => ("delivered", 1),
+            (Change::Failed { .. }, Outcome::Applied) => ("failed", 1),
+            (Change::Failed { .. }, Outcome::Requeued) => ("retry", 1),
+            (Change::OutcomeUnknown { .. }, Outcome::Applied) => ("outcome_unknown", 1),
+            (Change::Expire { .. }, Outcome::Applied) => ("expired", 1),
+            (Change::Cancel { .. }, Outcome::Applied) => ("cancelled", 1),
+            _ => continue,
+        };
+        if let Some(slot) = reached.iter_mut().find(|it| it.0 == to) {
+            slot.1 += n as u64;
+        }
+    }
+    for (to, n) in reached {
+        if n > 0 {
+            crate::telemetry::record_transition(to, n);
+        }
+    }
+}

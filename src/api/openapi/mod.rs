@@ -1,0 +1,261 @@
+//! The OpenAPI 3.1 document of the hub, generated from the code with `utoipa`, served at
+//! `/openapi.json`, and Swagger UI (vendored in the binary, works offline) at `/docs`.
+//!
+//! The routes' attributes live in [`paths`], the documentation-only shapes in [`schemas`];
+//! the request and answer bodies are the API's own DTOs (`api::dto`). Each route's scope
+//! comes from [`SCOPES`]; the answers every route shares are added by [`Common`]. The route
+//! table of `api::allow` and this document are checked against each other by
+//! `tests/it/openapi.rs`. Must never be on the per-request path of other routes.
+
+mod paths;
+pub mod schemas;
+
+use std::sync::{Arc, LazyLock};
+
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi as Document, Ref, SecurityRequirement};
+use utoipa::{Modify, OpenApi};
+use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
+use warp::http::{HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use crate::auth::Scope;
+
+/// The scope each `/api` route needs (the `Scope::…` its filter in `api/mod.rs` or
+/// `api/modems.rs` passes to `authorized`). Keep it in step when you add a route: the
+/// OpenAPI sync test fails on an `/api` operation without a scope.
+pub const SCOPES: &[(&str, &str, Scope)] = &[
+    ("post", "/api/send-sms", Scope::MessagesSend),
+    ("get", "/api/sms/{id}", Scope::MessagesRead),
+    ("delete", "/api/sms/{id}", Scope::MessagesSend),
+    ("get", "/api/sms", Scope::MessagesRead),
+    ("get", "/api/sms/outbox", Scope::MessagesRead),
+    ("get", "/api/sms/inbox", Scope::InboxRead),
+    ("get", "/api/devices", Scope::DevicesRead),
+    ("post", "/api/devices", Scope::DevicesWrite),
+    ("delete", "/api/devices/{id}", Scope::DevicesWrite),
+    ("put", "/api/devices/{id}/limits", Scope::DevicesWrite),
+    ("get", "/api/stats", Scope::DevicesRead),
+    ("post", "/api/modems/detect", Scope::ModemsWrite),
+    ("post", "/api/modems/connect", Scope::ModemsWrite),
+    ("post", "/api/modems/disconnect", Scope::ModemsWrite),
+    ("get", "/api/modems/status", Scope::DevicesRead),
+    ("get", "/api/modems/{id}/status", Scope::DevicesRead),
+    ("get", "/api/modems/{id}/sim-info", Scope::DevicesRead),
+    ("get", "/api/modems/{id}/sms", Scope::DevicesRead),
+    ("post", "/api/modems/{id}/sms/send", Scope::MessagesSend),
+    ("delete", "/api/modems/{id}/sms/{index}", Scope::ModemsWrite),
+    ("post", "/api/modems/{id}/ussd", Scope::ModemsWrite),
+    ("get", "/api/modems/{id}/balance", Scope::ModemsWrite),
+];
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "smshub",
+        description = "A self-hosted SMS hub: Android phones over WebSocket and USB GSM modems behind one REST API.\n\nEvery `/api` call needs an API key in `X-API-Key` or `Authorization: Bearer`, with the scope each operation names. Errors are always `{\"error\":{\"code\",\"message\"}}`; each answer lists the codes it can carry. A refused request changes nothing.",
+        license(name = "MIT"),
+    ),
+    paths(
+        paths::send_sms, paths::get_sms, paths::cancel_sms, paths::list_sms,
+        paths::list_outbox, paths::list_inbox,
+        paths::list_devices, paths::create_device, paths::delete_device,
+        paths::set_device_limits, paths::stats,
+        paths::modems_detect, paths::modems_connect, paths::modems_disconnect,
+        paths::modems_status, paths::modem_status, paths::modem_sim_info,
+        paths::modem_list_sms, paths::modem_send_sms, paths::modem_delete_sms,
+        paths::modem_ussd, paths::modem_balance,
+        paths::health, paths::health_live, paths::health_ready, paths::metrics,
+        paths::openapi, paths::docs, paths::docs_file, paths::dashboard,
+        paths::dashboard_asset, paths::device_socket,
+    ),
+    components(schemas(schemas::ErrorBody, schemas::ErrorDetail)),
+    modifiers(&Security, &Common),
+    tags(
+        (name = "messages", description = "send, follow, cancel and list SMS"),
+        (name = "devices", description = "phones and modems as workers; the device WebSocket"),
+        (name = "modems", description = "USB/serial modems and HiLink sticks on the hub's host"),
+        (name = "operations", description = "health probes, metrics, this document, the dashboard"),
+    ),
+)]
+pub struct ApiDoc;
+
+/// The document, built once.
+pub static DOCUMENT: LazyLock<Document> = LazyLock::new(ApiDoc::openapi);
+
+/// Security schemes and each `/api` operation's scope, in its security requirement and
+/// its description.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "an API key (`smshub keys create`)",
+            ))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "an API key, a hub token or an OIDC token as `Authorization: Bearer`",
+                    ))
+                    .build(),
+            ),
+        );
+        for (method, path, scope) in SCOPES {
+            let Some(operation) = operation(doc, method, path) else {
+                continue;
+            };
+            let scope = scope.as_str();
+            operation.security = Some(vec![
+                SecurityRequirement::new("api_key", [scope]),
+                SecurityRequirement::new("bearer", [scope]),
+            ]);
+            let note = format!("Needs the `{scope}` scope (or `admin`).");
+            operation.description = Some(match operation.description.take() {
+                Some(text) => format!("{text}\n\n{note}"),
+                None => note,
+            });
+        }
+    }
+}
+
+/// The answers every route shares: `401`/`403` where a credential is needed, `408`/`413`
+/// where a body is read, `503` and `500` everywhere.
+struct Common;
+
+impl Modify for Common {
+    fn modify(&self, doc: &mut Document) {
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let api = path.starts_with("/api/");
+            for operation in operations(item) {
+                let body = operation.request_body.is_some();
+                let mut add = |status: &str, codes: &str| {
+                    let text = operation
+                        .responses
+                        .responses
+                        .get(status)
+                        .and_then(|it| match it {
+                            utoipa::openapi::RefOr::T(it) => Some(it.description.clone()),
+                            _ => None,
+                        });
+                    let description = match text {
+                        Some(text) => format!("{text}, {codes}"),
+                        None => codes.to_string(),
+                    };
+                    let response = ResponseBuilder::new()
+                        .description(description)
+                        .content(
+                            "application/json",
+                            Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+                        )
+                        .build();
+                    operation
+                        .responses
+                        .responses
+                        .insert(status.to_string(), response.into());
+                };
+                if api {
+                    add("401", "`unauthorized`: no credential, or not a valid one");
+                    add("403", "`forbidden`: the credential lacks the scope");
+                    add(
+                        "503",
+                        "`store_unavailable` (the database cannot take writes now; nothing was stored), `queue_full`, `too_many_connections` (all with `Retry-After`)",
+                    );
+                }
+                if body {
+                    add("408", "`request_timeout`: the body did not arrive in time");
+                    add("413", "`payload_too_large`: the body is over 256 KiB");
+                }
+                add("500", "`internal`: logged by the hub");
+            }
+        }
+    }
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.patch.as_mut(),
+        item.head.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+fn operation<'a>(doc: &'a mut Document, method: &str, path: &str) -> Option<&'a mut Operation> {
+    let item = doc.paths.paths.get_mut(path)?;
+    match method {
+        "get" => item.get.as_mut(),
+        "post" => item.post.as_mut(),
+        "put" => item.put.as_mut(),
+        "delete" => item.delete.as_mut(),
+        "patch" => item.patch.as_mut(),
+        _ => None,
+    }
+}
+
+/// `GET /openapi.json`, `GET /docs` (a redirect to `/docs/`) and `GET /docs/{file}`.
+pub fn routes() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let json: Arc<Vec<u8>> = Arc::new(DOCUMENT.to_json().unwrap_or_default().into_bytes());
+    let document = warp::path!("openapi.json")
+        .and(warp::get())
+        .map(move || reply(StatusCode::OK, "application/json", json.to_vec()));
+    let config = Arc::new(utoipa_swagger_ui::Config::new(["/openapi.json"]));
+    let redirect = warp::path!("docs")
+        .and(warp::get())
+        .and(warp::path::full())
+        .and_then(|full: warp::path::FullPath| async move {
+            // `/docs` and `/docs/` both match `path!("docs")`; only the first needs the slash.
+            if full.as_str().ends_with('/') {
+                return Err(warp::reject::not_found());
+            }
+            let mut response = Response::new(Vec::new().into());
+            *response.status_mut() = StatusCode::FOUND;
+            response
+                .headers_mut()
+                .insert(LOCATION, HeaderValue::from_static("/docs/"));
+            Ok::<_, Rejection>(response)
+        });
+    let files = warp::path("docs")
+        .and(warp::path::tail())
+        .and(warp::get())
+        .and_then(move |tail: warp::path::Tail| {
+            let config = config.clone();
+            async move {
+                match utoipa_swagger_ui::serve(tail.as_str(), config) {
+                    Ok(Some(file)) => Ok(reply(
+                        StatusCode::OK,
+                        &file.content_type,
+                        file.bytes.into_owned(),
+                    )),
+                    Ok(None) => Err(warp::reject::not_found()),
+                    Err(err) => Err(warp::reject::custom(super::ApiError::internal(err))),
+                }
+            }
+        });
+    document.or(redirect).unify().or(files).unify()
+}
+
+fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        headers.insert(CONTENT_TYPE, value);
+    }
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
