@@ -15,12 +15,16 @@ use tokio::net::TcpListener;
 
 use warp::Filter;
 
+use crate::api::credential::Access;
 use crate::api::{self, ApiConfig, ApiState};
-use crate::auth::ApiKeys;
+use crate::auth::tokens::{HubTokens, JWT_SECRET_NAME, new_jwt_secret};
+use crate::auth::users::{FirstAdmin, Lockout, first_admin};
+use crate::auth::{ApiKeys, KeyLimits, RateLimits};
 use crate::dispatch::core::DispatchConfig;
 use crate::dispatch::{Backlog, Clock, Dispatcher};
 use crate::registry::{CloseReason, DeviceRegistry};
 use crate::server::{self, Connections, ServerLimits};
+use crate::store::{AccessChange, Change};
 use crate::store::{Durability, Store};
 use crate::transport::android;
 use crate::transport::attached::Modems;
@@ -65,6 +69,14 @@ pub struct Config {
     pub server: ServerLimits,
     /// How long a device's WebSocket may stay open without `hello` (then closed with 4003).
     pub hello_timeout: Duration,
+    /// Default rate limits of every API key and user (0 or `None`: no limit).
+    pub rate_limits: KeyLimits,
+    /// Session cookies are marked `Secure` (set when the hub serves TLS).
+    pub cookie_secure: bool,
+    /// Make the first admin at start if the hub has no user (`smshub serve` does).
+    pub first_admin: bool,
+    /// The first admin's password; `None`: generated and printed once.
+    pub admin_password: Option<String>,
 }
 
 impl Config {
@@ -90,6 +102,10 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             server: ServerLimits::default(),
             hello_timeout: Duration::from_secs(10),
+            rate_limits: KeyLimits::default(),
+            cookie_secure: false,
+            first_admin: false,
+            admin_password: None,
         }
     }
 }
@@ -103,6 +119,7 @@ pub struct App {
     api: Arc<ApiState>,
     listener: TcpListener,
     addr: SocketAddr,
+    first_admin: Option<FirstAdmin>,
 }
 
 impl App {
@@ -136,6 +153,29 @@ impl App {
             link.clone(),
         ));
         let connections = Connections::new(config.server.clone());
+        // The JWT signing secret: generated once, kept in the database (shared by every
+        // process on it).
+        store
+            .apply(Change::Access(AccessChange::PutSecret {
+                name: JWT_SECRET_NAME.to_string(),
+                value: new_jwt_secret(),
+            }))
+            .await?;
+        let secret = store
+            .secret(JWT_SECRET_NAME)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the JWT secret cannot be read back"))?;
+        let first_admin = if config.first_admin {
+            first_admin(&store, config.admin_password.as_deref()).await?
+        } else {
+            None
+        };
+        let access = Access {
+            rate_limits: RateLimits::new(config.rate_limits),
+            lockout: Lockout::default(),
+            hub_tokens: HubTokens::new(&secret).map_err(anyhow::Error::msg)?,
+            cookie_secure: config.cookie_secure,
+        };
         let api = Arc::new(ApiState {
             config: ApiConfig {
                 default_region: config.default_region,
@@ -150,6 +190,7 @@ impl App {
             backlog,
             modems,
             connections,
+            access,
         });
         Ok(App {
             config,
@@ -159,7 +200,13 @@ impl App {
             api,
             listener,
             addr,
+            first_admin,
         })
+    }
+
+    /// The admin made at this start (no user existed), with its password if generated.
+    pub fn first_admin(&self) -> Option<&FirstAdmin> {
+        self.first_admin.as_ref()
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -203,6 +250,7 @@ impl App {
             api,
             listener,
             addr,
+            first_admin: _,
         } = self;
         tracing::info!(%addr, "smshub listening");
         // The transports: each starts here, in one line.
@@ -211,6 +259,16 @@ impl App {
         let devices = android::routes(link, config.hello_timeout).boxed();
 
         let connections = api.connections.clone();
+        // Keys' last uses are written at most once a minute each (and at shutdown).
+        let usage = api.clone();
+        let usage_flush = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                usage.api_keys.flush().await;
+            }
+        });
+        let keys = api.clone();
         let routes = api::routes(api, devices);
         // A client that holds a request open (half its headers, a trickled body) must not keep
         // the hub up: once asked to stop, requests get `shutdown_grace` to finish.
@@ -229,6 +287,8 @@ impl App {
         while !registry.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        usage_flush.abort();
+        keys.api_keys.flush().await;
         store.flush().await?;
         tracing::info!("shutdown complete");
         Ok(())
