@@ -738,6 +738,8 @@ async fn serve(args: HubArgs) -> anyhow::Result<()> {
         .ok()
         .filter(|it| !it.is_empty());
     let app = App::build(config).await?;
+    // The first line stays "smshub listening on …" (scripts and `smshub bench` read it).
+    say!("smshub listening on http://{}", app.addr());
     if let Some(admin) = app.first_admin() {
         match &admin.generated_password {
             Some(password) => say!(
@@ -750,7 +752,6 @@ async fn serve(args: HubArgs) -> anyhow::Result<()> {
             ),
         }
     }
-    say!("smshub listening on http://{}", app.addr());
     app.run_until_stopped(shutdown_signal()).await
 }
 

@@ -120,13 +120,17 @@ async fn hub_jwt(hub: &TestHub) -> String {
     answer.body["token"].as_str().unwrap().to_string()
 }
 
+/// A route: method, path, body, the scope it needs (`None`: any credential), the status
+/// when allowed.
+type Route = (&'static str, String, Option<Value>, Option<Scope>, u16);
+
 /// Every API route × every kind of credential, each with the status it must get.
 #[tokio::test]
 async fn every_route_answers_every_credential_as_it_should() {
     let hub = spawn().await;
     let missing = uuid::Uuid::new_v4();
     // (method, path, body, the scope it needs (None: any credential), status when allowed)
-    let routes: Vec<(&str, String, Option<Value>, Option<Scope>, u16)> = vec![
+    let routes: Vec<Route> = vec![
         (
             "POST",
             "/api/send-sms".into(),

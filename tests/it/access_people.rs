@@ -364,3 +364,22 @@ async fn keys_and_users_from_the_command_line() {
         assert!(audit.contains(&action), "{action} missing from {audit:?}");
     }
 }
+
+/// The first admin is made once, with a generated password when none is given.
+#[tokio::test]
+async fn the_first_admin_is_made_once_with_a_generated_password() {
+    let hub = crate::support::TestHub::spawn().await;
+    let made = auth::users::first_admin(&hub.store, None)
+        .await
+        .unwrap()
+        .expect("no user yet: the first admin is made");
+    let password = made.generated_password.expect("generated");
+    assert!(password.len() >= 20);
+    login(&hub, "admin", &password).await;
+    assert!(
+        auth::users::first_admin(&hub.store, Some("another password"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
