@@ -154,19 +154,29 @@ impl App {
         ));
         let connections = Connections::new(config.server.clone());
         // The JWT signing secret: generated once, kept in the database (shared by every
-        // process on it).
-        store
+        // process on it). A hub that cannot write now (a read-only database) still starts,
+        // with a secret of its own for this run, and makes no first admin.
+        let put = store
             .apply(Change::Access(AccessChange::PutSecret {
                 name: JWT_SECRET_NAME.to_string(),
                 value: new_jwt_secret(),
             }))
-            .await?;
-        let secret = store
-            .secret(JWT_SECRET_NAME)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("the JWT secret cannot be read back"))?;
+            .await;
+        if let Err(err) = &put {
+            tracing::warn!(error = %err, "cannot store the JWT secret now; tokens will last this run only");
+        }
+        let secret = match store.secret(JWT_SECRET_NAME).await {
+            Ok(Some(secret)) => secret,
+            _ => new_jwt_secret(),
+        };
         let first_admin = if config.first_admin {
-            first_admin(&store, config.admin_password.as_deref()).await?
+            match first_admin(&store, config.admin_password.as_deref()).await {
+                Ok(made) => made,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot make the first admin now");
+                    None
+                }
+            }
         } else {
             None
         };
