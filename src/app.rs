@@ -305,6 +305,24 @@ impl App {
     }
 }
 
+/// Resolves on SIGINT or SIGTERM, with the SIGTERM handler installed now (not at the first
+/// poll), so a SIGTERM that comes right after the hub said it listens is a graceful stop.
+pub fn shutdown_signal_armed() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            return;
+        }
+        shutdown_signal().await;
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -738,6 +738,7 @@ async fn serve(args: HubArgs) -> anyhow::Result<()> {
         .ok()
         .filter(|it| !it.is_empty());
     let app = App::build(config).await?;
+    let stop = smshub::app::shutdown_signal_armed();
     // The first line stays "smshub listening on …" (scripts and `smshub bench` read it).
     say!("smshub listening on http://{}", app.addr());
     if let Some(admin) = app.first_admin() {
@@ -752,7 +753,7 @@ async fn serve(args: HubArgs) -> anyhow::Result<()> {
             ),
         }
     }
-    app.run_until_stopped(shutdown_signal()).await
+    app.run_until_stopped(stop).await
 }
 
 async fn simulate_cmd(args: SimulateArgs) -> anyhow::Result<()> {
