@@ -15,12 +15,16 @@ use tokio::net::TcpListener;
 
 use warp::Filter;
 
+use crate::api::credential::Access;
 use crate::api::{self, ApiConfig, ApiState};
-use crate::auth::ApiKeys;
+use crate::auth::tokens::{HubTokens, JWT_SECRET_NAME, new_jwt_secret};
+use crate::auth::users::{FirstAdmin, Lockout, first_admin};
+use crate::auth::{ApiKeys, KeyLimits, RateLimits};
 use crate::dispatch::core::DispatchConfig;
 use crate::dispatch::{Backlog, Clock, Dispatcher};
 use crate::registry::{CloseReason, DeviceRegistry};
 use crate::server::{self, Connections, ServerLimits};
+use crate::store::{AccessChange, Change};
 use crate::store::{Durability, Store};
 use crate::transport::android;
 use crate::transport::attached::Modems;
@@ -67,6 +71,14 @@ pub struct Config {
     pub server: ServerLimits,
     /// How long a device's WebSocket may stay open without `hello` (then closed with 4003).
     pub hello_timeout: Duration,
+    /// Default rate limits of every API key and user (0 or `None`: no limit).
+    pub rate_limits: KeyLimits,
+    /// Session cookies are marked `Secure` (set when the hub serves TLS).
+    pub cookie_secure: bool,
+    /// Make the first admin at start if the hub has no user (`smshub serve` does).
+    pub first_admin: bool,
+    /// The first admin's password; `None`: generated and printed once.
+    pub admin_password: Option<String>,
 }
 
 impl Config {
@@ -93,6 +105,10 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             server: ServerLimits::default(),
             hello_timeout: Duration::from_secs(10),
+            rate_limits: KeyLimits::default(),
+            cookie_secure: false,
+            first_admin: false,
+            admin_password: None,
         }
     }
 }
@@ -106,6 +122,7 @@ pub struct App {
     api: Arc<ApiState>,
     listener: TcpListener,
     addr: SocketAddr,
+    first_admin: Option<FirstAdmin>,
 }
 
 impl App {
@@ -140,6 +157,39 @@ impl App {
             link.clone(),
         ));
         let connections = Connections::new(config.server.clone());
+        // The JWT signing secret: generated once, kept in the database (shared by every
+        // process on it). A hub that cannot write now (a read-only database) still starts,
+        // with a secret of its own for this run, and makes no first admin.
+        let put = store
+            .apply(Change::Access(AccessChange::PutSecret {
+                name: JWT_SECRET_NAME.to_string(),
+                value: new_jwt_secret(),
+            }))
+            .await;
+        if let Err(err) = &put {
+            tracing::warn!(error = %err, "cannot store the JWT secret now; tokens will last this run only");
+        }
+        let secret = match store.secret(JWT_SECRET_NAME).await {
+            Ok(Some(secret)) => secret,
+            _ => new_jwt_secret(),
+        };
+        let first_admin = if config.first_admin {
+            match first_admin(&store, config.admin_password.as_deref()).await {
+                Ok(made) => made,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot make the first admin now");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let access = Access {
+            rate_limits: RateLimits::new(config.rate_limits),
+            lockout: Lockout::default(),
+            hub_tokens: HubTokens::new(&secret).map_err(anyhow::Error::msg)?,
+            cookie_secure: config.cookie_secure,
+        };
         let api = Arc::new(ApiState {
             config: ApiConfig {
                 default_region: config.default_region,
@@ -155,6 +205,7 @@ impl App {
             backlog,
             modems,
             connections,
+            access,
         });
         Ok(App {
             config,
@@ -164,7 +215,13 @@ impl App {
             api,
             listener,
             addr,
+            first_admin,
         })
+    }
+
+    /// The admin made at this start (no user existed), with its password if generated.
+    pub fn first_admin(&self) -> Option<&FirstAdmin> {
+        self.first_admin.as_ref()
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -208,6 +265,7 @@ impl App {
             api,
             listener,
             addr,
+            first_admin: _,
         } = self;
         tracing::info!(%addr, "smshub listening");
         // The transports: each starts here, in one line.
@@ -216,6 +274,16 @@ impl App {
         let devices = android::routes(link, config.hello_timeout).boxed();
 
         let connections = api.connections.clone();
+        // Keys' last uses are written at most once a minute each (and at shutdown).
+        let usage = api.clone();
+        let usage_flush = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                usage.api_keys.flush().await;
+            }
+        });
+        let keys = api.clone();
         let routes = api::routes(api, devices);
         // A client that holds a request open (half its headers, a trickled body) must not keep
         // the hub up: once asked to stop, requests get `shutdown_grace` to finish.
@@ -234,9 +302,29 @@ impl App {
         while !registry.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        usage_flush.abort();
+        keys.api_keys.flush().await;
         store.flush().await?;
         tracing::info!("shutdown complete");
         Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM, with the SIGTERM handler installed now (not at the first
+/// poll), so a SIGTERM that comes right after the hub said it listens is a graceful stop.
+pub fn shutdown_signal_armed() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            return;
+        }
+        shutdown_signal().await;
     }
 }
 

@@ -19,7 +19,9 @@
 //! - [`server`]: the accept loop: connection caps (API and devices apart), header and body
 //!   timeouts, graceful shutdown with a bounded grace.
 //! - [`app`]: wires it together, binds, serves, shuts down gracefully.
-//! - [`domain`], [`auth`]: phone numbers, message states, secrets.
+//! - [`domain`], [`auth`]: phone numbers, message states, secrets; who may do what (scoped
+//!   API keys, rate limits, users, sessions, hub JWTs).
+//! - [`keys_cli`]: `smshub keys …` and `smshub users …`, straight on the database.
 //! - [`telemetry`]: the Prometheus recorder behind `GET /metrics` and what records into it.
 //! - [`logging`]: the log to stderr, which drops what it cannot write rather than panic.
 //! - [`pdu_cli`]: `smshub pdu encode|decode`, the PDU codec at the command line.
@@ -32,6 +34,7 @@ pub mod dashboard;
 pub mod demo;
 pub mod dispatch;
 pub mod domain;
+pub mod keys_cli;
 pub mod logging;
 pub mod pdu_cli;
 pub mod registry;

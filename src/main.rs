@@ -78,6 +78,9 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage people who log in (roles admin, operator, viewer).
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Manage devices.
     #[command(subcommand)]
     Devices(DevicesCommand),
@@ -130,6 +133,34 @@ enum PduCommand {
     },
     /// Print what a PDU (with its SMSC prefix, as modems give it) holds, as JSON.
     Decode { hex: String },
+}
+
+/// Default rate limits of every API key and user (0: no limit); a key's own limits win.
+#[derive(Args, Clone)]
+struct RateLimitArgs {
+    /// Requests per minute (`X-RateLimit-*` headers, `429 rate_limited`).
+    #[arg(
+        long,
+        env = "SMSHUB_RATE_LIMIT_REQUESTS_PER_MINUTE",
+        default_value_t = 0
+    )]
+    rate_limit_requests_per_minute: u32,
+    /// Messages per minute.
+    #[arg(
+        long,
+        env = "SMSHUB_RATE_LIMIT_MESSAGES_PER_MINUTE",
+        default_value_t = 0
+    )]
+    rate_limit_messages_per_minute: u32,
+    /// Messages per hour.
+    #[arg(long, env = "SMSHUB_RATE_LIMIT_MESSAGES_PER_HOUR", default_value_t = 0)]
+    rate_limit_messages_per_hour: u32,
+    /// Messages per day.
+    #[arg(long, env = "SMSHUB_RATE_LIMIT_MESSAGES_PER_DAY", default_value_t = 0)]
+    rate_limit_messages_per_day: u32,
+    /// Mark session cookies `Secure` (browsers then send them over HTTPS only).
+    #[arg(long, env = "SMSHUB_COOKIE_SECURE")]
+    cookie_secure: bool,
 }
 
 #[derive(Args, Clone)]
@@ -212,6 +243,8 @@ struct HubArgs {
     modems: ModemArgs,
     #[command(flatten)]
     hilinks: HilinkArgs,
+    #[command(flatten)]
+    access: RateLimitArgs,
 }
 
 /// Huawei HiLink sticks (E3372h, E303, E3131 in HiLink firmware).
@@ -307,10 +340,30 @@ struct DatabaseArgs {
 
 #[derive(Subcommand)]
 enum KeysCommand {
-    /// Create an API key; the key is the last line of output.
+    /// Create an API key; the key is the last line of output (shown once).
     Create {
         #[arg(long)]
         name: String,
+        #[command(flatten)]
+        spec: KeySpecArgs,
+        /// Print the key and its details as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List API keys (prefix, scopes, expiry, last use; never the secret).
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Show one API key by id or prefix.
+    Show {
+        key: String,
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -319,6 +372,79 @@ enum KeysCommand {
         /// The key's id (printed by `keys create`) or its prefix (`shk_` and 6 characters;
         /// the whole key works too).
         key: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Replace an API key with a new one like it; the old one is refused at once.
+    Rotate {
+        key: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// What a new key may do.
+#[derive(Args, Clone)]
+struct KeySpecArgs {
+    /// Scopes (repeatable or comma-separated): messages:send, messages:read,
+    /// messages:read_all, inbox:read, devices:read, devices:write, modems:write, keys:admin,
+    /// webhooks:write, admin. Default: admin (every scope).
+    #[arg(long = "scope", value_delimiter = ',')]
+    scopes: Vec<String>,
+    /// Expiry: an RFC 3339 time or a duration (`30d`, `12h`, `90m`).
+    #[arg(long)]
+    expires: Option<String>,
+    /// A device the key may send through, `DEVICE` or `DEVICE:SLOT` (repeatable); default any.
+    #[arg(long = "device", value_delimiter = ',')]
+    devices: Vec<String>,
+    /// This key's requests per minute (0: no limit), over `--rate-limit-requests-per-minute`.
+    #[arg(long)]
+    requests_per_minute: Option<u32>,
+    /// This key's messages per minute (0: no limit).
+    #[arg(long)]
+    messages_per_minute: Option<u32>,
+    /// This key's messages per hour (0: no limit).
+    #[arg(long)]
+    messages_per_hour: Option<u32>,
+    /// This key's messages per day (0: no limit).
+    #[arg(long)]
+    messages_per_day: Option<u32>,
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Add a person who can log in (password from --password, `SMSHUB_USER_PASSWORD`, or
+    /// generated and printed once).
+    Add {
+        username: String,
+        /// admin, operator or viewer.
+        #[arg(long, default_value = "viewer")]
+        role: String,
+        #[arg(long, env = "SMSHUB_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List users and their roles.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Remove a user; its sessions end.
+    Remove {
+        username: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Set a user's password (given, or generated and printed once); its sessions end.
+    Passwd {
+        username: String,
+        #[arg(long, env = "SMSHUB_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -441,27 +567,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(args) => smshub::demo::run(args).await,
-        Command::Keys(KeysCommand::Create { name, database }) => {
-            let store = open_store(&database).await?;
-            let key = auth::create_api_key(&store, &name).await?;
-            store.flush().await?;
-            say!(
-                "Created API key {:?} (id {}). It is shown only once:",
-                key.name,
-                key.id
-            );
-            say!("{}", key.secret);
-            Ok(())
-        }
-        Command::Keys(KeysCommand::Revoke { key, database }) => {
-            let store = open_store(&database).await?;
-            if !auth::revoke_api_key(&store, &key).await? {
-                anyhow::bail!("no unrevoked API key has the id or prefix {key:?}");
-            }
-            store.flush().await?;
-            say!("Revoked API key {key}.");
-            Ok(())
-        }
+        Command::Keys(command) => smshub::keys_cli::run(keys_command(command)?).await,
+        Command::Users(command) => smshub::keys_cli::users(users_command(command)?).await,
         Command::Devices(DevicesCommand::Add {
             name,
             kind,
@@ -612,6 +719,13 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
     config.hilink.username = args.hilinks.hilink_user.clone();
     config.hilink.password = args.hilinks.hilink_password.clone();
     config.hilink.prune_sent = !args.hilinks.hilink_keep_sent;
+    config.rate_limits = smshub::auth::KeyLimits {
+        requests_per_minute: Some(args.access.rate_limit_requests_per_minute),
+        messages_per_minute: Some(args.access.rate_limit_messages_per_minute),
+        messages_per_hour: Some(args.access.rate_limit_messages_per_hour),
+        messages_per_day: Some(args.access.rate_limit_messages_per_day),
+    };
+    config.cookie_secure = args.access.cookie_secure;
     Ok(config)
 }
 
@@ -629,9 +743,28 @@ fn operators_file(path: &std::path::Path) -> anyhow::Result<Vec<OperatorProfile>
 }
 
 async fn serve(args: HubArgs) -> anyhow::Result<()> {
-    let app = App::build(config(&args)?).await?;
+    let mut config = config(&args)?;
+    config.first_admin = true;
+    config.admin_password = std::env::var("SMSHUB_ADMIN_PASSWORD")
+        .ok()
+        .filter(|it| !it.is_empty());
+    let app = App::build(config).await?;
+    let stop = smshub::app::shutdown_signal_armed();
+    // The first line stays "smshub listening on …" (scripts and `smshub bench` read it).
     say!("smshub listening on http://{}", app.addr());
-    app.run_until_stopped(shutdown_signal()).await
+    if let Some(admin) = app.first_admin() {
+        match &admin.generated_password {
+            Some(password) => say!(
+                "Created the first user {:?} (role admin). Its password is shown only once: {password}",
+                admin.username
+            ),
+            None => say!(
+                "Created the first user {:?} (role admin) with the password in SMSHUB_ADMIN_PASSWORD.",
+                admin.username
+            ),
+        }
+    }
+    app.run_until_stopped(stop).await
 }
 
 async fn simulate_cmd(args: SimulateArgs) -> anyhow::Result<()> {
@@ -675,4 +808,91 @@ async fn simulate_cmd(args: SimulateArgs) -> anyhow::Result<()> {
         phone.control(Control::Stop).await;
     }
     Ok(())
+}
+
+fn keys_command(command: KeysCommand) -> anyhow::Result<smshub::keys_cli::KeysCommand> {
+    use smshub::keys_cli::KeysCommand as K;
+    let db = |it: DatabaseArgs| (it.database_url, it.durability);
+    Ok(match command {
+        KeysCommand::Create {
+            name,
+            spec,
+            json,
+            database,
+        } => K::Create {
+            name,
+            scopes: spec.scopes,
+            expires: spec.expires,
+            devices: spec.devices,
+            limits: smshub::auth::KeyLimits {
+                requests_per_minute: spec.requests_per_minute,
+                messages_per_minute: spec.messages_per_minute,
+                messages_per_hour: spec.messages_per_hour,
+                messages_per_day: spec.messages_per_day,
+            },
+            json,
+            database: db(database),
+        },
+        KeysCommand::List { json, database } => K::List {
+            json,
+            database: db(database),
+        },
+        KeysCommand::Show {
+            key,
+            json,
+            database,
+        } => K::Show {
+            key,
+            json,
+            database: db(database),
+        },
+        KeysCommand::Revoke { key, database } => K::Revoke {
+            key,
+            database: db(database),
+        },
+        KeysCommand::Rotate {
+            key,
+            json,
+            database,
+        } => K::Rotate {
+            key,
+            json,
+            database: db(database),
+        },
+    })
+}
+
+fn users_command(command: UsersCommand) -> anyhow::Result<smshub::keys_cli::UsersCommand> {
+    use smshub::keys_cli::UsersCommand as U;
+    let db = |it: DatabaseArgs| (it.database_url, it.durability);
+    Ok(match command {
+        UsersCommand::Add {
+            username,
+            role,
+            password,
+            database,
+        } => U::Add {
+            username,
+            role,
+            password,
+            database: db(database),
+        },
+        UsersCommand::List { json, database } => U::List {
+            json,
+            database: db(database),
+        },
+        UsersCommand::Remove { username, database } => U::Remove {
+            username,
+            database: db(database),
+        },
+        UsersCommand::Passwd {
+            username,
+            password,
+            database,
+        } => U::Passwd {
+            username,
+            password,
+            database: db(database),
+        },
+    })
 }

@@ -64,6 +64,26 @@ pub async fn send_sms(
     if let Some(slot) = request.sim_slot {
         check_sim_slot(&api, request.device_id.as_ref(), slot).await?;
     }
+    // A key restricted to some devices (or SIMs) sends only through those: a pinned device
+    // outside them is refused, an unpinned message carries them to the dispatcher.
+    if let (Some(allowed), Some(device)) = (&key.devices, &request.device_id)
+        && !allowed.allows(device, request.sim_slot)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this credential may not send through device {device} (or that SIM)"),
+        ));
+    }
+    let allowed_devices = key.devices.as_ref().map(ToString::to_string);
+    api.access
+        .rate_limits
+        .messages(
+            key.owner,
+            &key.limits,
+            u32::try_from(request.recipients.len()).unwrap_or(u32::MAX),
+        )
+        .map_err(|it| super::credential::rate_limited(&it))?;
     let messages: Vec<NewMessage> = request
         .recipients
         .iter()
@@ -80,6 +100,7 @@ pub async fn send_sms(
             priority: request.priority,
             schedule_at: request.schedule_at,
             valid_until: request.valid_until,
+            allowed_devices: allowed_devices.clone(),
         })
         .collect();
 
@@ -136,6 +157,7 @@ pub async fn send_sms(
             valid_until: it.valid_until,
             attempts: 0,
             avoid: Vec::new(),
+            allowed: key.devices.clone(),
         })
         .collect();
     api.dispatcher.send(Event::Enqueue(queued));
@@ -211,10 +233,16 @@ async fn replay(
     Ok(accepted_response(accepted, StatusCode::OK, true))
 }
 
-pub async fn get_sms(api: Arc<ApiState>, id: String) -> Result<Response, ApiError> {
+pub async fn get_sms(api: Arc<ApiState>, key: Principal, id: String) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(format!("no message with id {id:?}"));
     let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    let record = api.store.get_message(uuid).await?.ok_or_else(not_found)?;
+    // Another tenant's message is as absent as one that never existed.
+    let record = api
+        .store
+        .get_message(uuid)
+        .await?
+        .filter(|it| key.may_see(it.api_key_id))
+        .ok_or_else(not_found)?;
     Ok(warp::reply::json(&detailed(&api, record).await?).into_response())
 }
 
@@ -250,10 +278,19 @@ async fn detailed(
     Ok(dto)
 }
 
-pub async fn cancel_sms(api: Arc<ApiState>, id: String) -> Result<Response, ApiError> {
+pub async fn cancel_sms(
+    api: Arc<ApiState>,
+    key: Principal,
+    id: String,
+) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(format!("no message with id {id:?}"));
     let uuid = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    let record = api.store.get_message(uuid).await?.ok_or_else(not_found)?;
+    let record = api
+        .store
+        .get_message(uuid)
+        .await?
+        .filter(|it| key.may_see(it.api_key_id))
+        .ok_or_else(not_found)?;
     let not_cancellable = |state: MessageState| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -328,6 +365,7 @@ fn offset(given: Option<u64>) -> Result<u64, ApiError> {
 /// messages that went out (`sent`, `delivered`), newest send first.
 pub async fn list_sms(
     api: Arc<ApiState>,
+    key: Principal,
     query: MessageQuery,
     outbox: bool,
 ) -> Result<Response, ApiError> {
@@ -375,6 +413,7 @@ pub async fn list_sms(
         recipient,
         since: instant("since", &query.since)?,
         until: instant("until", &query.until)?,
+        owner: (!key.scopes.reads_all_messages()).then_some(key.owner),
     };
     let (records, total) = api.store.list_messages(&filter, limit, offset).await?;
     let messages = records.into_iter().map(MessageDto::from).collect();
@@ -422,7 +461,11 @@ pub async fn list_devices(api: Arc<ApiState>) -> Result<Response, ApiError> {
     Ok(warp::reply::json(&DeviceList { devices }).into_response())
 }
 
-pub async fn create_device(api: Arc<ApiState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create_device(
+    api: Arc<ApiState>,
+    key: Principal,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let request: CreateDeviceRequest = parse_json(&body)?;
     let name = request.name.unwrap_or_default();
     let name = name.trim();
@@ -445,6 +488,14 @@ pub async fn create_device(api: Arc<ApiState>, body: Bytes) -> Result<Response, 
         }
     };
     let created = auth::create_device(&api.store, name, kind).await?;
+    super::access::audit(
+        &api,
+        &key.label,
+        "device.create",
+        Some(created.id.as_str()),
+        true,
+    )
+    .await;
     let body = CreatedDevice {
         ws_path: format!("/ws/device/{}", created.id),
         id: created.id.into(),
@@ -455,7 +506,11 @@ pub async fn create_device(api: Arc<ApiState>, body: Bytes) -> Result<Response, 
     Ok(warp::reply::with_status(warp::reply::json(&body), StatusCode::CREATED).into_response())
 }
 
-pub async fn delete_device(api: Arc<ApiState>, id: String) -> Result<Response, ApiError> {
+pub async fn delete_device(
+    api: Arc<ApiState>,
+    key: Principal,
+    id: String,
+) -> Result<Response, ApiError> {
     let id = device_path(&id)?;
     let outcome = api
         .store
@@ -464,6 +519,7 @@ pub async fn delete_device(api: Arc<ApiState>, id: String) -> Result<Response, A
     if outcome != Outcome::Applied {
         return Err(ApiError::not_found(format!("no device with id {id:?}")));
     }
+    super::access::audit(&api, &key.label, "device.delete", Some(id.as_str()), true).await;
     api.registry.close(&id, CloseReason::Removed);
     api.dispatcher.send(Event::Removed { device_id: id });
     Ok(StatusCode::NO_CONTENT.into_response())

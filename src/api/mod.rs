@@ -10,7 +10,9 @@
 //! The API owns its state ([`ApiState`]): the store, the registry and the dispatcher it
 //! shares with the transports, and what only it uses: API keys, back-pressure, the modems.
 
+mod access;
 pub mod allow;
+pub mod credential;
 pub mod dto;
 pub mod error;
 mod handlers;
@@ -26,12 +28,12 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use crate::auth::{ApiKeys, Principal, Scope, bearer};
+use crate::auth::{ApiKeys, Principal, Scope};
 use crate::dashboard;
 use crate::dispatch::{Backlog, Dispatcher};
 use crate::registry::DeviceRegistry;
 use crate::server::Connections;
-use crate::store::{ApiKeyRecord, Store};
+use crate::store::Store;
 use crate::telemetry;
 use crate::transport::attached::Modems;
 use error::ApiError;
@@ -62,6 +64,8 @@ pub struct ApiState {
     pub modems: Arc<Modems>,
     /// The open connections (readiness: can a device connect).
     pub connections: Arc<Connections>,
+    /// Rate limits, login lockout, hub JWTs, cookie settings.
+    pub access: credential::Access,
 }
 
 /// Largest JSON body accepted.
@@ -95,6 +99,8 @@ pub fn routes(
         .or(stats(api.clone()))
         .unify()
         .or(modems::routes(api.clone()))
+        .unify()
+        .or(access::routes(api.clone()))
         .unify()
         .boxed();
     let health = warp::path!("health")
@@ -156,45 +162,31 @@ async fn run(
 }
 
 /// Requires a credential that has `scope`: `401 unauthorized` without a valid one,
-/// `403 forbidden` naming the scope when it lacks it.
+/// `403 forbidden` naming the scope when it lacks it (and the CSRF and rate-limit checks of
+/// [`credential::authorize`]).
 fn authorized(
     api: Arc<ApiState>,
     scope: Scope,
 ) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
-    api_key(api).and_then(move |key: ApiKeyRecord| async move {
-        let principal = Principal::of_key(&key);
-        if principal.scopes.contains(scope) {
-            Ok(principal)
-        } else {
-            Err(warp::reject::custom(ApiError::forbidden(scope)))
-        }
-    })
+    principal(api, Some(scope))
 }
 
-/// Requires an API key in `X-API-Key` or `Authorization: Bearer`.
-fn api_key(
+/// Requires any valid credential (`/api/auth/me`, logout).
+fn signed_in(api: Arc<ApiState>) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
+    principal(api, None)
+}
+
+fn principal(
     api: Arc<ApiState>,
-) -> impl Filter<Extract = (ApiKeyRecord,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("x-api-key")
-        .and(warp::header::optional::<String>("authorization"))
-        .and(with_api(api))
-        .and_then(
-            |key: Option<String>, authorization: Option<String>, api: Arc<ApiState>| async move {
-                let secret = key.or_else(|| authorization.as_deref().and_then(bearer));
-                let Some(secret) = secret else {
-                    return Err(warp::reject::custom(ApiError::unauthorized(
-                        "send an API key in the X-API-Key header or as Authorization: Bearer",
-                    )));
-                };
-                match api.api_keys.check(&secret).await {
-                    Ok(Some(record)) => Ok(record),
-                    Ok(None) => Err(warp::reject::custom(ApiError::unauthorized(
-                        "the API key is not valid",
-                    ))),
-                    Err(err) => Err(warp::reject::custom(ApiError::from(err))),
-                }
-            },
-        )
+    scope: Option<Scope>,
+) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
+    credential::presented().and(with_api(api)).and_then(
+        move |presented: credential::Presented, api: Arc<ApiState>| async move {
+            credential::authorize(&api, scope, &presented)
+                .await
+                .map_err(warp::reject::custom)
+        },
+    )
 }
 
 /// A request body of at most [`MAX_BODY_BYTES`]; a request with neither `Content-Length`
@@ -234,7 +226,7 @@ fn cancel_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = 
         .and(warp::delete())
         .and(with_api(api.clone()))
         .and(authorized(api, Scope::MessagesSend))
-        .and_then(|id, api, _key| run(handlers::cancel_sms(api, id)))
+        .and_then(|id, api, key| run(handlers::cancel_sms(api, key, id)))
 }
 
 fn set_device_limits(
@@ -254,7 +246,7 @@ fn get_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::get())
         .and(with_api(api.clone()))
         .and(authorized(api, Scope::MessagesRead))
-        .and_then(|id, api, _key| run(handlers::get_sms(api, id)))
+        .and_then(|id, api, key| run(handlers::get_sms(api, key, id)))
 }
 
 /// `inbox` and `outbox` are lists, never message ids: their own errors (a bad query, a
@@ -272,7 +264,7 @@ fn list_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Re
         .and(with_api(api.clone()))
         .and(authorized(api, Scope::MessagesRead))
         .and(query::<dto::MessageQuery>())
-        .and_then(|api, _key, query| run(handlers::list_sms(api, query, false)))
+        .and_then(|api, key, query| run(handlers::list_sms(api, key, query, false)))
 }
 
 fn list_outbox(
@@ -283,7 +275,7 @@ fn list_outbox(
         .and(with_api(api.clone()))
         .and(authorized(api, Scope::MessagesRead))
         .and(query::<dto::MessageQuery>())
-        .and_then(|api, _key, query| run(handlers::list_sms(api, query, true)))
+        .and_then(|api, key, query| run(handlers::list_sms(api, key, query, true)))
 }
 
 fn list_inbox(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -313,7 +305,7 @@ fn create_device(
         .and(with_api(api.clone()))
         .and(authorized(api, Scope::DevicesWrite))
         .and(json_body())
-        .and_then(|api, _key, body| run(handlers::create_device(api, body)))
+        .and_then(|api, key, body| run(handlers::create_device(api, key, body)))
 }
 
 fn delete_device(
@@ -323,7 +315,7 @@ fn delete_device(
         .and(warp::delete())
         .and(with_api(api.clone()))
         .and(authorized(api, Scope::DevicesWrite))
-        .and_then(|id, api, _key| run(handlers::delete_device(api, id)))
+        .and_then(|id, api, key| run(handlers::delete_device(api, key, id)))
 }
 
 fn stats(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {

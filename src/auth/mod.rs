@@ -1,18 +1,30 @@
-//! API keys and device tokens: creating them, and checking a presented secret.
+//! Who may do what: principals, API keys and their scopes, limits and restrictions
+//! (`keys.rs`, `limits.rs`, `usage.rs`), people (`users.rs`), sessions and hub JWTs
+//! (`tokens.rs`), device tokens.
 //!
 //! Secrets are 256-bit random strings, stored only as SHA-256 hashes and shown once. A
 //! presented secret is hashed and looked up by its hash; hashes are compared in constant
 //! time. API keys are cached in memory by `store::keys`, with a cache no key change
 //! outlives: a key revoked by any process is refused from the next request on.
 
+pub mod keys;
+pub mod limits;
 pub mod scope;
+pub mod tokens;
+pub mod usage;
+pub mod users;
 
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+pub use keys::{KeySpec, NewApiKey, create_api_key, create_key, revoke_api_key, rotate_api_key};
+pub use limits::{KeyLimits, RateLimits};
 pub use scope::{Scope, Scopes};
 
-use crate::domain::{DeviceId, DeviceKind, generate_device_id, generate_secret, hash_secret};
+use crate::dispatch::AllowedDevices;
+use crate::domain::{
+    DeviceId, DeviceKind, Millis, generate_device_id, generate_secret, hash_secret,
+};
 use crate::store::{ApiKeyRecord, Change, DeviceRecord, Store, StoreError};
 
 /// Prefix of API keys, so a leaked key is recognisable.
@@ -20,26 +32,61 @@ pub const API_KEY_PREFIX: &str = "shk_";
 /// Prefix of device tokens.
 pub const DEVICE_TOKEN_PREFIX: &str = "shd_";
 
+/// How a principal proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// An API key (`X-API-Key` or `Authorization: Bearer`).
+    ApiKey,
+    /// A login session's cookie; unsafe methods also need this CSRF token.
+    Session { csrf: String, id_hash: String },
+    /// A hub JWT (`POST /api/auth/token`).
+    HubToken,
+}
+
 /// Who is calling the API, and what they may do: what every route's authorization yields.
 ///
 /// `owner` is the tenant: the messages a principal sends carry it, and without
 /// `messages:read_all` it sees and cancels only messages carrying it. For an API key it is
-/// the key's id.
+/// the key's id; for a person, the user's id.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub owner: Uuid,
-    /// What people see to tell credentials apart: the key's prefix (`shk_7DWX4B`).
+    /// What people see to tell credentials apart: the key's prefix (`shk_7DWX4B`), or
+    /// `user:NAME`.
     pub label: String,
     pub scopes: Scopes,
+    /// The only devices (and SIMs) it may send through; `None`: any.
+    pub devices: Option<AllowedDevices>,
+    /// Its own rate limits over the hub's defaults.
+    pub limits: KeyLimits,
+    pub via: Via,
 }
 
 impl Principal {
-    /// The principal of a stored API key. Keys have every scope until scoped keys exist.
+    /// A principal with no device restriction and the default limits.
+    pub fn new(owner: Uuid, label: String, scopes: Scopes, via: Via) -> Principal {
+        Principal {
+            owner,
+            label,
+            scopes,
+            devices: None,
+            limits: KeyLimits::default(),
+            via,
+        }
+    }
+
+    /// The principal of a stored API key: its scopes, devices and limits.
     pub fn of_key(key: &ApiKeyRecord) -> Principal {
         Principal {
             owner: key.id,
             label: key.prefix.clone(),
-            scopes: Scopes::ALL,
+            scopes: Scopes::parse(&key.scopes).unwrap_or(Scopes::NONE),
+            devices: key
+                .devices
+                .as_deref()
+                .and_then(|it| AllowedDevices::parse(it).ok().flatten()),
+            limits: KeyLimits::from_stored(key.rate_limits.as_deref()),
+            via: Via::ApiKey,
         }
     }
 
@@ -49,12 +96,59 @@ impl Principal {
     }
 }
 
-/// A new API key; `secret` is shown once and never stored.
+/// What a presented API key turned out to be.
 #[derive(Debug, Clone)]
-pub struct NewApiKey {
-    pub id: Uuid,
-    pub name: String,
-    pub secret: String,
+pub enum KeyCheck {
+    Valid(Box<ApiKeyRecord>),
+    /// Known, unrevoked, but past its `expires_at`.
+    Expired,
+    /// Unknown or revoked.
+    Invalid,
+}
+
+/// Checks API keys against the database, on every request: no cache, so a revocation made
+/// by another process (`smshub keys revoke`) counts from the next request on. Last uses are
+/// kept in memory and written at most once a minute per key.
+pub struct ApiKeys {
+    store: Store,
+    pub usage: usage::KeyUsage,
+}
+
+impl ApiKeys {
+    pub fn new(store: Store) -> ApiKeys {
+        ApiKeys {
+            store,
+            usage: usage::KeyUsage::default(),
+        }
+    }
+
+    /// What the presented secret is, at `now`.
+    pub async fn check(&self, secret: &str, now: Millis) -> Result<KeyCheck, StoreError> {
+        let Some(record) = self.store.find_api_key(&hash_secret(secret)).await? else {
+            return Ok(KeyCheck::Invalid);
+        };
+        if record.revoked {
+            return Ok(KeyCheck::Invalid);
+        }
+        if record.expires_at.is_some_and(|it| it <= now) {
+            return Ok(KeyCheck::Expired);
+        }
+        if self.usage.touch(record.id, now) {
+            self.usage.write(&self.store, record.id, now).await;
+        }
+        Ok(KeyCheck::Valid(Box::new(record)))
+    }
+
+    /// `record` with the last use this process saw, if later than the stored one.
+    pub fn with_last_use(&self, mut record: ApiKeyRecord) -> ApiKeyRecord {
+        record.last_used_at = record.last_used_at.max(self.usage.last(record.id));
+        record
+    }
+
+    /// Writes the last uses not yet written.
+    pub async fn flush(&self) {
+        self.usage.flush(&self.store).await;
+    }
 }
 
 /// A newly registered device; `token` is shown once and never stored.
@@ -63,62 +157,6 @@ pub struct NewDevice {
     pub id: DeviceId,
     pub name: String,
     pub token: String,
-}
-
-/// Checks API keys (through the store's key cache, which no change outlives), so a revocation made
-/// by another process (`smshub keys revoke`) counts from the next request on.
-pub struct ApiKeys {
-    store: Store,
-}
-
-impl ApiKeys {
-    pub fn new(store: Store) -> ApiKeys {
-        ApiKeys { store }
-    }
-
-    /// The key record for a presented secret, if it is a valid, unrevoked key.
-    pub async fn check(&self, secret: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        Ok(self
-            .store
-            .find_api_key(&hash_secret(secret))
-            .await?
-            .filter(|it| !it.revoked))
-    }
-}
-
-/// Revokes the API keys named by `key`: an id (as printed by `keys create`) or a key's prefix
-/// (`shk_` and 6 characters, also the start of the key itself). Whether any unrevoked key
-/// matched.
-pub async fn revoke_api_key(store: &Store, key: &str) -> Result<bool, StoreError> {
-    let key = key.trim();
-    let id = Uuid::parse_str(key).ok();
-    let prefix = (id.is_none() && key.starts_with(API_KEY_PREFIX)).then(|| {
-        key.chars()
-            .take(API_KEY_PREFIX.len() + 6)
-            .collect::<String>()
-    });
-    let outcome = store.apply(Change::RevokeApiKey { id, prefix }).await?;
-    Ok(outcome == crate::store::Outcome::Applied)
-}
-
-/// Creates and stores a new API key.
-pub async fn create_api_key(store: &Store, name: &str) -> Result<NewApiKey, StoreError> {
-    let secret = generate_secret(API_KEY_PREFIX);
-    let id = Uuid::new_v4();
-    let prefix: String = secret.chars().take(API_KEY_PREFIX.len() + 6).collect();
-    store
-        .apply(Change::CreateApiKey {
-            id,
-            name: name.to_string(),
-            prefix,
-            key_hash: hash_secret(&secret),
-        })
-        .await?;
-    Ok(NewApiKey {
-        id,
-        name: name.to_string(),
-        secret,
-    })
 }
 
 /// Registers a device of `kind` and returns its one-time token.

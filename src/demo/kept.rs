@@ -50,7 +50,16 @@ pub async fn key_and_phones(
         .and_then(|it| serde_json::from_slice(&it).ok())
         .unwrap_or_default();
     let key = match kept.api_key {
-        Some(secret) if ApiKeys::new(store.clone()).check(&secret).await?.is_some() => secret,
+        Some(secret)
+            if matches!(
+                ApiKeys::new(store.clone())
+                    .check(&secret, crate::domain::now_millis())
+                    .await?,
+                auth::KeyCheck::Valid(_)
+            ) =>
+        {
+            secret
+        }
         _ => auth::create_api_key(store, "demo").await?.secret,
     };
     let devices = store.list_devices().await?;

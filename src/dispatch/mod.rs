@@ -21,6 +21,7 @@
 //! - the dispatcher never knows what kind of transport a device uses: it speaks
 //!   [`crate::registry::Outbound`] only.
 
+pub mod allowed;
 mod backlog;
 mod clock;
 pub mod core;
@@ -44,6 +45,7 @@ use crate::domain::{DeviceId, Millis};
 use crate::registry::DeviceRegistry;
 use crate::store::{MessageRecord, Outcome, Retry, Store, StoreError};
 
+pub use self::allowed::AllowedDevices;
 pub use self::backlog::Backlog;
 pub use self::clock::Clock;
 
@@ -82,6 +84,8 @@ pub struct QueuedMessage {
     pub attempts: u32,
     /// Devices that refused or failed this message; offered to them only as a last resort.
     pub avoid: Vec<DeviceId>,
+    /// The only devices (and SIMs) it may go through (its API key's restriction); `None`: any.
+    pub allowed: Option<AllowedDevices>,
 }
 
 impl QueuedMessage {
@@ -106,6 +110,10 @@ impl QueuedMessage {
             valid_until: it.valid_until,
             attempts: it.attempts,
             avoid: Vec::new(),
+            allowed: it
+                .allowed_devices
+                .as_deref()
+                .and_then(|it| AllowedDevices::parse(it).ok().flatten()),
         }
     }
 }

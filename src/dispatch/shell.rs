@@ -497,6 +497,7 @@ mod tests {
             priority: 0,
             schedule_at: None,
             valid_until: None,
+            allowed_devices: None,
         };
         store
             .apply_all(vec![

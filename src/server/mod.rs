@@ -39,6 +39,33 @@ use warp::reply::{Reply, Response};
 
 use pool::Pool;
 
+/// The address of the client that sent a request (a request extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
+/// Headers a route asks to have on its answer, whatever the answer turns out to be (an
+/// error too): a request extension each request gets, read back when the answer is sent.
+/// The server knows no route: it only carries them.
+#[derive(Clone, Default, Debug)]
+pub struct AnswerHeaders(Arc<Mutex<Vec<(header::HeaderName, HeaderValue)>>>);
+
+impl AnswerHeaders {
+    /// Puts `name: value` on the answer.
+    pub fn add(&self, name: header::HeaderName, value: HeaderValue) {
+        self.0
+            .lock()
+            .unwrap_or_else(|it| it.into_inner())
+            .push((name, value));
+    }
+
+    fn apply(&self, response: &mut Response) {
+        let added = std::mem::take(&mut *self.0.lock().unwrap_or_else(|it| it.into_inner()));
+        for (name, value) in added {
+            response.headers_mut().insert(name, value);
+        }
+    }
+}
+
 /// Connection caps and timeouts.
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
@@ -233,6 +260,7 @@ async fn connection<F>(
     F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
 {
     let limits = state.connections.limits.clone();
+    let peer = tcp.peer_addr().ok().map(ClientAddr);
     let stream = io::Stream {
         tcp,
         _state: state.clone(),
@@ -241,6 +269,7 @@ async fn connection<F>(
         routes,
         state: state.clone(),
         body_timeout: limits.body_timeout,
+        peer,
     };
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -272,6 +301,8 @@ struct Service<F> {
     routes: F,
     state: Arc<ConnState>,
     body_timeout: Duration,
+    /// The client's address, given to routes as a request extension.
+    peer: Option<ClientAddr>,
 }
 
 impl<F> hyper::service::Service<Request<Incoming>> for Service<F>
@@ -290,14 +321,20 @@ where
         state.busy.store(true, Ordering::Relaxed);
         let sleep = (!http_body::Body::is_end_stream(request.body()))
             .then(|| Box::pin(tokio::time::sleep(self.body_timeout)));
-        let request = request.map(|inner| io::Deadline {
+        let mut request = request.map(|inner| io::Deadline {
             inner,
             sleep,
             state: state.clone(),
         });
+        let added = AnswerHeaders::default();
+        request.extensions_mut().insert(added.clone());
+        if let Some(peer) = self.peer {
+            request.extensions_mut().insert(peer);
+        }
         let answer = tower_service::Service::call(&mut warp::service(self.routes.clone()), request);
         Box::pin(async move {
             let Ok(mut response) = answer.await;
+            added.apply(&mut response);
             state.busy.store(false, Ordering::Relaxed);
             if state.body_timed_out.load(Ordering::Relaxed) {
                 response = refusal(error(

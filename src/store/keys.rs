@@ -107,13 +107,7 @@ impl KeyLookup {
                     .filter(api_key::Column::KeyHash.eq(key_hash))
                     .one(pool)
                     .await?;
-                Ok(row.map(|it| ApiKeyRecord {
-                    id: it.id,
-                    name: it.name,
-                    prefix: it.prefix,
-                    created_at: it.created_at,
-                    revoked: it.revoked_at.is_some(),
-                }))
+                Ok(row.map(api_key_record))
             }
         }
     }
@@ -154,20 +148,29 @@ impl SqliteKeys {
         let conn = self.conn.lock().unwrap_or_else(|it| it.into_inner());
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, name, prefix, created_at, revoked_at FROM api_keys \
-                         WHERE key_hash = ?1",
+                "SELECT id, name, prefix, created_at, revoked_at, scopes, expires_at, \
+                 last_used_at, devices, rate_limits, created_by FROM api_keys \
+                 WHERE key_hash = ?1",
             )
             .map_err(err)?;
         let mut rows = stmt.query([key_hash]).map_err(err)?;
         let Some(row) = rows.next().map_err(err)? else {
             return Ok(None);
         };
+        let revoked_at = row.get::<_, Option<i64>>(4).map_err(err)?;
         Ok(Some(ApiKeyRecord {
             id: row.get::<_, Uuid>(0).map_err(err)?,
             name: row.get(1).map_err(err)?,
             prefix: row.get(2).map_err(err)?,
             created_at: row.get(3).map_err(err)?,
-            revoked: row.get::<_, Option<i64>>(4).map_err(err)?.is_some(),
+            revoked: revoked_at.is_some(),
+            revoked_at,
+            scopes: row.get(5).map_err(err)?,
+            expires_at: row.get(6).map_err(err)?,
+            last_used_at: row.get(7).map_err(err)?,
+            devices: row.get(8).map_err(err)?,
+            rate_limits: row.get(9).map_err(err)?,
+            created_by: row.get(10).map_err(err)?,
         }))
     }
 }
@@ -175,6 +178,24 @@ impl SqliteKeys {
 /// The length of the file at `path`; 0 when there is none (no key changed yet).
 fn length(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |it| it.len())
+}
+
+/// The record of a stored key row.
+pub(super) fn api_key_record(it: api_key::Model) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: it.id,
+        name: it.name,
+        prefix: it.prefix,
+        created_at: it.created_at,
+        revoked: it.revoked_at.is_some(),
+        revoked_at: it.revoked_at,
+        scopes: it.scopes,
+        expires_at: it.expires_at,
+        last_used_at: it.last_used_at,
+        devices: it.devices,
+        rate_limits: it.rate_limits,
+        created_by: it.created_by,
+    }
 }
 
 fn err(error: rusqlite::Error) -> StoreError {

@@ -10,6 +10,7 @@
 //! are built from it. Must never: write other than through the writer, or hand a caller an
 //! entity.
 
+pub mod access;
 mod entities;
 mod health;
 mod keys;
@@ -32,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::domain::{DeviceId, DeviceKind, MessageState, Millis, PhoneNumber};
+pub use access::{AccessChange, AuditEntry, AuditFilter, NewKeyRow, SessionRecord, UserRecord};
 use entities::{device, idempotency_key, inbox, message, message_event};
 use health::WriteHealth;
 pub use modem_refs::{ModemRef, ModemRefChange};
@@ -70,6 +72,18 @@ pub struct ApiKeyRecord {
     pub prefix: String,
     pub created_at: Millis,
     pub revoked: bool,
+    pub revoked_at: Option<Millis>,
+    /// Its scopes, space-separated (`messages:send inbox:read`).
+    pub scopes: String,
+    pub expires_at: Option<Millis>,
+    /// When it was last used, as last flushed (coalesced: at most once a minute).
+    pub last_used_at: Option<Millis>,
+    /// The devices it may send through (`DEVICE[:SLOT],…`); `None`: any.
+    pub devices: Option<String>,
+    /// Its rate-limit overrides (JSON); `None`: the hub's defaults.
+    pub rate_limits: Option<String>,
+    /// Who created it (a principal's label), if known.
+    pub created_by: Option<String>,
 }
 
 /// A registered device and its stored history.
@@ -107,6 +121,8 @@ pub struct NewMessage {
     pub schedule_at: Option<Millis>,
     /// Expires if not sent by this instant.
     pub valid_until: Option<Millis>,
+    /// The devices it may go through (its key's restriction, `DEVICE[:SLOT],…`); `None`: any.
+    pub allowed_devices: Option<String>,
 }
 
 /// Why a message failed.
@@ -149,6 +165,8 @@ pub struct MessageRecord {
     pub cancelled_at: Option<Millis>,
     /// How many temporary failures were retried.
     pub retried: u32,
+    /// The devices it may go through (`DEVICE[:SLOT],…`); `None`: any.
+    pub allowed_devices: Option<String>,
 }
 
 /// One entry of a message's history beyond its state times: requeues, retries, expiry...
@@ -199,6 +217,8 @@ pub struct MessageFilter {
     pub recipient: Option<String>,
     pub since: Option<Millis>,
     pub until: Option<Millis>,
+    /// Only messages sent under this tenant (API key or user).
+    pub owner: Option<Uuid>,
 }
 
 /// The outcomes of submitted changes, available once their transaction committed.
@@ -450,6 +470,9 @@ impl Store {
         if let Some(recipient) = &filter.recipient {
             query = query.filter(message::Column::Recipient.eq(recipient.as_str()));
         }
+        if let Some(owner) = filter.owner {
+            query = query.filter(message::Column::ApiKeyId.eq(owner));
+        }
         if let Some(since) = filter.since {
             query = query.filter(message::Column::CreatedAt.gte(since));
         }
@@ -692,5 +715,6 @@ fn message_record(it: message::Model) -> MessageRecord {
         expired_at: it.expired_at,
         cancelled_at: it.cancelled_at,
         retried: u32::try_from(it.retried).unwrap_or(0),
+        allowed_devices: it.allowed_devices,
     }
 }

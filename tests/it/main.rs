@@ -1,6 +1,8 @@
 //! smshub's integration tests: one binary, real hub on port 0 with its own database file,
 //! real HTTP and real WebSocket phones.
 
+mod access;
+mod access_people;
 mod api;
 mod architecture;
 mod bench;

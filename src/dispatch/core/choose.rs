@@ -338,16 +338,27 @@ fn entry_candidate(
     if message.parts > 1 && !entry.multipart {
         return None;
     }
+    // A message of a key restricted to some devices (or SIMs) goes only through those.
+    if let Some(allowed) = &message.allowed
+        && !allowed.allows_device(&entry.name)
+    {
+        return None;
+    }
     let usable = |sim: u8| {
-        entry.limits.is_unlimited()
-            || sim_usage(sims, &entry.name, sim)
-                .check(
-                    &entry.limits,
-                    now,
-                    message.parts,
-                    message.recipient.as_str(),
-                )
-                .is_ok()
+        let allowed = message
+            .allowed
+            .as_ref()
+            .is_none_or(|it| it.allows_slot(&entry.name, sim));
+        allowed
+            && (entry.limits.is_unlimited()
+                || sim_usage(sims, &entry.name, sim)
+                    .check(
+                        &entry.limits,
+                        now,
+                        message.parts,
+                        message.recipient.as_str(),
+                    )
+                    .is_ok())
     };
     entry.health.as_ref()?.candidate(
         entry.jobs.len() as u32,

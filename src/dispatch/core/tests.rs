@@ -26,6 +26,7 @@ fn message(to: &str) -> QueuedMessage {
         valid_until: None,
         attempts: 0,
         avoid: Vec::new(),
+        allowed: None,
     }
 }
 

@@ -23,12 +23,8 @@ const INSERT_CHUNK: usize = 256;
 /// Applies one change in the writer's transaction.
 pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<Outcome, DbErr> {
     match change {
-        Change::CreateApiKey {
-            id,
-            name,
-            prefix,
-            key_hash,
-        } => create_api_key(txn, *id, name, prefix, key_hash, now).await,
+        Change::CreateApiKey(key) => super::super::access::create_api_key(txn, key, now).await,
+        Change::Access(change) => super::super::access::apply(txn, change, now).await,
         Change::Probe => probe(txn).await,
         Change::RevokeApiKey { id, prefix } => revoke_api_key(txn, *id, prefix, now).await,
         Change::CreateDevice {
@@ -119,27 +115,6 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
             incoming(txn, row).await
         }
     }
-}
-
-async fn create_api_key(
-    txn: &Tx<'_>,
-    id: Uuid,
-    name: &str,
-    prefix: &str,
-    key_hash: &str,
-    now: Millis,
-) -> Result<Outcome, DbErr> {
-    api_key::Entity::insert(api_key::ActiveModel {
-        id: Set(id),
-        name: Set(name.to_string()),
-        prefix: Set(prefix.to_string()),
-        key_hash: Set(key_hash.to_string()),
-        created_at: Set(now),
-        revoked_at: Set(None),
-    })
-    .exec_in(txn)
-    .await?;
-    Ok(Outcome::Applied)
 }
 
 async fn create_device(
@@ -330,6 +305,7 @@ pub(super) async fn insert_messages(txn: &Tx<'_>, messages: &[NewMessage]) -> Re
             priority: Set(it.priority),
             schedule_at: Set(it.schedule_at),
             valid_until: Set(it.valid_until),
+            allowed_devices: Set(it.allowed_devices.clone()),
             ..Default::default()
         });
         message::Entity::insert_many(rows).exec_in(txn).await?;

@@ -7,6 +7,7 @@
 
 use uuid::Uuid;
 
+use super::super::access::{AccessChange, NewKeyRow};
 use super::super::{ModemRefChange, NewMessage};
 use crate::domain::Millis;
 #[cfg(doc)]
@@ -17,12 +18,9 @@ use crate::domain::{DeviceId, DeviceKind, FailureCode};
 #[derive(Debug, Clone)]
 pub enum Change {
     /// Stores a new API key (its hash, never the key).
-    CreateApiKey {
-        id: Uuid,
-        name: String,
-        prefix: String,
-        key_hash: String,
-    },
+    CreateApiKey(NewKeyRow),
+    /// Users, sessions, audit entries, keys' last use, generated secrets (`store::access`).
+    Access(AccessChange),
     /// Rewrites a row of the migrations table with its own values: a real write that
     /// commits only if the database can take writes (readiness probe).
     Probe,

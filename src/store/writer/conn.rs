@@ -374,6 +374,7 @@ mod tests {
                 priority: 0,
                 schedule_at: None,
                 valid_until: None,
+                allowed_devices: None,
             })
             .collect();
         store

@@ -109,6 +109,7 @@ async fn fresh(dir: &tempfile::TempDir, name: &str) -> Store {
                 priority: 0,
                 schedule_at: None,
                 valid_until: None,
+                allowed_devices: None,
             })
             .collect(),
     ));
