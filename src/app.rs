@@ -17,10 +17,12 @@ use warp::Filter;
 
 use crate::api::{self, ApiConfig, ApiState};
 use crate::auth::ApiKeys;
+use crate::auth::oidc::{Oidc, OidcConfig};
+use crate::auth::pairing::Pairings;
 use crate::dispatch::core::DispatchConfig;
 use crate::dispatch::{Backlog, Clock, Dispatcher};
 use crate::registry::{CloseReason, DeviceRegistry};
-use crate::server::{self, Connections, ServerLimits};
+use crate::server::{self, Connections, ServerLimits, Tls, TlsFiles};
 use crate::store::{Durability, Store};
 use crate::transport::android;
 use crate::transport::attached::Modems;
@@ -65,6 +67,12 @@ pub struct Config {
     pub server: ServerLimits,
     /// How long a device's WebSocket may stay open without `hello` (then closed with 4003).
     pub hello_timeout: Duration,
+    /// Serve HTTPS and `wss://` with this certificate and key; plain HTTP without.
+    pub tls: Option<TlsFiles>,
+    /// Origins allowed to call the API from a browser (`*`: any); empty: CORS off.
+    pub cors_origins: Vec<String>,
+    /// Accept bearer JWTs of this OpenID provider.
+    pub oidc: Option<OidcConfig>,
 }
 
 impl Config {
@@ -90,6 +98,9 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             server: ServerLimits::default(),
             hello_timeout: Duration::from_secs(10),
+            tls: None,
+            cors_origins: Vec::new(),
+            oidc: None,
         }
     }
 }
@@ -103,6 +114,7 @@ pub struct App {
     api: Arc<ApiState>,
     listener: TcpListener,
     addr: SocketAddr,
+    tls: Option<Arc<Tls>>,
 }
 
 impl App {
@@ -120,6 +132,15 @@ impl App {
             clock,
         )
         .await?;
+        let tls = config.tls.clone().map(Tls::load).transpose()?;
+        if tls.is_none() && !config.listen.ip().is_loopback() {
+            tracing::warn!(
+                listen = %config.listen,
+                "listening beyond this machine without TLS: keys, tokens and messages travel in \
+                 clear text; use --tls-cert and --tls-key, or a TLS proxy in front"
+            );
+        }
+        let oidc = config.oidc.clone().map(Oidc::new).transpose()?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let link = DeviceLink::new(
@@ -142,6 +163,8 @@ impl App {
                 max_parts: config.max_parts,
                 max_queued: config.max_queued,
                 max_queued_per_key: config.max_queued_per_key,
+                tls_enabled: tls.is_some(),
+                cors_origins: config.cors_origins.clone(),
             },
             store: store.clone(),
             registry: registry.clone(),
@@ -150,6 +173,9 @@ impl App {
             backlog,
             modems,
             connections,
+            oidc,
+            pairings: Pairings::default(),
+            redeem_limiter: Default::default(),
         });
         Ok(App {
             config,
@@ -159,6 +185,7 @@ impl App {
             api,
             listener,
             addr,
+            tls,
         })
     }
 
@@ -203,8 +230,10 @@ impl App {
             api,
             listener,
             addr,
+            tls,
         } = self;
-        tracing::info!(%addr, "smshub listening");
+        tracing::info!(%addr, tls = tls.is_some(), "smshub listening");
+        let watcher = tls.as_ref().map(Tls::watch);
         // The transports: each starts here, in one line.
         let modems = api.modems.clone();
         modems.start(&config.modem_ports, &config.hilinks, config.modem_scan);
@@ -216,12 +245,16 @@ impl App {
         // the hub up: once asked to stop, requests get `shutdown_grace` to finish.
         server::serve(
             listener,
+            tls,
             routes,
             connections,
             shutdown,
             config.shutdown_grace,
         )
         .await;
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         tracing::info!("stopped accepting; closing device sessions");
         modems.stop_all().await;
         registry.close_all(CloseReason::GoingAway);

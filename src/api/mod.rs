@@ -10,6 +10,8 @@
 //! shares with the transports, and what only it uses: API keys, back-pressure, the modems.
 
 mod allow;
+mod cors;
+mod credentials;
 pub mod dto;
 pub mod error;
 mod handlers;
@@ -23,12 +25,14 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use crate::auth::oidc::{self, Oidc, OidcError};
+use crate::auth::pairing::Pairings;
 use crate::auth::{ApiKeys, Principal, Scope, bearer};
 use crate::dashboard;
 use crate::dispatch::{Backlog, Dispatcher};
 use crate::registry::DeviceRegistry;
 use crate::server::Connections;
-use crate::store::{ApiKeyRecord, Store};
+use crate::store::Store;
 use crate::transport::attached::Modems;
 use error::ApiError;
 
@@ -42,6 +46,10 @@ pub struct ApiConfig {
     /// Most messages waiting for a device, in all and per API key; beyond, `503`.
     pub max_queued: usize,
     pub max_queued_per_key: usize,
+    /// The hub serves HTTPS (cookies may be `Secure`; URLs given to phones are `wss://`).
+    pub tls_enabled: bool,
+    /// Origins allowed to call the API from a browser (`*`: any); empty: CORS off.
+    pub cors_origins: Vec<String>,
 }
 
 /// Everything a request handler works with.
@@ -56,6 +64,11 @@ pub struct ApiState {
     pub modems: Arc<Modems>,
     /// The open connections (readiness: can a device connect).
     pub connections: Arc<Connections>,
+    /// The OpenID provider whose bearer tokens are accepted, if any.
+    pub oidc: Option<Oidc>,
+    /// Open pairing codes, and the limit on redeeming them.
+    pub pairings: Pairings,
+    pub redeem_limiter: credentials::RedeemLimiter,
 }
 
 /// Largest JSON body accepted.
@@ -90,7 +103,10 @@ pub fn routes(
         .unify()
         .or(modems::routes(api.clone()))
         .unify()
+        .or(credentials::routes(api.clone()))
+        .unify()
         .boxed();
+    let cors = cors::Cors::new(&api.config.cors_origins);
     let health = warp::path("health")
         .and(
             warp::path::end()
@@ -103,7 +119,9 @@ pub fn routes(
         .and(warp::get().or(warp::head()).unify())
         .and(with_api(api))
         .and_then(|probe, api| run(handlers::health(api, probe)));
-    let all = rest
+    let all = cors::preflight(cors.clone())
+        .or(rest)
+        .unify()
         .or(devices)
         .unify()
         .or(health)
@@ -112,9 +130,16 @@ pub fn routes(
         .unify()
         .recover(error::recover)
         .unify();
-    warp::path::full()
-        .and(all)
-        .map(|path: warp::path::FullPath, response| allow::add_allow(path.as_str(), response))
+    // A request whose `Origin` is not text is answered as one without.
+    let origin = warp::header::optional::<String>("origin")
+        .or(warp::any().map(|| None))
+        .unify();
+    warp::path::full().and(origin).and(all).map(
+        move |path: warp::path::FullPath, origin: Option<String>, response| {
+            let response = allow::add_allow(path.as_str(), response);
+            cors::decorate(cors.as_deref(), origin.as_deref(), response)
+        },
+    )
 }
 
 fn with_api(
@@ -136,8 +161,7 @@ fn authorized(
     api: Arc<ApiState>,
     scope: Scope,
 ) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
-    api_key(api).and_then(move |key: ApiKeyRecord| async move {
-        let principal = Principal::of_key(&key);
+    credential(api).and_then(move |principal: Principal| async move {
         if principal.scopes.contains(scope) {
             Ok(principal)
         } else {
@@ -146,23 +170,29 @@ fn authorized(
     })
 }
 
-/// Requires an API key in `X-API-Key` or `Authorization: Bearer`.
-fn api_key(
+/// Requires a credential: an API key in `X-API-Key` or `Authorization: Bearer`, or a bearer
+/// JWT of the OpenID provider (one whose `iss` is not the hub's, when `--oidc-issuer` is set).
+fn credential(
     api: Arc<ApiState>,
-) -> impl Filter<Extract = (ApiKeyRecord,), Error = Rejection> + Clone {
+) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
     warp::header::optional::<String>("x-api-key")
         .and(warp::header::optional::<String>("authorization"))
         .and(with_api(api))
         .and_then(
             |key: Option<String>, authorization: Option<String>, api: Arc<ApiState>| async move {
                 let secret = key.or_else(|| authorization.as_deref().and_then(bearer));
+                if let (Some(provider), Some(token)) = (&api.oidc, &secret)
+                    && oidc::is_foreign_jwt(token)
+                {
+                    return provider.verify(token).await.map_err(oidc_rejection);
+                }
                 let Some(secret) = secret else {
                     return Err(warp::reject::custom(ApiError::unauthorized(
                         "send an API key in the X-API-Key header or as Authorization: Bearer",
                     )));
                 };
                 match api.api_keys.check(&secret).await {
-                    Ok(Some(record)) => Ok(record),
+                    Ok(Some(record)) => Ok(Principal::of_key(&record)),
                     Ok(None) => Err(warp::reject::custom(ApiError::unauthorized(
                         "the API key is not valid",
                     ))),
@@ -170,6 +200,22 @@ fn api_key(
                 }
             },
         )
+}
+
+fn oidc_rejection(error: OidcError) -> Rejection {
+    let answer = match &error {
+        OidcError::Provider(_) => {
+            let mut answer = ApiError::new(
+                warp::http::StatusCode::SERVICE_UNAVAILABLE,
+                "identity_provider_unavailable",
+                error.to_string(),
+            );
+            answer.retry_after = Some(10);
+            answer
+        }
+        _ => ApiError::unauthorized(error.to_string()),
+    };
+    warp::reject::custom(answer)
 }
 
 /// A request body of at most [`MAX_BODY_BYTES`]; a request with neither `Content-Length`

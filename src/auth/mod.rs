@@ -5,6 +5,8 @@
 //! time. An API key is looked up on every request (a few microseconds, see `store::keys`) and
 //! never cached, so a key revoked by any process is refused from the next request on.
 
+pub mod oidc;
+pub mod pairing;
 pub mod scope;
 
 use subtle::ConstantTimeEq;
@@ -142,6 +144,34 @@ pub async fn create_device(
         name: name.to_string(),
         token,
     })
+}
+
+/// Gives device `id` a new token (shown once; the old one stops working at once). `None`
+/// if there is no such device.
+pub async fn rotate_device_token(
+    store: &Store,
+    id: &DeviceId,
+) -> Result<Option<String>, StoreError> {
+    let token = generate_secret(DEVICE_TOKEN_PREFIX);
+    let outcome = store
+        .apply(Change::SetDeviceToken {
+            id: id.clone(),
+            token_hash: Some(hash_secret(&token)),
+        })
+        .await?;
+    Ok((outcome == crate::store::Outcome::Applied).then_some(token))
+}
+
+/// Revokes device `id`'s token: it cannot connect until its token is rotated. Whether the
+/// device exists.
+pub async fn revoke_device_token(store: &Store, id: &DeviceId) -> Result<bool, StoreError> {
+    let outcome = store
+        .apply(Change::SetDeviceToken {
+            id: id.clone(),
+            token_hash: None,
+        })
+        .await?;
+    Ok(outcome == crate::store::Outcome::Applied)
 }
 
 /// Whether `token` is the token of `device`.
