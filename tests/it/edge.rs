@@ -17,7 +17,12 @@ async fn cors_is_off_by_default() {
         .await
         .unwrap();
     assert_eq!(answer.status(), 200);
-    assert!(answer.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        answer
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
     let preflight = hub
         .http
         .request(reqwest::Method::OPTIONS, hub.url("/api/send-sms"))
@@ -56,7 +61,10 @@ async fn cors_answers_preflights_and_marks_answers_for_allowed_origins() {
         "https://app.example"
     );
     let methods = headers["access-control-allow-methods"].to_str().unwrap();
-    assert!(methods.contains("POST") && methods.contains("DELETE"), "{methods}");
+    assert!(
+        methods.contains("POST") && methods.contains("DELETE"),
+        "{methods}"
+    );
     let allowed = headers["access-control-allow-headers"]
         .to_str()
         .unwrap()
@@ -114,7 +122,12 @@ async fn cors_answers_preflights_and_marks_answers_for_allowed_origins() {
         .send()
         .await
         .unwrap();
-    assert!(answer.headers().get("access-control-allow-origin").is_none());
+    assert!(
+        answer
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -204,7 +217,10 @@ async fn pairing_needs_a_key_and_guesses_are_rate_limited() {
     let (status, body) = hub
         .post("/api/devices/pairing", json!({ "ttl_s": 0 }))
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_ttl")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_ttl"))
+    );
 
     let mut statuses = Vec::new();
     for _ in 0..15 {

@@ -125,15 +125,22 @@ async fn provider_tokens_are_checked_for_signature_audience_expiry_and_scope() {
     let token = provider.token("hub-test", "devices:read", AUDIENCE).await;
     let (status, body) = get(&hub, "/api/sms/inbox", &token).await;
     assert_eq!(status, 403, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("inbox:read"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("inbox:read")
+    );
     // Scopes the hub does not know are ignored; those it knows count.
     let token = provider
-        .token("hub-test", "openid inbox:read", AUDIENCE)
+        .token("hub-test", "legacy:read inbox:read", AUDIENCE)
         .await;
     assert_eq!(get(&hub, "/api/sms/inbox", &token).await.0, 200);
 
     // Another audience.
-    let token = provider.token("hub-test", "devices:read", "urn:other").await;
+    let token = provider
+        .token("hub-test", "devices:read", "urn:other")
+        .await;
     let (status, body) = get(&hub, "/api/devices", &token).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"]["code"], "unauthorized");

@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls_pki_types::ServerName;
+use rustls_pki_types::pem::PemObject;
 use smshub::server::{Tls, TlsFiles};
 use smshub_protocol::device::{DeviceFrame, Hello, HubFrame};
 use tokio_rustls::rustls;
@@ -76,11 +77,21 @@ async fn the_api_is_served_over_https_and_plain_http_is_refused() {
         .await
         .expect("HTTPS request");
     assert_eq!(answer.status(), 200);
-    let health = client(&ca).get(https(&hub, "/health")).send().await.unwrap();
+    let health = client(&ca)
+        .get(https(&hub, "/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     // A client that does not trust the CA fails the handshake; so does plain HTTP.
     let (_, other, _) = certificate("other");
-    assert!(client(&other).get(https(&hub, "/health")).send().await.is_err());
+    assert!(
+        client(&other)
+            .get(https(&hub, "/health"))
+            .send()
+            .await
+            .is_err()
+    );
     assert!(hub.http.get(hub.url("/health")).send().await.is_err());
 }
 
@@ -184,14 +195,19 @@ async fn a_phone_connects_over_wss() {
 #[tokio::test]
 async fn replaced_files_are_served_after_sighup_and_a_bad_reload_keeps_the_old_ones() {
     // Handle SIGHUP in this process before sending it, whatever the hub's watcher is doing.
-    let _hangup =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap();
+    let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let files = files(dir.path());
     let (old_ca, cert, key) = certificate("old");
     write(&files, &cert, &key);
     let hub = tls_hub(&files).await;
-    assert!(client(&old_ca).get(https(&hub, "/health")).send().await.is_ok());
+    assert!(
+        client(&old_ca)
+            .get(https(&hub, "/health"))
+            .send()
+            .await
+            .is_ok()
+    );
 
     let (new_ca, cert, key) = certificate("new");
     write(&files, &cert, &key);
@@ -206,7 +222,13 @@ async fn replaced_files_are_served_after_sighup_and_a_bad_reload_keeps_the_old_o
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(client(&old_ca).get(https(&hub, "/health")).send().await.is_err());
+    assert!(
+        client(&old_ca)
+            .get(https(&hub, "/health"))
+            .send()
+            .await
+            .is_err()
+    );
 
     // A reload of broken files fails and keeps what was loaded.
     let tls = Tls::load(files.clone()).expect("loads");

@@ -12,7 +12,7 @@ import Provider from 'oidc-provider';
 const port = Number(process.env.PORT);
 const kid = process.env.KID || 'k1';
 const issuer = `http://127.0.0.1:${port}`;
-const scopes = 'messages:send messages:read messages:read_all inbox:read devices:read devices:write admin';
+const scopes = 'legacy:read messages:send messages:read messages:read_all inbox:read devices:read devices:write admin';
 
 const key = (type, options, name) => {
   const { privateKey } = generateKeyPairSync(type, options);
