@@ -298,3 +298,50 @@ async fn a_revoked_token_closes_the_socket_and_connects_no_more() {
         .unwrap();
     assert_eq!(answer.status(), 401);
 }
+
+// The CLI runs as a blocking process: the hub needs threads of its own meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_pairs_a_phone_and_rotates_and_revokes_tokens() {
+    let hub = TestHub::spawn().await;
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_smshub"))
+            .args(args)
+            .args(["--hub", &hub.base, "--api-key", &hub.api_key])
+            .output()
+            .expect("smshub runs");
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let printed = cli(&[
+        "devices",
+        "pair",
+        "--name",
+        "cli phone",
+        "--ttl",
+        "2m",
+        "--json",
+    ]);
+    let pairing: serde_json::Value = serde_json::from_str(printed.trim()).unwrap();
+    assert_eq!(pairing["expires_in_s"], 120);
+    let people = cli(&["devices", "pair"]);
+    assert!(people.contains("Pairing code: "), "{people}");
+
+    let (status, paired) = redeem(&hub, json!({ "code": pairing["code"] })).await;
+    assert_eq!(status, 201, "{paired}");
+    assert_eq!(paired["name"], "cli phone");
+    let id = paired["device_id"].as_str().unwrap();
+
+    let rotated = cli(&["devices", "token", "rotate", id, "--json"]);
+    let rotated: serde_json::Value = serde_json::from_str(rotated.trim()).unwrap();
+    let token = rotated["token"].as_str().unwrap();
+    assert!(
+        RawPhone::connect(&hub.base, id, paired["token"].as_str().unwrap())
+            .await
+            .is_err()
+    );
+    let mut phone = RawPhone::connect(&hub.base, id, token).await.unwrap();
+    phone.hello(1, None).await;
+    cli(&["devices", "token", "revoke", id]);
+    assert_eq!(phone.closed().await, Some(4004));
+    assert!(RawPhone::connect(&hub.base, id, token).await.is_err());
+}
