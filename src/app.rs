@@ -17,13 +17,15 @@ use warp::Filter;
 
 use crate::api::credential::Access;
 use crate::api::{self, ApiConfig, ApiState};
+use crate::auth::oidc::{Oidc, OidcConfig};
+use crate::auth::pairing::Pairings;
 use crate::auth::tokens::{HubTokens, JWT_SECRET_NAME, new_jwt_secret};
 use crate::auth::users::{FirstAdmin, Lockout, first_admin};
 use crate::auth::{ApiKeys, KeyLimits, RateLimits};
 use crate::dispatch::core::DispatchConfig;
 use crate::dispatch::{Backlog, Clock, Dispatcher};
 use crate::registry::{CloseReason, DeviceRegistry};
-use crate::server::{self, Connections, ServerLimits};
+use crate::server::{self, Connections, ServerLimits, Tls, TlsFiles};
 use crate::store::{AccessChange, Change};
 use crate::store::{Durability, Store};
 use crate::transport::android;
@@ -79,6 +81,12 @@ pub struct Config {
     pub first_admin: bool,
     /// The first admin's password; `None`: generated and printed once.
     pub admin_password: Option<String>,
+    /// Serve HTTPS and `wss://` with this certificate and key; plain HTTP without.
+    pub tls: Option<TlsFiles>,
+    /// Origins allowed to call the API from a browser (`*`: any); empty: CORS off.
+    pub cors_origins: Vec<String>,
+    /// Accept bearer JWTs of this OpenID provider.
+    pub oidc: Option<OidcConfig>,
 }
 
 impl Config {
@@ -109,6 +117,9 @@ impl Config {
             cookie_secure: false,
             first_admin: false,
             admin_password: None,
+            tls: None,
+            cors_origins: Vec::new(),
+            oidc: None,
         }
     }
 }
@@ -123,6 +134,7 @@ pub struct App {
     listener: TcpListener,
     addr: SocketAddr,
     first_admin: Option<FirstAdmin>,
+    tls: Option<Arc<Tls>>,
 }
 
 impl App {
@@ -141,6 +153,15 @@ impl App {
             clock,
         )
         .await?;
+        let tls = config.tls.clone().map(Tls::load).transpose()?;
+        if tls.is_none() && !config.listen.ip().is_loopback() {
+            tracing::warn!(
+                listen = %config.listen,
+                "listening beyond this machine without TLS: keys, tokens and messages travel in \
+                 clear text; use --tls-cert and --tls-key, or a TLS proxy in front"
+            );
+        }
+        let oidc = config.oidc.clone().map(Oidc::new).transpose()?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let link = DeviceLink::new(
@@ -188,7 +209,7 @@ impl App {
             rate_limits: RateLimits::new(config.rate_limits),
             lockout: Lockout::default(),
             hub_tokens: HubTokens::new(&secret).map_err(anyhow::Error::msg)?,
-            cookie_secure: config.cookie_secure,
+            cookie_secure: config.cookie_secure || tls.is_some(),
         };
         let api = Arc::new(ApiState {
             config: ApiConfig {
@@ -197,6 +218,8 @@ impl App {
                 max_queued: config.max_queued,
                 max_queued_per_key: config.max_queued_per_key,
                 metrics_token: config.metrics_token.clone(),
+                tls_enabled: tls.is_some(),
+                cors_origins: config.cors_origins.clone(),
             },
             store: store.clone(),
             registry: registry.clone(),
@@ -206,6 +229,9 @@ impl App {
             modems,
             connections,
             access,
+            oidc,
+            pairings: Pairings::default(),
+            redeem_limiter: Default::default(),
         });
         Ok(App {
             config,
@@ -216,6 +242,7 @@ impl App {
             listener,
             addr,
             first_admin,
+            tls,
         })
     }
 
@@ -266,8 +293,10 @@ impl App {
             listener,
             addr,
             first_admin: _,
+            tls,
         } = self;
-        tracing::info!(%addr, "smshub listening");
+        tracing::info!(%addr, tls = tls.is_some(), "smshub listening");
+        let watcher = tls.as_ref().map(Tls::watch);
         // The transports: each starts here, in one line.
         let modems = api.modems.clone();
         modems.start(&config.modem_ports, &config.hilinks, config.modem_scan);
@@ -289,12 +318,16 @@ impl App {
         // the hub up: once asked to stop, requests get `shutdown_grace` to finish.
         server::serve(
             listener,
+            tls,
             routes,
             connections,
             shutdown,
             config.shutdown_grace,
         )
         .await;
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         tracing::info!("stopped accepting; closing device sessions");
         modems.stop_all().await;
         registry.close_all(CloseReason::GoingAway);

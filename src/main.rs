@@ -229,6 +229,8 @@ struct HubArgs {
     breaker_rest_s: u64,
     #[command(flatten)]
     limits: SimLimitArgs,
+    #[command(flatten)]
+    edge: EdgeArgs,
     /// Most messages waiting for a device; beyond, `503` with `Retry-After`.
     #[arg(long, env = "SMSHUB_MAX_QUEUED", default_value_t = 200_000)]
     max_queued: usize,
@@ -268,6 +270,66 @@ struct HilinkArgs {
 }
 
 /// Serial GSM modems.
+/// TLS, CORS and OIDC: what faces browsers and the network.
+#[derive(Args, Clone)]
+struct EdgeArgs {
+    /// PEM certificate (chain) to serve HTTPS and `wss://` with; needs `--tls-key`. Reloaded
+    /// on SIGHUP and when the file changes.
+    #[arg(long, env = "SMSHUB_TLS_CERT")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "SMSHUB_TLS_KEY")]
+    tls_key: Option<std::path::PathBuf>,
+    /// An origin allowed to call the API from a browser (repeatable; env: comma-separated;
+    /// `*` allows any). None: CORS off.
+    #[arg(
+        long = "cors-origin",
+        env = "SMSHUB_CORS_ORIGIN",
+        value_delimiter = ','
+    )]
+    cors_origin: Vec<String>,
+    /// Accept `Authorization: Bearer` JWTs of this OpenID provider (its issuer URL); needs
+    /// `--oidc-audience`.
+    #[arg(long, env = "SMSHUB_OIDC_ISSUER")]
+    oidc_issuer: Option<String>,
+    /// The audience (`aud`) OIDC tokens must name.
+    #[arg(long, env = "SMSHUB_OIDC_AUDIENCE")]
+    oidc_audience: Option<String>,
+    /// The claim of an OIDC token that holds its scopes (a space-separated string or an array).
+    #[arg(long, env = "SMSHUB_OIDC_SCOPE_CLAIM", default_value = "scope")]
+    oidc_scope_claim: String,
+}
+
+impl EdgeArgs {
+    /// Sets TLS, CORS and OIDC in `config`; a flag without its partner is an error.
+    fn apply(&self, config: &mut Config) -> anyhow::Result<()> {
+        config.tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(smshub::server::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None) => None,
+            _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+        };
+        config.cors_origins = self
+            .cors_origin
+            .iter()
+            .map(|it| it.trim().to_string())
+            .filter(|it| !it.is_empty())
+            .collect();
+        config.oidc = match (&self.oidc_issuer, &self.oidc_audience) {
+            (Some(issuer), Some(audience)) => {
+                let mut oidc = smshub::auth::oidc::OidcConfig::new(issuer, audience);
+                oidc.scope_claim = self.oidc_scope_claim.clone();
+                Some(oidc)
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("--oidc-issuer and --oidc-audience go together"),
+        };
+        Ok(())
+    }
+}
+
 #[derive(Args, Clone)]
 struct ModemArgs {
     /// Attach the modem on this serial port at start (repeatable; env: comma-separated).
@@ -469,6 +531,11 @@ enum DevicesCommand {
         #[command(flatten)]
         hub: smshub::remote::HubArgs,
     },
+    /// Get a one-time pairing code (and its QR code) from a running hub, for a phone to redeem.
+    Pair(smshub::remote::pairing::PairArgs),
+    /// Rotate or revoke a device's token on a running hub (its open socket closes at once).
+    #[command(subcommand)]
+    Token(smshub::remote::pairing::TokenCommand),
 }
 
 #[derive(Args)]
@@ -504,6 +571,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    smshub::server::tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -619,6 +687,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             say!("{}", smshub::remote::health::run(args).await?);
             Ok(())
         }
+        Command::Devices(DevicesCommand::Pair(args)) => {
+            say!("{}", smshub::remote::pairing::pair(args).await?);
+            Ok(())
+        }
+        Command::Devices(DevicesCommand::Token(command)) => {
+            say!("{}", smshub::remote::pairing::token(command).await?);
+            Ok(())
+        }
         Command::Bench(args) => smshub::bench::run(args).await,
         Command::Pdu(PduCommand::Encode {
             to,
@@ -665,6 +741,7 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
         body_timeout: Duration::from_secs(args.body_timeout_s.max(1)),
     };
     config.hello_timeout = Duration::from_secs(args.hello_timeout_s.max(1));
+    args.edge.apply(&mut config)?;
     let seconds = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
     config.dispatch = DispatchConfig {
         scoring: ScoringConfig {

@@ -83,13 +83,18 @@ pub enum CloseReason {
     Removed,
     /// The hub is shutting down.
     GoingAway,
+    /// The device's token was rotated or revoked: this session's credential is gone.
+    TokenRevoked,
 }
 
 impl CloseReason {
     /// Whether the device is gone for good from this hub's point of view (replaced or
     /// removed), rather than asked to come back later.
     pub fn for_good(self) -> bool {
-        matches!(self, CloseReason::Replaced | CloseReason::Removed)
+        matches!(
+            self,
+            CloseReason::Replaced | CloseReason::Removed | CloseReason::TokenRevoked
+        )
     }
 
     /// A short reason for logs and close frames.
@@ -98,6 +103,7 @@ impl CloseReason {
             CloseReason::Replaced => "replaced by a newer connection",
             CloseReason::Removed => "device removed",
             CloseReason::GoingAway => "hub shutting down",
+            CloseReason::TokenRevoked => "device token rotated or revoked",
         }
     }
 }

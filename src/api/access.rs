@@ -21,7 +21,7 @@ use crate::auth::users::{Role, verify_password};
 use crate::auth::{KeyLimits, Principal, Scope, Scopes, Via, create_key, rotate_api_key};
 use crate::dispatch::AllowedDevices;
 use crate::domain::{Millis, format_millis, hash_secret, now_millis, parse_rfc3339};
-use crate::server::ClientAddr;
+use crate::server::PeerAddr;
 use crate::store::{AccessChange, AuditEntry, AuditFilter, Change, Outcome, UserRecord};
 
 /// How long a login session lasts.
@@ -129,8 +129,8 @@ pub fn routes(api: Arc<ApiState>) -> warp::filters::BoxedFilter<(Response,)> {
 
 /// The client's address, for the login lockout.
 fn client() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
-    warp::ext::optional::<ClientAddr>().map(|it: Option<ClientAddr>| match it {
-        Some(ClientAddr(addr)) => addr.ip().to_string(),
+    warp::ext::optional::<PeerAddr>().map(|it: Option<PeerAddr>| match it {
+        Some(PeerAddr(addr)) => addr.ip().to_string(),
         None => "unknown".to_string(),
     })
 }
@@ -637,6 +637,7 @@ fn me_route(principal: Principal) -> Response {
         Via::ApiKey => "api_key",
         Via::Session { .. } => "session",
         Via::HubToken => "token",
+        Via::Oidc => "oidc",
     };
     let body = serde_json::json!({
         "label": principal.label,

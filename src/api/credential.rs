@@ -18,6 +18,7 @@ use super::error::ApiError;
 use crate::auth::limits::{Limited, RateState};
 use crate::auth::tokens::{self, HubTokens, SESSION_COOKIE, TokenError};
 use crate::auth::users::{Lockout, Role};
+use crate::auth::oidc::OidcError;
 use crate::auth::{KeyCheck, Principal, RateLimits, Scope, Scopes, Via, bearer};
 use crate::domain::{hash_secret, now_millis};
 use crate::server::AnswerHeaders;
@@ -143,6 +144,8 @@ async fn identify(api: &Arc<ApiState>, presented: &Presented) -> Result<Principa
         {
             return if issuer == tokens::HUB_ISSUER {
                 hub_token(&api.access.hub_tokens, token)
+            } else if let Some(provider) = &api.oidc {
+                provider.verify(token).await.map_err(oidc_error)
             } else {
                 Err(ApiError::unauthorized(
                     "bearer tokens of other issuers are not accepted (no OIDC issuer configured)",
@@ -206,4 +209,21 @@ async fn session(api: &ApiState, id: &str) -> Result<Principal, ApiError> {
             id_hash,
         },
     ))
+}
+
+/// What a refused OIDC token is answered with: `503` when the provider cannot be reached
+/// (the token may be good), `401` otherwise.
+fn oidc_error(error: OidcError) -> ApiError {
+    match &error {
+        OidcError::Provider(_) => {
+            let mut answer = ApiError::new(
+                warp::http::StatusCode::SERVICE_UNAVAILABLE,
+                "identity_provider_unavailable",
+                error.to_string(),
+            );
+            answer.retry_after = Some(10);
+            answer
+        }
+        _ => ApiError::unauthorized(error.to_string()),
+    }
 }

@@ -28,7 +28,7 @@ use crate::store::{Change, MessageFilter, NewMessage, Outcome};
 /// Largest page of a list.
 const MAX_LIMIT: u64 = 500;
 
-fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(super) fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     // serde reads a struct from an array too (`[]` would be a request with every field left
     // out); every body of this API is an object.
     if body.iter().find(|it| !it.is_ascii_whitespace()) == Some(&b'[') {

@@ -12,7 +12,9 @@
 
 mod access;
 pub mod allow;
+mod cors;
 pub mod credential;
+mod credentials;
 pub mod dto;
 pub mod error;
 mod handlers;
@@ -28,6 +30,8 @@ use warp::filters::BoxedFilter;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use crate::auth::oidc::Oidc;
+use crate::auth::pairing::Pairings;
 use crate::auth::{ApiKeys, Principal, Scope};
 use crate::dashboard;
 use crate::dispatch::{Backlog, Dispatcher};
@@ -50,6 +54,10 @@ pub struct ApiConfig {
     pub max_queued_per_key: usize,
     /// A bearer token `GET /metrics` requires; open without.
     pub metrics_token: Option<String>,
+    /// The hub serves HTTPS (cookies may be `Secure`; URLs given to phones are `wss://`).
+    pub tls_enabled: bool,
+    /// Origins allowed to call the API from a browser (`*`: any); empty: CORS off.
+    pub cors_origins: Vec<String>,
 }
 
 /// Everything a request handler works with.
@@ -66,6 +74,11 @@ pub struct ApiState {
     pub connections: Arc<Connections>,
     /// Rate limits, login lockout, hub JWTs, cookie settings.
     pub access: credential::Access,
+    /// The OpenID provider whose bearer tokens are accepted, if any.
+    pub oidc: Option<Oidc>,
+    /// Open pairing codes, and the limit on redeeming them.
+    pub pairings: Pairings,
+    pub redeem_limiter: credentials::RedeemLimiter,
 }
 
 /// Largest JSON body accepted.
@@ -102,7 +115,10 @@ pub fn routes(
         .unify()
         .or(access::routes(api.clone()))
         .unify()
+        .or(credentials::routes(api.clone()))
+        .unify()
         .boxed();
+    let cors = cors::Cors::new(&api.config.cors_origins);
     let health = warp::path!("health")
         .map(|| handlers::Probe::Summary)
         .or(warp::path!("health" / "live").map(|| handlers::Probe::Live))
@@ -112,7 +128,9 @@ pub fn routes(
         .and(warp::get().or(warp::head()).unify())
         .and(with_api(api.clone()))
         .and_then(|probe, api| run(handlers::health(api, probe)));
-    let all = rest
+    let all = cors::preflight(cors.clone())
+        .or(rest)
+        .unify()
         .or(devices)
         .unify()
         .or(health)
@@ -125,18 +143,25 @@ pub fn routes(
         .unify()
         .recover(error::recover)
         .unify();
+    // A request whose `Origin` is not text is answered as one without.
+    let origin = warp::header::optional::<String>("origin")
+        .or(warp::any().map(|| None))
+        .unify();
     warp::any()
         .map(std::time::Instant::now)
         .and(warp::method())
         .and(warp::path::full())
+        .and(origin)
         .and(all)
         .map(
-            |start: std::time::Instant,
-             method: warp::http::Method,
-             path: warp::path::FullPath,
-             response| {
+            move |start: std::time::Instant,
+                  method: warp::http::Method,
+                  path: warp::path::FullPath,
+                  origin: Option<String>,
+                  response| {
                 let route = allow::find(path.as_str());
                 let response = allow::add_allow(route, response);
+                let response = cors::decorate(cors.as_deref(), origin.as_deref(), response);
                 telemetry::record_request(
                     route.map_or("unmatched", |it| it.path),
                     telemetry::method_label(&method),
@@ -188,6 +213,7 @@ fn principal(
         },
     )
 }
+
 
 /// A request body of at most [`MAX_BODY_BYTES`]; a request with neither `Content-Length`
 /// nor `Transfer-Encoding` has an empty one (a bodiless `POST` is an empty request, not a

@@ -9,6 +9,8 @@
 
 pub mod keys;
 pub mod limits;
+pub mod oidc;
+pub mod pairing;
 pub mod scope;
 pub mod tokens;
 pub mod usage;
@@ -41,6 +43,8 @@ pub enum Via {
     Session { csrf: String, id_hash: String },
     /// A hub JWT (`POST /api/auth/token`).
     HubToken,
+    /// A bearer JWT of the OpenID provider (`--oidc-issuer`).
+    Oidc,
 }
 
 /// Who is calling the API, and what they may do: what every route's authorization yields.
@@ -180,6 +184,34 @@ pub async fn create_device(
         name: name.to_string(),
         token,
     })
+}
+
+/// Gives device `id` a new token (shown once; the old one stops working at once). `None`
+/// if there is no such device.
+pub async fn rotate_device_token(
+    store: &Store,
+    id: &DeviceId,
+) -> Result<Option<String>, StoreError> {
+    let token = generate_secret(DEVICE_TOKEN_PREFIX);
+    let outcome = store
+        .apply(Change::SetDeviceToken {
+            id: id.clone(),
+            token_hash: Some(hash_secret(&token)),
+        })
+        .await?;
+    Ok((outcome == crate::store::Outcome::Applied).then_some(token))
+}
+
+/// Revokes device `id`'s token: it cannot connect until its token is rotated. Whether the
+/// device exists.
+pub async fn revoke_device_token(store: &Store, id: &DeviceId) -> Result<bool, StoreError> {
+    let outcome = store
+        .apply(Change::SetDeviceToken {
+            id: id.clone(),
+            token_hash: None,
+        })
+        .await?;
+    Ok(outcome == crate::store::Outcome::Applied)
 }
 
 /// Whether `token` is the token of `device`.

@@ -7,6 +7,7 @@
 
 pub mod health;
 mod output;
+pub mod pairing;
 pub mod send;
 
 use anyhow::{Context, bail};
@@ -27,6 +28,10 @@ pub struct HubArgs {
     /// Print the API's JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// PEM file of the certificate authority to trust for an `https://` hub (a private CA
+    /// or a self-signed certificate), besides the system's.
+    #[arg(long, env = "SMSHUB_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// `smshub messages …`.
@@ -67,12 +72,12 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(hub: &HubArgs) -> Client {
-        Client {
-            http: reqwest::Client::new(),
+    pub fn new(hub: &HubArgs) -> anyhow::Result<Client> {
+        Ok(Client {
+            http: http_client(hub.ca_file.as_deref())?,
             base: hub.hub.trim_end_matches('/').to_string(),
             key: hub.api_key.clone(),
-        }
+        })
     }
 
     /// The request to `path` with the key set.
@@ -106,6 +111,20 @@ impl Client {
     }
 }
 
+/// An HTTP client that also trusts the certificates of `ca_file` (PEM).
+pub fn http_client(ca_file: Option<&std::path::Path>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{}: not a PEM certificate", path.display()))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().context("building the HTTP client")
+}
+
 /// The body of a 2xx answer, or an error saying the API's `code` and `message`.
 fn ok_or_error(status: u16, body: Value) -> anyhow::Result<Value> {
     if (200..300).contains(&status) {
@@ -125,7 +144,7 @@ pub async fn messages(command: MessagesCommand) -> anyhow::Result<String> {
             limit,
             hub,
         } => {
-            let client = Client::new(&hub);
+            let client = Client::new(&hub)?;
             let mut query = vec![format!("limit={limit}")];
             if let Some(state) = state {
                 query.push(format!("state={}", encode(&state)));
@@ -141,7 +160,7 @@ pub async fn messages(command: MessagesCommand) -> anyhow::Result<String> {
             })
         }
         MessagesCommand::Show { id, hub } => {
-            let client = Client::new(&hub);
+            let client = Client::new(&hub)?;
             let body = client.get(&format!("/api/sms/{}", encode(&id))).await?;
             Ok(if hub.json {
                 body.to_string()
@@ -150,7 +169,7 @@ pub async fn messages(command: MessagesCommand) -> anyhow::Result<String> {
             })
         }
         MessagesCommand::Cancel { id, hub } => {
-            let client = Client::new(&hub);
+            let client = Client::new(&hub)?;
             let request = client.request(
                 reqwest::Method::DELETE,
                 &format!("/api/sms/{}", encode(&id)),
@@ -168,7 +187,7 @@ pub async fn messages(command: MessagesCommand) -> anyhow::Result<String> {
 
 /// Runs `smshub devices list`; what to print is returned.
 pub async fn devices(hub: HubArgs) -> anyhow::Result<String> {
-    let body = Client::new(&hub).get("/api/devices").await?;
+    let body = Client::new(&hub)?.get("/api/devices").await?;
     Ok(if hub.json {
         body.to_string()
     } else {

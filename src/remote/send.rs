@@ -55,7 +55,7 @@ pub struct SendArgs {
 
 /// Runs `smshub send`; what to print is returned.
 pub async fn run(args: SendArgs) -> anyhow::Result<String> {
-    let client = Client::new(&args.hub);
+    let client = Client::new(&args.hub)?;
     match &args.csv {
         Some(path) => bulk(&client, &args, path).await,
         None => {

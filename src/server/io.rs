@@ -1,6 +1,6 @@
 //! The socket and request body as the HTTP server sees them: a TCP stream that carries its
 //! connection's state (so a device socket upgraded to WebSocket keeps its place in the device
-//! pool for as long as it lives), and a request body with a deadline.
+//! pool for as long as it lives), plain or TLS, and a request body with a deadline.
 
 use std::future::Future;
 use std::io;
@@ -20,8 +20,24 @@ use super::ConnState;
 /// A connection's stream with its state; the state (and its pool membership) is dropped
 /// with the stream, wherever the stream ends up (hyper's connection or an upgraded socket).
 pub(super) struct Stream {
-    pub(super) tcp: TcpStream,
+    pub(super) tcp: Socket,
     pub(super) _state: Arc<ConnState>,
+}
+
+/// The socket under HTTP: plain TCP, or TLS over it.
+pub(super) enum Socket {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// Calls `$call` on the socket, whichever it is.
+macro_rules! on_socket {
+    ($socket:expr, $it:ident => $call:expr) => {
+        match $socket {
+            Socket::Plain($it) => $call,
+            Socket::Tls($it) => $call,
+        }
+    };
 }
 
 impl AsyncRead for Stream {
@@ -30,7 +46,7 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
+        on_socket!(&mut self.tcp, it => Pin::new(it).poll_read(cx, buf))
     }
 }
 
@@ -40,15 +56,15 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        on_socket!(&mut self.tcp, it => Pin::new(it).poll_write(cx, buf))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
+        on_socket!(&mut self.tcp, it => Pin::new(it).poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
+        on_socket!(&mut self.tcp, it => Pin::new(it).poll_shutdown(cx))
     }
 
     fn poll_write_vectored(
@@ -56,11 +72,11 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+        on_socket!(&mut self.tcp, it => Pin::new(it).poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
+        on_socket!(&self.tcp, it => it.is_write_vectored())
     }
 }
 

@@ -17,9 +17,14 @@
 //! within `--header-timeout-s` of the connection opening or of the previous answer (so it is
 //! also the keep-alive idle timeout), its body within `--body-timeout-s` of its headers
 //! (else `408 request_timeout` and the connection closes).
+//!
+//! With TLS ([`tls`]), a connection's handshake happens while it is pending and must end
+//! within the header timeout; everything above (pools, timeouts, upgrades) is the same.
+//! Each request carries its peer's address as a [`PeerAddr`] extension.
 
 mod io;
 mod pool;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -38,10 +43,11 @@ use warp::http::{HeaderValue, Request, StatusCode, header};
 use warp::reply::{Reply, Response};
 
 use pool::Pool;
+pub use tls::{Tls, TlsFiles};
 
-/// The address of the client that sent a request (a request extension).
+/// The address a request came from (a request extension, for per-client limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub std::net::SocketAddr);
+pub struct PeerAddr(pub std::net::SocketAddr);
 
 /// Headers a route asks to have on its answer, whatever the answer turns out to be (an
 /// error too): a request extension each request gets, read back when the answer is sent.
@@ -191,10 +197,11 @@ impl Drop for ConnState {
     }
 }
 
-/// Serves `routes` on `listener` until `shutdown` resolves; then stops accepting, lets
-/// requests in flight finish for at most `grace`, and closes what remains.
+/// Serves `routes` on `listener` (over TLS with `tls`) until `shutdown` resolves; then stops
+/// accepting, lets requests in flight finish for at most `grace`, and closes what remains.
 pub async fn serve<F>(
     listener: TcpListener,
+    tls: Option<Arc<Tls>>,
     routes: F,
     connections: Arc<Connections>,
     shutdown: impl Future<Output = ()>,
@@ -210,8 +217,8 @@ pub async fn serve<F>(
             () = &mut shutdown => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => {
-                let tcp = match accepted {
-                    Ok((tcp, _)) => tcp,
+                let (tcp, peer) = match accepted {
+                    Ok(it) => it,
                     Err(error) => {
                         // Out of file descriptors: close the oldest silent connection, then
                         // try again.
@@ -232,7 +239,8 @@ pub async fn serve<F>(
                     body_timed_out: AtomicBool::new(false),
                 });
                 connections.pending.join(&state);
-                tasks.spawn(connection(tcp, state, routes.clone(), stop.clone()));
+                let socket = Accepted { tcp, peer, tls: tls.clone() };
+                tasks.spawn(connection(socket, state, routes.clone(), stop.clone()));
             }
         }
     }
@@ -250,9 +258,16 @@ pub async fn serve<F>(
     }
 }
 
+/// An accepted socket, before its TLS handshake.
+struct Accepted {
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    tls: Option<Arc<Tls>>,
+}
+
 /// Serves one connection until it closes, it is evicted, or the server stops.
 async fn connection<F>(
-    tcp: tokio::net::TcpStream,
+    accepted: Accepted,
     state: Arc<ConnState>,
     routes: F,
     mut stop: watch::Receiver<bool>,
@@ -260,16 +275,36 @@ async fn connection<F>(
     F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
 {
     let limits = state.connections.limits.clone();
-    let peer = tcp.peer_addr().ok().map(ClientAddr);
+    let Accepted { tcp, peer, tls } = accepted;
+    let socket = match tls {
+        None => io::Socket::Plain(tcp),
+        // The handshake counts against the header timeout, and a pending connection
+        // evicted meanwhile ends with it.
+        Some(tls) => {
+            let handshake = tokio::time::timeout(limits.header_timeout, tls.acceptor().accept(tcp));
+            tokio::select! {
+                done = handshake => match done {
+                    Ok(Ok(stream)) => io::Socket::Tls(Box::new(stream)),
+                    Ok(Err(error)) => {
+                        tracing::debug!(%peer, %error, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                () = state.evicted.notified() => return,
+                _ = stop.wait_for(|it| *it) => return,
+            }
+        }
+    };
     let stream = io::Stream {
-        tcp,
+        tcp: socket,
         _state: state.clone(),
     };
     let service = Service {
         routes,
         state: state.clone(),
         body_timeout: limits.body_timeout,
-        peer,
+        peer: PeerAddr(peer),
     };
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -302,7 +337,7 @@ struct Service<F> {
     state: Arc<ConnState>,
     body_timeout: Duration,
     /// The client's address, given to routes as a request extension.
-    peer: Option<ClientAddr>,
+    peer: PeerAddr,
 }
 
 impl<F> hyper::service::Service<Request<Incoming>> for Service<F>
@@ -313,7 +348,8 @@ where
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        request.extensions_mut().insert(self.peer);
         let state = self.state.clone();
         let Some(class) = state.admit(request.uri().path()) else {
             return Box::pin(async { Ok(refusal(too_many_connections())) });
@@ -328,9 +364,6 @@ where
         });
         let added = AnswerHeaders::default();
         request.extensions_mut().insert(added.clone());
-        if let Some(peer) = self.peer {
-            request.extensions_mut().insert(peer);
-        }
         let answer = tower_service::Service::call(&mut warp::service(self.routes.clone()), request);
         Box::pin(async move {
             let Ok(mut response) = answer.await;

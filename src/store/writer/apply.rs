@@ -34,6 +34,9 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
             token_hash,
         } => create_device(txn, id, name, kind, token_hash, now).await,
         Change::DeleteDevice { id } => delete_device(txn, id).await,
+        Change::SetDeviceToken { id, token_hash } => {
+            set_device_token(txn, id, token_hash.as_deref()).await
+        }
         Change::DeviceHello {
             id,
             model,
@@ -184,6 +187,23 @@ async fn revoke_api_key(
 
 async fn delete_device(txn: &Tx<'_>, id: &str) -> Result<Outcome, DbErr> {
     let rows = device::Entity::delete_many()
+        .filter(device::Column::Id.eq(id))
+        .exec_in(txn)
+        .await?;
+    Ok(outcome(rows))
+}
+
+async fn set_device_token(
+    txn: &Tx<'_>,
+    id: &str,
+    token_hash: Option<&str>,
+) -> Result<Outcome, DbErr> {
+    // A revoked token's hash is empty: no token hashes to it.
+    let rows = device::Entity::update_many()
+        .col_expr(
+            device::Column::TokenHash,
+            Expr::value(token_hash.unwrap_or_default().to_string()),
+        )
         .filter(device::Column::Id.eq(id))
         .exec_in(txn)
         .await?;

@@ -39,6 +39,12 @@ pub enum Change {
     },
     /// Removes a device; its messages keep their history.
     DeleteDevice { id: DeviceId },
+    /// Replaces a device's token hash (a rotated token), or with `None` revokes its token:
+    /// no token matches until the next rotation. `Unchanged` if there is no such device.
+    SetDeviceToken {
+        id: DeviceId,
+        token_hash: Option<String>,
+    },
     /// What a device said about itself at `hello`.
     DeviceHello {
         id: DeviceId,

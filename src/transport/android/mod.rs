@@ -37,6 +37,8 @@ pub mod close_code {
     pub const UNSUPPORTED_VERSION: u16 = 4002;
     /// The device stayed silent too long: no `hello` in time, or no frame for 3 heartbeats.
     pub const TIMEOUT: u16 = 4003;
+    /// The device's token was rotated or revoked; it must not reconnect with it.
+    pub const TOKEN_REVOKED: u16 = 4004;
     /// The hub is shutting down (standard "going away").
     pub const GOING_AWAY: u16 = 1001;
     /// The hub could not store a report (standard "internal error").

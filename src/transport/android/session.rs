@@ -374,6 +374,7 @@ fn close_code_of(reason: CloseReason) -> u16 {
         CloseReason::Replaced => close_code::REPLACED,
         CloseReason::Removed => close_code::REMOVED,
         CloseReason::GoingAway => close_code::GOING_AWAY,
+        CloseReason::TokenRevoked => close_code::TOKEN_REVOKED,
     }
 }
 
