@@ -19,6 +19,7 @@ use crate::api::{self, ApiConfig, ApiState};
 use crate::auth::ApiKeys;
 use crate::dispatch::core::DispatchConfig;
 use crate::dispatch::{Backlog, Clock, Dispatcher};
+use crate::events::EventsConfig;
 use crate::registry::{CloseReason, DeviceRegistry};
 use crate::server::{self, Connections, ServerLimits};
 use crate::store::{Durability, Store};
@@ -65,6 +66,8 @@ pub struct Config {
     pub server: ServerLimits,
     /// How long a device's WebSocket may stay open without `hello` (then closed with 4003).
     pub hello_timeout: Duration,
+    /// Event retention, webhooks, MQTT.
+    pub events: EventsConfig,
 }
 
 impl Config {
@@ -90,6 +93,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             server: ServerLimits::default(),
             hello_timeout: Duration::from_secs(10),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -109,6 +113,7 @@ impl App {
     /// Opens and migrates the database, rebuilds queues from it and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let store = Store::open(&config.database_url, config.durability).await?;
+        store.events().set_retention(config.events.retention);
         let registry = Arc::new(DeviceRegistry::default());
         let backlog = Arc::new(Backlog::default());
         let clock = Clock::new();

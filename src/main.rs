@@ -206,6 +206,8 @@ struct HubArgs {
     modems: ModemArgs,
     #[command(flatten)]
     hilinks: HilinkArgs,
+    #[command(flatten)]
+    events: smshub::events::EventArgs,
 }
 
 /// Huawei HiLink sticks (E3372h, E303, E3131 in HiLink firmware).
@@ -548,6 +550,7 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
         body_timeout: Duration::from_secs(args.body_timeout_s.max(1)),
     };
     config.hello_timeout = Duration::from_secs(args.hello_timeout_s.max(1));
+    config.events = args.events.config();
     let seconds = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
     config.dispatch = DispatchConfig {
         scoring: ScoringConfig {

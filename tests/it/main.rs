@@ -10,6 +10,7 @@ mod crash;
 mod delivery;
 mod device;
 mod dispatch;
+mod events;
 mod faults;
 mod flood;
 mod frame_table;

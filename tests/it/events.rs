@@ -1,0 +1,133 @@
+//! The event log (issue 17): every change is an event, written in the change's transaction,
+//! with a monotonic id, and consumers are woken after the commit.
+
+use serde_json::json;
+use smshub::store::Event;
+use smshub_protocol::device::{DeviceFrame, HubFrame};
+
+use crate::support::{TestHub, eventually};
+
+/// Every event so far, in order.
+pub async fn all_events(hub: &TestHub) -> Vec<Event> {
+    hub.store
+        .events()
+        .after(0, 10_000, None, None)
+        .await
+        .unwrap()
+}
+
+/// A message's life, from the key that sent it to its delivery report, is in the log in
+/// order, each event naming the message, its device and its owner.
+#[tokio::test]
+async fn a_message_life_is_in_the_log_in_order() {
+    let hub = TestHub::spawn().await;
+    let mut woken = hub.store.events().subscribe();
+    let mut phone = hub.phone("p1", 80, false, -60, 4).await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "hi", "delivery_report": true}))
+        .await;
+    assert_eq!(phone.expect_offer().await.id, id);
+    phone.accept(&id).await;
+    phone
+        .send(&DeviceFrame::Sent(smshub_protocol::device::Sent {
+            id: id.clone(),
+            parts: 1,
+            at: None,
+        }))
+        .await;
+    assert!(matches!(phone.recv().await, HubFrame::Ack(_)));
+    phone
+        .send(&DeviceFrame::Delivered(
+            smshub_protocol::device::Delivered {
+                id: id.clone(),
+                at: None,
+            },
+        ))
+        .await;
+    assert!(matches!(phone.recv().await, HubFrame::Ack(_)));
+    hub.wait_state(&id, "delivered").await;
+
+    // The writer woke subscribers with the last committed id.
+    woken.changed().await.unwrap();
+    let events = all_events(&hub).await;
+    assert_eq!(*woken.borrow(), events.last().unwrap().id);
+    assert!(events.windows(2).all(|it| it[0].id < it[1].id));
+    let kinds: Vec<&str> = events.iter().map(|it| it.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "key.created",
+            "device.created",
+            "device.online",
+            "message.queued",
+            "message.dispatched",
+            "message.accepted",
+            "message.sent",
+            "message.delivered"
+        ],
+        "{events:#?}"
+    );
+    let key = events[0].owner.unwrap();
+    let device = events[1].device_id.clone().unwrap();
+    for event in &events[3..] {
+        assert_eq!(event.message_id.unwrap().to_string(), id);
+        assert_eq!(event.owner, Some(key));
+    }
+    for event in &events[4..] {
+        assert_eq!(event.device_id.as_deref(), Some(device.as_str()));
+    }
+}
+
+/// A failure carries its code; a device going away and an incoming SMS are events too, the
+/// SMS only once however often the device reports it.
+#[tokio::test]
+async fn failures_offline_devices_and_incoming_sms_are_events() {
+    let hub = TestHub::spawn().await;
+    let mut phone = hub.phone("p1", 80, false, -60, 4).await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "no"}))
+        .await;
+    assert_eq!(phone.expect_offer().await.id, id);
+    phone.accept(&id).await;
+    phone
+        .send(&DeviceFrame::Failed(smshub_protocol::device::Failed {
+            id: id.clone(),
+            code: "invalid_number".into(),
+            temporary: Some(false),
+            reason: Some("no such number".into()),
+        }))
+        .await;
+    assert!(matches!(phone.recv().await, HubFrame::Ack(_)));
+    for _ in 0..2 {
+        phone
+            .send(&DeviceFrame::Incoming(smshub_protocol::device::Incoming {
+                id: "ext-1".into(),
+                sim_slot: Some(0),
+                from: "+14155550000".into(),
+                text: "hello hub".into(),
+                received_at: None,
+            }))
+            .await;
+        assert!(matches!(phone.recv().await, HubFrame::Ack(_)));
+    }
+    phone.drop_connection();
+    let events = eventually("device.offline", || async {
+        let events = all_events(&hub).await;
+        events
+            .iter()
+            .any(|it| it.kind == "device.offline")
+            .then_some(events)
+    })
+    .await;
+    let failed = events
+        .iter()
+        .find(|it| it.kind == "message.failed")
+        .unwrap();
+    assert_eq!(failed.payload.as_ref().unwrap()["code"], "invalid_number");
+    let received: Vec<&Event> = events
+        .iter()
+        .filter(|it| it.kind == "sms.received")
+        .collect();
+    assert_eq!(received.len(), 1, "{events:#?}");
+    assert_eq!(received[0].payload.as_ref().unwrap()["text"], "hello hub");
+}
