@@ -131,3 +131,116 @@ async fn failures_offline_devices_and_incoming_sms_are_events() {
     assert_eq!(received.len(), 1, "{events:#?}");
     assert_eq!(received[0].payload.as_ref().unwrap()["text"], "hello hub");
 }
+
+/// Reads SSE frames (`id`, `event`, `data`) from a response until `n` events came.
+async fn sse_events(
+    response: &mut reqwest::Response,
+    n: usize,
+) -> Vec<(i64, String, serde_json::Value)> {
+    let mut text = String::new();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let chunk = tokio::time::timeout(crate::support::PATIENCE, response.chunk())
+            .await
+            .expect("an event in time")
+            .expect("stream")
+            .expect("not ended");
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = text.find("\n\n") {
+            let frame: String = text.drain(..end + 2).collect();
+            let (mut id, mut kind, mut data) = (0, String::new(), serde_json::Value::Null);
+            for line in frame.lines() {
+                if let Some(it) = line.strip_prefix("id:") {
+                    id = it.trim().parse().unwrap();
+                } else if let Some(it) = line.strip_prefix("event:") {
+                    kind = it.trim().to_string();
+                } else if let Some(it) = line.strip_prefix("data:") {
+                    data = serde_json::from_str(it.trim()).unwrap();
+                }
+            }
+            if id > 0 {
+                out.push((id, kind, data));
+            }
+        }
+    }
+    out
+}
+
+/// `GET /api/events` streams new events live; a client that reconnects with
+/// `Last-Event-ID` gets exactly what it missed, then the live ones, with no gap or repeat;
+/// `types=` filters by prefix.
+#[tokio::test]
+async fn the_sse_stream_resumes_without_gap_or_repeat() {
+    let hub = TestHub::spawn().await;
+    let open = |query: &str, last: Option<i64>| {
+        let mut request = hub
+            .http
+            .get(hub.url(&format!("/api/events{query}")))
+            .header("X-API-Key", &hub.api_key);
+        if let Some(last) = last {
+            request = request.header("Last-Event-ID", last.to_string());
+        }
+        request.send()
+    };
+    let mut live = open("?types=message.*", None).await.unwrap();
+    assert_eq!(live.status(), 200);
+    let first = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "one"}))
+        .await;
+    let got = sse_events(&mut live, 1).await;
+    assert_eq!(got[0].1, "message.queued");
+    assert_eq!(got[0].2["message_id"], first);
+    drop(live);
+
+    // Missed while away: two more messages and a device.
+    let second = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "two"}))
+        .await;
+    hub.add_device("quiet").await;
+    let mut resumed = open("?types=message.*", Some(got[0].0)).await.unwrap();
+    let third = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "three"}))
+        .await;
+    let again = sse_events(&mut resumed, 2).await;
+    let ids: Vec<&str> = again
+        .iter()
+        .map(|it| it.2["message_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [second.as_str(), third.as_str()], "{again:?}");
+    assert!(again[0].0 > got[0].0 && again[1].0 > again[0].0);
+
+    let (status, body) = hub.get("/api/events?types=nope.*").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_types"))
+    );
+}
+
+/// `GET /ws` sends the same events as JSON text frames, from `?after=`.
+#[tokio::test]
+async fn the_websocket_stream_replays_after_an_id() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let hub = TestHub::spawn().await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "ws"}))
+        .await;
+    let mut request = format!(
+        "{}/ws?after=0&types=message.queued",
+        hub.base.replace("http", "ws")
+    )
+    .into_client_request()
+    .unwrap();
+    request
+        .headers_mut()
+        .insert("X-API-Key", hub.api_key.parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let frame = tokio::time::timeout(crate::support::PATIENCE, socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(frame.to_text().unwrap()).unwrap();
+    assert_eq!(event["type"], "message.queued");
+    assert_eq!(event["message_id"], id);
+}
