@@ -13,6 +13,7 @@
 mod entities;
 mod events;
 mod health;
+mod inbox_feed;
 mod keys;
 mod modem_ports;
 mod modem_refs;

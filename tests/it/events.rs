@@ -244,3 +244,48 @@ async fn the_websocket_stream_replays_after_an_id() {
     assert_eq!(event["type"], "message.queued");
     assert_eq!(event["message_id"], id);
 }
+
+/// `GET /api/sms/inbox?after=ID` pages through received SMS oldest first with a cursor, and
+/// `since=` starts from a time.
+#[tokio::test]
+async fn the_inbox_reads_as_a_feed_with_a_cursor() {
+    let hub = TestHub::spawn().await;
+    let mut phone = hub.phone("p1", 80, false, -60, 4).await;
+    for n in 0..3 {
+        phone
+            .send(&DeviceFrame::Incoming(smshub_protocol::device::Incoming {
+                id: format!("ext-{n}"),
+                sim_slot: Some(0),
+                from: "+14155550000".into(),
+                text: format!("sms {n}"),
+                received_at: None,
+            }))
+            .await;
+        assert!(matches!(phone.recv().await, HubFrame::Ack(_)));
+    }
+    let (status, page) = hub
+        .get("/api/sms/inbox?since=2000-01-01T00:00:00Z&limit=2")
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let texts = |page: &serde_json::Value| -> Vec<String> {
+        page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|it| it["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(texts(&page), ["sms 0", "sms 1"]);
+    let next = page["next"].as_str().unwrap();
+    let (_, rest) = hub.get(&format!("/api/sms/inbox?after={next}")).await;
+    assert_eq!(texts(&rest), ["sms 2"]);
+    let last = rest["next"].as_str().unwrap();
+    let (_, empty) = hub.get(&format!("/api/sms/inbox?after={last}")).await;
+    assert_eq!(texts(&empty), Vec::<String>::new());
+    assert_eq!(empty["next"], last);
+    let (status, bad) = hub.get("/api/sms/inbox?after=nope").await;
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("invalid_after"))
+    );
+}
