@@ -24,6 +24,7 @@ use crate::auth::users::{FirstAdmin, Lockout, first_admin};
 use crate::auth::{ApiKeys, KeyLimits, RateLimits};
 use crate::dispatch::core::DispatchConfig;
 use crate::dispatch::{Backlog, Clock, Dispatcher};
+use crate::events::EventsConfig;
 use crate::registry::{CloseReason, DeviceRegistry};
 use crate::server::{self, Connections, ServerLimits, Tls, TlsFiles};
 use crate::store::{AccessChange, Change};
@@ -87,6 +88,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Accept bearer JWTs of this OpenID provider.
     pub oidc: Option<OidcConfig>,
+    /// Event retention, webhooks, MQTT.
+    pub events: EventsConfig,
 }
 
 impl Config {
@@ -120,6 +123,7 @@ impl Config {
             tls: None,
             cors_origins: Vec::new(),
             oidc: None,
+            events: EventsConfig::default(),
         }
     }
 }
@@ -142,6 +146,7 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         crate::telemetry::install();
         let store = Store::open(&config.database_url, config.durability).await?;
+        store.events().set_retention(config.events.retention);
         let registry = Arc::new(DeviceRegistry::default());
         let backlog = Arc::new(Backlog::default());
         let clock = Clock::new();

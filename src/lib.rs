@@ -16,6 +16,8 @@
 //! - [`simulate`]: fake phones over real WebSockets, for the demo, tests and benchmarks;
 //!   [`demo`]: the demo's key and phones, reused between runs on one database.
 //! - [`bench`]: `smshub bench`, the load generator and measurement harness.
+//! - [`events`]: what the hub tells applications, read from the event log: streams,
+//!   webhooks, MQTT.
 //! - [`server`]: the accept loop: connection caps (API and devices apart), header and body
 //!   timeouts, graceful shutdown with a bounded grace.
 //! - [`app`]: wires it together, binds, serves, shuts down gracefully.
@@ -35,6 +37,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod domain;
 pub mod keys_cli;
+pub mod events;
 pub mod logging;
 pub mod pdu_cli;
 pub mod registry;

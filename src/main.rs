@@ -247,6 +247,7 @@ struct HubArgs {
     hilinks: HilinkArgs,
     #[command(flatten)]
     access: RateLimitArgs,
+    events: smshub::events::EventArgs,
 }
 
 /// Huawei HiLink sticks (E3372h, E303, E3131 in HiLink firmware).
@@ -742,6 +743,7 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
     };
     config.hello_timeout = Duration::from_secs(args.hello_timeout_s.max(1));
     args.edge.apply(&mut config)?;
+    config.events = args.events.config();
     let seconds = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
     config.dispatch = DispatchConfig {
         scoring: ScoringConfig {

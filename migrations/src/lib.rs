@@ -12,6 +12,7 @@ mod m20261122_000004_hot_indexes;
 mod m20261204_000005_modem_ports;
 mod m20261204_000006_history_rows;
 mod m20261205_000007_access;
+mod m20261205_000007_events;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000005_modem_ports::Migration),
             Box::new(m20261204_000006_history_rows::Migration),
             Box::new(m20261205_000007_access::Migration),
+            Box::new(m20261205_000007_events::Migration),
         ]
     }
 }

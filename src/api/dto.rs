@@ -214,6 +214,10 @@ pub struct InboxQuery {
     pub offset: Option<u64>,
     pub device_id: Option<String>,
     pub sender: Option<String>,
+    /// A feed: the SMS stored after this one, oldest first.
+    pub after: Option<String>,
+    /// A feed: the SMS received since this RFC 3339 time, oldest first.
+    pub since: Option<String>,
 }
 
 /// A received SMS.

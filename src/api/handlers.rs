@@ -428,6 +428,9 @@ pub async fn list_sms(
 
 pub async fn list_inbox(api: Arc<ApiState>, query: InboxQuery) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
+    if query.after.is_some() || query.since.is_some() {
+        return inbox_feed(api, query, limit).await;
+    }
     let offset = offset(query.offset)?;
     let (records, total) = api
         .store
@@ -445,6 +448,48 @@ pub async fn list_inbox(api: Arc<ApiState>, query: InboxQuery) -> Result<Respons
         offset,
         messages,
     })
+    .into_response())
+}
+
+/// `GET /api/sms/inbox?after=ID` or `?since=TIME`: the SMS stored after one, oldest first;
+/// `next` is the cursor for the following page (the last id, or the one given).
+async fn inbox_feed(
+    api: Arc<ApiState>,
+    query: InboxQuery,
+    limit: u64,
+) -> Result<Response, ApiError> {
+    let after = match &query.after {
+        Some(text) => Some(Uuid::parse_str(text).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_after",
+                format!("after must be an SMS id, got {text:?}"),
+            )
+        })?),
+        None => None,
+    };
+    let since = match &query.since {
+        Some(text) => Some(parse_rfc3339(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("since must be an RFC 3339 time, got {text:?}"),
+            )
+        })?),
+        None => None,
+    };
+    let records = api
+        .store
+        .inbox_feed(after, since, query.device_id.as_deref(), limit)
+        .await?
+        .ok_or_else(|| ApiError::bad_request("invalid_after", "no received SMS has this id"))?;
+    let next = records
+        .last()
+        .map(|it| it.id.to_string())
+        .or(query.after.clone());
+    let messages: Vec<InboxDto> = records.into_iter().map(InboxDto::from).collect();
+    Ok(warp::reply::json(&serde_json::json!({
+        "messages": messages,
+        "next": next,
+    }))
     .into_response())
 }
 

@@ -17,6 +17,7 @@ pub mod credential;
 mod credentials;
 pub mod dto;
 pub mod error;
+mod events;
 mod handlers;
 mod metrics;
 mod modems;
@@ -91,6 +92,10 @@ pub fn routes(
     devices: BoxedFilter<(Response,)>,
 ) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
     let rest = send_sms(api.clone())
+        .or(events::sse(api.clone()))
+        .unify()
+        .or(events::websocket(api.clone()))
+        .unify()
         .or(list_inbox(api.clone()))
         .unify()
         .or(list_outbox(api.clone()))

@@ -19,7 +19,7 @@ use super::{Backlog, Clock, Event, QueuedMessage};
 use crate::domain::{DeviceId, FailureCode};
 use crate::domain::{MessageState, format_millis};
 use crate::registry::{DeviceRegistry, Job, Outbound, RevokeReason};
-use crate::store::{Change, Outcome, Store};
+use crate::store::{Change, EventType, NewEvent, Outcome, Store};
 
 /// The dispatcher's loop and what it needs to carry out the core's actions.
 pub(super) struct Shell {
@@ -306,6 +306,10 @@ impl Shell {
                         }
                         None => tracing::info!(%device, "device rest is over"),
                     }
+                    let payload = serde_json::json!({ "until": until, "reason": reason });
+                    let event = NewEvent::device(EventType::DeviceRested, &device, Some(payload));
+                    self.fire(vec![Change::Emit(vec![event])], "record a rest")
+                        .await;
                     self.registry
                         .set_rest(&device, until.map(|it| (it, reason.unwrap_or_default())));
                 }

@@ -289,3 +289,26 @@ pub mod hub_secret {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod event {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub at: i64,
+        #[sea_orm(column_name = "type")]
+        pub kind: String,
+        pub message_id: Option<Uuid>,
+        pub device_id: Option<String>,
+        pub owner_id: Option<Uuid>,
+        pub payload: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -12,7 +12,9 @@
 
 pub mod access;
 mod entities;
+mod events;
 mod health;
+mod inbox_feed;
 mod keys;
 mod modem_ports;
 mod modem_refs;
@@ -35,6 +37,7 @@ use uuid::Uuid;
 use crate::domain::{DeviceId, DeviceKind, MessageState, Millis, PhoneNumber};
 pub use access::{AccessChange, AuditEntry, AuditFilter, NewKeyRow, SessionRecord, UserRecord};
 use entities::{device, idempotency_key, inbox, message, message_event};
+pub use events::{Event, EventLog, EventType, NewEvent};
 use health::WriteHealth;
 pub use modem_refs::{ModemRef, ModemRefChange};
 pub use writer::{Change, Outcome, Retry};
@@ -254,6 +257,7 @@ pub struct Store {
     probe: Arc<tokio::sync::Mutex<Option<(std::time::Instant, bool)>>>,
     /// Outcomes of real writes (the probe's aside), for readiness.
     health: Arc<WriteHealth>,
+    events: EventLog,
 }
 
 impl Store {
@@ -304,14 +308,29 @@ impl Store {
             } else {
                 (writer::Conn::Pool(db.clone()), keys::KeyLookup::Pool)
             };
-        let writer = writer::spawn(writer_db, durability);
+        let last_event = events::last_id(&db).await?;
+        let (committed, watching) = tokio::sync::watch::channel(last_event);
+        let retention_ms = Arc::new(std::sync::atomic::AtomicI64::new(
+            events::DEFAULT_RETENTION_MS,
+        ));
+        let publish = writer::Publish {
+            committed,
+            retention_ms: retention_ms.clone(),
+        };
+        let writer = writer::spawn(writer_db, durability, publish);
         Ok(Store {
+            events: EventLog::new(db.clone(), watching, retention_ms),
             db,
             writer,
             keys,
             probe: Default::default(),
             health: Default::default(),
         })
+    }
+
+    /// The event log: its rows by position, and the signal of new ones.
+    pub fn events(&self) -> &EventLog {
+        &self.events
     }
 
     /// Applies one change in the next group commit.

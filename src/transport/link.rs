@@ -22,7 +22,7 @@ use crate::dispatch::{Dispatcher, Event};
 use crate::domain::FailureCode;
 use crate::domain::{DeviceId, DeviceKind, now_millis};
 use crate::registry::{DeviceRegistry, LiveDevice, Outbound};
-use crate::store::{Change, Committed, Outcome, Retry, Store, StoreError};
+use crate::store::{Change, Committed, EventType, NewEvent, Outcome, Retry, Store, StoreError};
 
 /// The hub as a transport sees it; cheap to clone.
 #[derive(Clone)]
@@ -167,10 +167,17 @@ impl DeviceLink {
         if self.registry.disconnect(device_id, session) {
             let _ = self
                 .store
-                .submit(vec![Change::DeviceSeen {
-                    id: device_id.clone(),
-                    at: now_millis(),
-                }])
+                .submit(vec![
+                    Change::DeviceSeen {
+                        id: device_id.clone(),
+                        at: now_millis(),
+                    },
+                    Change::Emit(vec![NewEvent::device(
+                        EventType::DeviceOffline,
+                        device_id,
+                        None,
+                    )]),
+                ])
                 .await;
         }
         self.dispatcher.send(Event::Disconnected {
@@ -185,12 +192,32 @@ impl DeviceLink {
     }
 
     /// Hands a status report to the registry and the dispatcher.
+    /// A change of its condition (a low battery, a SIM without service, or their end) is
+    /// recorded as a `device.status` event.
     pub fn report_status(&self, device_id: &DeviceId, session: u64, status: Status) {
         let now = now_millis();
+        let mut before = None;
         self.registry.update(device_id, session, |it| {
+            before = Some(condition(it.status.as_ref()));
             it.status = Some(status.clone());
             it.last_seen_at = now;
         });
+        let after = condition(Some(&status));
+        if let Some(before) = before
+            && before != after
+        {
+            let payload = serde_json::json!({
+                "low_battery": after.0,
+                "no_signal": after.1,
+                "battery": status.battery.map(|it| it.level),
+                "charging": status.battery.map(|it| it.charging),
+            });
+            let event = NewEvent::device(EventType::DeviceStatus, device_id, Some(payload));
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                let _ = store.submit(vec![Change::Emit(vec![event])]).await;
+            });
+        }
         self.dispatcher.send(Event::Status {
             device_id: device_id.clone(),
             session,
@@ -306,4 +333,19 @@ impl DeviceLink {
 /// A device's stored limits; unreadable ones count as none (the hub's defaults apply).
 pub fn parse_limits(stored: Option<serde_json::Value>) -> Option<Limits> {
     stored.and_then(|it| serde_json::from_value(it).ok())
+}
+
+/// Battery at or under this percent, not charging, is low.
+const LOW_BATTERY_PERCENT: u8 = 15;
+
+/// (low battery, a SIM without service) in a status report; a device without one has neither.
+fn condition(status: Option<&Status>) -> (bool, bool) {
+    let Some(status) = status else {
+        return (false, false);
+    };
+    let low = status
+        .battery
+        .is_some_and(|it| it.level <= LOW_BATTERY_PERCENT && !it.charging);
+    let no_signal = status.sims.iter().any(|it| !it.registered);
+    (low, no_signal)
 }

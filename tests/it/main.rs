@@ -13,6 +13,7 @@ mod delivery;
 mod device;
 mod dispatch;
 mod edge;
+mod events;
 mod faults;
 mod flood;
 mod frame_table;

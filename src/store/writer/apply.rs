@@ -7,14 +7,16 @@
 //! transaction.
 
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryTrait};
 use uuid::Uuid;
 
-use super::super::NewMessage;
+use serde_json::json;
+
 use super::super::entities::{api_key, device, idempotency_key, inbox, message};
+use super::super::{EventType, NewEvent, NewMessage};
 use super::plan::Kind;
 use super::runs::apply_run;
-use super::{Change, Exec, Outcome, Tx, transitions};
+use super::{Change, Exec, Outcome, Tx, log, transitions};
 use crate::domain::{DeviceKind, MessageState, Millis};
 
 /// Most rows per INSERT statement (SQLite allows 32766 bound values; a power of two).
@@ -23,7 +25,18 @@ const INSERT_CHUNK: usize = 256;
 /// Applies one change in the writer's transaction.
 pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<Outcome, DbErr> {
     match change {
-        Change::CreateApiKey(key) => super::super::access::create_api_key(txn, key, now).await,
+        Change::CreateApiKey(key) => {
+            let outcome = super::super::access::create_api_key(txn, key, now).await?;
+            let event = NewEvent {
+                kind: EventType::KeyCreated,
+                message_id: None,
+                device_id: None,
+                owner: Some(key.id),
+                payload: Some(json!({ "name": key.name, "prefix": key.prefix })),
+            };
+            log::insert(txn, &[event], now).await?;
+            Ok(outcome)
+        }
         Change::Access(change) => super::super::access::apply(txn, change, now).await,
         Change::Probe => probe(txn).await,
         Change::RevokeApiKey { id, prefix } => revoke_api_key(txn, *id, prefix, now).await,
@@ -33,7 +46,7 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
             kind,
             token_hash,
         } => create_device(txn, id, name, kind, token_hash, now).await,
-        Change::DeleteDevice { id } => delete_device(txn, id).await,
+        Change::DeleteDevice { id } => delete_device(txn, id, now).await,
         Change::SetDeviceToken { id, token_hash } => {
             set_device_token(txn, id, token_hash.as_deref()).await
         }
@@ -97,6 +110,10 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
         Change::Expire { id } => transitions::expire(txn, *id, now).await,
         Change::Cancel { id } => transitions::cancel(txn, *id, now).await,
         Change::ModemRefs(change) => super::super::modem_refs::apply(txn, change, now).await,
+        Change::Emit(events) => {
+            log::insert(txn, events, now).await?;
+            Ok(Outcome::Applied)
+        }
         Change::Incoming {
             device,
             external_id,
@@ -106,7 +123,8 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
             received_at,
         } => {
             let row = inbox::ActiveModel {
-                id: Set(Uuid::new_v4()),
+                // Time-ordered, so the inbox's `after` cursor follows arrival.
+                id: Set(Uuid::now_v7()),
                 device_id: Set(device.to_string()),
                 external_id: Set(external_id.clone()),
                 sim_slot: Set(sim_slot.map(i16::from)),
@@ -115,7 +133,7 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
                 received_at: Set(*received_at),
                 created_at: Set(now),
             };
-            incoming(txn, row).await
+            incoming(txn, row, now).await
         }
     }
 }
@@ -144,6 +162,9 @@ async fn create_device(
     })
     .exec_in(txn)
     .await?;
+    let payload = json!({ "name": name, "kind": kind.as_str() });
+    let event = NewEvent::device(EventType::DeviceCreated, id, Some(payload));
+    log::insert(txn, &[event], now).await?;
     Ok(Outcome::Applied)
 }
 
@@ -176,20 +197,39 @@ async fn revoke_api_key(
     if let Some(prefix) = prefix {
         matching = matching.add(api_key::Column::Prefix.eq(prefix.clone()));
     }
-    let rows = api_key::Entity::update_many()
+    let mut update = api_key::Entity::update_many()
         .col_expr(api_key::Column::RevokedAt, Expr::value(now))
         .filter(api_key::Column::RevokedAt.is_null())
         .filter(matching)
-        .exec_in(txn)
-        .await?;
-    Ok(outcome(rows))
+        .into_query();
+    update.returning(
+        sea_orm::sea_query::Query::returning()
+            .columns([api_key::Column::Id, api_key::Column::Prefix]),
+    );
+    let revoked: Vec<(Uuid, String)> = txn.query(&update).await?;
+    let events: Vec<NewEvent> = revoked
+        .iter()
+        .map(|(id, prefix)| NewEvent {
+            kind: EventType::KeyRevoked,
+            message_id: None,
+            device_id: None,
+            owner: Some(*id),
+            payload: Some(json!({ "prefix": prefix })),
+        })
+        .collect();
+    log::insert(txn, &events, now).await?;
+    Ok(outcome(revoked.len() as u64))
 }
 
-async fn delete_device(txn: &Tx<'_>, id: &str) -> Result<Outcome, DbErr> {
+async fn delete_device(txn: &Tx<'_>, id: &str, now: Millis) -> Result<Outcome, DbErr> {
     let rows = device::Entity::delete_many()
         .filter(device::Column::Id.eq(id))
         .exec_in(txn)
         .await?;
+    if rows > 0 {
+        let event = NewEvent::device(EventType::DeviceDeleted, id, None);
+        log::insert(txn, &[event], now).await?;
+    }
     Ok(outcome(rows))
 }
 
@@ -226,6 +266,11 @@ async fn device_hello(
         .filter(device::Column::Id.eq(id))
         .exec_in(txn)
         .await?;
+    if rows > 0 {
+        let payload = json!({ "model": model, "app_version": app_version, "sims": sims });
+        let event = NewEvent::device(EventType::DeviceOnline, id, Some(payload));
+        log::insert(txn, &[event], now).await?;
+    }
     Ok(outcome(rows))
 }
 
@@ -289,14 +334,27 @@ async fn insert_idempotent(
 }
 
 /// Stores a received SMS once per (device, external id).
-async fn incoming(txn: &Tx<'_>, row: inbox::ActiveModel) -> Result<Outcome, DbErr> {
+/// Its `sms.received` event carries the SMS.
+async fn incoming(txn: &Tx<'_>, row: inbox::ActiveModel, now: Millis) -> Result<Outcome, DbErr> {
     let conflict = OnConflict::columns([inbox::Column::DeviceId, inbox::Column::ExternalId])
         .do_nothing()
         .to_owned();
+    let payload = json!({
+        "id": row.id.as_ref(),
+        "sim_slot": row.sim_slot.as_ref(),
+        "sender": row.sender.as_ref(),
+        "text": row.body.as_ref(),
+        "received_at": row.received_at.as_ref(),
+    });
+    let device = row.device_id.as_ref().clone();
     let rows = inbox::Entity::insert(row)
         .on_conflict(conflict)
         .exec_in(txn)
         .await?;
+    if rows > 0 {
+        let event = NewEvent::device(EventType::SmsReceived, &device, Some(payload));
+        log::insert(txn, &[event], now).await?;
+    }
     Ok(outcome(rows))
 }
 

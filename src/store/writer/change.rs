@@ -8,7 +8,7 @@
 use uuid::Uuid;
 
 use super::super::access::{AccessChange, NewKeyRow};
-use super::super::{ModemRefChange, NewMessage};
+use super::super::{ModemRefChange, NewEvent, NewMessage};
 use crate::domain::Millis;
 #[cfg(doc)]
 use crate::domain::Transition;
@@ -120,6 +120,10 @@ pub enum Change {
     /// Message references of parts sent through a modem, kept to match status reports
     /// (`store::modem_refs`).
     ModemRefs(ModemRefChange),
+    /// Events that tell of something outside the store (a device came online, went offline,
+    /// rested, reported a low battery): only written to the event log. Changes that the store
+    /// makes write their own events.
+    Emit(Vec<NewEvent>),
     /// A received SMS; a repeat of the same (device, external id) is stored once.
     Incoming {
         device: DeviceId,

@@ -9,7 +9,10 @@
 //! one kind as one statement, [`runs`]; any other change alone, [`apply`]), commit, reply.
 //! The other files: [`change`] the vocabulary, [`transitions`] a message's state changes
 //! (conditional updates built from `MessageState::TRANSITIONS`, so a late or repeated report
-//! from a device can never move a message backwards), [`conn`] the connection.
+//! from a device can never move a message backwards), [`conn`] the connection, [`log`] the
+//! event log's rows (written beside each change, in the same transaction; after each commit
+//! the id of the last event is published to the log's consumers; old events are pruned every
+//! [`PRUNE_EVERY`]).
 //!
 //! A writer that panics is restarted on the same connection (the open transaction rolls back
 //! as it unwinds; the jobs of that batch get `WriterGone`, nothing of theirs was
@@ -22,10 +25,12 @@
 
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use sea_orm::DbErr;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Durability, StoreError};
 use crate::domain::now_millis;
@@ -33,6 +38,7 @@ use crate::domain::now_millis;
 mod apply;
 mod change;
 mod conn;
+mod log;
 mod plan;
 mod runs;
 mod transitions;
@@ -47,6 +53,17 @@ const MAX_BATCH: usize = 2048;
 const MAX_CRASHES: usize = 3;
 const CRASH_WINDOW: Duration = Duration::from_secs(60);
 
+/// How often the writer prunes events past their retention.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// What the writer tells the event log's consumers, and how long it keeps events.
+pub(super) struct Publish {
+    /// The id of the last committed event.
+    pub committed: watch::Sender<i64>,
+    /// Retention in milliseconds.
+    pub retention_ms: Arc<AtomicI64>,
+}
+
 /// A list of changes and where their outcomes go once committed.
 pub(super) struct Job {
     /// Applied in this order.
@@ -59,7 +76,7 @@ pub(super) struct Job {
 
 /// Starts the writer on a thread of its own (with a one-thread runtime), so that between its
 /// statements it never waits behind HTTP and device tasks for a turn on the main runtime.
-pub(super) fn spawn(mut db: Conn, durability: Durability) -> mpsc::Sender<Job> {
+pub(super) fn spawn(mut db: Conn, durability: Durability, publish: Publish) -> mpsc::Sender<Job> {
     let (tx, mut rx) = mpsc::channel(8192);
     std::thread::Builder::new()
         .name("smshub-writer".into())
@@ -71,7 +88,7 @@ pub(super) fn spawn(mut db: Conn, durability: Durability) -> mpsc::Sender<Job> {
                         .enable_all()
                         .build()
                         .expect("writer runtime");
-                    rt.block_on(run(&mut db, &mut rx, durability));
+                    rt.block_on(run(&mut db, &mut rx, durability, &publish));
                 }));
                 if turn.is_ok() {
                     // Every sender is gone: the store was dropped.
@@ -105,11 +122,28 @@ pub(super) fn spawn(mut db: Conn, durability: Durability) -> mpsc::Sender<Job> {
 
 /// Takes jobs until every sender is gone, as many as are waiting (up to [`MAX_BATCH`]
 /// changes) per commit.
-async fn run(db: &mut Conn, rx: &mut mpsc::Receiver<Job>, durability: Durability) {
+async fn run(
+    db: &mut Conn,
+    rx: &mut mpsc::Receiver<Job>,
+    durability: Durability,
+    publish: &Publish,
+) {
     // Checkpoints run beside the writer while it runs.
     let _checkpoints = db.start_checkpoints();
     let mut batch: Vec<Job> = Vec::new();
-    while let Some(job) = rx.recv().await {
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let job = tokio::select! {
+            job = rx.recv() => job,
+            _ = prune.tick() => {
+                prune_events(db, publish).await;
+                continue;
+            }
+        };
+        let Some(job) = job else {
+            return;
+        };
         if job.crash {
             panic!("writer crash requested (fault injection)");
         }
@@ -124,8 +158,30 @@ async fn run(db: &mut Conn, rx: &mut mpsc::Receiver<Job>, durability: Durability
                 Err(_) => break,
             }
         }
-        if commit(db, &mut batch).await {
+        if commit(db, &mut batch, &publish.committed).await {
             db.reopen(durability);
+        }
+    }
+}
+
+/// Deletes the events past their retention, a chunk per transaction, until none is left.
+async fn prune_events(db: &mut Conn, publish: &Publish) {
+    let before = now_millis() - publish.retention_ms.load(Ordering::Relaxed);
+    loop {
+        let pruned = async {
+            let txn = db.begin().await?;
+            let n = log::prune(&txn, before).await?;
+            txn.commit().await?;
+            Ok::<u64, DbErr>(n)
+        }
+        .await;
+        match pruned {
+            Ok(0) => return,
+            Ok(n) => tracing::debug!(events = n, "pruned events past their retention"),
+            Err(error) => {
+                tracing::warn!(%error, "could not prune events; trying again later");
+                return;
+            }
         }
     }
 }
@@ -133,12 +189,13 @@ async fn run(db: &mut Conn, rx: &mut mpsc::Receiver<Job>, durability: Durability
 /// Applies and commits a batch, replying to each job; if a batch of several jobs fails, each
 /// job is applied alone. Whether the database refused to be written as read-only (the
 /// connection is then opened again, to see a permission fixed since).
-async fn commit(db: &mut Conn, batch: &mut Vec<Job>) -> bool {
+async fn commit(db: &mut Conn, batch: &mut Vec<Job>, committed: &watch::Sender<i64>) -> bool {
     let mut read_only = false;
     let started = std::time::Instant::now();
     let result = apply_jobs(db, batch.iter().map(|it| it.changes.as_slice())).await;
     match result {
-        Ok(outcomes) => {
+        Ok((outcomes, last_event)) => {
+            publish_last(committed, last_event);
             let changes = batch.iter().map(|it| it.changes.len()).sum();
             crate::telemetry::record_commit(changes, started.elapsed());
             for (job, outcomes) in batch.drain(..).zip(outcomes) {
@@ -151,9 +208,12 @@ async fn commit(db: &mut Conn, batch: &mut Vec<Job>) -> bool {
             for job in batch.drain(..) {
                 let result = apply_jobs(db, std::iter::once(job.changes.as_slice())).await;
                 read_only |= result.as_ref().is_err_and(is_read_only);
+                if let Ok((_, last_event)) = &result {
+                    publish_last(committed, *last_event);
+                }
                 let _ = job.reply.send(
                     result
-                        .map(|mut it| it.pop().unwrap_or_default())
+                        .map(|(mut it, _)| it.pop().unwrap_or_default())
                         .map_err(StoreError::from_write),
                 );
             }
@@ -171,15 +231,27 @@ async fn commit(db: &mut Conn, batch: &mut Vec<Job>) -> bool {
     read_only
 }
 
+/// Wakes the event log's consumers if the commit wrote events.
+fn publish_last(committed: &watch::Sender<i64>, last_event: i64) {
+    committed.send_if_modified(|it| {
+        let newer = last_event > *it;
+        if newer {
+            *it = last_event;
+        }
+        newer
+    });
+}
+
 fn is_read_only(err: &DbErr) -> bool {
     err.to_string().contains("readonly")
 }
 
-/// Applies jobs' changes in one transaction and commits it: one outcome per change, per job.
+/// Applies jobs' changes in one transaction and commits it: one outcome per change, per job,
+/// and the id of the last event in the log.
 async fn apply_jobs<'a>(
     db: &mut Conn,
     jobs: impl Iterator<Item = &'a [Change]>,
-) -> Result<Vec<Vec<Outcome>>, DbErr> {
+) -> Result<(Vec<Vec<Outcome>>, i64), DbErr> {
     let txn = db.begin().await?;
     let now = now_millis();
     let jobs: Vec<&[Change]> = jobs.collect();
@@ -212,9 +284,10 @@ async fn apply_jobs<'a>(
             results[job][idx] = outcome;
         }
     }
+    let last_event = log::last_id(&txn).await?;
     txn.commit().await?;
     count_transitions(&flat, &results);
-    Ok(results)
+    Ok((results, last_event))
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub(super) enum Kind {
     Accept,
     Sent,
     Delivered,
+    /// Events only ([`Change::Emit`]): they touch no message, so they join any earlier run.
+    Emit,
 }
 
 impl Kind {
@@ -34,6 +36,7 @@ impl Kind {
             Change::Accept { .. } => Some(Kind::Accept),
             Change::Sent { .. } => Some(Kind::Sent),
             Change::Delivered { .. } => Some(Kind::Delivered),
+            Change::Emit(_) => Some(Kind::Emit),
             _ => None,
         }
     }
@@ -101,6 +104,7 @@ pub(super) fn plan(flat: &[(usize, usize, &Change)]) -> Vec<Group> {
 fn touched_messages(change: &Change) -> Vec<Uuid> {
     match change {
         Change::Insert(messages) => messages.iter().map(|it| it.id).collect(),
+        Change::Emit(_) => Vec::new(),
         other => vec![change_target(other).0],
     }
 }

@@ -14,12 +14,12 @@ use sea_orm::sea_query::{CaseStatement, Condition, Expr, ExprTrait, Query, Retur
 use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use super::super::NewMessage;
 use super::super::entities::{device, message};
+use super::super::{NewEvent, NewMessage};
 use super::apply::insert_messages;
 use super::plan::{Kind, change_target};
 use super::transitions::{events_for, resolve_or_missed};
-use super::{Change, Exec, Outcome, Tx};
+use super::{Change, Exec, Outcome, Tx, log};
 use crate::domain::{MessageState, Millis, Transition};
 
 /// Applies a run of changes of one [`Kind`] (to distinct messages) with one statement, with
@@ -42,6 +42,17 @@ pub(super) async fn apply_run(
                 })
                 .collect();
             insert_messages(txn, &messages).await?;
+            return Ok(vec![Outcome::Applied; run.len()]);
+        }
+        Kind::Emit => {
+            let events: Vec<NewEvent> = run
+                .iter()
+                .flat_map(|it| match it {
+                    Change::Emit(events) => events.clone(),
+                    _ => Vec::new(),
+                })
+                .collect();
+            log::insert(txn, &events, now).await?;
             return Ok(vec![Outcome::Applied; run.len()]);
         }
         Kind::Dispatch => Transition::Dispatch.rule(),
@@ -130,7 +141,7 @@ pub(super) async fn apply_run(
                     .cond_where(owned_by(&targets));
                 skipped_sent
             }
-            Kind::Insert => unreachable!("inserted above"),
+            Kind::Insert | Kind::Emit => unreachable!("inserted above"),
         };
         update.and_where(state_is(from));
         let rows: Vec<(Uuid, String)> = txn.query(&update).await?;
@@ -151,7 +162,7 @@ pub(super) async fn apply_run(
         Kind::Accept => "accepted",
         Kind::Sent => "sent",
         Kind::Delivered => "delivered",
-        Kind::Insert => unreachable!("inserted above"),
+        Kind::Insert | Kind::Emit => unreachable!("inserted above"),
     };
     events_for(txn, &padded(&hits), name, Some(now)).await?;
     let mut outcomes = Vec::with_capacity(wanted);

@@ -167,12 +167,13 @@ proptest! {
             let batch: Vec<Outcome> = apply_jobs(&mut direct, jobs.iter().copied())
                 .await
                 .unwrap()
+                .0
                 .into_iter()
                 .flatten()
                 .collect();
             let mut alone = Vec::new();
             for job in &jobs {
-                alone.extend(apply_jobs(&mut pool, std::iter::once(*job)).await.unwrap().into_iter().flatten());
+                alone.extend(apply_jobs(&mut pool, std::iter::once(*job)).await.unwrap().0.into_iter().flatten());
             }
             assert_eq!(batch, alone, "outcomes of {changes:#?}");
             assert_eq!(rows(&grouped).await, rows(&single).await, "rows after {changes:#?}");

@@ -14,8 +14,11 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use serde_json::json;
+
 use super::super::entities::{device, message, message_event};
-use super::{Exec, Outcome, Retry, Tx};
+use super::super::events::EventType;
+use super::{Exec, Outcome, Retry, Tx, log};
 use crate::domain::{MessageState, Millis, Otherwise, Rule, Transition, retry_delay};
 use message::Column as M;
 
@@ -97,6 +100,7 @@ pub(super) async fn sent(
     if rows > 0 {
         bump_device_count(txn, device, device::Column::SentCount).await?;
         event(txn, id, now, "sent", Some(device), None).await?;
+        log::for_message(txn, id, EventType::MessageSent, Some(device), None, now).await?;
         return Ok(Outcome::Applied);
     }
     resolve_or_missed(txn, &rule, id, device, Some(parts), now).await
@@ -136,6 +140,16 @@ async fn settle(
 ) -> Result<Outcome, DbErr> {
     if rows > 0 {
         event(txn, id, now, name, device, detail).await?;
+        let payload = match (name, detail) {
+            ("outcome_unknown", reason) => {
+                Some(json!({ "code": "outcome_unknown", "message": reason }))
+            }
+            (_, Some(reason)) => Some(json!({ "reason": reason })),
+            (_, None) => None,
+        };
+        if let Some(kind) = EventType::of_history(name) {
+            log::for_message(txn, id, kind, device, payload, now).await?;
+        }
         return Ok(Outcome::Applied);
     }
     missed(txn, rule, id, device).await
@@ -179,6 +193,12 @@ pub(super) async fn resolve_or_missed(
     bump_device_count(txn, device, device::Column::SentCount).await?;
     let detail = format!("the device reported {} after {}", rule.to, code.as_str());
     event(txn, id, now, "resolved", Some(device), Some(&detail)).await?;
+    let kind = match rule.to {
+        MessageState::Delivered => EventType::MessageDelivered,
+        _ => EventType::MessageSent,
+    };
+    let payload = Some(json!({ "resolved": code.as_str() }));
+    log::for_message(txn, id, kind, Some(device), payload, now).await?;
     Ok(Outcome::Applied)
 }
 
@@ -231,6 +251,16 @@ pub(super) async fn retry(
         Some(&format!("{code}: {reason}")),
     )
     .await?;
+    let payload = json!({ "code": code, "message": reason, "not_before": not_before });
+    log::for_message(
+        txn,
+        id,
+        EventType::MessageRetried,
+        Some(device),
+        Some(payload),
+        now,
+    )
+    .await?;
     Ok(true)
 }
 
@@ -275,6 +305,16 @@ pub(super) async fn fail(
             Some(&format!("{code}: {reason}")),
         )
         .await?;
+        let payload = json!({ "code": code, "message": reason, "temporary": temporary });
+        log::for_message(
+            txn,
+            id,
+            EventType::MessageFailed,
+            device,
+            Some(payload),
+            now,
+        )
+        .await?;
         return Ok(Outcome::Applied);
     }
     missed(txn, &rule, id, device).await
@@ -316,6 +356,7 @@ pub(super) async fn expire(txn: &Tx<'_>, id: Uuid, now: Millis) -> Result<Outcom
     if end_unaccepted(txn, id, &rule, M::ExpiredAt, now).await? {
         let detail = Some("valid_until passed before it was sent");
         event(txn, id, now, "expired", None, detail).await?;
+        log::for_message(txn, id, EventType::MessageExpired, None, None, now).await?;
         return Ok(Outcome::Applied);
     }
     missed(txn, &rule, id, None).await
@@ -326,6 +367,7 @@ pub(super) async fn cancel(txn: &Tx<'_>, id: Uuid, now: Millis) -> Result<Outcom
     let rule = Transition::Cancel.rule();
     if end_unaccepted(txn, id, &rule, M::CancelledAt, now).await? {
         event(txn, id, now, "cancelled", None, None).await?;
+        log::for_message(txn, id, EventType::MessageCancelled, None, None, now).await?;
         return Ok(Outcome::Applied);
     }
     missed(txn, &rule, id, None).await
@@ -408,6 +450,7 @@ async fn held_in(
 }
 
 /// Appends the entry `name` to the history of each message of `ids` (duplicates count once),
+/// and its event to the log,
 /// with the message's device as it is now, at `now`, or at the message's creation when `now`
 /// is `None`: one statement, `INSERT ... SELECT ... WHERE id IN (...)`, so that a padded list
 /// keeps the statement's shape.
@@ -439,6 +482,9 @@ pub(super) async fn events_for(
         .select_from(select)
         .map_err(|it| DbErr::Custom(it.to_string()))?;
     txn.execute(&insert).await?;
+    if let Some(kind) = EventType::of_history(name) {
+        log::for_messages(txn, ids, kind, now).await?;
+    }
     Ok(())
 }
 
