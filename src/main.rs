@@ -247,6 +247,7 @@ struct HubArgs {
     hilinks: HilinkArgs,
     #[command(flatten)]
     access: RateLimitArgs,
+    #[command(flatten)]
     events: smshub::events::EventArgs,
 }
 

@@ -47,7 +47,11 @@ pub const ROUTES: &[Route] = &[
     route("/api/devices/pairing", POST, "POST"),
     route("/api/devices/pair", POST, "POST"),
     route("/api/devices/{id}", &["DELETE"], "DELETE"),
-    route("/api/devices/{id}/token", &["POST", "DELETE"], "POST, DELETE"),
+    route(
+        "/api/devices/{id}/token",
+        &["POST", "DELETE"],
+        "POST, DELETE",
+    ),
     route("/api/devices/{id}/limits", &["PUT"], "PUT"),
     route("/api/stats", GET, "GET"),
     route("/api/keys", &["GET", "POST"], "GET, POST"),

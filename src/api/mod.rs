@@ -219,7 +219,6 @@ fn principal(
     )
 }
 
-
 /// A request body of at most [`MAX_BODY_BYTES`]; a request with neither `Content-Length`
 /// nor `Transfer-Encoding` has an empty one (a bodiless `POST` is an empty request, not a
 /// `411`).
