@@ -97,16 +97,13 @@ mod tests {
     fn a_principal_sees_its_own_messages_and_what_its_scopes_allow() {
         let me = Uuid::now_v7();
         let other = Uuid::now_v7();
-        let reader = Principal {
-            owner: me,
-            label: "k".into(),
-            scopes: Scopes::NONE.with(Scope::MessagesRead),
-        };
-        let all = Principal {
-            owner: me,
-            label: "k".into(),
-            scopes: Scopes::ALL,
-        };
+        let reader = Principal::new(
+            me,
+            "k".into(),
+            Scopes::NONE.with(Scope::MessagesRead),
+            crate::auth::Via::ApiKey,
+        );
+        let all = Principal::new(me, "k".into(), Scopes::ALL, crate::auth::Via::ApiKey);
         let cases = [
             (&reader, event("message.sent", Some(me)), true),
             (&reader, event("message.sent", Some(other)), false),

@@ -7,6 +7,7 @@
 //! table of `api::allow` and this document are checked against each other by
 //! `tests/it/openapi.rs`. Must never be on the per-request path of other routes.
 
+mod access;
 mod paths;
 pub mod schemas;
 
@@ -50,13 +51,38 @@ pub const SCOPES: &[(&str, &str, Scope)] = &[
     ("delete", "/api/modems/{id}/sms/{index}", Scope::ModemsWrite),
     ("post", "/api/modems/{id}/ussd", Scope::ModemsWrite),
     ("get", "/api/modems/{id}/balance", Scope::ModemsWrite),
+    ("get", "/api/keys", Scope::KeysAdmin),
+    ("post", "/api/keys", Scope::KeysAdmin),
+    ("get", "/api/keys/{id}", Scope::KeysAdmin),
+    ("delete", "/api/keys/{id}", Scope::KeysAdmin),
+    ("post", "/api/keys/{id}/rotate", Scope::KeysAdmin),
+    ("post", "/api/generate-api-key", Scope::KeysAdmin),
+    ("get", "/api/audit", Scope::Admin),
+    ("post", "/api/devices/pairing", Scope::DevicesWrite),
+    ("post", "/api/devices/{id}/token", Scope::DevicesWrite),
+    ("delete", "/api/devices/{id}/token", Scope::DevicesWrite),
+    ("get", "/api/events", Scope::MessagesRead),
+    ("get", "/ws", Scope::MessagesRead),
 ];
+
+/// `/api` operations that need no credential (the request carries its own proof: a password,
+/// a pairing code).
+pub const OPEN: &[(&str, &str)] = &[
+    ("post", "/api/auth/login"),
+    ("post", "/api/auth"),
+    ("post", "/api/auth/token"),
+    ("post", "/api/devices/pair"),
+];
+
+/// `/api` operations any valid credential may call, whatever its scopes.
+pub const ANY_CREDENTIAL: &[(&str, &str)] =
+    &[("post", "/api/auth/logout"), ("get", "/api/auth/me")];
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "smshub",
-        description = "A self-hosted SMS hub: Android phones over WebSocket and USB GSM modems behind one REST API.\n\nEvery `/api` call needs an API key in `X-API-Key` or `Authorization: Bearer`, with the scope each operation names. Errors are always `{\"error\":{\"code\",\"message\"}}`; each answer lists the codes it can carry. A refused request changes nothing.",
+        description = "A self-hosted SMS hub: Android phones over WebSocket and USB GSM modems behind one REST API.\n\nEvery `/api` call needs a credential (an API key in `X-API-Key` or `Authorization: Bearer`, a hub token from `/api/auth/token`, an OIDC token, or a session cookie from `/api/auth/login` with `X-CSRF-Token` on unsafe methods) with the scope each operation names; the few that need none say so. Errors are always `{\"error\":{\"code\",\"message\"}}`; each answer lists the codes it can carry. A refused request changes nothing.",
         license(name = "MIT"),
     ),
     paths(
@@ -71,6 +97,11 @@ pub const SCOPES: &[(&str, &str, Scope)] = &[
         paths::health, paths::health_live, paths::health_ready, paths::metrics,
         paths::openapi, paths::docs, paths::docs_file, paths::dashboard,
         paths::dashboard_asset, paths::device_socket,
+        access::list_keys, access::create_key, access::show_key, access::revoke_key,
+        access::rotate_key, access::generate_api_key, access::audit,
+        access::login, access::flask_login, access::token, access::logout, access::me,
+        access::create_pairing, access::redeem_pairing, access::rotate_device_token,
+        access::revoke_device_token, access::events, access::events_socket,
     ),
     components(schemas(schemas::ErrorBody, schemas::ErrorDetail)),
     modifiers(&Security, &Common),
@@ -78,6 +109,8 @@ pub const SCOPES: &[(&str, &str, Scope)] = &[
         (name = "messages", description = "send, follow, cancel and list SMS"),
         (name = "devices", description = "phones and modems as workers; the device WebSocket"),
         (name = "modems", description = "USB/serial modems and HiLink sticks on the hub's host"),
+        (name = "access", description = "API keys, people and sessions, the audit log"),
+        (name = "events", description = "the event log, live: Server-Sent Events and a WebSocket"),
         (name = "operations", description = "health probes, metrics, this document, the dashboard"),
     ),
 )]
@@ -121,12 +154,32 @@ impl Modify for Security {
                 SecurityRequirement::new("bearer", [scope]),
             ]);
             let note = format!("Needs the `{scope}` scope (or `admin`).");
-            operation.description = Some(match operation.description.take() {
-                Some(text) => format!("{text}\n\n{note}"),
-                None => note,
-            });
+            append(operation, &note);
+        }
+        for (method, path) in OPEN {
+            if let Some(operation) = operation(doc, method, path) {
+                operation.security = Some(vec![SecurityRequirement::default()]);
+                append(operation, "No credential needed.");
+            }
+        }
+        for (method, path) in ANY_CREDENTIAL {
+            if let Some(operation) = operation(doc, method, path) {
+                let none: [&str; 0] = [];
+                operation.security = Some(vec![
+                    SecurityRequirement::new("api_key", none),
+                    SecurityRequirement::new("bearer", none),
+                ]);
+                append(operation, "Any valid credential, whatever its scopes.");
+            }
         }
     }
+}
+
+fn append(operation: &mut Operation, note: &str) {
+    operation.description = Some(match operation.description.take() {
+        Some(text) => format!("{text}\n\n{note}"),
+        None => note.to_string(),
+    });
 }
 
 /// The answers every route shares: `401`/`403` where a credential is needed, `408`/`413`
@@ -136,8 +189,9 @@ struct Common;
 impl Modify for Common {
     fn modify(&self, doc: &mut Document) {
         for (path, item) in doc.paths.paths.iter_mut() {
-            let api = path.starts_with("/api/");
-            for operation in operations(item) {
+            for (method, operation) in operations(item) {
+                let open = OPEN.contains(&(method, path.as_str()));
+                let api = path.starts_with("/api/") && !open;
                 let body = operation.request_body.is_some();
                 let mut add = |status: &str, codes: &str| {
                     let text = operation
@@ -182,17 +236,19 @@ impl Modify for Common {
     }
 }
 
-fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+fn operations(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = (&'static str, &mut Operation)> {
     [
-        item.get.as_mut(),
-        item.put.as_mut(),
-        item.post.as_mut(),
-        item.delete.as_mut(),
-        item.patch.as_mut(),
-        item.head.as_mut(),
+        ("get", item.get.as_mut()),
+        ("put", item.put.as_mut()),
+        ("post", item.post.as_mut()),
+        ("delete", item.delete.as_mut()),
+        ("patch", item.patch.as_mut()),
+        ("head", item.head.as_mut()),
     ]
     .into_iter()
-    .flatten()
+    .filter_map(|(method, operation)| Some((method, operation?)))
 }
 
 fn operation<'a>(doc: &'a mut Document, method: &str, path: &str) -> Option<&'a mut Operation> {
