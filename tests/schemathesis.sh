@@ -39,12 +39,16 @@ done
 pids+=($!)
 
 status=0
-# `/ws/device/{id}` is a WebSocket upgrade, not a REST call (tests/it/device.rs covers it).
+# `/ws/device/{id}` and `/ws` are WebSocket upgrades and `/api/events` is a stream that never
+# ends: none is a REST call (tests/it/device.rs and tests/it/events.rs cover them).
 schemathesis run "$base/openapi.json" \
     --header "X-API-Key: $key" \
     --checks not_a_server_error,status_code_conformance,response_schema_conformance \
     --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-25}" \
     --exclude-path '/ws/device/{id}' \
+    --exclude-path '/ws' \
+    --exclude-path '/api/events' \
+    --request-timeout 10 \
     --generation-deterministic \
     --no-color \
     --report junit --report-junit-path "$work/junit.xml" || status=$?
