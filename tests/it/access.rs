@@ -773,3 +773,92 @@ async fn rate_limits_count_requests_and_messages_per_key() {
     let listed = call(&hub, "GET", "/api/sms", &own, None).await;
     assert_eq!(listed.body["total"], 2);
 }
+
+/// Every scoped operation of the OpenAPI document (so every route added later too): no
+/// credential and a wrong key get `401`, a key with every other scope gets `403 forbidden`
+/// naming the missing scope, and a key with the scope gets past access control.
+#[tokio::test]
+async fn every_scoped_operation_needs_exactly_its_scope() {
+    use smshub::api::openapi::SCOPES;
+    let hub = spawn().await;
+    let mut failures = Vec::new();
+    for (method, template, scope) in SCOPES {
+        let path: String = template
+            .split('/')
+            .map(|segment| {
+                if segment == "{index}" {
+                    "1"
+                } else if segment.starts_with('{') {
+                    "nosuch"
+                } else {
+                    segment
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method = method.to_uppercase();
+        let others: Vec<&str> = Scope::ALL
+            .iter()
+            .filter(|it| **it != *scope && **it != Scope::Admin)
+            .filter(|it| !(*scope == Scope::MessagesRead && **it == Scope::MessagesReadAll))
+            .map(|it| it.as_str())
+            .collect();
+        let without = key(&hub, &others.join(" ")).await;
+        let with = key(&hub, scope.as_str()).await;
+        let cases = [
+            ("no credential", Cred::None),
+            ("a wrong key", Cred::Key("shk_wrongwrongwrong".into())),
+            ("a key without the scope", Cred::Key(without)),
+            ("a key with the scope", Cred::Key(with)),
+        ];
+        for (what, cred) in cases {
+            let (status, body) = head_of(&hub, &method, &path, &cred).await;
+            let ok = match what {
+                "no credential" | "a wrong key" => {
+                    status == 401 && body["error"]["code"] == "unauthorized"
+                }
+                "a key without the scope" => {
+                    status == 403
+                        && body["error"]["code"] == "forbidden"
+                        && body["error"]["message"]
+                            .as_str()
+                            .unwrap_or("")
+                            .contains(scope.as_str())
+                }
+                _ => status != 401 && status != 403 && status < 500,
+            };
+            if !ok {
+                failures.push(format!("{method} {path} with {what}: got {status} {body}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The status and (unless it is a stream) the JSON body of a request with an empty JSON
+/// body on unsafe methods.
+async fn head_of(hub: &TestHub, method: &str, path: &str, cred: &Cred) -> (u16, Value) {
+    let mut request = hub
+        .http
+        .request(method.parse().unwrap(), hub.url(path))
+        .header("Content-Type", "application/json");
+    request = match cred {
+        Cred::Key(key) => request.header("X-API-Key", key),
+        _ => request,
+    };
+    if method != "GET" {
+        request = request.body("{}");
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let streams = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|it| it.as_bytes().starts_with(b"text/event-stream"));
+    let body = if streams {
+        Value::Null
+    } else {
+        response.json().await.unwrap_or(Value::Null)
+    };
+    (status, body)
+}
