@@ -5,7 +5,8 @@
 //! read the rows after it, and wait on [`EventLog::subscribe`] (the id of the last committed
 //! event, sent by the writer after each commit) when they have read everything: nobody polls
 //! the table in a loop, and a consumer that falls behind only reads more rows, holding no
-//! queue in memory.
+//! queue in memory. Readers that follow the log closely share one in-memory tail of it
+//! (`event_tail.rs`): one query per commit, however many streams are open.
 //!
 //! Must never: be written other than by the writer.
 
@@ -19,6 +20,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::entities::event;
+use super::event_tail::Tail;
 use crate::domain::Millis;
 
 /// Every kind of event, by its dotted name (the README's table lists them).
@@ -175,7 +177,12 @@ pub struct EventLog {
     committed: watch::Receiver<i64>,
     /// Events older than this many milliseconds are pruned by the writer.
     pub(super) retention_ms: Arc<AtomicI64>,
+    /// The newest events, shared by the readers of this process.
+    tail: Arc<tokio::sync::Mutex<Tail>>,
 }
+
+/// Rows read per query when the shared tail catches up with the writer.
+const TAIL_PAGE: u64 = 1024;
 
 /// Default retention: 7 days.
 pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -186,10 +193,12 @@ impl EventLog {
         committed: watch::Receiver<i64>,
         retention_ms: Arc<AtomicI64>,
     ) -> EventLog {
+        let last = *committed.borrow();
         EventLog {
             db,
             committed,
             retention_ms,
+            tail: Arc::new(tokio::sync::Mutex::new(Tail::new(last))),
         }
     }
 
@@ -212,6 +221,30 @@ impl EventLog {
     /// Up to `limit` events after `after`, oldest first, optionally only those of one message
     /// or device.
     pub async fn after(
+        &self,
+        after: i64,
+        limit: u64,
+        message: Option<Uuid>,
+        device: Option<&str>,
+    ) -> Result<Vec<Event>, StoreError> {
+        let last = self.last_id();
+        let mut tail = self.tail.lock().await;
+        if tail.covers(after) {
+            // One query per commit for every reader: the first to find the tail behind
+            // reads what is missing.
+            while tail.top() < last {
+                let rows = self.read(tail.top(), TAIL_PAGE, None, None).await?;
+                let full = rows.len() as u64 == TAIL_PAGE;
+                tail.extend(rows, (!full).then_some(last));
+            }
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            return Ok(tail.after(after, limit, message, device));
+        }
+        drop(tail);
+        self.read(after, limit, message, device).await
+    }
+
+    async fn read(
         &self,
         after: i64,
         limit: u64,

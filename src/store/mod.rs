@@ -12,6 +12,7 @@
 
 pub mod access;
 mod entities;
+mod event_tail;
 mod events;
 mod health;
 mod inbox_feed;
