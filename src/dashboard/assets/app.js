@@ -24,6 +24,10 @@
     messages: $('messages'), messagesEmpty: $('messages-empty'), messagesCount: $('messages-count'),
   };
 
+  // `state.key` is an API key, or SESSION when a user signed in (the cookie carries it).
+  const SESSION = 'session';
+  const CSRF_STORE = 'smshub.csrf';
+
   const state = {
     key: null,
     gen: 0,            // bumped whenever polling is (re)started or stopped
@@ -137,7 +141,10 @@
     const timer = setTimeout(() => ctrl.abort(), TIMEOUT_MS);
     try {
       const res = await fetch(path, {
-        headers: { 'X-API-Key': state.key, Accept: 'application/json' },
+        headers: state.key === SESSION
+          ? { Accept: 'application/json' }
+          : { 'X-API-Key': state.key, Accept: 'application/json' },
+        credentials: 'same-origin',
         cache: 'no-store',
         signal: ctrl.signal,
       });
@@ -187,7 +194,9 @@
       if (gen !== state.gen) return;
       if (err instanceof AuthError) {
         stopPolling();
-        showGate('That key was rejected (401). Paste a valid API key.');
+        showGate(state.key === SESSION
+          ? 'Your session ended. Sign in again.'
+          : 'That key was rejected (401). Paste a valid API key.');
         return;
       }
       setFailing(true);
@@ -479,7 +488,8 @@
     state.key = key || null;
     if (key) localStorage.setItem(KEY_STORE, key);
     else localStorage.removeItem(KEY_STORE);
-    setText(ui.keyTail, key ? '…' + key.slice(-4) : '');
+    setText(ui.keyTail, !key ? '' : key === SESSION
+      ? (localStorage.getItem(CSRF_STORE + '.user') || 'session') : '…' + key.slice(-4));
   }
 
   function showGate(message) {
@@ -530,7 +540,49 @@
 
   $('change-key').addEventListener('click', () => { stopPolling(); showGate(); });
 
+  $('login-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const error = $('login-error');
+    show(error, false);
+    const username = $('login-user').value.trim();
+    const password = $('login-password').value;
+    try {
+      const res = await fetch('/api/auth/login', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        credentials: 'same-origin',
+        body: JSON.stringify({ username, password }),
+      });
+      const body = await res.json().catch(() => ({}));
+      if (!res.ok) {
+        const message = body && body.error && body.error.message;
+        setText(error, message || 'Sign-in failed (HTTP ' + res.status + ').');
+        show(error, true);
+        return;
+      }
+      localStorage.setItem(CSRF_STORE, body.csrf_token || '');
+      localStorage.setItem(CSRF_STORE + '.user', body.username || username);
+      $('login-password').value = '';
+      resetView();
+      setKey(SESSION);
+      showApp();
+      startPolling();
+    } catch (err) {
+      setText(error, 'The hub did not answer.');
+      show(error, true);
+    }
+  });
+
   $('sign-out').addEventListener('click', () => {
+    if (state.key === SESSION) {
+      fetch('/api/auth/logout', {
+        method: 'POST',
+        headers: { 'X-CSRF-Token': localStorage.getItem(CSRF_STORE) || '' },
+        credentials: 'same-origin',
+      }).catch(() => {});
+      localStorage.removeItem(CSRF_STORE);
+      localStorage.removeItem(CSRF_STORE + '.user');
+    }
     stopPolling();
     setKey(null);
     resetView();
