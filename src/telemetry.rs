@@ -210,3 +210,9 @@ mod tests {
         assert_eq!(status_label(999), "other");
     }
 }
+
+/// Records one webhook attempt's outcome (`delivered`, `retrying`, `failed`) or an endpoint
+/// disabled (`disabled`).
+pub fn record_webhook(outcome: &'static str) {
+    counter!("smshub_webhook_deliveries_total", "outcome" => outcome).increment(1);
+}
