@@ -233,7 +233,7 @@ pub(super) async fn apply(
             old_until,
         } => {
             webhook::Entity::update_many()
-                .col_expr(W::OldSecret, Expr::col(W::Secret).into())
+                .col_expr(W::OldSecret, Expr::col(W::Secret))
                 .col_expr(W::OldSecretUntil, Expr::value(*old_until))
                 .col_expr(W::Secret, Expr::value(secret.clone()))
                 .filter(W::Id.eq(*id))
