@@ -34,6 +34,7 @@ use crate::transport::attached::Modems;
 use crate::transport::hilink::HilinkConfig;
 use crate::transport::link::DeviceLink;
 use crate::transport::modem::ModemConfig;
+use crate::webhooks::Webhooks;
 
 /// Everything a hub needs to run.
 #[derive(Debug, Clone)]
@@ -237,6 +238,7 @@ impl App {
             oidc,
             pairings: Pairings::default(),
             redeem_limiter: Default::default(),
+            webhooks: Webhooks::new(config.events.webhooks.clone(), Some(addr)),
         });
         Ok(App {
             config,
@@ -318,6 +320,8 @@ impl App {
             }
         });
         let keys = api.clone();
+        // Webhooks: the fan-out from the event log and the sender.
+        let webhook_tasks = api.webhooks.start(store.clone());
         let routes = api::routes(api, devices);
         // A client that holds a request open (half its headers, a trickled body) must not keep
         // the hub up: once asked to stop, requests get `shutdown_grace` to finish.
@@ -341,6 +345,7 @@ impl App {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         usage_flush.abort();
+        webhook_tasks.iter().for_each(|it| it.abort());
         keys.api_keys.flush().await;
         store.flush().await?;
         tracing::info!("shutdown complete");

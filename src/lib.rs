@@ -18,6 +18,8 @@
 //! - [`bench`]: `smshub bench`, the load generator and measurement harness.
 //! - [`events`]: what the hub tells applications, read from the event log: streams,
 //!   webhooks, MQTT.
+//! - [`webhooks`]: the event log delivered to HTTP endpoints, signed (Standard Webhooks),
+//!   each delivery a durable row retried with backoff.
 //! - [`server`]: the accept loop: connection caps (API and devices apart), header and body
 //!   timeouts, graceful shutdown with a bounded grace.
 //! - [`app`]: wires it together, binds, serves, shuts down gracefully.
@@ -48,5 +50,6 @@ pub mod simulate;
 pub mod store;
 pub mod telemetry;
 pub mod transport;
+pub mod webhooks;
 
 pub use app::{App, Config};

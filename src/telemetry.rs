@@ -186,6 +186,12 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Records one webhook attempt's outcome (`delivered`, `retrying`, `failed`) or an endpoint
+/// disabled (`disabled`).
+pub fn record_webhook(outcome: &'static str) {
+    counter!("smshub_webhook_deliveries_total", "outcome" => outcome).increment(1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

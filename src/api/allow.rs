@@ -77,6 +77,17 @@ pub const ROUTES: &[Route] = &[
     route("/api/modems/{id}/sms/send", POST, "POST"),
     route("/api/modems/{id}/sms/{index}", &["DELETE"], "DELETE"),
     route("/api/modems/{id}/ussd", POST, "POST"),
+    route("/api/webhooks", &["GET", "POST"], "GET, POST"),
+    route("/api/webhooks/{id}", &["GET", "DELETE"], "GET, DELETE"),
+    route("/api/webhooks/{id}/rotate-secret", POST, "POST"),
+    route("/api/webhooks/{id}/enable", POST, "POST"),
+    route("/api/webhooks/{id}/deliveries", GET, "GET"),
+    route(
+        "/api/webhooks/{id}/deliveries/{delivery_id}/retry",
+        POST,
+        "POST",
+    ),
+    route("/api/webhooks/{id}/replay", POST, "POST"),
 ];
 
 /// The route `path` (without its query) belongs to. Cheap: no allocation, one pass over

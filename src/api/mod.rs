@@ -23,6 +23,7 @@ mod metrics;
 mod modems;
 pub mod openapi;
 pub mod send;
+mod webhooks;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -80,6 +81,8 @@ pub struct ApiState {
     /// Open pairing codes, and the limit on redeeming them.
     pub pairings: Pairings,
     pub redeem_limiter: credentials::RedeemLimiter,
+    /// The webhook sender's settings, target policy and wake-up.
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 /// Largest JSON body accepted.
@@ -121,6 +124,8 @@ pub fn routes(
         .or(access::routes(api.clone()))
         .unify()
         .or(credentials::routes(api.clone()))
+        .unify()
+        .or(webhooks::routes(api.clone()))
         .unify()
         .boxed();
     let cors = cors::Cors::new(&api.config.cors_origins);

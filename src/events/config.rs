@@ -12,6 +12,8 @@ pub struct EventArgs {
     /// (`30s`, `15m`, `12h`, `7d`).
     #[arg(long, env = "SMSHUB_EVENT_RETENTION", default_value = "7d", value_parser = parse_duration)]
     pub event_retention: Duration,
+    #[command(flatten)]
+    pub webhooks: crate::webhooks::WebhookArgs,
 }
 
 /// What the event consumers run with.
@@ -19,12 +21,15 @@ pub struct EventArgs {
 pub struct EventsConfig {
     /// How long events are kept.
     pub retention: Duration,
+    /// The webhook sender's settings.
+    pub webhooks: crate::webhooks::WebhookConfig,
 }
 
 impl Default for EventsConfig {
     fn default() -> EventsConfig {
         EventsConfig {
             retention: Duration::from_secs(7 * 24 * 3600),
+            webhooks: crate::webhooks::WebhookConfig::default(),
         }
     }
 }
@@ -33,6 +38,7 @@ impl EventArgs {
     pub fn config(&self) -> EventsConfig {
         EventsConfig {
             retention: self.event_retention,
+            webhooks: self.webhooks.config(),
         }
     }
 }

@@ -19,6 +19,7 @@ mod inbox_feed;
 mod keys;
 mod modem_ports;
 mod modem_refs;
+pub mod webhooks;
 mod writer;
 
 use std::collections::HashMap;
@@ -41,6 +42,9 @@ use entities::{device, idempotency_key, inbox, message, message_event};
 pub use events::{Event, EventLog, EventType, NewEvent};
 use health::WriteHealth;
 pub use modem_refs::{ModemRef, ModemRefChange};
+pub use webhooks::{
+    Attempt, DeliveryRecord, NewDelivery, WebhookChange, WebhookRecord, status as delivery_status,
+};
 pub use writer::{Change, Outcome, Retry};
 
 /// Database errors, as seen by the rest of the hub.

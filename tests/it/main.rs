@@ -34,3 +34,4 @@ mod serving;
 mod spec_session;
 mod support;
 mod tls;
+mod webhooks;

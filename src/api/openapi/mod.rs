@@ -10,6 +10,7 @@
 mod access;
 mod paths;
 pub mod schemas;
+mod webhooks;
 
 use std::sync::{Arc, LazyLock};
 
@@ -63,6 +64,23 @@ pub const SCOPES: &[(&str, &str, Scope)] = &[
     ("delete", "/api/devices/{id}/token", Scope::DevicesWrite),
     ("get", "/api/events", Scope::MessagesRead),
     ("get", "/ws", Scope::MessagesRead),
+    ("post", "/api/webhooks", Scope::WebhooksWrite),
+    ("get", "/api/webhooks", Scope::WebhooksWrite),
+    ("get", "/api/webhooks/{id}", Scope::WebhooksWrite),
+    ("delete", "/api/webhooks/{id}", Scope::WebhooksWrite),
+    (
+        "post",
+        "/api/webhooks/{id}/rotate-secret",
+        Scope::WebhooksWrite,
+    ),
+    ("post", "/api/webhooks/{id}/enable", Scope::WebhooksWrite),
+    ("get", "/api/webhooks/{id}/deliveries", Scope::WebhooksWrite),
+    (
+        "post",
+        "/api/webhooks/{id}/deliveries/{delivery_id}/retry",
+        Scope::WebhooksWrite,
+    ),
+    ("post", "/api/webhooks/{id}/replay", Scope::WebhooksWrite),
 ];
 
 /// `/api` operations that need no credential (the request carries its own proof: a password,
@@ -102,6 +120,9 @@ pub const ANY_CREDENTIAL: &[(&str, &str)] =
         access::login, access::flask_login, access::token, access::logout, access::me,
         access::create_pairing, access::redeem_pairing, access::rotate_device_token,
         access::revoke_device_token, access::events, access::events_socket,
+        webhooks::create_webhook, webhooks::list_webhooks, webhooks::show_webhook,
+        webhooks::delete_webhook, webhooks::rotate_webhook_secret, webhooks::enable_webhook,
+        webhooks::list_deliveries, webhooks::retry_delivery, webhooks::replay_webhook,
     ),
     components(schemas(schemas::ErrorBody, schemas::ErrorDetail)),
     modifiers(&Security, &Common),
@@ -111,6 +132,7 @@ pub const ANY_CREDENTIAL: &[(&str, &str)] =
         (name = "modems", description = "USB/serial modems and HiLink sticks on the hub's host"),
         (name = "access", description = "API keys, people and sessions, the audit log"),
         (name = "events", description = "the event log, live: Server-Sent Events and a WebSocket"),
+        (name = "webhooks", description = "events delivered to your endpoints, signed (Standard Webhooks), retried until acknowledged"),
         (name = "operations", description = "health probes, metrics, this document, the dashboard"),
     ),
 )]

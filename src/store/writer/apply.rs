@@ -135,6 +135,11 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
             };
             incoming(txn, row, now).await
         }
+        Change::Webhook(change) => {
+            let (outcome, events) = super::super::webhooks::apply(txn, change, now).await?;
+            log::insert(txn, &events, now).await?;
+            Ok(outcome)
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 use uuid::Uuid;
 
 use super::super::access::{AccessChange, NewKeyRow};
+use super::super::webhooks::WebhookChange;
 use super::super::{ModemRefChange, NewEvent, NewMessage};
 use crate::domain::Millis;
 #[cfg(doc)]
@@ -133,6 +134,8 @@ pub enum Change {
         text: String,
         received_at: Millis,
     },
+    /// Webhooks and their deliveries (`store::webhooks`).
+    Webhook(WebhookChange),
 }
 
 impl Change {

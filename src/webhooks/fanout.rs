@@ -1,0 +1,121 @@
+//! The fan-out: reads the event log after each enabled webhook's position (its `cursor`, kept
+//! in the database) and commits, in one change, a delivery for every event the webhook wants
+//! and may see, and the webhooks' new positions. A crash between reading and committing only
+//! means reading again; a delivery is unique per (webhook, event), so nothing is added twice.
+//!
+//! Waits for the writer's signal (a new event committed) or a wake-up (a webhook created or
+//! enabled); never polls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::auth::{Principal, Scopes, Via};
+use crate::domain::format_millis;
+use crate::events::access::{Filter, visible};
+use crate::store::{Change, Event, NewDelivery, Store, StoreError, WebhookChange, WebhookRecord};
+
+/// Events read per round.
+const PAGE: u64 = 512;
+
+pub(super) async fn run(store: Store, wake: Arc<Notify>, sender: Arc<Notify>) {
+    let mut committed = store.events().subscribe();
+    let mut writer_gone = false;
+    loop {
+        let last = *committed.borrow_and_update();
+        match round(&store, last).await {
+            Ok(true) => {
+                sender.notify_one();
+                continue;
+            }
+            Ok(false) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "webhook fan-out failed; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        }
+        tokio::select! {
+            changed = committed.changed(), if !writer_gone => writer_gone = changed.is_err(),
+            () = wake.notified() => {}
+        }
+    }
+}
+
+/// One page of the log for the webhooks behind `last`; whether anything was behind.
+async fn round(store: &Store, last: i64) -> Result<bool, StoreError> {
+    let hooks: Vec<WebhookRecord> = store
+        .enabled_webhooks()
+        .await?
+        .into_iter()
+        .filter(|it| it.cursor < last)
+        .collect();
+    let Some(from) = hooks.iter().map(|it| it.cursor).min() else {
+        return Ok(false);
+    };
+    let page = store.events().after(from, PAGE, None, None).await?;
+    // Nothing left up to `last`: the rest was pruned.
+    let upto = page.last().map_or(last, |it| it.id);
+    let mut deliveries = Vec::new();
+    let mut cursors = Vec::new();
+    for hook in &hooks {
+        let newer: Vec<&Event> = page.iter().filter(|it| it.id > hook.cursor).collect();
+        deliveries.extend(wanted(hook, newer));
+        cursors.push((hook.id, upto));
+    }
+    store
+        .apply(Change::Webhook(WebhookChange::FanOut {
+            deliveries,
+            cursors,
+        }))
+        .await?;
+    Ok(true)
+}
+
+/// The deliveries of `events` that `hook` asked for and may see.
+pub fn wanted<'a>(
+    hook: &WebhookRecord,
+    events: impl IntoIterator<Item = &'a Event>,
+) -> Vec<NewDelivery> {
+    let (principal, filter) = reader_of(hook);
+    events
+        .into_iter()
+        .filter(|it| filter.matches(it) && visible(&principal, it))
+        .map(|event| NewDelivery {
+            webhook_id: hook.id,
+            event_id: event.id,
+            event_type: event.kind.clone(),
+            message_id: event.message_id,
+            body: body(event),
+        })
+        .collect()
+}
+
+/// Who a webhook reads as (its creator's tenant and scopes) and what it asked for.
+fn reader_of(hook: &WebhookRecord) -> (Principal, Filter) {
+    let principal = Principal::new(
+        hook.owner,
+        format!("webhook:{}", hook.id),
+        Scopes::parse(&hook.scopes).unwrap_or(Scopes::NONE),
+        Via::ApiKey,
+    );
+    let filter = Filter {
+        types: Filter::parse_types(&hook.types).unwrap_or_default(),
+        device_id: hook.device_id.clone(),
+        message_id: None,
+    };
+    (principal, filter)
+}
+
+/// The body sent: the Standard Webhooks envelope (`type`, `timestamp`, `data`) around the
+/// event as the streams show it.
+fn body(event: &Event) -> String {
+    json!({
+        "type": event.kind,
+        "timestamp": format_millis(event.at),
+        "data": event,
+    })
+    .to_string()
+}
