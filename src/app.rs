@@ -90,6 +90,8 @@ pub struct Config {
     pub oidc: Option<OidcConfig>,
     /// Event retention, webhooks, MQTT.
     pub events: EventsConfig,
+    /// The MQTT bridge (`--mqtt-url`); none without.
+    pub mqtt: Option<crate::mqtt::MqttConfig>,
 }
 
 impl Config {
@@ -124,6 +126,7 @@ impl Config {
             cors_origins: Vec::new(),
             oidc: None,
             events: EventsConfig::default(),
+            mqtt: None,
         }
     }
 }
@@ -318,6 +321,10 @@ impl App {
             }
         });
         let keys = api.clone();
+        let mqtt = config
+            .mqtt
+            .clone()
+            .map(|it| crate::mqtt::Bridge::start(it, api.clone()));
         let routes = api::routes(api, devices);
         // A client that holds a request open (half its headers, a trickled body) must not keep
         // the hub up: once asked to stop, requests get `shutdown_grace` to finish.
@@ -339,6 +346,9 @@ impl App {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !registry.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(mqtt) = mqtt {
+            mqtt.stop().await;
         }
         usage_flush.abort();
         keys.api_keys.flush().await;

@@ -18,6 +18,7 @@
 //! - [`bench`]: `smshub bench`, the load generator and measurement harness.
 //! - [`events`]: what the hub tells applications, read from the event log: streams,
 //!   webhooks, MQTT.
+//! - [`mqtt`]: the MQTT bridge: the event log published to a broker, sends taken from it.
 //! - [`server`]: the accept loop: connection caps (API and devices apart), header and body
 //!   timeouts, graceful shutdown with a bounded grace.
 //! - [`app`]: wires it together, binds, serves, shuts down gracefully.
@@ -39,6 +40,7 @@ pub mod domain;
 pub mod events;
 pub mod keys_cli;
 pub mod logging;
+pub mod mqtt;
 pub mod pdu_cli;
 pub mod registry;
 pub mod remote;

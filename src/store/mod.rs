@@ -11,6 +11,7 @@
 //! entity.
 
 pub mod access;
+mod consumers;
 mod entities;
 mod events;
 mod health;

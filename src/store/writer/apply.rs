@@ -135,6 +135,9 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
             };
             incoming(txn, row, now).await
         }
+        Change::SetConsumerPosition { consumer, position } => {
+            super::super::consumers::set(txn, consumer, *position, now).await
+        }
     }
 }
 

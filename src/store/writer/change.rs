@@ -133,6 +133,9 @@ pub enum Change {
         text: String,
         received_at: Millis,
     },
+    /// A consumer of the event log (the MQTT bridge) has handed on every event up to
+    /// `position` for good; a position never moves back (`Unchanged` if it would).
+    SetConsumerPosition { consumer: String, position: i64 },
 }
 
 impl Change {
