@@ -46,22 +46,41 @@ fn mosquitto() -> Option<PathBuf> {
 struct Broker {
     binary: PathBuf,
     port: u16,
+    /// A second listener, with TLS (certificate of a CA of the test's own).
+    tls_port: Option<u16>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
 
 impl Broker {
     async fn start() -> Option<Broker> {
+        Broker::start_with(false).await
+    }
+
+    /// A broker that also listens with TLS; `ca.pem` in [`Broker::ca_file`].
+    async fn start_with(tls: bool) -> Option<Broker> {
         let binary = mosquitto()?;
         let dir = tempfile::tempdir().expect("tempdir");
+        let tls_port = tls.then(|| {
+            let (ca, cert, key) = crate::tls::certificate("mqtt");
+            std::fs::write(dir.path().join("ca.pem"), ca).unwrap();
+            std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
+            std::fs::write(dir.path().join("key.pem"), key).unwrap();
+            free_port()
+        });
         let mut broker = Broker {
             binary,
             port: free_port(),
+            tls_port,
             dir,
             child: None,
         };
         broker.up().await;
         Some(broker)
+    }
+
+    fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
     }
 
     fn config(&self) -> PathBuf {
@@ -72,13 +91,19 @@ impl Broker {
         } else {
             ""
         };
-        let text = format!(
+        let dir = self.dir.path().display();
+        let mut text = format!(
             "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
              persistence_location {dir}/\nautosave_interval 1\nautosave_on_changes true\n\
              max_queued_messages 100000\nmax_inflight_messages 20\n{user}",
             port = self.port,
-            dir = self.dir.path().display(),
         );
+        if let Some(port) = self.tls_port {
+            text.push_str(&format!(
+                "listener {port} 127.0.0.1\ncafile {dir}/ca.pem\ncertfile {dir}/cert.pem\n\
+                 keyfile {dir}/key.pem\n"
+            ));
+        }
         std::fs::write(&path, text).expect("mosquitto.conf");
         path
     }
@@ -93,13 +118,14 @@ impl Broker {
             .spawn()
             .expect("mosquitto starts");
         self.child = Some(child);
-        let port = self.port;
-        eventually("mosquitto listening", || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-        })
-        .await;
+        for port in [Some(self.port), self.tls_port].into_iter().flatten() {
+            eventually("mosquitto listening", || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+            })
+            .await;
+        }
     }
 
     /// Stops the broker (SIGTERM: it saves its sessions) and waits until it has.
@@ -436,4 +462,60 @@ async fn a_restarted_hub_resumes_from_its_stored_position() {
     broker.up().await;
     collect_queued(&mut client, &ids).await;
     position_reaches(&hub, hub.store.events().last_id()).await;
+}
+
+#[tokio::test]
+async fn the_bridge_speaks_tls_to_a_broker_of_a_private_ca() {
+    let Some(broker) = Broker::start_with(true).await else {
+        return;
+    };
+    let mut client = Client::connect(&broker, "t-tls", &["smshub/events/#"]).await;
+    let args = smshub::mqtt::MqttArgs {
+        mqtt_url: Some(format!("mqtts://localhost:{}", broker.tls_port.unwrap())),
+        mqtt_ca_file: Some(broker.ca_file()),
+        mqtt_prefix: "smshub".into(),
+        mqtt_client_id: "smshub-tls".into(),
+        ..smshub::mqtt::MqttArgs::default()
+    };
+    let mqtt = args
+        .config()
+        .expect("a valid configuration")
+        .expect("a bridge");
+    let hub = TestHub::spawn()
+        .await
+        .restart_with(|config, _| config.mqtt = Some(mqtt))
+        .await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "over TLS"}))
+        .await;
+    let queued = client.next_on("smshub/events/message.queued").await.json();
+    assert_eq!(queued["message_id"], id.as_str());
+
+    // A broker whose certificate the CA file does not vouch for gets nothing.
+    let (other_ca, _, _) = crate::tls::certificate("other");
+    let other = broker.dir.path().join("other.pem");
+    std::fs::write(&other, other_ca).unwrap();
+    let args = smshub::mqtt::MqttArgs {
+        mqtt_ca_file: Some(other),
+        mqtt_client_id: "smshub-untrusted".into(),
+        ..args
+    };
+    let untrusted = args.config().unwrap().unwrap();
+    let hub = hub
+        .restart_with(|config, _| config.mqtt = Some(untrusted))
+        .await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "not trusted"}))
+        .await;
+    // The hub goes on serving; the first bridge is gone, the second cannot connect.
+    assert_eq!(hub.message_count().await, 2);
+    let position = hub
+        .store
+        .consumer_position("mqtt:smshub-untrusted")
+        .await
+        .unwrap();
+    assert!(
+        position.is_some_and(|it| it < hub.store.events().last_id()),
+        "{id}"
+    );
 }
