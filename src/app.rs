@@ -91,6 +91,8 @@ pub struct Config {
     pub oidc: Option<OidcConfig>,
     /// Event retention, webhooks, MQTT.
     pub events: EventsConfig,
+    /// The MQTT bridge (`--mqtt-url`); none without.
+    pub mqtt: Option<crate::mqtt::MqttConfig>,
 }
 
 impl Config {
@@ -125,6 +127,7 @@ impl Config {
             cors_origins: Vec::new(),
             oidc: None,
             events: EventsConfig::default(),
+            mqtt: None,
         }
     }
 }
@@ -322,6 +325,10 @@ impl App {
         let keys = api.clone();
         // Webhooks: the fan-out from the event log and the sender.
         let webhook_tasks = api.webhooks.start(store.clone());
+        let mqtt = config
+            .mqtt
+            .clone()
+            .map(|it| crate::mqtt::Bridge::start(it, api.clone()));
         let routes = api::routes(api, devices);
         // A client that holds a request open (half its headers, a trickled body) must not keep
         // the hub up: once asked to stop, requests get `shutdown_grace` to finish.
@@ -343,6 +350,9 @@ impl App {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !registry.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(mqtt) = mqtt {
+            mqtt.stop().await;
         }
         usage_flush.abort();
         webhook_tasks.iter().for_each(|it| it.abort());

@@ -20,6 +20,7 @@
 //!   webhooks, MQTT.
 //! - [`webhooks`]: the event log delivered to HTTP endpoints, signed (Standard Webhooks),
 //!   each delivery a durable row retried with backoff.
+//! - [`mqtt`]: the MQTT bridge: the event log published to a broker, sends taken from it.
 //! - [`server`]: the accept loop: connection caps (API and devices apart), header and body
 //!   timeouts, graceful shutdown with a bounded grace.
 //! - [`app`]: wires it together, binds, serves, shuts down gracefully.
@@ -41,6 +42,7 @@ pub mod domain;
 pub mod events;
 pub mod keys_cli;
 pub mod logging;
+pub mod mqtt;
 pub mod pdu_cli;
 pub mod registry;
 pub mod remote;

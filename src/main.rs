@@ -249,6 +249,8 @@ struct HubArgs {
     access: RateLimitArgs,
     #[command(flatten)]
     events: smshub::events::EventArgs,
+    #[command(flatten)]
+    mqtt: smshub::mqtt::MqttArgs,
 }
 
 /// Huawei HiLink sticks (E3372h, E303, E3131 in HiLink firmware).
@@ -745,6 +747,7 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
     config.hello_timeout = Duration::from_secs(args.hello_timeout_s.max(1));
     args.edge.apply(&mut config)?;
     config.events = args.events.config();
+    config.mqtt = args.mqtt.config().map_err(anyhow::Error::msg)?;
     let seconds = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
     config.dispatch = DispatchConfig {
         scoring: ScoringConfig {

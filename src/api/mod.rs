@@ -22,6 +22,7 @@ mod handlers;
 mod metrics;
 mod modems;
 pub mod openapi;
+pub mod relay;
 pub mod send;
 mod webhooks;
 

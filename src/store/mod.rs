@@ -11,6 +11,7 @@
 //! entity.
 
 pub mod access;
+mod consumers;
 mod entities;
 mod event_tail;
 mod events;

@@ -27,6 +27,7 @@ mod modem_api;
 mod modem_detect;
 mod modem_emulator;
 mod modem_parts;
+mod mqtt;
 mod oidc;
 mod openapi;
 mod remote;

@@ -94,13 +94,20 @@ impl TestHub {
     }
 
     /// Stops this hub gracefully and starts a new one on the same database.
-    pub async fn restart(mut self) -> TestHub {
+    pub async fn restart(self) -> TestHub {
+        self.restart_with(|_, _| {}).await
+    }
+
+    /// Stops this hub gracefully and starts a new one on the same database, with its
+    /// configuration changed by `configure` (given the hub's API key).
+    pub async fn restart_with(mut self, configure: impl FnOnce(&mut Config, &str)) -> TestHub {
         let config = self.config.clone();
         let dir = self._dir.clone();
         let key = self.api_key.clone();
         self.shutdown().await;
         let mut config = config;
         config.listen = "127.0.0.1:0".parse().unwrap();
+        configure(&mut config, &key);
         TestHub::start(config, dir, Some(key)).await
     }
 

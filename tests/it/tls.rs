@@ -19,7 +19,7 @@ use crate::support::{PATIENCE, TestHub};
 
 /// A CA and a certificate for `localhost` and 127.0.0.1 signed by it, as PEM:
 /// (CA, certificate, key).
-fn certificate(name: &str) -> (String, String, String) {
+pub(crate) fn certificate(name: &str) -> (String, String, String) {
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name

@@ -140,6 +140,9 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
             log::insert(txn, &events, now).await?;
             Ok(outcome)
         }
+        Change::SetConsumerPosition { consumer, position } => {
+            super::super::consumers::set(txn, consumer, *position, now).await
+        }
     }
 }
 

@@ -136,6 +136,9 @@ pub enum Change {
     },
     /// Webhooks and their deliveries (`store::webhooks`).
     Webhook(WebhookChange),
+    /// A consumer of the event log (the MQTT bridge) has handed on every event up to
+    /// `position` for good; a position never moves back (`Unchanged` if it would).
+    SetConsumerPosition { consumer: String, position: i64 },
 }
 
 impl Change {
