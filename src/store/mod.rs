@@ -18,6 +18,8 @@ mod inbox_feed;
 mod keys;
 mod modem_ports;
 mod modem_refs;
+mod statistics;
+mod templates;
 mod writer;
 
 use std::collections::HashMap;
@@ -40,6 +42,8 @@ use entities::{device, idempotency_key, inbox, message, message_event};
 pub use events::{Event, EventLog, EventType, NewEvent};
 use health::WriteHealth;
 pub use modem_refs::{ModemRef, ModemRefChange};
+pub use statistics::{DayCounts, SimCounts, Statistics};
+pub use templates::{TemplateChange, TemplateRecord};
 pub use writer::{Change, Outcome, Retry};
 
 /// Database errors, as seen by the rest of the hub.

@@ -10,6 +10,7 @@
 mod access;
 mod paths;
 pub mod schemas;
+mod seeds;
 
 use std::sync::{Arc, LazyLock};
 
@@ -63,6 +64,27 @@ pub const SCOPES: &[(&str, &str, Scope)] = &[
     ("delete", "/api/devices/{id}/token", Scope::DevicesWrite),
     ("get", "/api/events", Scope::MessagesRead),
     ("get", "/ws", Scope::MessagesRead),
+    // Templates and the seed paths.
+    ("get", "/api/templates", Scope::MessagesRead),
+    ("post", "/api/templates", Scope::MessagesSend),
+    ("get", "/api/templates/{id}", Scope::MessagesRead),
+    ("put", "/api/templates/{id}", Scope::MessagesSend),
+    ("delete", "/api/templates/{id}", Scope::MessagesSend),
+    ("get", "/api/health", Scope::DevicesRead),
+    ("get", "/api/performance", Scope::DevicesRead),
+    ("get", "/api/status", Scope::DevicesRead),
+    ("get", "/api/sim-info", Scope::DevicesRead),
+    ("post", "/api/sms/send", Scope::MessagesSend),
+    ("post", "/api/ussd", Scope::ModemsWrite),
+    ("get", "/api/balance", Scope::ModemsWrite),
+    ("post", "/api/modems/{id}/recharge", Scope::ModemsWrite),
+    ("get", "/api/modems/{id}/data-balance", Scope::ModemsWrite),
+    ("post", "/api/sms", Scope::MessagesSend),
+    ("get", "/api/statistics", Scope::DevicesRead),
+    ("get", "/api/logs", Scope::Admin),
+    ("post", "/api/v1/messages", Scope::MessagesSend),
+    ("get", "/api/v1/messages", Scope::MessagesRead),
+    ("get", "/api/v1/messages/{id}", Scope::MessagesRead),
 ];
 
 /// `/api` operations that need no credential (the request carries its own proof: a password,
@@ -102,6 +124,12 @@ pub const ANY_CREDENTIAL: &[(&str, &str)] =
         access::login, access::flask_login, access::token, access::logout, access::me,
         access::create_pairing, access::redeem_pairing, access::rotate_device_token,
         access::revoke_device_token, access::events, access::events_socket,
+        seeds::list_templates, seeds::create_template, seeds::show_template,
+        seeds::replace_template, seeds::delete_template,
+        seeds::seed_health, seeds::performance, seeds::legacy_status, seeds::legacy_sim_info,
+        seeds::legacy_send, seeds::legacy_ussd, seeds::legacy_balance, seeds::modem_recharge,
+        seeds::modem_data_balance, seeds::flask_send, seeds::statistics, seeds::logs,
+        seeds::v1_create, seeds::v1_list, seeds::v1_show,
     ),
     components(schemas(schemas::ErrorBody, schemas::ErrorDetail)),
     modifiers(&Security, &Common),
@@ -112,6 +140,8 @@ pub const ANY_CREDENTIAL: &[(&str, &str)] =
         (name = "access", description = "API keys, people and sessions, the audit log"),
         (name = "events", description = "the event log, live: Server-Sent Events and a WebSocket"),
         (name = "operations", description = "health probes, metrics, this document, the dashboard"),
+        (name = "templates", description = "message templates with `{{name}}` fields"),
+        (name = "seeds", description = "the paths of the systems smshub replaces (the multi-modem manager, the Flask and Elixir gateways), on the same handlers as the native routes"),
     ),
 )]
 pub struct ApiDoc;

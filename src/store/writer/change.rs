@@ -8,7 +8,7 @@
 use uuid::Uuid;
 
 use super::super::access::{AccessChange, NewKeyRow};
-use super::super::{ModemRefChange, NewEvent, NewMessage};
+use super::super::{ModemRefChange, NewEvent, NewMessage, TemplateChange};
 use crate::domain::Millis;
 #[cfg(doc)]
 use crate::domain::Transition;
@@ -133,6 +133,8 @@ pub enum Change {
         text: String,
         received_at: Millis,
     },
+    /// Message templates (`store::templates`).
+    Template(TemplateChange),
 }
 
 impl Change {
