@@ -126,9 +126,9 @@ async fn multi_modem_manager_paths_act_on_the_first_connected_modem() {
 #[tokio::test]
 async fn a_profile_without_a_code_is_a_stable_422() {
     let hub = TestHub::spawn_with(|config| config.modems = api_modem_config()).await;
-    // A French SIM: Debian's list has no data-balance or top-up code for Orange F.
+    // A Dutch Vodafone SIM: Debian's list has no data-balance or top-up code for it.
     let mut model = profile("huawei_e1752");
-    model.replies.insert("AT+CIMI".into(), vec!["208011234567890".into()]);
+    model.replies.insert("AT+CIMI".into(), vec!["204041234567890".into()]);
     let emulator = Emulator::start(model);
     let (status, connected) = hub
         .post("/api/modems/connect", json!({ "port": emulator.path }))
