@@ -178,7 +178,12 @@ struct HubArgs {
     max_parts: u32,
     /// How recipients' numbers are checked: `strict` (valid numbers of their country; a
     /// request may ask for `skip_phone_validation`) or `lenient` (any `+` and 7 to 15 digits).
-    #[arg(long, env = "SMSHUB_PHONE_VALIDATION", value_enum, default_value = "strict")]
+    #[arg(
+        long,
+        env = "SMSHUB_PHONE_VALIDATION",
+        value_enum,
+        default_value = "strict"
+    )]
     phone_validation: smshub::api::send::PhoneValidation,
     /// Seconds between device heartbeats.
     #[arg(long, env = "SMSHUB_HEARTBEAT_S", default_value_t = 30)]

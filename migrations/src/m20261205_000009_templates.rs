@@ -29,12 +29,25 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Templates::Table)
-                    .col(ColumnDef::new(Templates::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Templates::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Templates::Owner).uuid().not_null())
                     .col(ColumnDef::new(Templates::Name).string().not_null())
                     .col(ColumnDef::new(Templates::Body).text().not_null())
-                    .col(ColumnDef::new(Templates::CreatedAt).big_integer().not_null())
-                    .col(ColumnDef::new(Templates::UpdatedAt).big_integer().not_null())
+                    .col(
+                        ColumnDef::new(Templates::CreatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Templates::UpdatedAt)
+                            .big_integer()
+                            .not_null(),
+                    )
                     .to_owned(),
             )
             .await?;

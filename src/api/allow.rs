@@ -82,7 +82,11 @@ pub const ROUTES: &[Route] = &[
     route("/api/modems/{id}/ussd", POST, "POST"),
     // Templates and the seed paths (`api::templates`, `api::seeds`).
     route("/api/templates", &["GET", "POST"], "GET, POST"),
-    route("/api/templates/{id}", &["GET", "PUT", "DELETE"], "GET, PUT, DELETE"),
+    route(
+        "/api/templates/{id}",
+        &["GET", "PUT", "DELETE"],
+        "GET, PUT, DELETE",
+    ),
     route("/api/health", GET, "GET"),
     route("/api/performance", GET, "GET"),
     route("/api/status", GET, "GET"),

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
-use warp::Filter;
 
 use super::dto::SendSmsRequest;
 use super::error::ApiError;
@@ -125,9 +125,8 @@ pub fn render(
     body: &str,
     params: &BTreeMap<String, serde_json::Value>,
 ) -> Result<String, ApiError> {
-    let unprocessable = |code, message: String| {
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
-    };
+    let unprocessable =
+        |code, message: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
     let pieces = pieces(body).map_err(|err| unprocessable("invalid_template", err))?;
     let wanted: BTreeSet<&str> = pieces
         .iter()
@@ -387,7 +386,10 @@ mod tests {
     #[test]
     fn fields_are_found_once_in_order() {
         let cases: [(&str, Result<Vec<&str>, ()>); 6] = [
-            ("Hi {{name}}, {{ code }} for {{name}}", Ok(vec!["name", "code"])),
+            (
+                "Hi {{name}}, {{ code }} for {{name}}",
+                Ok(vec!["name", "code"]),
+            ),
             ("no fields", Ok(vec![])),
             ("{{a.b}}{{c-d}}", Ok(vec!["a.b", "c-d"])),
             ("open {{name", Err(())),
@@ -418,7 +420,11 @@ mod tests {
         for (given, code) in [
             (params(&[("name", "Ana".into())]), "missing_template_param"),
             (
-                params(&[("name", "A".into()), ("code", "1".into()), ("x", "y".into())]),
+                params(&[
+                    ("name", "A".into()),
+                    ("code", "1".into()),
+                    ("x", "y".into()),
+                ]),
                 "unknown_template_param",
             ),
             (

@@ -228,7 +228,10 @@ fn read_rows(
     let mut param_at = Vec::new();
     if let Some(template) = template {
         for field in &template.fields {
-            let Some(at) = header.iter().position(|it| it == &field.to_ascii_lowercase()) else {
+            let Some(at) = header
+                .iter()
+                .position(|it| it == &field.to_ascii_lowercase())
+            else {
                 bail!(
                     "{}: the template {} needs a column {field:?}",
                     path.display(),

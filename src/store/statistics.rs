@@ -59,7 +59,10 @@ impl Store {
             .rows(size_sql, vec![])
             .await
             .ok()
-            .and_then(|rows| rows.first().and_then(|it| it.try_get_by_index::<i64>(0).ok()))
+            .and_then(|rows| {
+                rows.first()
+                    .and_then(|it| it.try_get_by_index::<i64>(0).ok())
+            })
             .and_then(|it| u64::try_from(it).ok());
         let count = |rows: Vec<QueryResult>| {
             rows.first()
@@ -135,20 +138,20 @@ impl Store {
         let mut per_day: std::collections::BTreeMap<String, DayCounts> = Default::default();
         let out_days = self
             .rows(
-                &format!(
-                    "SELECT {day}, COUNT(*) FROM messages WHERE created_at >= $1 GROUP BY 1"
-                ),
+                &format!("SELECT {day}, COUNT(*) FROM messages WHERE created_at >= $1 GROUP BY 1"),
                 vec![since.into()],
             )
             .await?;
         for row in &out_days {
             let day: String = get(row, 0)?;
             let n: i64 = get(row, 1)?;
-            per_day.entry(day.clone()).or_insert_with(|| DayCounts {
-                day,
-                ..DayCounts::default()
-            })
-            .outgoing = u64::try_from(n).unwrap_or(0);
+            per_day
+                .entry(day.clone())
+                .or_insert_with(|| DayCounts {
+                    day,
+                    ..DayCounts::default()
+                })
+                .outgoing = u64::try_from(n).unwrap_or(0);
         }
         let in_days = self
             .rows(
@@ -161,11 +164,13 @@ impl Store {
         for row in &in_days {
             let day: String = get(row, 0)?;
             let n: i64 = get(row, 1)?;
-            per_day.entry(day.clone()).or_insert_with(|| DayCounts {
-                day,
-                ..DayCounts::default()
-            })
-            .incoming = u64::try_from(n).unwrap_or(0);
+            per_day
+                .entry(day.clone())
+                .or_insert_with(|| DayCounts {
+                    day,
+                    ..DayCounts::default()
+                })
+                .incoming = u64::try_from(n).unwrap_or(0);
         }
         Ok(Statistics {
             database_bytes,

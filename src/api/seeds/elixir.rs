@@ -139,7 +139,11 @@ pub async fn create(
 }
 
 /// `GET /api/v1/messages`: newest first.
-pub async fn list(api: Arc<ApiState>, key: Principal, query: V1Query) -> Result<Response, ApiError> {
+pub async fn list(
+    api: Arc<ApiState>,
+    key: Principal,
+    query: V1Query,
+) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let offset = query.offset.unwrap_or(0);
     let filter = MessageFilter {

@@ -122,7 +122,9 @@ fn first_modem(api: &ApiState) -> Result<String, ApiError> {
 }
 
 /// Messages waiting for a device and messages a device holds.
-async fn queue(api: &ApiState) -> Result<(u64, u64, std::collections::HashMap<MessageState, u64>), ApiError> {
+async fn queue(
+    api: &ApiState,
+) -> Result<(u64, u64, std::collections::HashMap<MessageState, u64>), ApiError> {
     let counts = api.store.count_by_state().await?;
     let get = |state| counts.get(&state).copied().unwrap_or(0);
     let pending = get(MessageState::Queued);
@@ -230,9 +232,7 @@ fn no_code(code: &'static str, what: &str) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         code,
-        format!(
-            "the operator profile of this SIM has no {what} code; configure one (--operators)"
-        ),
+        format!("the operator profile of this SIM has no {what} code; configure one (--operators)"),
     )
 }
 
@@ -258,7 +258,11 @@ pub async fn recharge(api: Arc<ApiState>, id: String, body: Bytes) -> Result<Res
         return Err(no_code("no_recharge_code", "top-up"));
     };
     let code = template.replace("{code}", voucher);
-    let answer = api.modems.ussd(&id, &code).await.map_err(modems::modem_error)?;
+    let answer = api
+        .modems
+        .ussd(&id, &code)
+        .await
+        .map_err(modems::modem_error)?;
     Ok(warp::reply::json(&json!({
         "operator": profile.map(|it| it.name),
         "code": code,
@@ -276,7 +280,11 @@ pub async fn data_balance(api: Arc<ApiState>, id: String) -> Result<Response, Ap
     let Some(code) = profile.as_ref().and_then(|it| it.data_balance_ussd.clone()) else {
         return Err(no_code("no_data_balance_code", "data-balance"));
     };
-    let answer = api.modems.ussd(&id, &code).await.map_err(modems::modem_error)?;
+    let answer = api
+        .modems
+        .ussd(&id, &code)
+        .await
+        .map_err(modems::modem_error)?;
     let amount = answer.text.as_deref().and_then(first_amount);
     Ok(warp::reply::json(&json!({
         "operator": profile.map(|it| it.name),
