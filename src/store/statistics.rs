@@ -5,7 +5,7 @@
 //! Reads only, straight from the pool. Must never: write, or be called on a request path that
 //! needs to be fast (it scans the message tables).
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, TryGetable, Value};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, TryGetable, Value};
 
 use super::{Store, StoreError};
 use crate::domain::Millis;
@@ -197,6 +197,5 @@ impl Store {
 
 /// Column `at` of a row.
 fn get<T: TryGetable>(row: &QueryResult, at: usize) -> Result<T, StoreError> {
-    row.try_get_by_index(at)
-        .map_err(|err| StoreError::Db(DbErr::from(err)))
+    row.try_get_by_index(at).map_err(StoreError::Db)
 }

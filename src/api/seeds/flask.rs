@@ -262,7 +262,7 @@ pub async fn logs(api: Arc<ApiState>, query: LogsQuery) -> Result<Response, ApiE
             ));
         }
     }
-    entries.sort_by(|a, b| b.0.cmp(&a.0));
+    entries.sort_by_key(|it| std::cmp::Reverse(it.0));
     entries.truncate(limit as usize);
     let logs: Vec<Value> = entries.into_iter().map(|it| it.1).collect();
     Ok(warp::reply::json(&json!({ "logs": logs })).into_response())
