@@ -47,6 +47,8 @@ pub struct Config {
     pub default_region: Option<phonenumber::country::Id>,
     /// Longest accepted text, in SMS parts.
     pub max_parts: u32,
+    /// How recipients' numbers are checked (`--phone-validation`).
+    pub phone_validation: crate::api::send::PhoneValidation,
     /// Seconds between device heartbeats.
     pub heartbeat_s: u32,
     /// Incoming SMS a device may report per minute (0: no limit).
@@ -105,6 +107,7 @@ impl Config {
             durability: Durability::Full,
             default_region: None,
             max_parts: 10,
+            phone_validation: crate::api::send::PhoneValidation::Strict,
             heartbeat_s: 30,
             incoming_per_minute: 600,
             dispatch: DispatchConfig::default(),
@@ -229,6 +232,7 @@ impl App {
                 metrics_token: config.metrics_token.clone(),
                 tls_enabled: tls.is_some(),
                 cors_origins: config.cors_origins.clone(),
+                phone_validation: config.phone_validation,
             },
             store: store.clone(),
             registry: registry.clone(),

@@ -69,6 +69,34 @@ impl PhoneNumber {
         Ok(PhoneNumber(format!("+{code}{national}")))
     }
 
+    /// Parses `input` as [`PhoneNumber::parse`] does; what that refuses is still taken when it
+    /// is `+` and 7 to 15 digits not starting with 0 (spaces, `-`, `.`, `(` and `)` between
+    /// them dropped), without checking the number plan: the lenient validation that clients
+    /// with made-up example numbers (`+1234567890`) need.
+    pub fn parse_lenient(
+        input: &str,
+        default_region: Option<phonenumber::country::Id>,
+    ) -> Result<PhoneNumber, PhoneNumberError> {
+        let err = match PhoneNumber::parse(input, default_region) {
+            Ok(it) => return Ok(it),
+            Err(err) => err,
+        };
+        let Some(rest) = input.trim().strip_prefix('+') else {
+            return Err(err);
+        };
+        if !rest
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        {
+            return Err(err);
+        }
+        let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
+        if !(7..=15).contains(&digits.len()) || digits.starts_with('0') {
+            return Err(err);
+        }
+        Ok(PhoneNumber(format!("+{digits}")))
+    }
+
     /// Wraps a number already stored in E.164 form.
     pub fn from_e164_unchecked(e164: String) -> PhoneNumber {
         PhoneNumber(e164)

@@ -176,6 +176,15 @@ struct HubArgs {
     /// Longest accepted message, in SMS parts.
     #[arg(long, env = "SMSHUB_MAX_PARTS", default_value_t = 10)]
     max_parts: u32,
+    /// How recipients' numbers are checked: `strict` (valid numbers of their country; a
+    /// request may ask for `skip_phone_validation`) or `lenient` (any `+` and 7 to 15 digits).
+    #[arg(
+        long,
+        env = "SMSHUB_PHONE_VALIDATION",
+        value_enum,
+        default_value = "strict"
+    )]
+    phone_validation: smshub::api::send::PhoneValidation,
     /// Seconds between device heartbeats.
     #[arg(long, env = "SMSHUB_HEARTBEAT_S", default_value_t = 30)]
     heartbeat_s: u32,
@@ -734,6 +743,7 @@ fn config(args: &HubArgs) -> anyhow::Result<Config> {
         .transpose()
         .map_err(anyhow::Error::msg)?;
     config.max_parts = args.max_parts.max(1);
+    config.phone_validation = args.phone_validation;
     config.heartbeat_s = args.heartbeat_s.max(1);
     config.incoming_per_minute = args.incoming_per_minute;
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_s);

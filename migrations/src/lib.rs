@@ -14,6 +14,7 @@ mod m20261204_000006_history_rows;
 mod m20261205_000007_access;
 mod m20261205_000007_events;
 mod m20261205_000008_webhooks;
+mod m20261205_000009_templates;
 mod m20261205_000010_mqtt;
 
 /// All migrations, in order.
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000007_access::Migration),
             Box::new(m20261205_000007_events::Migration),
             Box::new(m20261205_000008_webhooks::Migration),
+            Box::new(m20261205_000009_templates::Migration),
             Box::new(m20261205_000010_mqtt::Migration),
         ]
     }

@@ -41,9 +41,12 @@ pub const ROUTES: &[Route] = &[
     route("/ws/device/{id}", GET, "GET"),
     route("/api/events", GET, "GET"),
     route("/api/send-sms", POST, "POST"),
-    route("/api/sms", GET, "GET"),
+    // `POST /api/sms` is the Flask gateway's send (`api::seeds`).
+    route("/api/sms", &["GET", "POST"], "GET, POST"),
     route("/api/sms/inbox", GET, "GET"),
     route("/api/sms/outbox", GET, "GET"),
+    // The multi-modem manager's legacy send: a literal before `/api/sms/{id}`.
+    route("/api/sms/send", POST, "POST"),
     route("/api/sms/{id}", &["GET", "DELETE"], "GET, DELETE"),
     route("/api/devices", &["GET", "POST"], "GET, POST"),
     route("/api/devices/pairing", POST, "POST"),
@@ -88,6 +91,25 @@ pub const ROUTES: &[Route] = &[
         "POST",
     ),
     route("/api/webhooks/{id}/replay", POST, "POST"),
+    // Templates and the seed paths (`api::templates`, `api::seeds`).
+    route("/api/templates", &["GET", "POST"], "GET, POST"),
+    route(
+        "/api/templates/{id}",
+        &["GET", "PUT", "DELETE"],
+        "GET, PUT, DELETE",
+    ),
+    route("/api/health", GET, "GET"),
+    route("/api/performance", GET, "GET"),
+    route("/api/status", GET, "GET"),
+    route("/api/sim-info", GET, "GET"),
+    route("/api/ussd", POST, "POST"),
+    route("/api/balance", GET, "GET"),
+    route("/api/modems/{id}/recharge", POST, "POST"),
+    route("/api/modems/{id}/data-balance", GET, "GET"),
+    route("/api/statistics", GET, "GET"),
+    route("/api/logs", GET, "GET"),
+    route("/api/v1/messages", &["GET", "POST"], "GET, POST"),
+    route("/api/v1/messages/{id}", GET, "GET"),
 ];
 
 /// The route `path` (without its query) belongs to. Cheap: no allocation, one pass over

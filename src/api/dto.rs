@@ -54,6 +54,34 @@ pub struct SendSmsRequest {
     /// Higher goes first (-100 to 100, default 0).
     #[serde(default)]
     pub priority: Option<i32>,
+    /// A template (`/api/templates`) whose `{{name}}` fields `params` fill in, instead of
+    /// `message`.
+    #[serde(default)]
+    pub template_id: Option<String>,
+    /// The values of the template's fields, by name.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    /// Accept any `+` and 7 to 15 digits as the recipient, without checking the number plan
+    /// (as capcom6's gateway does; also `?skipPhoneValidation=true`).
+    #[serde(default)]
+    pub skip_phone_validation: Option<bool>,
+}
+
+/// The query of `POST /api/send-sms`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SendQuery {
+    /// `true`: as the body's `skip_phone_validation` (capcom6's name for it).
+    #[serde(default, rename = "skipPhoneValidation")]
+    pub skip_phone_validation: Option<String>,
+}
+
+impl SendQuery {
+    /// Whether the query asks to skip the number plan check (`true` or `1`).
+    pub fn skip_phone_validation(&self) -> bool {
+        matches!(self.skip_phone_validation.as_deref(), Some("true" | "1"))
+    }
 }
 
 /// One accepted message in a `202` answer.

@@ -47,22 +47,62 @@ pub(super) fn parse_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiErro
     })
 }
 
-/// `POST /api/send-sms`: one message per recipient, committed before the `202`.
+/// `POST /api/send-sms`: one message per recipient, committed before the `202`;
+/// `skip_phone_validation` is the query's `skipPhoneValidation=true`.
 pub async fn send_sms(
     api: Arc<ApiState>,
     key: Principal,
     idempotency_header: Option<String>,
     body: Bytes,
+    skip_phone_validation: bool,
 ) -> Result<Response, ApiError> {
+    let mut request: SendSmsRequest = parse_json(&body)?;
+    if skip_phone_validation {
+        request.skip_phone_validation = Some(true);
+    }
+    Ok(send(&api, &key, idempotency_header, request)
+        .await?
+        .into_response())
+}
+
+/// What a send committed: its messages, and whether it was a replay of an earlier request
+/// with the same idempotency key.
+pub struct Sent {
+    pub messages: Vec<AcceptedMessage>,
+    pub replayed: bool,
+}
+
+impl Sent {
+    /// The answer of `POST /api/send-sms`: `202`, or `200` with `Idempotent-Replayed` for a
+    /// replay.
+    pub fn into_response(self) -> Response {
+        let status = if self.replayed {
+            StatusCode::OK
+        } else {
+            StatusCode::ACCEPTED
+        };
+        accepted_response(self.messages, status, self.replayed)
+    }
+}
+
+/// A send (`POST /api/send-sms` and every seed path that sends): a template filled in,
+/// every check, then one message per recipient committed and handed to the dispatcher.
+pub async fn send(
+    api: &Arc<ApiState>,
+    key: &Principal,
+    idempotency_header: Option<String>,
+    mut request: SendSmsRequest,
+) -> Result<Sent, ApiError> {
+    super::templates::fill_in(api, key, &mut request).await?;
     let now = now_millis();
-    let request = SendRequest::parse(parse_json(&body)?, idempotency_header, &api.config, now)?;
+    let request = SendRequest::parse(request, idempotency_header, &api.config, now)?;
     if let Some(device) = &request.device_id
         && api.store.find_device(device.as_str()).await?.is_none()
     {
         return Err(unknown_device(device.as_str()));
     }
     if let Some(slot) = request.sim_slot {
-        check_sim_slot(&api, request.device_id.as_ref(), slot).await?;
+        check_sim_slot(api, request.device_id.as_ref(), slot).await?;
     }
     // A key restricted to some devices (or SIMs) sends only through those: a pinned device
     // outside them is refused, an unpinned message carries them to the dispatcher.
@@ -138,7 +178,7 @@ pub async fn send_sms(
         api.backlog.release(Some(key.owner), messages.len());
         let idempotency = request.idempotency_key.unwrap_or_default();
         let fingerprint = request.fingerprint.unwrap_or_default();
-        return replay(&api, &key, &idempotency, &fingerprint).await;
+        return replay(api, key, &idempotency, &fingerprint).await;
     }
     let queued: Vec<QueuedMessage> = messages
         .iter()
@@ -170,7 +210,10 @@ pub async fn send_sms(
             parts: it.parts,
         })
         .collect();
-    Ok(accepted_response(accepted, StatusCode::ACCEPTED, false))
+    Ok(Sent {
+        messages: accepted,
+        replayed: false,
+    })
 }
 
 fn accepted_response(
@@ -207,7 +250,7 @@ async fn replay(
     key: &Principal,
     idempotency: &str,
     fingerprint: &str,
-) -> Result<Response, ApiError> {
+) -> Result<Sent, ApiError> {
     let Some(stored) = api.store.find_idempotency(key.owner, idempotency).await? else {
         return Err(ApiError::internal(
             "an idempotency key was taken but cannot be read",
@@ -230,7 +273,10 @@ async fn replay(
             parts: it.parts,
         })
         .collect();
-    Ok(accepted_response(accepted, StatusCode::OK, true))
+    Ok(Sent {
+        messages: accepted,
+        replayed: true,
+    })
 }
 
 pub async fn get_sms(api: Arc<ApiState>, key: Principal, id: String) -> Result<Response, ApiError> {

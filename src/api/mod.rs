@@ -23,7 +23,9 @@ mod metrics;
 mod modems;
 pub mod openapi;
 pub mod relay;
+pub(crate) mod seeds;
 pub mod send;
+pub(crate) mod templates;
 mod webhooks;
 
 use std::convert::Infallible;
@@ -61,6 +63,8 @@ pub struct ApiConfig {
     pub tls_enabled: bool,
     /// Origins allowed to call the API from a browser (`*`: any); empty: CORS off.
     pub cors_origins: Vec<String>,
+    /// How recipients' numbers are checked (`--phone-validation`).
+    pub phone_validation: send::PhoneValidation,
 }
 
 /// Everything a request handler works with.
@@ -127,6 +131,10 @@ pub fn routes(
         .or(credentials::routes(api.clone()))
         .unify()
         .or(webhooks::routes(api.clone()))
+        .unify()
+        .or(templates::routes(api.clone()))
+        .unify()
+        .or(seeds::routes(api.clone()))
         .unify()
         .boxed();
     let cors = cors::Cors::new(&api.config.cors_origins);
@@ -251,8 +259,15 @@ fn send_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Re
         .and(authorized(api, Scope::MessagesSend))
         .and(warp::header::optional::<String>("idempotency-key"))
         .and(json_body())
-        .and_then(|api, key, idempotency, body| {
-            run(handlers::send_sms(api, key, idempotency, body))
+        .and(query::<dto::SendQuery>())
+        .and_then(|api, key, idempotency, body, query: dto::SendQuery| {
+            run(handlers::send_sms(
+                api,
+                key,
+                idempotency,
+                body,
+                query.skip_phone_validation(),
+            ))
         })
 }
 

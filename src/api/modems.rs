@@ -105,7 +105,7 @@ pub fn routes(api: Arc<ApiState>) -> warp::filters::BoxedFilter<(Response,)> {
         .boxed()
 }
 
-fn modem_error(err: ModemError) -> ApiError {
+pub(super) fn modem_error(err: ModemError) -> ApiError {
     let (status, code) = match &err {
         ModemError::NotFound(_) => (StatusCode::NOT_FOUND, "modem_not_found"),
         ModemError::NotReady(_) => (StatusCode::CONFLICT, "modem_not_ready"),
@@ -342,7 +342,7 @@ pub async fn modem_send_sms(
         serde_json::Value::String(device_id),
     );
     let body = Bytes::from(serde_json::to_vec(&request).map_err(ApiError::internal)?);
-    super::handlers::send_sms(api, key, idempotency, body).await
+    super::handlers::send_sms(api, key, idempotency, body, false).await
 }
 
 /// `POST /api/modems/{id}/ussd` with `{"code": "*100#"}`.

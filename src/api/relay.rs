@@ -38,7 +38,7 @@ pub async fn send_sms(api: &Arc<ApiState>, key: &str, body: Bytes) -> Answer {
         ..Presented::default()
     };
     let result = match authorize(api, Some(Scope::MessagesSend), &presented).await {
-        Ok(principal) => handlers::send_sms(api.clone(), principal, None, body).await,
+        Ok(principal) => handlers::send_sms(api.clone(), principal, None, body, false).await,
         Err(err) => Err(err),
     };
     match result {

@@ -24,6 +24,17 @@ const MAX_AHEAD_S: i64 = 100 * 365 * 86_400;
 /// The longest `ttl` taken as given (ten years); a longer one is cut to it.
 const MAX_TTL_S: i64 = 10 * 365 * 86_400;
 
+/// How recipients' numbers are checked (`--phone-validation`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PhoneValidation {
+    /// Valid numbers of their country only (libphonenumber's metadata); a request may still
+    /// ask for lenient checking with `skip_phone_validation`.
+    #[default]
+    Strict,
+    /// Any `+` and 7 to 15 digits (see [`PhoneNumber::parse_lenient`]).
+    Lenient,
+}
+
 /// A valid send request: one message per recipient, each with the same text and options.
 #[derive(Debug, Clone)]
 pub struct SendRequest {
@@ -91,9 +102,17 @@ impl SendRequest {
                 ),
             ));
         }
+        let lenient = request.skip_phone_validation.unwrap_or(false)
+            || config.phone_validation == PhoneValidation::Lenient;
         let recipients = given
             .iter()
-            .map(|it| PhoneNumber::parse(it, config.default_region))
+            .map(|it| {
+                if lenient {
+                    PhoneNumber::parse_lenient(it, config.default_region)
+                } else {
+                    PhoneNumber::parse(it, config.default_region)
+                }
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|err| ApiError::bad_request("invalid_phone_number", err.to_string()))?;
         let text = request.message.clone().unwrap_or_default();

@@ -42,6 +42,10 @@ pub struct SendArgs {
     /// optionally `device_id` and `sim_slot`. Results go to `FILE.results.csv`.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// With `--csv`: send this template (`/api/templates`) instead of a `message` column; its
+    /// `{{name}}` fields are filled in from the row's columns of those names.
+    #[arg(long, requires = "csv")]
+    pub template: Option<String>,
     /// The name of a bulk run: running the same file under the same name again sends no row
     /// twice (default: the file's name). A new name sends every row again.
     #[arg(long)]
@@ -122,7 +126,24 @@ async fn bulk(client: &Client, args: &SendArgs, path: &Path) -> anyhow::Result<S
             .map(|it| it.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
-    let rows = read_rows(path, args.delivery_report)?;
+    let template = match &args.template {
+        Some(id) => {
+            let template = client.get(&format!("/api/templates/{id}")).await?;
+            let fields: Vec<String> = template["fields"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|it| it.as_str().map(String::from))
+                .collect();
+            Some(Template {
+                id: id.clone(),
+                fields,
+            })
+        }
+        None => None,
+    };
+    let rows = read_rows(path, args.delivery_report, template.as_ref())?;
     let bar = indicatif::ProgressBar::new(rows.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}")
@@ -166,8 +187,19 @@ async fn bulk(client: &Client, args: &SendArgs, path: &Path) -> anyhow::Result<S
     Ok(summary)
 }
 
-/// The rows of a CSV file with a header, as send-sms bodies.
-fn read_rows(path: &Path, delivery_report: bool) -> anyhow::Result<Vec<Row>> {
+/// A template a bulk run sends: its id and the fields its rows fill in.
+struct Template {
+    id: String,
+    fields: Vec<String>,
+}
+
+/// The rows of a CSV file with a header, as send-sms bodies (with a template: its
+/// `template_id`, and as `params` the row's columns named like its fields).
+fn read_rows(
+    path: &Path,
+    delivery_report: bool,
+    template: Option<&Template>,
+) -> anyhow::Result<Vec<Row>> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
@@ -186,12 +218,29 @@ fn read_rows(path: &Path, delivery_report: bool) -> anyhow::Result<Vec<Row>> {
             path.display()
         );
     };
-    let Some(text_at) = column(&["message", "text"]) else {
+    let text_at = column(&["message", "text"]);
+    if text_at.is_none() && template.is_none() {
         bail!(
             "{}: the header names no message (or text) column",
             path.display()
         );
-    };
+    }
+    let mut param_at = Vec::new();
+    if let Some(template) = template {
+        for field in &template.fields {
+            let Some(at) = header
+                .iter()
+                .position(|it| it == &field.to_ascii_lowercase())
+            else {
+                bail!(
+                    "{}: the template {} needs a column {field:?}",
+                    path.display(),
+                    template.id
+                );
+            };
+            param_at.push((field.clone(), at));
+        }
+    }
     let device_at = column(&["device_id", "device"]);
     let sim_at = column(&["sim_slot", "sim"]);
     let mut rows = Vec::new();
@@ -201,11 +250,25 @@ fn read_rows(path: &Path, delivery_report: bool) -> anyhow::Result<Vec<Row>> {
         let field =
             |at: Option<usize>| at.and_then(|it| record.get(it)).filter(|it| !it.is_empty());
         let phone = field(Some(phone_at)).unwrap_or_default().to_string();
-        let mut body = json!({
-            "phone_number": phone,
-            "message": field(Some(text_at)).unwrap_or_default(),
-            "delivery_report": delivery_report,
-        });
+        let mut body = match template {
+            Some(template) => {
+                let params: serde_json::Map<String, Value> = param_at
+                    .iter()
+                    .map(|(name, at)| (name.clone(), json!(record.get(*at).unwrap_or_default())))
+                    .collect();
+                json!({
+                    "phone_number": phone,
+                    "template_id": template.id,
+                    "params": params,
+                    "delivery_report": delivery_report,
+                })
+            }
+            None => json!({
+                "phone_number": phone,
+                "message": field(text_at).unwrap_or_default(),
+                "delivery_report": delivery_report,
+            }),
+        };
         if let Some(device) = field(device_at) {
             body["device_id"] = json!(device);
         }

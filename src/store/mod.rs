@@ -20,6 +20,8 @@ mod inbox_feed;
 mod keys;
 mod modem_ports;
 mod modem_refs;
+mod statistics;
+mod templates;
 pub mod webhooks;
 mod writer;
 
@@ -43,6 +45,8 @@ use entities::{device, idempotency_key, inbox, message, message_event};
 pub use events::{Event, EventLog, EventType, NewEvent};
 use health::WriteHealth;
 pub use modem_refs::{ModemRef, ModemRefChange};
+pub use statistics::{DayCounts, SimCounts, Statistics};
+pub use templates::{TemplateChange, TemplateRecord};
 pub use webhooks::{
     Attempt, DeliveryRecord, NewDelivery, WebhookChange, WebhookRecord, status as delivery_status,
 };

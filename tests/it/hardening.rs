@@ -42,7 +42,7 @@ async fn a_405_names_the_allowed_methods() {
     let hub = TestHub::spawn().await;
     let cases = [
         ("PATCH", "/api/send-sms", "POST"),
-        ("POST", "/api/sms", "GET"),
+        ("PUT", "/api/sms", "GET, POST"),
         (
             "PUT",
             "/api/sms/0190a1b2-0000-7000-8000-000000000000",

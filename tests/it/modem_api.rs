@@ -19,7 +19,7 @@ use crate::support::{TestHub, eventually};
 
 /// Fast timeouts; the sweep is left long so that a message stored without a notification
 /// stays on the modem for the length of a test.
-fn api_modem_config() -> ModemConfig {
+pub(crate) fn api_modem_config() -> ModemConfig {
     ModemConfig {
         timeouts: Timeouts {
             command: Duration::from_secs(2),

@@ -10,6 +10,7 @@
 mod access;
 mod paths;
 pub mod schemas;
+mod seeds;
 mod webhooks;
 
 use std::sync::{Arc, LazyLock};
@@ -81,6 +82,27 @@ pub const SCOPES: &[(&str, &str, Scope)] = &[
         Scope::WebhooksWrite,
     ),
     ("post", "/api/webhooks/{id}/replay", Scope::WebhooksWrite),
+    // Templates and the seed paths.
+    ("get", "/api/templates", Scope::MessagesRead),
+    ("post", "/api/templates", Scope::MessagesSend),
+    ("get", "/api/templates/{id}", Scope::MessagesRead),
+    ("put", "/api/templates/{id}", Scope::MessagesSend),
+    ("delete", "/api/templates/{id}", Scope::MessagesSend),
+    ("get", "/api/health", Scope::DevicesRead),
+    ("get", "/api/performance", Scope::DevicesRead),
+    ("get", "/api/status", Scope::DevicesRead),
+    ("get", "/api/sim-info", Scope::DevicesRead),
+    ("post", "/api/sms/send", Scope::MessagesSend),
+    ("post", "/api/ussd", Scope::ModemsWrite),
+    ("get", "/api/balance", Scope::ModemsWrite),
+    ("post", "/api/modems/{id}/recharge", Scope::ModemsWrite),
+    ("get", "/api/modems/{id}/data-balance", Scope::ModemsWrite),
+    ("post", "/api/sms", Scope::MessagesSend),
+    ("get", "/api/statistics", Scope::DevicesRead),
+    ("get", "/api/logs", Scope::Admin),
+    ("post", "/api/v1/messages", Scope::MessagesSend),
+    ("get", "/api/v1/messages", Scope::MessagesRead),
+    ("get", "/api/v1/messages/{id}", Scope::MessagesRead),
 ];
 
 /// `/api` operations that need no credential (the request carries its own proof: a password,
@@ -123,6 +145,12 @@ pub const ANY_CREDENTIAL: &[(&str, &str)] =
         webhooks::create_webhook, webhooks::list_webhooks, webhooks::show_webhook,
         webhooks::delete_webhook, webhooks::rotate_webhook_secret, webhooks::enable_webhook,
         webhooks::list_deliveries, webhooks::retry_delivery, webhooks::replay_webhook,
+        seeds::list_templates, seeds::create_template, seeds::show_template,
+        seeds::replace_template, seeds::delete_template,
+        seeds::seed_health, seeds::performance, seeds::legacy_status, seeds::legacy_sim_info,
+        seeds::legacy_send, seeds::legacy_ussd, seeds::legacy_balance, seeds::modem_recharge,
+        seeds::modem_data_balance, seeds::flask_send, seeds::statistics, seeds::logs,
+        seeds::v1_create, seeds::v1_list, seeds::v1_show,
     ),
     components(schemas(schemas::ErrorBody, schemas::ErrorDetail)),
     modifiers(&Security, &Common),
@@ -134,6 +162,8 @@ pub const ANY_CREDENTIAL: &[(&str, &str)] =
         (name = "events", description = "the event log, live: Server-Sent Events and a WebSocket"),
         (name = "webhooks", description = "events delivered to your endpoints, signed (Standard Webhooks), retried until acknowledged"),
         (name = "operations", description = "health probes, metrics, this document, the dashboard"),
+        (name = "templates", description = "message templates with `{{name}}` fields"),
+        (name = "seeds", description = "the paths of the systems smshub replaces (the multi-modem manager, the Flask and Elixir gateways), on the same handlers as the native routes"),
     ),
 )]
 pub struct ApiDoc;

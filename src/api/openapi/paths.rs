@@ -21,9 +21,10 @@ const MESSAGE_ID: &str = "0190a1b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b";
 /// `Idempotency-Key` (or body `id`) answers `200` with the same messages and the header
 /// `Idempotent-Replayed: true`.
 #[utoipa::path(post, path = "/api/send-sms", tag = "messages",
-    params(("Idempotency-Key" = Option<String>, Header, description = "a repeat with the same key returns the same messages, never new ones", example = "order-1234")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "a repeat with the same key returns the same messages, never new ones", example = "order-1234"), SendQuery),
     request_body(content = SendSmsRequest, examples(
         ("one" = (summary = "one recipient", value = json!({"phone_number": "+14155552671", "message": "Your code is 482913", "delivery_report": true}))),
+        ("template" = (summary = "a template filled in", value = json!({"phone_number": "+14155552671", "template_id": "0190a1b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b", "params": {"name": "Ana", "code": "482913"}}))),
         ("several" = (summary = "several recipients, pinned to SIM 0, scheduled", value = json!({"phone_numbers": ["+14155552671", "+447911123456"], "message": "Shop opens at 9", "sim_slot": 0, "schedule_at": "2030-01-01T09:00:00Z", "priority": 10}))),
     )),
     responses(
@@ -31,6 +32,7 @@ const MESSAGE_ID: &str = "0190a1b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b";
         (status = 200, description = "a replay of an earlier request with the same idempotency key", body = SendSmsResponse),
         (status = 400, description = "`invalid_json`, `invalid_request`, `missing_recipient`, `too_many_recipients`, `invalid_phone_number`, `empty_message`, `message_too_long`, `unknown_device`, `invalid_sim_slot`, `invalid_priority`, `invalid_time`, `invalid_ttl`, `invalid_valid_until`, `invalid_schedule`, `invalid_header`", body = ErrorBody),
         (status = 409, description = "`idempotency_conflict`: the key was used with a different request", body = ErrorBody),
+        (status = 422, description = "`unknown_template`, `missing_template_param`, `unknown_template_param`, `invalid_template_param`: the `template_id` or its `params`", body = ErrorBody),
     ))]
 fn send_sms() {}
 

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::super::access::{AccessChange, NewKeyRow};
 use super::super::webhooks::WebhookChange;
-use super::super::{ModemRefChange, NewEvent, NewMessage};
+use super::super::{ModemRefChange, NewEvent, NewMessage, TemplateChange};
 use crate::domain::Millis;
 #[cfg(doc)]
 use crate::domain::Transition;
@@ -139,6 +139,8 @@ pub enum Change {
     /// A consumer of the event log (the MQTT bridge) has handed on every event up to
     /// `position` for good; a position never moves back (`Unchanged` if it would).
     SetConsumerPosition { consumer: String, position: i64 },
+    /// Message templates (`store::templates`).
+    Template(TemplateChange),
 }
 
 impl Change {
