@@ -396,7 +396,7 @@ pub async fn set_device_limits(
 
 /// A list's `offset`: the database counts rows in a signed 64-bit integer, so a larger one is a
 /// bad query, not a failed request.
-fn offset(given: Option<u64>) -> Result<u64, ApiError> {
+pub(crate) fn offset(given: Option<u64>) -> Result<u64, ApiError> {
     let offset = given.unwrap_or(0);
     if offset > i64::MAX as u64 {
         return Err(ApiError::bad_request(

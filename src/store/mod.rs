@@ -483,6 +483,8 @@ impl Store {
         limit: u64,
         offset: u64,
     ) -> Result<(Vec<MessageRecord>, u64), StoreError> {
+        // The database counts in a signed 64-bit integer: a larger offset would not bind.
+        let offset = std::cmp::Ord::min(offset, i64::MAX as u64);
         let mut query = message::Entity::find();
         if let Some(state) = filter.state {
             query = query.filter(message::Column::State.eq(state.as_str()));
@@ -660,7 +662,7 @@ impl Store {
             .order_by(inbox::Column::ReceivedAt, Order::Desc)
             .order_by(inbox::Column::Id, Order::Desc)
             .limit(limit)
-            .offset(offset)
+            .offset(std::cmp::Ord::min(offset, i64::MAX as u64))
             .all(&self.db)
             .await?;
         let records = rows

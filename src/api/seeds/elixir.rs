@@ -145,7 +145,7 @@ pub async fn list(
     query: V1Query,
 ) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    let offset = query.offset.unwrap_or(0);
+    let offset = super::super::handlers::offset(query.offset)?;
     let filter = MessageFilter {
         owner: (!key.scopes.reads_all_messages()).then_some(key.owner),
         ..MessageFilter::default()

@@ -247,12 +247,11 @@ async fn set_device_token(
     id: &str,
     token_hash: Option<&str>,
 ) -> Result<Outcome, DbErr> {
-    // A revoked token's hash is empty: no token hashes to it.
+    // A revoked token's "hash" is `revoked:<device id>`: no token hashes to it (hashes are
+    // hex), and it is unique like every hash (two revoked devices must not collide).
+    let stored = token_hash.map_or_else(|| format!("revoked:{id}"), str::to_string);
     let rows = device::Entity::update_many()
-        .col_expr(
-            device::Column::TokenHash,
-            Expr::value(token_hash.unwrap_or_default().to_string()),
-        )
+        .col_expr(device::Column::TokenHash, Expr::value(stored))
         .filter(device::Column::Id.eq(id))
         .exec_in(txn)
         .await?;
