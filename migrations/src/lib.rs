@@ -13,6 +13,7 @@ mod m20261204_000005_modem_ports;
 mod m20261204_000006_history_rows;
 mod m20261205_000007_access;
 mod m20261205_000007_events;
+mod m20261205_000011_sims;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000006_history_rows::Migration),
             Box::new(m20261205_000007_access::Migration),
             Box::new(m20261205_000007_events::Migration),
+            Box::new(m20261205_000011_sims::Migration),
         ]
     }
 }

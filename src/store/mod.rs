@@ -18,6 +18,7 @@ mod inbox_feed;
 mod keys;
 mod modem_ports;
 mod modem_refs;
+mod sim_cards;
 mod writer;
 
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ use entities::{device, idempotency_key, inbox, message, message_event};
 pub use events::{Event, EventLog, EventType, NewEvent};
 use health::WriteHealth;
 pub use modem_refs::{ModemRef, ModemRefChange};
+pub use sim_cards::{RoutingRuleRecord, SeenSim, SimCardChange, SimCardRecord, SimCounters};
 pub use writer::{Change, Outcome, Retry};
 
 /// Database errors, as seen by the rest of the hub.

@@ -8,7 +8,7 @@
 use uuid::Uuid;
 
 use super::super::access::{AccessChange, NewKeyRow};
-use super::super::{ModemRefChange, NewEvent, NewMessage};
+use super::super::{ModemRefChange, NewEvent, NewMessage, SimCardChange};
 use crate::domain::Millis;
 #[cfg(doc)]
 use crate::domain::Transition;
@@ -120,6 +120,8 @@ pub enum Change {
     /// Message references of parts sent through a modem, kept to match status reports
     /// (`store::modem_refs`).
     ModemRefs(ModemRefChange),
+    /// SIM cards and routing rules (`store::sim_cards`).
+    SimCards(SimCardChange),
     /// Events that tell of something outside the store (a device came online, went offline,
     /// rested, reported a low battery): only written to the event log. Changes that the store
     /// makes write their own events.
