@@ -77,6 +77,18 @@ pub const ROUTES: &[Route] = &[
     route("/api/modems/{id}/sms/send", POST, "POST"),
     route("/api/modems/{id}/sms/{index}", &["DELETE"], "DELETE"),
     route("/api/modems/{id}/ussd", POST, "POST"),
+    route("/api/sim-cards", &["GET", "POST"], "GET, POST"),
+    route(
+        "/api/sim-cards/{id}",
+        &["GET", "PATCH", "PUT", "DELETE"],
+        "GET, PATCH, PUT, DELETE",
+    ),
+    route("/api/routing-rules", &["GET", "POST"], "GET, POST"),
+    route(
+        "/api/routing-rules/{id}",
+        &["GET", "PATCH", "PUT", "DELETE"],
+        "GET, PATCH, PUT, DELETE",
+    ),
 ];
 
 /// The route `path` (without its query) belongs to. Cheap: no allocation, one pass over

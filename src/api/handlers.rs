@@ -55,7 +55,12 @@ pub async fn send_sms(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let now = now_millis();
-    let request = SendRequest::parse(parse_json(&body)?, idempotency_header, &api.config, now)?;
+    let body: SendSmsRequest = parse_json(&body)?;
+    let pin = super::sim_cards::pin_of(&body);
+    let mut request = SendRequest::parse(body, idempotency_header, &api.config, now)?;
+    if let Some(pin) = pin {
+        super::sim_cards::pin(&api, &mut request, &pin).await?;
+    }
     if let Some(device) = &request.device_id
         && api.store.find_device(device.as_str()).await?.is_none()
     {

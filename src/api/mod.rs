@@ -23,6 +23,7 @@ mod metrics;
 mod modems;
 pub mod openapi;
 pub mod send;
+pub mod sim_cards;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -121,6 +122,8 @@ pub fn routes(
         .or(access::routes(api.clone()))
         .unify()
         .or(credentials::routes(api.clone()))
+        .unify()
+        .or(sim_cards::routes(api.clone()))
         .unify()
         .boxed();
     let cors = cors::Cors::new(&api.config.cors_origins);

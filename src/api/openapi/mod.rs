@@ -10,6 +10,7 @@
 mod access;
 mod paths;
 pub mod schemas;
+mod sims;
 
 use std::sync::{Arc, LazyLock};
 
@@ -63,6 +64,18 @@ pub const SCOPES: &[(&str, &str, Scope)] = &[
     ("delete", "/api/devices/{id}/token", Scope::DevicesWrite),
     ("get", "/api/events", Scope::MessagesRead),
     ("get", "/ws", Scope::MessagesRead),
+    ("get", "/api/sim-cards", Scope::DevicesRead),
+    ("post", "/api/sim-cards", Scope::DevicesWrite),
+    ("get", "/api/sim-cards/{id}", Scope::DevicesRead),
+    ("patch", "/api/sim-cards/{id}", Scope::DevicesWrite),
+    ("put", "/api/sim-cards/{id}", Scope::DevicesWrite),
+    ("delete", "/api/sim-cards/{id}", Scope::DevicesWrite),
+    ("get", "/api/routing-rules", Scope::DevicesRead),
+    ("post", "/api/routing-rules", Scope::Admin),
+    ("get", "/api/routing-rules/{id}", Scope::DevicesRead),
+    ("patch", "/api/routing-rules/{id}", Scope::Admin),
+    ("put", "/api/routing-rules/{id}", Scope::Admin),
+    ("delete", "/api/routing-rules/{id}", Scope::Admin),
 ];
 
 /// `/api` operations that need no credential (the request carries its own proof: a password,
@@ -102,6 +115,10 @@ pub const ANY_CREDENTIAL: &[(&str, &str)] =
         access::login, access::flask_login, access::token, access::logout, access::me,
         access::create_pairing, access::redeem_pairing, access::rotate_device_token,
         access::revoke_device_token, access::events, access::events_socket,
+        sims::list_sim_cards, sims::create_sim_card, sims::show_sim_card,
+        sims::patch_sim_card, sims::put_sim_card, sims::delete_sim_card,
+        sims::list_routing_rules, sims::create_routing_rule, sims::show_routing_rule,
+        sims::patch_routing_rule, sims::put_routing_rule, sims::delete_routing_rule,
     ),
     components(schemas(schemas::ErrorBody, schemas::ErrorDetail)),
     modifiers(&Security, &Common),
