@@ -110,6 +110,18 @@ pub const ROUTES: &[Route] = &[
     route("/api/logs", GET, "GET"),
     route("/api/v1/messages", &["GET", "POST"], "GET, POST"),
     route("/api/v1/messages/{id}", GET, "GET"),
+    route("/api/sim-cards", &["GET", "POST"], "GET, POST"),
+    route(
+        "/api/sim-cards/{id}",
+        &["GET", "PATCH", "PUT", "DELETE"],
+        "GET, PATCH, PUT, DELETE",
+    ),
+    route("/api/routing-rules", &["GET", "POST"], "GET, POST"),
+    route(
+        "/api/routing-rules/{id}",
+        &["GET", "PATCH", "PUT", "DELETE"],
+        "GET, PATCH, PUT, DELETE",
+    ),
 ];
 
 /// The route `path` (without its query) belongs to. Cheap: no allocation, one pass over

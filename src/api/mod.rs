@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod relay;
 pub(crate) mod seeds;
 pub mod send;
+pub mod sim_cards;
 pub(crate) mod templates;
 mod webhooks;
 
@@ -135,6 +136,8 @@ pub fn routes(
         .or(templates::routes(api.clone()))
         .unify()
         .or(seeds::routes(api.clone()))
+        .unify()
+        .or(sim_cards::routes(api.clone()))
         .unify()
         .boxed();
     let cors = cors::Cors::new(&api.config.cors_origins);

@@ -11,6 +11,7 @@ mod access;
 mod paths;
 pub mod schemas;
 mod seeds;
+mod sims;
 mod webhooks;
 
 use std::sync::{Arc, LazyLock};
@@ -103,6 +104,18 @@ pub const SCOPES: &[(&str, &str, Scope)] = &[
     ("post", "/api/v1/messages", Scope::MessagesSend),
     ("get", "/api/v1/messages", Scope::MessagesRead),
     ("get", "/api/v1/messages/{id}", Scope::MessagesRead),
+    ("get", "/api/sim-cards", Scope::DevicesRead),
+    ("post", "/api/sim-cards", Scope::DevicesWrite),
+    ("get", "/api/sim-cards/{id}", Scope::DevicesRead),
+    ("patch", "/api/sim-cards/{id}", Scope::DevicesWrite),
+    ("put", "/api/sim-cards/{id}", Scope::DevicesWrite),
+    ("delete", "/api/sim-cards/{id}", Scope::DevicesWrite),
+    ("get", "/api/routing-rules", Scope::DevicesRead),
+    ("post", "/api/routing-rules", Scope::Admin),
+    ("get", "/api/routing-rules/{id}", Scope::DevicesRead),
+    ("patch", "/api/routing-rules/{id}", Scope::Admin),
+    ("put", "/api/routing-rules/{id}", Scope::Admin),
+    ("delete", "/api/routing-rules/{id}", Scope::Admin),
 ];
 
 /// `/api` operations that need no credential (the request carries its own proof: a password,
@@ -151,6 +164,10 @@ pub const ANY_CREDENTIAL: &[(&str, &str)] =
         seeds::legacy_send, seeds::legacy_ussd, seeds::legacy_balance, seeds::modem_recharge,
         seeds::modem_data_balance, seeds::flask_send, seeds::statistics, seeds::logs,
         seeds::v1_create, seeds::v1_list, seeds::v1_show,
+        sims::list_sim_cards, sims::create_sim_card, sims::show_sim_card,
+        sims::patch_sim_card, sims::put_sim_card, sims::delete_sim_card,
+        sims::list_routing_rules, sims::create_routing_rule, sims::show_routing_rule,
+        sims::patch_routing_rule, sims::put_routing_rule, sims::delete_routing_rule,
     ),
     components(schemas(schemas::ErrorBody, schemas::ErrorDetail)),
     modifiers(&Security, &Common),
