@@ -411,14 +411,13 @@ struct HubStats {
 }
 
 async fn get_stats(conn: &mut HttpConn, target: &Target) -> anyhow::Result<HubStats> {
-    let response = conn
-        .request(
-            "GET",
-            "/api/stats",
-            &[("X-API-Key", target.api_key.as_str())],
-            b"",
-        )
-        .await?;
+    let headers = [("X-API-Key", target.api_key.as_str())];
+    // A connection left idle through a long run may have been closed by the hub's keep-alive
+    // timeout: one more try, on a fresh connection.
+    let response = match conn.request("GET", "/api/stats", &headers, b"").await {
+        Ok(response) => response,
+        Err(_) => conn.request("GET", "/api/stats", &headers, b"").await?,
+    };
     anyhow::ensure!(
         response.status == 200,
         "GET /api/stats: HTTP {}",

@@ -47,8 +47,9 @@ pass() {
         curl -fs "http://127.0.0.1:$HUB_PORT/health/live" >/dev/null 2>&1 && break
         sleep 0.1
     done
-    local before
+    local before before_distinct
     before=$(curl -fs "http://127.0.0.1:$RECEIVER_PORT/count" | sed 's/.*"requests":\([0-9]*\).*/\1/')
+    before_distinct=$(curl -fs "http://127.0.0.1:$RECEIVER_PORT/count" | sed 's/.*"distinct":\([0-9]*\).*/\1/')
     for i in $(seq "$hooks"); do
         curl -fs -X POST "http://127.0.0.1:$HUB_PORT/api/webhooks" -H "X-API-Key: $key" \
             -H 'content-type: application/json' \
@@ -61,8 +62,8 @@ pass() {
     done
     local line
     line=$("$BIN" bench --hub "http://127.0.0.1:$HUB_PORT" --api-key "$key" --hub-pid "$hub" \
-        --devices "$DEVICES" --messages "$MESSAGES" --concurrency "$CONCURRENCY" | tail -1)
-    local bench_end=$SECONDS drained="-" received=0
+        --devices "$DEVICES" --messages "$MESSAGES" --concurrency "$CONCURRENCY" 2>"$WORK/bench.err" | tee "$WORK/bench.out" | tail -1 || true)
+    local bench_end=$SECONDS drained="-" received=0 distinct=0
     if [ "$hooks" -gt 0 ]; then
         # Wait until the receiver's count stops growing for 3 s (the backlog drained).
         local last=-1 still=0
@@ -73,14 +74,18 @@ pass() {
         done
         drained="$((SECONDS - bench_end - 3))s"
         received=$((received - before))
+        distinct=$(curl -fs "http://127.0.0.1:$RECEIVER_PORT/count" | sed 's/.*"distinct":\([0-9]*\).*/\1/')
+        distinct=$((distinct - before_distinct))
     fi
     for pid in "${streamers[@]}"; do kill "$pid" 2>/dev/null || true; done
     kill "$hub"; wait "$hub" 2>/dev/null || true
+    grep -i "error" "$WORK/bench.out" "$WORK/bench.err" | head -5 >&2 || true
+    grep -i "error\|warn" "$WORK/serve.log" | head -5 >&2 || true
     local get
     get() { echo "$line" | sed "s/.*\"$1\":\([0-9.]*\).*/\1/"; }
-    printf '%-10s round %s  accepted/s %8s  cpu ms/msg %7s  p99 submit ms %6s  errors %s  webhook requests %s  drained after %s\n' \
+    printf '%-10s round %s  accepted/s %8s  cpu ms/msg %7s  p99 submit ms %6s  errors %s  webhook requests %s (distinct %s)  drained after %s\n' \
         "$case" "$round" "$(get accepted_per_s)" "$(get hub_cpu_ms_per_msg)" "$(get p99_submit_ms)" \
-        "$(get errors)" "$received" "$drained"
+        "$(get errors)" "$received" "$distinct" "$drained"
 }
 
 for round in $(seq "$REPEAT"); do

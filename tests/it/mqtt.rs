@@ -48,6 +48,8 @@ struct Broker {
     port: u16,
     /// A second listener, with TLS (certificate of a CA of the test's own).
     tls_port: Option<u16>,
+    /// Only this user (name, password) may connect; anonymous clients are refused.
+    user: Option<(String, String)>,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -72,6 +74,36 @@ impl Broker {
             binary,
             port: free_port(),
             tls_port,
+            user: None,
+            dir,
+            child: None,
+        };
+        broker.up().await;
+        Some(broker)
+    }
+
+    /// A broker that lets in only `user` with `password` (a mosquitto password file).
+    async fn start_with_user(user: &str, password: &str) -> Option<Broker> {
+        let binary = mosquitto()?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let passwd = binary.with_file_name("mosquitto_passwd");
+        let passwd = if passwd.exists() {
+            passwd
+        } else {
+            PathBuf::from("mosquitto_passwd")
+        };
+        let status = Command::new(passwd)
+            .args(["-b", "-c"])
+            .arg(dir.path().join("passwd"))
+            .args([user, password])
+            .status()
+            .expect("mosquitto_passwd runs");
+        assert!(status.success(), "mosquitto_passwd");
+        let mut broker = Broker {
+            binary,
+            port: free_port(),
+            tls_port: None,
+            user: Some((user.into(), password.into())),
             dir,
             child: None,
         };
@@ -92,8 +124,13 @@ impl Broker {
             ""
         };
         let dir = self.dir.path().display();
+        let anonymous = if self.user.is_some() {
+            format!("false\npassword_file {dir}/passwd")
+        } else {
+            "true".to_string()
+        };
         let mut text = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+            "listener {port} 127.0.0.1\nallow_anonymous {anonymous}\npersistence true\n\
              persistence_location {dir}/\nautosave_interval 1\nautosave_on_changes true\n\
              max_queued_messages 100000\nmax_inflight_messages 20\n{user}",
             port = self.port,
@@ -172,6 +209,9 @@ struct Client {
 impl Client {
     async fn connect(broker: &Broker, id: &str, topics: &[&str]) -> Client {
         let mut options = MqttOptions::new(id, "127.0.0.1", broker.port);
+        if let Some((user, password)) = &broker.user {
+            options.set_credentials(user, password);
+        }
         options
             .set_clean_session(false)
             .set_keep_alive(Duration::from_secs(5));
@@ -249,12 +289,26 @@ impl Drop for Client {
 async fn hub_with_bridge(broker: &Broker) -> TestHub {
     let hub = TestHub::spawn().await;
     let port = broker.port;
-    hub.restart_with(|config, key| {
-        let mut mqtt = MqttConfig::new("127.0.0.1", port);
-        mqtt.send_key = Some(key.to_string());
-        config.mqtt = Some(mqtt);
+    let hub = hub
+        .restart_with(|config, key| {
+            let mut mqtt = MqttConfig::new("127.0.0.1", port);
+            mqtt.send_key = Some(key.to_string());
+            config.mqtt = Some(mqtt);
+        })
+        .await;
+    bridge_started(&hub, "smshub").await;
+    hub
+}
+
+/// Waits until the bridge `client_id` has its position: a new bridge starts at the end of
+/// the log, so what is committed before it has one is not its to publish.
+async fn bridge_started(hub: &TestHub, client_id: &str) {
+    let consumer = format!("mqtt:{client_id}");
+    eventually("the bridge's starting position", || {
+        let consumer = consumer.clone();
+        async move { hub.store.consumer_position(&consumer).await.ok().flatten() }
     })
-    .await
+    .await;
 }
 
 /// Waits until the bridge has stored a position at or past `id`.
@@ -485,6 +539,7 @@ async fn the_bridge_speaks_tls_to_a_broker_of_a_private_ca() {
         .await
         .restart_with(|config, _| config.mqtt = Some(mqtt))
         .await;
+    bridge_started(&hub, "smshub-tls").await;
     let id = hub
         .send_sms(json!({"phone_number": "+14155552671", "message": "over TLS"}))
         .await;
@@ -504,6 +559,7 @@ async fn the_bridge_speaks_tls_to_a_broker_of_a_private_ca() {
     let hub = hub
         .restart_with(|config, _| config.mqtt = Some(untrusted))
         .await;
+    bridge_started(&hub, "smshub-untrusted").await;
     let id = hub
         .send_sms(json!({"phone_number": "+14155552671", "message": "not trusted"}))
         .await;
@@ -517,5 +573,56 @@ async fn the_bridge_speaks_tls_to_a_broker_of_a_private_ca() {
     assert!(
         position.is_some_and(|it| it < hub.store.events().last_id()),
         "{id}"
+    );
+}
+
+/// A broker that refuses anonymous clients: the bridge logs in with `--mqtt-username` and
+/// `--mqtt-password`; with a wrong password it gets nothing through and the hub goes on.
+#[tokio::test]
+async fn the_bridge_logs_in_with_a_user_and_password() {
+    let Some(broker) = Broker::start_with_user("hub", "s3cret-pass").await else {
+        return;
+    };
+    let mut client = Client::connect(&broker, "t-user", &["smshub/events/#"]).await;
+    let config = |client_id: &str, password: &str| {
+        smshub::mqtt::MqttArgs {
+            mqtt_url: Some(format!("mqtt://127.0.0.1:{}", broker.port)),
+            mqtt_username: Some("hub".into()),
+            mqtt_password: Some(password.into()),
+            mqtt_prefix: "smshub".into(),
+            mqtt_client_id: client_id.into(),
+            ..smshub::mqtt::MqttArgs::default()
+        }
+        .config()
+        .expect("a valid configuration")
+        .expect("a bridge")
+    };
+    let good = config("smshub-user", "s3cret-pass");
+    let hub = TestHub::spawn()
+        .await
+        .restart_with(|it, _| it.mqtt = Some(good))
+        .await;
+    bridge_started(&hub, "smshub-user").await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "logged in"}))
+        .await;
+    let queued = client.next_on("smshub/events/message.queued").await.json();
+    assert_eq!(queued["message_id"], id.as_str());
+
+    let bad = config("smshub-wrong", "not-the-password");
+    let hub = hub.restart_with(|it, _| it.mqtt = Some(bad)).await;
+    bridge_started(&hub, "smshub-wrong").await;
+    hub.send_sms(json!({"phone_number": "+14155552671", "message": "refused"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(hub.message_count().await, 2);
+    let position = hub
+        .store
+        .consumer_position("mqtt:smshub-wrong")
+        .await
+        .unwrap();
+    assert!(
+        position.is_none_or(|it| it < hub.store.events().last_id()),
+        "{position:?}"
     );
 }
