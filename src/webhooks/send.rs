@@ -42,8 +42,18 @@ pub(super) struct Sender {
     policy: target::Policy,
     client: reqwest::Client,
     wake: Arc<Notify>,
+    /// Deliveries being sent, and those whose attempt was recorded during this round.
+    in_flight: Arc<Mutex<InFlight>>,
+}
+
+/// What the sender holds between its rounds.
+#[derive(Default)]
+struct InFlight {
     /// Deliveries being sent, and their endpoint.
-    in_flight: Arc<Mutex<HashMap<Uuid, Uuid>>>,
+    sending: HashMap<Uuid, Uuid>,
+    /// Deliveries whose attempt was committed since this round began reading: the round's
+    /// rows may show them still pending, and must not send them again.
+    settled: HashSet<Uuid>,
 }
 
 impl Sender {
@@ -86,6 +96,12 @@ impl Sender {
     /// Starts every due delivery that may go now; when the next one not yet due is.
     async fn round(self: &Arc<Sender>) -> Result<Option<Millis>, StoreError> {
         let mut next: Option<Millis> = None;
+        // Attempts committed before this point show in the rows read below.
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|it| it.into_inner())
+            .settled
+            .clear();
         for hook in self.store.enabled_webhooks().await? {
             let pending = self.store.pending_deliveries(hook.id, LOOK_AHEAD).await?;
             let now = now_millis();
@@ -105,13 +121,16 @@ impl Sender {
                 }
                 {
                     let mut in_flight = self.in_flight.lock().unwrap_or_else(|it| it.into_inner());
-                    if in_flight.contains_key(&delivery.id) {
+                    if in_flight.sending.contains_key(&delivery.id)
+                        || in_flight.settled.contains(&delivery.id)
+                    {
                         continue;
                     }
-                    if in_flight.values().filter(|it| **it == hook.id).count() >= PER_ENDPOINT {
+                    let busy = in_flight.sending.values().filter(|it| **it == hook.id);
+                    if busy.count() >= PER_ENDPOINT {
                         break;
                     }
-                    in_flight.insert(delivery.id, hook.id);
+                    in_flight.sending.insert(delivery.id, hook.id);
                 }
                 let sender = self.clone();
                 let hook = hook.clone();
@@ -122,11 +141,12 @@ impl Sender {
                     if let Err(err) = sender.store.apply(change).await {
                         tracing::warn!(error = %err, "cannot record a webhook attempt");
                     }
-                    sender
-                        .in_flight
-                        .lock()
-                        .unwrap_or_else(|it| it.into_inner())
-                        .remove(&id);
+                    {
+                        let mut in_flight =
+                            sender.in_flight.lock().unwrap_or_else(|it| it.into_inner());
+                        in_flight.sending.remove(&id);
+                        in_flight.settled.insert(id);
+                    }
                     sender.wake.notify_one();
                 });
             }

@@ -79,13 +79,17 @@ pass() {
     fi
     for pid in "${streamers[@]}"; do kill "$pid" 2>/dev/null || true; done
     kill "$hub"; wait "$hub" 2>/dev/null || true
-    grep -i "error" "$WORK/bench.out" "$WORK/bench.err" | head -5 >&2 || true
-    grep -i "error\|warn" "$WORK/serve.log" | head -5 >&2 || true
+    grep -i "^error" "$WORK/bench.err" | head -5 >&2 || true
+    grep -i " ERROR \| WARN " "$WORK/serve.log" | head -5 >&2 || true
+    local rows=""
+    if [ "$hooks" -gt 0 ]; then
+        rows=$(python3 -c 'import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); print(" ".join(f"{s}={n}" for s, n in db.execute("SELECT status, count(*) FROM webhook_deliveries GROUP BY status")))' "$db")
+    fi
     local get
     get() { echo "$line" | sed "s/.*\"$1\":\([0-9.]*\).*/\1/"; }
-    printf '%-10s round %s  accepted/s %8s  cpu ms/msg %7s  p99 submit ms %6s  errors %s  webhook requests %s (distinct %s)  drained after %s\n' \
+    printf '%-10s round %s  accepted/s %8s  cpu ms/msg %7s  p99 submit ms %6s  errors %s  webhook requests %s (distinct %s)  drained after %s  %s\n' \
         "$case" "$round" "$(get accepted_per_s)" "$(get hub_cpu_ms_per_msg)" "$(get p99_submit_ms)" \
-        "$(get errors)" "$received" "$distinct" "$drained"
+        "$(get errors)" "$received" "$distinct" "$drained" "$rows"
 }
 
 for round in $(seq "$REPEAT"); do

@@ -64,7 +64,7 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.update(json.loads(raw or b"{}"))
             self.answer(200, STATE)
             return
-        if self.path != "/hook":
+        if self.path.split("?")[0] != "/hook":
             self.answer(404)
             return
         received = time.time()

@@ -271,6 +271,38 @@ async fn deliveries_survive_a_receiver_down_failing_and_slow_and_replay_with_the
     );
 }
 
+/// A receiver that acknowledges everything at once gets each delivery once: an attempt
+/// recorded while the sender reads its rows is not sent again from those rows.
+#[tokio::test]
+async fn a_healthy_receiver_gets_each_delivery_once() {
+    let Some(receiver) = Receiver::start(&[SECRET_A]) else {
+        return;
+    };
+    let hub = hub().await;
+    for n in 0..3 {
+        create(
+            &hub,
+            json!({"url": format!("{}?n={n}", receiver.url()), "secret": SECRET_A}),
+        )
+        .await;
+    }
+    let sends = (0..60).map(|n| hub.send_sms(sms(n)));
+    futures_util::future::join_all(sends).await;
+    let expected = eventually("every event delivered to each endpoint", || async {
+        let log = receiver.log().await;
+        let ids: std::collections::HashSet<_> = log
+            .iter()
+            .map(|it| it["webhook_id"].as_str().unwrap_or_default().to_string())
+            .collect();
+        (ids.len() >= 180).then_some(ids.len())
+    })
+    .await;
+    // Give a late repeat the time to arrive.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let log = receiver.log().await;
+    assert_eq!(log.len(), expected, "repeats of a delivered webhook-id");
+}
+
 /// Finished deliveries go with their events once those leave the log (retention); pending
 /// ones stay, however old.
 #[tokio::test]
