@@ -110,6 +110,56 @@ pub const ROUTES: &[Route] = &[
     route("/api/logs", GET, "GET"),
     route("/api/v1/messages", &["GET", "POST"], "GET, POST"),
     route("/api/v1/messages/{id}", GET, "GET"),
+    // capcom6's SMS Gateway 3rd-party API (`api::compat`), under both of its prefixes;
+    // `message` is its deprecated name of `messages`.
+    route("/3rdparty/v1/messages", &["GET", "POST"], "GET, POST"),
+    route(
+        "/3rdparty/v1/messages/{id}",
+        &["GET", "DELETE"],
+        "GET, DELETE",
+    ),
+    route("/3rdparty/v1/message", &["GET", "POST"], "GET, POST"),
+    route(
+        "/3rdparty/v1/message/{id}",
+        &["GET", "DELETE"],
+        "GET, DELETE",
+    ),
+    route("/3rdparty/v1/devices", GET, "GET"),
+    route("/3rdparty/v1/devices/{id}", &["DELETE"], "DELETE"),
+    route("/3rdparty/v1/inbox", GET, "GET"),
+    route("/3rdparty/v1/webhooks", &["GET", "POST"], "GET, POST"),
+    route("/3rdparty/v1/webhooks/{id}", &["DELETE"], "DELETE"),
+    route(
+        "/3rdparty/v1/settings",
+        &["GET", "PUT", "PATCH"],
+        "GET, PUT, PATCH",
+    ),
+    route("/3rdparty/v1/health", GET, "GET"),
+    route("/3rdparty/v1/auth/token", POST, "POST"),
+    route("/api/3rdparty/v1/messages", &["GET", "POST"], "GET, POST"),
+    route(
+        "/api/3rdparty/v1/messages/{id}",
+        &["GET", "DELETE"],
+        "GET, DELETE",
+    ),
+    route("/api/3rdparty/v1/message", &["GET", "POST"], "GET, POST"),
+    route(
+        "/api/3rdparty/v1/message/{id}",
+        &["GET", "DELETE"],
+        "GET, DELETE",
+    ),
+    route("/api/3rdparty/v1/devices", GET, "GET"),
+    route("/api/3rdparty/v1/devices/{id}", &["DELETE"], "DELETE"),
+    route("/api/3rdparty/v1/inbox", GET, "GET"),
+    route("/api/3rdparty/v1/webhooks", &["GET", "POST"], "GET, POST"),
+    route("/api/3rdparty/v1/webhooks/{id}", &["DELETE"], "DELETE"),
+    route(
+        "/api/3rdparty/v1/settings",
+        &["GET", "PUT", "PATCH"],
+        "GET, PUT, PATCH",
+    ),
+    route("/api/3rdparty/v1/health", GET, "GET"),
+    route("/api/3rdparty/v1/auth/token", POST, "POST"),
 ];
 
 /// The route `path` (without its query) belongs to. Cheap: no allocation, one pass over
