@@ -129,7 +129,11 @@ with APIClient(USER, PASSWORD, base_url=URL) as api:
         )
     )
     check(single.id == "py-single-1", f"id: {single}")
-    check(single.state == ProcessState.Pending, f"state: {single}")
+    # The answer shows the state read after the commit: a phone may have taken it already.
+    check(
+        single.state in (ProcessState.Pending, ProcessState.Processed, ProcessState.Sent),
+        f"state: {single}",
+    )
     check([it.phone_number for it in single.recipients] == ["+14155552671"], f"recipients: {single}")
 
     step("repeat: 409")
