@@ -16,6 +16,7 @@ mod m20261205_000007_events;
 mod m20261205_000008_webhooks;
 mod m20261205_000009_templates;
 mod m20261205_000010_mqtt;
+mod m20261205_000011_sims;
 mod m20261206_000021_compat_webhooks;
 
 /// All migrations, in order.
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000008_webhooks::Migration),
             Box::new(m20261205_000009_templates::Migration),
             Box::new(m20261205_000010_mqtt::Migration),
+            Box::new(m20261205_000011_sims::Migration),
             Box::new(m20261206_000021_compat_webhooks::Migration),
         ]
     }

@@ -160,6 +160,18 @@ pub const ROUTES: &[Route] = &[
     ),
     route("/api/3rdparty/v1/health", GET, "GET"),
     route("/api/3rdparty/v1/auth/token", POST, "POST"),
+    route("/api/sim-cards", &["GET", "POST"], "GET, POST"),
+    route(
+        "/api/sim-cards/{id}",
+        &["GET", "PATCH", "PUT", "DELETE"],
+        "GET, PATCH, PUT, DELETE",
+    ),
+    route("/api/routing-rules", &["GET", "POST"], "GET, POST"),
+    route(
+        "/api/routing-rules/{id}",
+        &["GET", "PATCH", "PUT", "DELETE"],
+        "GET, PATCH, PUT, DELETE",
+    ),
 ];
 
 /// The route `path` (without its query) belongs to. Cheap: no allocation, one pass over

@@ -35,6 +35,13 @@ pub struct SendSmsRequest {
     /// its own error code rather than a JSON type error.
     #[serde(default)]
     pub sim_slot: Option<i64>,
+    /// Send through this managed SIM card only (its id from `/api/sim-cards`); sets the
+    /// device and slot it is in.
+    #[serde(default)]
+    pub sim_card_id: Option<String>,
+    /// The same, naming the card by id, ICCID or label.
+    #[serde(default)]
+    pub sim: Option<String>,
     /// Ask the network for a delivery report.
     #[serde(default)]
     pub delivery_report: Option<bool>,

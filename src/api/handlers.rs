@@ -95,7 +95,11 @@ pub async fn send(
 ) -> Result<Sent, ApiError> {
     super::templates::fill_in(api, key, &mut request).await?;
     let now = now_millis();
-    let request = SendRequest::parse(request, idempotency_header, &api.config, now)?;
+    let pin = super::sim_cards::pin_of(&request);
+    let mut request = SendRequest::parse(request, idempotency_header, &api.config, now)?;
+    if let Some(pin) = pin {
+        super::sim_cards::pin(api, &mut request, &pin).await?;
+    }
     if let Some(device) = &request.device_id
         && api.store.find_device(device.as_str()).await?.is_none()
     {

@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod relay;
 pub(crate) mod seeds;
 pub mod send;
+pub mod sim_cards;
 pub(crate) mod templates;
 mod webhooks;
 
@@ -138,6 +139,8 @@ pub fn routes(
         .or(seeds::routes(api.clone()))
         .unify()
         .or(compat::routes(api.clone()))
+        .unify()
+        .or(sim_cards::routes(api.clone()))
         .unify()
         .boxed();
     let cors = cors::Cors::new(&api.config.cors_origins);

@@ -212,7 +212,7 @@ impl SendRequest {
         };
         let delivery_report = request.delivery_report.unwrap_or(false);
         let fingerprint = idempotency_key.as_ref().map(|_| {
-            let canonical = serde_json::json!({
+            let mut canonical = serde_json::json!({
             "to": recipients.iter().map(|it| it.as_str()).collect::<Vec<_>>(),
             "text": text,
             "device": request.device_id,
@@ -223,6 +223,10 @@ impl SendRequest {
             "valid_until": if request.ttl.is_some() { None } else { valid_until },
             "delivery_report": delivery_report,
             });
+            // Only when given, so keys stored before SIM cards existed keep their hash.
+            if let Some(card) = request.sim_card_id.as_ref().or(request.sim.as_ref()) {
+                canonical["sim_card"] = card.as_str().into();
+            }
             hash_secret(&canonical.to_string())
         });
         Ok(SendRequest {

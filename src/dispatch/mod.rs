@@ -43,7 +43,9 @@ use self::shell::Shell;
 use crate::domain::PhoneNumber;
 use crate::domain::{DeviceId, Millis};
 use crate::registry::DeviceRegistry;
-use crate::store::{MessageRecord, Outcome, Retry, Store, StoreError};
+use crate::store::{
+    MessageRecord, Outcome, Retry, RoutingRuleRecord, SimCardRecord, Store, StoreError,
+};
 
 pub use self::allowed::AllowedDevices;
 pub use self::backlog::Backlog;
@@ -188,6 +190,50 @@ pub enum Event {
     },
     /// Replies with the number of waiting messages.
     QueueLen(oneshot::Sender<usize>),
+    /// A SIM card was created or changed.
+    SimCard(core::SimCard),
+    /// A SIM card was deleted.
+    SimCardRemoved(Uuid),
+    /// A routing rule was created or changed.
+    Route {
+        rule: core::RoutingRule,
+        enabled: bool,
+    },
+    /// A routing rule was deleted.
+    RouteRemoved(Uuid),
+}
+
+impl core::SimCard {
+    /// The dispatcher's view of a stored card (limits that do not parse count as none).
+    pub fn from_record(it: &SimCardRecord) -> core::SimCard {
+        core::SimCard {
+            id: it.id,
+            iccid: it.iccid.clone(),
+            device: it.device_id.as_deref().and_then(DeviceId::parse),
+            slot: it.slot,
+            label: it.label.clone(),
+            operator: it.operator.clone(),
+            enabled: it.enabled,
+            limits: it
+                .limits
+                .clone()
+                .and_then(|it| serde_json::from_value::<Limits>(it).ok()),
+        }
+    }
+}
+
+impl core::RoutingRule {
+    /// The dispatcher's view of a stored rule.
+    pub fn from_record(it: &RoutingRuleRecord) -> core::RoutingRule {
+        core::RoutingRule {
+            id: it.id,
+            name: it.name.clone(),
+            priority: it.priority,
+            prefixes: it.prefixes.clone(),
+            via_operator: it.via_operator.clone(),
+            via_label: it.via_label.clone(),
+        }
+    }
 }
 
 /// Handle to the dispatcher task; cheap to clone.

@@ -1,5 +1,5 @@
 //! Rebuilding the dispatcher from the database at start: the last day's sends replayed into
-//! the quotas and sticky routes, offers that were out sent back to the queue, accepted jobs
+//! the quotas and sticky routes, the managed SIM cards and routing rules loaded, offers that were out sent back to the queue, accepted jobs
 //! given back to their devices.
 //!
 //! It runs once, before the shell's loop starts and before any device is connected. It must
@@ -7,7 +7,7 @@
 //! belongs to its device, which reports it on reconnect.
 
 use super::QueuedMessage;
-use super::core::Core;
+use super::core::{Core, RoutingRule, SimCard};
 use crate::domain::{MessageState, Millis};
 use crate::store::{Change, MessageRecord, Store, StoreError};
 
@@ -18,6 +18,7 @@ pub(super) async fn rebuild(
     now: Millis,
 ) -> Result<Vec<QueuedMessage>, StoreError> {
     replay_sends(store, core, now).await?;
+    restore_sims(store, core).await?;
     // No device is connected yet, so no offer can be answered: every offer goes back to
     // the queue. Accepted jobs stay with their device, which reports them on reconnect.
     let open = store.open_messages().await?;
@@ -41,6 +42,17 @@ async fn replay_sends(store: &Store, core: &mut Core, now: Millis) -> Result<(),
             send.parts,
             send.dispatched_at,
         );
+    }
+    Ok(())
+}
+
+/// The managed SIM cards and the routing rules.
+async fn restore_sims(store: &Store, core: &mut Core) -> Result<(), StoreError> {
+    for card in store.list_sim_cards().await? {
+        core.put_sim_card(SimCard::from_record(&card));
+    }
+    for rule in store.list_routing_rules().await? {
+        core.put_route(RoutingRule::from_record(&rule), rule.enabled);
     }
     Ok(())
 }

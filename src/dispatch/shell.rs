@@ -14,7 +14,7 @@ use smshub_protocol::device::ErrorCode;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::core::{Action, Core, JobEnd};
+use super::core::{Action, Core, JobEnd, ReportedSim};
 use super::{Backlog, Clock, Event, QueuedMessage};
 use crate::domain::{DeviceId, FailureCode};
 use crate::domain::{MessageState, format_millis};
@@ -102,14 +102,30 @@ impl Shell {
                 capabilities,
                 limits,
                 held,
-            } => self.core.connected(
-                &device_id,
-                session,
-                &capabilities,
-                limits,
-                held.as_deref(),
-                now,
-            ),
+            } => {
+                let actions = self.core.connected(
+                    &device_id,
+                    session,
+                    &capabilities,
+                    limits,
+                    held.as_deref(),
+                    now,
+                );
+                // The SIMs it reported at `hello`, to find their managed cards.
+                if let Some(live) = self.registry.get(&device_id) {
+                    let sims = live
+                        .sims
+                        .iter()
+                        .map(|it| ReportedSim {
+                            slot: it.slot,
+                            iccid: it.iccid.clone(),
+                            operator: it.operator.clone(),
+                        })
+                        .collect();
+                    self.core.sims_reported(&device_id, sims);
+                }
+                actions
+            }
             Event::Status {
                 device_id,
                 session,
@@ -161,6 +177,22 @@ impl Shell {
             }
             Event::QueueLen(reply) => {
                 let _ = reply.send(self.core.waiting());
+                Vec::new()
+            }
+            Event::SimCard(card) => {
+                self.core.put_sim_card(card);
+                Vec::new()
+            }
+            Event::SimCardRemoved(id) => {
+                self.core.remove_sim_card(id);
+                Vec::new()
+            }
+            Event::Route { rule, enabled } => {
+                self.core.put_route(rule, enabled);
+                Vec::new()
+            }
+            Event::RouteRemoved(id) => {
+                self.core.remove_route(id);
                 Vec::new()
             }
         };

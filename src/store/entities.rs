@@ -351,3 +351,53 @@ pub mod template {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod sim_card {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sim_cards")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub iccid: Option<String>,
+        pub device_id: Option<String>,
+        pub slot: Option<i16>,
+        pub label: Option<String>,
+        pub phone_number: Option<String>,
+        pub operator: Option<String>,
+        pub enabled: bool,
+        pub limits: Option<String>,
+        pub created_at: i64,
+        pub updated_at: i64,
+        pub last_seen_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod routing_rule {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "routing_rules")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub name: String,
+        pub priority: i32,
+        pub prefixes: String,
+        pub via_operator: Option<String>,
+        pub via_label: Option<String>,
+        pub enabled: bool,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -21,6 +21,7 @@ mod inbox_feed;
 mod keys;
 mod modem_ports;
 mod modem_refs;
+mod sim_cards;
 mod statistics;
 mod templates;
 pub mod webhooks;
@@ -47,6 +48,7 @@ use entities::{device, idempotency_key, inbox, message, message_event};
 pub use events::{Event, EventLog, EventType, NewEvent};
 use health::WriteHealth;
 pub use modem_refs::{ModemRef, ModemRefChange};
+pub use sim_cards::{RoutingRuleRecord, SeenSim, SimCardChange, SimCardRecord, SimCounters};
 pub use statistics::{DayCounts, SimCounts, Statistics};
 pub use templates::{TemplateChange, TemplateRecord};
 pub use webhooks::{

@@ -347,6 +347,35 @@ pub(super) async fn apply(
     Ok((outcome, events))
 }
 
+/// Most finished deliveries deleted per transaction.
+const PRUNE_CHUNK: u64 = 5000;
+
+/// Deletes up to [`PRUNE_CHUNK`] finished deliveries (delivered or failed) whose event has
+/// left the event log (its retention); how many. Pending ones stay whatever their age. Reads
+/// each endpoint's `(webhook_id, status, event_id)` index, so the table is never scanned.
+pub(super) async fn prune_finished(txn: &super::writer::Tx<'_>) -> Result<u64, DbErr> {
+    use delivery::Column as D;
+    use sea_orm::sea_query::Query;
+    use webhook::Column as W;
+    let mut endpoints = Query::select();
+    endpoints.column(W::Id).from(webhook::Entity);
+    let mut finished = Query::select();
+    finished
+        .column(D::Id)
+        .from(delivery::Entity)
+        .and_where(Expr::col(D::WebhookId).in_subquery(endpoints))
+        .and_where(Expr::col(D::Status).is_in([status::DELIVERED, status::FAILED]))
+        .and_where(Expr::col(D::EventId).lt(Expr::cust(
+            "(SELECT COALESCE(MIN(id), 9223372036854775807) FROM events)",
+        )))
+        .limit(PRUNE_CHUNK);
+    let mut delete = Query::delete();
+    delete
+        .from_table(delivery::Entity)
+        .and_where(Expr::col(D::Id).in_subquery(finished));
+    txn.execute(&delete).await
+}
+
 async fn attempted(
     txn: &super::writer::Tx<'_>,
     attempt: &Attempt,

@@ -22,7 +22,10 @@ use crate::dispatch::{Dispatcher, Event};
 use crate::domain::FailureCode;
 use crate::domain::{DeviceId, DeviceKind, now_millis};
 use crate::registry::{DeviceRegistry, LiveDevice, Outbound};
-use crate::store::{Change, Committed, EventType, NewEvent, Outcome, Retry, Store, StoreError};
+use crate::store::{
+    Change, Committed, EventType, NewEvent, Outcome, Retry, SeenSim, SimCardChange, Store,
+    StoreError,
+};
 
 /// The hub as a transport sees it; cheap to clone.
 #[derive(Clone)]
@@ -123,16 +126,30 @@ impl DeviceLink {
         app_version: Option<String>,
         sims: &[SimInfo],
     ) {
+        let seen = sims
+            .iter()
+            .map(|it| SeenSim {
+                slot: it.slot,
+                iccid: it.iccid.clone().filter(|it| !it.is_empty()),
+                operator: it.operator.clone(),
+                phone_number: it.phone_number.clone(),
+            })
+            .collect::<Vec<_>>();
         let sims = serde_json::to_value(sims).unwrap_or_default();
-        let _ = self
-            .store
-            .submit(vec![Change::DeviceHello {
-                id: device_id.clone(),
-                model,
-                app_version,
-                sims,
-            }])
-            .await;
+        let mut changes = vec![Change::DeviceHello {
+            id: device_id.clone(),
+            model,
+            app_version,
+            sims,
+        }];
+        // Every SIM reported becomes a managed card (or updates its card).
+        if !seen.is_empty() {
+            changes.push(Change::SimCards(SimCardChange::Seen {
+                device: device_id.to_string(),
+                sims: seen,
+            }));
+        }
+        let _ = self.store.submit(changes).await;
     }
 
     /// Registers a session in the registry (closing the one it replaces) and returns its

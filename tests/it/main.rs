@@ -34,6 +34,7 @@ mod openapi;
 mod remote;
 mod seed_paths;
 mod serving;
+mod sim_cards;
 mod spec_session;
 mod support;
 mod templates;

@@ -274,12 +274,75 @@ async fn flask_gateway_send_statistics_and_logs() {
     }
     assert_eq!(hub.message_count().await, 1);
 
+    // `sim_card_id` names a card of `/api/sim-cards`; the Flask gateway numbered its cards,
+    // and a number names a card by its label.
+    let (status, body) = hub
+        .post(
+            "/api/sms",
+            json!({ "recipient": "+14155552671", "message": "x", "sim_card_id": 7 }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("unknown_sim_card")),
+        "{body}"
+    );
+    assert_eq!(hub.message_count().await, 1);
+    let (device, _token) = hub.add_device("flask-phone").await;
+    let (status, card) = hub
+        .post(
+            "/api/sim-cards",
+            json!({ "device_id": device, "slot": 1, "label": "7", "number": "+14155550007" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{card}");
+    assert_eq!(
+        (card["number"].as_str(), card["status"].as_str()),
+        (Some("+14155550007"), Some("active")),
+        "{card}"
+    );
+    let (status, body) = hub
+        .post(
+            "/api/sms",
+            json!({ "recipient": "+14155552671", "message": "via 7", "sim_card_id": 7 }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["sender_sim"], 7, "{body}");
+    let (_, pinned) = hub
+        .get(&format!(
+            "/api/sms/{}",
+            body["message_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        (
+            pinned["requested_device_id"].as_str(),
+            pinned["requested_sim_slot"].as_u64()
+        ),
+        (Some(device.as_str()), Some(1)),
+        "{pinned}"
+    );
+    let card_path = format!("/api/sim-cards/{}", card["id"].as_str().unwrap());
+    let (status, _) = hub.get(&card_path).await;
+    assert_eq!(status, 200);
+    let deleted = hub
+        .http
+        .delete(hub.url(&card_path))
+        .header("X-API-Key", &hub.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    let (status, _) = hub.get(&card_path).await;
+    assert_eq!(status, 404);
+
     let (status, stats) = hub.get("/api/statistics").await;
     assert_eq!(status, 200, "{stats}");
-    assert_eq!(stats["messages"]["total"], 1, "{stats}");
-    assert_eq!(stats["messages"]["outgoing"], 1, "{stats}");
+    assert_eq!(stats["messages"]["total"], 2, "{stats}");
+    assert_eq!(stats["messages"]["outgoing"], 2, "{stats}");
     assert_eq!(stats["messages"]["incoming"], 0, "{stats}");
-    assert_eq!(stats["messages"]["by_state"]["queued"], 1, "{stats}");
+    assert_eq!(stats["messages"]["by_state"]["queued"], 2, "{stats}");
     assert!(
         stats["database"]["size_bytes"]
             .as_u64()
@@ -296,7 +359,7 @@ async fn flask_gateway_send_statistics_and_logs() {
     assert_eq!(days.len(), 1, "{stats}");
     assert_eq!(
         (days[0]["outgoing"].as_u64(), days[0]["total"].as_u64()),
-        (Some(1), Some(1)),
+        (Some(2), Some(2)),
         "{stats}"
     );
     assert_eq!(days[0]["date"].as_str().map(str::len), Some(10), "{stats}");

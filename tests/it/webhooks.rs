@@ -271,6 +271,61 @@ async fn deliveries_survive_a_receiver_down_failing_and_slow_and_replay_with_the
     );
 }
 
+/// Finished deliveries go with their events once those leave the log (retention); pending
+/// ones stay, however old.
+#[tokio::test]
+async fn finished_deliveries_are_pruned_with_their_events_and_pending_ones_kept() {
+    let Some(receiver) = Receiver::start(&[SECRET_A]) else {
+        return;
+    };
+    let hub = TestHub::spawn_with(|config| {
+        config.events.retention = Duration::from_secs(1);
+        let hooks = &mut config.events.webhooks;
+        hooks.allow_loopback = true;
+        hooks.backoff = Duration::from_secs(60);
+    })
+    .await;
+    let up = create(
+        &hub,
+        json!({"url": receiver.url(), "types": "message.queued", "secret": SECRET_A}),
+    )
+    .await;
+    let up = up["id"].as_str().unwrap().to_string();
+    // A port nothing listens on: every attempt fails, the delivery stays pending.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = create(
+        &hub,
+        json!({"url": format!("http://127.0.0.1:{closed}/hook"), "types": "message.queued"}),
+    )
+    .await;
+    let down = down["id"].as_str().unwrap().to_string();
+    hub.send_sms(sms(0)).await;
+    eventually("one delivery done, one attempted and pending", || async {
+        let done = deliveries(&hub, &up).await;
+        let waiting = deliveries(&hub, &down).await;
+        (done.len() == 1
+            && done[0]["status"] == "delivered"
+            && waiting.len() == 1
+            && waiting[0]["attempts"].as_u64() >= Some(1))
+        .then_some(())
+    })
+    .await;
+    // The writer prunes at start and every minute: past the retention, a restart prunes.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let hub = hub.restart().await;
+    eventually("the finished delivery pruned", || async {
+        deliveries(&hub, &up).await.is_empty().then_some(())
+    })
+    .await;
+    let waiting = deliveries(&hub, &down).await;
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0]["status"], "pending", "{waiting:?}");
+}
+
 #[tokio::test]
 async fn a_rotated_secret_signs_beside_the_old_one_during_the_overlap() {
     let Some(receiver) = Receiver::start(&[SECRET_A, SECRET_B]) else {

@@ -255,6 +255,8 @@ impl CompatMessage {
             message: Some(text),
             device_id: self.device_id.filter(|it| !it.is_empty()),
             sim_slot,
+            sim_card_id: None,
+            sim: None,
             delivery_report: Some(self.with_delivery_report.unwrap_or(true)),
             id: Some(id),
             ttl: self.ttl,

@@ -12,6 +12,7 @@ mod compat;
 mod paths;
 pub mod schemas;
 mod seeds;
+mod sims;
 mod webhooks;
 
 use std::sync::{Arc, LazyLock};
@@ -156,6 +157,18 @@ pub const SCOPES: &[(&str, &str, Scope)] = &[
     ("get", "/api/3rdparty/v1/settings", Scope::WebhooksWrite),
     ("put", "/api/3rdparty/v1/settings", Scope::WebhooksWrite),
     ("patch", "/api/3rdparty/v1/settings", Scope::WebhooksWrite),
+    ("get", "/api/sim-cards", Scope::DevicesRead),
+    ("post", "/api/sim-cards", Scope::DevicesWrite),
+    ("get", "/api/sim-cards/{id}", Scope::DevicesRead),
+    ("patch", "/api/sim-cards/{id}", Scope::DevicesWrite),
+    ("put", "/api/sim-cards/{id}", Scope::DevicesWrite),
+    ("delete", "/api/sim-cards/{id}", Scope::DevicesWrite),
+    ("get", "/api/routing-rules", Scope::DevicesRead),
+    ("post", "/api/routing-rules", Scope::Admin),
+    ("get", "/api/routing-rules/{id}", Scope::DevicesRead),
+    ("patch", "/api/routing-rules/{id}", Scope::Admin),
+    ("put", "/api/routing-rules/{id}", Scope::Admin),
+    ("delete", "/api/routing-rules/{id}", Scope::Admin),
 ];
 
 /// `/api` operations that need no credential (the request carries its own proof: a password,
@@ -215,6 +228,10 @@ pub const ANY_CREDENTIAL: &[(&str, &str)] = &[
         compat::devices, compat::delete_device, compat::inbox, compat::webhooks,
         compat::create_webhook, compat::delete_webhook, compat::get_settings,
         compat::put_settings, compat::patch_settings, compat::health, compat::token,
+        sims::list_sim_cards, sims::create_sim_card, sims::show_sim_card,
+        sims::patch_sim_card, sims::put_sim_card, sims::delete_sim_card,
+        sims::list_routing_rules, sims::create_routing_rule, sims::show_routing_rule,
+        sims::patch_routing_rule, sims::put_routing_rule, sims::delete_routing_rule,
     ),
     components(schemas(schemas::ErrorBody, schemas::ErrorDetail)),
     modifiers(&Prefixes, &Security, &Common),

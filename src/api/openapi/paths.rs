@@ -30,8 +30,8 @@ const MESSAGE_ID: &str = "0190a1b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b";
     responses(
         (status = 202, description = "committed, one message per recipient", body = SendSmsResponse),
         (status = 200, description = "a replay of an earlier request with the same idempotency key", body = SendSmsResponse),
-        (status = 400, description = "`invalid_json`, `invalid_request`, `missing_recipient`, `too_many_recipients`, `invalid_phone_number`, `empty_message`, `message_too_long`, `unknown_device`, `invalid_sim_slot`, `invalid_priority`, `invalid_time`, `invalid_ttl`, `invalid_valid_until`, `invalid_schedule`, `invalid_header`", body = ErrorBody),
-        (status = 409, description = "`idempotency_conflict`: the key was used with a different request", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_request`, `missing_recipient`, `too_many_recipients`, `invalid_phone_number`, `empty_message`, `message_too_long`, `unknown_device`, `invalid_sim_slot`, `invalid_priority`, `invalid_time`, `invalid_ttl`, `invalid_valid_until`, `invalid_schedule`, `invalid_header`, `unknown_sim_card`, `conflicting_sim`", body = ErrorBody),
+        (status = 409, description = "`idempotency_conflict`: the key was used with a different request; `sim_card_disabled`, `sim_card_not_placed`: the SIM card asked for cannot send", body = ErrorBody),
         (status = 422, description = "`unknown_template`, `missing_template_param`, `unknown_template_param`, `invalid_template_param`: the `template_id` or its `params`", body = ErrorBody),
     ))]
 fn send_sms() {}

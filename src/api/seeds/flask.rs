@@ -76,8 +76,12 @@ pub async fn send(
         "phone_number": request.recipient,
         "message": request.message,
     });
-    if let Some(sim) = &request.sim_card_id {
-        native["sim_card_id"] = sim.clone();
+    // The Flask gateway numbered its cards; smshub's ids are UUIDs, and a number names a
+    // card by its label (`pin` matches id, ICCID or label).
+    match &request.sim_card_id {
+        Some(Value::Number(number)) => native["sim_card_id"] = json!(number.to_string()),
+        Some(sim) => native["sim_card_id"] = sim.clone(),
+        None => {}
     }
     let native: SendSmsRequest = serde_json::from_value(native)
         .map_err(|err| ApiError::bad_request("invalid_request", format!("request body: {err}")))?;

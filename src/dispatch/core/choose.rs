@@ -20,6 +20,7 @@ use rand::Rng;
 use super::devices::DeviceEntry;
 use super::jobs::Held;
 use super::queue::Rank;
+use super::routing::RoutingRule;
 use super::sims::{note_pacing, sim_usage};
 use super::{Action, Core};
 use crate::dispatch::FastMap as HashMap;
@@ -56,7 +57,8 @@ impl Core {
             return None;
         }
         let entry = self.devices.get(device)?;
-        entry_candidate(entry, &mut self.sims, message, now)
+        // A pinned message names its SIM itself: routing rules do not apply to it.
+        entry_candidate(entry, &mut self.sims, message, now, None)
     }
 
     /// Offers every waiting message that some device can take now.
@@ -108,6 +110,8 @@ impl Core {
         let mut candidates: Vec<(usize, f64, Option<u8>)> = Vec::with_capacity(pool.len());
         let mut credits: Vec<f64> = Vec::with_capacity(pool.len());
         let mut weights: Vec<f64> = Vec::with_capacity(pool.len());
+        // Routing rules matching a message, in the order they are tried (reused).
+        let mut tiers: Vec<usize> = Vec::new();
         let mut misses = 0;
         let mut cursor: Option<Rank> = None;
         // Multipart messages are looked at only while a device with room sends them.
@@ -135,28 +139,42 @@ impl Core {
             let sticky = self.sticky.get(message.recipient.as_str());
             candidates.clear();
             let mut sticky_pick = None;
-            for avoid_pass in [true, false] {
-                if !avoid_pass && message.avoid.is_empty() {
-                    break;
-                }
-                for (index, at) in pool.iter().enumerate() {
-                    let entry = &self.devices.entries[*at];
-                    if avoid_pass == message.avoid.iter().any(|it| **it == *entry.name) {
-                        continue;
+            // Without rules for its number, one tier: any SIM. With rules, each rule's SIMs in
+            // turn, the first tier with a candidate winning (the fallback order).
+            if self.routes.is_empty() {
+                tiers.clear();
+            } else {
+                self.routes.matching(message.recipient.as_str(), &mut tiers);
+            }
+            for tier in 0..tiers.len().max(1) {
+                let rule = tiers.get(tier).map(|at| self.routes.get(*at));
+                for avoid_pass in [true, false] {
+                    if !avoid_pass && message.avoid.is_empty() {
+                        break;
                     }
-                    let Some(candidate) = entry_candidate(entry, &mut self.sims, &message, now)
-                    else {
-                        continue;
-                    };
-                    if let Some((sticky_device, sticky_sim)) = sticky
-                        && **sticky_device == *entry.name
-                        && candidate.sim_slot.unwrap_or(0) == *sticky_sim
-                    {
-                        sticky_pick = Some(candidates.len());
+                    for (index, at) in pool.iter().enumerate() {
+                        let entry = &self.devices.entries[*at];
+                        if avoid_pass == message.avoid.iter().any(|it| **it == *entry.name) {
+                            continue;
+                        }
+                        let Some(candidate) =
+                            entry_candidate(entry, &mut self.sims, &message, now, rule)
+                        else {
+                            continue;
+                        };
+                        if let Some((sticky_device, sticky_sim)) = sticky
+                            && **sticky_device == *entry.name
+                            && candidate.sim_slot.unwrap_or(0) == *sticky_sim
+                        {
+                            sticky_pick = Some(candidates.len());
+                        }
+                        candidates.push((index, candidate.weight, candidate.sim_slot));
                     }
-                    candidates.push((index, candidate.weight, candidate.sim_slot));
+                    // Devices that refused or failed this message are a last resort.
+                    if !candidates.is_empty() {
+                        break;
+                    }
                 }
-                // Devices that refused or failed this message are a last resort.
                 if !candidates.is_empty() {
                     break;
                 }
@@ -281,7 +299,7 @@ impl Core {
         let Some(entry) = self.devices.get_mut(device) else {
             return;
         };
-        let limits = entry.limits;
+        let limits = entry.limits_of(sim.unwrap_or(0));
         entry.jobs.insert(
             message.id,
             Held::Offered {
@@ -328,12 +346,14 @@ fn next_after(queue: &BTreeMap<Rank, QueuedMessage>, cursor: Option<Rank>) -> Op
 }
 
 /// Scores a connected device for `message` (rests aside): capabilities, health cached from
-/// its last status, load, quotas and pacing (not looked up for a SIM without limits).
+/// its last status, load, its SIMs' cards (enabled, own limits), the routing `rule` being
+/// tried, quotas and pacing (not looked up for a SIM without limits).
 fn entry_candidate(
     entry: &DeviceEntry,
     sims: &mut HashMap<DeviceId, HashMap<u8, SimUsage>>,
     message: &QueuedMessage,
     now: Millis,
+    rule: Option<&RoutingRule>,
 ) -> Option<scoring::Candidate> {
     if message.parts > 1 && !entry.multipart {
         return None;
@@ -349,16 +369,31 @@ fn entry_candidate(
             .allowed
             .as_ref()
             .is_none_or(|it| it.allows_slot(&entry.name, sim));
-        allowed
-            && (entry.limits.is_unlimited()
-                || sim_usage(sims, &entry.name, sim)
-                    .check(
-                        &entry.limits,
-                        now,
-                        message.parts,
-                        message.recipient.as_str(),
-                    )
-                    .is_ok())
+        if !allowed {
+            return false;
+        }
+        // The common case, no managed card and no rule: the device's limits, nothing more.
+        let policy = if entry.slots.is_empty() {
+            None
+        } else {
+            entry.slot(sim)
+        };
+        if policy.is_some_and(|it| !it.enabled) {
+            return false;
+        }
+        if let Some(rule) = rule
+            && !rule.admits(
+                policy.and_then(|it| it.label.as_deref()),
+                policy.and_then(|it| it.operator.as_deref()),
+            )
+        {
+            return false;
+        }
+        let limits = policy.and_then(|it| it.limits).unwrap_or(entry.limits);
+        limits.is_unlimited()
+            || sim_usage(sims, &entry.name, sim)
+                .check(&limits, now, message.parts, message.recipient.as_str())
+                .is_ok()
     };
     entry.health.as_ref()?.candidate(
         entry.jobs.len() as u32,

@@ -39,6 +39,22 @@ pub(super) struct DeviceEntry {
     pub(super) credit: f64,
     /// Its sending limits: its own, else the configured defaults.
     pub(super) limits: Limits,
+    /// Its slots' managed cards (enabled, own limits, label, operator); empty when none.
+    pub(super) slots: Vec<super::sim_cards::SlotPolicy>,
+}
+
+impl DeviceEntry {
+    /// The policy of the SIM in `slot`, if the slot is known.
+    pub(super) fn slot(&self, slot: u8) -> Option<&super::sim_cards::SlotPolicy> {
+        self.slots.iter().find(|it| it.slot == slot)
+    }
+
+    /// The limits of the SIM in `slot`: its card's own, else the device's.
+    pub(super) fn limits_of(&self, slot: u8) -> Limits {
+        self.slot(slot)
+            .and_then(|it| it.limits)
+            .unwrap_or(self.limits)
+    }
 }
 
 /// The connected devices: entries in a vector, so a dispatch pass walks them without hashing,
@@ -135,8 +151,10 @@ impl Core {
             jobs,
             credit: 0.0,
             limits: limits.unwrap_or(self.config.limits),
+            slots: Vec::new(),
         };
         self.devices.insert(entry);
+        self.rebind(device);
         if !lost.is_empty() {
             actions.push(Action::OutcomeUnknown {
                 device: device.clone(),

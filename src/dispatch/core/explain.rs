@@ -1,7 +1,8 @@
 //! Explaining why a message is not with a device yet, in words for the API: its schedule or
 //! retry backoff, its device being offline, or for each device the first thing that keeps it
 //! from taking the message (a rest, a capability, no status yet, its load, its battery, a SIM
-//! without service or out of quota).
+//! without service, disabled, not allowed by the routing rules of its number, or out of
+//! quota).
 //!
 //! Pure and only a look: no I/O, no clock reads, and it must decide nothing nor change what
 //! the dispatcher decides by (at most it creates an empty quota window for a SIM it checks).
@@ -10,6 +11,7 @@ use uuid::Uuid;
 
 use super::Core;
 use super::queue::Place;
+use super::routing::RoutingRule;
 use super::sims::sim_usage;
 use crate::dispatch::QueuedMessage;
 use crate::dispatch::scoring;
@@ -57,14 +59,29 @@ impl Core {
         if devices.is_empty() {
             return Some("no device is online".into());
         }
+        // Routing rules apply to messages that do not name their device.
+        let mut rules: Vec<RoutingRule> = Vec::new();
+        if message.device_id.is_none() {
+            let mut tiers = Vec::new();
+            self.routes.matching(message.recipient.as_str(), &mut tiers);
+            rules.extend(tiers.iter().map(|at| self.routes.get(*at).clone()));
+        }
         let mut reasons = Vec::new();
         for device in devices {
             reasons.push(format!(
                 "{device}: {}",
-                self.device_reason(&device, &message, now)
+                self.device_reason(&device, &message, &rules, now)
             ));
         }
         reasons.sort();
+        if !rules.is_empty() {
+            let held: Vec<String> = rules.iter().map(RoutingRule::describe).collect();
+            return Some(format!(
+                "held back by {}: no SIM it allows can take it now ({})",
+                held.join(", then "),
+                reasons.join("; ")
+            ));
+        }
         Some(format!(
             "no device can take it now ({})",
             reasons.join("; ")
@@ -72,7 +89,13 @@ impl Core {
     }
 
     /// What keeps `device` from taking `message` now, or "eligible".
-    fn device_reason(&mut self, device: &DeviceId, message: &QueuedMessage, now: Millis) -> String {
+    fn device_reason(
+        &mut self,
+        device: &DeviceId,
+        message: &QueuedMessage,
+        rules: &[RoutingRule],
+        now: Millis,
+    ) -> String {
         if let Some(until) = self
             .breakers
             .get(device)
@@ -105,7 +128,8 @@ impl Core {
         if status.sims.is_empty() {
             return "reports no SIM".into();
         }
-        let limits = entry.limits;
+        let policies = entry.slots.clone();
+        let device_limits = entry.limits;
         let mut sim_reasons = Vec::new();
         for sim in &status.sims {
             if message.sim_slot.is_some_and(|it| it != sim.slot) {
@@ -115,6 +139,23 @@ impl Core {
                 sim_reasons.push(format!("SIM {} has no service", sim.slot));
                 continue;
             }
+            let policy = policies.iter().find(|it| it.slot == sim.slot);
+            if policy.is_some_and(|it| !it.enabled) {
+                sim_reasons.push(format!("SIM {} is disabled", sim.slot));
+                continue;
+            }
+            let label = policy.and_then(|it| it.label.as_deref());
+            let operator = policy.and_then(|it| it.operator.as_deref());
+            if !rules.is_empty() && !rules.iter().any(|it| it.admits(label, operator)) {
+                let names: Vec<String> = rules.iter().map(|it| format!("{:?}", it.name)).collect();
+                sim_reasons.push(format!(
+                    "SIM {} is not allowed by routing rule {}",
+                    sim.slot,
+                    names.join(" or ")
+                ));
+                continue;
+            }
+            let limits = policy.and_then(|it| it.limits).unwrap_or(device_limits);
             let usage = sim_usage(&mut self.sims, device, sim.slot);
             if let Err(blocked) =
                 usage.check(&limits, now, message.parts, message.recipient.as_str())

@@ -19,7 +19,9 @@
 //! - `sims`: SIM quotas and pacing (`replay_send`);
 //! - `breaker`: rests after failures in a row;
 //! - `timers`: `next_wake` and `tick`;
-//! - `explain`: `why_waiting`.
+//! - `explain`: `why_waiting`;
+//! - `sim_cards`: managed SIM cards bound to device slots (enabled flag, own limits, label);
+//! - `routing`: routing rules by number prefix (`put_route`).
 
 mod breaker;
 mod choose;
@@ -27,6 +29,8 @@ mod devices;
 mod explain;
 mod jobs;
 mod queue;
+mod routing;
+mod sim_cards;
 mod sims;
 mod timers;
 
@@ -40,6 +44,10 @@ use self::breaker::Breaker;
 use self::devices::Devices;
 use self::jobs::OwnedJob;
 use self::queue::{Place, Rank};
+use self::routing::Routes;
+
+pub use self::routing::RoutingRule;
+pub use self::sim_cards::{ReportedSim, SimCard};
 use super::FastMap as HashMap;
 use super::QueuedMessage;
 use super::limits::{Limits, SimUsage};
@@ -191,6 +199,12 @@ pub struct Core {
     breakers: HashMap<DeviceId, Breaker>,
     /// Waiting messages per API key.
     waiting_by_key: HashMap<Option<Uuid>, usize>,
+    /// Managed SIM cards, by id.
+    cards: HashMap<Uuid, SimCard>,
+    /// The SIMs each device reported at its last `hello`.
+    reported: HashMap<DeviceId, Vec<ReportedSim>>,
+    /// The enabled routing rules.
+    routes: Routes,
 }
 
 impl Core {
@@ -215,7 +229,24 @@ impl Core {
             sticky: HashMap::default(),
             breakers: HashMap::default(),
             waiting_by_key: HashMap::default(),
+            cards: HashMap::default(),
+            reported: HashMap::default(),
+            routes: Routes::default(),
         }
+    }
+
+    /// A routing rule was created or changed (a disabled one is dropped).
+    pub fn put_route(&mut self, rule: RoutingRule, enabled: bool) {
+        if enabled {
+            self.routes.put(rule);
+        } else {
+            self.routes.remove(rule.id);
+        }
+    }
+
+    /// A routing rule was deleted.
+    pub fn remove_route(&mut self, id: Uuid) {
+        self.routes.remove(id);
     }
 
     /// The tunables it was made with.

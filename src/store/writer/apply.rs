@@ -111,6 +111,7 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
         Change::Cancel { id } => transitions::cancel(txn, *id, now).await,
         Change::ModemRefs(change) => super::super::modem_refs::apply(txn, change, now).await,
         Change::Template(change) => super::super::templates::apply(txn, change, now).await,
+        Change::SimCards(change) => super::super::sim_cards::apply(txn, change, now).await,
         Change::Emit(events) => {
             log::insert(txn, events, now).await?;
             Ok(Outcome::Applied)

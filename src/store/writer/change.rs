@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::super::access::{AccessChange, NewKeyRow};
 use super::super::webhooks::WebhookChange;
-use super::super::{ModemRefChange, NewEvent, NewMessage, TemplateChange};
+use super::super::{ModemRefChange, NewEvent, NewMessage, SimCardChange, TemplateChange};
 use crate::domain::Millis;
 #[cfg(doc)]
 use crate::domain::Transition;
@@ -121,6 +121,8 @@ pub enum Change {
     /// Message references of parts sent through a modem, kept to match status reports
     /// (`store::modem_refs`).
     ModemRefs(ModemRefChange),
+    /// SIM cards and routing rules (`store::sim_cards`).
+    SimCards(SimCardChange),
     /// Events that tell of something outside the store (a device came online, went offline,
     /// rested, reported a low battery): only written to the event log. Changes that the store
     /// makes write their own events.

@@ -164,20 +164,21 @@ async fn run(
     }
 }
 
-/// Deletes the events past their retention, a chunk per transaction, until none is left.
+/// Deletes the events past their retention, and the finished webhook deliveries of events no
+/// longer kept, a chunk per transaction, until none is left.
 async fn prune_events(db: &mut Conn, publish: &Publish) {
     let before = now_millis() - publish.retention_ms.load(Ordering::Relaxed);
     loop {
         let pruned = async {
             let txn = db.begin().await?;
-            let n = log::prune(&txn, before).await?;
+            let n = log::prune(&txn, before).await? + super::webhooks::prune_finished(&txn).await?;
             txn.commit().await?;
             Ok::<u64, DbErr>(n)
         }
         .await;
         match pruned {
             Ok(0) => return,
-            Ok(n) => tracing::debug!(events = n, "pruned events past their retention"),
+            Ok(n) => tracing::debug!(rows = n, "pruned events and deliveries past retention"),
             Err(error) => {
                 tracing::warn!(%error, "could not prune events; trying again later");
                 return;
