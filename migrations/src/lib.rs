@@ -17,6 +17,7 @@ mod m20261205_000008_webhooks;
 mod m20261205_000009_templates;
 mod m20261205_000010_mqtt;
 mod m20261205_000011_sims;
+mod m20261206_000021_compat_webhooks;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000009_templates::Migration),
             Box::new(m20261205_000010_mqtt::Migration),
             Box::new(m20261205_000011_sims::Migration),
+            Box::new(m20261206_000021_compat_webhooks::Migration),
         ]
     }
 }

@@ -128,7 +128,8 @@ pub fn routes(api: Arc<ApiState>) -> warp::filters::BoxedFilter<(Response,)> {
 }
 
 /// The client's address, for the login lockout.
-fn client() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+pub(super) fn client() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone
+{
     warp::ext::optional::<PeerAddr>().map(|it: Option<PeerAddr>| match it {
         Some(PeerAddr(addr)) => addr.ip().to_string(),
         None => "unknown".to_string(),
@@ -417,9 +418,9 @@ async fn list_audit(api: Arc<ApiState>, query: AuditQuery) -> Result<Response, A
 }
 
 #[derive(Deserialize)]
-struct LoginRequest {
-    username: String,
-    password: String,
+pub(super) struct LoginRequest {
+    pub(super) username: String,
+    pub(super) password: String,
 }
 
 /// What a successful login answers.
@@ -435,7 +436,7 @@ enum Answer {
 
 /// Checks a username and password, with the lockout: `429` while locked, `401` for a wrong
 /// pair (the same for an unknown user, so names cannot be probed).
-async fn check_login(
+pub(super) async fn check_login(
     api: &ApiState,
     client: &str,
     request: &LoginRequest,
@@ -571,7 +572,11 @@ fn no_store(response: &mut Response) {
 }
 
 /// A hub JWT for `user`.
-fn token_answer(api: &ApiState, user: &UserRecord, flask: bool) -> Result<Response, ApiError> {
+pub(super) fn token_answer(
+    api: &ApiState,
+    user: &UserRecord,
+    flask: bool,
+) -> Result<Response, ApiError> {
     let role = Role::parse(&user.role).unwrap_or(Role::Viewer);
     let now = now_millis() / 1000;
     let claims = Claims {
@@ -638,6 +643,7 @@ fn me_route(principal: Principal) -> Response {
         Via::Session { .. } => "session",
         Via::HubToken => "token",
         Via::Oidc => "oidc",
+        Via::Password => "password",
     };
     let body = serde_json::json!({
         "label": principal.label,

@@ -72,6 +72,18 @@ pub async fn authorize(
     presented: &Presented,
 ) -> Result<Principal, ApiError> {
     let principal = identify(api, presented).await?;
+    admit(api, scope, presented, principal)
+}
+
+/// The checks of [`authorize`] after the caller is known: CSRF for a session, the rate
+/// limit, the scope. Also for a principal identified another way (the Basic credentials of
+/// capcom6's API, `api::compat::auth`).
+pub fn admit(
+    api: &ApiState,
+    scope: Option<Scope>,
+    presented: &Presented,
+    principal: Principal,
+) -> Result<Principal, ApiError> {
     if let Via::Session { csrf, .. } = &principal.via {
         let safe = matches!(
             presented.method,

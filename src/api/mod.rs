@@ -12,6 +12,7 @@
 
 mod access;
 pub mod allow;
+mod compat;
 mod cors;
 pub mod credential;
 mod credentials;
@@ -136,6 +137,8 @@ pub fn routes(
         .or(templates::routes(api.clone()))
         .unify()
         .or(seeds::routes(api.clone()))
+        .unify()
+        .or(compat::routes(api.clone()))
         .unify()
         .or(sim_cards::routes(api.clone()))
         .unify()

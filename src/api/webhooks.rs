@@ -182,6 +182,8 @@ async fn create(api: Arc<ApiState>, who: Principal, body: Bytes) -> Result<Respo
         // From the next event on.
         cursor: api.store.events().last_id(),
         created_at: now_millis(),
+        compat_id: None,
+        compat_event: None,
     };
     api.store
         .apply(Change::Webhook(WebhookChange::Create(record.clone())))

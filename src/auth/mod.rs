@@ -45,6 +45,8 @@ pub enum Via {
     HubToken,
     /// A bearer JWT of the OpenID provider (`--oidc-issuer`).
     Oidc,
+    /// A username and password in `Authorization: Basic` (capcom6's API, `api::compat`).
+    Password,
 }
 
 /// Who is calling the API, and what they may do: what every route's authorization yields.

@@ -11,6 +11,7 @@
 //! entity.
 
 pub mod access;
+mod compat;
 mod consumers;
 mod entities;
 mod event_tail;
@@ -42,6 +43,7 @@ use uuid::Uuid;
 
 use crate::domain::{DeviceId, DeviceKind, MessageState, Millis, PhoneNumber};
 pub use access::{AccessChange, AuditEntry, AuditFilter, NewKeyRow, SessionRecord, UserRecord};
+pub use compat::SendGroup;
 use entities::{device, idempotency_key, inbox, message, message_event};
 pub use events::{Event, EventLog, EventType, NewEvent};
 use health::WriteHealth;

@@ -40,6 +40,8 @@ mod rows {
             pub failing_since: Option<i64>,
             pub cursor: i64,
             pub created_at: i64,
+            pub compat_id: Option<String>,
+            pub compat_event: Option<String>,
         }
 
         #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -77,9 +79,27 @@ mod rows {
 
         impl ActiveModelBehavior for ActiveModel {}
     }
+
+    pub mod compat_settings {
+        use sea_orm::entity::prelude::*;
+
+        #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+        #[sea_orm(table_name = "compat_settings")]
+        pub struct Model {
+            #[sea_orm(primary_key, auto_increment = false)]
+            pub owner_id: Uuid,
+            pub signing_key: Option<String>,
+            pub updated_at: i64,
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
 }
 
-use rows::{delivery, webhook};
+use rows::{compat_settings, delivery, webhook};
 
 /// A registered endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +124,11 @@ pub struct WebhookRecord {
     /// The last event fanned out to it.
     pub cursor: i64,
     pub created_at: Millis,
+    /// Its id in capcom6's SMS Gateway API, when registered there: then it is delivered in
+    /// that app's envelope and signature, and `secret` is that app's signing key.
+    pub compat_id: Option<String>,
+    /// The event of that API it was registered for (`sms:delivered`).
+    pub compat_event: Option<String>,
 }
 
 /// Where a delivery stands.
@@ -199,6 +224,12 @@ pub enum WebhookChange {
     Replay {
         deliveries: Vec<NewDelivery>,
     },
+    /// Sets the signing key of a tenant's webhooks of capcom6's API (its `/settings`
+    /// `webhooks.signing_key`): kept for the ones to come, and the key of those that exist.
+    SigningKey {
+        owner: Uuid,
+        key: String,
+    },
 }
 
 /// Most deliveries per INSERT (15 values a row).
@@ -282,6 +313,29 @@ pub(super) async fn apply(
         }
         WebhookChange::Replay { deliveries } => {
             insert_deliveries(txn, deliveries, now, true).await?;
+            1
+        }
+        WebhookChange::SigningKey { owner, key } => {
+            use compat_settings::Column as S;
+            let row = compat_settings::ActiveModel {
+                owner_id: Set(*owner),
+                signing_key: Set(Some(key.clone())),
+                updated_at: Set(now),
+            };
+            compat_settings::Entity::insert(row)
+                .on_conflict(
+                    OnConflict::column(S::OwnerId)
+                        .update_columns([S::SigningKey, S::UpdatedAt])
+                        .to_owned(),
+                )
+                .exec_in(txn)
+                .await?;
+            webhook::Entity::update_many()
+                .col_expr(W::Secret, Expr::value(key.clone()))
+                .filter(W::OwnerId.eq(*owner))
+                .filter(W::CompatId.is_not_null())
+                .exec_in(txn)
+                .await?;
             1
         }
     };
@@ -443,6 +497,8 @@ fn active(record: &WebhookRecord) -> webhook::ActiveModel {
         failing_since: Set(record.failing_since),
         cursor: Set(record.cursor),
         created_at: Set(record.created_at),
+        compat_id: Set(record.compat_id.clone()),
+        compat_event: Set(record.compat_event.clone()),
     }
 }
 
@@ -462,6 +518,8 @@ fn webhook_record(row: webhook::Model) -> WebhookRecord {
         failing_since: row.failing_since,
         cursor: row.cursor,
         created_at: row.created_at,
+        compat_id: row.compat_id,
+        compat_event: row.compat_event,
     }
 }
 
@@ -558,6 +616,14 @@ impl Store {
             .all(&self.db)
             .await?;
         Ok(rows.into_iter().map(delivery_record).collect())
+    }
+
+    /// The signing key a tenant set for its webhooks of capcom6's API, if it set one.
+    pub async fn compat_signing_key(&self, owner: Uuid) -> Result<Option<String>, StoreError> {
+        Ok(compat_settings::Entity::find_by_id(owner)
+            .one(&self.db)
+            .await?
+            .and_then(|it| it.signing_key))
     }
 
     pub async fn get_delivery(&self, id: Uuid) -> Result<Option<DeliveryRecord>, StoreError> {

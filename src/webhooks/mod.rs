@@ -7,6 +7,8 @@
 //! - [`target`]: where a webhook may point (SSRF checks, at creation and on every request).
 //! - [`fanout`]: reads the event log from each webhook's durable position (woken by the
 //!   writer after each commit) and commits one delivery per event an endpoint wants.
+//! - [`compat`]: webhooks of capcom6's SMS Gateway API: that app's event names, envelope and
+//!   `X-Signature`.
 //! - [`send`]: sends due deliveries, in order per message and endpoint, and commits each
 //!   attempt's result (backoff, giving up, disabling an endpoint that keeps failing).
 //!
@@ -14,6 +16,7 @@
 //! sender for a wake-up or the next due attempt), send a later event of a message before an
 //! earlier one was acknowledged or given up, or connect to a target the policy refuses.
 
+pub mod compat;
 pub mod config;
 pub mod fanout;
 mod send;

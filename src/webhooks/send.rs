@@ -237,8 +237,11 @@ impl Sender {
         }) {
             self.policy.check(&url).await.map_err(|it| it.to_string())?;
         }
-        let id = sign::message_id(hook.id, delivery.event_id);
         let timestamp = now / 1000;
+        if hook.compat_id.is_some() {
+            return self.post_compat(hook, delivery, url, timestamp).await;
+        }
+        let id = sign::message_id(hook.id, delivery.event_id);
         let mut secrets = vec![hook.secret.as_str()];
         if let (Some(old), Some(until)) = (&hook.old_secret, hook.old_secret_until)
             && until > now
@@ -257,17 +260,45 @@ impl Sender {
             .send()
             .await
             .map_err(describe)?;
-        let code = response.status().as_u16();
-        // Read a little of the body so the connection can be reused; never all of a flood.
-        let mut read = 0;
-        while read < BODY_CAP {
-            match response.chunk().await {
-                Ok(Some(chunk)) => read += chunk.len(),
-                _ => break,
-            }
-        }
-        Ok(code)
+        Ok(answered(&mut response).await)
     }
+
+    /// One POST of a webhook of capcom6's API, signed as that app signs
+    /// (`X-Signature`, `X-Timestamp`: [`super::compat`]).
+    async fn post_compat(
+        &self,
+        hook: &WebhookRecord,
+        delivery: &DeliveryRecord,
+        url: reqwest::Url,
+        timestamp: i64,
+    ) -> Result<u16, String> {
+        let signature = super::compat::signature(&hook.secret, delivery.body.as_bytes(), timestamp);
+        let mut response = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-signature", signature)
+            .header("x-timestamp", timestamp.to_string())
+            .body(delivery.body.clone())
+            .send()
+            .await
+            .map_err(describe)?;
+        Ok(answered(&mut response).await)
+    }
+}
+
+/// The response's status, after reading a little of its body so the connection can be
+/// reused (never all of a flood).
+async fn answered(response: &mut reqwest::Response) -> u16 {
+    let code = response.status().as_u16();
+    let mut read = 0;
+    while read < BODY_CAP {
+        match response.chunk().await {
+            Ok(Some(chunk)) => read += chunk.len(),
+            _ => break,
+        }
+    }
+    code
 }
 
 /// An error with its causes (reqwest's own text is often only "error sending request").

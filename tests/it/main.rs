@@ -7,6 +7,7 @@ mod api;
 mod architecture;
 mod bench;
 mod cli;
+mod compat_clients;
 mod config;
 mod crash;
 mod delivery;

@@ -8,6 +8,7 @@
 //! `tests/it/openapi.rs`. Must never be on the per-request path of other routes.
 
 mod access;
+mod compat;
 mod paths;
 pub mod schemas;
 mod seeds;
@@ -27,6 +28,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 
 use crate::auth::Scope;
+use compat::Prefixes;
 
 /// The scope each `/api` route needs (the `Scope::…` its filter in `api/mod.rs` or
 /// `api/modems.rs` passes to `authorized`). Keep it in step when you add a route: the
@@ -104,6 +106,57 @@ pub const SCOPES: &[(&str, &str, Scope)] = &[
     ("post", "/api/v1/messages", Scope::MessagesSend),
     ("get", "/api/v1/messages", Scope::MessagesRead),
     ("get", "/api/v1/messages/{id}", Scope::MessagesRead),
+    // capcom6's SMS Gateway API (`api::compat`), under both prefixes.
+    ("post", "/3rdparty/v1/messages", Scope::MessagesSend),
+    ("get", "/3rdparty/v1/messages", Scope::MessagesRead),
+    ("get", "/3rdparty/v1/messages/{id}", Scope::MessagesRead),
+    ("delete", "/3rdparty/v1/messages/{id}", Scope::MessagesSend),
+    ("post", "/3rdparty/v1/message", Scope::MessagesSend),
+    ("get", "/3rdparty/v1/message", Scope::MessagesRead),
+    ("get", "/3rdparty/v1/message/{id}", Scope::MessagesRead),
+    ("delete", "/3rdparty/v1/message/{id}", Scope::MessagesSend),
+    ("get", "/3rdparty/v1/devices", Scope::DevicesRead),
+    ("delete", "/3rdparty/v1/devices/{id}", Scope::DevicesWrite),
+    ("get", "/3rdparty/v1/inbox", Scope::InboxRead),
+    ("get", "/3rdparty/v1/webhooks", Scope::WebhooksWrite),
+    ("post", "/3rdparty/v1/webhooks", Scope::WebhooksWrite),
+    ("delete", "/3rdparty/v1/webhooks/{id}", Scope::WebhooksWrite),
+    ("get", "/3rdparty/v1/settings", Scope::WebhooksWrite),
+    ("put", "/3rdparty/v1/settings", Scope::WebhooksWrite),
+    ("patch", "/3rdparty/v1/settings", Scope::WebhooksWrite),
+    ("post", "/api/3rdparty/v1/messages", Scope::MessagesSend),
+    ("get", "/api/3rdparty/v1/messages", Scope::MessagesRead),
+    ("get", "/api/3rdparty/v1/messages/{id}", Scope::MessagesRead),
+    (
+        "delete",
+        "/api/3rdparty/v1/messages/{id}",
+        Scope::MessagesSend,
+    ),
+    ("post", "/api/3rdparty/v1/message", Scope::MessagesSend),
+    ("get", "/api/3rdparty/v1/message", Scope::MessagesRead),
+    ("get", "/api/3rdparty/v1/message/{id}", Scope::MessagesRead),
+    (
+        "delete",
+        "/api/3rdparty/v1/message/{id}",
+        Scope::MessagesSend,
+    ),
+    ("get", "/api/3rdparty/v1/devices", Scope::DevicesRead),
+    (
+        "delete",
+        "/api/3rdparty/v1/devices/{id}",
+        Scope::DevicesWrite,
+    ),
+    ("get", "/api/3rdparty/v1/inbox", Scope::InboxRead),
+    ("get", "/api/3rdparty/v1/webhooks", Scope::WebhooksWrite),
+    ("post", "/api/3rdparty/v1/webhooks", Scope::WebhooksWrite),
+    (
+        "delete",
+        "/api/3rdparty/v1/webhooks/{id}",
+        Scope::WebhooksWrite,
+    ),
+    ("get", "/api/3rdparty/v1/settings", Scope::WebhooksWrite),
+    ("put", "/api/3rdparty/v1/settings", Scope::WebhooksWrite),
+    ("patch", "/api/3rdparty/v1/settings", Scope::WebhooksWrite),
     ("get", "/api/sim-cards", Scope::DevicesRead),
     ("post", "/api/sim-cards", Scope::DevicesWrite),
     ("get", "/api/sim-cards/{id}", Scope::DevicesRead),
@@ -125,11 +178,17 @@ pub const OPEN: &[(&str, &str)] = &[
     ("post", "/api/auth"),
     ("post", "/api/auth/token"),
     ("post", "/api/devices/pair"),
+    ("get", "/3rdparty/v1/health"),
+    ("get", "/api/3rdparty/v1/health"),
 ];
 
 /// `/api` operations any valid credential may call, whatever its scopes.
-pub const ANY_CREDENTIAL: &[(&str, &str)] =
-    &[("post", "/api/auth/logout"), ("get", "/api/auth/me")];
+pub const ANY_CREDENTIAL: &[(&str, &str)] = &[
+    ("post", "/api/auth/logout"),
+    ("get", "/api/auth/me"),
+    ("post", "/3rdparty/v1/auth/token"),
+    ("post", "/api/3rdparty/v1/auth/token"),
+];
 
 #[derive(OpenApi)]
 #[openapi(
@@ -164,13 +223,18 @@ pub const ANY_CREDENTIAL: &[(&str, &str)] =
         seeds::legacy_send, seeds::legacy_ussd, seeds::legacy_balance, seeds::modem_recharge,
         seeds::modem_data_balance, seeds::flask_send, seeds::statistics, seeds::logs,
         seeds::v1_create, seeds::v1_list, seeds::v1_show,
+        compat::send, compat::send_deprecated, compat::list, compat::list_deprecated,
+        compat::get, compat::get_deprecated, compat::cancel, compat::cancel_deprecated,
+        compat::devices, compat::delete_device, compat::inbox, compat::webhooks,
+        compat::create_webhook, compat::delete_webhook, compat::get_settings,
+        compat::put_settings, compat::patch_settings, compat::health, compat::token,
         sims::list_sim_cards, sims::create_sim_card, sims::show_sim_card,
         sims::patch_sim_card, sims::put_sim_card, sims::delete_sim_card,
         sims::list_routing_rules, sims::create_routing_rule, sims::show_routing_rule,
         sims::patch_routing_rule, sims::put_routing_rule, sims::delete_routing_rule,
     ),
     components(schemas(schemas::ErrorBody, schemas::ErrorDetail)),
-    modifiers(&Security, &Common),
+    modifiers(&Prefixes, &Security, &Common),
     tags(
         (name = "messages", description = "send, follow, cancel and list SMS"),
         (name = "devices", description = "phones and modems as workers; the device WebSocket"),
@@ -180,6 +244,7 @@ pub const ANY_CREDENTIAL: &[(&str, &str)] =
         (name = "webhooks", description = "events delivered to your endpoints, signed (Standard Webhooks), retried until acknowledged"),
         (name = "operations", description = "health probes, metrics, this document, the dashboard"),
         (name = "templates", description = "message templates with `{{name}}` fields"),
+        (name = "sms-gateway", description = "capcom6's SMS Gateway for Android 3rd-party API (its client libraries work unchanged), under `/3rdparty/v1` and `/api/3rdparty/v1`; `Authorization: Basic` with a user's name and password, or any name and an API key"),
         (name = "seeds", description = "the paths of the systems smshub replaces (the multi-modem manager, the Flask and Elixir gateways), on the same handlers as the native routes"),
     ),
 )]
