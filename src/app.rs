@@ -31,6 +31,7 @@ use crate::store::{AccessChange, Change};
 use crate::store::{Durability, Store};
 use crate::transport::android;
 use crate::transport::attached::Modems;
+use crate::transport::gateway_app;
 use crate::transport::hilink::HilinkConfig;
 use crate::transport::link::DeviceLink;
 use crate::transport::modem::ModemConfig;
@@ -314,7 +315,10 @@ impl App {
         // The transports: each starts here, in one line.
         let modems = api.modems.clone();
         modems.start(&config.modem_ports, &config.hilinks, config.modem_scan);
-        let devices = android::routes(link, config.hello_timeout).boxed();
+        let devices = android::routes(link.clone(), config.hello_timeout)
+            .or(gateway_app::routes(link, tls.is_some()))
+            .unify()
+            .boxed();
 
         let connections = api.connections.clone();
         // Keys' last uses are written at most once a minute each (and at shutdown).

@@ -668,16 +668,24 @@ pub enum DeviceKind {
     Modem,
     /// A Huawei HiLink stick driven by the hub over its HTTP API.
     Hilink,
+    /// A phone running capcom6's SMS Gateway for Android app, on its mobile API.
+    GatewayApp,
 }
 
 impl DeviceKind {
-    pub const ALL: [DeviceKind; 3] = [DeviceKind::Android, DeviceKind::Modem, DeviceKind::Hilink];
+    pub const ALL: [DeviceKind; 4] = [
+        DeviceKind::Android,
+        DeviceKind::Modem,
+        DeviceKind::Hilink,
+        DeviceKind::GatewayApp,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             DeviceKind::Android => "android",
             DeviceKind::Modem => "modem",
             DeviceKind::Hilink => "hilink",
+            DeviceKind::GatewayApp => "sms-gateway-app",
         }
     }
 

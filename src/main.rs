@@ -572,6 +572,10 @@ struct SimulateArgs {
     /// Name prefix of the registered devices.
     #[arg(long, default_value = "sim")]
     prefix: String,
+    /// Phones running capcom6's SMS Gateway app to simulate too (on its mobile API; they
+    /// register with the API key as the server's private token).
+    #[arg(long, default_value_t = 0)]
+    apps: usize,
 }
 
 fn main() -> std::process::ExitCode {
@@ -868,19 +872,30 @@ async fn simulate_cmd(args: SimulateArgs) -> anyhow::Result<()> {
         delivery_rate: args.delivery_rate,
     };
     let hub = args.hub.trim_end_matches('/').to_string();
-    let phones = simulate::start_fleet(
+    let mut phones = simulate::start_fleet(
         &hub,
         &args.api_key,
         &args.prefix,
         args.devices,
+        behaviour.clone(),
+        stats.clone(),
+    )
+    .await?;
+    let apps = simulate::app::start_apps(
+        &hub,
+        &args.api_key,
+        &format!("{}-app", args.prefix),
+        args.apps,
         behaviour,
         stats.clone(),
     )
     .await?;
     say!(
-        "{} simulated phones connected to {hub}; Ctrl-C to stop",
-        phones.len()
+        "{} simulated phones and {} simulated SMS Gateway apps connected to {hub}; Ctrl-C to stop",
+        phones.len(),
+        apps.len()
     );
+    phones.extend(apps);
     let mut report = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {

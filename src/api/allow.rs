@@ -39,6 +39,19 @@ pub const ROUTES: &[Route] = &[
     route("/health/ready", PROBE, "GET, HEAD"),
     route("/ws", GET, "GET"),
     route("/ws/device/{id}", GET, "GET"),
+    // capcom6's app, on its mobile API (`transport/gateway_app`, `api/compat/mobile.rs`).
+    route(
+        "/mobile/v1/device",
+        &["GET", "POST", "PATCH"],
+        "GET, POST, PATCH",
+    ),
+    route("/mobile/v1/user/code", GET, "GET"),
+    route("/mobile/v1/events", GET, "GET"),
+    route("/mobile/v1/message", &["GET", "PATCH"], "GET, PATCH"),
+    route("/mobile/v1/messages", &["GET", "PATCH"], "GET, PATCH"),
+    route("/mobile/v1/settings", GET, "GET"),
+    route("/mobile/v1/webhooks", GET, "GET"),
+    route("/mobile/v1/hooks", POST, "POST"),
     route("/api/events", GET, "GET"),
     route("/api/send-sms", POST, "POST"),
     // `POST /api/sms` is the Flask gateway's send (`api::seeds`).

@@ -205,41 +205,12 @@ async fn redeem_code(
     url: HubUrl,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let ip = peer.map_or(IpAddr::from([0, 0, 0, 0]), |it| it.0.ip());
-    if api.redeem_limiter.0.len() > 10_000 {
-        api.redeem_limiter.0.retain_recent();
-    }
-    if let Err(not_until) = api.redeem_limiter.0.check_key(&ip) {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        ));
-        let mut error = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "too many pairing attempts from this address; wait and try again",
-        );
-        error.retry_after = Some(u32::try_from(wait.as_secs() + 1).unwrap_or(u32::MAX));
-        return Err(error);
-    }
+    limit_redeeming(&api, peer)?;
     let request: RedeemRequest = super::handlers::parse_json(&body)?;
     let asked = request.name.map(|it| check_name(&it)).transpose()?;
-    let name = match api.pairings.redeem(&request.code) {
-        Redeemed::Valid { name } => name.or(asked).unwrap_or_else(|| "phone".to_string()),
-        Redeemed::Used => {
-            return Err(ApiError::new(
-                StatusCode::GONE,
-                "pairing_code_used",
-                "this pairing code was used already; ask for a new one",
-            ));
-        }
-        Redeemed::Invalid => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "invalid_pairing_code",
-                "no such pairing code, or it expired",
-            ));
-        }
-    };
+    let name = redeem_pairing(&api, &request.code)?
+        .or(asked)
+        .unwrap_or_else(|| "phone".to_string());
     let created = match auth::create_device(&api.store, &name, DeviceKind::Android).await {
         Ok(it) => it,
         Err(err) => {
@@ -282,11 +253,50 @@ async fn revoke(api: Arc<ApiState>, id: String) -> Result<Response, ApiError> {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Counts one redemption attempt of the client at `peer`: `429` past the limit.
+pub(crate) fn limit_redeeming(api: &ApiState, peer: Option<PeerAddr>) -> Result<(), ApiError> {
+    let ip = peer.map_or(IpAddr::from([0, 0, 0, 0]), |it| it.0.ip());
+    if api.redeem_limiter.0.len() > 10_000 {
+        api.redeem_limiter.0.retain_recent();
+    }
+    if let Err(not_until) = api.redeem_limiter.0.check_key(&ip) {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many pairing attempts from this address; wait and try again",
+        );
+        error.retry_after = Some(u32::try_from(wait.as_secs() + 1).unwrap_or(u32::MAX));
+        return Err(error);
+    }
+    Ok(())
+}
+
+/// Redeems pairing code `code` once: the device name it was made for, if any; `410` if it
+/// was used, `404` if there is no such code.
+pub(crate) fn redeem_pairing(api: &ApiState, code: &str) -> Result<Option<String>, ApiError> {
+    match api.pairings.redeem(code) {
+        Redeemed::Valid { name } => Ok(name),
+        Redeemed::Used => Err(ApiError::new(
+            StatusCode::GONE,
+            "pairing_code_used",
+            "this pairing code was used already; ask for a new one",
+        )),
+        Redeemed::Invalid => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_pairing_code",
+            "no such pairing code, or it expired",
+        )),
+    }
+}
+
 fn device(id: &str) -> Result<DeviceId, ApiError> {
     DeviceId::parse(id).ok_or_else(|| ApiError::not_found(format!("no device with id {id:?}")))
 }
 
-fn check_name(name: &str) -> Result<String, ApiError> {
+pub(crate) fn check_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 {
         return Err(ApiError::bad_request(

@@ -1,6 +1,7 @@
 //! The HTTP server: the accept loop on the hub's listener, connection caps, timeouts, and the
 //! graceful shutdown with its bounded grace. It serves one warp filter and knows nothing of
-//! the routes beyond one rule: a request under `/ws/` is a device's.
+//! the routes beyond one rule: a request under `/ws/` (or `/mobile/v1/events`, the event
+//! stream of capcom6's app) is a device's.
 //!
 //! Every connection is in one pool ([`pool`]), decided by its first request:
 //! - *pending* until its first request's headers are read (`--max-pending-connections`); when
@@ -9,7 +10,8 @@
 //!   timeout);
 //! - *API* (`--max-api-connections`): when full, the oldest idle keep-alive connection is
 //!   closed; if every one is busy, the newcomer gets `503 too_many_connections`;
-//! - *device* (`--max-device-connections`, a request under `/ws/`): counted until the socket
+//! - *device* (`--max-device-connections`, a request under `/ws/` or `/mobile/v1/events`):
+//!   counted until the socket
 //!   closes, WebSocket included; when full, `503 too_many_connections`, and no phone is ever
 //!   dropped for a newcomer. A device request that is not upgraded closes its connection.
 //!
@@ -170,7 +172,7 @@ impl ConnState {
             return (*class != Class::Refused).then_some(*class);
         }
         self.connections.pending.leave(self.id);
-        let (wanted, pool) = if path.starts_with("/ws/") {
+        let (wanted, pool) = if is_device_path(path) {
             (Class::Device, &self.connections.devices)
         } else {
             (Class::Api, &self.connections.api)
@@ -183,6 +185,12 @@ impl ConnState {
         };
         (*class != Class::Refused).then_some(*class)
     }
+}
+
+/// Whether a request's path is a device's live channel: a WebSocket under `/ws/`, or the
+/// event stream of capcom6's app.
+fn is_device_path(path: &str) -> bool {
+    path.starts_with("/ws/") || path == "/mobile/v1/events"
 }
 
 impl Drop for ConnState {

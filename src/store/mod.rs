@@ -463,6 +463,19 @@ impl Store {
             .map(device_record))
     }
 
+    /// The device whose token hashes to `token_hash` (a device that names itself by its token
+    /// alone, as capcom6's app does).
+    pub async fn find_device_by_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<DeviceRecord>, StoreError> {
+        Ok(device::Entity::find()
+            .filter(device::Column::TokenHash.eq(token_hash))
+            .one(&self.db)
+            .await?
+            .map(device_record))
+    }
+
     /// Every device, oldest registration first.
     pub async fn list_devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
         let rows = device::Entity::find()

@@ -126,29 +126,7 @@ impl DeviceLink {
         app_version: Option<String>,
         sims: &[SimInfo],
     ) {
-        let seen = sims
-            .iter()
-            .map(|it| SeenSim {
-                slot: it.slot,
-                iccid: it.iccid.clone().filter(|it| !it.is_empty()),
-                operator: it.operator.clone(),
-                phone_number: it.phone_number.clone(),
-            })
-            .collect::<Vec<_>>();
-        let sims = serde_json::to_value(sims).unwrap_or_default();
-        let mut changes = vec![Change::DeviceHello {
-            id: device_id.clone(),
-            model,
-            app_version,
-            sims,
-        }];
-        // Every SIM reported becomes a managed card (or updates its card).
-        if !seen.is_empty() {
-            changes.push(Change::SimCards(SimCardChange::Seen {
-                device: device_id.to_string(),
-                sims: seen,
-            }));
-        }
+        let changes = hello_changes(device_id, model, app_version, sims);
         let _ = self.store.submit(changes).await;
     }
 
@@ -345,6 +323,39 @@ impl DeviceLink {
             end,
         });
     }
+}
+
+/// The changes that record the model, version and SIMs a device reported: every SIM becomes
+/// a managed card (or updates its card).
+pub fn hello_changes(
+    device_id: &DeviceId,
+    model: Option<String>,
+    app_version: Option<String>,
+    sims: &[SimInfo],
+) -> Vec<Change> {
+    let seen = sims
+        .iter()
+        .map(|it| SeenSim {
+            slot: it.slot,
+            iccid: it.iccid.clone().filter(|it| !it.is_empty()),
+            operator: it.operator.clone(),
+            phone_number: it.phone_number.clone(),
+        })
+        .collect::<Vec<_>>();
+    let sims = serde_json::to_value(sims).unwrap_or_default();
+    let mut changes = vec![Change::DeviceHello {
+        id: device_id.clone(),
+        model,
+        app_version,
+        sims,
+    }];
+    if !seen.is_empty() {
+        changes.push(Change::SimCards(SimCardChange::Seen {
+            device: device_id.to_string(),
+            sims: seen,
+        }));
+    }
+    changes
 }
 
 /// A device's stored limits; unreadable ones count as none (the hub's defaults apply).

@@ -52,11 +52,22 @@ const RULES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "transport/gateway_app",
+        &[
+            "transport::modem",
+            "transport::hilink",
+            "transport::radio",
+            "transport::attached",
+            "transport::android",
+        ],
+    ),
+    (
         "transport/link.rs",
         &[
             "transport::modem",
             "transport::hilink",
             "transport::android",
+            "transport::gateway_app",
         ],
     ),
     // The dispatcher speaks no wire format and knows no transport.

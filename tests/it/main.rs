@@ -19,6 +19,7 @@ mod faults;
 mod flood;
 mod frame_table;
 mod gammu;
+mod gateway_app;
 mod hardening;
 mod hilink;
 mod hilink_emulator;

@@ -47,19 +47,28 @@ pub fn authorized(
         .and(warp::any().map(move || api.clone()))
         .and_then(
             move |presented: Presented, client: String, api: Arc<ApiState>| async move {
-                let result = match basic(presented.authorization.as_deref()) {
-                    Some(Ok((username, password))) => {
-                        match by_password(&api, &client, username, password).await {
-                            Ok(principal) => credential::admit(&api, scope, &presented, principal),
-                            Err(err) => Err(err),
-                        }
-                    }
-                    Some(Err(err)) => Err(err),
-                    None => credential::authorize(&api, scope, &presented).await,
-                };
-                result.map_err(warp::reject::custom)
+                principal(&api, scope, &presented, &client)
+                    .await
+                    .map_err(warp::reject::custom)
             },
         )
+}
+
+/// The principal of the credential `presented` by `client`, if it may use `scope`.
+pub async fn principal(
+    api: &Arc<ApiState>,
+    scope: Option<Scope>,
+    presented: &Presented,
+    client: &str,
+) -> Result<Principal, ApiError> {
+    match basic(presented.authorization.as_deref()) {
+        Some(Ok((username, password))) => {
+            let principal = by_password(api, client, username, password).await?;
+            credential::admit(api, scope, presented, principal)
+        }
+        Some(Err(err)) => Err(err),
+        None => credential::authorize(api, scope, presented).await,
+    }
 }
 
 /// The username and password of `Authorization: Basic`; `None` for another scheme.

@@ -10,6 +10,9 @@
 //! - [`states`]: smshub's states in that API's words, in one place.
 //! - [`devices`], [`inbox`], [`webhooks`], [`settings`] (only the webhooks' signing key),
 //!   [`health`]: the other resources.
+//! - [`mobile`]: the app's side, where it needs the API's credentials: registering a phone
+//!   (`POST /mobile/v1/device`) and one-time codes (`GET /mobile/v1/user/code`); the rest of
+//!   the app's mobile API is the transport `transport/gateway_app`.
 //!
 //! Every send goes through `handlers::send`, every cancel through the dispatcher, every read
 //! through the store: there is no second send path. Errors keep smshub's shape
@@ -22,6 +25,7 @@ pub(crate) mod devices;
 pub(crate) mod health;
 pub(crate) mod inbox;
 pub(crate) mod messages;
+pub(crate) mod mobile;
 pub(crate) mod settings;
 pub(crate) mod states;
 pub(crate) mod webhooks;
@@ -203,6 +207,8 @@ pub fn routes(api: Arc<ApiState>) -> BoxedFilter<(Response,)> {
         .or(health)
         .unify()
         .or(token)
+        .unify()
+        .or(mobile::routes(api))
         .unify()
         .boxed()
 }

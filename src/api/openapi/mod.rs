@@ -9,6 +9,7 @@
 
 mod access;
 mod compat;
+mod mobile;
 mod paths;
 pub mod schemas;
 mod seeds;
@@ -228,6 +229,9 @@ pub const ANY_CREDENTIAL: &[(&str, &str)] = &[
         compat::devices, compat::delete_device, compat::inbox, compat::webhooks,
         compat::create_webhook, compat::delete_webhook, compat::get_settings,
         compat::put_settings, compat::patch_settings, compat::health, compat::token,
+        mobile::register, mobile::get_device, mobile::patch_device, mobile::user_code,
+        mobile::events, mobile::pull, mobile::pull_plural, mobile::report, mobile::report_plural,
+        mobile::settings, mobile::webhooks, mobile::hooks,
         sims::list_sim_cards, sims::create_sim_card, sims::show_sim_card,
         sims::patch_sim_card, sims::put_sim_card, sims::delete_sim_card,
         sims::list_routing_rules, sims::create_routing_rule, sims::show_routing_rule,
@@ -245,6 +249,7 @@ pub const ANY_CREDENTIAL: &[(&str, &str)] = &[
         (name = "operations", description = "health probes, metrics, this document, the dashboard"),
         (name = "templates", description = "message templates with `{{name}}` fields"),
         (name = "sms-gateway", description = "capcom6's SMS Gateway for Android 3rd-party API (its client libraries work unchanged), under `/3rdparty/v1` and `/api/3rdparty/v1`; `Authorization: Basic` with a user's name and password, or any name and an API key"),
+        (name = "sms-gateway-app", description = "the mobile API of capcom6's SMS Gateway for Android app, so phones running it join smshub unchanged (devices of kind `sms-gateway-app`): registration, its event stream, pulls and state reports, settings, and the webhooks it posts back; a device's token as `Authorization: Bearer`"),
         (name = "seeds", description = "the paths of the systems smshub replaces (the multi-modem manager, the Flask and Elixir gateways), on the same handlers as the native routes"),
     ),
 )]

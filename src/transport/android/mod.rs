@@ -15,7 +15,6 @@ pub mod upgrade;
 
 use std::collections::HashMap;
 
-use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
@@ -23,6 +22,8 @@ use crate::auth::{bearer, device_token_matches};
 use crate::domain::is_valid_device_id;
 use crate::store::DeviceRecord;
 use crate::transport::link::DeviceLink;
+
+pub use crate::transport::refused::Refused;
 
 pub use frames::{MAX_IDS_PER_FRAME, STRIKES_PER_MINUTE};
 pub use session::MAX_FRAME_BYTES;
@@ -47,45 +48,6 @@ pub mod close_code {
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// The device kept sending bad frames (standard "policy violation").
     pub const POLICY_VIOLATION: u16 = 1008;
-}
-
-/// Why a device's connection was refused before it became a session.
-#[derive(Debug, Clone)]
-pub struct Refused {
-    pub status: StatusCode,
-    /// A stable error code (`unauthorized`, `websocket_required`).
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl warp::reject::Reject for Refused {}
-
-impl Refused {
-    fn unauthorized(message: &str) -> Refused {
-        Refused {
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-            message: message.to_string(),
-        }
-    }
-
-    fn websocket_required() -> Refused {
-        Refused {
-            status: StatusCode::BAD_REQUEST,
-            code: "websocket_required",
-            message: "this endpoint speaks WebSocket (version 13) only".to_string(),
-        }
-    }
-
-    /// The store failed while the device was being checked.
-    fn internal(err: impl std::fmt::Display) -> Refused {
-        tracing::error!(error = %err, "could not check a device's token");
-        Refused {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "internal",
-            message: "the hub could not complete the request; it is logged".to_string(),
-        }
-    }
 }
 
 /// `GET /ws/device/{id}`: authenticate the device token (`Authorization: Bearer` or

@@ -5,7 +5,10 @@
 //! accepts, sends only after `commit`, never sends the same id twice, re-reports outcomes
 //! until acknowledged, and reconnects with backoff and jitter, listing its held jobs in
 //! `hello`. Counters ([`SimStats`]) record what phones saw, so tests can prove nothing was
-//! lost or sent twice.
+//! lost or sent twice. [`app`] simulates phones running capcom6's SMS Gateway app on its
+//! own mobile API instead; they count into the same [`SimStats`].
+
+pub mod app;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
