@@ -32,9 +32,9 @@ impl Refused {
         }
     }
 
-    /// The store failed while the device was being checked.
+    /// The store failed while serving the device's request.
     pub fn internal(err: impl std::fmt::Display) -> Refused {
-        tracing::error!(error = %err, "could not check a device's token");
+        tracing::error!(error = %err, "the store failed while serving a device's request");
         Refused {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "internal",

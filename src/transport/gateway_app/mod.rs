@@ -132,11 +132,16 @@ pub fn routes(
         .and(with_app.clone())
         .and(device_of(app.clone()))
         .and(warp::header::optional::<String>("host"))
-        .map(|app: GatewayApp, _device, host: Option<String>| {
-            let scheme = if app.secure { "https" } else { "http" };
-            let host = host.unwrap_or_else(|| "localhost".to_string());
-            device::webhooks(&format!("{scheme}://{host}"))
-        });
+        .and(warp::header::optional::<String>("x-forwarded-proto"))
+        .map(
+            |app: GatewayApp, _device, host: Option<String>, proto: Option<String>| {
+                // Behind a proxy that ends TLS, the phone reached the hub over HTTPS.
+                let https = app.secure || proto.is_some_and(|it| it.eq_ignore_ascii_case("https"));
+                let scheme = if https { "https" } else { "http" };
+                let host = host.unwrap_or_else(|| "localhost".to_string());
+                device::webhooks(&format!("{scheme}://{host}"))
+            },
+        );
     let hooks = warp::path!("mobile" / "v1" / "hooks")
         .and(warp::post())
         .and(with_app)
