@@ -19,12 +19,23 @@ use crate::store::Store;
 
 /// The prefix of the demo's phones' names.
 pub const PHONE_PREFIX: &str = "demo-phone";
+/// The prefix of the names of the demo's phones running capcom6's app.
+pub const APP_PREFIX: &str = "demo-app";
 
 /// The demo's key and phones as kept between runs.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Kept {
     api_key: Option<String>,
     phones: Vec<Credentials>,
+    #[serde(default)]
+    apps: Vec<Credentials>,
+}
+
+/// The demo's key, its protocol-v1 phones and its phones running capcom6's app.
+pub struct Fleet {
+    pub api_key: String,
+    pub phones: Vec<Credentials>,
+    pub apps: Vec<Credentials>,
 }
 
 /// Where the demo keeps its key and phones for the database at `database_url`: beside a
@@ -38,13 +49,15 @@ pub fn kept_file(database_url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(format!("{path}.demo.json")))
 }
 
-/// The demo's API key and `count` phones: those kept in `file` that the database still knows,
-/// and new ones for the rest (written back to `file`).
+/// The demo's API key, `phones` phones and `apps` phones running capcom6's app: those kept
+/// in `file` that the database still knows, and new ones for the rest (written back to
+/// `file`).
 pub async fn key_and_phones(
     store: &Store,
     file: Option<&Path>,
-    count: usize,
-) -> anyhow::Result<(String, Vec<Credentials>)> {
+    phones: usize,
+    apps: usize,
+) -> anyhow::Result<Fleet> {
     let kept: Kept = file
         .and_then(|it| std::fs::read(it).ok())
         .and_then(|it| serde_json::from_slice(&it).ok())
@@ -63,8 +76,50 @@ pub async fn key_and_phones(
         _ => auth::create_api_key(store, "demo").await?.secret,
     };
     let devices = store.list_devices().await?;
+    let phones = reuse(
+        store,
+        &devices,
+        kept.phones,
+        phones,
+        PHONE_PREFIX,
+        DeviceKind::Android,
+    )
+    .await?;
+    let apps = reuse(
+        store,
+        &devices,
+        kept.apps,
+        apps,
+        APP_PREFIX,
+        DeviceKind::GatewayApp,
+    )
+    .await?;
+    if let Some(file) = file {
+        let kept = Kept {
+            api_key: Some(key.clone()),
+            phones: phones.clone(),
+            apps: apps.clone(),
+        };
+        write_private(file, &serde_json::to_vec_pretty(&kept)?)?;
+    }
+    Ok(Fleet {
+        api_key: key,
+        phones,
+        apps,
+    })
+}
+
+/// `count` devices `{prefix}-N` of `kind`: the `kept` ones the database still knows with
+/// their token, and new ones for the rest.
+async fn reuse(
+    store: &Store,
+    devices: &[crate::store::DeviceRecord],
+    kept: Vec<Credentials>,
+    count: usize,
+    prefix: &str,
+    kind: DeviceKind,
+) -> anyhow::Result<Vec<Credentials>> {
     let mut phones: Vec<Credentials> = kept
-        .phones
         .into_iter()
         .filter(|phone| {
             devices
@@ -76,11 +131,11 @@ pub async fn key_and_phones(
     let mut n = 0;
     while phones.len() < count {
         n += 1;
-        let name = format!("{PHONE_PREFIX}-{n}");
+        let name = format!("{prefix}-{n}");
         if phones.iter().any(|it| it.name == name) {
             continue;
         }
-        let created = auth::create_device(store, &name, DeviceKind::Android).await?;
+        let created = auth::create_device(store, &name, kind).await?;
         phones.push(Credentials {
             id: created.id.into(),
             name,
@@ -88,17 +143,10 @@ pub async fn key_and_phones(
         });
     }
     phones.sort_by_key(|it| phone_number(&it.name));
-    if let Some(file) = file {
-        let kept = Kept {
-            api_key: Some(key.clone()),
-            phones: phones.clone(),
-        };
-        write_private(file, &serde_json::to_vec_pretty(&kept)?)?;
-    }
-    Ok((key, phones))
+    Ok(phones)
 }
 
-/// The `N` of `demo-phone-N`, to list the phones in order.
+/// The `N` of `demo-phone-N` (or `demo-app-N`), to list the phones in order.
 fn phone_number(name: &str) -> usize {
     name.rsplit('-')
         .next()

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-pub use kept::{PHONE_PREFIX, kept_file, key_and_phones};
+pub use kept::{APP_PREFIX, Fleet, PHONE_PREFIX, kept_file, key_and_phones};
 
 use crate::app::{App, Config, shutdown_signal};
 use crate::simulate::{self, Behaviour, Control, SimStats};
@@ -29,6 +29,9 @@ pub struct DemoArgs {
     /// Number of simulated phones.
     #[arg(long, default_value_t = 5)]
     pub devices: usize,
+    /// Number of simulated phones running capcom6's SMS Gateway app (on its mobile API).
+    #[arg(long, default_value_t = 1)]
+    pub apps: usize,
     /// Address to listen on.
     #[arg(long, env = "SMSHUB_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -51,8 +54,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let base = format!("http://{}", app.addr());
     // On a database of its own (--database-url), a second run reuses the key and the phones.
     let kept = args.database_url.as_deref().and_then(kept::kept_file);
-    let (key, credentials) =
-        kept::key_and_phones(app.store(), kept.as_deref(), args.devices).await?;
+    let fleet = kept::key_and_phones(app.store(), kept.as_deref(), args.devices, args.apps).await?;
+    let key = fleet.api_key;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stop_rx.await;
@@ -64,11 +67,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         fail_rate: 0.05,
         delivery_rate: 0.9,
     };
-    let phones = simulate::start_phones(&base, credentials, behaviour, stats.clone());
+    let mut phones = simulate::start_phones(&base, fleet.phones, behaviour.clone(), stats.clone());
+    let apps = fleet.apps.len();
+    for (n, credentials) in fleet.apps.into_iter().enumerate() {
+        phones.push(simulate::app::spawn_app(
+            &base,
+            credentials,
+            simulate::Profile::varied(n + 3),
+            behaviour.clone(),
+            stats.clone(),
+            1000 + n as u64,
+        ));
+    }
 
     say!();
     say!(
-        "  smshub demo is running with {} simulated phones ({database_url})",
+        "  smshub demo is running with {} simulated phones, {apps} of them running the SMS Gateway app ({database_url})",
         phones.len()
     );
     say!();

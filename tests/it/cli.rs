@@ -114,18 +114,20 @@ fn an_operators_file_is_checked_at_start() {
 
 /// `smshub demo` run twice on one database reuses its API key and its `demo-phone-N` devices
 /// (issue 13, defect 15): the second run prints the same key, the hub lists the same three
-/// phones, and they come online with the tokens of the first run.
+/// phones and the same phone running capcom6's app (`demo-app-1`), and they come online with
+/// the tokens of the first run.
 #[tokio::test]
 async fn demo_run_twice_on_one_database_reuses_its_key_and_phones() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("demo.db").display());
     let first = run_demo(&db).await;
     let second = run_demo(&db).await;
-    assert_eq!(first.1.len(), 3, "{first:?}");
+    assert_eq!(first.1.len(), 4, "{first:?}");
+    assert_eq!(first.1[0].0, "demo-app-1", "{first:?}");
     assert_eq!(first, second, "the second run adds nothing");
 }
 
-/// Runs the demo until three phones are online; returns its key and every device listed, then
+/// Runs the demo until its three phones and its app are online; returns its key and every device listed, then
 /// stops it with SIGTERM.
 async fn run_demo(db: &str) -> (String, Vec<(String, String)>) {
     use std::io::BufRead;
@@ -171,7 +173,7 @@ async fn run_demo(db: &str) -> (String, Vec<(String, String)>) {
             .ok()?;
         let devices = body["devices"].as_array()?.clone();
         let online = devices.iter().filter(|it| it["online"] == true).count();
-        (online >= 3).then_some(())?;
+        (online >= 4).then_some(())?;
         let mut listed: Vec<(String, String)> = devices
             .iter()
             .map(|it| {
