@@ -1,0 +1,322 @@
+// Drives Debian's chromium (puppeteer-core, no browser download) through the console of a
+// live hub that tests/it/console.rs started. It talks to that test on stdout, one line per
+// request: `phones` (start the simulated phones now), `pair CODE` (make a phone redeem the
+// code), `kill` (silence the phone named SILENT_NAME without closing its socket). Its last
+// line is `ok`; any failed check throws, prints why and exits non-zero. Every wait has a
+// timeout, and a watchdog ends the whole run.
+//
+// Environment: HUB (http://127.0.0.1:PORT), USERNAME, PASSWORD (an admin), API_KEY (the
+// demo-style key login), PHONE_PREFIX (the simulated phones' names), PHONES (how many),
+// PAIRED_NAME, SILENT_NAME, CHROMIUM (the browser binary), SCREENSHOTS (a directory).
+
+import { mkdirSync } from 'node:fs';
+import puppeteer from 'puppeteer-core';
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const HUB = env('HUB');
+const USERNAME = env('USERNAME');
+const PASSWORD = env('PASSWORD');
+const API_KEY = env('API_KEY');
+const PREFIX = env('PHONE_PREFIX');
+const PHONES = Number(env('PHONES'));
+const PAIRED_NAME = env('PAIRED_NAME');
+const SILENT_NAME = env('SILENT_NAME');
+const SHOTS = env('SCREENSHOTS');
+mkdirSync(SHOTS, { recursive: true });
+
+const watchdog = setTimeout(() => {
+  console.error('the browser test ran out of time (watchdog)');
+  process.exit(3);
+}, 150_000);
+
+const problems = [];
+const step = (what) => console.error(`-- ${what}`);
+const tell = (line) => console.log(line);
+
+function assert(ok, message) {
+  if (!ok) throw new Error(message);
+}
+
+/** Watches a page for console errors, uncaught exceptions, failed and refused requests. */
+function watch(page, label, allowed) {
+  page.on('console', (msg) => {
+    // Chromium logs every 4xx/5xx answer so; the response handler below judges those.
+    if (msg.text().startsWith('Failed to load resource: the server responded with a status of')) return;
+    if (msg.type() === 'error' || msg.type() === 'warn') problems.push(`${label} console ${msg.type()}: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`${label} page error: ${err.message}`));
+  page.on('requestfailed', (req) => {
+    const why = req.failure() ? req.failure().errorText : '?';
+    // Closing the event stream (signing out, leaving the page) aborts its request.
+    if (why === 'net::ERR_ABORTED' && new URL(req.url()).pathname === '/api/events') return;
+    problems.push(`${label} request failed: ${req.method()} ${req.url()} ${why}`);
+  });
+  page.on('response', (res) => {
+    if (res.status() < 400) return;
+    const key = `${res.request().method()} ${new URL(res.url()).pathname} ${res.status()}`;
+    const at = allowed.indexOf(key);
+    if (at >= 0) allowed.splice(at, 1);
+    else problems.push(`${label} refused: ${key}`);
+  });
+}
+
+const text = (page, selector) => page.$eval(selector, (n) => n.textContent.trim());
+
+async function waitText(page, selector, wanted, timeout = 15_000) {
+  try {
+    await page.waitForFunction(
+      (sel, want) => {
+        const n = document.querySelector(sel);
+        return !!n && !n.closest('[hidden]') && n.textContent.includes(want);
+      },
+      { timeout },
+      selector,
+      wanted,
+    );
+  } catch (err) {
+    const seen = await page.$eval(selector, (n) => n.textContent.trim()).catch(() => '(absent)');
+    throw new Error(`${selector} never showed ${JSON.stringify(wanted)}; it shows ${JSON.stringify(seen)}`);
+  }
+}
+
+async function go(page, hash, heading) {
+  await page.evaluate((h) => { location.hash = h; }, hash);
+  await page.waitForFunction(
+    (h) => { const n = document.querySelector(h); return n && !n.closest('[hidden]'); },
+    { timeout: 10_000 },
+    heading,
+  );
+}
+
+/** Both widths of the current view; at the phone's, nothing may be wider than the screen. */
+async function shoot(page, name) {
+  await page.setViewport({ width: 1280, height: 900 });
+  await page.screenshot({ path: `${SHOTS}/${name}-desktop.png`, fullPage: true });
+  // Only the width: changing isMobile would make puppeteer reload the page.
+  await page.setViewport({ width: 390, height: 844 });
+  await new Promise((r) => setTimeout(r, 150));
+  await page.screenshot({ path: `${SHOTS}/${name}-phone.png`, fullPage: true });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  // Tables scroll inside their own box; the page itself must not.
+  if (overflow > 1) {
+    const wide = await page.evaluate(() => [...document.querySelectorAll('body *')]
+      .filter((n) => !n.closest('[hidden]') && n.getBoundingClientRect().width > window.innerWidth + 1)
+      .reverse()
+      .slice(0, 6)
+      .map((n) => `${n.tagName.toLowerCase()}#${n.id}.${n.className} ${Math.round(n.getBoundingClientRect().width)}px`));
+    assert(false, `${name}: the page is ${overflow}px wider than a phone's screen: ${wide.join(', ')}`);
+  }
+  await page.setViewport({ width: 1280, height: 900 });
+}
+
+/** Keyboard and screen-reader basics of what is on screen. */
+async function accessible(page, name) {
+  const faults = await page.evaluate(() => {
+    const out = [];
+    for (const n of document.querySelectorAll('input, select, textarea')) {
+      if (n.closest('[hidden]') || n.type === 'hidden') continue;
+      if (!(n.labels && n.labels.length) && !n.getAttribute('aria-label')) out.push(`unlabelled ${n.tagName} ${n.name || n.id}`);
+    }
+    for (const n of document.querySelectorAll('[onclick], div[role=button], span[role=button]')) out.push(`not a button: ${n.outerHTML.slice(0, 60)}`);
+    for (const n of document.querySelectorAll('button')) {
+      if (!n.closest('[hidden]') && !n.textContent.trim() && !n.getAttribute('aria-label')) out.push('a button without a name');
+    }
+    return out;
+  });
+  assert(faults.length === 0, `${name}: ${faults.join('; ')}`);
+}
+
+const browser = await puppeteer.launch({
+  executablePath: env('CHROMIUM'),
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  protocolTimeout: 30_000,
+});
+try {
+  const page = await browser.newPage();
+  page.setDefaultTimeout(15_000);
+  // The one refusal this run asks for: a wrong password.
+  watch(page, 'operator', ['POST /api/auth/login 401']);
+  await page.setViewport({ width: 1280, height: 900 });
+
+  step('the page and its CSP');
+  const response = await page.goto(`${HUB}/`, { waitUntil: 'load' });
+  const csp = response.headers()['content-security-policy'] || '';
+  for (const part of ["default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'"]) {
+    assert(csp.includes(part), `the page's CSP lacks ${part}: ${csp}`);
+  }
+  assert(!/unsafe-inline|unsafe-eval/.test(csp), `the CSP allows inline code: ${csp}`);
+  await page.waitForSelector('#login-form', { visible: true });
+  await accessible(page, 'sign-in');
+  await shoot(page, 'signin');
+
+  step('a wrong password is refused');
+  await page.type('#login-user', USERNAME);
+  await page.type('#login-password', 'not-the-password');
+  await page.keyboard.press('Enter');
+  await waitText(page, '#login-error', 'Wrong username or password');
+
+  step('sign in with the keyboard');
+  await page.$eval('#login-password', (n) => { n.value = ''; });
+  await page.type('#login-password', PASSWORD);
+  await page.keyboard.press('Enter');
+  await waitText(page, '#who-name', USERNAME);
+  assert((await text(page, '#who-role')) === 'admin', `role: ${await text(page, '#who-role')}`);
+  await waitText(page, '#live', 'Live');
+  await waitText(page, '#devices-empty', 'No devices');
+
+  step('the phones appear live');
+  tell('phones');
+  const names = Array.from({ length: PHONES }, (_, n) => `${PREFIX}-${n + 1}`);
+  await page.waitForFunction(
+    (want) => want.every((name) => [...document.querySelectorAll('#devices .card')]
+      .some((c) => c.dataset.name === name && c.dataset.online === 'true')),
+    { timeout: 20_000 },
+    names.concat([SILENT_NAME]),
+  );
+  const shown = await page.$$eval('#devices .card-name', (ns) => ns.map((n) => n.textContent));
+  for (const name of names) assert(shown.includes(name), `the card of ${name} shows ${JSON.stringify(shown)}`);
+  // Full names: the text is not cut by the layout (nothing overflows its box).
+  const cut = await page.$$eval('#devices .card-name', (ns) => ns.filter((n) => n.scrollWidth > n.clientWidth + 1).map((n) => n.textContent));
+  assert(cut.length === 0, `names cut short: ${cut}`);
+  await waitText(page, '#devices .card .seen', 'Online since');
+  await waitText(page, '#devices .card .sim-dbm', 'dBm');
+  await waitText(page, '#devices .card .batt-pct', '%');
+  await waitText(page, '.tile[data-stat="devices"] .tile-value', String(PHONES + 1));
+
+  step('filters');
+  await page.select('#fleet-filters select[name=online]', 'offline');
+  await page.waitForFunction(() => document.querySelectorAll('#devices .card').length === 0);
+  await page.select('#fleet-filters select[name=online]', '');
+  await page.type('#fleet-filters input[name=q]', SILENT_NAME);
+  await page.waitForFunction(() => document.querySelectorAll('#devices .card').length === 1);
+  await page.$eval('#fleet-filters input[name=q]', (n) => { n.value = ''; n.dispatchEvent(new Event('input', { bubbles: true })); });
+  await page.select('#fleet-filters select[name=sort]', 'name');
+  await page.waitForFunction((n) => document.querySelectorAll('#devices .card').length === n, {}, PHONES + 1);
+  await accessible(page, 'fleet');
+  await shoot(page, 'fleet');
+
+  step('send a message from the form');
+  await go(page, '#/send', '#send-title');
+  await page.type('#send-to', '+14155552671');
+  await page.type('#send-text', 'Hello from the console');
+  await accessible(page, 'send');
+  await page.click('#send-form button[type=submit]');
+  await waitText(page, '#send-result', '+14155552671');
+  const href = await page.$eval('#send-result a', (a) => a.getAttribute('href'));
+  const id = decodeURIComponent(href.split('/').pop());
+  assert(/^[0-9a-f-]{36}$/.test(id), `the accepted message links to ${href}`);
+  await shoot(page, 'send');
+
+  step('it reaches delivered in the list');
+  await go(page, '#/messages', '#messages-title');
+  await page.waitForFunction(
+    (mid) => {
+      const row = document.querySelector(`#messages tr[data-id="${mid}"]`);
+      return row && row.querySelector('.pill').textContent === 'delivered';
+    },
+    { timeout: 20_000 },
+    id,
+  );
+  await page.select('#message-filters select[name=state]', 'failed');
+  await page.waitForFunction((mid) => !document.querySelector(`#messages tr[data-id="${mid}"]`), {}, id);
+  await page.select('#message-filters select[name=state]', 'delivered');
+  await page.waitForSelector(`#messages tr[data-id="${id}"]`);
+  await accessible(page, 'messages');
+  await shoot(page, 'messages');
+
+  step('and on its page, with its timeline');
+  await page.click(`#messages tr[data-id="${id}"] a`);
+  await waitText(page, '#message-state', 'delivered');
+  const steps = await page.$$eval('#message-timeline .step-event', (ns) => ns.map((n) => n.textContent));
+  for (const want of ['queued', 'sent', 'delivered']) assert(steps.includes(want), `the timeline lacks ${want}: ${steps}`);
+  const devicesInTimeline = await page.$$eval('#message-timeline .step-device', (ns) => ns.map((n) => n.textContent));
+  assert(devicesInTimeline.some((d) => d.startsWith(PREFIX)), `the timeline names no device: ${devicesInTimeline}`);
+  await waitText(page, '#message-facts', 'Hello from the console');
+  assert(await page.$eval('#message-cancel', (b) => b.hidden), 'a delivered message offers Cancel');
+  await shoot(page, 'message');
+
+  step('pair a phone');
+  await go(page, '#/pair', '#pair-title');
+  await page.type('#pair-name', PAIRED_NAME);
+  await page.click('#pair-form button[type=submit]');
+  await page.waitForFunction(() => /^\S{4,}$/.test(document.querySelector('#pair-code').textContent.trim()));
+  await page.waitForFunction(() => { const i = document.querySelector('#pair-qr'); return i.complete && i.naturalWidth > 0; });
+  const code = await text(page, '#pair-code');
+  await accessible(page, 'pair');
+  tell(`pair ${code}`);
+  await waitText(page, '#pair-result', `Paired: ${PAIRED_NAME} is online`, 20_000);
+  await shoot(page, 'pair');
+  await go(page, '#/fleet', '#fleet-title');
+  await page.waitForFunction(
+    (name) => [...document.querySelectorAll('#devices .card')].some((c) => c.dataset.name === name && c.dataset.online === 'true'),
+    {},
+    PAIRED_NAME,
+  );
+
+  step('create a key, then revoke it');
+  await go(page, '#/keys', '#keys-title');
+  await page.type('#key-name', 'console-key');
+  await page.click('#key-create button[type=submit]');
+  await page.waitForFunction(() => document.querySelector('#key-secret-value').textContent.trim().length > 10);
+  const secret = await text(page, '#key-secret-value');
+  const before = await fetch(`${HUB}/api/sms?limit=1`, { headers: { 'X-API-Key': secret } });
+  assert(before.status === 200, `the new key is refused: ${before.status}`);
+  const row = '#keys tr[data-name="console-key"]';
+  await waitText(page, `${row} .pill`, 'active');
+  await accessible(page, 'keys');
+  await shoot(page, 'keys');
+  await page.click(`${row} button`);
+  await waitText(page, `${row} button`, 'Really revoke?');
+  await page.click(`${row} button`);
+  await waitText(page, `${row} .pill`, 'revoked');
+  const after = await fetch(`${HUB}/api/sms?limit=1`, { headers: { 'X-API-Key': secret } });
+  assert(after.status === 401, `the revoked key still works: ${after.status}`);
+
+  step('the audit log shows it');
+  await go(page, '#/audit', '#audit-title');
+  await waitText(page, '#audit', 'key.revoke');
+  await accessible(page, 'audit');
+  await shoot(page, 'audit');
+
+  step('a phone that goes silent goes offline within the heartbeat window');
+  await go(page, '#/fleet', '#fleet-title');
+  tell('kill');
+  await page.waitForFunction(
+    (name) => [...document.querySelectorAll('#devices .card')].some((c) => c.dataset.name === name && c.dataset.online === 'false' && c.textContent.includes('Offline since')),
+    { timeout: 20_000 },
+    SILENT_NAME,
+  );
+  await shoot(page, 'fleet-offline');
+
+  step('sign out');
+  await page.click('#sign-out');
+  await page.waitForSelector('#login-form', { visible: true });
+  assert(await page.$eval('#main', (n) => n.hidden), 'the console is still shown after signing out');
+
+  step("the demo's API-key link still works");
+  const demo = await (await browser.createBrowserContext()).newPage();
+  demo.setDefaultTimeout(15_000);
+  watch(demo, 'demo', []);
+  await demo.setViewport({ width: 1280, height: 900 });
+  await demo.goto(`${HUB}/#key=${encodeURIComponent(API_KEY)}`, { waitUntil: 'load' });
+  await waitText(demo, '#who-role', 'API key');
+  await waitText(demo, '#live', 'Live');
+  await demo.waitForFunction((name) => [...document.querySelectorAll('#devices .card')].some((c) => c.dataset.name === name), {}, PAIRED_NAME);
+  assert(!(await demo.evaluate(() => location.hash.includes('key='))), 'the key stays in the address bar');
+  await demo.close();
+
+  assert(problems.length === 0, `problems in the browser:\n${problems.join('\n')}`);
+  tell('ok');
+} catch (err) {
+  console.error(err && err.stack ? err.stack : String(err));
+  if (problems.length) console.error(`also seen in the browser:\n${problems.join('\n')}`);
+  process.exitCode = 1;
+} finally {
+  clearTimeout(watchdog);
+  await browser.close().catch(() => {});
+}
