@@ -7,7 +7,7 @@
 //
 // Environment: HUB (http://127.0.0.1:PORT), USERNAME, PASSWORD (an admin), API_KEY (the
 // demo-style key login), PHONE_PREFIX (the simulated phones' names), PHONES (how many),
-// PAIRED_NAME, SILENT_NAME, CHROMIUM (the browser binary), SCREENSHOTS (a directory).
+// PAIRED_NAME, SILENT_NAME, SIM_LABEL (its SIM card's label), CHROMIUM (the browser binary), SCREENSHOTS (a directory).
 
 import { mkdirSync } from 'node:fs';
 import puppeteer from 'puppeteer-core';
@@ -25,6 +25,7 @@ const PREFIX = env('PHONE_PREFIX');
 const PHONES = Number(env('PHONES'));
 const PAIRED_NAME = env('PAIRED_NAME');
 const SILENT_NAME = env('SILENT_NAME');
+const SIM_LABEL = env('SIM_LABEL');
 const SHOTS = env('SCREENSHOTS');
 mkdirSync(SHOTS, { recursive: true });
 
@@ -186,6 +187,10 @@ try {
   await waitText(page, '#devices .card .seen', 'Online since');
   await waitText(page, '#devices .card .sim-dbm', 'dBm');
   await waitText(page, '#devices .card .batt-pct', '%');
+  await waitText(page, '#devices', `Label: ${SIM_LABEL}`);
+  // Not charging: no bolt drawn.
+  const bolts = await page.$$eval('#devices .card', (cs) => cs.map((c) => [c.dataset.name, !!c.querySelector('.bolt:not([hidden])')]));
+  assert(bolts.some(([name, bolt]) => name === SILENT_NAME && !bolt), `bolts: ${JSON.stringify(bolts)}`);
   await waitText(page, '.tile[data-stat="devices"] .tile-value', String(PHONES + 1));
 
   step('filters');

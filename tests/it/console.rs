@@ -33,6 +33,8 @@ const PREFIX: &str = "rack-a-shelf-2-phone";
 const PHONES: usize = 3;
 const PAIRED: &str = "paired-pixel";
 const SILENT: &str = "silent-phone";
+/// The label of the silent phone's SIM card.
+const SIM_LABEL: &str = "rack A, slot 7";
 /// The whole browser run, from launch to `ok`.
 const RUN: Duration = Duration::from_secs(170);
 
@@ -68,6 +70,14 @@ fn browser() -> Option<PathBuf> {
 /// goes silent with its socket still open: the hub can only notice by the silence.
 async fn silent_phone(hub: &TestHub) -> oneshot::Sender<()> {
     let (id, token) = hub.add_device(SILENT).await;
+    // Labelled before it connects, so its first appearance shows the label.
+    let (status, body) = hub
+        .post(
+            "/api/sim-cards",
+            json!({ "device_id": id, "slot": 0, "label": SIM_LABEL }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
     let mut phone = RawPhone::connect(&hub.base, &id, &token)
         .await
         .expect("the phone connects");
@@ -113,6 +123,7 @@ async fn an_operator_works_the_fleet_from_the_console_in_a_real_browser() {
         .env("PHONES", PHONES.to_string())
         .env("PAIRED_NAME", PAIRED)
         .env("SILENT_NAME", SILENT)
+        .env("SIM_LABEL", SIM_LABEL)
         .env("CHROMIUM", &chromium)
         .env("SCREENSHOTS", &shots)
         .stdin(Stdio::null())

@@ -36,8 +36,15 @@ export function subscribe(fn) {
 export async function refresh() {
   let error = null;
   try {
-    const body = await get('/api/devices');
+    // SIM cards carry their labels (`/api/sim-cards`); a list without them is still a list.
+    const [body, cards] = await Promise.all([get('/api/devices'), get('/api/sim-cards').catch(() => [])]);
     devices = Array.isArray(body && body.devices) ? body.devices : [];
+    const labels = new Map((Array.isArray(cards) ? cards : [])
+      .filter((c) => c.device_id && c.slot != null && c.label)
+      .map((c) => [c.device_id + '/' + c.slot, c.label]));
+    for (const d of devices) {
+      for (const sim of d.sims || []) sim.label = labels.get(d.id + '/' + sim.slot) || null;
+    }
     names = new Map(devices.map((d) => [d.id, d.name || d.id]));
     loaded = true;
   } catch (err) {

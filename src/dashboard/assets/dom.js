@@ -23,7 +23,8 @@ export function setAttr(n, k, v) {
 
 export function setClass(n, cls) { if (n.className !== cls) n.className = cls; }
 
-export function show(n, on) { if (n.hidden === !!on) n.hidden = !on; }
+// The attribute, not the property: SVG elements have no `hidden` property.
+export function show(n, on) { if (n.hasAttribute('hidden') === !!on) n.toggleAttribute('hidden', !on); }
 
 export function setWidth(n, pct) {
   const w = Math.max(0, Math.min(100, pct)).toFixed(1) + '%';

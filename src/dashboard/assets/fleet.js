@@ -247,7 +247,8 @@ function createSim() {
   const main = h('div', 'sim-main');
   r.op = h('span', 'sim-op');
   r.num = h('span', 'sim-num');
-  main.append(r.op, r.num);
+  r.label = h('span', 'sim-label');
+  main.append(r.op, r.num, r.label);
   r.net = h('span', 'net');
   r.dbm = h('span', 'sim-dbm');
   const NS = 'http://www.w3.org/2000/svg';
@@ -276,6 +277,8 @@ function updateSim(li, sim) {
   setText(r.slot, 'SIM ' + ((sim.slot || 0) + 1));
   setText(r.op, sim.operator || 'Unknown operator');
   setText(r.num, sim.phone_number || 'number unknown');
+  setText(r.label, sim.label ? 'Label: ' + sim.label : '');
+  show(r.label, !!sim.label);
   const registered = sim.registered !== false;
   const net = netLabel(sim.network);
   setText(r.net, registered ? net || '—' : 'No service');
