@@ -1,6 +1,7 @@
 // Drives Debian's chromium (puppeteer-core, no browser download) through the console of a
 // live hub that tests/it/console.rs started. It talks to that test on stdout, one line per
-// request: `phones` (start the simulated phones now), `pair CODE` (make a phone redeem the
+// request: `phones` (start the simulated phones now), `receive` (the first phone receives an
+// SMS), `pair CODE` (make a phone redeem the
 // code), `kill` (silence the phone named SILENT_NAME without closing its socket). Its last
 // line is `ok`; any failed check throws, prints why and exits non-zero. Every wait has a
 // timeout, and a watchdog ends the whole run.
@@ -244,6 +245,15 @@ try {
   await waitText(page, '#message-facts', 'Hello from the console');
   assert(await page.$eval('#message-cancel', (b) => b.hidden), 'a delivered message offers Cancel');
   await shoot(page, 'message');
+
+  step('a received SMS arrives in the inbox live');
+  await go(page, '#/inbox', '#inbox-title');
+  await waitText(page, '#inbox-empty', 'Nothing received');
+  tell('receive');
+  await waitText(page, '#inbox', 'Reply from the field');
+  await waitText(page, '#inbox', `${PREFIX}-1`);
+  await accessible(page, 'inbox');
+  await shoot(page, 'inbox');
 
   step('pair a phone');
   await go(page, '#/pair', '#pair-title');

@@ -1,15 +1,16 @@
 //! The console in a real browser (issue 19): Debian's chromium, driven by `puppeteer-core`
 //! from `tests/console/console.mjs`, against a live hub with simulated phones. The script
 //! signs in as an admin, watches the phones appear live, sends a message from the form and
-//! follows it to `delivered` in the list and on its page, pairs a phone, creates and revokes
-//! a key, reads the audit log, sees a silenced phone go offline within the heartbeat window,
-//! signs out, and opens the demo's API-key link; it fails on any console error, failed
-//! request or refusal it did not ask for, and writes screenshots of every view at desktop
-//! and phone widths to `$CARGO_TARGET_TMPDIR/console-screenshots`.
+//! follows it to `delivered` in the list and on its page, sees a received SMS arrive in the
+//! inbox, pairs a phone, creates and revokes a key, reads the audit log, sees a silenced
+//! phone go offline within the heartbeat window, signs out, and opens the demo's API-key
+//! link; it fails on any console error, failed request or refusal it did not ask for, and
+//! writes screenshots of every view at desktop and phone widths to
+//! `$CARGO_TARGET_TMPDIR/console-screenshots`.
 //!
 //! The script asks this side for what only the hub's side can do, one line each on its
-//! stdout: `phones`, `pair CODE`, `kill`. `.ci/run` installs chromium and the npm package;
-//! without them (and without `SMSHUB_CI=1`) the test says so and skips.
+//! stdout: `phones`, `receive`, `pair CODE`, `kill`. `.ci/run` installs chromium and the npm
+//! package; without them (and without `SMSHUB_CI=1`) the test says so and skips.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -184,6 +185,14 @@ async fn an_operator_works_the_fleet_from_the_console_in_a_real_browser() {
                         stats.clone(),
                         99,
                     ));
+                }
+                "receive" => {
+                    phones[0]
+                        .control(simulate::Control::Receive {
+                            from: "+15550001111".into(),
+                            text: "Reply from the field".into(),
+                        })
+                        .await;
                 }
                 "kill" => {
                     let _ = silence.take().expect("the silent phone runs").send(());

@@ -1,6 +1,7 @@
 // smshub's console: plain ES modules, no dependencies and no build step, each module one
 // job (api.js the REST calls, stream.js the event stream, session.js who is signed in,
-// router.js the views by URL hash, devices.js the fleet's data, then one module per view).
+// router.js the views by URL hash, devices.js the fleet's data, dom.js helpers, then one
+// module per view: fleet, messages, message, inbox, send, pair, keys, audit).
 // This one boots it: the sign-in gate, the top bar, and starting and stopping the rest.
 
 import { $, setText, setClass, setAttr, show, showError } from './dom.js';
@@ -12,6 +13,7 @@ import * as devices from './devices.js';
 import { view as fleet } from './fleet.js';
 import { view as messages } from './messages.js';
 import { view as message } from './message.js';
+import { view as inbox } from './inbox.js';
 import { view as send } from './send.js';
 import { view as pair } from './pair.js';
 import { view as keys } from './keys.js';
@@ -20,6 +22,7 @@ import { view as audit } from './audit.js';
 router.register('fleet', null, fleet);
 router.register('messages', null, messages, 'message');
 router.register('message', null, message);
+router.register('inbox', 'inbox:read', inbox);
 router.register('send', 'messages:send', send);
 router.register('pair', 'devices:write', pair);
 router.register('keys', 'keys:admin', keys);
