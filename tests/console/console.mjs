@@ -11,6 +11,7 @@
 // PAIRED_NAME, SILENT_NAME, SIM_LABEL (its SIM card's label), CHROMIUM (the browser binary), SCREENSHOTS (a directory).
 
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
 import puppeteer from 'puppeteer-core';
 
 const env = (name) => {
@@ -273,6 +274,24 @@ try {
     PAIRED_NAME,
   );
 
+  step('a webhook to a receiver of this script');
+  const received = [];
+  const receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => { body += chunk; });
+    req.on('end', () => { received.push(body); res.writeHead(200).end('ok'); });
+  });
+  await new Promise((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const hookUrl = `http://127.0.0.1:${receiver.address().port}/hook`;
+  await go(page, '#/webhooks', '#webhooks-title');
+  await page.type('#webhook-url', hookUrl);
+  await page.type('#webhook-types', 'key.*');
+  await page.click('#webhook-create button[type=submit]');
+  await page.waitForFunction(() => document.querySelector('#webhook-secret-value').textContent.trim().length > 10);
+  await waitText(page, '#webhooks', hookUrl);
+  await accessible(page, 'webhooks');
+  await shoot(page, 'webhooks');
+
   step('create a key, then revoke it');
   await go(page, '#/keys', '#keys-title');
   await page.type('#key-name', 'console-key');
@@ -291,6 +310,20 @@ try {
   await waitText(page, `${row} .pill`, 'revoked');
   const after = await fetch(`${HUB}/api/sms?limit=1`, { headers: { 'X-API-Key': secret } });
   assert(after.status === 401, `the revoked key still works: ${after.status}`);
+
+  step("the webhook's deliveries show it, and a replay");
+  // The list is redrawn as it is read: follow the link in the page, not a handle to it.
+  await page.evaluate(() => { location.hash = document.querySelector('#webhooks a').getAttribute('href'); });
+  await page.waitForFunction(
+    () => [...document.querySelectorAll('#deliveries tr')].some((r) => r.dataset.event === 'key.revoked' && r.textContent.includes('delivered')),
+    { timeout: 20_000 },
+  );
+  assert(received.some((b) => b.includes('key.revoked')), `the receiver got ${JSON.stringify(received)}`);
+  await page.click('#webhook-replay button[type=submit]');
+  await waitText(page, '#webhook-replay-result', 'Replaying');
+  await accessible(page, 'webhook');
+  await shoot(page, 'webhook');
+  receiver.close();
 
   step('the audit log shows it');
   await go(page, '#/audit', '#audit-title');
@@ -334,4 +367,7 @@ try {
 } finally {
   clearTimeout(watchdog);
   await browser.close().catch(() => {});
+  // Whatever is still listening (the webhook receiver after a failure) must not keep the
+  // process alive.
+  process.exit(process.exitCode || 0);
 }

@@ -2,7 +2,8 @@
 //! from `tests/console/console.mjs`, against a live hub with simulated phones. The script
 //! signs in as an admin, watches the phones appear live, sends a message from the form and
 //! follows it to `delivered` in the list and on its page, sees a received SMS arrive in the
-//! inbox, pairs a phone, creates and revokes a key, reads the audit log, sees a silenced
+//! inbox, pairs a phone, creates a webhook to a receiver of its own, creates and revokes a
+//! key and sees the webhook deliver that (and replay), reads the audit log, sees a silenced
 //! phone go offline within the heartbeat window, signs out, and opens the demo's API-key
 //! link; it fails on any console error, failed request or refusal it did not ask for, and
 //! writes screenshots of every view at desktop and phone widths to
@@ -106,7 +107,12 @@ async fn an_operator_works_the_fleet_from_the_console_in_a_real_browser() {
         return;
     };
     // Two seconds between heartbeats: a silent phone is offline after three (6 s).
-    let hub = TestHub::spawn_with(|config| config.heartbeat_s = 2).await;
+    let hub = TestHub::spawn_with(|config| {
+        config.heartbeat_s = 2;
+        // The script's webhook receiver listens on the loopback.
+        config.events.webhooks.allow_loopback = true;
+    })
+    .await;
     assert!(
         add_user(&hub.store, USER, PASSWORD, Role::Admin)
             .await
