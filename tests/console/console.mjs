@@ -6,7 +6,8 @@
 // line is `ok`; any failed check throws, prints why and exits non-zero. Every wait has a
 // timeout, and a watchdog ends the whole run.
 //
-// Environment: HUB (http://127.0.0.1:PORT), USERNAME, PASSWORD (an admin), API_KEY (the
+// Environment: HUB (http://127.0.0.1:PORT), USERNAME, PASSWORD (an admin; VIEWER is a
+// viewer with the same password), API_KEY (the
 // demo-style key login), PHONE_PREFIX (the simulated phones' names), PHONES (how many),
 // PAIRED_NAME, SILENT_NAME, SIM_LABEL (its SIM card's label), CHROMIUM (the browser binary), SCREENSHOTS (a directory).
 
@@ -22,6 +23,7 @@ const env = (name) => {
 const HUB = env('HUB');
 const USERNAME = env('USERNAME');
 const PASSWORD = env('PASSWORD');
+const VIEWER = env('VIEWER');
 const API_KEY = env('API_KEY');
 const PREFIX = env('PHONE_PREFIX');
 const PHONES = Number(env('PHONES'));
@@ -205,6 +207,18 @@ try {
   await page.select('#fleet-filters select[name=sort]', 'name');
   await page.waitForFunction((n) => document.querySelectorAll('#devices .card').length === n, {}, PHONES + 1);
   await accessible(page, 'fleet');
+
+  step("a device's limits");
+  const card = `#devices .card[data-name="${PREFIX}-2"]`;
+  await waitText(page, `${card} .limits-line`, 'the hub’s defaults');
+  await page.click(`${card} .limits-editor summary`);
+  await page.type(`${card} input[name=per_hour]`, '60');
+  await page.type(`${card} input[name=per_day]`, '500');
+  await page.click(`${card} .limits-form button[type=submit]`);
+  await waitText(page, `${card} .limits-line`, 'Limits: 60 per hour, 500 per day');
+  const listed = await (await fetch(`${HUB}/api/devices`, { headers: { 'X-API-Key': API_KEY } })).json();
+  const limited = listed.devices.find((d) => d.name === `${PREFIX}-2`);
+  assert(limited.limits && limited.limits.per_hour === 60 && limited.limits.per_day === 500, `stored limits: ${JSON.stringify(limited.limits)}`);
   await shoot(page, 'fleet');
 
   step('send a message from the form');
@@ -345,6 +359,20 @@ try {
   await page.click('#sign-out');
   await page.waitForSelector('#login-form', { visible: true });
   assert(await page.$eval('#main', (n) => n.hidden), 'the console is still shown after signing out');
+
+  step('a viewer sees and cannot act');
+  await page.$eval('#login-user', (n) => { n.value = ''; });
+  await page.type('#login-user', VIEWER);
+  await page.type('#login-password', PASSWORD);
+  await page.keyboard.press('Enter');
+  await waitText(page, '#who-role', 'viewer');
+  await page.waitForFunction((n) => document.querySelectorAll('#devices .card').length === n, {}, PHONES + 2);
+  const nav = await page.$$eval('#nav a', (as) => as.filter((a) => !a.hidden).map((a) => a.textContent));
+  assert(JSON.stringify(nav) === JSON.stringify(['Fleet', 'Messages', 'Inbox']), `a viewer's menu: ${nav}`);
+  assert((await page.$$('#devices .card button')).length === 0, 'a viewer is offered device actions');
+  await go(page, '#/keys', '#missing-title');
+  await page.click('#sign-out');
+  await page.waitForSelector('#login-form', { visible: true });
 
   step("the demo's API-key link still works");
   const demo = await (await browser.createBrowserContext()).newPage();

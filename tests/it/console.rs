@@ -4,8 +4,8 @@
 //! follows it to `delivered` in the list and on its page, sees a received SMS arrive in the
 //! inbox, pairs a phone, creates a webhook to a receiver of its own, creates and revokes a
 //! key and sees the webhook deliver that (and replay), reads the audit log, sees a silenced
-//! phone go offline within the heartbeat window, signs out, and opens the demo's API-key
-//! link; it fails on any console error, failed request or refusal it did not ask for, and
+//! phone go offline within the heartbeat window, signs out, signs in as a viewer (who is
+//! offered no action), and opens the demo's API-key link; it fails on any console error, failed request or refusal it did not ask for, and
 //! writes screenshots of every view at desktop and phone widths to
 //! `$CARGO_TARGET_TMPDIR/console-screenshots`.
 //!
@@ -30,6 +30,8 @@ use crate::support::{RawPhone, TestHub};
 
 const USER: &str = "olga";
 const PASSWORD: &str = "console-horse-battery";
+/// A viewer, with the same password.
+const VIEWER: &str = "vera";
 /// Long enough that a layout cutting names short would show.
 const PREFIX: &str = "rack-a-shelf-2-phone";
 const PHONES: usize = 3;
@@ -118,6 +120,11 @@ async fn an_operator_works_the_fleet_from_the_console_in_a_real_browser() {
             .await
             .expect("user")
     );
+    assert!(
+        add_user(&hub.store, VIEWER, PASSWORD, Role::Viewer)
+            .await
+            .expect("user")
+    );
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
     let mut child = Command::new("node")
         .arg(console_dir().join("console.mjs"))
@@ -125,6 +132,7 @@ async fn an_operator_works_the_fleet_from_the_console_in_a_real_browser() {
         .env("HUB", &hub.base)
         .env("USERNAME", USER)
         .env("PASSWORD", PASSWORD)
+        .env("VIEWER", VIEWER)
         .env("API_KEY", &hub.api_key)
         .env("PHONE_PREFIX", PREFIX)
         .env("PHONES", PHONES.to_string())

@@ -1,7 +1,7 @@
 // The fleet view: summary tiles (`GET /api/stats`) and a card per device (devices.js),
 // redrawn when the event stream says something changed; filters by kind, status and a
 // search over names, operators and numbers; sorts; and the device actions an operator may
-// take (delete, rotate its token) through the REST API.
+// take (its sending limits, rotate its token, delete) through the REST API.
 
 import { $, h, setText, setAttr, setClass, show, setWidth, showError, reconcile, confirmButton, debounce, num, ago, clock, fullTime } from './dom.js';
 import * as api from './api.js';
@@ -130,12 +130,13 @@ function createCard(dev) {
   failed.append(h('span', 'stat-label', 'Failed'), r.failed);
   foot.append(fl, sent, failed);
 
+  r.limits = h('p', 'limits-line');
   r.actions = h('div', 'card-actions');
   r.notice = h('p', 'card-notice');
   r.notice.hidden = true;
   r.notice.setAttribute('role', 'status');
 
-  card.append(head, r.restLine, batt, r.sims, r.noSim, foot, r.notice, r.actions);
+  card.append(head, r.restLine, batt, r.sims, r.noSim, foot, r.limits, r.notice, r.actions);
   return card;
 }
 
@@ -145,7 +146,9 @@ function actionsFor(card, dev) {
   if (r.actionsFor === want) return;
   r.actionsFor = want;
   r.actions.replaceChildren();
+  r.limitsForm = null;
   if (want === 'none') return;
+  r.limitsForm = limitsEditor(card);
   const rotate = confirmButton('Rotate token', 'Really rotate? The phone must pair again', async () => {
     try {
       const body = await api.post('/api/devices/' + encodeURIComponent(card.dataset.id) + '/token');
@@ -160,7 +163,61 @@ function actionsFor(card, dev) {
     } catch (err) { note(card, err.message); }
   });
   remove.setAttribute('aria-label', 'Delete ' + (dev.name || dev.id));
-  r.actions.append(rotate, remove);
+  r.actions.append(r.limitsForm, rotate, remove);
+}
+
+// The device's own sending limits (`PUT /api/devices/{id}/limits`; empty fields: none,
+// and all empty: the hub's defaults again).
+const LIMIT_FIELDS = [
+  ['per_minute', 'Per minute'], ['per_hour', 'Per hour'], ['per_day', 'Per day'],
+  ['recipients_per_day', 'Recipients per day'], ['min_interval_ms', 'Gap between sends (ms)'],
+];
+
+function limitsEditor(card) {
+  const details = h('details', 'limits-editor');
+  details.append(h('summary', 'btn btn-ghost', 'Limits'));
+  const form = h('form', 'limits-form');
+  for (const [name, label] of LIMIT_FIELDS) {
+    const l = h('label', null, label);
+    const input = document.createElement('input');
+    input.type = 'number';
+    input.min = '0';
+    input.name = name;
+    input.inputMode = 'numeric';
+    l.append(input);
+    form.append(l);
+  }
+  const save = h('button', 'btn btn-primary', 'Save limits');
+  save.type = 'submit';
+  form.append(save);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const body = {};
+    for (const [name] of LIMIT_FIELDS) {
+      const v = String(form.elements[name].value).trim();
+      if (v !== '') body[name] = Number(v);
+    }
+    try {
+      await api.put('/api/devices/' + encodeURIComponent(card.dataset.id) + '/limits', Object.keys(body).length ? body : null);
+      details.open = false;
+      note(card, null);
+      devices.refresh();
+    } catch (err) { note(card, err.message); }
+  });
+  details.append(form);
+  details._form = form;
+  return details;
+}
+
+function describeLimits(limits) {
+  if (!limits) return 'Limits: the hub’s defaults';
+  const parts = [];
+  if (limits.per_minute != null) parts.push(limits.per_minute + ' per minute');
+  if (limits.per_hour != null) parts.push(limits.per_hour + ' per hour');
+  if (limits.per_day != null) parts.push(limits.per_day + ' per day');
+  if (limits.recipients_per_day != null) parts.push(limits.recipients_per_day + ' recipients per day');
+  if (limits.min_interval_ms) parts.push(limits.min_interval_ms + ' ms between sends');
+  return 'Limits: ' + (parts.length ? parts.join(', ') : 'none');
 }
 
 function note(card, text) {
@@ -238,6 +295,14 @@ function updateCard(card, dev) {
   setText(r.failed, num(dev.failed_count));
   setClass(r.failed, 'stat-value' + ((dev.failed_count || 0) > 0 ? ' bad' : ''));
   actionsFor(card, dev);
+  setText(r.limits, describeLimits(dev.limits));
+  // The editor shows the stored limits, except while someone edits them.
+  if (r.limitsForm && !r.limitsForm.open) {
+    for (const [name] of LIMIT_FIELDS) {
+      const v = dev.limits && dev.limits[name] != null && dev.limits[name] !== 0 ? String(dev.limits[name]) : '';
+      r.limitsForm._form.elements[name].value = v;
+    }
+  }
 }
 
 function createSim() {
