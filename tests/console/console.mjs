@@ -355,6 +355,35 @@ try {
   );
   await shoot(page, 'fleet-offline');
 
+  step('a message for the offline phone waits in the queue, says why, and is cancelled');
+  await go(page, '#/send', '#send-title');
+  await page.evaluate((name) => {
+    const select = document.querySelector('#send-device');
+    const option = [...select.options].find((o) => o.textContent.startsWith(name));
+    select.value = option.value;
+  }, SILENT_NAME);
+  await page.$eval('#send-to', (n) => { n.value = ''; }); // the form keeps the last recipients
+  await page.type('#send-to', '+14155552672');
+  await page.type('#send-text', 'For the silent phone');
+  await page.click('#send-form button[type=submit]');
+  await waitText(page, '#send-result', '+14155552672');
+  const waitingId = decodeURIComponent((await page.$eval('#send-result a', (a) => a.getAttribute('href'))).split('/').pop());
+  await go(page, '#/queue', '#queue-title');
+  await page.waitForFunction(
+    (mid) => { const li = document.querySelector(`#queue-groups li[data-id="${mid}"]`); return li && li.closest('.queue-group').dataset.reason.includes('offline'); },
+    {},
+    waitingId,
+  );
+  await accessible(page, 'queue');
+  await shoot(page, 'queue');
+  await page.evaluate((mid) => { location.hash = '#/messages/' + mid; }, waitingId);
+  await waitText(page, '#message-facts', 'offline');
+  await page.waitForSelector('#message-cancel', { visible: true });
+  await page.click('#message-cancel');
+  await waitText(page, '#message-state', 'cancelled');
+  await go(page, '#/queue', '#queue-title');
+  await waitText(page, '#queue-empty', 'Nothing waits');
+
   step('sign out');
   await page.click('#sign-out');
   await page.waitForSelector('#login-form', { visible: true });
@@ -366,9 +395,10 @@ try {
   await page.type('#login-password', PASSWORD);
   await page.keyboard.press('Enter');
   await waitText(page, '#who-role', 'viewer');
+  await go(page, '#/fleet', '#fleet-title');
   await page.waitForFunction((n) => document.querySelectorAll('#devices .card').length === n, {}, PHONES + 2);
   const nav = await page.$$eval('#nav a', (as) => as.filter((a) => !a.hidden).map((a) => a.textContent));
-  assert(JSON.stringify(nav) === JSON.stringify(['Fleet', 'Messages', 'Inbox']), `a viewer's menu: ${nav}`);
+  assert(JSON.stringify(nav) === JSON.stringify(['Fleet', 'Messages', 'Queue', 'Inbox']), `a viewer's menu: ${nav}`);
   assert((await page.$$('#devices .card button')).length === 0, 'a viewer is offered device actions');
   await go(page, '#/keys', '#missing-title');
   await page.click('#sign-out');

@@ -19,6 +19,8 @@ export class ApiError extends Error {
 // `{ kind: 'key', key }`, `{ kind: 'session', csrf }` or null.
 let credential = null;
 let lost = () => {};
+// Requests under way, so that signing out ends the session after them, not under them.
+const inflight = new Set();
 
 /** The credential remembered by this browser, if any. */
 export function restore() {
@@ -55,7 +57,15 @@ export function authHeaders(method = 'GET') {
 }
 
 /** `method path` with a JSON body; the parsed answer (null for 204); ApiError otherwise. */
-export async function request(method, path, body) {
+export function request(method, path, body) {
+  const call = send(method, path, body);
+  inflight.add(call);
+  const done = () => inflight.delete(call);
+  call.then(done, done);
+  return call;
+}
+
+async function send(method, path, body) {
   const ctrl = new AbortController();
   const timer = setTimeout(() => ctrl.abort(), TIMEOUT_MS);
   const headers = { Accept: 'application/json', ...authHeaders(method) };
@@ -104,6 +114,7 @@ export async function login(username, password) {
 /** Ends the session (or forgets the key). */
 export async function logout() {
   if (credential && credential.kind === 'session') {
+    await Promise.allSettled([...inflight]);
     try { await request('POST', '/api/auth/logout', {}); } catch { /* the session may be gone already */ }
   }
   forget();

@@ -1,7 +1,7 @@
 // smshub's console: plain ES modules, no dependencies and no build step, each module one
 // job (api.js the REST calls, stream.js the event stream, session.js who is signed in,
 // router.js the views by URL hash, devices.js the fleet's data, dom.js helpers, then one
-// module per view: fleet, messages, message, inbox, send, pair, keys, webhooks, audit).
+// module per view: fleet, messages, message, queue, inbox, send, pair, keys, webhooks, audit).
 // This one boots it: the sign-in gate, the top bar, and starting and stopping the rest.
 
 import { $, setText, setClass, setAttr, show, showError } from './dom.js';
@@ -10,9 +10,10 @@ import * as stream from './stream.js';
 import * as session from './session.js';
 import * as router from './router.js';
 import * as devices from './devices.js';
-import { view as fleet } from './fleet.js';
-import { view as messages } from './messages.js';
+import { view as fleet, reset as resetFleet } from './fleet.js';
+import { view as messages, reset as resetMessages } from './messages.js';
 import { view as message } from './message.js';
+import { view as queue } from './queue.js';
 import { view as inbox } from './inbox.js';
 import { view as send } from './send.js';
 import { view as pair } from './pair.js';
@@ -23,6 +24,7 @@ import { view as audit } from './audit.js';
 router.register('fleet', null, fleet);
 router.register('messages', null, messages, 'message');
 router.register('message', null, message);
+router.register('queue', null, queue);
 router.register('inbox', 'inbox:read', inbox);
 router.register('send', 'messages:send', send);
 router.register('pair', 'devices:write', pair);
@@ -74,6 +76,8 @@ function stopAll() {
   stream.close();
   devices.stop();
   router.stop();
+  resetFleet();
+  resetMessages();
   session.clear();
   streamUp = null;
 }

@@ -34,6 +34,7 @@ export function subscribe(fn) {
 
 /** Refetches now. */
 export async function refresh() {
+  if (!started) return;
   let error = null;
   try {
     // SIM cards carry their labels (`/api/sim-cards`); a list without them is still a list.
@@ -50,6 +51,7 @@ export async function refresh() {
   } catch (err) {
     error = err;
   }
+  if (!started) return; // signed out meanwhile
   for (const fn of listeners) fn(devices, error);
   clearTimeout(timer);
   if (started) timer = setTimeout(refresh, SLOW_MS);

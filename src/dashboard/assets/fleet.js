@@ -3,7 +3,7 @@
 // search over names, operators and numbers; sorts; and the device actions an operator may
 // take (its sending limits, rotate its token, delete) through the REST API.
 
-import { $, h, setText, setAttr, setClass, show, setWidth, showError, reconcile, confirmButton, debounce, num, ago, clock, fullTime } from './dom.js';
+import { $, h, setText, setAttr, setClass, show, setWidth, showError, reconcile, clearList, confirmButton, debounce, num, ago, clock, fullTime } from './dom.js';
 import * as api from './api.js';
 import * as devices from './devices.js';
 import { onEvent } from './stream.js';
@@ -403,6 +403,14 @@ ui.filters.addEventListener('input', () => render(devices.list(), null));
 onEvent((event) => {
   if (active && (event.type.startsWith('message.') || event.type.startsWith('device.'))) statsSoon();
 });
+
+/** Forgets the cards (signing out: the next user may see and do other things). */
+export function reset() {
+  clearList(ui.box);
+  show(ui.loading, true);
+  show(ui.empty, false);
+  setText(ui.count, '');
+}
 
 export const view = {
   enter() {

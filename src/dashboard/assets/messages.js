@@ -2,7 +2,7 @@
 // a page at a time; refetched when the event stream says a message moved. Each row links
 // to the message's page (message.js).
 
-import { $, h, setText, setAttr, setClass, show, showError, reconcile, debounce, num, clock, fullTime, stateClass } from './dom.js';
+import { $, h, setText, setAttr, setClass, show, showError, reconcile, clearList, debounce, num, clock, fullTime, stateClass } from './dom.js';
 import * as api from './api.js';
 import * as devices from './devices.js';
 import { onEvent } from './stream.js';
@@ -104,6 +104,12 @@ ui.older.addEventListener('click', () => { offset += PAGE; refresh(); });
 onEvent((event) => {
   if (active && event.type.startsWith('message.')) soon();
 });
+
+/** Forgets the rows (signing out). */
+export function reset() {
+  clearList(ui.body);
+  offset = 0;
+}
 
 export const view = {
   enter() {
