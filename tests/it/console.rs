@@ -40,7 +40,7 @@ const SILENT: &str = "silent-phone";
 /// The label of the silent phone's SIM card.
 const SIM_LABEL: &str = "rack A, slot 7";
 /// The whole browser run, from launch to `ok`.
-const RUN: Duration = Duration::from_secs(170);
+const RUN: Duration = Duration::from_secs(270);
 
 fn console_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console")
