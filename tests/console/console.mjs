@@ -263,6 +263,16 @@ try {
   assert(await page.$eval('#message-cancel', (b) => b.hidden), 'a delivered message offers Cancel');
   await shoot(page, 'message');
 
+  step("the device's page, from the message's");
+  await page.evaluate(() => { location.hash = document.querySelector('#message-facts a').getAttribute('href'); });
+  await waitText(page, '#device-title', PREFIX);
+  await waitText(page, '#device-messages', '+14155552671');
+  await waitText(page, '#device-messages', 'delivered');
+  await waitText(page, '#device-no-failures', 'No failures');
+  await waitText(page, '#device-facts', 'dBm');
+  await accessible(page, 'device');
+  await shoot(page, 'device');
+
   step('a received SMS arrives in the inbox live');
   await go(page, '#/inbox', '#inbox-title');
   await waitText(page, '#inbox-empty', 'Nothing received');

@@ -1,7 +1,7 @@
 // smshub's console: plain ES modules, no dependencies and no build step, each module one
 // job (api.js the REST calls, stream.js the event stream, session.js who is signed in,
 // router.js the views by URL hash, devices.js the fleet's data, dom.js helpers, then one
-// module per view: fleet, messages, message, queue, inbox, send, pair, keys, webhooks, audit).
+// module per view: fleet, device, messages, message, queue, inbox, send, pair, keys, webhooks, audit).
 // This one boots it: the sign-in gate, the top bar, and starting and stopping the rest.
 
 import { $, setText, setClass, setAttr, show, showError } from './dom.js';
@@ -11,6 +11,7 @@ import * as session from './session.js';
 import * as router from './router.js';
 import * as devices from './devices.js';
 import { view as fleet, reset as resetFleet } from './fleet.js';
+import { view as device } from './device.js';
 import { view as messages, reset as resetMessages } from './messages.js';
 import { view as message } from './message.js';
 import { view as queue } from './queue.js';
@@ -21,7 +22,8 @@ import { view as keys } from './keys.js';
 import { view as webhooks, detail as webhook } from './webhooks.js';
 import { view as audit } from './audit.js';
 
-router.register('fleet', null, fleet);
+router.register('fleet', null, fleet, 'device');
+router.register('device', null, device);
 router.register('messages', null, messages, 'message');
 router.register('message', null, message);
 router.register('queue', null, queue);

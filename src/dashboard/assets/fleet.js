@@ -84,6 +84,8 @@ function createCard(dev) {
   const title = h('div', 'card-title');
   const nameRow = h('div', 'card-name-row');
   r.name = h('h2', 'card-name');
+  r.nameLink = h('a', 'card-link');
+  r.name.append(r.nameLink);
   r.badge = h('span', 'badge');
   r.rested = h('span', 'badge rested', 'Rested');
   r.rested.hidden = true;
@@ -247,7 +249,8 @@ function updateCard(card, dev) {
   setText(r.restLine, rested
     ? 'Rested until ' + fullTime(dev.rested_until) + (dev.rest_reason ? ': ' + dev.rest_reason : '')
     : '');
-  setText(r.name, dev.name || dev.id);
+  setText(r.nameLink, dev.name || dev.id);
+  setAttr(r.nameLink, 'href', '#/fleet/' + encodeURIComponent(dev.id));
   setAttr(r.name, 'title', 'id ' + dev.id);
   const sub = [dev.model, connLabel(dev.connection), dev.app_version ? 'v' + dev.app_version : null]
     .filter(Boolean).join(' · ');

@@ -20,17 +20,25 @@ function fact(term, value) {
   return [h('dt', null, term), h('dd', null, String(value))];
 }
 
+function linkFact(link, rest) {
+  const dd = h('dd');
+  dd.append(link, document.createTextNode(rest));
+  return dd;
+}
+
 function render(msg) {
   setText(ui.title, 'Message to ' + msg.phone_number);
   setText(ui.state, msg.state);
   setClass(ui.state, 'pill ' + stateClass(msg.state));
   const e = msg.error;
+  const deviceLink = msg.device_id ? h('a', null, devices.nameOf(msg.device_id)) : null;
+  if (deviceLink) deviceLink.href = '#/fleet/' + encodeURIComponent(msg.device_id);
   ui.facts.replaceChildren(
     ...fact('Recipient', msg.phone_number),
     ...fact('Text', msg.message),
     ...fact('State', msg.state),
     ...fact('Waiting because', msg.waiting_reason),
-    ...fact('Device', msg.device_id ? devices.nameOf(msg.device_id) + (msg.sim_slot != null ? ', SIM ' + (msg.sim_slot + 1) : '') : null),
+    ...(deviceLink ? [h('dt', null, 'Device'), linkFact(deviceLink, msg.sim_slot != null ? ', SIM ' + (msg.sim_slot + 1) : '')] : []),
     ...fact('Asked for device', msg.requested_device_id ? devices.nameOf(msg.requested_device_id) : null),
     ...fact('Parts', msg.parts),
     ...fact('Attempts', msg.attempts),

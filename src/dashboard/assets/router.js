@@ -1,4 +1,4 @@
-// Hash routing between the console's views: `#/fleet`, `#/messages`, `#/messages/{id}`,
+// Hash routing between the console's views: `#/fleet`, `#/fleet/{id}`, `#/messages`, `#/messages/{id}`,
 // `#/queue`, `#/inbox`, `#/send`, `#/pair`, `#/keys`, `#/webhooks`, `#/webhooks/{id}`, `#/audit`. One view is shown at a time; it is told when it
 // is entered (with the id of the path, if any) and left, and focus moves to its heading.
 
