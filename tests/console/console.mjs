@@ -324,6 +324,8 @@ try {
   await page.click('#key-create button[type=submit]');
   await page.waitForFunction(() => document.querySelector('#key-secret-value').textContent.trim().length > 10);
   const secret = await text(page, '#key-secret-value');
+  const defaults = await page.$$eval('#key-scopes input:checked', (ns) => ns.map((n) => n.value));
+  assert(defaults.join(' ') === 'messages:send messages:read', `the form's scopes after a creation: ${defaults}`);
   const before = await fetch(`${HUB}/api/sms?limit=1`, { headers: { 'X-API-Key': secret } });
   assert(before.status === 200, `the new key is refused: ${before.status}`);
   const row = '#keys tr[data-name="console-key"]';
@@ -387,9 +389,10 @@ try {
   const waitingId = decodeURIComponent((await page.$eval('#send-result a', (a) => a.getAttribute('href'))).split('/').pop());
   await go(page, '#/queue', '#queue-title');
   await page.waitForFunction(
-    (mid) => { const li = document.querySelector(`#queue-groups li[data-id="${mid}"]`); return li && li.closest('.queue-group').dataset.reason.includes('offline'); },
+    (mid, name) => { const li = document.querySelector(`#queue-groups li[data-id="${mid}"]`); return li && li.closest('.queue-group').dataset.reason.includes(`${name}, which is offline`); },
     {},
     waitingId,
+    SILENT_NAME,
   );
   await accessible(page, 'queue');
   await shoot(page, 'queue');

@@ -26,6 +26,13 @@ export function isLoaded() { return loaded; }
 /** The device's name, or its id when unknown. */
 export function nameOf(id) { return names.get(id) || id; }
 
+/** `text` with every device id in it replaced by the device's name (the hub's reasons say ids). */
+export function named(text) {
+  let out = String(text);
+  for (const [id, name] of names) if (id !== name) out = out.split(id).join(name);
+  return out;
+}
+
 /** Calls `fn(devices, error)` after every refetch. */
 export function subscribe(fn) {
   listeners.add(fn);

@@ -33,7 +33,7 @@ for (const [scope, what] of SCOPES) {
   box.type = 'checkbox';
   box.name = 'scope';
   box.value = scope;
-  box.checked = DEFAULT.has(scope);
+  box.defaultChecked = DEFAULT.has(scope); // what the form resets to after a creation
   label.append(box, h('code', null, scope), document.createTextNode(' ' + what));
   ui.scopes.append(label);
 }

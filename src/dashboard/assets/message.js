@@ -37,7 +37,7 @@ function render(msg) {
     ...fact('Recipient', msg.phone_number),
     ...fact('Text', msg.message),
     ...fact('State', msg.state),
-    ...fact('Waiting because', msg.waiting_reason),
+    ...fact('Waiting because', msg.waiting_reason ? devices.named(msg.waiting_reason) : null),
     ...(deviceLink ? [h('dt', null, 'Device'), linkFact(deviceLink, msg.sim_slot != null ? ', SIM ' + (msg.sim_slot + 1) : '')] : []),
     ...fact('Asked for device', msg.requested_device_id ? devices.nameOf(msg.requested_device_id) : null),
     ...fact('Parts', msg.parts),

@@ -4,6 +4,7 @@
 
 import { $, h, setText, show, showError, debounce, num, ago, fullTime } from './dom.js';
 import * as api from './api.js';
+import * as devices from './devices.js';
 import { onEvent } from './stream.js';
 
 // Messages asked why they wait, per refresh: one request each.
@@ -24,7 +25,8 @@ async function refresh() {
     showError(ui.error, null);
     const groups = new Map();
     waiting.forEach((m, i) => {
-      const why = (explained[i] && explained[i].waiting_reason) || (i < MAX_EXPLAINED ? 'waiting for a device' : 'not asked (too many waiting)');
+      const reason = explained[i] && explained[i].waiting_reason;
+      const why = (reason && devices.named(reason)) || (i < MAX_EXPLAINED ? 'waiting for a device' : 'not asked (too many waiting)');
       if (!groups.has(why)) groups.set(why, []);
       groups.get(why).push(m);
     });
