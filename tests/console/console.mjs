@@ -233,6 +233,15 @@ try {
   const href = await page.$eval('#send-result a', (a) => a.getAttribute('href'));
   const id = decodeURIComponent(href.split('/').pop());
   assert(/^[0-9a-f-]{36}$/.test(id), `the accepted message links to ${href}`);
+
+  step('a bulk send from CSV with a template');
+  await page.type('#bulk-csv', 'phone_number,name\n+14155552673,Ana\n+14155552674,"Bo, Jr."\n');
+  await page.type('#bulk-template', 'Hi {{name}}, your code is ready');
+  await waitText(page, '#bulk-preview', '2 messages; the first: Hi Ana, your code is ready');
+  await page.click('#bulk-form button[type=submit]');
+  await waitText(page, '#bulk-result', '2 of 2 accepted.');
+  const bo = await (await fetch(`${HUB}/api/sms?phone_number=${encodeURIComponent('+14155552674')}`, { headers: { 'X-API-Key': API_KEY } })).json();
+  assert(bo.messages.length === 1 && bo.messages[0].message === 'Hi Bo, Jr., your code is ready', `the bulk message: ${JSON.stringify(bo.messages)}`);
   await shoot(page, 'send');
 
   step('it reaches delivered in the list');

@@ -17,6 +17,7 @@ import { view as message } from './message.js';
 import { view as queue } from './queue.js';
 import { view as inbox } from './inbox.js';
 import { view as send } from './send.js';
+import './bulk.js';
 import { view as pair } from './pair.js';
 import { view as keys } from './keys.js';
 import { view as webhooks, detail as webhook } from './webhooks.js';

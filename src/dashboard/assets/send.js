@@ -1,5 +1,6 @@
 // The Send form: one or more recipients and a text, posted to `POST /api/send-sms` as any
 // client would (one message per recipient); the accepted messages link to their pages.
+// (Sends from CSV with a template are bulk.js, on the same view.)
 
 import { $, h, setText, show, showError } from './dom.js';
 import * as api from './api.js';
