@@ -258,6 +258,15 @@ try {
   await page.waitForFunction((mid) => !document.querySelector(`#messages tr[data-id="${mid}"]`), {}, id);
   await page.select('#message-filters select[name=state]', 'delivered');
   await page.waitForSelector(`#messages tr[data-id="${id}"]`);
+  // A time window that ends before it was sent hides it; one that holds it shows it.
+  const local = (ms) => { const d = new Date(ms - new Date().getTimezoneOffset() * 60000); return d.toISOString().slice(0, 16); };
+  await page.$eval('#message-filters input[name=until]', (n, v) => { n.value = v; }, local(Date.now() - 3600_000));
+  await page.click('#message-filters button[type=submit]');
+  await page.waitForFunction((mid) => !document.querySelector(`#messages tr[data-id="${mid}"]`), {}, id);
+  await page.$eval('#message-filters input[name=until]', (n) => { n.value = ''; });
+  await page.$eval('#message-filters input[name=since]', (n, v) => { n.value = v; }, local(Date.now() - 3600_000));
+  await page.click('#message-filters button[type=submit]');
+  await page.waitForSelector(`#messages tr[data-id="${id}"]`);
   await accessible(page, 'messages');
   await shoot(page, 'messages');
 

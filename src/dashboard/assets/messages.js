@@ -1,4 +1,4 @@
-// The messages list: `GET /api/sms` filtered by state, device and recipient, newest first,
+// The messages list: `GET /api/sms` filtered by state, device, recipient and time, newest first,
 // a page at a time; refetched when the event stream says a message moved. Each row links
 // to the message's page (message.js).
 
@@ -24,7 +24,10 @@ function query() {
   const params = new URLSearchParams({ limit: String(PAGE), offset: String(offset) });
   for (const [k, v] of new FormData(ui.form)) {
     const text = String(v).trim();
-    if (text) params.set(k, text);
+    if (!text) continue;
+    // The form's times are local; the API takes RFC 3339.
+    const at = k === 'since' || k === 'until' ? new Date(text) : null;
+    params.set(k, at && !Number.isNaN(at.getTime()) ? at.toISOString() : text);
   }
   return params;
 }
