@@ -97,6 +97,9 @@ async function go(page, hash, heading) {
     { timeout: WAIT },
     heading,
   );
+  // Focus follows the view, for keyboards and screen readers.
+  const focused = await page.evaluate(() => document.activeElement && document.activeElement.id);
+  assert(`#${focused}` === heading, `after ${hash} the focus is on #${focused}, not ${heading}`);
 }
 
 /** Both widths of the current view; at the phone's, nothing may be wider than the screen. */
@@ -422,6 +425,22 @@ try {
   await go(page, '#/queue', '#queue-title');
   await waitText(page, '#queue-empty', 'Nothing waits');
 
+  step("rotate the paired phone's token (it is cut off), delete the silent phone");
+  await go(page, '#/fleet', '#fleet-title');
+  const paired = `#devices .card[data-name="${PAIRED_NAME}"]`;
+  const rotate = `${paired} .card-actions button.btn-ghost`;
+  await waitText(page, rotate, 'Rotate token');
+  await page.click(rotate);
+  await waitText(page, rotate, 'Really rotate?');
+  await page.click(rotate);
+  await waitText(page, `${paired} .card-notice`, 'New token (shown once)');
+  await page.waitForSelector(`${paired}[data-online="false"]`);
+  const silent = `#devices .card[data-name="${SILENT_NAME}"]`;
+  await page.click(`${silent} .btn-danger`);
+  await waitText(page, `${silent} .btn-danger`, 'Really delete?');
+  await page.click(`${silent} .btn-danger`);
+  await page.waitForFunction((sel) => !document.querySelector(sel), {}, silent);
+
   step('sign out');
   await page.click('#sign-out');
   await page.waitForSelector('#login-form', { visible: true });
@@ -434,7 +453,8 @@ try {
   await page.keyboard.press('Enter');
   await waitText(page, '#who-role', 'viewer');
   await go(page, '#/fleet', '#fleet-title');
-  await page.waitForFunction((n) => document.querySelectorAll('#devices .card').length === n, {}, PHONES + 2);
+  // The fleet's phones and the paired one (the silent one was deleted).
+  await page.waitForFunction((n) => document.querySelectorAll('#devices .card').length === n, {}, PHONES + 1);
   const nav = await page.$$eval('#nav a', (as) => as.filter((a) => !a.hidden).map((a) => a.textContent));
   assert(JSON.stringify(nav) === JSON.stringify(['Fleet', 'Messages', 'Queue', 'Inbox']), `a viewer's menu: ${nav}`);
   assert((await page.$$('#devices .card button')).length === 0, 'a viewer is offered device actions');

@@ -4,8 +4,9 @@
 //! follows it to `delivered` in the list and on its page, sees a received SMS arrive in the
 //! inbox, pairs a phone, creates a webhook to a receiver of its own, creates and revokes a
 //! key and sees the webhook deliver that (and replay), reads the audit log, sees a silenced
-//! phone go offline within the heartbeat window, signs out, signs in as a viewer (who is
-//! offered no action), and opens the demo's API-key link; it fails on any console error, failed request or refusal it did not ask for, and
+//! phone go offline within the heartbeat window, queues and cancels a message for it,
+//! rotates a token and deletes a device, signs out, signs in as a viewer (who is offered no
+//! action), and opens the demo's API-key link; it fails on any console error, failed request or refusal it did not ask for, and
 //! writes screenshots of every view at desktop and phone widths to
 //! `$CARGO_TARGET_TMPDIR/console-screenshots`.
 //!
