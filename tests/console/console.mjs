@@ -1,7 +1,7 @@
 // Drives Debian's chromium (puppeteer-core, no browser download) through the console of a
 // live hub that tests/it/console.rs started. It talks to that test on stdout, one line per
 // request: `phones` (start the simulated phones now), `receive` (the first phone receives an
-// SMS), `pair CODE` (make a phone redeem the
+// SMS), `modem` (attach an emulated modem), `pair CODE` (make a phone redeem the
 // code), `kill` (silence the phone named SILENT_NAME without closing its socket). Its last
 // line is `ok`; any failed check throws, prints why and exits non-zero. Every wait has a
 // timeout, and a watchdog ends the whole run.
@@ -303,6 +303,26 @@ try {
   await accessible(page, 'inbox');
   await shoot(page, 'inbox');
 
+  step("a modem: its SIM, its balance, a USSD code");
+  tell('modem');
+  await go(page, '#/modems', '#modems-title');
+  const modemCard = '#modems .modem-card';
+  await waitText(page, modemCard, 'Djezzy');
+  await waitText(page, `${modemCard} .pill`, 'ready');
+  await waitText(page, modemCard, 'Balance');
+  const [balanceButton] = await page.$$(`${modemCard} button`).then(async (bs) => {
+    const named = [];
+    for (const b of bs) if ((await b.evaluate((n) => n.textContent)) === 'Balance') named.push(b);
+    return named;
+  });
+  await balanceButton.click();
+  await waitText(page, `${modemCard} .modem-out`, '1250,50 DA');
+  await page.type(`${modemCard} input[name=code]`, '*710#');
+  await page.click(`${modemCard} .ussd button[type=submit]`);
+  await waitText(page, `${modemCard} .modem-out`, 'Internet: 2.5 Go restants');
+  await accessible(page, 'modems');
+  await shoot(page, 'modems');
+
   step('pair a phone');
   await go(page, '#/pair', '#pair-title');
   await page.type('#pair-name', PAIRED_NAME);
@@ -453,10 +473,10 @@ try {
   await page.keyboard.press('Enter');
   await waitText(page, '#who-role', 'viewer');
   await go(page, '#/fleet', '#fleet-title');
-  // The fleet's phones and the paired one (the silent one was deleted).
-  await page.waitForFunction((n) => document.querySelectorAll('#devices .card').length === n, {}, PHONES + 1);
+  // The fleet's phones, the paired one and the modem (the silent one was deleted).
+  await page.waitForFunction((n) => document.querySelectorAll('#devices .card').length === n, {}, PHONES + 2);
   const nav = await page.$$eval('#nav a', (as) => as.filter((a) => !a.hidden).map((a) => a.textContent));
-  assert(JSON.stringify(nav) === JSON.stringify(['Fleet', 'Messages', 'Queue', 'Inbox']), `a viewer's menu: ${nav}`);
+  assert(JSON.stringify(nav) === JSON.stringify(['Fleet', 'Messages', 'Queue', 'Modems', 'Inbox']), `a viewer's menu: ${nav}`);
   assert((await page.$$('#devices .card button')).length === 0, 'a viewer is offered device actions');
   await go(page, '#/keys', '#missing-title');
   await page.click('#sign-out');

@@ -2,7 +2,7 @@
 //! from `tests/console/console.mjs`, against a live hub with simulated phones. The script
 //! signs in as an admin, watches the phones appear live, sends a message from the form and
 //! follows it to `delivered` in the list and on its page, sees a received SMS arrive in the
-//! inbox, pairs a phone, creates a webhook to a receiver of its own, creates and revokes a
+//! inbox, reads an emulated modem's balance and asks it a USSD code, pairs a phone, creates a webhook to a receiver of its own, creates and revokes a
 //! key and sees the webhook deliver that (and replay), reads the audit log, sees a silenced
 //! phone go offline within the heartbeat window, queues and cancels a message for it,
 //! rotates a token and deletes a device, signs out, signs in as a viewer (who is offered no
@@ -11,7 +11,7 @@
 //! `$CARGO_TARGET_TMPDIR/console-screenshots`.
 //!
 //! The script asks this side for what only the hub's side can do, one line each on its
-//! stdout: `phones`, `receive`, `pair CODE`, `kill`. `.ci/run` installs chromium and the npm
+//! stdout: `phones`, `receive`, `modem` (attach an emulated modem), `pair CODE`, `kill`. `.ci/run` installs chromium and the npm
 //! package; without them (and without `SMSHUB_CI=1`) the test says so and skips.
 
 use std::path::{Path, PathBuf};
@@ -27,6 +27,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::oneshot;
 
+use crate::modem_emulator::{Emulator, profile};
 use crate::support::{RawPhone, TestHub};
 
 const USER: &str = "olga";
@@ -114,6 +115,8 @@ async fn an_operator_works_the_fleet_from_the_console_in_a_real_browser() {
         config.heartbeat_s = 2;
         // The script's webhook receiver listens on the loopback.
         config.events.webhooks.allow_loopback = true;
+        // An emulated modem (a pty) is attached when the script asks.
+        config.modems = crate::modem_api::api_modem_config();
     })
     .await;
     assert!(
@@ -163,6 +166,7 @@ async fn an_operator_works_the_fleet_from_the_console_in_a_real_browser() {
     };
     let mut phones = Vec::new();
     let mut silence = None;
+    let mut modem = None;
     let mut said = Vec::new();
     let run = async {
         while let Some(line) = lines.next_line().await.expect("the script's output") {
@@ -208,6 +212,14 @@ async fn an_operator_works_the_fleet_from_the_console_in_a_real_browser() {
                             text: "Reply from the field".into(),
                         })
                         .await;
+                }
+                "modem" => {
+                    let emulator = Emulator::start(profile("huawei_e1752"));
+                    let (status, body) = hub
+                        .post("/api/modems/connect", json!({ "port": emulator.path }))
+                        .await;
+                    assert_eq!(status, 200, "{body}");
+                    modem = Some(emulator);
                 }
                 "kill" => {
                     let _ = silence.take().expect("the silent phone runs").send(());

@@ -1,7 +1,7 @@
 // smshub's console: plain ES modules, no dependencies and no build step, each module one
 // job (api.js the REST calls, stream.js the event stream, session.js who is signed in,
 // router.js the views by URL hash, devices.js the fleet's data, dom.js helpers, then one
-// module per view: fleet, device, messages, message, queue, inbox, send, pair, keys, webhooks, audit).
+// module per view: fleet, device, messages, message, queue, modems, inbox, send, pair, keys, webhooks, audit).
 // This one boots it: the sign-in gate, the top bar, and starting and stopping the rest.
 
 import { $, setText, setClass, setAttr, show, showError } from './dom.js';
@@ -15,6 +15,7 @@ import { view as device } from './device.js';
 import { view as messages, reset as resetMessages } from './messages.js';
 import { view as message } from './message.js';
 import { view as queue } from './queue.js';
+import { view as modems } from './modems.js';
 import { view as inbox } from './inbox.js';
 import { view as send } from './send.js';
 import './bulk.js';
@@ -28,6 +29,7 @@ router.register('device', null, device);
 router.register('messages', null, messages, 'message');
 router.register('message', null, message);
 router.register('queue', null, queue);
+router.register('modems', null, modems);
 router.register('inbox', 'inbox:read', inbox);
 router.register('send', 'messages:send', send);
 router.register('pair', 'devices:write', pair);
