@@ -3,7 +3,7 @@
 // on it (`GET /api/modems/{id}/sms`), and for `modems:write` its balance and a USSD console
 // (`GET /api/modems/{id}/balance`, `POST /api/modems/{id}/ussd`).
 
-import { $, h, setText, show, showError, debounce, fullTime } from './dom.js';
+import { $, h, show, showError, debounce, fullTime } from './dom.js';
 import * as api from './api.js';
 import { onEvent } from './stream.js';
 import { can } from './session.js';
