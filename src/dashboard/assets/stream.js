@@ -52,11 +52,32 @@ export function close() {
 }
 
 function viaEventSource(onState) {
-  const source = new EventSource('/api/events');
-  source.onopen = () => onState(true);
-  source.onerror = () => onState(false); // EventSource reconnects by itself, with Last-Event-ID
-  for (const type of TYPES) source.addEventListener(type, (ev) => deliver(type, ev.data));
-  return () => source.close();
+  let source = null;
+  let lastId = null;
+  let timer = null;
+  function connect() {
+    // After a refusal the browser gives up: a new one resumes with `?after=` (it cannot set
+    // Last-Event-ID itself).
+    source = new EventSource(lastId ? '/api/events?after=' + encodeURIComponent(lastId) : '/api/events');
+    source.onopen = () => onState(true);
+    source.onerror = () => {
+      onState(false);
+      // A dropped connection is retried by the browser, with Last-Event-ID; a refused one
+      // (a hub shutting down answers 503) is closed for good.
+      if (source.readyState === EventSource.CLOSED) timer = setTimeout(connect, RETRY_MS);
+    };
+    for (const type of TYPES) {
+      source.addEventListener(type, (ev) => {
+        if (ev.lastEventId) lastId = ev.lastEventId;
+        deliver(type, ev.data);
+      });
+    }
+  }
+  connect();
+  return () => {
+    clearTimeout(timer);
+    source.close();
+  };
 }
 
 function viaFetch(key, onState) {
