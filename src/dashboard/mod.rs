@@ -1,6 +1,10 @@
-//! The live dashboard: static assets embedded in the binary and served at `/` and
-//! `/assets/*`. The page reads the REST API with the API key the user enters; it has no
-//! privileged back door.
+//! The operator's console: static assets embedded in the binary and served at `/` and
+//! `/assets/{file}` (plain ES modules, no build step; `assets/app.js` says which module does
+//! what). The page signs in as a user (a session cookie) or with an API key and then uses
+//! the same REST API and event stream as any client.
+//!
+//! Must never: give the page a privileged back door, or let it load anything from
+//! elsewhere (the [`CSP`] allows this origin only, and no inline script or style).
 
 use rust_embed::RustEmbed;
 use warp::http::HeaderValue;
@@ -11,6 +15,13 @@ use warp::{Filter, Rejection, Reply};
 #[derive(RustEmbed)]
 #[folder = "src/dashboard/assets/"]
 struct Assets;
+
+/// The page loads only its own assets and talks only to this hub; it is never framed. No
+/// inline script or style (`'self'` only); images may be `data:` (the pairing QR code, an
+/// SVG the API draws).
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; font-src 'self'; manifest-src 'self'; frame-ancestors 'none'; \
+    base-uri 'none'; form-action 'self'";
 
 /// `GET /` and `GET /assets/{file}`.
 pub fn routes() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -39,13 +50,7 @@ async fn serve(name: &str) -> Result<Response, Rejection> {
         .insert(CONTENT_TYPE, HeaderValue::from_static(mime));
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // The page loads only its own assets and talks only to this hub; it is never framed.
-    headers.insert(
-        "content-security-policy",
-        HeaderValue::from_static(
-            "default-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        ),
-    );
+    headers.insert("content-security-policy", HeaderValue::from_static(CSP));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers.insert(
         "x-content-type-options",

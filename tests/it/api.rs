@@ -413,10 +413,17 @@ async fn http_manners() {
 
     let page = hub.http.get(hub.url("/")).send().await.unwrap();
     let headers = page.headers();
-    assert!(
-        headers.get("content-security-policy").is_some(),
-        "{headers:?}"
-    );
+    // The console's CSP: its own scripts and styles only, nothing inline.
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    for part in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
     assert_eq!(headers["x-frame-options"], "DENY");
     assert_eq!(headers["x-content-type-options"], "nosniff");
 
