@@ -234,7 +234,15 @@ function updateCard(card, dev) {
   card.dataset.online = dev.online ? 'true' : 'false';
   // HiLink sticks are modems driven over HTTP: the modem icon, their own badge.
   const kind = dev.kind === 'modem' || dev.kind === 'hilink' ? 'modem' : 'android';
-  const badge = dev.kind === 'hilink' ? 'HiLink' : kind === 'modem' ? 'Modem' : 'Android';
+  // Phones running capcom6's SMS Gateway app: the phone icon, the app's name.
+  const badge =
+    dev.kind === 'hilink'
+      ? 'HiLink'
+      : dev.kind === 'sms-gateway-app'
+        ? 'SMS Gateway app'
+        : kind === 'modem'
+          ? 'Modem'
+          : 'Android';
   if (r.kind !== kind || r.badgeText !== badge) {
     r.kind = kind;
     r.badgeText = badge;

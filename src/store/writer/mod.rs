@@ -131,7 +131,11 @@ async fn run(
     // Checkpoints run beside the writer while it runs.
     let _checkpoints = db.start_checkpoints();
     let mut batch: Vec<Job> = Vec::new();
-    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    // Prune once before the first change, so a restart prunes at once and the first change
+    // waits behind it (never beside it), then every period.
+    prune_events(db, publish).await;
+    let mut prune =
+        tokio::time::interval_at(tokio::time::Instant::now() + PRUNE_EVERY, PRUNE_EVERY);
     prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let job = tokio::select! {
