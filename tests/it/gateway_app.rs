@@ -444,6 +444,18 @@ async fn registration_takes_a_key_a_user_or_a_code_and_nothing_less() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(App::register(&hub, &format!("Code {code}")).await.0, 410);
     assert_eq!(App::register(&hub, "Code ZZZZ-ZZZZ").await.0, 404);
+    // What Gson may send for an app with nothing to say: nulls, or an empty object.
+    for body in [r#"{"name": null, "pushToken": null, "simCards": null}"#, "{}"] {
+        let response = reqwest::Client::new()
+            .post(hub.url("/mobile/v1/device"))
+            .bearer_auth(&hub.api_key)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{body:?}");
+    }
     let (_, devices) = hub.get("/api/devices").await;
     let apps = devices["devices"]
         .as_array()
@@ -452,7 +464,7 @@ async fn registration_takes_a_key_a_user_or_a_code_and_nothing_less() {
         .iter()
         .filter(|it| it["kind"] == "sms-gateway-app")
         .count();
-    assert_eq!(apps, 2, "{devices}");
+    assert_eq!(apps, 4, "{devices}");
 }
 
 /// Sends `total` messages, 16 at a time; their ids.

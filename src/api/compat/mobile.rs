@@ -50,8 +50,8 @@ pub struct RegisterRequest {
     #[allow(dead_code)]
     pub push_token: Option<String>,
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
-    pub sim_cards: Vec<SimCard>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub sim_cards: Option<Vec<SimCard>>,
 }
 
 /// `MobileRegisterResponse`.
@@ -178,7 +178,7 @@ async fn register(
         }
     };
     let version = agent.as_deref().and_then(gateway_app::app_version);
-    let sims = gateway_app::sims_of(&request.sim_cards);
+    let sims = gateway_app::sims_of(request.sim_cards.as_deref().unwrap_or_default());
     api.store
         .apply_all(hello_changes(
             &created.id,

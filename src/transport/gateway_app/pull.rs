@@ -170,7 +170,11 @@ pub(super) async fn report(
         // An id that is no smshub message cannot be this phone's: ignored, as the app's own
         // server ignores messages it does not know.
         if let Ok(id) = Uuid::parse_str(&patch.id) {
-            let error = patch.recipients.iter().find_map(|it| it.error.clone());
+            let error = patch
+                .recipients
+                .iter()
+                .flatten()
+                .find_map(|it| it.error.clone());
             parsed.push((id, state, error));
         }
     }

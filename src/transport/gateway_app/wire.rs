@@ -39,7 +39,7 @@ pub struct Patch {
     pub id: String,
     pub state: String,
     #[serde(default)]
-    pub recipients: Vec<RecipientState>,
+    pub recipients: Option<Vec<RecipientState>>,
     /// When each state was reached, by the phone's clock (kept for the log only).
     #[serde(default)]
     #[allow(dead_code)]
