@@ -330,6 +330,17 @@ impl App {
                 usage.api_keys.flush().await;
             }
         });
+        // The console's charts: the queue depth and the devices online, every 5 s.
+        let sampled = api.clone();
+        let sampler = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                let depth = sampled.dispatcher.queue_len().await as u64;
+                let online = sampled.registry.len() as u64;
+                crate::series::sample(depth, online, crate::domain::now_millis());
+            }
+        });
         let keys = api.clone();
         // Webhooks: the fan-out from the event log and the sender.
         let webhook_tasks = api.webhooks.start(store.clone());
@@ -363,6 +374,7 @@ impl App {
             mqtt.stop().await;
         }
         usage_flush.abort();
+        sampler.abort();
         webhook_tasks.iter().for_each(|it| it.abort());
         keys.api_keys.flush().await;
         store.flush().await?;

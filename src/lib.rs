@@ -11,8 +11,9 @@
 //!   device (scored on battery, charging, signal and load) the moment one can take it.
 //! - [`registry`]: live device sessions and their last status, in memory only.
 //! - [`transport`]: carries jobs to devices and brings reports back; `android` speaks device
-//!   protocol v1 (the wire types live in the `smshub-protocol` crate); `modem` drives serial
-//!   GSM modems with AT commands; `hilink` drives Huawei HiLink sticks over their HTTP API.
+//!   protocol v1 (the wire types live in the `smshub-protocol` crate); `gateway_app` speaks
+//!   the mobile API of capcom6's SMS Gateway app; `modem` drives serial GSM modems with AT
+//!   commands; `hilink` drives Huawei HiLink sticks over their HTTP API.
 //! - [`simulate`]: fake phones over real WebSockets, for the demo, tests and benchmarks;
 //!   [`demo`]: the demo's key and phones, reused between runs on one database.
 //! - [`bench`]: `smshub bench`, the load generator and measurement harness.
@@ -27,7 +28,8 @@
 //! - [`domain`], [`auth`]: phone numbers, message states, secrets; who may do what (scoped
 //!   API keys, rate limits, users, sessions, hub JWTs).
 //! - [`keys_cli`]: `smshub keys …` and `smshub users …`, straight on the database.
-//! - [`telemetry`]: the Prometheus recorder behind `GET /metrics` and what records into it.
+//! - [`telemetry`]: the Prometheus recorder behind `GET /metrics` and what records into it;
+//!   [`series`]: the last day minute by minute, in memory, for the console's charts.
 //! - [`logging`]: the log to stderr, which drops what it cannot write rather than panic.
 //! - [`pdu_cli`]: `smshub pdu encode|decode`, the PDU codec at the command line.
 
@@ -46,6 +48,7 @@ pub mod mqtt;
 pub mod pdu_cli;
 pub mod registry;
 pub mod remote;
+pub mod series;
 pub mod server;
 pub mod settings;
 pub mod simulate;

@@ -107,6 +107,7 @@ pub fn record_commit(changes: usize, took: Duration) {
 /// Records committed message state changes: `n` messages reached state `to`.
 pub fn record_transition(to: &'static str, n: u64) {
     counter!("smshub_message_transitions_total", "to" => to).increment(n);
+    crate::series::record_state(to, n, crate::domain::now_millis());
 }
 
 /// A method as a label (non-standard methods are one label, bounding cardinality).

@@ -72,6 +72,7 @@ pub const ROUTES: &[Route] = &[
     ),
     route("/api/devices/{id}/limits", &["PUT"], "PUT"),
     route("/api/stats", GET, "GET"),
+    route("/api/series", GET, "GET"),
     route("/api/keys", &["GET", "POST"], "GET, POST"),
     route("/api/keys/{id}", &["GET", "DELETE"], "GET, DELETE"),
     route("/api/keys/{id}/rotate", POST, "POST"),

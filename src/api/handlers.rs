@@ -760,3 +760,43 @@ pub async fn health(api: Arc<ApiState>, probe: Probe) -> Result<Response, ApiErr
     );
     Ok(response)
 }
+
+/// `GET /api/series`: `window` is `1h` (one point a minute, the default), `6h` (five
+/// minutes) or `24h` (fifteen minutes).
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesQuery {
+    /// `1h`, `6h` or `24h`.
+    pub window: Option<String>,
+}
+
+/// The charts' data: the last hour or day, oldest point first.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Series {
+    pub window: String,
+    /// Seconds each point covers.
+    pub step_s: u64,
+    pub points: Vec<crate::series::Point>,
+}
+
+pub async fn series(query: SeriesQuery) -> Result<Response, ApiError> {
+    let window = query.window.unwrap_or_else(|| "1h".to_string());
+    let (minutes, step) = match window.as_str() {
+        "1h" => (60, 1),
+        "6h" => (360, 5),
+        "24h" => (1440, 15),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_window",
+                "window must be 1h, 6h or 24h",
+            ));
+        }
+    };
+    let points = crate::series::points(minutes, step, crate::domain::now_millis());
+    Ok(warp::reply::json(&Series {
+        window,
+        step_s: step as u64 * 60,
+        points,
+    })
+    .into_response())
+}

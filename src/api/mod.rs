@@ -126,6 +126,8 @@ pub fn routes(
         .unify()
         .or(stats(api.clone()))
         .unify()
+        .or(series(api.clone()))
+        .unify()
         .or(modems::routes(api.clone()))
         .unify()
         .or(access::routes(api.clone()))
@@ -381,6 +383,14 @@ fn stats(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rejec
         .and(with_api(api.clone()))
         .and(authorized(api, Scope::DevicesRead))
         .and_then(|api, _key| run(handlers::stats(api)))
+}
+
+fn series(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "series")
+        .and(warp::get())
+        .and(authorized(api, Scope::DevicesRead))
+        .and(query::<handlers::SeriesQuery>())
+        .and_then(|_key, query| run(handlers::series(query)))
 }
 
 /// A query string parsed into `T`, with an `invalid_query` error that names the problem.

@@ -138,7 +138,15 @@ impl Shell {
                 self.core.disconnected(&device_id, session)
             }
             Event::Owned { device_id, ids } => self.core.owned(&device_id, &ids, now),
-            Event::Finished { device_id, id, end } => self.core.finished(&device_id, id, end, now),
+            Event::Finished { device_id, id, end } => {
+                if matches!(end, JobEnd::Sent)
+                    && let Some(submitted) = self.core.submitted_at(&device_id, id)
+                {
+                    let latency = u64::try_from(now - submitted).unwrap_or(0);
+                    crate::series::record_sent_latency(latency, now);
+                }
+                self.core.finished(&device_id, id, end, now)
+            }
             Event::Rejected {
                 device_id,
                 ids,

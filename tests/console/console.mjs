@@ -445,6 +445,19 @@ try {
   await go(page, '#/queue', '#queue-title');
   await waitText(page, '#queue-empty', 'Nothing waits');
 
+  step('charts: what was sent is counted, and its latency drawn');
+  await go(page, '#/charts', '#charts-title');
+  await page.waitForFunction(
+    () => {
+      const li = document.querySelector('figure[data-chart="states"] li[data-series="sent"]');
+      const n = li && Number((li.textContent.match(/sent: (\d+) in all/) || [])[1]);
+      return n >= 1 && !!document.querySelector('figure[data-chart="latency"] .chart-plot polyline');
+    },
+    { timeout: WAIT },
+  );
+  await accessible(page, 'charts');
+  await shoot(page, 'charts');
+
   step("rotate the paired phone's token (it is cut off), delete the silent phone");
   await go(page, '#/fleet', '#fleet-title');
   const paired = `#devices .card[data-name="${PAIRED_NAME}"]`;
@@ -476,7 +489,7 @@ try {
   // The fleet's phones, the paired one and the modem (the silent one was deleted).
   await page.waitForFunction((n) => document.querySelectorAll('#devices .card').length === n, {}, PHONES + 2);
   const nav = await page.$$eval('#nav a', (as) => as.filter((a) => !a.hidden).map((a) => a.textContent));
-  assert(JSON.stringify(nav) === JSON.stringify(['Fleet', 'Messages', 'Queue', 'Modems', 'Inbox']), `a viewer's menu: ${nav}`);
+  assert(JSON.stringify(nav) === JSON.stringify(['Fleet', 'Messages', 'Queue', 'Charts', 'Modems', 'Inbox']), `a viewer's menu: ${nav}`);
   assert((await page.$$('#devices .card button')).length === 0, 'a viewer is offered device actions');
   await go(page, '#/keys', '#missing-title');
   await page.click('#sign-out');

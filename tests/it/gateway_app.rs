@@ -445,7 +445,10 @@ async fn registration_takes_a_key_a_user_or_a_code_and_nothing_less() {
     assert_eq!(App::register(&hub, &format!("Code {code}")).await.0, 410);
     assert_eq!(App::register(&hub, "Code ZZZZ-ZZZZ").await.0, 404);
     // What Gson may send for an app with nothing to say: nulls, or an empty object.
-    for body in [r#"{"name": null, "pushToken": null, "simCards": null}"#, "{}"] {
+    for body in [
+        r#"{"name": null, "pushToken": null, "simCards": null}"#,
+        "{}",
+    ] {
         let response = reqwest::Client::new()
             .post(hub.url("/mobile/v1/device"))
             .bearer_auth(&hub.api_key)

@@ -120,6 +120,17 @@ fn set_device_limits() {}
     responses((status = 200, description = "the counts", body = Stats)))]
 fn stats() {}
 
+/// The console's charts: per step, messages that reached each state, submission-to-sent
+/// percentiles (bucket bounds), the most messages waiting and devices online; kept in
+/// memory for a day, from the hub's start.
+#[utoipa::path(get, path = "/api/series", tag = "devices",
+    params(crate::api::handlers::SeriesQuery),
+    responses(
+        (status = 200, description = "the points, oldest first", body = crate::api::handlers::Series),
+        (status = 400, description = "`invalid_query`, `invalid_window`", body = ErrorBody),
+    ))]
+fn series() {}
+
 // ---- modems ----
 
 /// Serial ports that answer AT and sticks in HiLink mode; attaches them with `connect`.

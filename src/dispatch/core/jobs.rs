@@ -60,6 +60,20 @@ impl Core {
         vec![self.in_flight(device)]
     }
 
+    /// When the message of job `id`, held by `device`, was submitted (if the core has it).
+    pub fn submitted_at(&self, device: &DeviceId, id: Uuid) -> Option<Millis> {
+        let message = match self.devices.get(device).and_then(|it| it.jobs.get(&id)) {
+            Some(Held::Offered { message, .. }) => Some(message),
+            Some(Held::Owned { message, .. }) => message.as_ref(),
+            None => self
+                .owned_offline
+                .get(device)
+                .and_then(|it| it.get(&id))
+                .and_then(|(message, _)| message.as_ref()),
+        };
+        message.map(|it| it.created_at)
+    }
+
     /// A job stopped occupying the device.
     pub fn finished(
         &mut self,
