@@ -148,7 +148,7 @@ pub(super) async fn audit(
     audit_with(api, actor, action, target, ok, None).await;
 }
 
-async fn audit_with(
+pub(super) async fn audit_with(
     api: &ApiState,
     actor: &str,
     action: &str,

@@ -450,3 +450,71 @@ pub struct DeviceCounts {
     pub total: usize,
     pub online: usize,
 }
+
+/// A person as `GET /api/users` shows them: never a password or its hash.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"username": "alice", "role": "operator", "created_at": "2026-12-05T09:00:00Z", "last_login_at": "2026-12-05T09:30:00Z", "locked_until": null}))]
+pub struct UserDto {
+    pub username: String,
+    /// `admin`, `operator` or `viewer`.
+    pub role: String,
+    pub created_at: String,
+    /// When they last signed in to a session (while the hub keeps it).
+    pub last_login_at: Option<String>,
+    /// Set while failed logins lock the name out.
+    pub locked_until: Option<String>,
+}
+
+/// `GET /api/users`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<UserDto>,
+}
+
+/// `POST /api/users`. Unknown fields are refused.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"username": "alice", "password": "correct horse battery", "role": "operator"}))]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    /// 1 to 64 letters, digits, `.`, `_`, `-` or `@`.
+    pub username: String,
+    /// At least 8 characters; stored as an argon2id hash.
+    pub password: String,
+    /// `admin`, `operator` or `viewer`.
+    pub role: String,
+}
+
+/// `PATCH /api/users/{username}`: what to change. Unknown fields are refused.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"role": "viewer"}))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    /// `admin`, `operator` or `viewer`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// A new password (at least 8 characters); the user's sessions end.
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// `POST /api/devices/{id}/rest`. Unknown fields are refused.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({"minutes": 30, "reason": "changing the SIM"}))]
+#[serde(deny_unknown_fields)]
+pub struct RestRequest {
+    /// How long (1 to 10080 minutes; default 60).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10080)]
+    pub minutes: Option<u32>,
+    /// Why, shown as `rest_reason` (at most 200 characters).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A device's rest: until when and why (`null` both: not rested).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RestDto {
+    pub id: String,
+    pub rested_until: Option<String>,
+    pub rest_reason: Option<String>,
+}

@@ -800,3 +800,88 @@ pub async fn series(query: SeriesQuery) -> Result<Response, ApiError> {
     })
     .into_response())
 }
+
+/// Longest manual rest: a week.
+const MAX_REST_MINUTES: u32 = 7 * 24 * 60;
+
+/// `POST /api/devices/{id}/rest`: the device is offered nothing new for `minutes` (default
+/// 60); the jobs it holds stay its own.
+pub async fn rest_device(
+    api: Arc<ApiState>,
+    key: Principal,
+    id: String,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = device_path(&id)?;
+    let request: RestRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        Default::default()
+    } else {
+        parse_json(&body)?
+    };
+    let minutes = request.minutes.unwrap_or(60);
+    if !(1..=MAX_REST_MINUTES).contains(&minutes) {
+        return Err(ApiError::bad_request(
+            "invalid_minutes",
+            format!("minutes must be 1 to {MAX_REST_MINUTES}"),
+        ));
+    }
+    let reason = request
+        .reason
+        .map(|it| it.trim().to_string())
+        .filter(|it| !it.is_empty());
+    if reason.as_ref().is_some_and(|it| it.chars().count() > 200) {
+        return Err(ApiError::bad_request(
+            "invalid_reason",
+            "reason must be at most 200 characters",
+        ));
+    }
+    if api.store.find_device(&id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no device with id {id:?}")));
+    }
+    let reason = reason.unwrap_or_else(|| format!("rested by {}", key.label));
+    let until = now_millis() + i64::from(minutes) * 60_000;
+    api.dispatcher.send(Event::Rest {
+        device_id: id.clone(),
+        minutes: Some(minutes),
+        reason: Some(reason.clone()),
+    });
+    super::access::audit_with(
+        &api,
+        &key.label,
+        "device.rest",
+        Some(id.as_str()),
+        true,
+        Some(format!("{minutes} min: {reason}")),
+    )
+    .await;
+    Ok(warp::reply::json(&RestDto {
+        id: id.to_string(),
+        rested_until: Some(crate::domain::format_millis(until)),
+        rest_reason: Some(reason),
+    })
+    .into_response())
+}
+
+/// `DELETE /api/devices/{id}/rest`: ends the device's rest, an operator's or the breaker's.
+pub async fn unrest_device(
+    api: Arc<ApiState>,
+    key: Principal,
+    id: String,
+) -> Result<Response, ApiError> {
+    let id = device_path(&id)?;
+    if api.store.find_device(&id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no device with id {id:?}")));
+    }
+    api.dispatcher.send(Event::Rest {
+        device_id: id.clone(),
+        minutes: None,
+        reason: None,
+    });
+    super::access::audit(&api, &key.label, "device.unrest", Some(id.as_str()), true).await;
+    Ok(warp::reply::json(&RestDto {
+        id: id.to_string(),
+        rested_until: None,
+        rest_reason: None,
+    })
+    .into_response())
+}

@@ -28,6 +28,7 @@ pub(crate) mod seeds;
 pub mod send;
 pub mod sim_cards;
 pub(crate) mod templates;
+mod users;
 mod webhooks;
 
 use std::convert::Infallible;
@@ -124,6 +125,12 @@ pub fn routes(
         .unify()
         .or(set_device_limits(api.clone()))
         .unify()
+        .or(rest_device(api.clone()))
+        .unify()
+        .or(unrest_device(api.clone()))
+        .unify()
+        // Boxed halfway: one chain of every route overflows the compiler's query depth.
+        .boxed()
         .or(stats(api.clone()))
         .unify()
         .or(series(api.clone()))
@@ -143,6 +150,8 @@ pub fn routes(
         .or(compat::routes(api.clone()))
         .unify()
         .or(sim_cards::routes(api.clone()))
+        .unify()
+        .or(users::routes(api.clone()))
         .unify()
         .boxed();
     let cors = cors::Cors::new(&api.config.cors_origins);
@@ -297,6 +306,27 @@ fn set_device_limits(
         .and(authorized(api, Scope::DevicesWrite))
         .and(json_body())
         .and_then(|id, api, _key, body| run(handlers::set_device_limits(api, id, body)))
+}
+
+fn rest_device(
+    api: Arc<ApiState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "devices" / String / "rest")
+        .and(warp::post())
+        .and(with_api(api.clone()))
+        .and(authorized(api, Scope::DevicesWrite))
+        .and(json_body())
+        .and_then(|id, api, key, body| run(handlers::rest_device(api, key, id, body)))
+}
+
+fn unrest_device(
+    api: Arc<ApiState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "devices" / String / "rest")
+        .and(warp::delete())
+        .and(with_api(api.clone()))
+        .and(authorized(api, Scope::DevicesWrite))
+        .and_then(|id, api, key| run(handlers::unrest_device(api, key, id)))
 }
 
 fn get_sms(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {

@@ -139,6 +139,30 @@ pub async fn set_password(
 pub async fn remove_user(store: &Store, username: &str) -> Result<bool, UserError> {
     let change = AccessChange::RemoveUser {
         username: username.trim().to_string(),
+        keep_an_admin: false,
+    };
+    Ok(store.apply(Change::Access(change)).await? == Outcome::Applied)
+}
+
+/// Gives a user another role; `Ok(false)` if there is no such user, or if it is the last
+/// admin and `role` is not `admin` (a hub keeps an admin).
+pub async fn set_role(store: &Store, username: &str, role: Role) -> Result<bool, UserError> {
+    let change = AccessChange::SetRole {
+        username: username.trim().to_string(),
+        role: role.as_str().to_string(),
+    };
+    Ok(store.apply(Change::Access(change)).await? == Outcome::Applied)
+}
+
+/// Removes a user unless it is the last admin; `Ok(false)` if there is no such user or it is
+/// the last admin.
+pub async fn remove_user_keeping_an_admin(
+    store: &Store,
+    username: &str,
+) -> Result<bool, UserError> {
+    let change = AccessChange::RemoveUser {
+        username: username.trim().to_string(),
+        keep_an_admin: true,
     };
     Ok(store.apply(Change::Access(change)).await? == Outcome::Applied)
 }
@@ -163,7 +187,7 @@ pub async fn first_admin(
     }))
 }
 
-fn check_username(username: &str) -> Result<&str, UserError> {
+pub fn check_username(username: &str) -> Result<&str, UserError> {
     let username = username.trim();
     let fits = !username.is_empty()
         && username.len() <= 64
@@ -179,7 +203,7 @@ fn check_username(username: &str) -> Result<&str, UserError> {
     }
 }
 
-fn check_password(password: &str) -> Result<(), UserError> {
+pub fn check_password(password: &str) -> Result<(), UserError> {
     if password.chars().count() < 8 {
         return Err(UserError::Invalid(
             "a password has at least 8 characters".into(),

@@ -201,6 +201,13 @@ pub enum Event {
     },
     /// A routing rule was deleted.
     RouteRemoved(Uuid),
+    /// An operator rests a device for `minutes` (`None`: ends its rest, an operator's or
+    /// the circuit breaker's).
+    Rest {
+        device_id: DeviceId,
+        minutes: Option<u32>,
+        reason: Option<String>,
+    },
 }
 
 impl core::SimCard {

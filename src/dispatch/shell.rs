@@ -203,6 +203,14 @@ impl Shell {
                 self.core.remove_route(id);
                 Vec::new()
             }
+            Event::Rest {
+                device_id,
+                minutes,
+                reason,
+            } => {
+                let until = minutes.map(|it| now + i64::from(it) * 60_000);
+                self.core.set_rest(&device_id, until, reason, now)
+            }
         };
         self.execute(actions).await;
     }

@@ -6,7 +6,7 @@
 //! [`super::Change::CreateApiKey`] / `RevokeApiKey`); reads go straight to the pool. The
 //! per-request key lookup is `keys.rs`. Must never: be read or written outside `store`.
 
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
@@ -86,9 +86,16 @@ pub enum AccessChange {
         password_hash: String,
         role: String,
     },
-    /// Removes a user and ends its sessions; `Unchanged` if there is none.
+    /// Removes a user and ends its sessions; `Unchanged` if there is none, or (with
+    /// `keep_an_admin`) if it is the last admin.
     RemoveUser {
         username: String,
+        keep_an_admin: bool,
+    },
+    /// A new role; `Unchanged` if there is no such user, or if it would demote the last admin.
+    SetRole {
+        username: String,
+        role: String,
     },
     /// A new password; ends the user's sessions. `Unchanged` if there is no such user.
     SetPassword {
@@ -158,18 +165,32 @@ pub(super) async fn apply(
                 .exec_in(txn)
                 .await?
         }
-        AccessChange::RemoveUser { username } => {
-            end_sessions_of(txn, username, now).await?;
-            user::Entity::delete_many()
-                .filter(user::Column::Username.eq(username.as_str()))
-                .exec_in(txn)
-                .await?
+        AccessChange::RemoveUser {
+            username,
+            keep_an_admin,
+        } => {
+            let mut delete =
+                user::Entity::delete_many().filter(user::Column::Username.eq(username.as_str()));
+            if *keep_an_admin {
+                delete = delete.filter(not_the_last_admin(username));
+            }
+            end_sessions_of(txn, username, *keep_an_admin, now).await?;
+            delete.exec_in(txn).await?
+        }
+        AccessChange::SetRole { username, role } => {
+            let mut update = user::Entity::update_many()
+                .col_expr(user::Column::Role, Expr::value(role.clone()))
+                .filter(user::Column::Username.eq(username.as_str()));
+            if role != "admin" {
+                update = update.filter(not_the_last_admin(username));
+            }
+            update.exec_in(txn).await?
         }
         AccessChange::SetPassword {
             username,
             password_hash,
         } => {
-            end_sessions_of(txn, username, now).await?;
+            end_sessions_of(txn, username, false, now).await?;
             user::Entity::update_many()
                 .col_expr(
                     user::Column::PasswordHash,
@@ -238,18 +259,36 @@ pub(super) async fn apply(
     })
 }
 
-/// Ends every open session of `username` (a removed user, a changed password).
+/// True of `username`'s row unless it is the only admin: it is not an admin, or another
+/// user is. Checked in the writer's transaction, so two requests cannot both pass it.
+fn not_the_last_admin(username: &str) -> Condition {
+    let other_admin = Query::select()
+        .column(user::Column::Id)
+        .from(user::Entity)
+        .and_where(user::Column::Role.eq("admin"))
+        .and_where(user::Column::Username.ne(username))
+        .to_owned();
+    Condition::any()
+        .add(user::Column::Role.ne("admin"))
+        .add(Expr::exists(other_admin))
+}
+
+/// Ends every open session of `username` (a removed user, a changed password); with
+/// `keep_an_admin`, not if it is the last admin (who is then not removed either).
 async fn end_sessions_of(
     txn: &super::writer::Tx<'_>,
     username: &str,
+    keep_an_admin: bool,
     now: Millis,
 ) -> Result<u64, DbErr> {
-    use sea_orm::sea_query::Query;
-    let of_user = Query::select()
+    let mut of_user = Query::select()
         .column(user::Column::Id)
         .from(user::Entity)
         .and_where(user::Column::Username.eq(username))
         .to_owned();
+    if keep_an_admin {
+        of_user.cond_where(not_the_last_admin(username));
+    }
     session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, Expr::value(now))
         .filter(session::Column::RevokedAt.is_null())
@@ -342,6 +381,22 @@ impl Store {
             .all(&self.db)
             .await?;
         Ok(rows.into_iter().map(user_record).collect())
+    }
+
+    /// When each user last signed in (their newest session), by user id.
+    pub async fn last_logins(&self) -> Result<std::collections::HashMap<Uuid, Millis>, StoreError> {
+        let rows: Vec<(Uuid, Option<i64>)> = session::Entity::find()
+            .select_only()
+            .column(session::Column::UserId)
+            .column_as(session::Column::CreatedAt.max(), "last")
+            .group_by(session::Column::UserId)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, at)| Some((id, at?)))
+            .collect())
     }
 
     pub async fn count_users(&self) -> Result<u64, StoreError> {

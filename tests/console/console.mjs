@@ -226,6 +226,30 @@ try {
   assert(limited.limits && limited.limits.per_hour === 60 && limited.limits.per_day === 500, `stored limits: ${JSON.stringify(limited.limits)}`);
   await shoot(page, 'fleet');
 
+  step('rest a device by hand, then end its rest');
+  await page.click(`${card} .rest-editor summary`);
+  await page.$eval(`${card} .rest-form input[name=minutes]`, (n) => { n.value = ''; });
+  await page.type(`${card} .rest-form input[name=minutes]`, '30');
+  await page.type(`${card} .rest-form input[name=reason]`, 'swapping its SIM');
+  await accessible(page, 'fleet-rest');
+  await page.click(`${card} .rest-form button[type=submit]`);
+  await waitText(page, `${card} .rest-line`, 'swapping its SIM');
+  await waitText(page, `${card} .badge.rested`, 'Rested');
+  await page.waitForSelector(`${card} button.unrest`, { visible: true });
+  assert(await page.$eval(`${card} .rest-editor`, (n) => n.hidden), 'a rested card still offers Rest');
+  const restedList = await (await fetch(`${HUB}/api/devices`, { headers: { 'X-API-Key': API_KEY } })).json();
+  const restedOne = restedList.devices.find((d) => d.name === `${PREFIX}-2`);
+  assert(restedOne.rested_until && restedOne.rest_reason === 'swapping its SIM', `stored rest: ${JSON.stringify(restedOne)}`);
+  await shoot(page, 'fleet-rested');
+  await page.click(`${card} button.unrest`);
+  await page.waitForFunction((sel) => {
+    const line = document.querySelector(`${sel} .rest-line`);
+    return line && line.hidden && !document.querySelector(`${sel} .rest-editor`).hidden;
+  }, { timeout: WAIT }, card);
+  const unrested = (await (await fetch(`${HUB}/api/devices`, { headers: { 'X-API-Key': API_KEY } })).json())
+    .devices.find((d) => d.name === `${PREFIX}-2`);
+  assert(!unrested.rested_until, `still rested: ${JSON.stringify(unrested)}`);
+
   step('send a message from the form');
   await go(page, '#/send', '#send-title');
   await page.type('#send-to', '+14155552671');
@@ -394,9 +418,48 @@ try {
   await shoot(page, 'webhook');
   receiver.close();
 
+  step('add a user, change their role, reset their password, delete them');
+  await go(page, '#/users', '#users-title');
+  await waitText(page, '#users', USERNAME);
+  await page.type('#user-name', 'console-user');
+  await page.type('#user-password', 'console-pass-1');
+  await page.select('#user-role', 'viewer');
+  await page.click('#user-create button[type=submit]');
+  const userRow = '#users tr[data-username="console-user"]';
+  await page.waitForSelector(userRow);
+  assert(await page.$eval(`${userRow} select.user-role`, (n) => n.value) === 'viewer', 'the new user is not a viewer');
+  await waitText(page, `${userRow}`, 'never');
+  await accessible(page, 'users');
+  await shoot(page, 'users');
+  await page.select(`${userRow} select.user-role`, 'operator');
+  await waitText(page, `${userRow} .user-note`, 'Role changed to operator');
+  await page.waitForFunction((sel) => document.querySelector(sel).dataset.role === 'operator', {}, userRow);
+  const asOperator = await fetch(`${HUB}/api/auth/login`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: 'console-user', password: 'console-pass-1' }),
+  });
+  const operatorBody = await asOperator.json();
+  assert(asOperator.status === 200 && operatorBody.role === 'operator', `the user signs in as ${JSON.stringify(operatorBody)}`);
+  await page.type(`${userRow} .user-password input`, 'console-pass-2');
+  await page.click(`${userRow} .user-password button`);
+  await waitText(page, `${userRow} .user-note`, 'Password reset');
+  const oldPassword = await fetch(`${HUB}/api/auth/login`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username: 'console-user', password: 'console-pass-2' }),
+  });
+  assert(oldPassword.status === 200, `the new password is refused: ${oldPassword.status}`);
+  await page.click(`${userRow} .btn-danger`);
+  await waitText(page, `${userRow} .btn-danger`, 'Really delete?');
+  await page.click(`${userRow} .btn-danger`);
+  await page.waitForFunction((sel) => !document.querySelector(sel), {}, userRow);
+  const users = await (await fetch(`${HUB}/api/users`, { headers: { 'X-API-Key': API_KEY } })).json();
+  assert(!users.users.some((u) => u.username === 'console-user'), `still listed: ${JSON.stringify(users)}`);
+
   step('the audit log shows it');
   await go(page, '#/audit', '#audit-title');
   await waitText(page, '#audit', 'key.revoke');
+  await waitText(page, '#audit', 'user.remove');
+  await waitText(page, '#audit', 'device.rest');
   await accessible(page, 'audit');
   await shoot(page, 'audit');
 

@@ -273,6 +273,42 @@ async fn every_route_answers_every_credential_as_it_should() {
             201,
         ),
         ("GET", "/api/audit".into(), None, Some(Scope::Admin), 200),
+        ("GET", "/api/users".into(), None, Some(Scope::Admin), 200),
+        (
+            "POST",
+            "/api/users".into(),
+            Some(json!({"username": "admin", "password": "long enough", "role": "viewer"})),
+            Some(Scope::Admin),
+            409,
+        ),
+        (
+            "PATCH",
+            "/api/users/nosuch".into(),
+            Some(json!({"role": "viewer"})),
+            Some(Scope::Admin),
+            404,
+        ),
+        (
+            "DELETE",
+            "/api/users/nosuch".into(),
+            None,
+            Some(Scope::Admin),
+            404,
+        ),
+        (
+            "POST",
+            "/api/devices/nosuch/rest".into(),
+            Some(json!({"minutes": 5})),
+            Some(Scope::DevicesWrite),
+            404,
+        ),
+        (
+            "DELETE",
+            "/api/devices/nosuch/rest".into(),
+            None,
+            Some(Scope::DevicesWrite),
+            404,
+        ),
         ("GET", "/api/auth/me".into(), None, None, 200),
     ];
 

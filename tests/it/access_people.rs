@@ -383,3 +383,174 @@ async fn the_first_admin_is_made_once_with_a_generated_password() {
             .is_none()
     );
 }
+
+/// `/api/users`: an admin lists, adds, changes the role and password of, and removes people;
+/// the last admin can be neither removed nor demoted; every change is audited; other roles
+/// are refused.
+#[tokio::test]
+async fn admins_manage_users_over_the_api() {
+    let hub = spawn().await;
+    let (session, csrf) = login(&hub, "admin", ADMIN_PASSWORD).await;
+    let admin = Cred::Cookie(session.clone(), Some(csrf.clone()));
+
+    let list = call(&hub, "GET", "/api/users", &admin, None).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    let users = list.body["users"].as_array().unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["username"], "admin");
+    assert_eq!(users[0]["role"], "admin");
+    assert!(users[0]["last_login_at"].is_string(), "{}", list.body);
+    assert!(users[0].get("password_hash").is_none());
+
+    let body = json!({"username": "vera", "password": "viewer-pass", "role": "viewer"});
+    let added = call(&hub, "POST", "/api/users", &admin, Some(body.clone())).await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    assert_eq!(added.body["role"], "viewer");
+    assert!(added.body["last_login_at"].is_null());
+    let again = call(&hub, "POST", "/api/users", &admin, Some(body)).await;
+    assert_eq!(again.status, 409);
+    assert_eq!(again.body["error"]["code"], "user_exists");
+    for (body, code) in [
+        (
+            json!({"username": "x y", "password": "long enough", "role": "viewer"}),
+            "invalid_username",
+        ),
+        (
+            json!({"username": "short", "password": "short", "role": "viewer"}),
+            "invalid_password",
+        ),
+        (
+            json!({"username": "boss", "password": "long enough", "role": "boss"}),
+            "invalid_role",
+        ),
+        (
+            json!({"username": "extra", "password": "long enough", "role": "viewer", "x": 1}),
+            "invalid_request",
+        ),
+    ] {
+        let refused = call(&hub, "POST", "/api/users", &admin, Some(body)).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        assert_eq!(refused.body["error"]["code"], code);
+    }
+    // The hash is argon2id, as the CLI's.
+    let stored = hub.store.find_user("vera").await.unwrap().unwrap();
+    assert!(stored.password_hash.starts_with("$argon2id$"));
+
+    // Vera signs in as a viewer, and may not manage users.
+    let (vera, vera_csrf) = login(&hub, "vera", "viewer-pass").await;
+    let refused = call(
+        &hub,
+        "GET",
+        "/api/users",
+        &Cred::Cookie(vera.clone(), None),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+
+    // Promoted to operator; the role applies to her open session.
+    let patched = call(
+        &hub,
+        "PATCH",
+        "/api/users/vera",
+        &admin,
+        Some(json!({"role": "operator"})),
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.body["role"], "operator");
+    let send = call(
+        &hub,
+        "POST",
+        "/api/send-sms",
+        &Cred::Cookie(vera.clone(), Some(vera_csrf)),
+        Some(json!({"phone_number": "+14155552671", "message": "hi"})),
+    )
+    .await;
+    assert_eq!(send.status, 202, "{}", send.body);
+
+    // A new password ends her sessions; the new one works.
+    let patched = call(
+        &hub,
+        "PATCH",
+        "/api/users/vera",
+        &admin,
+        Some(json!({"password": "a new password"})),
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    let gone = call(&hub, "GET", "/api/auth/me", &Cred::Cookie(vera, None), None).await;
+    assert_eq!(gone.status, 401);
+    login(&hub, "vera", "a new password").await;
+    let short = call(
+        &hub,
+        "PATCH",
+        "/api/users/vera",
+        &admin,
+        Some(json!({"password": "short"})),
+    )
+    .await;
+    assert_eq!(short.body["error"]["code"], "invalid_password");
+
+    // The last admin stays.
+    for (method, body) in [("DELETE", None), ("PATCH", Some(json!({"role": "viewer"})))] {
+        let refused = call(&hub, method, "/api/users/admin", &admin, body).await;
+        assert_eq!(refused.status, 409, "{}", refused.body);
+        assert_eq!(refused.body["error"]["code"], "last_admin");
+    }
+    // With a second admin, an admin may go.
+    let promoted = call(
+        &hub,
+        "PATCH",
+        "/api/users/vera",
+        &admin,
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(promoted.status, 200);
+    let removed = call(&hub, "DELETE", "/api/users/vera", &admin, None).await;
+    assert_eq!(removed.status, 204);
+    let missing = call(&hub, "DELETE", "/api/users/vera", &admin, None).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        call(
+            &hub,
+            "PATCH",
+            "/api/users/nosuch",
+            &admin,
+            Some(json!({"role": "viewer"}))
+        )
+        .await
+        .status,
+        404
+    );
+
+    let audit = call(&hub, "GET", "/api/audit?limit=1000", &admin, None).await;
+    let actions: Vec<(String, String, bool)> = audit.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|it| it["action"].as_str().unwrap().starts_with("user."))
+        .map(|it| {
+            (
+                it["action"].as_str().unwrap().to_string(),
+                it["target"].as_str().unwrap_or_default().to_string(),
+                it["ok"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("user.add", "vera", true),
+        ("user.role", "vera", true),
+        ("user.passwd", "vera", true),
+        ("user.remove", "admin", false),
+        ("user.role", "admin", false),
+        ("user.remove", "vera", true),
+    ] {
+        let expected = (expected.0.to_string(), expected.1.to_string(), expected.2);
+        assert!(
+            actions.contains(&expected),
+            "{expected:?} not in {actions:?}"
+        );
+    }
+}

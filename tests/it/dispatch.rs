@@ -240,3 +240,89 @@ async fn multipart_jobs_no_phone_can_send_do_not_block_the_queue() {
         "{waiting}"
     );
 }
+
+/// `POST /api/devices/{id}/rest`: a rested phone gets no offer (even of a message pinned to
+/// it) while another does; the device list says until when and why; after
+/// `DELETE /api/devices/{id}/rest` it gets offers again.
+#[tokio::test]
+async fn an_operator_rests_a_phone_and_ends_its_rest() {
+    let hub = TestHub::spawn().await;
+    let mut rested = hub.phone("rested", 100, true, -55, 4).await;
+    let mut other = hub.phone("other", 60, true, -80, 4).await;
+    wait_online(&hub, 2).await;
+
+    let (status, body) = hub
+        .post(
+            &format!("/api/devices/{}/rest", rested.id),
+            json!({"minutes": 30, "reason": "changing the SIM"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rest_reason"], "changing the SIM");
+    assert!(body["rested_until"].is_string(), "{body}");
+    for (body, code) in [
+        (json!({"minutes": 0}), "invalid_minutes"),
+        (json!({"minutes": 10081}), "invalid_minutes"),
+        (json!({"reason": "x".repeat(201)}), "invalid_reason"),
+        (json!({"hours": 1}), "invalid_request"),
+    ] {
+        let (status, answer) = hub
+            .post(&format!("/api/devices/{}/rest", rested.id), body)
+            .await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["error"]["code"], code);
+    }
+    let (status, _) = hub.post("/api/devices/nosuch/rest", json!({})).await;
+    assert_eq!(status, 404);
+
+    let free = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "free"}))
+        .await;
+    assert_eq!(other.expect_offer().await.id, free);
+    let pinned = hub
+        .send_sms(
+            json!({"phone_number": "+14155552671", "message": "pinned", "device_id": rested.id}),
+        )
+        .await;
+    assert!(
+        rested.try_recv(Duration::from_millis(500)).await.is_none(),
+        "a rested phone got an offer"
+    );
+    let (_, devices) = hub.get("/api/devices").await;
+    let device = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|it| it["id"] == rested.id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(device["rest_reason"], "changing the SIM", "{device}");
+    assert!(device["rested_until"].is_string(), "{device}");
+    let (_, message) = hub.get(&format!("/api/sms/{pinned}")).await;
+    assert!(
+        message["waiting_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("changing the SIM"),
+        "{message}"
+    );
+
+    let response = hub
+        .http
+        .delete(hub.url(&format!("/api/devices/{}/rest", rested.id)))
+        .header("X-API-Key", &hub.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(rested.expect_offer().await.id, pinned);
+    let (_, devices) = hub.get("/api/devices").await;
+    let device = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|it| it["id"] == rested.id.as_str())
+        .unwrap()
+        .clone();
+    assert!(device["rested_until"].is_null(), "{device}");
+}

@@ -305,6 +305,43 @@ fn audit() {}
 
 // ---- people ----
 
+/// Every user, by name: role, when made, last sign-in, lockout. Never a password or hash.
+#[utoipa::path(get, path = "/api/users", tag = "access",
+    responses((status = 200, description = "the users", body = crate::api::dto::UserList)))]
+fn list_users() {}
+
+/// Add a user (their password stored as an argon2id hash, as `smshub users add` does).
+#[utoipa::path(post, path = "/api/users", tag = "access",
+    request_body = crate::api::dto::CreateUserRequest,
+    responses(
+        (status = 201, description = "added", body = crate::api::dto::UserDto),
+        (status = 400, description = "`invalid_json`, `invalid_request`, `invalid_username`, `invalid_password`, `invalid_role`", body = ErrorBody),
+        (status = 409, description = "`user_exists`", body = ErrorBody),
+    ))]
+fn create_user() {}
+
+/// Change a user's role and/or password (a new password ends their sessions).
+#[utoipa::path(patch, path = "/api/users/{username}", tag = "access",
+    request_body = crate::api::dto::UpdateUserRequest,
+    params(("username" = String, Path, min_length = 1, example = "alice")),
+    responses(
+        (status = 200, description = "the user as changed", body = crate::api::dto::UserDto),
+        (status = 400, description = "`invalid_json`, `invalid_request`, `invalid_password`, `invalid_role`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`last_admin`: the hub's only admin cannot lose the role", body = ErrorBody),
+    ))]
+fn update_user() {}
+
+/// Remove a user; their sessions end.
+#[utoipa::path(delete, path = "/api/users/{username}", tag = "access",
+    params(("username" = String, Path, min_length = 1, example = "alice")),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`last_admin`: the hub's only admin cannot be removed", body = ErrorBody),
+    ))]
+fn delete_user() {}
+
 /// Sign in: a session cookie (`HttpOnly`, `SameSite=Strict`, `Secure` on TLS) and its CSRF
 /// token. No credential needed.
 #[utoipa::path(post, path = "/api/auth/login", tag = "access", request_body = LoginRequest,
@@ -390,6 +427,29 @@ fn rotate_device_token() {}
         (status = 404, description = "`not_found`", body = ErrorBody),
     ))]
 fn revoke_device_token() {}
+
+// ---- rests ----
+
+/// Rest a device: it is offered no new job for `minutes` (default 60); the jobs it holds
+/// stay its own. Shown as `rested_until` and `rest_reason`; a `device.rested` event.
+#[utoipa::path(post, path = "/api/devices/{id}/rest", tag = "devices",
+    request_body(content = Option<crate::api::dto::RestRequest>, description = "optional"),
+    params(("id" = String, Path, min_length = 1, example = "pixel-7-0f3a")),
+    responses(
+        (status = 200, description = "rested", body = crate::api::dto::RestDto),
+        (status = 400, description = "`invalid_json`, `invalid_request`, `invalid_minutes`, `invalid_reason`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
+fn rest_device() {}
+
+/// End a device's rest, an operator's or the circuit breaker's: it gets offers again.
+#[utoipa::path(delete, path = "/api/devices/{id}/rest", tag = "devices",
+    params(("id" = String, Path, min_length = 1, example = "pixel-7-0f3a")),
+    responses(
+        (status = 200, description = "no longer rested", body = crate::api::dto::RestDto),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
+fn unrest_device() {}
 
 // ---- events ----
 

@@ -100,6 +100,7 @@ async function send(method, path, body) {
 export const get = (path) => request('GET', path);
 export const post = (path, body) => request('POST', path, body === undefined ? {} : body);
 export const put = (path, body) => request('PUT', path, body);
+export const patch = (path, body) => request('PATCH', path, body);
 export const del = (path) => request('DELETE', path);
 
 /** Signs in as a user: the hub sets the session cookie and gives the CSRF token. */

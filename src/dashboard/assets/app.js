@@ -1,7 +1,7 @@
 // smshub's console: plain ES modules, no dependencies and no build step, each module one
 // job (api.js the REST calls, stream.js the event stream, session.js who is signed in,
 // router.js the views by URL hash, devices.js the fleet's data, dom.js helpers, then one
-// module per view: fleet, device, messages, message, queue, modems, inbox, send, pair, keys, webhooks, audit).
+// module per view: fleet, device, messages, message, queue, modems, inbox, send, pair, keys, users, webhooks, audit).
 // This one boots it: the sign-in gate, the top bar, and starting and stopping the rest.
 
 import { $, setText, setClass, setAttr, show, showError } from './dom.js';
@@ -22,6 +22,7 @@ import { view as send } from './send.js';
 import './bulk.js';
 import { view as pair } from './pair.js';
 import { view as keys } from './keys.js';
+import { view as users } from './users.js';
 import { view as webhooks, detail as webhook } from './webhooks.js';
 import { view as audit } from './audit.js';
 
@@ -36,6 +37,7 @@ router.register('inbox', 'inbox:read', inbox);
 router.register('send', 'messages:send', send);
 router.register('pair', 'devices:write', pair);
 router.register('keys', 'keys:admin', keys);
+router.register('users', 'admin', users);
 router.register('webhooks', 'webhooks:write', webhooks, 'webhook');
 router.register('webhook', 'webhooks:write', webhook);
 router.register('audit', 'admin', audit);

@@ -1,7 +1,7 @@
 // The fleet view: summary tiles (`GET /api/stats`) and a card per device (devices.js),
 // redrawn when the event stream says something changed; filters by kind, status and a
 // search over names, operators and numbers; sorts; and the device actions an operator may
-// take (its sending limits, rotate its token, delete) through the REST API.
+// take (rest or unrest it, its sending limits, rotate its token, delete) through the REST API.
 
 import { $, h, setText, setAttr, setClass, show, setWidth, showError, reconcile, clearList, confirmButton, debounce, num, ago, clock, fullTime } from './dom.js';
 import * as api from './api.js';
@@ -149,8 +149,22 @@ function actionsFor(card, dev) {
   r.actionsFor = want;
   r.actions.replaceChildren();
   r.limitsForm = null;
+  r.restForm = null;
+  r.unrest = null;
   if (want === 'none') return;
   r.limitsForm = limitsEditor(card);
+  r.restForm = restEditor(card);
+  r.unrest = h('button', 'btn btn-ghost unrest', 'Unrest');
+  r.unrest.type = 'button';
+  r.unrest.setAttribute('aria-label', 'End the rest of ' + (dev.name || dev.id));
+  r.unrest.addEventListener('click', async () => {
+    r.unrest.disabled = true;
+    try {
+      await api.del('/api/devices/' + encodeURIComponent(card.dataset.id) + '/rest');
+      note(card, 'Rest ended');
+      devices.refresh();
+    } catch (err) { note(card, err.message); } finally { r.unrest.disabled = false; }
+  });
   const rotate = confirmButton('Rotate token', 'Really rotate? The phone must pair again', async () => {
     try {
       const body = await api.post('/api/devices/' + encodeURIComponent(card.dataset.id) + '/token');
@@ -165,7 +179,42 @@ function actionsFor(card, dev) {
     } catch (err) { note(card, err.message); }
   });
   remove.setAttribute('aria-label', 'Delete ' + (dev.name || dev.id));
-  r.actions.append(r.limitsForm, rotate, remove);
+  r.actions.append(r.restForm, r.limitsForm, rotate, r.unrest, remove);
+}
+
+// Rest the device by hand (`POST /api/devices/{id}/rest`): no new jobs for some minutes,
+// with a reason; the jobs it holds stay its own.
+function restEditor(card) {
+  const details = h('details', 'rest-editor');
+  details.append(h('summary', 'btn btn-ghost', 'Rest…'));
+  const form = h('form', 'rest-form');
+  const id = 'rest-' + card.dataset.id;
+  const minutesLabel = h('label', null, 'Minutes');
+  minutesLabel.htmlFor = id + '-minutes';
+  const minutes = h('input');
+  Object.assign(minutes, { id: id + '-minutes', name: 'minutes', type: 'number', min: '1', max: '10080', value: '60', required: true });
+  const reasonLabel = h('label', null, 'Reason');
+  reasonLabel.htmlFor = id + '-reason';
+  const reason = h('input');
+  Object.assign(reason, { id: id + '-reason', name: 'reason', type: 'text', maxLength: 200, autocomplete: 'off' });
+  const submit = h('button', 'btn btn-primary', 'Rest');
+  submit.type = 'submit';
+  form.append(minutesLabel, minutes, reasonLabel, reason, submit);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    submit.disabled = true;
+    const body = { minutes: Number(minutes.value) };
+    if (reason.value.trim()) body.reason = reason.value.trim();
+    try {
+      await api.post('/api/devices/' + encodeURIComponent(card.dataset.id) + '/rest', body);
+      details.open = false;
+      reason.value = '';
+      note(card, 'Rested for ' + body.minutes + ' min');
+      devices.refresh();
+    } catch (err) { note(card, err.message); } finally { submit.disabled = false; }
+  });
+  details.append(form);
+  return details;
 }
 
 // The device's own sending limits (`PUT /api/devices/{id}/limits`; empty fields: none,
@@ -306,6 +355,8 @@ function updateCard(card, dev) {
   setText(r.failed, num(dev.failed_count));
   setClass(r.failed, 'stat-value' + ((dev.failed_count || 0) > 0 ? ' bad' : ''));
   actionsFor(card, dev);
+  if (r.restForm) show(r.restForm, !rested);
+  if (r.unrest) show(r.unrest, rested);
   setText(r.limits, describeLimits(dev.limits));
   // The editor shows the stored limits, except while someone edits them.
   if (r.limitsForm && !r.limitsForm.open) {

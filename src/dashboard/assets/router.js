@@ -1,5 +1,5 @@
 // Hash routing between the console's views: `#/fleet`, `#/fleet/{id}`, `#/messages`, `#/messages/{id}`,
-// `#/queue`, `#/charts`, `#/modems`, `#/inbox`, `#/send`, `#/pair`, `#/keys`, `#/webhooks`, `#/webhooks/{id}`, `#/audit`. One view is shown at a time; it is told when it
+// `#/queue`, `#/charts`, `#/modems`, `#/inbox`, `#/send`, `#/pair`, `#/keys`, `#/users`, `#/webhooks`, `#/webhooks/{id}`, `#/audit`. One view is shown at a time; it is told when it
 // is entered (with the id of the path, if any) and left, and focus moves to its heading.
 
 import { $, show } from './dom.js';

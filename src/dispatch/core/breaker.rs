@@ -16,6 +16,8 @@ pub(super) struct Breaker {
     consecutive_failures: u32,
     rests_in_a_row: u32,
     pub(super) rested_until: Option<Millis>,
+    /// Why, when an operator rested it (`None`: the breaker did).
+    pub(super) reason: Option<String>,
 }
 
 impl Core {
@@ -58,7 +60,12 @@ impl Core {
         let breaker = self.breakers.entry(device.clone()).or_default();
         let factor = 1i64 << breaker.rests_in_a_row.min(4);
         breaker.rests_in_a_row += 1;
-        let until = now + base * factor;
+        let mut until = now + base * factor;
+        // An operator's longer rest stands.
+        match breaker.rested_until {
+            Some(manual) if manual > until && breaker.reason.is_some() => until = manual,
+            _ => breaker.reason = None,
+        }
         breaker.rested_until = Some(until);
         breaker.consecutive_failures = 0;
         vec![Action::Rest {
@@ -68,11 +75,54 @@ impl Core {
         }]
     }
 
+    /// An operator rests `device` until `until` for `reason`: it is offered nothing new until
+    /// then (the jobs it holds stay its own). `until` of `None` (or not after `now`) ends its
+    /// rest, an operator's or the breaker's, and its failures in a row start over.
+    pub fn set_rest(
+        &mut self,
+        device: &DeviceId,
+        until: Option<Millis>,
+        reason: Option<String>,
+        now: Millis,
+    ) -> Vec<Action> {
+        match until.filter(|it| *it > now) {
+            Some(until) => {
+                let reason = reason.unwrap_or_else(|| "rested by an operator".to_string());
+                let breaker = self.breakers.entry(device.clone()).or_default();
+                breaker.rested_until = Some(until);
+                breaker.reason = Some(reason.clone());
+                vec![Action::Rest {
+                    device: device.clone(),
+                    until: Some(until),
+                    reason: Some(reason),
+                }]
+            }
+            None => {
+                let Some(breaker) = self.breakers.get_mut(device) else {
+                    return Vec::new();
+                };
+                let was_rested = breaker.rested_until.take().is_some();
+                breaker.reason = None;
+                breaker.consecutive_failures = 0;
+                breaker.rests_in_a_row = 0;
+                if !was_rested {
+                    return Vec::new();
+                }
+                vec![Action::Rest {
+                    device: device.clone(),
+                    until: None,
+                    reason: None,
+                }]
+            }
+        }
+    }
+
     /// Why `device` is rested, to show when it reconnects during a rest.
     pub(super) fn rest_reason(&self, device: &DeviceId) -> Option<String> {
-        self.breakers
-            .get(device)
-            .map(|it| format!("rested after {} failed rests in a row", it.rests_in_a_row))
+        self.breakers.get(device).map(|it| match &it.reason {
+            Some(reason) => reason.clone(),
+            None => format!("rested after {} failed rests in a row", it.rests_in_a_row),
+        })
     }
 
     /// Whether `device` is resting at `now`.

@@ -96,16 +96,16 @@ impl Core {
         rules: &[RoutingRule],
         now: Millis,
     ) -> String {
-        if let Some(until) = self
+        if let Some(breaker) = self
             .breakers
             .get(device)
-            .and_then(|it| it.rested_until)
-            .filter(|it| *it > now)
+            .filter(|it| it.rested_until.is_some_and(|until| until > now))
         {
-            return format!(
-                "rested after repeated failures until {}",
-                format_millis(until)
-            );
+            let until = format_millis(breaker.rested_until.unwrap_or(now));
+            return match &breaker.reason {
+                Some(reason) => format!("rested until {until}: {reason}"),
+                None => format!("rested after repeated failures until {until}"),
+            };
         }
         let Some(entry) = self.devices.get(device) else {
             return "offline".into();

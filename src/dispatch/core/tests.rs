@@ -535,3 +535,84 @@ async fn a_backlog_no_device_can_take_leaves_the_dispatcher_asleep() {
         "no device at all: {wake:?} is not in the future"
     );
 }
+
+/// An operator's rest: the device gets no new offer (not even a message pinned to it) until
+/// the rest ends, the job it holds stays its own, and ending the rest (before its time) makes
+/// it eligible at once.
+#[tokio::test(start_paused = true)]
+async fn an_operator_rests_a_device_and_ends_the_rest() {
+    let clock = Clock::new();
+    let mut core = Core::new(DispatchConfig::default());
+    let a = DeviceId::from("a");
+    connect(&mut core, "a", 100, -60, 10, clock.now());
+    let held = message("+1");
+    core.enqueue(vec![held.clone()], clock.now());
+    assert_eq!(
+        offers(&core.dispatch(clock.now())),
+        vec![(a.clone(), held.id)]
+    );
+    core.owned(&a, &[held.id], clock.now());
+    connect(&mut core, "b", 30, -100, 10, clock.now());
+
+    let until = clock.now() + 600_000;
+    let actions = core.set_rest(
+        &a,
+        Some(until),
+        Some("swapping the SIM".into()),
+        clock.now(),
+    );
+    assert_eq!(
+        actions,
+        vec![Action::Rest {
+            device: a.clone(),
+            until: Some(until),
+            reason: Some("swapping the SIM".into()),
+        }]
+    );
+    let free = message("+2");
+    let mut pinned = message("+3");
+    pinned.device_id = Some(a.clone());
+    core.enqueue(vec![free.clone(), pinned.clone()], clock.now());
+    let offered = offers(&core.dispatch(clock.now()));
+    assert_eq!(
+        offered,
+        vec![(DeviceId::from("b"), free.id)],
+        "a rested device got work"
+    );
+    let why = core.why_waiting(pinned.id, clock.now()).unwrap();
+    assert!(why.contains("swapping the SIM"), "{why}");
+    // The job it held stays its own: its outcome counts.
+    let actions = core.finished(&a, held.id, JobEnd::Sent, clock.now());
+    assert!(offers(&actions).is_empty());
+    assert!(offers(&core.dispatch(clock.now())).is_empty());
+    // Time passes, the rest goes on (the breaker's tick does not end it early).
+    advance(Duration::from_secs(300)).await;
+    assert!(
+        !core
+            .tick(clock.now())
+            .iter()
+            .any(|it| matches!(it, Action::Rest { .. }))
+    );
+    assert!(offers(&core.dispatch(clock.now())).is_empty());
+
+    // Ending it: eligible at once.
+    let actions = core.set_rest(&a, None, None, clock.now());
+    assert_eq!(
+        actions,
+        vec![Action::Rest {
+            device: a.clone(),
+            until: None,
+            reason: None,
+        }]
+    );
+    assert_eq!(
+        offers(&core.dispatch(clock.now())),
+        vec![(a.clone(), pinned.id)]
+    );
+    // Ending no rest changes nothing; a rest that would end in the past is no rest.
+    assert!(core.set_rest(&a, None, None, clock.now()).is_empty());
+    assert!(
+        core.set_rest(&a, Some(clock.now()), Some("x".into()), clock.now())
+            .is_empty()
+    );
+}

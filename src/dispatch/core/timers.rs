@@ -208,6 +208,7 @@ impl Core {
         for (device, breaker) in &mut self.breakers {
             if breaker.rested_until.is_some_and(|until| until <= now) {
                 breaker.rested_until = None;
+                breaker.reason = None;
                 actions.push(Action::Rest {
                     device: device.clone(),
                     until: None,
