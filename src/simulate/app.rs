@@ -22,7 +22,9 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
 
-use super::{Behaviour, Control, Credentials, Phone, Profile, SimStats};
+use super::{
+    Behaviour, Control, Credentials, Phone, Profile, SessionEnd as End, SimStats, reconnect_wait,
+};
 use crate::domain::{format_millis, now_millis};
 
 /// The app's user agent (its version is what smshub shows).
@@ -163,26 +165,20 @@ struct AppTask {
     sent: Arc<Mutex<Vec<String>>>,
 }
 
-enum End {
-    Dropped,
-    Stopped,
-}
-
 impl AppTask {
     async fn run(mut self, mut control: mpsc::Receiver<Control>) {
         let mut failures: u32 = 0;
         loop {
-            match self.session(&mut control).await {
+            let ended = self.session(&mut control).await;
+            match &ended {
                 Ok(End::Stopped) => return,
-                Ok(End::Dropped) => failures = 0,
+                Ok(End::Dropped) => {}
                 Err(err) => {
                     tracing::debug!(device = %self.credentials.name, error = %err, "simulated app session ended");
-                    failures = failures.saturating_add(1);
                 }
             }
             // The app waits 5 s, then 30 s, then a minute; shorter here, as the phones.
-            let cap_ms = (100u64 << failures.min(6)).min(5_000);
-            let wait = Duration::from_millis(self.rng.random_range(0..=cap_ms));
+            let wait = reconnect_wait(&ended, &mut failures, &mut self.rng);
             let deadline = tokio::time::Instant::now() + wait;
             loop {
                 tokio::select! {

@@ -319,26 +319,40 @@ enum Timer {
     Deliver(String),
 }
 
+/// How a simulated device's session ended.
 enum SessionEnd {
     Dropped,
     Stopped,
+}
+
+/// What a session that ended as `ended` does to the count of failures in a row, and the
+/// wait before the next try: exponential backoff with full jitter, 0..min(5 s, 100 ms·2^n).
+fn reconnect_wait(
+    ended: &anyhow::Result<SessionEnd>,
+    failures: &mut u32,
+    rng: &mut StdRng,
+) -> Duration {
+    match ended {
+        Ok(_) => *failures = 0,
+        Err(_) => *failures = failures.saturating_add(1),
+    }
+    let cap_ms = (100u64 << (*failures).min(6)).min(5_000);
+    Duration::from_millis(rng.random_range(0..=cap_ms))
 }
 
 impl PhoneTask {
     async fn run(mut self, mut control: mpsc::Receiver<Control>) {
         let mut failures: u32 = 0;
         loop {
-            match self.session(&mut control).await {
+            let ended = self.session(&mut control).await;
+            match &ended {
                 Ok(SessionEnd::Stopped) => return,
-                Ok(SessionEnd::Dropped) => failures = 0,
+                Ok(SessionEnd::Dropped) => {}
                 Err(err) => {
                     tracing::debug!(device = %self.credentials.name, error = %err, "simulated phone session ended");
-                    failures = failures.saturating_add(1);
                 }
             }
-            // Exponential backoff with full jitter: 0..min(cap, base·2^n).
-            let cap_ms = (100u64 << failures.min(6)).min(5_000);
-            let wait = Duration::from_millis(self.rng.random_range(0..=cap_ms));
+            let wait = reconnect_wait(&ended, &mut failures, &mut self.rng);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 command = control.recv() => match command {
