@@ -152,6 +152,13 @@ pub struct App {
 impl App {
     /// Opens and migrates the database, rebuilds queues from it and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        let listener = TcpListener::bind(config.listen).await?;
+        App::build_on(config, listener).await
+    }
+
+    /// [`App::build`] on a listener already bound (a cluster node that led no hub until now
+    /// serves on the listener it relayed from).
+    pub async fn build_on(config: Config, listener: TcpListener) -> anyhow::Result<App> {
         crate::telemetry::install();
         let store = Store::open(&config.database_url, config.durability).await?;
         store.events().set_retention(config.events.retention);
@@ -175,7 +182,6 @@ impl App {
             );
         }
         let oidc = config.oidc.clone().map(Oidc::new).transpose()?;
-        let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let link = DeviceLink::new(
             store.clone(),

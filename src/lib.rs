@@ -25,6 +25,8 @@
 //! - [`server`]: the accept loop: connection caps (API and devices apart), header and body
 //!   timeouts, graceful shutdown with a bounded grace.
 //! - [`app`]: wires it together, binds, serves, shuts down gracefully.
+//! - [`cluster`]: several nodes on one PostgreSQL database: the node holding the leader lock
+//!   runs the hub, the others relay their connections to it.
 //! - [`domain`], [`auth`]: phone numbers, message states, secrets; who may do what (scoped
 //!   API keys, rate limits, users, sessions, hub JWTs).
 //! - [`keys_cli`]: `smshub keys …` and `smshub users …`, straight on the database.
@@ -37,6 +39,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod bench;
+pub mod cluster;
 pub mod dashboard;
 pub mod demo;
 pub mod dispatch;

@@ -168,6 +168,10 @@ struct HubArgs {
     /// Address to listen on.
     #[arg(long, env = "SMSHUB_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// With PostgreSQL, the host:port the other nodes of the cluster reach this node on
+    /// (default: the listen address, unless it is a wildcard such as 0.0.0.0).
+    #[arg(long, env = "SMSHUB_NODE_ADDRESS")]
+    node_address: Option<String>,
     #[command(flatten)]
     database: DatabaseArgs,
     /// Region for numbers written without `+` (ISO 3166 code, e.g. `DZ`).
@@ -845,10 +849,26 @@ async fn serve(args: HubArgs) -> anyhow::Result<()> {
     config.admin_password = std::env::var("SMSHUB_ADMIN_PASSWORD")
         .ok()
         .filter(|it| !it.is_empty());
-    let app = App::build(config).await?;
     let stop = smshub::app::shutdown_signal_armed();
+    if smshub::store::cluster::is_postgres(&config.database_url) {
+        // A node of a cluster (maybe of one): it listens at once, relays to the leader until
+        // it leads, then serves.
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        say!("smshub listening on http://{}", listener.local_addr()?);
+        return smshub::cluster::run(config, listener, args.node_address, stop, |app| {
+            print_first_admin(app)
+        })
+        .await;
+    }
+    let app = App::build(config).await?;
     // The first line stays "smshub listening on …" (scripts and `smshub bench` read it).
     say!("smshub listening on http://{}", app.addr());
+    print_first_admin(&app);
+    app.run_until_stopped(stop).await
+}
+
+/// Says who the first admin is, when this start made one.
+fn print_first_admin(app: &App) {
     if let Some(admin) = app.first_admin() {
         match &admin.generated_password {
             Some(password) => say!(
@@ -861,7 +881,6 @@ async fn serve(args: HubArgs) -> anyhow::Result<()> {
             ),
         }
     }
-    app.run_until_stopped(stop).await
 }
 
 async fn simulate_cmd(args: SimulateArgs) -> anyhow::Result<()> {

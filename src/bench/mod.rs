@@ -63,6 +63,10 @@ pub struct BenchArgs {
     /// Durability of the hub the harness starts.
     #[arg(long, value_enum, default_value = "full")]
     pub durability: Durability,
+    /// Database of the hub the harness starts, e.g. an empty `postgres://…` database
+    /// (default: a fresh SQLite file).
+    #[arg(long, conflicts_with = "hub")]
+    pub database_url: Option<String>,
     /// Log filter of the hub the harness spawns (it logs to a file).
     #[arg(long, default_value = "info")]
     pub hub_log: String,
@@ -192,6 +196,7 @@ pub async fn measure(args: BenchArgs) -> anyhow::Result<Report> {
         durability: args.durability,
         log: args.hub_log.clone(),
         heartbeat_s: args.heartbeat_s,
+        database_url: args.database_url.clone(),
     };
     let target = Target::start(&options).await?;
     eprintln!(

@@ -37,6 +37,8 @@ pub struct TargetOptions {
     pub log: String,
     /// Heartbeat period the hub asks of devices; `None` keeps the hub's default.
     pub heartbeat_s: Option<u32>,
+    /// The database of a hub the harness starts; `None`: a fresh SQLite file.
+    pub database_url: Option<String>,
 }
 
 /// A hub the harness can send load to.
@@ -247,7 +249,10 @@ async fn spawned(options: &TargetOptions) -> anyhow::Result<Target> {
         None => std::env::current_exe().context("finding the smshub binary to spawn")?,
     };
     let dir = TempDir::new()?;
-    let database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let database_url = options
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
     let durability = durability_flag(options.durability);
     let keys = tokio::process::Command::new(&binary)
         .args([
@@ -338,7 +343,10 @@ async fn spawned(options: &TargetOptions) -> anyhow::Result<Target> {
 
 async fn in_process(options: &TargetOptions) -> anyhow::Result<Target> {
     let dir = TempDir::new()?;
-    let database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let database_url = options
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
     let mut config = crate::app::Config::new(SocketAddr::from(([127, 0, 0, 1], 0)), database_url);
     config.durability = options.durability;
     if let Some(heartbeat_s) = options.heartbeat_s {

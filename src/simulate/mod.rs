@@ -212,7 +212,8 @@ pub async fn register_devices(
     Ok(out)
 }
 
-/// Starts a phone for `credentials` against the hub at `hub` (`http://host:port`).
+/// Starts a phone for `credentials` against the hub at `hub` (`http://host:port`; or several
+/// nodes of a cluster separated by commas, tried in turn, one per connection).
 pub fn spawn_phone(
     hub: &str,
     credentials: Credentials,
@@ -223,13 +224,19 @@ pub fn spawn_phone(
 ) -> Phone {
     let (control_tx, control_rx) = mpsc::channel(64);
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let ws_url = format!(
-        "{}/ws/device/{}",
-        hub.replacen("http", "ws", 1),
-        credentials.id
-    );
+    let ws_urls = hub
+        .split(',')
+        .map(|hub| {
+            format!(
+                "{}/ws/device/{}",
+                hub.trim().replacen("http", "ws", 1),
+                credentials.id
+            )
+        })
+        .collect();
     let phone = PhoneTask {
-        ws_url,
+        ws_urls,
+        connections: 0,
         credentials: credentials.clone(),
         profile,
         behaviour,
@@ -294,7 +301,9 @@ struct Job {
 }
 
 struct PhoneTask {
-    ws_url: String,
+    /// Where to connect: one hub, or the nodes of a cluster, one per connection in turn.
+    ws_urls: Vec<String>,
+    connections: usize,
     credentials: Credentials,
     profile: Profile,
     behaviour: Behaviour,
@@ -425,7 +434,9 @@ impl PhoneTask {
         &mut self,
         control: &mut mpsc::Receiver<Control>,
     ) -> anyhow::Result<SessionEnd> {
-        let mut request = self.ws_url.as_str().into_client_request()?;
+        let url = &self.ws_urls[self.connections % self.ws_urls.len()];
+        self.connections += 1;
+        let mut request = url.as_str().into_client_request()?;
         request.headers_mut().insert(
             "Authorization",
             format!("Bearer {}", self.credentials.token).parse()?,

@@ -11,6 +11,7 @@
 //! entity.
 
 pub mod access;
+pub mod cluster;
 mod compat;
 mod consumers;
 mod entities;
@@ -305,7 +306,17 @@ impl Store {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         }
         let db = Database::connect(options.clone()).await?;
-        Migrator::up(&db, None).await?;
+        if sqlite {
+            Migrator::up(&db, None).await?;
+        } else {
+            // Nodes of a cluster may start together: one migrates, the others wait and find
+            // nothing to do. A node older than the database (a migration it does not know was
+            // applied) stops here with sea-orm-migration's error: one version per cluster.
+            cluster::with_migration_lock(url, async {
+                Migrator::up(&db, None).await.map_err(StoreError::from)
+            })
+            .await?;
+        }
         // SQLite: the writer keeps one connection of its own, driven from its own thread
         // (`writer::Conn`), so its page cache stays valid between commits (a connection drops
         // its cache when another one wrote) and no statement waits for a hand-over.

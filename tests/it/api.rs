@@ -1,10 +1,10 @@
 //! The REST API: authentication, input checking, the message lifecycle as clients see it.
+//! Each runs twice, on SQLite and on PostgreSQL (`on_both_databases!`).
 
 use serde_json::{Value, json};
 
 use crate::support::TestHub;
 
-#[tokio::test]
 async fn every_api_call_needs_a_key() {
     let hub = TestHub::spawn().await;
     for (method, path) in [
@@ -66,7 +66,6 @@ async fn every_api_call_needs_a_key() {
     );
 }
 
-#[tokio::test]
 async fn bad_input_gets_a_clear_error_and_stores_nothing() {
     let hub = TestHub::spawn().await;
     let (device, _) = hub.add_device("phone").await;
@@ -179,7 +178,6 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
 
 /// Input that a lenient parser would store as something the client did not write is refused
 /// with the field's own code, and nothing is stored.
-#[tokio::test]
 async fn lenient_input_is_refused_with_the_fields_code() {
     let hub = TestHub::spawn().await;
     let cases = [
@@ -251,7 +249,6 @@ async fn lenient_input_is_refused_with_the_fields_code() {
 
 /// An offset past what the database can count is a bad query on every list, not a request
 /// that dies without an answer.
-#[tokio::test]
 async fn an_offset_too_large_for_the_database_is_a_bad_query() {
     let hub = TestHub::spawn().await;
     for list in ["/api/sms", "/api/sms/outbox", "/api/sms/inbox"] {
@@ -267,7 +264,6 @@ async fn an_offset_too_large_for_the_database_is_a_bad_query() {
 }
 
 /// A header that is not ASCII gets a 400 with a code, and nothing is stored.
-#[tokio::test]
 async fn a_non_ascii_idempotency_key_is_a_bad_request() {
     let hub = TestHub::spawn().await;
     let response = hub
@@ -288,7 +284,6 @@ async fn a_non_ascii_idempotency_key_is_a_bad_request() {
     assert_eq!(hub.message_count().await, 0);
 }
 
-#[tokio::test]
 async fn accepted_messages_are_stored_normalised_and_listed_newest_first() {
     let hub = TestHub::spawn_with(|config| {
         config.default_region = smshub::domain::parse_region("DZ").ok();
@@ -344,7 +339,6 @@ async fn accepted_messages_are_stored_normalised_and_listed_newest_first() {
     assert!(message["device_id"].is_null());
 }
 
-#[tokio::test]
 async fn devices_are_registered_listed_and_removed() {
     let hub = TestHub::spawn().await;
     let (status, body) = hub.post("/api/devices", json!({"name": ""})).await;
@@ -394,7 +388,6 @@ async fn devices_are_registered_listed_and_removed() {
 /// HTTP manners a client or a probe relies on: `HEAD /health`, a 401 that names its scheme,
 /// the dashboard's security headers, cache-busting query parameters, and a cut page size that
 /// the answer states.
-#[tokio::test]
 async fn http_manners() {
     let hub = TestHub::spawn().await;
     let head = hub.http.head(hub.url("/health")).send().await.unwrap();
@@ -439,3 +432,14 @@ async fn http_manners() {
         "a misspelt filter is still an error: {body}"
     );
 }
+
+crate::on_both_databases!(
+    every_api_call_needs_a_key,
+    bad_input_gets_a_clear_error_and_stores_nothing,
+    lenient_input_is_refused_with_the_fields_code,
+    an_offset_too_large_for_the_database_is_a_bad_query,
+    a_non_ascii_idempotency_key_is_a_bad_request,
+    accepted_messages_are_stored_normalised_and_listed_newest_first,
+    devices_are_registered_listed_and_removed,
+    http_manners,
+);

@@ -93,6 +93,17 @@ const RULES: &[(&str, &[&str])] = &[
         ],
     ),
     ("domain.rs", &["crate::", "tokio", "sea_orm", "warp"]),
+    // A cluster node either relays bytes or runs the whole App: it reaches into no part.
+    (
+        "cluster",
+        &[
+            "crate::dispatch",
+            "crate::transport",
+            "crate::api",
+            "crate::registry",
+            "sea_orm",
+        ],
+    ),
 ];
 
 fn sources(path: &Path) -> Vec<PathBuf> {

@@ -19,8 +19,9 @@ use crate::support::{TestHub, cli_api_key, free_port};
 const CONCURRENCY: usize = 8;
 
 /// Sends `total` messages, each under its own idempotency key, retrying through outages
-/// until it gets a 2xx; returns the accepted message ids.
-async fn submit_all(base: String, api_key: String, total: usize) -> Vec<String> {
+/// until it gets a 2xx; returns the accepted message ids. `base` may name several nodes of a
+/// cluster, separated by commas: requests go to each in turn.
+pub(crate) async fn submit_all(base: String, api_key: String, total: usize) -> Vec<String> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -33,7 +34,7 @@ async fn submit_all(base: String, api_key: String, total: usize) -> Vec<String> 
             client.clone(),
             next.clone(),
             accepted.clone(),
-            base.clone(),
+            base.split(',').map(str::to_string).collect::<Vec<_>>(),
             api_key.clone(),
         );
         workers.push(tokio::spawn(async move {
@@ -43,7 +44,8 @@ async fn submit_all(base: String, api_key: String, total: usize) -> Vec<String> 
                     return;
                 }
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-                loop {
+                for attempt in n.. {
+                    let base = &base[attempt % base.len()];
                     let response = client
                         .post(format!("{base}/api/send-sms"))
                         .header("X-API-Key", &api_key)
@@ -85,7 +87,7 @@ async fn get_json(client: &reqwest::Client, url: &str, api_key: &str) -> serde_j
         .unwrap()
 }
 
-async fn check_all_delivered(base: &str, api_key: &str, accepted: &[String]) {
+pub(crate) async fn check_all_delivered(base: &str, api_key: &str, accepted: &[String]) {
     let client = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
@@ -171,7 +173,7 @@ async fn check_all_delivered(base: &str, api_key: &str, accepted: &[String]) {
     );
 }
 
-fn assert_no_double_sends(stats: &SimStats, accepted: usize) {
+pub(crate) fn assert_no_double_sends(stats: &SimStats, accepted: usize) {
     assert_eq!(
         SimStats::get(&stats.cross_device_commits),
         0,
@@ -228,7 +230,7 @@ impl Drop for HubProcess {
     }
 }
 
-async fn wait_ready(base: &str) {
+pub(crate) async fn wait_ready(base: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while reqwest::get(format!("{base}/health"))
         .await

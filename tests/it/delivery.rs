@@ -1,5 +1,6 @@
 //! Delivery guarantees through the real API: idempotency, cancel, validity, retries on
 //! another device, back-pressure, per-device limits and the circuit breaker.
+//! Each runs twice, on SQLite and on PostgreSQL (`on_both_databases!`).
 
 use std::time::Duration;
 
@@ -8,7 +9,6 @@ use smshub_protocol::device::{DeviceFrame, Failed, HubFrame, Rejected, ReportKin
 
 use crate::support::TestHub;
 
-#[tokio::test]
 async fn a_repeated_request_returns_the_same_messages_and_a_conflicting_one_is_refused() {
     let hub = TestHub::spawn().await;
     let body = json!({"phone_numbers": ["+14155552671", "+442079460018"], "message": "once"});
@@ -71,7 +71,6 @@ async fn a_repeated_request_returns_the_same_messages_and_a_conflicting_one_is_r
     assert_eq!(hub.message_count().await, 3);
 }
 
-#[tokio::test]
 async fn request_options_are_checked() {
     let hub = TestHub::spawn().await;
     let past = "2020-01-01T00:00:00Z";
@@ -111,7 +110,6 @@ async fn request_options_are_checked() {
     assert_eq!(hub.message_count().await, 0);
 }
 
-#[tokio::test]
 async fn a_message_can_be_cancelled_until_a_device_accepts_it() {
     let hub = TestHub::spawn().await;
     let id = hub
@@ -151,7 +149,6 @@ async fn a_message_can_be_cancelled_until_a_device_accepts_it() {
     hub.wait_state(&taken, "accepted").await;
 }
 
-#[tokio::test]
 async fn an_offered_message_that_is_cancelled_is_revoked_from_the_phone() {
     let hub = TestHub::spawn().await;
     let mut phone = hub.phone("slow", 90, true, -60, 4).await;
@@ -181,7 +178,6 @@ async fn an_offered_message_that_is_cancelled_is_revoked_from_the_phone() {
     hub.wait_state(&id, "cancelled").await;
 }
 
-#[tokio::test]
 async fn an_unsent_message_expires_and_is_never_offered() {
     let hub = TestHub::spawn().await;
     let id = hub
@@ -203,7 +199,6 @@ async fn an_unsent_message_expires_and_is_never_offered() {
     );
 }
 
-#[tokio::test]
 async fn a_temporary_failure_is_retried_on_another_phone() {
     let hub = TestHub::spawn_with(|config| config.dispatch.retry_base_ms = 100).await;
     let mut first = hub.phone("first", 100, true, -55, 4).await;
@@ -273,7 +268,6 @@ async fn a_temporary_failure_is_retried_on_another_phone() {
 
 /// `failed` without `temporary` is permanent whatever its code (spec §8.1): a phone that did
 /// not promise the SMS stayed home never sees it offered again, nor does any other phone.
-#[tokio::test]
 async fn a_failure_without_temporary_is_never_retried() {
     let hub = TestHub::spawn_with(|config| config.dispatch.retry_base_ms = 100).await;
     let mut first = hub.phone("first", 100, true, -55, 4).await;
@@ -308,7 +302,6 @@ async fn a_failure_without_temporary_is_never_retried() {
     assert_eq!(hub.wait_state(&id, "failed").await["state"], "failed");
 }
 
-#[tokio::test]
 async fn beyond_the_queue_limit_the_api_answers_503_with_retry_after() {
     let hub = TestHub::spawn_with(|config| {
         config.max_queued = 3;
@@ -348,7 +341,6 @@ async fn beyond_the_queue_limit_the_api_answers_503_with_retry_after() {
     );
 }
 
-#[tokio::test]
 async fn device_limits_are_set_through_the_api_and_a_failing_device_is_rested() {
     let hub = TestHub::spawn_with(|config| {
         config.dispatch.breaker_failures = 2;
@@ -420,7 +412,6 @@ async fn device_limits_are_set_through_the_api_and_a_failing_device_is_rested() 
     );
 }
 
-#[tokio::test]
 async fn a_job_a_phone_gives_back_unsent_goes_to_another_phone() {
     let hub = TestHub::spawn_with(|config| config.dispatch.retry_base_ms = 50).await;
     let mut first = hub.phone("first", 100, true, -55, 4).await;
@@ -446,7 +437,6 @@ async fn a_job_a_phone_gives_back_unsent_goes_to_another_phone() {
     assert_eq!(message["retried"], true, "{message}");
 }
 
-#[tokio::test]
 async fn the_outbox_lists_what_went_out_newest_send_first() {
     let hub = TestHub::spawn().await;
     let mut phone = hub.phone("sender", 90, true, -60, 4).await;
@@ -498,7 +488,6 @@ async fn the_outbox_lists_what_went_out_newest_send_first() {
 /// at all) is rested at once and shown so, and the job goes to another phone; a phone that
 /// refuses everything for another reason is rested by the breaker after a few offers instead
 /// of being offered the same job in a loop.
-#[tokio::test]
 async fn a_rejection_changes_routing() {
     let hub = TestHub::spawn().await;
     let mut denied = hub.phone("denied", 100, true, -55, 4).await;
@@ -559,7 +548,6 @@ async fn a_rejection_changes_routing() {
 /// know". A later `sent` from the phone that owned the job resolves it: the message moves to
 /// `sent` (the one step back), then a `delivered` moves it on, and the history keeps both the
 /// timeout and the resolution.
-#[tokio::test]
 async fn a_late_sent_resolves_an_unknown_outcome() {
     let hub = TestHub::spawn_with(|config| config.dispatch.outcome_timeout_ms = 300).await;
     let mut phone = hub.phone("slow", 100, true, -55, 4).await;
@@ -612,7 +600,6 @@ async fn a_late_sent_resolves_an_unknown_outcome() {
 /// Issue 15, bug 8: a late `delivered` (its `sent` lost) resolves an unknown outcome too,
 /// while another failure stays final: a late `sent` for a job that failed for a real reason
 /// changes nothing.
-#[tokio::test]
 async fn only_an_unknown_outcome_is_resolved_by_a_late_report() {
     let hub = TestHub::spawn_with(|config| config.dispatch.outcome_timeout_ms = 300).await;
     let mut phone = hub.phone("slow", 100, true, -55, 4).await;
@@ -680,7 +667,6 @@ fn history_of(message: &serde_json::Value) -> Vec<(String, String)> {
 /// Issue 15, bug 9: the REST history is append-only. After a requeue (an offer lost) and a
 /// retry (a temporary failure), the earlier attempts' `dispatched` and `accepted` are still
 /// there, each with its device, in the order they happened.
-#[tokio::test]
 async fn history_keeps_every_attempt() {
     let hub = TestHub::spawn_with(|config| config.dispatch.retry_base_ms = 100).await;
     let first = hub.phone("first", 100, true, -55, 4).await;
@@ -733,3 +719,21 @@ async fn history_keeps_every_attempt() {
     .collect();
     assert_eq!(history_of(&message), expected, "{message}");
 }
+
+crate::on_both_databases!(
+    a_repeated_request_returns_the_same_messages_and_a_conflicting_one_is_refused,
+    request_options_are_checked,
+    a_message_can_be_cancelled_until_a_device_accepts_it,
+    an_offered_message_that_is_cancelled_is_revoked_from_the_phone,
+    an_unsent_message_expires_and_is_never_offered,
+    a_temporary_failure_is_retried_on_another_phone,
+    a_failure_without_temporary_is_never_retried,
+    beyond_the_queue_limit_the_api_answers_503_with_retry_after,
+    device_limits_are_set_through_the_api_and_a_failing_device_is_rested,
+    a_job_a_phone_gives_back_unsent_goes_to_another_phone,
+    the_outbox_lists_what_went_out_newest_send_first,
+    a_rejection_changes_routing,
+    a_late_sent_resolves_an_unknown_outcome,
+    only_an_unknown_outcome_is_resolved_by_a_late_report,
+    history_keeps_every_attempt,
+);

@@ -1,5 +1,6 @@
 //! Device protocol v1 over a real WebSocket: authentication, sessions, the job protocol and
 //! its guarantees across disconnects, replacements and restarts.
+//! Each runs twice, on SQLite and on PostgreSQL (`on_both_databases!`).
 
 use std::time::Duration;
 
@@ -11,7 +12,6 @@ use smshub_protocol::device::{
 
 use crate::support::{RawPhone, TestHub};
 
-#[tokio::test]
 async fn wrong_or_missing_tokens_are_refused_before_the_upgrade() {
     let hub = TestHub::spawn().await;
     let (id, token) = hub.add_device("phone").await;
@@ -58,7 +58,6 @@ async fn wrong_or_missing_tokens_are_refused_before_the_upgrade() {
     .unwrap();
 }
 
-#[tokio::test]
 async fn malformed_frames_get_errors_and_the_session_goes_on() {
     let hub = TestHub::spawn().await;
     let (id, token) = hub.add_device("phone").await;
@@ -109,7 +108,6 @@ async fn malformed_frames_get_errors_and_the_session_goes_on() {
     assert_eq!(future.closed().await, Some(4002));
 }
 
-#[tokio::test]
 async fn a_message_goes_from_api_to_phone_to_delivered() {
     let hub = TestHub::spawn().await;
     let mut phone = hub.phone("pixel", 80, false, -70, 4).await;
@@ -183,7 +181,6 @@ async fn a_message_goes_from_api_to_phone_to_delivered() {
     assert_eq!(device["sims"][0]["signal_dbm"], -70);
 }
 
-#[tokio::test]
 async fn failures_are_recorded_with_their_reason() {
     let hub = TestHub::spawn().await;
     let mut phone = hub.phone("pixel", 80, false, -70, 4).await;
@@ -212,7 +209,6 @@ async fn failures_are_recorded_with_their_reason() {
     assert_eq!(devices["devices"][0]["failed_count"], 1);
 }
 
-#[tokio::test]
 async fn a_second_connection_replaces_the_first() {
     let hub = TestHub::spawn().await;
     let (id, token) = hub.add_device("phone").await;
@@ -237,7 +233,6 @@ async fn a_second_connection_replaces_the_first() {
     assert_eq!(devices["devices"][0]["online"], true);
 }
 
-#[tokio::test]
 async fn an_offer_lost_before_acceptance_goes_to_another_phone() {
     let hub = TestHub::spawn().await;
     let mut strong = hub.phone("strong", 100, true, -55, 4).await;
@@ -259,7 +254,6 @@ async fn an_offer_lost_before_acceptance_goes_to_another_phone() {
     assert_ne!(message["device_id"], strong_id.as_str());
 }
 
-#[tokio::test]
 async fn a_returning_phone_is_told_to_drop_an_offer_given_to_another() {
     let hub = TestHub::spawn().await;
     let (strong_id, strong_token) = hub.add_device("strong").await;
@@ -297,7 +291,6 @@ async fn a_returning_phone_is_told_to_drop_an_offer_given_to_another() {
     assert_eq!(message["device_id"], weak.id.as_str());
 }
 
-#[tokio::test]
 async fn an_accepted_job_stays_with_its_phone_across_a_reconnect() {
     let hub = TestHub::spawn().await;
     let (id, token) = hub.add_device("owner").await;
@@ -345,7 +338,6 @@ async fn an_accepted_job_stays_with_its_phone_across_a_reconnect() {
     assert_eq!(message["attempts"], 1);
 }
 
-#[tokio::test]
 async fn incoming_sms_are_stored_once_and_acked() {
     let hub = TestHub::spawn().await;
     let mut phone = hub.phone("pixel", 80, false, -70, 4).await;
@@ -370,7 +362,6 @@ async fn incoming_sms_are_stored_once_and_acked() {
     );
 }
 
-#[tokio::test]
 async fn shutdown_closes_device_sockets_and_queued_work_survives_a_restart() {
     let mut hub = TestHub::spawn().await;
     let (id, token) = hub.add_device("phone").await;
@@ -427,7 +418,6 @@ async fn shutdown_closes_device_sockets_and_queued_work_survives_a_restart() {
 /// A phone that says `accepted` again for a job it already reported `sent` gets no second
 /// `commit`, and its `rejected unknown_job` for that job (what the spec tells it to answer a
 /// commit it does not hold) cannot move the message back from `sent`.
-#[tokio::test]
 async fn a_repeated_acceptance_after_sent_changes_nothing() {
     let hub = TestHub::spawn().await;
     let mut phone = hub.phone("pixel", 80, false, -70, 4).await;
@@ -471,7 +461,6 @@ async fn a_repeated_acceptance_after_sent_changes_nothing() {
 
 /// A phone whose status lists no SIM has no slot to send with (spec 8.1: a slot missing from
 /// `sims` is unavailable): it gets no job, and the message says why it waits.
-#[tokio::test]
 async fn a_phone_that_reports_no_sim_gets_no_job() {
     let hub = TestHub::spawn().await;
     let (device, token) = hub.add_device("simless").await;
@@ -505,7 +494,6 @@ async fn a_phone_that_reports_no_sim_gets_no_job() {
 
 /// Liveness is judged by protocol frames (spec 2.3, 4.3): a phone that only sends WebSocket
 /// pings is closed with 4003 after 3 heartbeat intervals without a frame, and goes offline.
-#[tokio::test]
 async fn a_phone_that_only_pings_is_closed_as_silent() {
     let hub = TestHub::spawn_with(|config| config.heartbeat_s = 1).await;
     let mut phone = hub.phone("pinger", 80, false, -70, 4).await;
@@ -544,7 +532,6 @@ async fn a_phone_that_only_pings_is_closed_as_silent() {
 
 /// A frame over the 64 KiB limit is answered with close code 1009 (RFC 6455 "message too
 /// big"), not a dropped connection.
-#[tokio::test]
 async fn a_frame_over_the_limit_is_closed_with_1009() {
     let hub = TestHub::spawn().await;
     let mut phone = hub.phone("big", 80, false, -70, 4).await;
@@ -554,7 +541,6 @@ async fn a_frame_over_the_limit_is_closed_with_1009() {
 
 /// A `sent` with more parts than a concatenated SMS can have is refused as a bad frame (not
 /// acked, so the device keeps it), instead of being stored as a wrapped number.
-#[tokio::test]
 async fn a_sent_report_with_impossible_parts_is_refused() {
     let hub = TestHub::spawn().await;
     let mut phone = hub.phone("pixel", 80, false, -70, 4).await;
@@ -596,3 +582,21 @@ async fn expect_ack(phone: &mut RawPhone, id: &str, kind: ReportKind) {
         other => panic!("expected ack of {kind:?} for {id}, got {other:?}"),
     }
 }
+
+crate::on_both_databases!(
+    wrong_or_missing_tokens_are_refused_before_the_upgrade,
+    malformed_frames_get_errors_and_the_session_goes_on,
+    a_message_goes_from_api_to_phone_to_delivered,
+    failures_are_recorded_with_their_reason,
+    a_second_connection_replaces_the_first,
+    an_offer_lost_before_acceptance_goes_to_another_phone,
+    a_returning_phone_is_told_to_drop_an_offer_given_to_another,
+    an_accepted_job_stays_with_its_phone_across_a_reconnect,
+    incoming_sms_are_stored_once_and_acked,
+    shutdown_closes_device_sockets_and_queued_work_survives_a_restart,
+    a_repeated_acceptance_after_sent_changes_nothing,
+    a_phone_that_reports_no_sim_gets_no_job,
+    a_phone_that_only_pings_is_closed_as_silent,
+    a_frame_over_the_limit_is_closed_with_1009,
+    a_sent_report_with_impossible_parts_is_refused,
+);

@@ -1,4 +1,5 @@
 //! Dispatch: health-aware balancing, pinning, waiting and push.
+//! Each runs twice, on SQLite and on PostgreSQL (`on_both_databases!`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,6 @@ use smshub_protocol::device::Capabilities;
 
 use crate::support::{PATIENCE, RawPhone, TestHub};
 
-#[tokio::test]
 async fn healthy_idle_phones_get_more_than_weak_ones() {
     let hub = TestHub::spawn().await;
     let stats = Arc::new(SimStats::default());
@@ -96,7 +96,6 @@ async fn healthy_idle_phones_get_more_than_weak_ones() {
     assert_eq!(SimStats::get(&stats.cross_device_duplicates), 0);
 }
 
-#[tokio::test]
 async fn pinned_messages_go_only_to_their_device() {
     let hub = TestHub::spawn().await;
     let mut strong = hub.phone("strong", 100, true, -55, 4).await;
@@ -119,7 +118,6 @@ async fn pinned_messages_go_only_to_their_device() {
     );
 }
 
-#[tokio::test]
 async fn messages_wait_for_an_eligible_device_and_go_out_the_moment_one_appears() {
     let hub = TestHub::spawn().await;
     let id = hub
@@ -188,7 +186,6 @@ async fn single_part_phone(hub: &TestHub, name: &str) -> RawPhone {
 /// Issue 15, bug 7: a two-part job pinned to a phone that cannot send multipart can never be
 /// sent by it. It fails at once with `unsupported` (saying why) instead of waiting as
 /// "eligible", and the one-part job pinned behind it goes out.
-#[tokio::test]
 async fn a_pinned_job_its_device_cannot_send_fails_and_blocks_nothing() {
     let hub = TestHub::spawn().await;
     let mut phone = single_part_phone(&hub, "mono").await;
@@ -215,7 +212,6 @@ async fn a_pinned_job_its_device_cannot_send_fails_and_blocks_nothing() {
 /// Issue 15, bug 7, for jobs any device may take: many multipart jobs that no connected phone
 /// can send (more than a dispatch pass looks past) wait with a true reason and do not hold up
 /// the one-part job behind them.
-#[tokio::test]
 async fn multipart_jobs_no_phone_can_send_do_not_block_the_queue() {
     let hub = TestHub::spawn().await;
     let mut phone = single_part_phone(&hub, "mono").await;
@@ -244,7 +240,6 @@ async fn multipart_jobs_no_phone_can_send_do_not_block_the_queue() {
 /// `POST /api/devices/{id}/rest`: a rested phone gets no offer (even of a message pinned to
 /// it) while another does; the device list says until when and why; after
 /// `DELETE /api/devices/{id}/rest` it gets offers again.
-#[tokio::test]
 async fn an_operator_rests_a_phone_and_ends_its_rest() {
     let hub = TestHub::spawn().await;
     let mut rested = hub.phone("rested", 100, true, -55, 4).await;
@@ -326,3 +321,12 @@ async fn an_operator_rests_a_phone_and_ends_its_rest() {
         .clone();
     assert!(device["rested_until"].is_null(), "{device}");
 }
+
+crate::on_both_databases!(
+    healthy_idle_phones_get_more_than_weak_ones,
+    pinned_messages_go_only_to_their_device,
+    messages_wait_for_an_eligible_device_and_go_out_the_moment_one_appears,
+    a_pinned_job_its_device_cannot_send_fails_and_blocks_nothing,
+    multipart_jobs_no_phone_can_send_do_not_block_the_queue,
+    an_operator_rests_a_phone_and_ends_its_rest,
+);

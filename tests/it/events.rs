@@ -1,5 +1,6 @@
 //! The event log (issue 17): every change is an event, written in the change's transaction,
 //! with a monotonic id, and consumers are woken after the commit.
+//! Each runs twice, on SQLite and on PostgreSQL (`on_both_databases!`).
 
 use serde_json::json;
 use smshub::store::Event;
@@ -18,7 +19,6 @@ pub async fn all_events(hub: &TestHub) -> Vec<Event> {
 
 /// A message's life, from the key that sent it to its delivery report, is in the log in
 /// order, each event naming the message, its device and its owner.
-#[tokio::test]
 async fn a_message_life_is_in_the_log_in_order() {
     let hub = TestHub::spawn().await;
     let mut woken = hub.store.events().subscribe();
@@ -80,7 +80,6 @@ async fn a_message_life_is_in_the_log_in_order() {
 
 /// A failure carries its code; a device going away and an incoming SMS are events too, the
 /// SMS only once however often the device reports it.
-#[tokio::test]
 async fn failures_offline_devices_and_incoming_sms_are_events() {
     let hub = TestHub::spawn().await;
     let mut phone = hub.phone("p1", 80, false, -60, 4).await;
@@ -169,7 +168,6 @@ async fn sse_events(
 /// `GET /api/events` streams new events live; a client that reconnects with
 /// `Last-Event-ID` gets exactly what it missed, then the live ones, with no gap or repeat;
 /// `types=` filters by prefix.
-#[tokio::test]
 async fn the_sse_stream_resumes_without_gap_or_repeat() {
     let hub = TestHub::spawn().await;
     let open = |query: &str, last: Option<i64>| {
@@ -217,7 +215,6 @@ async fn the_sse_stream_resumes_without_gap_or_repeat() {
 }
 
 /// `GET /ws` sends the same events as JSON text frames, from `?after=`.
-#[tokio::test]
 async fn the_websocket_stream_replays_after_an_id() {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -247,7 +244,6 @@ async fn the_websocket_stream_replays_after_an_id() {
 
 /// `GET /api/sms/inbox?after=ID` pages through received SMS oldest first with a cursor, and
 /// `since=` starts from a time.
-#[tokio::test]
 async fn the_inbox_reads_as_a_feed_with_a_cursor() {
     let hub = TestHub::spawn().await;
     let mut phone = hub.phone("p1", 80, false, -60, 4).await;
@@ -289,3 +285,11 @@ async fn the_inbox_reads_as_a_feed_with_a_cursor() {
         (400, Some("invalid_after"))
     );
 }
+
+crate::on_both_databases!(
+    a_message_life_is_in_the_log_in_order,
+    failures_offline_devices_and_incoming_sms_are_events,
+    the_sse_stream_resumes_without_gap_or_repeat,
+    the_websocket_stream_replays_after_an_id,
+    the_inbox_reads_as_a_feed_with_a_cursor,
+);

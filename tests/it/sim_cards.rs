@@ -3,6 +3,7 @@
 //! card goes through it, a routing rule sends +49 numbers only through the labelled SIM and a
 //! message no SIM under its rule can take waits with a `waiting_reason` naming the rule; bad
 //! input gets stable 4xx codes and changes nothing.
+//! Each runs twice, on SQLite and on PostgreSQL (`on_both_databases!`).
 
 use serde_json::{Value, json};
 use smshub_protocol::device::{
@@ -100,7 +101,6 @@ async fn offered_slot(hub: &TestHub, phone: &mut RawPhone, body: Value) -> Optio
     phone.expect_offer().await.sim_slot
 }
 
-#[tokio::test]
 async fn cards_list_live_signal_and_operator() {
     let hub = TestHub::spawn().await;
     let phone = dual_sim_phone(&hub).await;
@@ -116,7 +116,6 @@ async fn cards_list_live_signal_and_operator() {
     assert_eq!(card["sent_today"], 0);
 }
 
-#[tokio::test]
 async fn a_disabled_sim_gets_no_jobs_and_pinning_picks_the_card() {
     let hub = TestHub::spawn().await;
     let mut phone = dual_sim_phone(&hub).await;
@@ -194,7 +193,6 @@ async fn a_disabled_sim_gets_no_jobs_and_pinning_picks_the_card() {
     assert_eq!(keyed(&strong).await.unwrap().status().as_u16(), 409);
 }
 
-#[tokio::test]
 async fn a_sims_own_limit_is_honoured() {
     let hub = TestHub::spawn().await;
     let mut phone = dual_sim_phone(&hub).await;
@@ -215,7 +213,6 @@ async fn a_sims_own_limit_is_honoured() {
     assert_eq!(slots, vec![Some(0), Some(0), Some(1), Some(1), Some(1)]);
 }
 
-#[tokio::test]
 async fn a_routing_rule_sends_a_prefix_through_the_labelled_sim_or_holds_it() {
     let hub = TestHub::spawn().await;
     let mut phone = dual_sim_phone(&hub).await;
@@ -283,7 +280,6 @@ async fn a_routing_rule_sends_a_prefix_through_the_labelled_sim_or_holds_it() {
     assert_eq!(rules, json!([]));
 }
 
-#[tokio::test]
 async fn cards_and_rules_survive_a_restart() {
     let hub = TestHub::spawn().await;
     let phone = dual_sim_phone(&hub).await;
@@ -302,7 +298,6 @@ async fn cards_and_rules_survive_a_restart() {
     assert_eq!(card["device_id"], device.as_str());
 }
 
-#[tokio::test]
 async fn bad_input_gets_stable_codes_and_changes_nothing() {
     let hub = TestHub::spawn().await;
     let _phone = dual_sim_phone(&hub).await;
@@ -436,3 +431,12 @@ async fn bad_input_gets_stable_codes_and_changes_nothing() {
     assert_eq!(hub.get("/api/routing-rules").await.1, json!([]));
     assert_eq!(hub.message_count().await, 0);
 }
+
+crate::on_both_databases!(
+    cards_list_live_signal_and_operator,
+    a_disabled_sim_gets_no_jobs_and_pinning_picks_the_card,
+    a_sims_own_limit_is_honoured,
+    a_routing_rule_sends_a_prefix_through_the_labelled_sim_or_holds_it,
+    cards_and_rules_survive_a_restart,
+    bad_input_gets_stable_codes_and_changes_nothing,
+);

@@ -2,6 +2,7 @@
 //! against a real hub: every `device>` frame is sent as written (its ids mapped to the real
 //! hub's), every `hub>` frame is checked against what the hub sends. The transcript is read
 //! from the spec file, so the example cannot drift from the hub.
+//! Each runs twice, on SQLite and on PostgreSQL (`on_both_databases!`).
 
 use std::collections::HashMap;
 
@@ -52,7 +53,6 @@ fn comparable(mut frame: Value) -> Value {
     frame
 }
 
-#[tokio::test]
 async fn the_spec_example_session_replays_against_a_real_hub() {
     let lines = transcript();
     assert!(lines.len() > 20, "the transcript was not found: {lines:?}");
@@ -129,3 +129,5 @@ async fn the_spec_example_session_replays_against_a_real_hub() {
     let (_, inbox) = hub.get("/api/sms/inbox").await;
     assert_eq!(inbox["total"], 1);
 }
+
+crate::on_both_databases!(the_spec_example_session_replays_against_a_real_hub,);

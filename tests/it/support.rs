@@ -24,6 +24,41 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long a test waits for something that should happen at once.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
+tokio::task_local! {
+    /// Set while a test runs on PostgreSQL: each hub it spawns gets a fresh database there
+    /// rather than a SQLite file.
+    static ON_POSTGRES: ();
+}
+
+/// Runs `test` with each hub it spawns on a fresh PostgreSQL database ([`crate::pg`]);
+/// skipped where PostgreSQL is not installed, outside CI.
+pub async fn on_postgres(test: impl std::future::Future<Output = ()>) {
+    if !crate::pg::available() {
+        return;
+    }
+    ON_POSTGRES.scope((), test).await
+}
+
+/// Runs each named `async fn` of the module as two tests, `sqlite::NAME` (hubs on a SQLite
+/// file each) and `postgres::NAME` (hubs on a fresh PostgreSQL database each).
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name().await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                $crate::support::on_postgres(super::$name()).await
+            })*
+        }
+    };
+}
+
 /// A hub running in this process.
 pub struct TestHub {
     pub base: String,
@@ -47,7 +82,10 @@ impl TestHub {
 
     pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestHub {
         let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-        let db_url = format!("sqlite://{}", dir.path().join("hub.db").display());
+        let db_url = match ON_POSTGRES.try_with(|_| crate::pg::fresh_database()) {
+            Ok(Some(url)) => url,
+            _ => format!("sqlite://{}", dir.path().join("hub.db").display()),
+        };
         let mut config = Config::new("127.0.0.1:0".parse().unwrap(), db_url);
         configure(&mut config);
         Self::start(config, dir, None).await

@@ -2,6 +2,7 @@
 //! routes, stored through the writer and kept across a restart; `POST /api/send-sms` with
 //! `template_id` and `params`, and its stable errors; the CLI's bulk sender with
 //! `--template`, CSV columns as params.
+//! Each runs twice, on SQLite and on PostgreSQL (`on_both_databases!`).
 
 use serde_json::{Value, json};
 
@@ -33,7 +34,6 @@ async fn create(hub: &TestHub, name: &str, body: &str) -> String {
     created["id"].as_str().expect("id").to_string()
 }
 
-#[tokio::test]
 async fn templates_are_created_listed_replaced_and_deleted() {
     let hub = TestHub::spawn().await;
     let (status, created) = hub
@@ -134,7 +134,6 @@ async fn templates_are_created_listed_replaced_and_deleted() {
     );
 }
 
-#[tokio::test]
 async fn another_tenant_cannot_see_or_use_a_template() {
     let hub = TestHub::spawn().await;
     let id = create(&hub, "otp", "code {{code}}").await;
@@ -167,7 +166,6 @@ async fn another_tenant_cannot_see_or_use_a_template() {
     assert_eq!(body["error"]["code"], "unknown_template", "{body}");
 }
 
-#[tokio::test]
 async fn send_sms_fills_in_a_template_or_names_what_is_wrong() {
     let hub = TestHub::spawn().await;
     let id = create(&hub, "otp", "Hi {{name}}, your code is {{code}}.").await;
@@ -253,7 +251,6 @@ async fn smshub(hub: &TestHub, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-#[tokio::test]
 async fn a_bulk_csv_run_can_send_a_template_with_columns_as_params() {
     let hub = TestHub::spawn().await;
     let id = create(
@@ -312,3 +309,10 @@ async fn a_bulk_csv_run_can_send_a_template_with_columns_as_params() {
     assert!(err.contains("\"day\""), "{err}");
     assert_eq!(hub.message_count().await, 2);
 }
+
+crate::on_both_databases!(
+    templates_are_created_listed_replaced_and_deleted,
+    another_tenant_cannot_see_or_use_a_template,
+    send_sms_fills_in_a_template_or_names_what_is_wrong,
+    a_bulk_csv_run_can_send_a_template_with_columns_as_params,
+);
