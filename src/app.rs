@@ -41,6 +41,9 @@ use crate::webhooks::Webhooks;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The epoch a cluster's leader took (`cluster::run` sets it): its writes commit only
+    /// while the epoch is still its own. `None` for a single node.
+    pub fence: Option<i64>,
     /// `sqlite://PATH` or `postgres://...`.
     pub database_url: String,
     pub durability: Durability,
@@ -104,6 +107,7 @@ impl Config {
     pub fn new(listen: SocketAddr, database_url: String) -> Config {
         Config {
             listen,
+            fence: None,
             database_url,
             durability: Durability::Full,
             default_region: None,
@@ -160,7 +164,8 @@ impl App {
     /// serves on the listener it relayed from).
     pub async fn build_on(config: Config, listener: TcpListener) -> anyhow::Result<App> {
         crate::telemetry::install();
-        let store = Store::open(&config.database_url, config.durability).await?;
+        let store =
+            Store::open_fenced(&config.database_url, config.durability, config.fence).await?;
         store.events().set_retention(config.events.retention);
         let registry = Arc::new(DeviceRegistry::default());
         let backlog = Arc::new(Backlog::default());

@@ -18,6 +18,7 @@ mod m20261205_000009_templates;
 mod m20261205_000010_mqtt;
 mod m20261205_000011_sims;
 mod m20261206_000021_compat_webhooks;
+mod m20261206_000022_cluster;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000010_mqtt::Migration),
             Box::new(m20261205_000011_sims::Migration),
             Box::new(m20261206_000021_compat_webhooks::Migration),
+            Box::new(m20261206_000022_cluster::Migration),
         ]
     }
 }

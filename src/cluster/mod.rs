@@ -8,11 +8,13 @@
 //! leader dies its session ends, the lock is free, a follower takes it, rebuilds the queues
 //! from the database exactly as a restarted single node does (offers go back to the queue,
 //! accepted jobs stay with their phones), announces its address and serves on the listener
-//! it relayed from. A leader that cannot confirm its lock for two seconds exits at once,
-//! before PostgreSQL frees the lock for another (about nine seconds): two leaders never serve
-//! together.
+//! it relayed from. Before it rebuilds anything it raises the cluster's epoch, the fence
+//! every transaction of its writer checks: an old leader still running (cut off from its
+//! lock's session but not from the database) commits nothing more, so it answers no `202` the
+//! new leader would not see. A leader that cannot confirm its lock for two seconds exits.
 //!
-//! Must never: serve as leader without the lock, or hold a queue on a follower.
+//! Must never: serve as leader without the lock and a fresh epoch, or hold a queue on a
+//! follower.
 
 pub mod relay;
 
@@ -23,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
 use crate::app::{App, Config};
+use crate::store::Store;
 use crate::store::cluster::LeaderLock;
 
 /// How often a follower tries the lock and reads where the leader is.
@@ -58,6 +61,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let version = env!("CARGO_PKG_VERSION");
     let address = advertised(node_address.as_deref(), listener.local_addr()?)?;
+    Store::migrate(&config.database_url).await?;
     let mut lock = LeaderLock::connect(&config.database_url).await?;
     let (leader_tx, leader_rx) = watch::channel(None::<String>);
     let (stop_relay, stopped) = oneshot::channel();
@@ -97,6 +101,9 @@ pub async fn run(
     tracing::info!(node = %address, "took the leader lock; rebuilding the queues");
     let _ = stop_relay.send(());
     let listener = relaying.await?;
+    // The fence first: from here the old leader, should it still run, commits nothing.
+    let mut config = config;
+    config.fence = Some(lock.take_epoch().await?);
     let app = App::build_on(config, listener).await?;
     lock.announce(version, &address).await?;
     serving(&app);

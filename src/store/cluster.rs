@@ -86,6 +86,19 @@ impl LeaderLock {
         Ok(self.held)
     }
 
+    /// Raises the cluster's epoch (the fence, see `writer::conn::check_fence`) and returns
+    /// it: called by a node that just took the lock, before it rebuilds anything. It waits
+    /// for the old leader's last transaction, and fails every later one.
+    pub async fn take_epoch(&mut self) -> Result<i64, StoreError> {
+        let (epoch,): (i64,) = sqlx::query_as(
+            "UPDATE cluster_epoch SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch",
+        )
+        .fetch_one(&mut self.conn)
+        .await
+        .map_err(unavailable)?;
+        Ok(epoch)
+    }
+
     /// Tells the other nodes where to reach this leader, now that it serves.
     pub async fn announce(&mut self, version: &str, address: &str) -> Result<(), StoreError> {
         let name = format!("{NAME_PREFIX} {version} {address}");

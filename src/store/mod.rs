@@ -278,6 +278,28 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) and migrates the database at `url`, and starts the writer.
     pub async fn open(url: &str, durability: Durability) -> Result<Store, StoreError> {
+        Store::open_fenced(url, durability, None).await
+    }
+
+    /// Migrates the database at `url` (under the migration lock, for PostgreSQL), and nothing
+    /// else: a cluster node does so before it takes the lead.
+    pub async fn migrate(url: &str) -> Result<(), StoreError> {
+        let db = Database::connect(url).await?;
+        let out = cluster::with_migration_lock(url, async {
+            Migrator::up(&db, None).await.map_err(StoreError::from)
+        })
+        .await;
+        let _ = db.close().await;
+        out
+    }
+
+    /// [`Store::open`] for the leader of a cluster: with `fence`, the epoch it took, each of
+    /// the writer's transactions checks the lead is still its own (PostgreSQL only).
+    pub async fn open_fenced(
+        url: &str,
+        durability: Durability,
+        fence: Option<i64>,
+    ) -> Result<Store, StoreError> {
         let mut options = ConnectOptions::new(url.to_string());
         options
             .sqlx_logging(false)
@@ -331,7 +353,7 @@ impl Store {
                     keys::KeyLookup::sqlite(&path)?,
                 )
             } else {
-                (writer::Conn::Pool(db.clone()), keys::KeyLookup::Pool)
+                (writer::Conn::Pool(db.clone(), fence), keys::KeyLookup::Pool)
             };
         let last_event = events::last_id(&db).await?;
         let (committed, watching) = tokio::sync::watch::channel(last_event);

@@ -196,3 +196,71 @@ async fn a_message_sent_through_one_node_reaches_a_phone_on_another() {
     assert_no_double_sends(&stats, 5);
     phones[0].control(Control::Stop).await;
 }
+
+/// A leader whose lock session ends (as when PostgreSQL gives up on a node cut off from it)
+/// stops itself with its own exit code, and the follower leads; messages sent across the
+/// change all arrive, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_loses_its_lock_stops_and_a_follower_leads() {
+    let Some(db) = crate::pg::fresh_database() else {
+        return;
+    };
+    let mut nodes: Vec<Node> = (0..2).map(|_| Node::start(free_port(), &db)).collect();
+    for node in &nodes {
+        wait_ready(&node.base()).await;
+    }
+    let mut lock = LeaderLock::connect(&db).await.unwrap();
+    let leader = leader_port(&mut lock).await;
+    let bases: Vec<String> = nodes.iter().map(Node::base).collect();
+    let api_key = cli_api_key(&db, "cluster");
+    let stats = Arc::new(SimStats::default());
+    let credentials = simulate::register_devices(&bases[0], &api_key, "cut", 2)
+        .await
+        .unwrap();
+    let phones = simulate::start_phones(
+        &bases.join(","),
+        credentials,
+        Behaviour {
+            latency: Duration::from_millis(10),
+            fail_rate: 0.0,
+            delivery_rate: 1.0,
+        },
+        stats.clone(),
+    );
+    let submitter = tokio::spawn(submit_all(bases.join(","), api_key.clone(), 400));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let ended = crate::pg::psql(
+        &db,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name LIKE 'smshub-leader %' AND datname = current_database()",
+    );
+    assert_eq!(ended, "1", "the leader's lock session");
+    let at = nodes.iter().position(|it| it.port == leader).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = nodes[at].child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the old leader still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(smshub::cluster::LOST_LOCK_EXIT));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while leader_port(&mut lock).await == leader {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no follower took over"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    nodes[at] = Node::start(leader, &db);
+    let accepted = submitter.await.unwrap();
+    check_all_delivered(&bases[0], &api_key, &accepted).await;
+    assert_no_double_sends(&stats, accepted.len());
+    for phone in &phones {
+        phone.control(Control::Stop).await;
+    }
+}

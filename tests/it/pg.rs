@@ -50,6 +50,22 @@ pub fn fresh_database() -> Option<String> {
     Some(format!("{}/{name}", server.url))
 }
 
+/// Runs `sql` on the database at `url` with `psql`, returning what it printed (unaligned).
+pub fn psql(url: &str, sql: &str) -> String {
+    let server = SERVER.get_or_init(start).as_ref().expect("PostgreSQL");
+    let psql = if server.bin.join("psql").is_file() {
+        server.bin.join("psql")
+    } else {
+        PathBuf::from("psql")
+    };
+    let output = Command::new(psql)
+        .args(["-X", "-At", "-d", url, "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(output.status.success(), "psql {sql}: {output:?}");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
 fn start() -> Option<Server> {
     if let Ok(url) = std::env::var("SMSHUB_TEST_POSTGRES") {
         return Some(external(&url));

@@ -28,7 +28,9 @@ use crate::store::Durability;
 const STATEMENT_CACHE: usize = 256;
 
 pub(crate) enum Conn {
-    Pool(DatabaseConnection),
+    /// A pool (PostgreSQL, or SQLite in memory); with the epoch of a cluster's leader, every
+    /// transaction first checks the lead is still its own ([`check_fence`]).
+    Pool(DatabaseConnection, Option<i64>),
     Sqlite(rusqlite::Connection),
 }
 
@@ -91,12 +93,39 @@ impl Conn {
 
     pub(crate) async fn begin(&mut self) -> Result<Tx<'_>, DbErr> {
         match self {
-            Conn::Pool(db) => Ok(Tx::Pool(db.begin().await?)),
+            Conn::Pool(db, fence) => {
+                let txn = db.begin().await?;
+                if let Some(epoch) = fence {
+                    check_fence(&txn, *epoch).await?;
+                }
+                Ok(Tx::Pool(txn))
+            }
             Conn::Sqlite(conn) => {
                 conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
                 Ok(Tx::Sqlite(Open(conn)))
             }
         }
+    }
+}
+
+/// Fails the transaction unless the cluster's epoch is still `epoch`, and holds the epoch's
+/// row `FOR SHARE` until the transaction ends: a node taking the lead raises the epoch, which
+/// waits for this transaction, and every later one of the old leader fails here. So a leader
+/// that lost the lead commits nothing more, and answers no `202`.
+async fn check_fence(txn: &DatabaseTransaction, epoch: i64) -> Result<(), DbErr> {
+    let row = txn
+        .query_one_raw(sea_orm::Statement::from_string(
+            txn.get_database_backend(),
+            "SELECT epoch FROM cluster_epoch WHERE id = 1 FOR SHARE",
+        ))
+        .await?;
+    let now: Option<i64> = row.map(|it| it.try_get_by_index(0)).transpose()?;
+    if now == Some(epoch) {
+        Ok(())
+    } else {
+        Err(DbErr::Custom(format!(
+            "this node no longer leads the cluster (epoch {epoch}, now {now:?})"
+        )))
     }
 }
 

@@ -114,7 +114,7 @@ async fn fresh(dir: &tempfile::TempDir, name: &str) -> Store {
             .collect(),
     ));
     apply_jobs(
-        &mut Conn::Pool(store.db.clone()),
+        &mut Conn::Pool(store.db.clone(), None),
         std::iter::once(setup.as_slice()),
     )
     .await
@@ -163,7 +163,7 @@ proptest! {
             let jobs: Vec<&[Change]> = changes.chunks(1).collect();
             let mut direct =
                 Conn::sqlite(&dir.path().join("grouped.db"), Durability::Normal).unwrap();
-            let mut pool = Conn::Pool(single.db.clone());
+            let mut pool = Conn::Pool(single.db.clone(), None);
             let batch: Vec<Outcome> = apply_jobs(&mut direct, jobs.iter().copied())
                 .await
                 .unwrap()
