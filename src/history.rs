@@ -13,7 +13,7 @@
 //! its samples come from (no store, registry or protocol types), or hold its mutex across an
 //! `.await` (it has none).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -87,7 +87,10 @@ impl Stamped for Minute {
         self.at
     }
     fn fresh(at: i64) -> Minute {
-        Minute { at, ..Minute::EMPTY }
+        Minute {
+            at,
+            ..Minute::EMPTY
+        }
     }
 }
 
@@ -189,9 +192,8 @@ impl DeviceHistory {
         self.with(|inner| {
             let ticks = inner.ticks.slot(minute);
             ticks.n = ticks.n.saturating_add(1);
-            inner
-                .devices
-                .retain(|id, _| devices.iter().any(|it| &it.device_id == id));
+            let listed: HashSet<&DeviceId> = devices.iter().map(|it| &it.device_id).collect();
+            inner.devices.retain(|id, _| listed.contains(id));
             for sample in devices {
                 let device = inner
                     .devices
@@ -237,7 +239,13 @@ impl DeviceHistory {
 
     /// The device's last `minutes` minutes up to `now`, `step` minutes per point, oldest
     /// first, and its online, offline and unknown periods at minute resolution.
-    pub fn history(&self, device_id: &DeviceId, minutes: usize, step: usize, now: Millis) -> History {
+    pub fn history(
+        &self,
+        device_id: &DeviceId,
+        minutes: usize,
+        step: usize,
+        now: Millis,
+    ) -> History {
         let minutes = minutes.clamp(1, MINUTES);
         let step = step.clamp(1, minutes);
         let last = minute_of(now);
@@ -282,7 +290,8 @@ impl DeviceHistory {
                         continue;
                     };
                     if ticks > 0 {
-                        point.online_minutes += f64::from(slot.online.min(ticks)) / f64::from(ticks);
+                        point.online_minutes +=
+                            f64::from(slot.online.min(ticks)) / f64::from(ticks);
                     }
                     if slot.battery != u8::MAX {
                         point.battery = Some(slot.battery);
@@ -300,7 +309,7 @@ impl DeviceHistory {
                     .map(|it| SlotSignal {
                         slot: it as u8,
                         dbm: i32::try_from(
-                            (signal_sum[it] as f64 / signal_n[it] as f64).round() as i64,
+                            (signal_sum[it] as f64 / signal_n[it] as f64).round() as i64
                         )
                         .unwrap_or(0),
                     })
@@ -419,17 +428,35 @@ mod tests {
         let phone = DeviceId::parse("phone-1").expect("an id");
         // Minute 0: four samples, online in all; counters start at 10 sent, 2 failed (the
         // baseline: nothing counted), then 3 more sent and 1 failed.
-        history.sample(base, &[sample(&phone, true, 80, &[(0, -70), (1, -90)], 10, 2)]);
-        history.sample(base + 15_000, &[sample(&phone, true, 79, &[(0, -80)], 12, 2)]);
-        history.sample(base + 30_000, &[sample(&phone, true, 78, &[(0, -72)], 13, 3)]);
+        history.sample(
+            base,
+            &[sample(&phone, true, 80, &[(0, -70), (1, -90)], 10, 2)],
+        );
+        history.sample(
+            base + 15_000,
+            &[sample(&phone, true, 79, &[(0, -80)], 12, 2)],
+        );
+        history.sample(
+            base + 30_000,
+            &[sample(&phone, true, 78, &[(0, -72)], 13, 3)],
+        );
         history.sample(base + 45_000, &[sample(&phone, true, 78, &[], 13, 3)]);
         // Minute 1: online in one of four samples: offline for the strip, a quarter online.
-        history.sample(base + 60_000, &[sample(&phone, true, 77, &[(0, -100)], 13, 3)]);
+        history.sample(
+            base + 60_000,
+            &[sample(&phone, true, 77, &[(0, -100)], 13, 3)],
+        );
         for s in 1..4 {
-            history.sample(base + 60_000 + s * 15_000, &[sample(&phone, false, 77, &[], 13, 3)]);
+            history.sample(
+                base + 60_000 + s * 15_000,
+                &[sample(&phone, false, 77, &[], 13, 3)],
+            );
         }
         // Minute 2: not sampled (the hub was down). Minute 3: online, one sample.
-        history.sample(base + 3 * 60_000, &[sample(&phone, true, 90, &[(1, -60)], 15, 3)]);
+        history.sample(
+            base + 3 * 60_000,
+            &[sample(&phone, true, 90, &[(1, -60)], 15, 3)],
+        );
 
         let out = history.history(&phone, 4, 2, base + 3 * 60_000 + 5_000);
         assert_eq!(out.points.len(), 2);
@@ -444,8 +471,11 @@ mod tests {
         assert_eq!(b.sampled_minutes, 1);
         assert_eq!(b.online_minutes, 1.0);
         assert_eq!((b.sent, b.battery), (2, Some(90)));
-        let periods: Vec<(Presence, u32)> =
-            out.periods.iter().map(|it| (it.state, it.minutes)).collect();
+        let periods: Vec<(Presence, u32)> = out
+            .periods
+            .iter()
+            .map(|it| (it.state, it.minutes))
+            .collect();
         assert_eq!(
             periods,
             vec![
@@ -475,10 +505,16 @@ mod tests {
             ..sample(&other, true, 60, &[], 2, 0)
         };
         history.sample(later + 5_000, &[new]);
-        assert_eq!(history.history(&other, 1, 1, later + 5_000).points[0].sent, 2);
+        assert_eq!(
+            history.history(&other, 1, 1, later + 5_000).points[0].sent,
+            2
+        );
         let out = history.history(&phone, 1, 1, later + 5_000);
         assert_eq!(out.points[0].battery, None);
         history.forget(&other);
-        assert_eq!(history.history(&other, 1, 1, later + 5_000).points[0].battery, None);
+        assert_eq!(
+            history.history(&other, 1, 1, later + 5_000).points[0].battery,
+            None
+        );
     }
 }

@@ -403,12 +403,11 @@ try {
 
   step('a message stored on the modem, deleted');
   tell('stored');
-  await page.waitForFunction(async (sel) => {
+  await page.waitForFunction((sel) => {
     // The arrival is the hub side's: ask again until it is there.
     const list = document.querySelector(`${sel} .modem-stored`);
     if (list && !list.hidden && list.textContent.includes('Kept on the SIM')) return true;
     [...document.querySelectorAll(`${sel} button`)].find((b) => b.textContent === 'Stored messages').click();
-    await new Promise((r) => setTimeout(r, 500));
     return false;
   }, { timeout: WAIT, polling: 1000 }, modemCard);
   await waitText(page, `${modemCard} .modem-stored`, '+213555000111');

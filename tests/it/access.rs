@@ -575,19 +575,43 @@ async fn messages_filter_by_the_key_that_sent_them_within_the_callers_tenant() {
     };
     let path = |id: &str| format!("/api/sms?api_key_id={id}");
     // An admin (`messages:read_all`) picks any key's messages.
-    assert_eq!(total(call(&hub, "GET", &path(&alice_id), &admin, None).await), 2);
-    assert_eq!(total(call(&hub, "GET", &path(&bob_id), &admin, None).await), 1);
+    assert_eq!(
+        total(call(&hub, "GET", &path(&alice_id), &admin, None).await),
+        2
+    );
+    assert_eq!(
+        total(call(&hub, "GET", &path(&bob_id), &admin, None).await),
+        1
+    );
     assert_eq!(total(call(&hub, "GET", "/api/sms", &admin, None).await), 3);
     // The outbox takes the filter too.
     assert_eq!(
-        total(call(&hub, "GET", &format!("/api/sms/outbox?api_key_id={bob_id}"), &admin, None).await),
+        total(
+            call(
+                &hub,
+                "GET",
+                &format!("/api/sms/outbox?api_key_id={bob_id}"),
+                &admin,
+                None
+            )
+            .await
+        ),
         0
     );
     // Bob names Alice's key: still only his own, so nothing.
-    assert_eq!(total(call(&hub, "GET", &path(&alice_id), &bob, None).await), 0);
-    assert_eq!(total(call(&hub, "GET", &path(&bob_id), &bob, None).await), 1);
+    assert_eq!(
+        total(call(&hub, "GET", &path(&alice_id), &bob, None).await),
+        0
+    );
+    assert_eq!(
+        total(call(&hub, "GET", &path(&bob_id), &bob, None).await),
+        1
+    );
     let unknown = uuid::Uuid::new_v4().to_string();
-    assert_eq!(total(call(&hub, "GET", &path(&unknown), &admin, None).await), 0);
+    assert_eq!(
+        total(call(&hub, "GET", &path(&unknown), &admin, None).await),
+        0
+    );
     for bad in ["nope", "shk_123", "12345678-1234"] {
         let refused = call(&hub, "GET", &path(bad), &admin, None).await;
         assert_eq!(

@@ -635,31 +635,66 @@ async fn a_devices_history_shows_it_online_with_its_battery_signal_and_what_it_s
     assert_eq!(body["device_id"], phone.id.as_str());
     let points = body["points"].as_array().unwrap();
     assert_eq!(points.len(), 60);
-    let last = points.iter().rev().find(|it| it["sampled_minutes"] == 1).expect("a sampled minute");
+    let last = points
+        .iter()
+        .rev()
+        .find(|it| it["sampled_minutes"] == 1)
+        .expect("a sampled minute");
     assert_eq!(last["battery"], 64, "{last}");
     assert_eq!(last["signal"], json!([{"slot": 0, "dbm": -77}]), "{last}");
     assert!(last["online_minutes"].as_f64().unwrap() > 0.0, "{last}");
-    assert_eq!(points.iter().map(|it| it["failed"].as_u64().unwrap()).sum::<u64>(), 0);
+    assert_eq!(
+        points
+            .iter()
+            .map(|it| it["failed"].as_u64().unwrap())
+            .sum::<u64>(),
+        0
+    );
     let periods = body["periods"].as_array().unwrap();
     // The current minute may not be sampled yet: online is the last state but unknown.
-    let states: Vec<&str> = periods.iter().map(|it| it["state"].as_str().unwrap()).collect();
+    let states: Vec<&str> = periods
+        .iter()
+        .map(|it| it["state"].as_str().unwrap())
+        .collect();
     assert!(
         states.ends_with(&["online"]) || states.ends_with(&["online", "unknown"]),
         "{states:?}"
     );
-    let minutes: u64 = periods.iter().map(|it| it["minutes"].as_u64().unwrap()).sum();
+    let minutes: u64 = periods
+        .iter()
+        .map(|it| it["minutes"].as_u64().unwrap())
+        .sum();
     assert_eq!(minutes, 60);
 
-    let (status, day) = hub.get(&format!("/api/devices/{}/history?window=24h", phone.id)).await;
+    let (status, day) = hub
+        .get(&format!("/api/devices/{}/history?window=24h", phone.id))
+        .await;
     assert_eq!((status, day["step_s"].clone()), (200, json!(900)));
     assert_eq!(day["points"].as_array().unwrap().len(), 96);
-    let (status, bad) = hub.get(&format!("/api/devices/{}/history?window=2d", phone.id)).await;
-    assert_eq!((status, bad["error"]["code"].clone()), (400, json!("invalid_window")));
-    let (status, bad) = hub.get(&format!("/api/devices/{}/history?days=1", phone.id)).await;
-    assert_eq!((status, bad["error"]["code"].clone()), (400, json!("invalid_query")));
-    for unknown in ["/api/devices/nosuch/history", "/api/devices/no%20such/history"] {
+    let (status, bad) = hub
+        .get(&format!("/api/devices/{}/history?window=2d", phone.id))
+        .await;
+    assert_eq!(
+        (status, bad["error"]["code"].clone()),
+        (400, json!("invalid_window"))
+    );
+    let (status, bad) = hub
+        .get(&format!("/api/devices/{}/history?days=1", phone.id))
+        .await;
+    assert_eq!(
+        (status, bad["error"]["code"].clone()),
+        (400, json!("invalid_query"))
+    );
+    for unknown in [
+        "/api/devices/nosuch/history",
+        "/api/devices/no%20such/history",
+    ] {
         let (status, body) = hub.get(unknown).await;
-        assert_eq!((status, body["error"]["code"].clone()), (404, json!("not_found")), "{unknown}");
+        assert_eq!(
+            (status, body["error"]["code"].clone()),
+            (404, json!("not_found")),
+            "{unknown}"
+        );
     }
     let deleted = hub
         .http

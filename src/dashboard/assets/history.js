@@ -131,7 +131,8 @@ function figure(key, title, plot, words) {
 }
 
 function box(label, height = 60) {
-  const plot = svg('svg', { viewBox: `0 0 600 ${height}`, class: 'chart-plot history-plot', preserveAspectRatio: 'none', role: 'img' });
+  const cls = 'chart-plot history-plot' + (height < 60 ? ' history-strip' : '');
+  const plot = svg('svg', { viewBox: `0 0 600 ${height}`, class: cls, preserveAspectRatio: 'none', role: 'img' });
   plot.setAttribute('aria-label', label);
   return plot;
 }
