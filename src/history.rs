@@ -296,9 +296,11 @@ impl DeviceHistory {
                     if slot.battery != u8::MAX {
                         point.battery = Some(slot.battery);
                     }
-                    for index in 0..SLOTS {
-                        signal_sum[index] += i64::from(slot.signal_sum[index]);
-                        signal_n[index] += i64::from(slot.signal_n[index]);
+                    for (sum, n) in signal_sum.iter_mut().zip(slot.signal_sum) {
+                        *sum += i64::from(n);
+                    }
+                    for (sum, n) in signal_n.iter_mut().zip(slot.signal_n) {
+                        *sum += i64::from(n);
                     }
                     point.sent += u64::from(slot.sent);
                     point.failed += u64::from(slot.failed);

@@ -307,7 +307,7 @@ try {
   const byKey = await (await fetch(`${HUB}/api/send-sms`, {
     method: 'POST',
     headers: { 'X-API-Key': API_KEY, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ phone_number: '+14155552675', message: 'Sent with the API key' }),
+    body: JSON.stringify({ phone_number: '+14155552675', message: 'Sent with the API key', delivery_report: true }),
   })).json();
   const keyId = (await (await fetch(`${HUB}/api/auth/me`, { headers: { 'X-API-Key': API_KEY } })).json()).owner;
   await page.waitForFunction((kid) => [...document.querySelectorAll('#message-key option')].some((o) => o.value === kid), { timeout: WAIT }, keyId);
