@@ -304,15 +304,29 @@ try {
   await page.waitForSelector(`#messages tr[data-id="${id}"]`);
 
   step('filter the messages by the API key that sent them');
+  // Through a simulated phone (the silent one never accepts an offer).
+  const through = (await (await fetch(`${HUB}/api/devices`, { headers: { 'X-API-Key': API_KEY } })).json())
+    .devices.find((d) => d.name === `${PREFIX}-1`).id;
   const byKey = await (await fetch(`${HUB}/api/send-sms`, {
     method: 'POST',
     headers: { 'X-API-Key': API_KEY, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ phone_number: '+14155552675', message: 'Sent with the API key', delivery_report: true }),
+    body: JSON.stringify({ phone_number: '+14155552675', message: 'Sent with the API key', delivery_report: true, device_id: through }),
   })).json();
+  assert(byKey.id, `the send with the key: ${JSON.stringify(byKey)}`);
   const keyId = (await (await fetch(`${HUB}/api/auth/me`, { headers: { 'X-API-Key': API_KEY } })).json()).owner;
+  let keyed = null;
+  for (let n = 0; n < 100; n++) {
+    keyed = await (await fetch(`${HUB}/api/sms?api_key_id=${keyId}&state=delivered`, { headers: { 'X-API-Key': API_KEY } })).json();
+    if (keyed.messages && keyed.messages.some((m) => m.id === byKey.id)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert(keyed.messages.some((m) => m.id === byKey.id), `the key's message is not listed delivered: ${JSON.stringify(keyed)} ${JSON.stringify(await (await fetch(`${HUB}/api/sms/${byKey.id}`, { headers: { 'X-API-Key': API_KEY } })).json())}`);
   await page.waitForFunction((kid) => [...document.querySelectorAll('#message-key option')].some((o) => o.value === kid), { timeout: WAIT }, keyId);
   await page.select('#message-filters select[name=api_key_id]', keyId);
-  await page.waitForSelector(`#messages tr[data-id="${byKey.id}"]`);
+  await page.waitForSelector(`#messages tr[data-id="${byKey.id}"]`).catch(async (err) => {
+    const rows = await page.$$eval('#messages tr', (ns) => ns.map((n) => n.dataset.id));
+    throw new Error(`${err.message}; the list shows ${rows} with ${await page.evaluate(() => new URLSearchParams(new FormData(document.querySelector('#message-filters'))).toString())}`);
+  });
   await page.waitForFunction((mid) => !document.querySelector(`#messages tr[data-id="${mid}"]`), {}, id);
   await accessible(page, 'messages');
   await shoot(page, 'messages-by-key');
