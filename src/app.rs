@@ -258,6 +258,7 @@ impl App {
             pairings: Pairings::default(),
             redeem_limiter: Default::default(),
             webhooks: Webhooks::new(config.events.webhooks.clone(), Some(addr)),
+            history: Default::default(),
         });
         Ok(App {
             config,
@@ -350,6 +351,7 @@ impl App {
                 let depth = sampled.dispatcher.queue_len().await as u64;
                 let online = sampled.registry.len() as u64;
                 crate::series::sample(depth, online, crate::domain::now_millis());
+                sample_devices(&sampled).await;
             }
         });
         let keys = api.clone();
@@ -392,6 +394,38 @@ impl App {
         tracing::info!("shutdown complete");
         Ok(())
     }
+}
+
+/// Each device's history (`crate::history`): its stored counters, and the live status of
+/// those online. A store that cannot be read skips the round.
+async fn sample_devices(api: &ApiState) {
+    let Ok(records) = api.store.list_devices().await else {
+        return;
+    };
+    let samples: Vec<crate::history::Sample> = records
+        .into_iter()
+        .map(|record| {
+            let live = api.registry.get(&record.id);
+            let status = live.as_ref().and_then(|it| it.status.as_ref());
+            crate::history::Sample {
+                online: live.is_some(),
+                battery: status.and_then(|it| it.battery).map(|it| it.level),
+                signal: status
+                    .map(|it| {
+                        it.sims
+                            .iter()
+                            .filter_map(|sim| Some((sim.slot, sim.signal_dbm?)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                sent_count: record.sent_count,
+                failed_count: record.failed_count,
+                created_at: record.created_at,
+                device_id: record.id,
+            }
+        })
+        .collect();
+    api.history.sample(crate::domain::now_millis(), &samples);
 }
 
 /// Resolves on SIGINT or SIGTERM, with the SIGTERM handler installed now (not at the first

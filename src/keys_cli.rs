@@ -6,7 +6,9 @@
 use anyhow::Context;
 
 use crate::auth::keys::{KeySpec, KeyView, find_keys, parse_expires};
-use crate::auth::users::{Role, add_user, generate_password, remove_user, set_password};
+use crate::auth::users::{
+    Role, add_user, generate_password, remove_user_keeping_an_admin, set_password,
+};
 use crate::auth::{KeyLimits, Scopes, create_key, revoke_api_key, rotate_api_key};
 use crate::dispatch::AllowedDevices;
 use crate::domain::now_millis;
@@ -306,7 +308,14 @@ pub async fn users(command: UsersCommand) -> anyhow::Result<()> {
         }
         UsersCommand::Remove { username, database } => {
             let store = open(&database).await?;
-            if !remove_user(&store, &username).await? {
+            // A hub keeps an admin, as `DELETE /api/users/{username}` does (`last_admin`).
+            if !remove_user_keeping_an_admin(&store, &username).await? {
+                if store.find_user(username.trim()).await?.is_some() {
+                    anyhow::bail!(
+                        "{username:?} is the last admin and is not removed: a hub keeps an \
+                         admin (add another with `smshub users add NAME --role admin` first)"
+                    );
+                }
                 anyhow::bail!("no user is named {username:?}");
             }
             audit(&store, "user.remove", &username).await?;

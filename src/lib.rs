@@ -31,7 +31,8 @@
 //!   API keys, rate limits, users, sessions, hub JWTs).
 //! - [`keys_cli`]: `smshub keys …` and `smshub users …`, straight on the database.
 //! - [`telemetry`]: the Prometheus recorder behind `GET /metrics` and what records into it;
-//!   [`series`]: the last day minute by minute, in memory, for the console's charts.
+//!   [`series`]: the last day minute by minute, in memory, for the console's charts;
+//!   [`history`]: each device's last day minute by minute, for its page and sparklines.
 //! - [`logging`]: the log to stderr, which drops what it cannot write rather than panic.
 //! - [`pdu_cli`]: `smshub pdu encode|decode`, the PDU codec at the command line.
 
@@ -45,6 +46,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod domain;
 pub mod events;
+pub mod history;
 pub mod keys_cli;
 pub mod logging;
 pub mod mqtt;

@@ -76,6 +76,7 @@ pub const ROUTES: &[Route] = &[
         &["POST", "DELETE"],
         "POST, DELETE",
     ),
+    route("/api/devices/{id}/history", GET, "GET"),
     route("/api/stats", GET, "GET"),
     route("/api/series", GET, "GET"),
     route("/api/keys", &["GET", "POST"], "GET, POST"),

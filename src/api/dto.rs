@@ -238,6 +238,10 @@ pub struct MessageQuery {
     pub since: Option<String>,
     /// RFC 3339; messages created before.
     pub until: Option<String>,
+    /// Only messages sent with this API key (its id; a person's user id for what they sent
+    /// from the console); within the caller's own messages unless it has
+    /// `messages:read_all`.
+    pub api_key_id: Option<String>,
 }
 
 /// Query of `GET /api/sms/inbox`.

@@ -464,6 +464,15 @@ pub async fn list_sms(
         since: instant("since", &query.since)?,
         until: instant("until", &query.until)?,
         owner: (!key.scopes.reads_all_messages()).then_some(key.owner),
+        api_key_id: match &query.api_key_id {
+            Some(text) => Some(Uuid::parse_str(text.trim()).map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("api_key_id must be an API key's id (a UUID), got {text:?}"),
+                )
+            })?),
+            None => None,
+        },
     };
     let (records, total) = api.store.list_messages(&filter, limit, offset).await?;
     let messages = records.into_iter().map(MessageDto::from).collect();
@@ -616,6 +625,7 @@ pub async fn delete_device(
     }
     super::access::audit(&api, &key.label, "device.delete", Some(id.as_str()), true).await;
     api.registry.close(&id, CloseReason::Removed);
+    api.history.forget(&id);
     api.dispatcher.send(Event::Removed { device_id: id });
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -779,8 +789,10 @@ pub struct Series {
     pub points: Vec<crate::series::Point>,
 }
 
-pub async fn series(query: SeriesQuery) -> Result<Response, ApiError> {
-    let window = query.window.unwrap_or_else(|| "1h".to_string());
+/// A window's minutes and minutes per step: `1h` (one point a minute, the default), `6h`
+/// (five minutes) or `24h` (fifteen minutes).
+fn window_steps(window: Option<String>) -> Result<(String, usize, usize), ApiError> {
+    let window = window.unwrap_or_else(|| "1h".to_string());
     let (minutes, step) = match window.as_str() {
         "1h" => (60, 1),
         "6h" => (360, 5),
@@ -792,11 +804,50 @@ pub async fn series(query: SeriesQuery) -> Result<Response, ApiError> {
             ));
         }
     };
+    Ok((window, minutes, step))
+}
+
+pub async fn series(query: SeriesQuery) -> Result<Response, ApiError> {
+    let (window, minutes, step) = window_steps(query.window)?;
     let points = crate::series::points(minutes, step, crate::domain::now_millis());
     Ok(warp::reply::json(&Series {
         window,
         step_s: step as u64 * 60,
         points,
+    })
+    .into_response())
+}
+
+/// A device's last hour, six hours or day: its steps and its online periods.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct DeviceHistoryDto {
+    pub device_id: String,
+    pub window: String,
+    /// Seconds each point covers.
+    pub step_s: u64,
+    pub points: Vec<crate::history::Point>,
+    /// Online, offline and unknown (the hub was not sampling) runs of minutes, oldest first.
+    pub periods: Vec<crate::history::Period>,
+}
+
+/// `GET /api/devices/{id}/history?window=1h|6h|24h`: kept in memory from the hub's start.
+pub async fn device_history(
+    api: Arc<ApiState>,
+    id: String,
+    query: SeriesQuery,
+) -> Result<Response, ApiError> {
+    let id = device_path(&id)?;
+    let (window, minutes, step) = window_steps(query.window)?;
+    if api.store.find_device(&id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no device with id {id:?}")));
+    }
+    let history = api.history.history(&id, minutes, step, now_millis());
+    Ok(warp::reply::json(&DeviceHistoryDto {
+        device_id: id.to_string(),
+        window,
+        step_s: step as u64 * 60,
+        points: history.points,
+        periods: history.periods,
     })
     .into_response())
 }

@@ -91,6 +91,8 @@ pub struct ApiState {
     pub redeem_limiter: credentials::RedeemLimiter,
     /// The webhook sender's settings, target policy and wake-up.
     pub webhooks: crate::webhooks::Webhooks,
+    /// Each device's last day, fed by the sampler in `app.rs`.
+    pub history: crate::history::DeviceHistory,
 }
 
 /// Largest JSON body accepted.
@@ -128,6 +130,8 @@ pub fn routes(
         .or(rest_device(api.clone()))
         .unify()
         .or(unrest_device(api.clone()))
+        .unify()
+        .or(device_history(api.clone()))
         .unify()
         // Boxed halfway: one chain of every route overflows the compiler's query depth.
         .boxed()
@@ -405,6 +409,17 @@ fn delete_device(
         .and(with_api(api.clone()))
         .and(authorized(api, Scope::DevicesWrite))
         .and_then(|id, api, key| run(handlers::delete_device(api, key, id)))
+}
+
+fn device_history(
+    api: Arc<ApiState>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    warp::path!("api" / "devices" / String / "history")
+        .and(warp::get())
+        .and(with_api(api.clone()))
+        .and(authorized(api, Scope::DevicesRead))
+        .and(query::<handlers::SeriesQuery>())
+        .and_then(|id, api, _key, query| run(handlers::device_history(api, id, query)))
 }
 
 fn stats(api: Arc<ApiState>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {

@@ -237,6 +237,9 @@ pub struct MessageFilter {
     pub until: Option<Millis>,
     /// Only messages sent under this tenant (API key or user).
     pub owner: Option<Uuid>,
+    /// Only messages sent with this API key (or by this user): a filter the caller chose,
+    /// applied on top of `owner`.
+    pub api_key_id: Option<Uuid>,
 }
 
 /// The outcomes of submitted changes, available once their transaction committed.
@@ -553,6 +556,9 @@ impl Store {
         }
         if let Some(owner) = filter.owner {
             query = query.filter(message::Column::ApiKeyId.eq(owner));
+        }
+        if let Some(key) = filter.api_key_id {
+            query = query.filter(message::Column::ApiKeyId.eq(key));
         }
         if let Some(since) = filter.since {
             query = query.filter(message::Column::CreatedAt.gte(since));

@@ -1,8 +1,9 @@
 // Drives Debian's chromium (puppeteer-core, no browser download) through the console of a
 // live hub that tests/it/console.rs started. It talks to that test on stdout, one line per
 // request: `phones` (start the simulated phones now), `receive` (the first phone receives an
-// SMS), `modem` (attach an emulated modem), `pair CODE` (make a phone redeem the
-// code), `kill` (silence the phone named SILENT_NAME without closing its socket). Its last
+// SMS), `modem` (attach an emulated modem), `stored` (an SMS arrives on the modem and stays
+// stored there), `pair CODE` (make a phone redeem the code), `kill` (silence the phone named
+// SILENT_NAME without closing its socket). Its last
 // line is `ok`; any failed check throws, prints why and exits non-zero. Every wait has a
 // timeout, and a watchdog ends the whole run.
 //
@@ -38,7 +39,7 @@ const WAIT = 30_000;
 const watchdog = setTimeout(() => {
   console.error('the browser test ran out of time (watchdog)');
   process.exit(3);
-}, 240_000);
+}, 360_000);
 
 const problems = [];
 const step = (what) => console.error(`-- ${what}`);
@@ -197,6 +198,13 @@ try {
   await waitText(page, '#devices .card .sim-dbm', 'dBm');
   await waitText(page, '#devices .card .batt-pct', '%');
   await waitText(page, '#devices', `Label: ${SIM_LABEL}`);
+  // Each SIM's signal over the last 6 h, as a sparkline that says itself in words.
+  await page.waitForFunction(
+    (name) => [...document.querySelectorAll('#devices .card')].some((c) => c.dataset.name === name
+      && /SIM 1 signal over 6 h/.test((c.querySelector('.sim-spark svg.spark') || { getAttribute: () => '' }).getAttribute('aria-label'))),
+    { timeout: WAIT },
+    SILENT_NAME,
+  );
   // Not charging: no bolt drawn.
   const bolts = await page.$$eval('#devices .card', (cs) => cs.map((c) => [c.dataset.name, !!c.querySelector('.bolt:not([hidden])')]));
   assert(bolts.some(([name, bolt]) => name === SILENT_NAME && !bolt), `bolts: ${JSON.stringify(bolts)}`);
@@ -294,7 +302,36 @@ try {
   await page.$eval('#message-filters input[name=since]', (n, v) => { n.value = v; }, local(Date.now() - 3600_000));
   await page.click('#message-filters button[type=submit]');
   await page.waitForSelector(`#messages tr[data-id="${id}"]`);
+
+  step('filter the messages by the API key that sent them');
+  // Through a simulated phone (the silent one never accepts an offer).
+  const through = (await (await fetch(`${HUB}/api/devices`, { headers: { 'X-API-Key': API_KEY } })).json())
+    .devices.find((d) => d.name === `${PREFIX}-1`).id;
+  const byKey = await (await fetch(`${HUB}/api/send-sms`, {
+    method: 'POST',
+    headers: { 'X-API-Key': API_KEY, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ phone_number: '+14155552675', message: 'Sent with the API key', delivery_report: true, device_id: through }),
+  })).json();
+  assert(byKey.id, `the send with the key: ${JSON.stringify(byKey)}`);
+  const keyId = (await (await fetch(`${HUB}/api/auth/me`, { headers: { 'X-API-Key': API_KEY } })).json()).owner;
+  let keyed = null;
+  for (let n = 0; n < 100; n++) {
+    keyed = await (await fetch(`${HUB}/api/sms?api_key_id=${keyId}&state=delivered`, { headers: { 'X-API-Key': API_KEY } })).json();
+    if (keyed.messages && keyed.messages.some((m) => m.id === byKey.id)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert(keyed.messages.some((m) => m.id === byKey.id), `the key's message is not listed delivered: ${JSON.stringify(keyed)} ${JSON.stringify(await (await fetch(`${HUB}/api/sms/${byKey.id}`, { headers: { 'X-API-Key': API_KEY } })).json())}`);
+  await page.waitForFunction((kid) => [...document.querySelectorAll('#message-key option')].some((o) => o.value === kid), { timeout: WAIT }, keyId);
+  await page.select('#message-filters select[name=api_key_id]', keyId);
+  await page.waitForSelector(`#messages tr[data-id="${byKey.id}"]`).catch(async (err) => {
+    const rows = await page.$$eval('#messages tr', (ns) => ns.map((n) => n.dataset.id));
+    throw new Error(`${err.message}; the list shows ${rows} with ${await page.evaluate(() => new URLSearchParams(new FormData(document.querySelector('#message-filters'))).toString())}`);
+  });
+  await page.waitForFunction((mid) => !document.querySelector(`#messages tr[data-id="${mid}"]`), {}, id);
   await accessible(page, 'messages');
+  await shoot(page, 'messages-by-key');
+  await page.select('#message-filters select[name=api_key_id]', '');
+  await page.waitForSelector(`#messages tr[data-id="${id}"]`);
   await shoot(page, 'messages');
 
   step('and on its page, with its timeline');
@@ -315,8 +352,30 @@ try {
   await waitText(page, '#device-messages', 'delivered');
   await waitText(page, '#device-no-failures', 'No failures');
   await waitText(page, '#device-facts', 'dBm');
+
+  step("the device's history: online, battery, signal, sent and failed");
+  await waitText(page, '#device-history figure[data-history="status"] figcaption', 'online');
+  await waitText(page, '#device-history figure[data-history="battery"] figcaption', '%, last');
+  await waitText(page, '#device-history figure[data-history="signal"] figcaption', 'SIM 1: last');
+  await waitText(page, '#device-history figure[data-history="traffic"] figcaption', 'sent');
+  assert(await page.$('#device-history figure[data-history="status"] rect.presence-online'), 'no online period drawn');
+  await page.select('#device-history-window select[name=window]', '1h');
+  await page.waitForFunction(() => document.querySelector('#device-history').dataset.step === '60', { timeout: WAIT });
+  await waitText(page, '#device-history figure[data-history="battery"] figcaption', '%, last');
+
+  step("rest the device from its page, then end its rest");
+  await page.$eval('#device-rest-minutes', (n) => { n.value = ''; });
+  await page.type('#device-rest-minutes', '15');
+  await page.type('#device-rest-reason', 'checked from its page');
+  await page.click('#device-rest button[type=submit]');
+  await waitText(page, '#device-facts', 'checked from its page');
+  await page.waitForSelector('#device-unrest', { visible: true });
+  assert(await page.$eval('#device-rest', (n) => n.hidden), 'a rested device still offers Rest on its page');
   await accessible(page, 'device');
   await shoot(page, 'device');
+  await page.click('#device-unrest');
+  await page.waitForSelector('#device-rest', { visible: true });
+  await page.waitForFunction(() => !document.querySelector('#device-facts').textContent.includes('Rested until'), { timeout: WAIT });
 
   step('a received SMS arrives in the inbox live');
   await go(page, '#/inbox', '#inbox-title');
@@ -344,8 +403,35 @@ try {
   await page.type(`${modemCard} input[name=code]`, '*710#');
   await page.click(`${modemCard} .ussd button[type=submit]`);
   await waitText(page, `${modemCard} .modem-out`, 'Internet: 2.5 Go restants');
+  const clickNamed = async (selector, name) => {
+    for (const b of await page.$$(selector)) {
+      if ((await b.evaluate((n) => n.textContent)) === name) return b.click();
+    }
+    throw new Error(`no ${selector} named ${name}`);
+  };
+  await clickNamed(`${modemCard} button`, 'Data balance');
+  await waitText(page, `${modemCard} .modem-out`, 'Forfait internet: 3.5 Go');
+  await page.type(`${modemCard} input[name=voucher]`, '12345678');
+  await page.click(`${modemCard} .recharge button[type=submit]`);
+  await waitText(page, `${modemCard} .modem-out`, 'Recharge de 500 DA effectuee');
+
+  step('a message stored on the modem, deleted');
+  tell('stored');
+  await page.waitForFunction((sel) => {
+    // The arrival is the hub side's: ask again until it is there.
+    const list = document.querySelector(`${sel} .modem-stored`);
+    if (list && !list.hidden && list.textContent.includes('Kept on the SIM')) return true;
+    [...document.querySelectorAll(`${sel} button`)].find((b) => b.textContent === 'Stored messages').click();
+    return false;
+  }, { timeout: WAIT, polling: 1000 }, modemCard);
+  await waitText(page, `${modemCard} .modem-stored`, '+213555000111');
   await accessible(page, 'modems');
   await shoot(page, 'modems');
+  const storedDelete = `${modemCard} .modem-stored li .btn-danger`;
+  await page.click(storedDelete);
+  await waitText(page, storedDelete, 'Really delete?');
+  await page.click(storedDelete);
+  await waitText(page, `${modemCard} .modem-out`, 'No messages stored');
 
   step('pair a phone');
   await go(page, '#/pair', '#pair-title');
@@ -465,6 +551,8 @@ try {
 
   step('a phone that goes silent goes offline within the heartbeat window');
   await go(page, '#/fleet', '#fleet-title');
+  // By now the sparklines were read again after the hub sampled the phones: lines.
+  await page.waitForSelector('#devices .card .sim-spark polyline', { timeout: 90_000 });
   tell('kill');
   const killed = Date.now();
   await page.waitForFunction(

@@ -309,6 +309,13 @@ async fn every_route_answers_every_credential_as_it_should() {
             Some(Scope::DevicesWrite),
             404,
         ),
+        (
+            "GET",
+            "/api/devices/nosuch/history".into(),
+            None,
+            Some(Scope::DevicesRead),
+            404,
+        ),
         ("GET", "/api/auth/me".into(), None, None, 200),
     ];
 
@@ -535,6 +542,85 @@ async fn a_key_sees_and_cancels_only_its_own_messages() {
     let cancel = call(&hub, "DELETE", &format!("/api/sms/{id}"), &alice, None).await;
     assert_eq!(cancel.status, 200, "{}", cancel.body);
     assert_eq!(cancel.body["state"], "cancelled");
+}
+
+/// `GET /api/sms?api_key_id=…` lists the messages one key sent; a caller without
+/// `messages:read_all` still sees only its own, whatever key it names; a malformed id is
+/// `400 invalid_query`.
+#[tokio::test]
+async fn messages_filter_by_the_key_that_sent_them_within_the_callers_tenant() {
+    let hub = spawn().await;
+    let alice = Cred::Key(key(&hub, "messages:send messages:read").await);
+    let bob = Cred::Key(key(&hub, "messages:send messages:read").await);
+    let admin = Cred::Key(hub.api_key.clone());
+    let owner = |me: Answer| me.body["owner"].as_str().unwrap().to_string();
+    let alice_id = owner(call(&hub, "GET", "/api/auth/me", &alice, None).await);
+    let bob_id = owner(call(&hub, "GET", "/api/auth/me", &bob, None).await);
+    for (cred, n) in [(&alice, 2), (&bob, 1)] {
+        for _ in 0..n {
+            let sent = call(
+                &hub,
+                "POST",
+                "/api/send-sms",
+                cred,
+                Some(json!({"phone_number": "+14155552671", "message": "whose?"})),
+            )
+            .await;
+            assert_eq!(sent.status, 202, "{}", sent.body);
+        }
+    }
+    let total = |answer: Answer| {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.body["total"].as_u64().unwrap()
+    };
+    let path = |id: &str| format!("/api/sms?api_key_id={id}");
+    // An admin (`messages:read_all`) picks any key's messages.
+    assert_eq!(
+        total(call(&hub, "GET", &path(&alice_id), &admin, None).await),
+        2
+    );
+    assert_eq!(
+        total(call(&hub, "GET", &path(&bob_id), &admin, None).await),
+        1
+    );
+    assert_eq!(total(call(&hub, "GET", "/api/sms", &admin, None).await), 3);
+    // The outbox takes the filter too.
+    assert_eq!(
+        total(
+            call(
+                &hub,
+                "GET",
+                &format!("/api/sms/outbox?api_key_id={bob_id}"),
+                &admin,
+                None
+            )
+            .await
+        ),
+        0
+    );
+    // Bob names Alice's key: still only his own, so nothing.
+    assert_eq!(
+        total(call(&hub, "GET", &path(&alice_id), &bob, None).await),
+        0
+    );
+    assert_eq!(
+        total(call(&hub, "GET", &path(&bob_id), &bob, None).await),
+        1
+    );
+    let unknown = uuid::Uuid::new_v4().to_string();
+    assert_eq!(
+        total(call(&hub, "GET", &path(&unknown), &admin, None).await),
+        0
+    );
+    for bad in ["nope", "shk_123", "12345678-1234"] {
+        let refused = call(&hub, "GET", &path(bad), &admin, None).await;
+        assert_eq!(
+            (refused.status, refused.body["error"]["code"].clone()),
+            (400, json!("invalid_query")),
+            "{bad}: {}",
+            refused.body
+        );
+    }
 }
 
 /// A key restricted to one device sends only through it: pinned elsewhere is `403`, unpinned

@@ -554,3 +554,45 @@ async fn admins_manage_users_over_the_api() {
         );
     }
 }
+
+/// `smshub users remove` keeps the hub's last admin, as the API does (`409 last_admin`):
+/// refused with a reason, the admin still signs in; once another admin exists it goes.
+#[tokio::test]
+async fn the_command_line_refuses_to_remove_the_last_admin() {
+    let hub = spawn().await;
+    let db = hub.config.database_url.clone();
+    let smshub = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_smshub"))
+            .args(args)
+            .args(["--database-url", &db])
+            .output()
+            .expect("smshub runs")
+    };
+    let refused = smshub(&["users", "remove", "admin"]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(said.contains("last admin"), "{said}");
+    login(&hub, "admin", ADMIN_PASSWORD).await;
+
+    let added = smshub(&["users", "add", "boss", "--role", "admin"]);
+    assert!(added.status.success(), "{added:?}");
+    let removed = smshub(&["users", "remove", "admin"]);
+    assert!(removed.status.success(), "{removed:?}");
+    let gone = call(
+        &hub,
+        "POST",
+        "/api/auth/login",
+        &Cred::None,
+        Some(json!({"username": "admin", "password": ADMIN_PASSWORD})),
+    )
+    .await;
+    assert_eq!(gone.status, 401);
+    // Now boss is the last one.
+    let refused = smshub(&["users", "remove", "boss"]);
+    assert!(!refused.status.success(), "{refused:?}");
+    let missing = smshub(&["users", "remove", "nosuch"]);
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no user is named"),
+        "{missing:?}"
+    );
+}

@@ -2,7 +2,10 @@
 //! from `tests/console/console.mjs`, against a live hub with simulated phones. The script
 //! signs in as an admin, watches the phones appear live, sends a message from the form and
 //! follows it to `delivered` in the list and on its page, sees a received SMS arrive in the
-//! inbox, reads an emulated modem's balance and asks it a USSD code, pairs a phone, creates a webhook to a receiver of its own, creates and revokes a
+//! inbox, sees each SIM's signal sparkline on the fleet, reads a device's history and rests
+//! and unrests it from its page, filters messages by the API key that sent them, reads an
+//! emulated modem's balance and data balance, recharges it, asks it a USSD code, lists and
+//! deletes a message stored on it, pairs a phone, creates a webhook to a receiver of its own, creates and revokes a
 //! key and sees the webhook deliver that (and replay), reads the audit log, sees a silenced
 //! phone go offline within the heartbeat window, queues and cancels a message for it,
 //! rotates a token and deletes a device, signs out, signs in as a viewer (who is offered no
@@ -11,7 +14,8 @@
 //! `$CARGO_TARGET_TMPDIR/console-screenshots`.
 //!
 //! The script asks this side for what only the hub's side can do, one line each on its
-//! stdout: `phones`, `receive`, `modem` (attach an emulated modem), `pair CODE`, `kill`. `.ci/run` installs chromium and the npm
+//! stdout: `phones`, `receive`, `modem` (attach an emulated modem), `stored` (an SMS stays
+//! stored on it), `pair CODE`, `kill`. `.ci/run` installs chromium and the npm
 //! package; without them (and without `SMSHUB_CI=1`) the test says so and skips.
 
 use std::path::{Path, PathBuf};
@@ -42,7 +46,7 @@ const SILENT: &str = "silent-phone";
 /// The label of the silent phone's SIM card.
 const SIM_LABEL: &str = "rack A, slot 7";
 /// The whole browser run, from launch to `ok`.
-const RUN: Duration = Duration::from_secs(270);
+const RUN: Duration = Duration::from_secs(390);
 
 fn console_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console")
@@ -214,12 +218,29 @@ async fn an_operator_works_the_fleet_from_the_console_in_a_real_browser() {
                         .await;
                 }
                 "modem" => {
-                    let emulator = Emulator::start(profile("huawei_e1752"));
+                    let mut model = profile("huawei_e1752");
+                    // Djezzy's data balance (`*999#`) and top-up (`*100*{code}#`).
+                    model
+                        .ussd_answers
+                        .insert("*999#".into(), "Forfait internet: 3.5 Go".into());
+                    model.ussd_answers.insert(
+                        "*100*12345678#".into(),
+                        "Recharge de 500 DA effectuee".into(),
+                    );
+                    let emulator = Emulator::start(model);
                     let (status, body) = hub
                         .post("/api/modems/connect", json!({ "port": emulator.path }))
                         .await;
                     assert_eq!(status, 200, "{body}");
                     modem = Some(emulator);
+                }
+                "stored" => {
+                    // Not announced: it stays on the modem until the next sweep (minutes).
+                    modem.as_ref().expect("the modem runs").deliver(
+                        "+213555000111",
+                        "Kept on the SIM",
+                        false,
+                    );
                 }
                 "kill" => {
                     let _ = silence.take().expect("the silent phone runs").send(());

@@ -583,6 +583,117 @@ async fn expect_ack(phone: &mut RawPhone, id: &str, kind: ReportKind) {
     }
 }
 
+/// `GET /api/devices/{id}/history` (issue 19): a phone's minutes online, battery, signal and
+/// what it sent, from the hub's 5 s sampler; a bad window is `400 invalid_window`, an unknown
+/// device `404 not_found`, and a deleted device's history is gone with it.
+#[tokio::test]
+async fn a_devices_history_shows_it_online_with_its_battery_signal_and_what_it_sent() {
+    let hub = TestHub::spawn().await;
+    let mut phone = hub.phone("historian", 64, false, -77, 4).await;
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "for the record"}))
+        .await;
+    let job = phone.expect_offer().await;
+    assert_eq!(job.id, id);
+    phone.accept(&id).await;
+    hub.wait_state(&id, "accepted").await;
+    phone
+        .send(&DeviceFrame::Sent(Sent {
+            id: id.clone(),
+            parts: 1,
+            at: None,
+        }))
+        .await;
+    expect_ack(&mut phone, &id, ReportKind::Sent).await;
+    hub.wait_state(&id, "sent").await;
+
+    let path = format!("/api/devices/{}/history?window=1h", phone.id);
+    let body = crate::support::eventually("the history to count the sent message", || async {
+        let (status, body) = hub.get(&path).await;
+        assert_eq!(status, 200, "{body}");
+        let points = body["points"].as_array().expect("points");
+        let sent: u64 = points.iter().map(|it| it["sent"].as_u64().unwrap()).sum();
+        (sent == 1).then_some(body)
+    })
+    .await;
+    assert_eq!(body["window"], "1h");
+    assert_eq!(body["step_s"], 60);
+    assert_eq!(body["device_id"], phone.id.as_str());
+    let points = body["points"].as_array().unwrap();
+    assert_eq!(points.len(), 60);
+    let last = points
+        .iter()
+        .rev()
+        .find(|it| it["sampled_minutes"] == 1)
+        .expect("a sampled minute");
+    assert_eq!(last["battery"], 64, "{last}");
+    assert_eq!(last["signal"], json!([{"slot": 0, "dbm": -77}]), "{last}");
+    assert!(last["online_minutes"].as_f64().unwrap() > 0.0, "{last}");
+    assert_eq!(
+        points
+            .iter()
+            .map(|it| it["failed"].as_u64().unwrap())
+            .sum::<u64>(),
+        0
+    );
+    let periods = body["periods"].as_array().unwrap();
+    // The current minute may not be sampled yet: online is the last state but unknown.
+    let states: Vec<&str> = periods
+        .iter()
+        .map(|it| it["state"].as_str().unwrap())
+        .collect();
+    assert!(
+        states.ends_with(&["online"]) || states.ends_with(&["online", "unknown"]),
+        "{states:?}"
+    );
+    let minutes: u64 = periods
+        .iter()
+        .map(|it| it["minutes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(minutes, 60);
+
+    let (status, day) = hub
+        .get(&format!("/api/devices/{}/history?window=24h", phone.id))
+        .await;
+    assert_eq!((status, day["step_s"].clone()), (200, json!(900)));
+    assert_eq!(day["points"].as_array().unwrap().len(), 96);
+    let (status, bad) = hub
+        .get(&format!("/api/devices/{}/history?window=2d", phone.id))
+        .await;
+    assert_eq!(
+        (status, bad["error"]["code"].clone()),
+        (400, json!("invalid_window"))
+    );
+    let (status, bad) = hub
+        .get(&format!("/api/devices/{}/history?days=1", phone.id))
+        .await;
+    assert_eq!(
+        (status, bad["error"]["code"].clone()),
+        (400, json!("invalid_query"))
+    );
+    for unknown in [
+        "/api/devices/nosuch/history",
+        "/api/devices/no%20such/history",
+    ] {
+        let (status, body) = hub.get(unknown).await;
+        assert_eq!(
+            (status, body["error"]["code"].clone()),
+            (404, json!("not_found")),
+            "{unknown}"
+        );
+    }
+    let deleted = hub
+        .http
+        .delete(hub.url(&format!("/api/devices/{}", phone.id)))
+        .header("X-API-Key", &hub.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let (status, _) = hub.get(&path).await;
+    assert_eq!(status, 404);
+}
+
 crate::on_both_databases!(
     wrong_or_missing_tokens_are_refused_before_the_upgrade,
     malformed_frames_get_errors_and_the_session_goes_on,

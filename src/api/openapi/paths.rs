@@ -131,6 +131,19 @@ fn stats() {}
     ))]
 fn series() {}
 
+/// A device's last hour, six hours or day, per step: minutes online, the last battery
+/// level, each SIM's mean signal, messages sent and failed; and its online, offline and
+/// unknown periods by the minute. Kept in memory from the hub's start, sampled every 5 s.
+#[utoipa::path(get, path = "/api/devices/{id}/history", tag = "devices",
+    params(("id" = String, Path, min_length = 1, example = "pixel-7-0f3a"),
+        crate::api::handlers::SeriesQuery),
+    responses(
+        (status = 200, description = "the points and periods, oldest first", body = crate::api::handlers::DeviceHistoryDto),
+        (status = 400, description = "`invalid_query`, `invalid_window`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
+fn device_history() {}
+
 // ---- modems ----
 
 /// Serial ports that answer AT and sticks in HiLink mode; attaches them with `connect`.

@@ -1,7 +1,8 @@
 // smshub's console: plain ES modules, no dependencies and no build step, each module one
 // job (api.js the REST calls, stream.js the event stream, session.js who is signed in,
 // router.js the views by URL hash, devices.js the fleet's data, dom.js helpers, then one
-// module per view: fleet, device, messages, message, queue, modems, inbox, send, pair, keys, users, webhooks, audit).
+// module per view: fleet, device, messages, message, queue, modems, inbox, send, pair, keys, users, webhooks, audit;
+// history.js draws a device's history for fleet and device).
 // This one boots it: the sign-in gate, the top bar, and starting and stopping the rest.
 
 import { $, setText, setClass, setAttr, show, showError } from './dom.js';

@@ -1,20 +1,29 @@
 // One device's page (`#/fleet/{id}`): what the fleet knows of it (devices.js, kept live by
-// the event stream), its recent messages and its failures by error code (`GET /api/sms`
-// filtered by the device), refreshed when one of its messages moves. Its actions (limits,
+// the event stream), rest and unrest for `devices:write`, its history over the last hour,
+// six hours or day (history.js: online/offline, battery, signal, sent and failed; reread
+// every 30 s), its recent messages and its failures by error code (`GET /api/sms` filtered
+// by the device), refreshed when one of its messages moves. Its other actions (limits,
 // token, delete) are on its card in the fleet.
 
 import { $, h, setText, show, showError, debounce, fullTime, clock, stateClass } from './dom.js';
 import * as api from './api.js';
 import * as devices from './devices.js';
+import * as history from './history.js';
 import { onEvent } from './stream.js';
+import { can } from './session.js';
 
 const ui = {
   title: $('device-title'), badge: $('device-online'), facts: $('device-facts'), error: $('device-error'),
   messages: $('device-messages'), failures: $('device-failures'), noFailures: $('device-no-failures'),
+  actions: $('device-actions'), rest: $('device-rest'), unrest: $('device-unrest'), note: $('device-note'),
+  window: $('device-history-window'), history: $('device-history'), historyError: $('device-history-error'),
 };
+
+const HISTORY_MS = 30000;
 
 let id = null;
 let unsubscribe = null;
+let historyTimer = null;
 
 function fact(term, value) {
   return value == null || value === '' ? [] : [h('dt', null, term), h('dd', null, String(value))];
@@ -45,7 +54,60 @@ function renderDevice() {
     ...fact('Registered', fullTime(d.created_at)),
     ...fact('Id', d.id),
   );
+  const rested = Boolean(d.rested_until);
+  show(ui.actions, can('devices:write'));
+  show(ui.rest, !rested);
+  show(ui.unrest, rested);
 }
+
+function note(text) {
+  setText(ui.note, text);
+  show(ui.note, !!text);
+}
+
+// Rest by hand (`POST /api/devices/{id}/rest`) and end a rest (`DELETE`), as on its card.
+ui.rest.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  if (!id) return;
+  const button = ui.rest.querySelector('button');
+  button.disabled = true;
+  const body = { minutes: Number(ui.rest.elements.minutes.value) };
+  const reason = ui.rest.elements.reason.value.trim();
+  if (reason) body.reason = reason;
+  try {
+    await api.post('/api/devices/' + encodeURIComponent(id) + '/rest', body);
+    ui.rest.elements.reason.value = '';
+    note('Rested for ' + body.minutes + ' min');
+    devices.refresh();
+  } catch (err) { note(err.message); } finally { button.disabled = false; }
+});
+
+ui.unrest.addEventListener('click', async () => {
+  if (!id) return;
+  ui.unrest.disabled = true;
+  try {
+    await api.del('/api/devices/' + encodeURIComponent(id) + '/rest');
+    note('Rest ended');
+    devices.refresh();
+  } catch (err) { note(err.message); } finally { ui.unrest.disabled = false; }
+});
+
+async function refreshHistory() {
+  const wanted = id;
+  if (!wanted) return;
+  const window = new FormData(ui.window).get('window') || '6h';
+  try {
+    const body = await history.load(wanted, window);
+    if (wanted !== id) return;
+    showError(ui.historyError, null);
+    history.section(ui.history, body);
+  } catch (err) {
+    if (wanted === id) showError(ui.historyError, 'Could not read its history: ' + err.message);
+  }
+}
+
+ui.window.addEventListener('submit', (ev) => ev.preventDefault());
+ui.window.addEventListener('change', refreshHistory);
 
 async function refreshMessages() {
   const wanted = id;
@@ -92,13 +154,20 @@ export const view = {
     ui.facts.replaceChildren();
     ui.messages.replaceChildren();
     ui.failures.replaceChildren();
+    note(null);
+    ui.history.replaceChildren();
+    showError(ui.historyError, null);
     unsubscribe = devices.subscribe(renderDevice);
     renderDevice();
     refreshMessages();
+    refreshHistory();
+    historyTimer = setInterval(refreshHistory, HISTORY_MS);
   },
   leave() {
     id = null;
     if (unsubscribe) unsubscribe();
     unsubscribe = null;
+    clearInterval(historyTimer);
+    historyTimer = null;
   },
 };

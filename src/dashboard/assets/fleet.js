@@ -2,12 +2,14 @@
 // redrawn when the event stream says something changed; filters by kind, status and a
 // search over names, operators and numbers; sorts; and the device actions an operator may
 // take (rest or unrest it, its sending limits, rotate its token, delete) through the REST API.
+// Each SIM has a sparkline of its signal over the last 6 h (history.js).
 
 import { $, h, setText, setAttr, setClass, show, setWidth, showError, reconcile, clearList, confirmButton, debounce, num, ago, clock, fullTime } from './dom.js';
 import * as api from './api.js';
 import * as devices from './devices.js';
 import { onEvent } from './stream.js';
 import { can } from './session.js';
+import * as history from './history.js';
 
 const ICONS = {
   android: '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round"><rect x="6" y="2.5" width="12" height="19" rx="2.5"/><path d="M10.5 18.5h3"/></svg>',
@@ -341,7 +343,7 @@ function updateCard(card, dev) {
     show(r.gauge, false);
   }
 
-  const sims = Array.isArray(dev.sims) ? dev.sims : [];
+  const sims = (Array.isArray(dev.sims) ? dev.sims : []).map((s) => ({ ...s, device_id: dev.id }));
   reconcile(r.sims, sims, (s) => String(s.slot), createSim, updateSim);
   show(r.sims, sims.length > 0);
   show(r.noSim, sims.length === 0);
@@ -395,7 +397,8 @@ function createSim() {
     r.bars.append(rect);
     r.rects.push(rect);
   }
-  li.append(r.slot, main, r.net, r.dbm, r.bars);
+  r.spark = h('div', 'sim-spark');
+  li.append(r.slot, main, r.net, r.dbm, r.bars, r.spark);
   return li;
 }
 
@@ -419,6 +422,12 @@ function updateSim(li, sim) {
     if ((rect.getAttribute('class') || '') !== want) rect.setAttribute('class', want);
   });
   setText(r.dbm, typeof sim.signal_dbm === 'number' ? sim.signal_dbm + ' dBm' : '— dBm');
+  const values = history.signalValues(sim.device_id, sim.slot);
+  const key = values ? values.join(',') : '';
+  if (r.sparkKey !== key) {
+    r.sparkKey = key;
+    r.spark.replaceChildren(...(values ? [history.signalSpark(values, sim.slot || 0)] : []));
+  }
 }
 
 // ---------- filters and sort ----------
@@ -451,6 +460,8 @@ function render(list, error) {
   if (error && !list.length) return;
   const shown = filtered(list);
   reconcile(ui.box, shown, (d) => d.id, createCard, updateCard);
+  // The sparklines: reread at most once a minute each, redrawn when they come.
+  history.signals(shown.map((d) => d.id), () => { if (active) render(devices.list(), null); });
   show(ui.loading, false);
   show(ui.empty, shown.length === 0);
   const online = list.filter((d) => d.online).length;
@@ -469,6 +480,7 @@ onEvent((event) => {
 /** Forgets the cards (signing out: the next user may see and do other things). */
 export function reset() {
   clearList(ui.box);
+  history.forget();
   show(ui.loading, true);
   show(ui.empty, false);
   setText(ui.count, '');

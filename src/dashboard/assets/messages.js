@@ -1,11 +1,13 @@
-// The messages list: `GET /api/sms` filtered by state, device, recipient and time, newest first,
-// a page at a time; refetched when the event stream says a message moved. Each row links
-// to the message's page (message.js).
+// The messages list: `GET /api/sms` filtered by state, device, API key (`api_key_id`, the
+// keys of `GET /api/keys` for `keys:admin`), recipient and time, newest first, a page at a
+// time; refetched when the event stream says a message moved. Each row links to the
+// message's page (message.js).
 
 import { $, h, setText, setAttr, setClass, show, showError, reconcile, clearList, debounce, num, clock, fullTime, stateClass } from './dom.js';
 import * as api from './api.js';
 import * as devices from './devices.js';
 import { onEvent } from './stream.js';
+import { can } from './session.js';
 
 const PAGE = 50;
 
@@ -13,6 +15,7 @@ const ui = {
   form: $('message-filters'), body: $('messages'), empty: $('messages-empty'),
   count: $('messages-count'), error: $('messages-error'),
   newer: $('messages-newer'), older: $('messages-older'),
+  keyFilter: $('message-key-filter'), key: $('message-key'),
 };
 
 let active = false;
@@ -108,10 +111,34 @@ onEvent((event) => {
   if (active && event.type.startsWith('message.')) soon();
 });
 
+/** The API keys to filter by (`keys:admin` lists them), keeping the choice. */
+async function fillKeys() {
+  show(ui.keyFilter, can('keys:admin'));
+  if (!can('keys:admin')) return;
+  try {
+    const body = await api.get('/api/keys');
+    const chosen = ui.key.value;
+    const options = (body.keys || [])
+      .slice()
+      .sort((a, b) => String(a.name).localeCompare(String(b.name)))
+      .map((k) => {
+        const o = document.createElement('option');
+        o.value = k.id;
+        o.textContent = (k.name || k.prefix) + ' (' + k.prefix + (k.status && k.status !== 'active' ? ', ' + k.status : '') + ')';
+        return o;
+      });
+    ui.key.replaceChildren(ui.key.options[0], ...options);
+    ui.key.value = chosen;
+    if (ui.key.value !== chosen) ui.key.value = '';
+  } catch { /* the filter keeps what it had */ }
+}
+
 /** Forgets the rows (signing out). */
 export function reset() {
   clearList(ui.body);
   offset = 0;
+  ui.key.replaceChildren(ui.key.options[0]);
+  ui.key.value = '';
 }
 
 export const view = {
@@ -119,6 +146,7 @@ export const view = {
     active = true;
     devices.fillSelects();
     unsubscribe = devices.subscribe(() => devices.fillSelects());
+    fillKeys();
     refresh();
   },
   leave() {
