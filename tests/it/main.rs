@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod compat_clients;
 mod config;
+mod conformance;
 mod console;
 mod crash;
 mod delivery;
