@@ -345,20 +345,31 @@ class Worker:
                 self.start_sending(job_id)
 
     async def keepalive(self):
-        """Heartbeats, the dead-link check (4.3) and periodic status (4.2)."""
+        """Heartbeats and the dead-link check (4.3); status in its own task (4.2)."""
+        status = asyncio.create_task(self.status_loop())
+        try:
+            while True:
+                await asyncio.sleep(min(0.2, self.heartbeat_s / 10))
+                if not self.welcomed.is_set():
+                    continue
+                now = time.monotonic()
+                if now - self.last_received >= 2 * self.heartbeat_s:
+                    log.warning("nothing from the hub for 2 x heartbeat_s: reconnecting")
+                    await self.ws.close(1000, "no answer from the hub")
+                    return
+                # A little early rather than late: the hub counts from its side of the wire.
+                due = 0.9 * self.heartbeat_s
+                if now - self.last_sent >= due or now - self.last_received >= due:
+                    if now - self.last_sent >= min(due, 1):
+                        await self.send_frame({"type": "heartbeat"})
+        finally:
+            status.cancel()
+
+    async def status_loop(self):
         while True:
-            await asyncio.sleep(min(0.25, self.heartbeat_s / 8))
-            if not self.welcomed.is_set():
-                continue
-            now = time.monotonic()
-            if now - self.last_received >= 2 * self.heartbeat_s:
-                log.warning("nothing from the hub for 2 x heartbeat_s: reconnecting")
-                await self.ws.close(1000, "no answer from the hub")
-                return
-            if now - self.last_sent >= self.heartbeat_s or now - self.last_received >= self.heartbeat_s:
-                if now - self.last_sent >= min(self.heartbeat_s, 1):
-                    await self.send_frame({"type": "heartbeat"})
-            await self.send_status()
+            await asyncio.sleep(1)
+            if self.welcomed.is_set():
+                await self.send_status()
 
     # ---- status -----------------------------------------------------------------------
 

@@ -83,7 +83,11 @@ pub async fn run(args: ConformanceArgs) -> anyhow::Result<(String, bool)> {
 /// The report as a table, then a summary line.
 pub fn table(findings: &[Finding]) -> String {
     let key = findings.iter().map(|it| it.rule.len()).max().unwrap_or(4);
-    let section = findings.iter().map(|it| it.section.len()).max().unwrap_or(7);
+    let section = findings
+        .iter()
+        .map(|it| it.section.len())
+        .max()
+        .unwrap_or(7);
     let mut out = format!(
         "{:key$}  {:section$}  {:6}  what the worker did\n",
         "rule", "section", "result"

@@ -11,9 +11,7 @@ use std::time::Duration;
 use smshub_protocol::device::{DeviceFrame, HeldPhase, HubFrame, JobIds, Revoke, SendJob};
 use tokio::time::Instant;
 
-use super::session::{
-    Door, Got, Held, Ledger, Server, Session, Transcript, brief, report_id,
-};
+use super::session::{Door, Got, Held, Ledger, Server, Session, Transcript, brief, report_id};
 
 /// A rule as the report shows it.
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +56,7 @@ pub struct Ctx {
     max_in_flight: u32,
     /// The last hello's first SIM slot, given as `sim_slot` in offers.
     sim_slot: Option<u8>,
-    /// A job sent and acknowledged by the basic rule, offered again later.
+    /// A job sent and acknowledged by the basic rule, offered again in a later session.
     finished: Option<String>,
     /// A job whose `sent` was acknowledged in the last session (for `acked-report-forgotten`).
     acked_earlier: Option<String>,
@@ -135,7 +133,10 @@ impl Ctx {
     /// Sends a frame on the open session (opening one first if needed).
     async fn send(&mut self, frame: &HubFrame) -> Result<(), String> {
         if let HubFrame::Send(job) = frame {
-            self.ledger.jobs.entry(job.id.clone()).or_insert(Held::Offered);
+            self.ledger
+                .jobs
+                .entry(job.id.clone())
+                .or_insert(Held::Offered);
         }
         if self.live().await?.send(frame).await {
             Ok(())
@@ -222,7 +223,11 @@ impl Ctx {
     }
 
     /// Offers a fresh job and waits for the worker's `accepted`.
-    async fn offer_accepted(&mut self, text: &str, seen: &mut Vec<String>) -> Result<String, String> {
+    async fn offer_accepted(
+        &mut self,
+        text: &str,
+        seen: &mut Vec<String>,
+    ) -> Result<String, String> {
         let id = uuid::Uuid::new_v4().to_string();
         let job = self.offer(&id, text);
         self.send(&HubFrame::Send(job)).await?;
@@ -308,36 +313,131 @@ fn ms(since: Instant) -> u128 {
 
 /// Every rule, in the order of the report.
 pub const RULES: &[Rule] = &[
-    Rule { key: "offer-accept-commit-send", section: "5.3, 5.5", title: "an offer is accepted, and sent after commit" },
-    Rule { key: "commit-unknown-job", section: "5.4", title: "a commit for a job it does not hold is rejected unknown_job" },
-    Rule { key: "duplicate-offer", section: "5.7", title: "the same offer twice: accepted, sent once" },
-    Rule { key: "offer-after-outcome", section: "5.7, 10.6", title: "a finished job offered again: accepted, outcome re-reported" },
-    Rule { key: "no-send-before-commit", section: "5.1, 10.4", title: "nothing is sent before commit" },
-    Rule { key: "revoke-before-commit", section: "5.4, 10.8", title: "a revoked job is dropped and confirmed rejected revoked" },
-    Rule { key: "expired-offer", section: "5.3, 5.5, 10.7", title: "a job past valid_until is never sent" },
-    Rule { key: "flow-control", section: "6, 10.13", title: "an offer beyond max_in_flight is rejected busy" },
-    Rule { key: "unknown-fields-and-frames", section: "10.16, 11", title: "unknown fields, frame types and ack kinds are ignored" },
-    Rule { key: "malformed-frames", section: "2.3", title: "malformed and binary frames from the hub do not break the worker" },
-    Rule { key: "oversized-frame", section: "2.3", title: "a frame over 64 KiB does not break the worker" },
-    Rule { key: "heartbeat-when-idle", section: "4.3", title: "an idle worker sends heartbeat every heartbeat_s" },
-    Rule { key: "dead-link", section: "4.3, 3", title: "a silent hub is declared dead within 2 × heartbeat_s, then reconnected" },
-    Rule { key: "drop-before-accept", section: "5.1, 5.8", title: "connection lost right after an offer: never sent, revoke confirmed" },
-    Rule { key: "resume-accepted", section: "5.1, 5.8.1, 5.8.2", title: "resume with a job accepted, not committed: listed accepted, sent after commit" },
-    Rule { key: "resume-committed", section: "5.8.1, 5.8.3", title: "resume with a job committed: listed committed, its outcome reported" },
-    Rule { key: "resume-unacked-report", section: "5.6, 5.8.1, 5.8.5", title: "resume with a report not acknowledged: listed committed, report re-sent" },
-    Rule { key: "hub-restart", section: "2.5, 3, 5.8", title: "hub restart (close 1001, refused connections): reconnect and resume" },
-    Rule { key: "acked-report-forgotten", section: "5.6, 5.8.1", title: "an acknowledged report is neither listed nor re-sent" },
-    Rule { key: "hello-first", section: "4.1, 5.8.1, 10.1", title: "every session opens with one hello (protocol 1, jobs listed)" },
-    Rule { key: "wait-for-welcome", section: "10.2", title: "nothing is sent between hello and welcome" },
-    Rule { key: "status-after-welcome", section: "4.2", title: "status is the first frame after welcome" },
-    Rule { key: "report-format", section: "8.1, 9.1", title: "reports are well formed (failed carries temporary)" },
+    Rule {
+        key: "offer-accept-commit-send",
+        section: "5.3, 5.5",
+        title: "an offer is accepted, and sent after commit",
+    },
+    Rule {
+        key: "commit-unknown-job",
+        section: "5.4",
+        title: "a commit for a job it does not hold is rejected unknown_job",
+    },
+    Rule {
+        key: "duplicate-offer",
+        section: "5.7",
+        title: "the same offer twice: accepted, sent once",
+    },
+    Rule {
+        key: "no-send-before-commit",
+        section: "5.1, 10.4",
+        title: "nothing is sent before commit",
+    },
+    Rule {
+        key: "revoke-before-commit",
+        section: "5.4, 10.8",
+        title: "a revoked job is dropped and confirmed rejected revoked",
+    },
+    Rule {
+        key: "expired-offer",
+        section: "5.3, 5.5, 10.7",
+        title: "a job past valid_until is never sent",
+    },
+    Rule {
+        key: "flow-control",
+        section: "6, 10.13",
+        title: "an offer beyond max_in_flight is rejected busy",
+    },
+    Rule {
+        key: "unknown-fields-and-frames",
+        section: "10.16, 11",
+        title: "unknown fields, frame types and ack kinds are ignored",
+    },
+    Rule {
+        key: "malformed-frames",
+        section: "2.3",
+        title: "malformed and binary frames from the hub do not break the worker",
+    },
+    Rule {
+        key: "oversized-frame",
+        section: "2.3",
+        title: "a frame over 64 KiB does not break the worker",
+    },
+    Rule {
+        key: "heartbeat-when-idle",
+        section: "4.3",
+        title: "an idle worker sends heartbeat every heartbeat_s",
+    },
+    Rule {
+        key: "dead-link",
+        section: "4.3, 3",
+        title: "a silent hub is declared dead within 2 × heartbeat_s, then reconnected",
+    },
+    Rule {
+        key: "offer-after-outcome",
+        section: "5.7, 10.6",
+        title: "a job sent in an earlier session, offered again: accepted, outcome re-reported, not sent",
+    },
+    Rule {
+        key: "drop-before-accept",
+        section: "5.1, 5.8",
+        title: "connection lost right after an offer: never sent, revoke confirmed",
+    },
+    Rule {
+        key: "resume-accepted",
+        section: "5.1, 5.8.1, 5.8.2",
+        title: "resume with a job accepted, not committed: listed accepted, sent after commit",
+    },
+    Rule {
+        key: "resume-committed",
+        section: "5.8.1, 5.8.3",
+        title: "resume with a job committed: listed committed, its outcome reported",
+    },
+    Rule {
+        key: "resume-unacked-report",
+        section: "5.6, 5.8.1, 5.8.5",
+        title: "resume with a report not acknowledged: listed committed, report re-sent",
+    },
+    Rule {
+        key: "hub-restart",
+        section: "2.5, 3, 5.8",
+        title: "hub restart (close 1001, refused connections): reconnect and resume",
+    },
+    Rule {
+        key: "acked-report-forgotten",
+        section: "5.6, 5.8.1",
+        title: "an acknowledged report is neither listed nor re-sent",
+    },
+    Rule {
+        key: "hello-first",
+        section: "4.1, 5.8.1, 10.1",
+        title: "every session opens with one hello (protocol 1, jobs listed)",
+    },
+    Rule {
+        key: "wait-for-welcome",
+        section: "10.2",
+        title: "nothing is sent between hello and welcome",
+    },
+    Rule {
+        key: "status-after-welcome",
+        section: "4.2",
+        title: "status is the first frame after welcome",
+    },
+    Rule {
+        key: "report-format",
+        section: "8.1, 9.1",
+        title: "reports are well formed (failed carries temporary)",
+    },
 ];
 
 /// Runs every rule against the worker that connects, in order.
 pub async fn run_all(ctx: &mut Ctx) -> Vec<Finding> {
     let mut results: Vec<Judged> = Vec::new();
     // The first session: the worker connects when it is ready.
-    if let Err(why) = ctx.connect(ctx.timing.reconnect.max(Duration::from_secs(60))).await {
+    if let Err(why) = ctx
+        .connect(ctx.timing.reconnect.max(Duration::from_secs(60)))
+        .await
+    {
         return RULES
             .iter()
             .map(|rule| finding(rule, Err(why.clone())))
@@ -346,7 +446,6 @@ pub async fn run_all(ctx: &mut Ctx) -> Vec<Finding> {
     results.push(offer_accept_commit_send(ctx).await);
     results.push(commit_unknown_job(ctx).await);
     results.push(duplicate_offer(ctx).await);
-    results.push(offer_after_outcome(ctx).await);
     results.push(no_send_before_commit(ctx).await);
     results.push(revoke_before_commit(ctx).await);
     results.push(expired_offer(ctx).await);
@@ -356,6 +455,7 @@ pub async fn run_all(ctx: &mut Ctx) -> Vec<Finding> {
     results.push(oversized_frame(ctx).await);
     results.push(heartbeat_when_idle(ctx).await);
     results.push(dead_link(ctx).await);
+    results.push(offer_after_outcome(ctx).await);
     results.push(drop_before_accept(ctx).await);
     results.push(resume_accepted(ctx).await);
     results.push(resume_committed(ctx).await);
@@ -399,7 +499,9 @@ async fn offer_accept_commit_send(ctx: &mut Ctx) -> Judged {
     ctx.commit(&id).await?;
     let committed = Instant::now();
     let report = ctx
-        .expect("a sent or failed report", &mut seen, |it| is_report_of(it, &id))
+        .expect("a sent or failed report", &mut seen, |it| {
+            is_report_of(it, &id)
+        })
         .await?;
     ctx.ledger.jobs.insert(id.clone(), Held::Done);
     match report {
@@ -463,7 +565,9 @@ async fn duplicate_offer(ctx: &mut Ctx) -> Judged {
     }
     ctx.commit(&id).await?;
     let report = ctx
-        .expect("a sent or failed report", &mut seen, |it| is_report_of(it, &id))
+        .expect("a sent or failed report", &mut seen, |it| {
+            is_report_of(it, &id)
+        })
         .await?;
     let later = ctx.watch(ctx.timing.quiet).await;
     let more = Ctx::reports_about(&later, &id).len() + Ctx::reports_about(&early, &id).len();
@@ -481,6 +585,8 @@ async fn duplicate_offer(ctx: &mut Ctx) -> Judged {
 }
 
 async fn offer_after_outcome(ctx: &mut Ctx) -> Judged {
+    // Run in a later session than the job's report: within one session the spec lets the
+    // worker skip a re-report it already sent (5.7).
     let Some(id) = ctx.finished.clone() else {
         return Err("not run: the basic job was not sent".into());
     };
@@ -547,7 +653,9 @@ async fn no_send_before_commit(ctx: &mut Ctx) -> Judged {
 
 async fn revoke_before_commit(ctx: &mut Ctx) -> Judged {
     let mut seen = Vec::new();
-    let id = ctx.offer_accepted("revoked before commit", &mut seen).await?;
+    let id = ctx
+        .offer_accepted("revoked before commit", &mut seen)
+        .await?;
     ctx.ledger.jobs.insert(id.clone(), Held::Gone);
     ctx.send(&HubFrame::Revoke(Revoke {
         ids: vec![id.clone()],
@@ -623,7 +731,9 @@ async fn flow_control(ctx: &mut Ctx) -> Judged {
     if max > 100 {
         return Ok(format!("max_in_flight {max}: not tried (over 100)"));
     }
-    let ids: Vec<String> = (0..=max).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let ids: Vec<String> = (0..=max)
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
     for id in &ids {
         let job = ctx.offer(id, "flow control");
         ctx.send(&HubFrame::Send(job)).await?;
@@ -637,10 +747,17 @@ async fn flow_control(ctx: &mut Ctx) -> Judged {
             })
             .await?;
         match answer {
-            DeviceFrame::Accepted(it) => accepted.extend(it.ids.into_iter().filter(|it| ids.contains(it))),
+            DeviceFrame::Accepted(it) => {
+                accepted.extend(it.ids.into_iter().filter(|it| ids.contains(it)))
+            }
             DeviceFrame::Rejected(it) => {
                 let reason = it.reason.unwrap_or_default();
-                rejected.extend(it.ids.into_iter().filter(|it| ids.contains(it)).map(|id| (id, reason.clone())));
+                rejected.extend(
+                    it.ids
+                        .into_iter()
+                        .filter(|it| ids.contains(it))
+                        .map(|id| (id, reason.clone())),
+                );
             }
             _ => {}
         }
@@ -655,7 +772,10 @@ async fn flow_control(ctx: &mut Ctx) -> Judged {
     }))
     .await?;
     let _ = ctx.watch(Duration::from_millis(500)).await;
-    let busy = rejected.iter().filter(|(_, reason)| reason == "busy").count();
+    let busy = rejected
+        .iter()
+        .filter(|(_, reason)| reason == "busy")
+        .count();
     let did = format!(
         "max_in_flight {max}; {} offers: {} accepted, {} rejected ({})",
         ids.len(),
@@ -746,7 +866,10 @@ async fn still_works(ctx: &mut Ctx, number: usize) -> Judged {
         DeviceFrame::Rejected(it) if it.reason.as_deref() == Some("unknown_job") => {
             Ok(format!("{did}; then answered a commit as the spec says"))
         }
-        other => Err(format!("{did}; then answered a commit of an unknown job with {}", brief(&other))),
+        other => Err(format!(
+            "{did}; then answered a commit of an unknown job with {}",
+            brief(&other)
+        )),
     }
 }
 
@@ -756,7 +879,9 @@ async fn malformed_frames(ctx: &mut Ctx) -> Judged {
     session.send_text("this is not JSON".to_string()).await;
     session.send_text(r#"{"no_type":true}"#.to_string()).await;
     session.send_text("[1,2,3]".to_string()).await;
-    session.send_text(r#"{"type":"commit","ids":"not a list"}"#.to_string()).await;
+    session
+        .send_text(r#"{"type":"commit","ids":"not a list"}"#.to_string())
+        .await;
     session.send_binary(vec![0, 1, 2, 3]).await;
     still_works(ctx, number).await
 }
@@ -840,11 +965,7 @@ async fn dead_link(ctx: &mut Ctx) -> Judged {
         after.as_millis(),
         ms(back)
     );
-    if after <= limit {
-        Ok(did)
-    } else {
-        Err(did)
-    }
+    if after <= limit { Ok(did) } else { Err(did) }
 }
 
 async fn drop_before_accept(ctx: &mut Ctx) -> Judged {
@@ -909,7 +1030,9 @@ async fn resume_accepted(ctx: &mut Ctx) -> Judged {
     }
     // The opening answered commit (5.8.2).
     let report = ctx
-        .expect("a sent or failed report", &mut seen, |it| is_report_of(it, &id))
+        .expect("a sent or failed report", &mut seen, |it| {
+            is_report_of(it, &id)
+        })
         .await?;
     ctx.ledger.jobs.insert(id, Held::Done);
     Ok(format!(
@@ -952,11 +1075,15 @@ async fn resume_committed(ctx: &mut Ctx) -> Judged {
 
 async fn resume_unacked_report(ctx: &mut Ctx) -> Judged {
     let mut seen = Vec::new();
-    let id = ctx.offer_accepted("report not acknowledged", &mut seen).await?;
+    let id = ctx
+        .offer_accepted("report not acknowledged", &mut seen)
+        .await?;
     ctx.live().await?.auto_ack = false;
     ctx.commit(&id).await?;
     let first = ctx
-        .expect("a sent or failed report", &mut seen, |it| is_report_of(it, &id))
+        .expect("a sent or failed report", &mut seen, |it| {
+            is_report_of(it, &id)
+        })
         .await?;
     ctx.drop_connection();
     ctx.connect(ctx.timing.reconnect).await?;
@@ -981,7 +1108,9 @@ async fn resume_unacked_report(ctx: &mut Ctx) -> Judged {
         }
     }
     let again = ctx
-        .expect("the report sent again", &mut seen, |it| is_report_of(it, &id))
+        .expect("the report sent again", &mut seen, |it| {
+            is_report_of(it, &id)
+        })
         .await?;
     ctx.ledger.jobs.insert(id.clone(), Held::Done);
     ctx.acked_earlier = Some(id);
@@ -1037,7 +1166,9 @@ async fn hub_restart(ctx: &mut Ctx) -> (Judged, Judged) {
 
 async fn hub_restart_resume(ctx: &mut Ctx) -> Judged {
     let mut seen = Vec::new();
-    let id = ctx.offer_accepted("held across a hub restart", &mut seen).await?;
+    let id = ctx
+        .offer_accepted("held across a hub restart", &mut seen)
+        .await?;
     ctx.ledger.jobs.insert(id.clone(), Held::Owned);
     let away = Duration::from_secs(3);
     if let Some(session) = ctx.session.take() {
@@ -1065,7 +1196,9 @@ async fn hub_restart_resume(ctx: &mut Ctx) -> Judged {
         ));
     }
     let report = ctx
-        .expect("a sent or failed report", &mut seen, |it| is_report_of(it, &id))
+        .expect("a sent or failed report", &mut seen, |it| {
+            is_report_of(it, &id)
+        })
         .await?;
     ctx.ledger.jobs.insert(id, Held::Done);
     Ok(format!(
@@ -1179,7 +1312,10 @@ fn report_format(transcript: &Transcript) -> Judged {
         }
     }
     if wrong.is_empty() {
-        Ok(format!("{count} reports and rejections, all well formed{}", also(&notes)))
+        Ok(format!(
+            "{count} reports and rejections, all well formed{}",
+            also(&notes)
+        ))
     } else {
         Err(wrong.join("; "))
     }

@@ -21,9 +21,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 /// The largest frame in either direction (spec 2.3).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -346,7 +346,9 @@ impl Session {
                     after_welcome: None,
                 });
                 let _ = ws.close(None).await;
-                return Err(format!("session {number}: the first frame was not hello: {first}"));
+                return Err(format!(
+                    "session {number}: the first frame was not hello: {first}"
+                ));
             }
         };
         let mut opening = Opening {
@@ -415,7 +417,9 @@ impl Session {
             }
         }
         if !commit.is_empty() {
-            session.send(&HubFrame::Commit(JobIds { ids: commit })).await;
+            session
+                .send(&HubFrame::Commit(JobIds { ids: commit }))
+                .await;
         }
         if !revoke.is_empty() {
             session
@@ -593,7 +597,9 @@ impl Session {
                     self.last_from_worker = Instant::now();
                     return Some(Got::Invalid("a binary frame".into()));
                 }
-                Message::Close(frame) => return Some(Got::Closed(frame.map(|it| u16::from(it.code)))),
+                Message::Close(frame) => {
+                    return Some(Got::Closed(frame.map(|it| u16::from(it.code))));
+                }
                 _ => {}
             }
         }

@@ -21,7 +21,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use smshub_protocol::device::{
     Battery, Capabilities, Delivered, DeviceFrame, DeviceInfo, Failed, Heartbeat, HeldJob,
-    HeldPhase, Hello, HubFrame, Incoming, JobIds, Rejected, ReportKind, Sent, SimInfo, SimStatus, Status,
+    HeldPhase, Hello, HubFrame, Incoming, JobIds, Rejected, ReportKind, Sent, SimInfo, SimStatus,
+    Status,
 };
 use tokio::sync::{Mutex, mpsc};
 use tokio_tungstenite::tungstenite::Message;

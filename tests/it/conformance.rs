@@ -22,7 +22,14 @@ fn conformance() -> (Child, String) {
     let child = Command::new(env!("CARGO_BIN_EXE_smshub"))
         .args(["conformance", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--device-id", DEVICE, "--token", TOKEN])
-        .args(["--heartbeat-s", "2", "--patience-s", "10", "--reconnect-s", "20"])
+        .args([
+            "--heartbeat-s",
+            "2",
+            "--patience-s",
+            "10",
+            "--reconnect-s",
+            "20",
+        ])
         .args(["--quiet-ms", "1000", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -38,8 +45,8 @@ async fn report(child: Child) -> (i32, Value) {
         .expect("join")
         .expect("smshub conformance ends");
     let text = String::from_utf8_lossy(&output.stdout).to_string();
-    let report = serde_json::from_str(&text)
-        .unwrap_or_else(|err| panic!("a JSON report ({err}): {text}"));
+    let report =
+        serde_json::from_str(&text).unwrap_or_else(|err| panic!("a JSON report ({err}): {text}"));
     (output.status.code().unwrap_or(-1), report)
 }
 
@@ -102,7 +109,11 @@ async fn the_simulated_phone_passes_every_rule() {
     );
     let (status, report) = report(run).await;
     phone.control(simulate::Control::Stop).await;
-    assert_eq!(failed(&report), Vec::<(String, String)>::new(), "{report:#}");
+    assert_eq!(
+        failed(&report),
+        Vec::<(String, String)>::new(),
+        "{report:#}"
+    );
     assert_eq!(status, 0);
 }
 
@@ -116,7 +127,14 @@ async fn a_worker_that_sends_before_commit_fails_that_rule() {
     let fakes = dir.path().join("fakes");
     std::fs::create_dir(&fakes).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/broken_worker.py");
-    let worker = Worker::start(&script, &url, DEVICE, TOKEN, &dir.path().join("state"), &fakes);
+    let worker = Worker::start(
+        &script,
+        &url,
+        DEVICE,
+        TOKEN,
+        &dir.path().join("state"),
+        &fakes,
+    );
     let (status, report) = report(run).await;
     let failed = failed(&report);
     let names: Vec<&str> = failed.iter().map(|(rule, _)| rule.as_str()).collect();
@@ -125,7 +143,10 @@ async fn a_worker_that_sends_before_commit_fails_that_rule() {
         "{report:#}\n{}",
         worker.log()
     );
-    let (_, did) = &failed[names.iter().position(|it| *it == "no-send-before-commit").unwrap()];
+    let (_, did) = &failed[names
+        .iter()
+        .position(|it| *it == "no-send-before-commit")
+        .unwrap()];
     assert!(did.contains("never committed"), "{did}");
     // The rest of the job protocol still works, so the basic rule passes.
     assert!(!names.contains(&"offer-accept-commit-send"), "{report:#}");

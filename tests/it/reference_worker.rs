@@ -70,6 +70,7 @@ impl Worker {
             .env("PATH", path)
             .env("TERMUX_FAKE_DIR", fakes)
             .env("PYTHONPATH", reference_dir())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
