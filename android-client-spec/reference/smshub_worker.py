@@ -445,14 +445,24 @@ class Worker:
 
     async def on_frame(self, frame):
         kind = frame.get("type")
+        ids = frame.get("ids")
+        if kind in ("commit", "revoke") and not (
+            isinstance(ids, list) and all(isinstance(i, str) for i in ids)
+        ):
+            log.warning("a %s frame without a list of ids ignored", kind)
+            return
+        reports = frame.get("reports")
+        if kind == "ack" and not (isinstance(reports, list) and all(isinstance(r, dict) for r in reports)):
+            log.warning("an ack without a list of reports ignored")
+            return
         if kind == "send":
             await self.on_send(frame)
         elif kind == "commit":
-            await self.on_commit(frame.get("ids") or [])
+            await self.on_commit(ids)
         elif kind == "revoke":
-            await self.on_revoke(frame.get("ids") or [])
+            await self.on_revoke(ids)
         elif kind == "ack":
-            self.on_ack(frame.get("reports") or [])
+            self.on_ack(reports)
         elif kind == "error":
             log.warning("hub error %s: %s", frame.get("code"), frame.get("message"))
         elif kind == "heartbeat":
