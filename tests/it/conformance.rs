@@ -24,7 +24,7 @@ fn conformance() -> (Child, String) {
         .args(["--device-id", DEVICE, "--token", TOKEN])
         .args([
             "--heartbeat-s",
-            "2",
+            "3",
             "--patience-s",
             "10",
             "--reconnect-s",

@@ -34,6 +34,7 @@ mod modem_parts;
 mod mqtt;
 mod oidc;
 mod openapi;
+mod reference_worker;
 mod remote;
 mod seed_paths;
 mod serving;
