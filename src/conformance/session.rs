@@ -171,6 +171,8 @@ impl Server {
     }
 }
 
+// The refusal's type is tungstenite's handshake callback's, not ours to shrink.
+#[allow(clippy::result_large_err)]
 async fn upgrade(stream: TcpStream, door: &Door) -> Option<Ws> {
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME_BYTES))
