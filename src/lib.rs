@@ -17,6 +17,8 @@
 //! - [`simulate`]: fake phones over real WebSockets, for the demo, tests and benchmarks;
 //!   [`demo`]: the demo's key and phones, reused between runs on one database.
 //! - [`bench`]: `smshub bench`, the load generator and measurement harness.
+//! - [`conformance`]: `smshub conformance`, a scripted hub that checks a worker against
+//!   every rule of device protocol v1.
 //! - [`events`]: what the hub tells applications, read from the event log: streams,
 //!   webhooks, MQTT.
 //! - [`webhooks`]: the event log delivered to HTTP endpoints, signed (Standard Webhooks),
@@ -41,6 +43,7 @@ pub mod app;
 pub mod auth;
 pub mod bench;
 pub mod cluster;
+pub mod conformance;
 pub mod dashboard;
 pub mod demo;
 pub mod dispatch;

@@ -101,6 +101,9 @@ enum Command {
     Config(ConfigCommand),
     /// Probe a running hub's health endpoint: exit status 0 only when it answers 2xx.
     Health(smshub::remote::health::HealthArgs),
+    /// For app authors: a scripted hub that drives one worker through every rule of device
+    /// protocol v1 and prints a report; exit status 1 when a rule failed.
+    Conformance(smshub::conformance::ConformanceArgs),
 }
 
 /// Parsed once at start, so the size of `Check` does not matter.
@@ -717,6 +720,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => smshub::bench::run(args).await,
+        Command::Conformance(args) => {
+            let (report, passed) = smshub::conformance::run(args).await?;
+            say!("{report}");
+            if !passed {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Pdu(PduCommand::Encode {
             to,
             text,

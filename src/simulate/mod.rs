@@ -21,7 +21,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use smshub_protocol::device::{
     Battery, Capabilities, Delivered, DeviceFrame, DeviceInfo, Failed, Heartbeat, HeldJob,
-    HeldPhase, Hello, HubFrame, Incoming, JobIds, ReportKind, Sent, SimInfo, SimStatus, Status,
+    HeldPhase, Hello, HubFrame, Incoming, JobIds, Rejected, ReportKind, Sent, SimInfo, SimStatus,
+    Status,
 };
 use tokio::sync::{Mutex, mpsc};
 use tokio_tungstenite::tungstenite::Message;
@@ -444,13 +445,11 @@ impl PhoneTask {
         let (ws, _) = tokio_tungstenite::connect_async(request).await?;
         self.stats.connects.fetch_add(1, Ordering::Relaxed);
         let (mut sink, mut stream) = ws.split();
+        // Spec 10.2: after hello nothing goes out before welcome; then status and the
+        // reports the hub has not acknowledged yet (4.2, 5.6).
         sink.send(Message::text(self.hello().to_json())).await?;
-        sink.send(Message::text(self.status().to_json())).await?;
+        let mut welcomed = false;
         let mut heartbeat_s = 30u64;
-        // Reports the hub has not acknowledged yet go out again.
-        for frame in self.unacked.values() {
-            sink.send(Message::text(frame.to_json())).await?;
-        }
 
         let (timer_tx, mut timers) = mpsc::unbounded_channel::<Timer>();
         // Committed jobs from an earlier session whose outcome is not yet decided finish now,
@@ -465,11 +464,15 @@ impl PhoneTask {
         }
         let mut heartbeat = tokio::time::interval(Duration::from_secs(heartbeat_s));
         heartbeat.tick().await;
+        // Spec 4.3: nothing from the hub for 2 × heartbeat_s means the link is dead.
+        let mut last_heard = tokio::time::Instant::now();
+        let mut watchdog = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
                 frame = stream.next() => {
                     let Some(frame) = frame else { return Ok(SessionEnd::Dropped) };
                     let frame = frame?;
+                    last_heard = tokio::time::Instant::now();
                     if frame.is_close() {
                         return Ok(SessionEnd::Dropped);
                     }
@@ -485,13 +488,23 @@ impl PhoneTask {
                         heartbeat_s = u64::from(welcome.heartbeat_s.max(1));
                         heartbeat = tokio::time::interval(Duration::from_secs(heartbeat_s));
                         heartbeat.tick().await;
+                        if !welcomed {
+                            welcomed = true;
+                            sink.send(Message::text(self.status().to_json())).await?;
+                            for frame in self.unacked.values() {
+                                sink.send(Message::text(frame.to_json())).await?;
+                            }
+                        }
                     }
                     for reply in self.on_frame(frame, &timer_tx) {
                         sink.send(Message::text(reply.to_json())).await?;
                     }
                 }
                 Some(timer) = timers.recv() => {
-                    if let Some(report) = self.on_timer(timer, &timer_tx) {
+                    // Before welcome a report waits among the unacknowledged ones.
+                    if let Some(report) = self.on_timer(timer, &timer_tx)
+                        && welcomed
+                    {
                         sink.send(Message::text(report.to_json())).await?;
                     }
                 }
@@ -503,17 +516,27 @@ impl PhoneTask {
                     }
                     Some(Control::Status(profile)) => {
                         self.profile = profile;
-                        sink.send(Message::text(self.status().to_json())).await?;
+                        if welcomed {
+                            sink.send(Message::text(self.status().to_json())).await?;
+                        }
                     }
                     Some(Control::Receive { from, text }) => {
                         let id = format!("{:032x}", self.rng.random::<u128>());
                         let frame = DeviceFrame::Incoming(Incoming { id: id.clone(), from, text, sim_slot: Some(0), received_at: None });
                         self.unacked.insert((id, ReportKind::Incoming), frame.clone());
-                        sink.send(Message::text(frame.to_json())).await?;
+                        if welcomed {
+                            sink.send(Message::text(frame.to_json())).await?;
+                        }
                     }
                 },
-                _ = heartbeat.tick() => {
+                _ = heartbeat.tick(), if welcomed => {
                     sink.send(Message::text(DeviceFrame::Heartbeat(Heartbeat {}).to_json())).await?;
+                }
+                _ = watchdog.tick(), if welcomed => {
+                    if last_heard.elapsed() >= Duration::from_secs(2 * heartbeat_s) {
+                        let _ = sink.send(Message::Close(None)).await;
+                        anyhow::bail!("nothing from the hub for 2 × heartbeat_s");
+                    }
                 }
             }
         }
@@ -527,6 +550,32 @@ impl PhoneTask {
         match frame {
             HubFrame::Send(job) => {
                 self.stats.offers.fetch_add(1, Ordering::Relaxed);
+                if !self.journal.contains_key(&job.id) && !self.done.contains_key(&job.id) {
+                    // A new offer: refused past valid_until (10.7) or beyond max_in_flight (6).
+                    let expired = job
+                        .valid_until
+                        .as_deref()
+                        .and_then(|it| chrono::DateTime::parse_from_rfc3339(it).ok())
+                        .is_some_and(|it| it < chrono::Utc::now());
+                    let outstanding = self
+                        .journal
+                        .keys()
+                        .filter(|id| !self.done.contains_key(*id))
+                        .count();
+                    let refusal = if expired {
+                        Some("expired")
+                    } else if outstanding >= self.profile.max_in_flight as usize {
+                        Some("busy")
+                    } else {
+                        None
+                    };
+                    if let Some(reason) = refusal {
+                        return vec![DeviceFrame::Rejected(Rejected {
+                            ids: vec![job.id],
+                            reason: Some(reason.into()),
+                        })];
+                    }
+                }
                 self.journal.entry(job.id.clone()).or_insert(Job {
                     phase: HeldPhase::Accepted,
                     delivery_report: job.delivery_report,
@@ -536,7 +585,13 @@ impl PhoneTask {
             }
             HubFrame::Commit(JobIds { ids }) => {
                 let mut replies = Vec::new();
+                let mut unknown = Vec::new();
                 for id in ids {
+                    if !self.journal.contains_key(&id) && !self.done.contains_key(&id) {
+                        // Spec 5.4: it did not and will not send a job it does not hold.
+                        unknown.push(id);
+                        continue;
+                    }
                     self.stats.record_commit(&id, &self.credentials.id);
                     if let Some(outcome) = self.done.get(&id) {
                         // Already sent: never again; report what happened instead.
@@ -556,9 +611,17 @@ impl PhoneTask {
                         });
                     }
                 }
+                if !unknown.is_empty() {
+                    replies.push(DeviceFrame::Rejected(Rejected {
+                        ids: unknown,
+                        reason: Some("unknown_job".into()),
+                    }));
+                }
                 replies
             }
             HubFrame::Revoke(revoke) => {
+                // Spec 5.4: dropped unsent, and confirmed.
+                let mut dropped = Vec::new();
                 for id in revoke.ids {
                     if self
                         .journal
@@ -566,9 +629,16 @@ impl PhoneTask {
                         .is_some_and(|it| it.phase == HeldPhase::Accepted)
                     {
                         self.journal.remove(&id);
+                        dropped.push(id);
                     }
                 }
-                Vec::new()
+                if dropped.is_empty() {
+                    return Vec::new();
+                }
+                vec![DeviceFrame::Rejected(Rejected {
+                    ids: dropped,
+                    reason: Some("revoked".into()),
+                })]
             }
             HubFrame::Ack(ack) => {
                 for report in ack.reports {

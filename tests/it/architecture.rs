@@ -117,6 +117,19 @@ const RULES: &[(&str, &[&str])] = &[
             "tokio",
         ],
     ),
+    // The conformance hub judges a worker by the spec alone: wire types, no hub parts.
+    (
+        "conformance",
+        &[
+            "crate::store",
+            "crate::dispatch",
+            "crate::registry",
+            "crate::transport",
+            "crate::api",
+            "crate::app",
+            "crate::simulate",
+        ],
+    ),
 ];
 
 fn sources(path: &Path) -> Vec<PathBuf> {
