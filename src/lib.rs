@@ -56,5 +56,6 @@ pub mod store;
 pub mod telemetry;
 pub mod transport;
 pub mod webhooks;
+pub mod worker;
 
 pub use app::{App, Config};

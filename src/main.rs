@@ -101,6 +101,8 @@ enum Command {
     Config(ConfigCommand),
     /// Probe a running hub's health endpoint: exit status 0 only when it answers 2xx.
     Health(smshub::remote::health::HealthArgs),
+    /// Drive local modems for a central hub, as one remote device (device protocol v1).
+    Worker(smshub::worker::config::WorkerArgs),
 }
 
 /// Parsed once at start, so the size of `Check` does not matter.
@@ -713,6 +715,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => smshub::bench::run(args).await,
+        Command::Worker(args) => smshub::worker::run(args).await,
         Command::Pdu(PduCommand::Encode {
             to,
             text,

@@ -42,3 +42,4 @@ mod support;
 mod templates;
 mod tls;
 mod webhooks;
+mod worker;
