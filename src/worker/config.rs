@@ -32,7 +32,11 @@ pub struct WorkerArgs {
     #[arg(long = "modem-scan")]
     pub modem_scan: bool,
     /// Where the journal is kept (it must survive a power loss: not a tmpfs).
-    #[arg(long = "journal-dir", env = "SMSHUB_WORKER_JOURNAL", default_value = "journal")]
+    #[arg(
+        long = "journal-dir",
+        env = "SMSHUB_WORKER_JOURNAL",
+        default_value = "journal"
+    )]
     pub journal_dir: PathBuf,
     /// A PEM file of the CA(s) to trust for `wss://` instead of the system's roots.
     #[arg(long = "ca-file", env = "SMSHUB_WORKER_CA_FILE")]
@@ -249,8 +253,14 @@ mod tests {
     #[test]
     fn hub_urls_become_the_device_url() {
         let url = |hub| device_url(hub, "pi-1").unwrap();
-        assert_eq!(url("wss://hub.example/"), "wss://hub.example/ws/device/pi-1");
-        assert_eq!(url("http://127.0.0.1:8080"), "ws://127.0.0.1:8080/ws/device/pi-1");
+        assert_eq!(
+            url("wss://hub.example/"),
+            "wss://hub.example/ws/device/pi-1"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:8080"),
+            "ws://127.0.0.1:8080/ws/device/pi-1"
+        );
         assert_eq!(url("https://h/base/"), "wss://h/base/ws/device/pi-1");
         assert!(device_url("ftp://h", "x").is_err());
         assert_eq!(

@@ -76,14 +76,17 @@ impl Dialer {
     }
 
     async fn connect_inner(&self) -> Result<Ws, DialError> {
-        let failed = |what: &str, err: &dyn std::fmt::Display| DialError::Failed(format!("{what}: {err}"));
+        let failed =
+            |what: &str, err: &dyn std::fmt::Display| DialError::Failed(format!("{what}: {err}"));
         let mut request = self
             .url
             .as_str()
             .into_client_request()
             .map_err(|err| failed("bad hub URL", &err))?;
-        let bearer = HeaderValue::from_str(&format!("Bearer {}", self.token.expose()))
-            .map_err(|_| DialError::Failed("the token has characters a header cannot carry".into()))?;
+        let bearer =
+            HeaderValue::from_str(&format!("Bearer {}", self.token.expose())).map_err(|_| {
+                DialError::Failed("the token has characters a header cannot carry".into())
+            })?;
         request.headers_mut().insert("Authorization", bearer);
         let uri = request.uri().clone();
         let host = uri
@@ -137,7 +140,10 @@ fn client_tls(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
                 .and_then(|it| it.collect::<Result<_, _>>())
                 .map_err(|err| format!("--ca-file {}: {err}", path.display()))?;
             if certs.is_empty() {
-                return Err(format!("--ca-file {}: no certificate in it", path.display()));
+                return Err(format!(
+                    "--ca-file {}: no certificate in it",
+                    path.display()
+                ));
             }
             for cert in certs {
                 roots
@@ -182,7 +188,9 @@ mod tests {
     #[test]
     fn backoff_doubles_to_its_cap_with_jitter_below_it() {
         let max = Duration::from_secs(60);
-        let ceilings: Vec<u64> = (1..=8).map(|it| backoff_ceiling(it, max).as_secs()).collect();
+        let ceilings: Vec<u64> = (1..=8)
+            .map(|it| backoff_ceiling(it, max).as_secs())
+            .collect();
         assert_eq!(ceilings, vec![1, 2, 4, 8, 16, 32, 60, 60]);
         for failures in 1..10 {
             assert!(backoff(failures, max) <= backoff_ceiling(failures, max));

@@ -252,10 +252,12 @@ impl Jobs {
                 .find(|(_, it)| it.registered)
                 .map(|(_, it)| it.slot),
         };
-        let refuse = |reason: &str| DeviceFrame::Rejected(Rejected {
-            ids: vec![job.id.clone()],
-            reason: Some(reason.to_string()),
-        });
+        let refuse = |reason: &str| {
+            DeviceFrame::Rejected(Rejected {
+                ids: vec![job.id.clone()],
+                reason: Some(reason.to_string()),
+            })
+        };
         let Some(slot) = slot.filter(|it| usize::from(*it) < self.modems.len()) else {
             self.out_push(refuse("sim_unavailable"));
             return Ok(());
@@ -320,8 +322,8 @@ impl Jobs {
                 Local::Sending => {}
                 Local::Outcome => {
                     let outcome = entry.outcome.clone();
-                    let delivered = entry.delivery_done
-                        && entry.delivered.len() >= entry.references.len();
+                    let delivered =
+                        entry.delivery_done && entry.delivered.len() >= entry.references.len();
                     if let Some(outcome) = outcome {
                         self.rereport(&id, &outcome, delivered);
                         changed = true;
@@ -374,7 +376,12 @@ impl Jobs {
             return Ok(());
         }
         if self.expired(&entry.job, now_ms) {
-            self.record_failure(id, "expired", false, "valid_until passed before sending".into());
+            self.record_failure(
+                id,
+                "expired",
+                false,
+                "valid_until passed before sending".into(),
+            );
             return self.journal.save();
         }
         let job = ModemJob {
@@ -454,13 +461,12 @@ impl Jobs {
                 && !pending
                 && match &entry.outcome {
                     Some(Outcome::Failed { .. }) => true,
-                    Some(Outcome::Sent { .. }) => {
-                        !entry.job.delivery_report || entry.delivery_done
-                    }
+                    Some(Outcome::Sent { .. }) => !entry.job.delivery_report || entry.delivery_done,
                     None => false,
                 };
             if finished && let Some(entry) = self.journal.state.jobs.remove(&id) {
-                let delivered = entry.delivery_done && entry.delivered.len() >= entry.references.len();
+                let delivered =
+                    entry.delivery_done && entry.delivered.len() >= entry.references.len();
                 if let Some(outcome) = entry.outcome {
                     self.journal.state.tombstones.insert(
                         id.clone(),
@@ -581,10 +587,7 @@ impl Jobs {
             }
             ModemEvent::Status { slot, sim, status } => {
                 if let Some(it) = self.sims.get_mut(usize::from(slot)) {
-                    let sim = SimInfo {
-                        slot,
-                        ..sim
-                    };
+                    let sim = SimInfo { slot, ..sim };
                     if it.0 != sim || it.1 != status {
                         *it = (sim, status);
                         self.status_changed = true;

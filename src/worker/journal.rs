@@ -276,7 +276,10 @@ mod tests {
         assert_eq!(held.len(), 2);
         assert_eq!(held[0].phase, HeldPhase::Committed);
         assert_eq!(held[1].phase, HeldPhase::Accepted);
-        assert_eq!(report_key(&again.state.outbox[1]), Some(("in-1", ReportKind::Incoming)));
+        assert_eq!(
+            report_key(&again.state.outbox[1]),
+            Some(("in-1", ReportKind::Incoming))
+        );
     }
 
     #[test]
@@ -293,7 +296,10 @@ mod tests {
             at_ms,
         };
         journal.state.tombstones.insert("old".into(), tomb(0));
-        journal.state.tombstones.insert("new".into(), tomb(TOMBSTONE_KEEP_MS));
+        journal
+            .state
+            .tombstones
+            .insert("new".into(), tomb(TOMBSTONE_KEEP_MS));
         journal.save().unwrap();
         let again = Journal::open(dir.path(), TOMBSTONE_KEEP_MS + 1).unwrap();
         assert_eq!(

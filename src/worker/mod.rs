@@ -92,7 +92,14 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let handles = ports
         .iter()
         .enumerate()
-        .map(|(slot, port)| modem::spawn(slot as u8, port.clone(), events_tx.clone(), operators.clone()))
+        .map(|(slot, port)| {
+            modem::spawn(
+                slot as u8,
+                port.clone(),
+                events_tx.clone(),
+                operators.clone(),
+            )
+        })
         .collect();
     drop(events_tx);
     let mut jobs = Jobs::new(journal, handles, config.jobs_per_modem);
@@ -131,7 +138,9 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
                     replaced.retain(|it| it.elapsed() < REPLACED_WINDOW);
                     replaced.push(Instant::now());
                     if replaced.len() >= REPLACED_MAX {
-                        bail!("another client uses this device's credentials (replaced {REPLACED_MAX} times in 10 minutes); stopping");
+                        bail!(
+                            "another client uses this device's credentials (replaced {REPLACED_MAX} times in 10 minutes); stopping"
+                        );
                     }
                 }
                 if ended.lasted.is_some_and(|it| it >= STABLE) {
@@ -145,7 +154,11 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         }
         failures = failures.saturating_add(1);
         let wait = dial::backoff(failures, config.max_backoff);
-        tracing::info!(wait_ms = wait.as_millis() as u64, failures, "reconnecting after a wait");
+        tracing::info!(
+            wait_ms = wait.as_millis() as u64,
+            failures,
+            "reconnecting after a wait"
+        );
         // The modems go on while the worker waits: outcomes reach the journal now, the hub later.
         let until = Instant::now() + wait;
         loop {

@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use smshub_protocol::at::{self, reply, sms, ussd};
 use smshub_protocol::device::{ErrorCode, SimInfo, SimStatus};
-use smshub_protocol::pdu::{self, Address, Body, ConcatRef, DecodedPdu, PartKey, Reassembler, StatusClass, Submit};
+use smshub_protocol::pdu::{
+    self, Address, Body, ConcatRef, DecodedPdu, PartKey, Reassembler, StatusClass, Submit,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -152,6 +154,7 @@ async fn run(
                         ..SimStatus::default()
                     },
                     packed_ussd: false,
+                    announced: false,
                     reference: (chrono::Utc::now().timestamp_millis() & 0xFFFF) as u16,
                     reassembler: Reassembler::new(),
                     parts: HashMap::new(),
@@ -200,6 +203,8 @@ struct Modem<S> {
     sim: SimInfo,
     status: SimStatus,
     packed_ussd: bool,
+    /// The first status of a session was told (it is told even when unchanged).
+    announced: bool,
     reference: u16,
     reassembler: Reassembler,
     parts: HashMap<PartKey, Vec<u32>>,
@@ -267,7 +272,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Modem<S> {
     }
 
     /// A command whose failure (other than a dead port) only means "no lines".
-    async fn lines(&mut self, command: &str, timeout: Duration) -> Result<Vec<String>, SessionError> {
+    async fn lines(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<Vec<String>, SessionError> {
         match self.session.command(command, timeout).await {
             Ok(lines) => Ok(lines),
             Err(err) if err.is_fatal() => Err(err),
@@ -298,7 +307,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Modem<S> {
         if let Some(state) = pin.iter().find_map(|it| reply::parse_cpin(it))
             && state != reply::PinState::Ready
         {
-            return Err(format!("the SIM is not ready: {state:?} (enter its PIN elsewhere)"));
+            return Err(format!(
+                "the SIM is not ready: {state:?} (enter its PIN elsewhere)"
+            ));
         }
         let manufacturer = self.lines("AT+CGMI", t.command).await.map_err(fatal)?;
         let huawei = manufacturer
@@ -328,8 +339,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Modem<S> {
             return Err(format!("no PDU mode: {err}"));
         }
         let mut indications = false;
-        for setting in ["2,1,0,2,0", "2,1,0,1,0", "2,1,0,2", "2,1,0,0,0", "1,1,0,0,0"] {
-            match self.session.command(&format!("AT+CNMI={setting}"), t.command).await {
+        for setting in [
+            "2,1,0,2,0",
+            "2,1,0,1,0",
+            "2,1,0,2",
+            "2,1,0,0,0",
+            "1,1,0,0,0",
+        ] {
+            match self
+                .session
+                .command(&format!("AT+CNMI={setting}"), t.command)
+                .await
+            {
                 Ok(_) => {
                     indications = true;
                     break;
@@ -359,7 +380,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Modem<S> {
         }
         if status.signal_dbm.is_none() {
             let hcsq = self.lines("AT^HCSQ?", t.command).await?;
-            let urcs = self.session.take_urcs_where(|it| it.line.starts_with("^HCSQ"));
+            let urcs = self
+                .session
+                .take_urcs_where(|it| it.line.starts_with("^HCSQ"));
             let found = hcsq
                 .iter()
                 .chain(urcs.iter().map(|it| &it.line))
@@ -381,7 +404,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Modem<S> {
                 status.network = operator.act.map(|it| it.network().to_string());
             }
         }
-        if status != self.status {
+        if status != self.status || !self.announced {
+            self.announced = true;
             self.status = status.clone();
             let _ = self
                 .events
@@ -408,7 +432,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Modem<S> {
         if asked.is_err() || !answer.await.unwrap_or(false) {
             return Ok(());
         }
-        let result = self.send_text(&job.to, &job.text, job.delivery_report).await;
+        let result = self
+            .send_text(&job.to, &job.text, job.delivery_report)
+            .await;
         let fatal = result.as_ref().is_err_and(|it| it.fatal);
         let event = match result {
             Ok((parts, references)) => ModemEvent::Sent {
@@ -454,7 +480,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Modem<S> {
         for (idx, part) in pdus.iter().enumerate() {
             let mut tries: u32 = 1;
             loop {
-                match self.session.send_pdu(part.tpdu_len, &part.hex, &timeouts).await {
+                match self
+                    .session
+                    .send_pdu(part.tpdu_len, &part.hex, &timeouts)
+                    .await
+                {
                     Ok(mr) => {
                         references.extend(mr);
                         break;
@@ -640,9 +670,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Modem<S> {
                     .wait_urc(deadline, |it| at::strip_tag(&it.line, "+CUSD").is_some())
                     .await?;
                 match urc.and_then(|it| ussd::parse_cusd(&it.line)) {
-                    Some(reply) => reply
-                        .text(self.packed_ussd)
-                        .ok_or_else(|| format!("USSD ended without text ({})", reply.status.as_str())),
+                    Some(reply) => reply.text(self.packed_ussd).ok_or_else(|| {
+                        format!("USSD ended without text ({})", reply.status.as_str())
+                    }),
                     None => Err(format!("no USSD answer within {} s", t.ussd.as_secs())),
                 }
             }

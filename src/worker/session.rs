@@ -164,7 +164,9 @@ async fn serve(
     let mut last_sent = Instant::now();
     let mut last_received = Instant::now();
     let mut last_status = Instant::now();
-    let mut tick = tokio::time::interval((heartbeat / 3).clamp(Duration::from_secs(1), Duration::from_secs(10)));
+    let mut tick = tokio::time::interval(
+        (heartbeat / 3).clamp(Duration::from_secs(1), Duration::from_secs(10)),
+    );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.reset();
     loop {
