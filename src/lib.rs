@@ -32,6 +32,8 @@
 //!   [`series`]: the last day minute by minute, in memory, for the console's charts.
 //! - [`logging`]: the log to stderr, which drops what it cannot write rather than panic.
 //! - [`pdu_cli`]: `smshub pdu encode|decode`, the PDU codec at the command line.
+//! - [`worker`]: `smshub worker`, a remote modem worker: drives local modems with the
+//!   modem layers of [`transport`] and is a client of a hub over device protocol v1.
 
 pub mod api;
 pub mod app;
