@@ -37,6 +37,8 @@
 //!   [`history`]: each device's last day minute by minute, for its page and sparklines.
 //! - [`logging`]: the log to stderr, which drops what it cannot write rather than panic.
 //! - [`pdu_cli`]: `smshub pdu encode|decode`, the PDU codec at the command line.
+//! - [`worker`]: `smshub worker`, a remote modem worker: drives local modems with the
+//!   modem layers of [`transport`] and is a client of a hub over device protocol v1.
 
 pub mod api;
 pub mod app;
@@ -64,5 +66,6 @@ pub mod store;
 pub mod telemetry;
 pub mod transport;
 pub mod webhooks;
+pub mod worker;
 
 pub use app::{App, Config};

@@ -104,6 +104,8 @@ enum Command {
     /// For app authors: a scripted hub that drives one worker through every rule of device
     /// protocol v1 and prints a report; exit status 1 when a rule failed.
     Conformance(smshub::conformance::ConformanceArgs),
+    /// Drive local modems for a central hub, as one remote device (device protocol v1).
+    Worker(smshub::worker::config::WorkerArgs),
 }
 
 /// Parsed once at start, so the size of `Check` does not matter.
@@ -728,6 +730,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Worker(args) => smshub::worker::run(args).await,
         Command::Pdu(PduCommand::Encode {
             to,
             text,

@@ -130,6 +130,22 @@ const RULES: &[(&str, &[&str])] = &[
             "crate::simulate",
         ],
     ),
+    // The remote worker (`smshub worker`) is a client of the hub: it reuses the modem layers
+    // but knows none of the hub's internals, and the hub knows nothing of it.
+    (
+        "worker",
+        &[
+            "crate::store",
+            "crate::dispatch",
+            "crate::registry",
+            "crate::api",
+            "crate::app",
+            "transport::link",
+            "transport::android",
+            "DeviceLink",
+        ],
+    ),
+    ("transport", &["crate::worker"]),
 ];
 
 fn sources(path: &Path) -> Vec<PathBuf> {

@@ -46,3 +46,4 @@ mod support;
 mod templates;
 mod tls;
 mod webhooks;
+mod worker;

@@ -19,6 +19,7 @@
 
 pub mod detect;
 pub mod driver;
+pub mod failure;
 pub mod session;
 
 use std::time::Duration;

@@ -1,0 +1,347 @@
+//! `smshub worker` as a process: the real binary drives the pty modem emulator and speaks
+//! device protocol v1 to a hub in this process. A message sent through the hub's API goes out
+//! through the worker's modem; the worker killed with SIGKILL while the modem holds the PDU
+//! reports `outcome_unknown` after its restart and never writes the PDU again; a hub restart
+//! loses nothing of the worker's journal; a connection cut while the worker resumes still
+//! ends with the message sent once.
+
+use std::fs::OpenOptions;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::modem_emulator::{Emulator, profile};
+use crate::support::{TestHub, eventually};
+
+/// A worker process; killed (SIGKILL) when dropped.
+struct Worker {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Worker {
+    fn start(hub: &str, id: &str, token: &str, modem: &str, journal: &Path) -> Worker {
+        let log = journal.with_extension("log");
+        let stderr = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("worker log");
+        let child = Command::new(env!("CARGO_BIN_EXE_smshub"))
+            .args([
+                "--log",
+                "info,smshub=debug",
+                "worker",
+                "--hub",
+                hub,
+                "--device-id",
+                id,
+            ])
+            .args(["--modem", modem, "--max-backoff-s", "1", "--journal-dir"])
+            .arg(journal)
+            .env("SMSHUB_WORKER_TOKEN", token)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("smshub worker starts");
+        Worker { child, log }
+    }
+
+    /// SIGKILL: no chance to write anything more.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Setup {
+    hub: TestHub,
+    emulator: Emulator,
+    id: String,
+    token: String,
+    dir: tempfile::TempDir,
+}
+
+/// Waits until the device `id` is online at `hub`.
+async fn online(hub: &TestHub, id: &str) {
+    eventually("the worker online", || async {
+        let (_, devices) = hub.get("/api/devices").await;
+        devices["devices"]
+            .as_array()?
+            .iter()
+            .find(|it| it["id"] == id && it["online"] == true)
+            .map(|_| ())
+    })
+    .await;
+}
+
+async fn send(hub: &TestHub, text: &str, report: bool) -> String {
+    hub.send_sms(
+        json!({"phone_number": "+213661234567", "message": text, "delivery_report": report}),
+    )
+    .await
+}
+
+impl Setup {
+    async fn new(modem: crate::modem_emulator::Profile) -> Setup {
+        let hub = TestHub::spawn().await;
+        let (id, token) = hub.add_device("pi").await;
+        Setup {
+            hub,
+            emulator: Emulator::start(modem),
+            id,
+            token,
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn journal(&self) -> PathBuf {
+        self.dir.path().join("journal")
+    }
+
+    fn worker(&self, hub: &str) -> Worker {
+        Worker::start(
+            hub,
+            &self.id,
+            &self.token,
+            &self.emulator.path,
+            &self.journal(),
+        )
+    }
+
+    async fn online(&self) {
+        online(&self.hub, &self.id).await;
+    }
+
+    async fn send(&self, text: &str, report: bool) -> String {
+        send(&self.hub, text, report).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_goes_out_through_the_worker_and_its_delivery_report_comes_back() {
+    let setup = Setup::new(profile("simcom_sim800")).await;
+    let worker = setup.worker(&setup.hub.base);
+    setup.online().await;
+
+    let id = setup.send("Salam from the Pi", true).await;
+    setup.hub.wait_state(&id, "sent").await;
+    let sent = setup.emulator.sent();
+    assert_eq!(sent.len(), 1, "{}", worker.log());
+    assert_eq!(sent[0].text, "Salam from the Pi");
+    assert!(sent[0].status_report);
+
+    // The network's status report travels back as `delivered`.
+    assert_eq!(setup.emulator.report_all(0), 1);
+    setup.hub.wait_state(&id, "delivered").await;
+
+    // An SMS the modem receives reaches the hub's inbox, once.
+    setup
+        .emulator
+        .deliver("+213770123456", "Solde: 1250.00 DA", true);
+    eventually("the incoming SMS in the inbox", || async {
+        let (_, inbox) = setup.hub.get("/api/sms/inbox").await;
+        let text = inbox.to_string();
+        text.contains("Solde: 1250.00 DA").then_some(())
+    })
+    .await;
+    eventually("the SMS deleted from the modem", || async {
+        setup.emulator.stored_indexes().is_empty().then_some(())
+    })
+    .await;
+    // The token never shows in the worker's log.
+    assert!(!worker.log().contains(&setup.token), "the token leaked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_send_never_sends_twice_and_reports_after_restart() {
+    let setup = Setup::new(profile("simcom_sim800")).await;
+    let mut worker = setup.worker(&setup.hub.base);
+    setup.online().await;
+
+    // The modem takes the PDU and keeps its answer: the worker is killed right then.
+    setup.emulator.swallow_next_pdu();
+    let id = setup.send("Once only", false).await;
+    eventually("the PDU written", || async {
+        (setup.emulator.pdu_count() == 1).then_some(())
+    })
+    .await;
+    worker.kill();
+    let journal = std::fs::read_to_string(setup.journal().join("journal.json")).unwrap();
+    assert!(journal.contains("\"sending\""), "{journal}");
+
+    // Restarted on the same journal: the job's fate is unknown, so it is reported, not resent.
+    let worker = setup.worker(&setup.hub.base);
+    let failed = setup.hub.wait_state(&id, "failed").await;
+    assert_eq!(failed["error"]["code"], "outcome_unknown", "{failed}");
+    assert_eq!(failed["error"]["temporary"], false, "{failed}");
+
+    // The worker goes on working, and the first message was written once in all.
+    let next = setup.send("After the restart", false).await;
+    setup.hub.wait_state(&next, "sent").await;
+    assert_eq!(setup.emulator.pdu_count(), 2, "{}", worker.log());
+    let texts: Vec<String> = setup
+        .emulator
+        .sent()
+        .into_iter()
+        .map(|it| it.text)
+        .collect();
+    assert_eq!(texts, vec!["After the restart".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_keeps_its_journal_across_a_hub_restart_and_reconnects() {
+    let setup = Setup::new(profile("simcom_sim800")).await;
+    let worker = setup.worker(&setup.hub.base);
+    setup.online().await;
+    let Setup {
+        mut hub,
+        emulator,
+        id: device,
+        dir,
+        ..
+    } = setup;
+    let addr: SocketAddr = hub.base.trim_start_matches("http://").parse().unwrap();
+
+    let id = send(&hub, "Before the restart", true).await;
+    hub.wait_state(&id, "sent").await;
+
+    // The hub goes away; the delivery report comes meanwhile and waits in the journal.
+    hub.shutdown().await;
+    assert_eq!(emulator.report_all(0), 1);
+    let journal = dir.path().join("journal").join("journal.json");
+    eventually("the delivery report journaled", || async {
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        text.contains(r#""type":"delivered""#).then_some(())
+    })
+    .await;
+
+    // The hub comes back on the same address and database; the worker reconnects by itself.
+    let hub = hub.restart_with(|config, _| config.listen = addr).await;
+    online(&hub, &device).await;
+    hub.wait_state(&id, "delivered").await;
+    let next = send(&hub, "After the restart", false).await;
+    hub.wait_state(&next, "sent").await;
+    assert_eq!(emulator.pdu_count(), 2, "{}", worker.log());
+}
+
+/// A TCP relay between the worker and the hub that can cut its connections.
+struct Relay {
+    addr: SocketAddr,
+    cut: watch::Sender<u64>,
+    /// Connections to cut as soon as the hub's first bytes (the upgrade, `welcome`) went by.
+    cut_after_first: Arc<AtomicU32>,
+}
+
+impl Relay {
+    async fn start(upstream: SocketAddr) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, _) = watch::channel(0u64);
+        let cut_after_first = Arc::new(AtomicU32::new(0));
+        let (cuts, pending) = (cut.clone(), cut_after_first.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                tokio::spawn(relay(client, server, cuts.subscribe(), pending.clone()));
+            }
+        });
+        Relay {
+            addr,
+            cut,
+            cut_after_first,
+        }
+    }
+
+    fn cut_all(&self) {
+        self.cut.send_modify(|it| *it += 1);
+    }
+}
+
+async fn relay(
+    mut client: TcpStream,
+    mut server: TcpStream,
+    mut cut: watch::Receiver<u64>,
+    pending: Arc<AtomicU32>,
+) {
+    let doomed = pending
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |it| it.checked_sub(1))
+        .is_ok();
+    let (mut a, mut b) = (vec![0u8; 16384], vec![0u8; 16384]);
+    let mut from_hub = 0usize;
+    loop {
+        tokio::select! {
+            read = client.read(&mut a) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => if server.write_all(&a[..n]).await.is_err() { return },
+            },
+            read = server.read(&mut b) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if client.write_all(&b[..n]).await.is_err() { return }
+                    from_hub += 1;
+                    // The upgrade answer, then `welcome`: cut in the middle of the resume.
+                    if doomed && from_hub >= 2 {
+                        return;
+                    }
+                }
+            },
+            _ = cut.changed() => return,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cut_while_the_worker_resumes_still_sends_once() {
+    let mut slow = profile("simcom_sim800");
+    slow.cmgs_delay_ms = 1500;
+    let setup = Setup::new(slow).await;
+    let hub_addr: SocketAddr = setup
+        .hub
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let relay = Relay::start(hub_addr).await;
+    let worker = setup.worker(&format!("http://{}", relay.addr));
+    setup.online().await;
+
+    // The PDU is with the modem when the connection drops; the next connection is cut too,
+    // right after `welcome`, while the worker resumes.
+    let id = setup.send("Through the storm", false).await;
+    eventually("the PDU written", || async {
+        (setup.emulator.pdu_count() == 1).then_some(())
+    })
+    .await;
+    relay.cut_after_first.store(1, Ordering::SeqCst);
+    relay.cut_all();
+
+    let sent = setup.hub.wait_state(&id, "sent").await;
+    assert_eq!(sent["parts"], 1, "{sent}");
+    assert_eq!(
+        relay.cut_after_first.load(Ordering::SeqCst),
+        0,
+        "the resume was never cut"
+    );
+    assert_eq!(setup.emulator.pdu_count(), 1, "{}", worker.log());
+    assert_eq!(setup.emulator.sent().len(), 1);
+}
