@@ -713,14 +713,17 @@ impl Store {
         if let Some(sender) = sender {
             query = query.filter(inbox::Column::Sender.eq(sender));
         }
-        let total = query.clone().count(&self.db).await?;
+        // The page first, then the count: an SMS stored between the two reads then shows in
+        // the count, never only on the page (SMS are not deleted, so total ≥ what is shown).
         let rows = query
+            .clone()
             .order_by(inbox::Column::ReceivedAt, Order::Desc)
             .order_by(inbox::Column::Id, Order::Desc)
             .limit(limit)
             .offset(std::cmp::Ord::min(offset, i64::MAX as u64))
             .all(&self.db)
             .await?;
+        let total = query.count(&self.db).await?;
         let records = rows
             .into_iter()
             .map(|it| InboxRecord {
