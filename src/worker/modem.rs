@@ -97,6 +97,11 @@ pub enum ModemEvent {
         received_at: Option<String>,
         stored: oneshot::Sender<()>,
     },
+    /// The answer to a hub's `ussd` request `id`: the text, or an error code and message.
+    Ussd {
+        id: String,
+        result: Result<String, (String, String)>,
+    },
     /// The SIM's identity and radio state changed.
     Status {
         slot: u8,
@@ -110,6 +115,38 @@ pub enum ModemEvent {
 pub struct ModemHandle {
     pub jobs: mpsc::UnboundedSender<ModemJob>,
     pub ussd: mpsc::Sender<UssdRequest>,
+    /// Where [`ModemHandle::run_ussd`] reports; weak, so that the event channel still closes
+    /// when every modem task has ended.
+    events: mpsc::WeakSender<ModemEvent>,
+}
+
+impl ModemHandle {
+    /// Runs a USSD code for the hub's request `id` without waiting: the answer comes back as
+    /// [`ModemEvent::Ussd`]. A modem with requests already waiting answers `busy`.
+    pub fn run_ussd(&self, id: String, code: String) {
+        let (reply, answer) = oneshot::channel();
+        let queued = self.ussd.try_send(UssdRequest { code, reply });
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let result = match queued {
+                Err(_) => Err((
+                    "busy".to_string(),
+                    "the modem has USSD requests waiting".to_string(),
+                )),
+                Ok(()) => match answer.await {
+                    Ok(Ok(text)) => Ok(text),
+                    Ok(Err(message)) => Err(("generic_failure".to_string(), message)),
+                    Err(_) => Err((
+                        "sim_unavailable".to_string(),
+                        "the modem's session ended".to_string(),
+                    )),
+                },
+            };
+            if let Some(events) = events.upgrade() {
+                let _ = events.send(ModemEvent::Ussd { id, result }).await;
+            }
+        });
+    }
 }
 
 /// Starts the task of the modem at `port`, SIM slot `slot`.
@@ -121,8 +158,13 @@ pub fn spawn(
 ) -> ModemHandle {
     let (jobs, jobs_rx) = mpsc::unbounded_channel();
     let (ussd, ussd_rx) = mpsc::channel(4);
+    let weak = events.downgrade();
     tokio::spawn(run(slot, port, events, jobs_rx, ussd_rx, operators));
-    ModemHandle { jobs, ussd }
+    ModemHandle {
+        jobs,
+        ussd,
+        events: weak,
+    }
 }
 
 async fn run(
