@@ -705,21 +705,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Modem<S> {
                 return Err(err);
             }
             Err(err) => Err(format!("the modem refused the USSD request: {err}")),
-            Ok(_) => {
-                let deadline = Instant::now() + t.ussd;
-                let urc = self
-                    .session
-                    .wait_urc(deadline, |it| at::strip_tag(&it.line, "+CUSD").is_some())
-                    .await?;
-                match urc.and_then(|it| ussd::parse_cusd(&it.line)) {
-                    Some(reply) => reply.text(self.packed_ussd).ok_or_else(|| {
-                        format!("USSD ended without text ({})", reply.status.as_str())
-                    }),
-                    None => Err(format!("no USSD answer within {} s", t.ussd.as_secs())),
-                }
-            }
+            Ok(_) => self.await_ussd().await?,
         };
         let _ = request.reply.send(answer);
         Ok(())
+    }
+
+    /// Waits for the network's `+CUSD` answer, skipping release notices (an extra
+    /// `+CUSD: 2,"Initiating Release"` or `+CUSD: 3` may come first, as the hub's modem driver
+    /// knows), and closes a menu.
+    async fn await_ussd(&mut self) -> Result<Result<String, String>, SessionError> {
+        let t = self.timeouts;
+        let deadline = Instant::now() + t.ussd;
+        loop {
+            let urc = self
+                .session
+                .wait_urc(deadline, |it| at::strip_tag(&it.line, "+CUSD").is_some())
+                .await?;
+            let Some(urc) = urc else {
+                let _ = self.session.command("AT+CUSD=2", t.command).await;
+                return Ok(Err(format!("no USSD answer within {} s", t.ussd.as_secs())));
+            };
+            let Some(reply) = ussd::parse_cusd(&urc.line) else {
+                continue;
+            };
+            let text = reply.text(self.packed_ussd);
+            let release = reply.status == ussd::UssdStatus::Terminated
+                && text
+                    .as_deref()
+                    .is_some_and(|it| it.trim().eq_ignore_ascii_case("Initiating Release"));
+            if reply.status == ussd::UssdStatus::OtherClient || release {
+                continue;
+            }
+            if reply.status == ussd::UssdStatus::ActionRequired {
+                // A menu: close it, the worker does not navigate menus.
+                let _ = self.session.command("AT+CUSD=2", t.command).await;
+            }
+            return Ok(
+                text.ok_or_else(|| format!("USSD ended without text ({})", reply.status.as_str()))
+            );
+        }
     }
 }
