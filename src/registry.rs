@@ -6,13 +6,14 @@
 //! sender), so no DashMap guard can ever be held across an `.await`.
 //!
 //! It also holds the vocabulary between the dispatcher and the transports ([`Outbound`]:
-//! offer, revoke, close), which knows no wire format.
+//! offer, revoke, USSD, close), which knows no wire format.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use smshub_protocol::device::{Capabilities, SimInfo, Status};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::domain::{DeviceId, DeviceKind, Millis, PhoneNumber, now_millis};
@@ -30,8 +31,48 @@ pub enum Outbound {
         ids: Vec<Uuid>,
         reason: RevokeReason,
     },
+    /// Run a USSD code on one of the device's SIMs (only for devices that announced
+    /// `capabilities.ussd`); the answer goes back through the request's reply channel.
+    Ussd(UssdCall),
     /// End the session.
     Close(CloseReason),
+}
+
+/// A USSD request for a remote device, and where its answer goes.
+#[derive(Debug, Clone)]
+pub struct UssdCall {
+    /// Request id, named again in the device's answer.
+    pub id: String,
+    /// Zero-based SIM slot.
+    pub slot: u8,
+    /// The USSD code, already checked (digits, `*`, `#`, `+`).
+    pub code: String,
+    /// Taken once by the session that sends the request (shared so that [`Outbound`] stays
+    /// `Clone`); dropped unanswered if the session ends first.
+    pub reply: Arc<Mutex<Option<oneshot::Sender<UssdOutcome>>>>,
+}
+
+/// What a device answered to a USSD request: the network's text, or an error code and
+/// message.
+pub type UssdOutcome = Result<String, (String, String)>;
+
+impl UssdCall {
+    /// A request and the receiver its answer comes on.
+    pub fn new(slot: u8, code: String) -> (UssdCall, oneshot::Receiver<UssdOutcome>) {
+        let (tx, rx) = oneshot::channel();
+        let call = UssdCall {
+            id: Uuid::new_v4().to_string(),
+            slot,
+            code,
+            reply: Arc::new(Mutex::new(Some(tx))),
+        };
+        (call, rx)
+    }
+
+    /// Takes the reply channel; `None` if it was already taken.
+    pub fn take_reply(&self) -> Option<oneshot::Sender<UssdOutcome>> {
+        self.reply.lock().ok().and_then(|mut it| it.take())
+    }
 }
 
 /// A message offered to a device, with what the device needs to send it.

@@ -38,6 +38,9 @@ pub enum DeviceFrame {
     Incoming(Incoming),
     /// Keeps the session alive and proves the device is reachable.
     Heartbeat(Heartbeat),
+    /// The answer to a hub's `ussd` request (only from devices that announced
+    /// `capabilities.ussd`).
+    UssdResult(UssdResult),
 }
 
 /// Frames the hub sends to a device.
@@ -58,6 +61,9 @@ pub enum HubFrame {
     Heartbeat(Heartbeat),
     /// A frame could not be processed. The session stays open.
     Error(ErrorFrame),
+    /// Run a USSD code on a SIM; the device answers `ussd_result`. Sent only to devices whose
+    /// `hello` announced `capabilities.ussd` (an additive extension of v1, spec §11).
+    Ussd(UssdCommand),
 }
 
 /// `hello`: identity, capabilities and the device's journal of unfinished jobs.
@@ -132,6 +138,9 @@ pub struct Capabilities {
     /// Whether the device forwards received SMS.
     #[serde(default = "yes")]
     pub incoming: bool,
+    /// Whether the device answers `ussd` frames. Absent means no: older devices never get one.
+    #[serde(default)]
+    pub ussd: bool,
 }
 
 impl Default for Capabilities {
@@ -141,6 +150,7 @@ impl Default for Capabilities {
             multipart: true,
             delivery_reports: true,
             incoming: true,
+            ussd: false,
         }
     }
 }
@@ -401,6 +411,42 @@ pub struct ErrorFrame {
     pub ids: Vec<String>,
 }
 
+/// `ussd`: run a USSD code (`*100#`) on one SIM and answer `ussd_result` with the same `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UssdCommand {
+    /// Request id, chosen by the hub; the answer names it.
+    pub id: String,
+    /// Zero-based SIM slot, as in `hello.sims`.
+    #[serde(default)]
+    pub sim: u8,
+    /// The USSD code: digits, `*`, `#` and `+`.
+    pub code: String,
+}
+
+/// `ussd_result`: the network's answer to a `ussd` request, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UssdResult {
+    /// The `id` of the `ussd` frame answered.
+    pub id: String,
+    /// The network's answer text, decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Set when the request failed; `text` is then absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<UssdError>,
+}
+
+/// Why a USSD request failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UssdError {
+    /// Stable code: `sim_unavailable` (no modem or SIM in that slot), `busy`,
+    /// `network_timeout` (no answer from the network), `generic_failure`, `unsupported`.
+    pub code: String,
+    /// Human-readable detail, for logs.
+    #[serde(default)]
+    pub message: String,
+}
+
 /// Error codes a device reports in `failed` and `rejected`, with whether each is temporary
 /// by default. Devices may send codes not listed here; the hub stores them as given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -525,6 +571,7 @@ impl DeviceFrame {
                 "failed",
                 "incoming",
                 "heartbeat",
+                "ussd_result",
             ],
         )
     }
@@ -549,6 +596,7 @@ impl HubFrame {
                 "ack",
                 "heartbeat",
                 "error",
+                "ussd",
             ],
         )
     }

@@ -11,6 +11,7 @@
 //! `/dev/`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -21,6 +22,7 @@ use warp::reply::{Reply, Response};
 use super::error::ApiError;
 use super::{ApiState, authorized, json_body, run, with_api};
 use crate::auth::{Principal, Scope};
+use crate::registry::{Outbound, UssdCall};
 use crate::transport::hilink;
 use crate::transport::modem::detect;
 use crate::transport::radio::{ModemError, ModemState, ModemStatus};
@@ -167,6 +169,10 @@ pub struct DetectRequest {
 pub struct UssdRequest {
     #[serde(default, alias = "ussd_code", alias = "command")]
     pub code: Option<String>,
+    /// SIM slot of a remote device (a phone or `smshub worker`); `0` when absent. Local
+    /// modems have one SIM and ignore it.
+    #[serde(default, alias = "sim", alias = "sim_slot")]
+    pub slot: Option<u8>,
 }
 
 /// `POST /api/modems/detect`: the serial ports that answer AT, one per modem, and the sticks in
@@ -354,8 +360,55 @@ pub async fn modem_ussd(api: Arc<ApiState>, id: String, body: Bytes) -> Result<R
             "give the USSD code, e.g. {\"code\": \"*100#\"}",
         ));
     };
-    let answer = api.modems.ussd(&id, &code).await.map_err(modem_error)?;
-    Ok(json(&answer))
+    match api.modems.ussd(&id, &code).await {
+        Ok(answer) => Ok(json(&answer)),
+        Err(ModemError::NotFound(_)) if api.registry.get(&id).is_some() => {
+            remote_ussd(&api, &id, request.slot.unwrap_or(0), code.trim()).await
+        }
+        Err(err) => Err(modem_error(err)),
+    }
+}
+
+/// How long a remote device may take to answer a USSD request.
+const REMOTE_USSD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// USSD on a connected remote device (device protocol `ussd` frame, spec §8.2): `409
+/// ussd_unsupported` when its `hello` did not announce `capabilities.ussd`, `504
+/// modem_timeout` after [`REMOTE_USSD_TIMEOUT`], `503 modem_unavailable` when the session
+/// ends first, `502 modem_error` when the device answers an error. The answer has the same
+/// shape as a local modem's.
+async fn remote_ussd(api: &ApiState, id: &str, slot: u8, code: &str) -> Result<Response, ApiError> {
+    let live = api.registry.get(id);
+    if !live.is_some_and(|it| it.capabilities.ussd) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "ussd_unsupported",
+            format!("device {id:?} did not announce USSD support"),
+        ));
+    }
+    let gone = || modem_error(ModemError::Port("the device disconnected".to_string()));
+    let tx = api.registry.sender(id).ok_or_else(gone)?;
+    let (call, answer) = UssdCall::new(slot, code.to_string());
+    tx.send(Outbound::Ussd(call)).await.map_err(|_| gone())?;
+    let outcome = match tokio::time::timeout(REMOTE_USSD_TIMEOUT, answer).await {
+        Err(_) => return Err(modem_error(ModemError::Timeout)),
+        Ok(Err(_)) => return Err(gone()),
+        Ok(Ok(outcome)) => outcome,
+    };
+    match outcome {
+        Ok(text) => Ok(json(&serde_json::json!({
+            "code": code,
+            "status": "done",
+            "text": text,
+            "dcs": null,
+            "slot": slot,
+        }))),
+        Err((code, message)) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "modem_error",
+            format!("the device answered {code}: {message}"),
+        )),
+    }
 }
 
 /// `GET /api/modems/{id}/balance`: the balance USSD of the SIM's operator.

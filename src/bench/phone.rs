@@ -362,7 +362,7 @@ async fn run(
                             tracing::warn!(code = %error.code, message = %error.message, "the hub sent an error frame");
                             counters.error_frames.fetch_add(1, Ordering::Relaxed);
                         }
-                        Ok(HubFrame::Welcome(_)) => {}
+                        Ok(HubFrame::Welcome(_) | HubFrame::Ussd(_)) => {}
                         Err(_) => { counters.protocol_errors.fetch_add(1, Ordering::Relaxed); }
                     }
                     // Frames already received are handled before answering, so one

@@ -554,7 +554,7 @@ impl Session {
                 }
             }
             DeviceFrame::Rejected(_) => transcript.reports.push((self.number, frame.clone())),
-            DeviceFrame::Hello(_) | DeviceFrame::Accepted(_) => {}
+            DeviceFrame::Hello(_) | DeviceFrame::Accepted(_) | DeviceFrame::UssdResult(_) => {}
         }
         Some(Got::Frame(frame))
     }

@@ -574,6 +574,7 @@ mod tests {
             multipart: true,
             delivery_reports: true,
             incoming: false,
+            ussd: false,
         };
         let (tx, mut outbound) = mpsc::channel(16);
         let session = registry.connect(

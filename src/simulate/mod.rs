@@ -662,7 +662,8 @@ impl PhoneTask {
                 self.stats.errors.fetch_add(1, Ordering::Relaxed);
                 Vec::new()
             }
-            HubFrame::Welcome(_) | HubFrame::Heartbeat(_) => Vec::new(),
+            // Simulated phones announce no USSD, so the hub never asks.
+            HubFrame::Welcome(_) | HubFrame::Heartbeat(_) | HubFrame::Ussd(_) => Vec::new(),
         }
     }
 

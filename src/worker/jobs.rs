@@ -13,7 +13,7 @@ use std::io;
 
 use smshub_protocol::device::{
     AckedReport, Delivered, DeviceFrame, Failed, HeldJob, HubFrame, Incoming, JobIds, Rejected,
-    ReportKind, SendJob, Sent, SimInfo, SimStatus, Status,
+    ReportKind, SendJob, Sent, SimInfo, SimStatus, Status, UssdError, UssdResult,
 };
 use smshub_protocol::pdu::StatusClass;
 
@@ -201,8 +201,34 @@ impl Jobs {
                 tracing::warn!(code = %error.code, message = %error.message, "the hub could not process a frame");
                 Ok(())
             }
+            HubFrame::Ussd(request) => {
+                match self.modems.get(usize::from(request.sim)) {
+                    Some(modem) => modem.run_ussd(request.id, request.code),
+                    None => self.ussd_answer(
+                        request.id,
+                        Err((
+                            "sim_unavailable".to_string(),
+                            format!("no modem in slot {}", request.sim),
+                        )),
+                    ),
+                }
+                Ok(())
+            }
             HubFrame::Welcome(_) | HubFrame::Heartbeat(_) => Ok(()),
         }
+    }
+
+    /// Queues a `ussd_result` (nothing is journaled: the hub's request dies with the session).
+    fn ussd_answer(&mut self, id: String, result: Result<String, (String, String)>) {
+        if !self.open {
+            return;
+        }
+        let (text, error) = match result {
+            Ok(text) => (Some(text), None),
+            Err((code, message)) => (None, Some(UssdError { code, message })),
+        };
+        self.out
+            .push(DeviceFrame::UssdResult(UssdResult { id, text, error }));
     }
 
     fn hub_now(&self, now_ms: i64) -> i64 {
@@ -511,6 +537,10 @@ impl Jobs {
     /// What a modem says.
     pub fn on_modem(&mut self, event: ModemEvent, now_ms: i64) -> io::Result<()> {
         match event {
+            ModemEvent::Ussd { id, result } => {
+                self.ussd_answer(id, result);
+                Ok(())
+            }
             ModemEvent::Start { id, permit } => {
                 let entry = self.journal.state.jobs.get_mut(&id);
                 let may = match entry {

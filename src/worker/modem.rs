@@ -97,6 +97,11 @@ pub enum ModemEvent {
         received_at: Option<String>,
         stored: oneshot::Sender<()>,
     },
+    /// The answer to a hub's `ussd` request `id`: the text, or an error code and message.
+    Ussd {
+        id: String,
+        result: Result<String, (String, String)>,
+    },
     /// The SIM's identity and radio state changed.
     Status {
         slot: u8,
@@ -110,6 +115,38 @@ pub enum ModemEvent {
 pub struct ModemHandle {
     pub jobs: mpsc::UnboundedSender<ModemJob>,
     pub ussd: mpsc::Sender<UssdRequest>,
+    /// Where [`ModemHandle::run_ussd`] reports; weak, so that the event channel still closes
+    /// when every modem task has ended.
+    events: mpsc::WeakSender<ModemEvent>,
+}
+
+impl ModemHandle {
+    /// Runs a USSD code for the hub's request `id` without waiting: the answer comes back as
+    /// [`ModemEvent::Ussd`]. A modem with requests already waiting answers `busy`.
+    pub fn run_ussd(&self, id: String, code: String) {
+        let (reply, answer) = oneshot::channel();
+        let queued = self.ussd.try_send(UssdRequest { code, reply });
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let result = match queued {
+                Err(_) => Err((
+                    "busy".to_string(),
+                    "the modem has USSD requests waiting".to_string(),
+                )),
+                Ok(()) => match answer.await {
+                    Ok(Ok(text)) => Ok(text),
+                    Ok(Err(message)) => Err(("generic_failure".to_string(), message)),
+                    Err(_) => Err((
+                        "sim_unavailable".to_string(),
+                        "the modem's session ended".to_string(),
+                    )),
+                },
+            };
+            if let Some(events) = events.upgrade() {
+                let _ = events.send(ModemEvent::Ussd { id, result }).await;
+            }
+        });
+    }
 }
 
 /// Starts the task of the modem at `port`, SIM slot `slot`.
@@ -121,8 +158,13 @@ pub fn spawn(
 ) -> ModemHandle {
     let (jobs, jobs_rx) = mpsc::unbounded_channel();
     let (ussd, ussd_rx) = mpsc::channel(4);
+    let weak = events.downgrade();
     tokio::spawn(run(slot, port, events, jobs_rx, ussd_rx, operators));
-    ModemHandle { jobs, ussd }
+    ModemHandle {
+        jobs,
+        ussd,
+        events: weak,
+    }
 }
 
 async fn run(
@@ -663,21 +705,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Modem<S> {
                 return Err(err);
             }
             Err(err) => Err(format!("the modem refused the USSD request: {err}")),
-            Ok(_) => {
-                let deadline = Instant::now() + t.ussd;
-                let urc = self
-                    .session
-                    .wait_urc(deadline, |it| at::strip_tag(&it.line, "+CUSD").is_some())
-                    .await?;
-                match urc.and_then(|it| ussd::parse_cusd(&it.line)) {
-                    Some(reply) => reply.text(self.packed_ussd).ok_or_else(|| {
-                        format!("USSD ended without text ({})", reply.status.as_str())
-                    }),
-                    None => Err(format!("no USSD answer within {} s", t.ussd.as_secs())),
-                }
-            }
+            Ok(_) => self.await_ussd().await?,
         };
         let _ = request.reply.send(answer);
         Ok(())
+    }
+
+    /// Waits for the network's `+CUSD` answer, skipping release notices (an extra
+    /// `+CUSD: 2,"Initiating Release"` or `+CUSD: 3` may come first, as the hub's modem driver
+    /// knows), and closes a menu.
+    async fn await_ussd(&mut self) -> Result<Result<String, String>, SessionError> {
+        let t = self.timeouts;
+        let deadline = Instant::now() + t.ussd;
+        loop {
+            let urc = self
+                .session
+                .wait_urc(deadline, |it| at::strip_tag(&it.line, "+CUSD").is_some())
+                .await?;
+            let Some(urc) = urc else {
+                let _ = self.session.command("AT+CUSD=2", t.command).await;
+                return Ok(Err(format!("no USSD answer within {} s", t.ussd.as_secs())));
+            };
+            let Some(reply) = ussd::parse_cusd(&urc.line) else {
+                continue;
+            };
+            let text = reply.text(self.packed_ussd);
+            let release = reply.status == ussd::UssdStatus::Terminated
+                && text
+                    .as_deref()
+                    .is_some_and(|it| it.trim().eq_ignore_ascii_case("Initiating Release"));
+            if reply.status == ussd::UssdStatus::OtherClient || release {
+                continue;
+            }
+            if reply.status == ussd::UssdStatus::ActionRequired {
+                // A menu: close it, the worker does not navigate menus.
+                let _ = self.session.command("AT+CUSD=2", t.command).await;
+            }
+            return Ok(
+                text.ok_or_else(|| format!("USSD ended without text ({})", reply.status.as_str()))
+            );
+        }
     }
 }

@@ -112,6 +112,7 @@ async fn serve(
             multipart: true,
             delivery_reports: true,
             incoming: true,
+            ussd: true,
         },
         jobs: Some(jobs.held()),
     });

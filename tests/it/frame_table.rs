@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use smshub_protocol::device::{
     Capabilities, DeviceFrame, Failed, HeldJob, HeldPhase, Hello, HubFrame, Incoming, JobIds,
-    Rejected, ReportKind, Sent,
+    Rejected, ReportKind, Sent, UssdError, UssdResult,
 };
 
 use crate::support::{RawPhone, TestHub};
@@ -348,6 +348,85 @@ async fn no_delivery_report_is_asked_of_a_worker_without_them() {
     assert_eq!(job.id, id);
     assert!(!job.delivery_report);
     assert!(job.sim_slot.is_some(), "the hub always names the SIM");
+}
+
+// Row (hub → worker): `ussd` goes only to a worker that announced `capabilities.ussd`; the
+// others get none, and the API says 409 `ussd_unsupported`.
+#[tokio::test]
+async fn ussd_goes_only_to_workers_that_announced_it() {
+    let hub = TestHub::spawn().await;
+    let mut plain = fresh(&hub, "plain").await;
+    plain
+        .hello_with(Capabilities::default(), Some(Vec::new()))
+        .await;
+    let (status, body) = hub
+        .post(
+            &format!("/api/modems/{}/ussd", plain.id),
+            json!({"code": "*100#"}),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "ussd_unsupported", "{body}");
+    // Nothing was sent to it: the next frame is the answer to its heartbeat.
+    still_open(&mut plain).await;
+
+    let mut able = fresh(&hub, "able").await;
+    let capabilities = Capabilities {
+        ussd: true,
+        ..Capabilities::default()
+    };
+    able.hello_with(capabilities, Some(Vec::new())).await;
+    let path = format!("/api/modems/{}/ussd", able.id);
+    let answer = |text: Option<&str>| {
+        let text = text.map(str::to_string);
+        move |request: smshub_protocol::device::UssdCommand| {
+            let error = match text {
+                Some(_) => None,
+                None => Some(UssdError {
+                    code: "network_timeout".into(),
+                    message: "no answer".into(),
+                }),
+            };
+            DeviceFrame::UssdResult(UssdResult {
+                id: request.id,
+                text: text.clone(),
+                error,
+            })
+        }
+    };
+    for (body, reply, slot) in [
+        (json!({"code": "*100#"}), answer(Some("Solde: 12 DA")), 0),
+        (json!({"code": "*222#", "sim": 1}), answer(None), 1),
+    ] {
+        let device = async {
+            match able.recv().await {
+                HubFrame::Ussd(request) => {
+                    assert_eq!(request.sim, slot, "{request:?}");
+                    assert_eq!(request.code, body["code"], "{request:?}");
+                    // An answer to no request is ignored, then the real one.
+                    able.send(&reply(smshub_protocol::device::UssdCommand {
+                        id: "nobody".into(),
+                        ..request.clone()
+                    }))
+                    .await;
+                    able.send(&reply(request)).await;
+                }
+                other => panic!("expected ussd, got {other:?}"),
+            }
+        };
+        let ((status, answer), ()) = tokio::join!(hub.post(&path, body.clone()), device);
+        if slot == 0 {
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer["text"], "Solde: 12 DA", "{answer}");
+            assert_eq!(answer["code"], "*100#", "{answer}");
+        } else {
+            assert_eq!(status, 502, "{answer}");
+            assert_eq!(answer["error"]["code"], "modem_error", "{answer}");
+            let message = answer["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("network_timeout"), "{answer}");
+        }
+    }
+    still_open(&mut able).await;
 }
 
 // Section 2.5: a device removed by an operator is closed with 4001.

@@ -171,6 +171,40 @@ async fn a_message_goes_out_through_the_worker_and_its_delivery_report_comes_bac
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ussd_through_the_api_runs_on_the_workers_modem() {
+    let setup = Setup::new(profile("simcom_sim800")).await;
+    let worker = setup.worker(&setup.hub.base);
+    setup.online().await;
+    let path = format!("/api/modems/{}/ussd", setup.id);
+
+    let (status, answer) = setup.hub.post(&path, json!({"code": "*222#"})).await;
+    assert_eq!(status, 200, "{answer} {}", worker.log());
+    assert_eq!(answer["text"], "Solde 45 DA", "{answer}");
+    assert_eq!(answer["code"], "*222#", "{answer}");
+    assert!(
+        setup
+            .emulator
+            .commands()
+            .iter()
+            .any(|it| it.starts_with("AT+CUSD=1,") && it.contains("*222#")),
+        "{:?}",
+        setup.emulator.commands()
+    );
+
+    // A code the network does not know, and a slot with no modem: the worker's error comes back.
+    let (status, answer) = setup.hub.post(&path, json!({"code": "*999#"})).await;
+    assert_eq!(status, 502, "{answer}");
+    assert_eq!(answer["error"]["code"], "modem_error", "{answer}");
+    let (status, answer) = setup
+        .hub
+        .post(&path, json!({"code": "*100#", "slot": 3}))
+        .await;
+    assert_eq!(status, 502, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("sim_unavailable"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_mid_send_never_sends_twice_and_reports_after_restart() {
     let setup = Setup::new(profile("simcom_sim800")).await;
     let mut worker = setup.worker(&setup.hub.base);

@@ -242,6 +242,11 @@ fn modem_send_sms() {}
 fn modem_delete_sms() {}
 
 /// Run a USSD code (`*100#`) and answer the network's reply.
+///
+/// The id names a modem attached to this hub or, failing that, a connected remote device
+/// (a phone or `smshub worker`) whose `hello` announced `capabilities.ussd`: the code then runs
+/// on its SIM `slot` (default 0) through the device protocol's `ussd` frame, waited for up to
+/// 60 s.
 #[utoipa::path(post, path = "/api/modems/{id}/ussd", tag = "modems",
     params(("id" = String, Path, min_length = 1, description = "device id, IMEI or port name", example = "861234567890123")),
     request_body(content = Option<UssdRequest>, example = json!({"code": "*100#"})),
@@ -249,8 +254,9 @@ fn modem_delete_sms() {}
         (status = 200, description = "the reply", body = serde_json::Value),
         (status = 400, description = "`invalid_json`, `invalid_request`, `missing_code`", body = ErrorBody),
         (status = 404, description = MODEM_ERRORS_404, body = ErrorBody),
-        (status = 409, description = "`modem_not_ready`", body = ErrorBody),
-        (status = 502, description = "`modem_error`", body = ErrorBody),
+        (status = 409, description = "`modem_not_ready`; `ussd_unsupported`: a remote device that did not announce USSD", body = ErrorBody),
+        (status = 502, description = "`modem_error` (a remote device's error code is in the message)", body = ErrorBody),
+        (status = 503, description = "`modem_unavailable`: the remote device disconnected before answering", body = ErrorBody),
         (status = 504, description = "`modem_timeout`", body = ErrorBody),
     ))]
 fn modem_ussd() {}

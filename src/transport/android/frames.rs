@@ -19,8 +19,9 @@ use futures_util::stream::FuturesOrdered;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use smshub_protocol::device::{
     Ack, AckedReport, DeviceFrame, ErrorFrame, Heartbeat, HeldJob, HubFrame, JobIds, Rejected,
-    ReportKind, Revoke,
+    ReportKind, Revoke, UssdResult,
 };
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
@@ -29,7 +30,7 @@ use super::session::{MAX_FRAME_BYTES, SinkResult, close_message, error_frame, se
 use crate::dispatch::core::JobEnd;
 use crate::domain::{DeviceId, FailureCode};
 use crate::domain::{MessageState, now_millis, parse_rfc3339};
-use crate::registry::Outbound;
+use crate::registry::{Outbound, UssdOutcome};
 use crate::store::{Change, Committed, Outcome};
 use crate::transport::link::DeviceLink;
 
@@ -79,6 +80,8 @@ pub(super) struct Session {
     finished: HashSet<Uuid>,
     /// Strikes the device may still earn (see [`STRIKES_PER_MINUTE`]).
     strikes: DefaultDirectRateLimiter,
+    /// USSD requests sent to the device, by request id, until their `ussd_result`.
+    ussd: HashMap<String, oneshot::Sender<UssdOutcome>>,
 }
 
 impl Session {
@@ -93,6 +96,7 @@ impl Session {
             offered: HashSet::new(),
             finished: HashSet::new(),
             strikes: RateLimiter::direct(Quota::per_minute(per_minute)),
+            ussd: HashMap::new(),
         }
     }
 
@@ -107,8 +111,34 @@ impl Session {
                     self.offered.remove(id);
                 }
             }
+            Outbound::Ussd(call) => {
+                // Requests whose caller gave up (timed out) are forgotten here, so a device
+                // that never answers cannot grow the map.
+                self.ussd.retain(|_, reply| !reply.is_closed());
+                if let Some(reply) = call.take_reply() {
+                    self.ussd.insert(call.id.clone(), reply);
+                }
+            }
             Outbound::Close(_) => {}
         }
+    }
+
+    /// `ussd_result`: hands the answer to the request waiting for it; an answer to no
+    /// request of this session (late, or made up) is dropped.
+    fn ussd_result(&mut self, result: UssdResult) {
+        let Some(reply) = self.ussd.remove(&result.id) else {
+            tracing::debug!(device = %self.device_id, id = %result.id, "ussd_result for no pending request");
+            return;
+        };
+        let outcome = match (result.text, result.error) {
+            (_, Some(error)) => Err((error.code, error.message)),
+            (Some(text), None) => Ok(text),
+            (None, None) => Err((
+                "generic_failure".to_string(),
+                "the device answered neither text nor error".to_string(),
+            )),
+        };
+        let _ = reply.send(outcome);
     }
 
     /// Counts a strike against the device; once it has struck too often, closes the
@@ -162,6 +192,10 @@ impl Session {
             DeviceFrame::Hello(_) => {
                 self.refuse("invalid_frame", "hello was already received", sink)
                     .await
+            }
+            DeviceFrame::UssdResult(result) => {
+                self.ussd_result(result);
+                Ok(())
             }
             DeviceFrame::Heartbeat(_) => {
                 self.link.touch(&self.device_id, self.session);

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use smshub_protocol::device::{
-    DeviceFrame, ErrorFrame, Hello, HubFrame, Revoke, SUPPORTED_VERSIONS, SendJob, Welcome,
+    DeviceFrame, ErrorFrame, Hello, HubFrame, Revoke, SUPPORTED_VERSIONS, SendJob, UssdCommand,
+    Welcome,
 };
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -363,6 +364,11 @@ fn frame_of(command: Outbound, delivery_reports: bool) -> HubFrame {
         Outbound::Revoke { ids, reason } => HubFrame::Revoke(Revoke {
             ids: ids.iter().map(Uuid::to_string).collect(),
             reason: Some(reason.as_str().to_string()),
+        }),
+        Outbound::Ussd(call) => HubFrame::Ussd(UssdCommand {
+            id: call.id,
+            sim: call.slot,
+            code: call.code,
         }),
         Outbound::Close(reason) => error_frame("closing", reason.describe()),
     }

@@ -134,6 +134,7 @@ pub fn capabilities() -> Capabilities {
         multipart: true,
         delivery_reports: true,
         incoming: true,
+        ussd: false,
     }
 }
 
@@ -258,6 +259,8 @@ async fn run(
                     }
                 }
                 Some(Outbound::Revoke { ids, .. }) => app.sessions.revoke(&device, session, &ids),
+                // Never announced: dropping the call answers its caller with "gone".
+                Some(Outbound::Ussd(_)) => {}
                 Some(Outbound::Close(reason)) => {
                     if reason == CloseReason::Removed {
                         app.sessions.forget(&device);

@@ -147,7 +147,8 @@ pub async fn next<T>(
         tokio::select! {
             frame = outbound.recv() => match frame {
                 Some(Outbound::Offer(job)) => return Next::Offer(*job),
-                Some(Outbound::Revoke { .. }) => {}
+                // Local modems run USSD through the API's control channel, not this one.
+                Some(Outbound::Revoke { .. } | Outbound::Ussd(_)) => {}
                 Some(Outbound::Close(reason)) => {
                     tracing::info!(at = %place, reason = reason.describe(), "{what} session closed by the hub");
                     return Next::End(if reason.for_good() {

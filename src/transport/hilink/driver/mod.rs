@@ -326,6 +326,7 @@ fn capabilities() -> Capabilities {
         // The HiLink API gives no delivery reports the hub can match to a message.
         delivery_reports: false,
         incoming: true,
+        ussd: false,
     }
 }
 

@@ -249,6 +249,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
                 multipart: true,
                 delivery_reports: true,
                 incoming: true,
+                ussd: false,
             },
             limits: self.limits,
             radio: self.radio_status(),
