@@ -713,17 +713,17 @@ impl Store {
         if let Some(sender) = sender {
             query = query.filter(inbox::Column::Sender.eq(sender));
         }
-        // The page first, then the count: an SMS stored between the two reads then shows in
-        // the count, never only on the page (SMS are not deleted, so total ≥ what is shown).
+        let total = query.clone().count(&self.db).await?;
         let rows = query
-            .clone()
             .order_by(inbox::Column::ReceivedAt, Order::Desc)
             .order_by(inbox::Column::Id, Order::Desc)
             .limit(limit)
             .offset(std::cmp::Ord::min(offset, i64::MAX as u64))
             .all(&self.db)
             .await?;
-        let total = query.count(&self.db).await?;
+        // Two reads: an SMS stored between them is on the page but not in the count. SMS are
+        // never deleted, so the total is at least what the page shows.
+        let total = std::cmp::Ord::max(total, offset.saturating_add(rows.len() as u64));
         let records = rows
             .into_iter()
             .map(|it| InboxRecord {

@@ -32,6 +32,9 @@ impl Node {
                 "--offer-lease-s",
                 "5",
             ])
+            // A failover may cost a message an attempt or two (an offer of the old leader
+            // still held by a phone): room for several, as a cluster would be configured.
+            .args(["--max-attempts", "10"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

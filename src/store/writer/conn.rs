@@ -108,10 +108,14 @@ impl Conn {
     }
 }
 
+/// The exit code of a leader whose writer found another node leading (the same as a leader
+/// that lost its lock, `cluster::LOST_LOCK_EXIT`).
+const LOST_LEAD_EXIT: i32 = 75;
+
 /// Fails the transaction unless the cluster's epoch is still `epoch`, and holds the epoch's
 /// row `FOR SHARE` until the transaction ends: a node taking the lead raises the epoch, which
-/// waits for this transaction, and every later one of the old leader fails here. So a leader
-/// that lost the lead commits nothing more, and answers no `202`.
+/// waits for this transaction, and the old leader's next one finds it and stops the process.
+/// So a leader that lost the lead commits nothing more, and answers no `202`.
 async fn check_fence(txn: &DatabaseTransaction, epoch: i64) -> Result<(), DbErr> {
     let row = txn
         .query_one_raw(sea_orm::Statement::from_string(
@@ -121,12 +125,12 @@ async fn check_fence(txn: &DatabaseTransaction, epoch: i64) -> Result<(), DbErr>
         .await?;
     let now: Option<i64> = row.map(|it| it.try_get_by_index(0)).transpose()?;
     if now == Some(epoch) {
-        Ok(())
-    } else {
-        Err(DbErr::Custom(format!(
-            "this node no longer leads the cluster (epoch {epoch}, now {now:?})"
-        )))
+        return Ok(());
     }
+    // Another node leads: this one stops at once, before it offers more work it can no
+    // longer record (a supervisor restarts it as a follower).
+    tracing::error!(epoch, ?now, "another node took the lead: stopping");
+    std::process::exit(LOST_LEAD_EXIT);
 }
 
 /// WAL pages after which the writer checkpoints itself, should the checkpoint thread fall
