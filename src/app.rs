@@ -326,6 +326,7 @@ impl App {
         let watcher = tls.as_ref().map(Tls::watch);
         // The transports: each starts here, in one line.
         let modems = api.modems.clone();
+        let dispatcher = api.dispatcher.clone();
         modems.start(&config.modem_ports, &config.hilinks, config.modem_scan);
         let devices = android::routes(link.clone(), config.hello_timeout)
             .or(gateway_app::routes(link, tls.is_some()))
@@ -378,6 +379,7 @@ impl App {
         }
         tracing::info!("stopped accepting; closing device sessions");
         modems.stop_all().await;
+        dispatcher.send(crate::dispatch::Event::Stopping);
         registry.close_all(CloseReason::GoingAway);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !registry.is_empty() && tokio::time::Instant::now() < deadline {

@@ -356,6 +356,7 @@ pub struct History {
 
 /// One step of a device's history.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = HistoryPoint)]
 pub struct Point {
     /// Start of the step, RFC 3339.
     pub t: String,

@@ -25,7 +25,8 @@
 //!   each delivery a durable row retried with backoff.
 //! - [`mqtt`]: the MQTT bridge: the event log published to a broker, sends taken from it.
 //! - [`server`]: the accept loop: connection caps (API and devices apart), header and body
-//!   timeouts, graceful shutdown with a bounded grace.
+//!   timeouts, graceful shutdown with a bounded grace; [`client_tls`]: TLS for the
+//!   connections smshub opens (MQTT broker, a worker's hub).
 //! - [`app`]: wires it together, binds, serves, shuts down gracefully.
 //! - [`cluster`]: several nodes on one PostgreSQL database: the node holding the leader lock
 //!   runs the hub, the others relay their connections to it.
@@ -44,6 +45,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod bench;
+pub mod client_tls;
 pub mod cluster;
 pub mod conformance;
 pub mod dashboard;

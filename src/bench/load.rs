@@ -23,8 +23,8 @@ use super::http::HttpConn;
 /// What to submit and how.
 #[derive(Debug, Clone)]
 pub struct LoadPlan {
-    pub addr: SocketAddr,
-    pub host: String,
+    /// The hub's addresses (`addr`, `Host`): connection k uses the k-th, in turn.
+    pub endpoints: Vec<(SocketAddr, String)>,
     pub api_key: String,
     /// Messages to submit.
     pub messages: usize,
@@ -105,8 +105,9 @@ pub async fn run(plan: LoadPlan, counters: Arc<LoadCounters>) -> LoadOutcome {
     let next = Arc::new(AtomicU64::new(0));
     let load_start = Instant::now();
     let workers: Vec<_> = (0..plan.concurrency.clamp(1, plan.requests().max(1)))
-        .map(|_| {
+        .map(|k| {
             tokio::spawn(worker(
+                k,
                 plan.clone(),
                 next.clone(),
                 counters.clone(),
@@ -147,6 +148,7 @@ pub async fn run(plan: LoadPlan, counters: Arc<LoadCounters>) -> LoadOutcome {
 }
 
 async fn worker(
+    k: usize,
     plan: Arc<LoadPlan>,
     next: Arc<AtomicU64>,
     counters: Arc<LoadCounters>,
@@ -162,7 +164,8 @@ async fn worker(
         last_end_us: 0,
         timed_out: false,
     };
-    let mut conn = HttpConn::new(plan.addr, &plan.host);
+    let (addr, host) = &plan.endpoints[k % plan.endpoints.len().max(1)];
+    let mut conn = HttpConn::new(*addr, host);
     let text = serde_json::to_string(&plan.text).unwrap_or_else(|_| "\"bench\"".into());
     let headers = [
         ("X-API-Key", plan.api_key.as_str()),

@@ -67,6 +67,11 @@ pub struct BenchArgs {
     /// (default: a fresh SQLite file).
     #[arg(long, conflicts_with = "hub")]
     pub database_url: Option<String>,
+    /// Hub nodes to spawn on a `--database-url postgres://…` (a cluster: the first leads,
+    /// the others relay to it); phones and HTTP connections are spread over them in turn, and
+    /// the report adds each node's CPU and PostgreSQL's.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
     /// Log filter of the hub the harness spawns (it logs to a file).
     #[arg(long, default_value = "info")]
     pub hub_log: String,
@@ -157,6 +162,17 @@ impl BenchArgs {
             "--rate must be positive"
         );
         anyhow::ensure!(self.timeout >= 1, "--timeout must be at least 1 s");
+        anyhow::ensure!((1..=8).contains(&self.nodes), "--nodes must be 1 to 8");
+        anyhow::ensure!(
+            self.nodes == 1
+                || (self.hub.is_none()
+                    && !self.in_process
+                    && self
+                        .database_url
+                        .as_deref()
+                        .is_some_and(crate::store::cluster::is_postgres)),
+            "--nodes above 1 needs --database-url postgres://… (nodes share one PostgreSQL)"
+        );
         Ok(())
     }
 }
@@ -197,6 +213,7 @@ pub async fn measure(args: BenchArgs) -> anyhow::Result<Report> {
         log: args.hub_log.clone(),
         heartbeat_s: args.heartbeat_s,
         database_url: args.database_url.clone(),
+        nodes: args.nodes,
     };
     let target = Target::start(&options).await?;
     eprintln!(
@@ -302,23 +319,31 @@ struct Fleet {
 
 impl Fleet {
     fn start(args: &BenchArgs, target: &Target, devices: &[Credentials], origin: Instant) -> Fleet {
-        let config = Arc::new(PhoneConfig {
-            ws_base: target.base.replacen("http", "ws", 1),
-            max_in_flight: args.max_in_flight,
-            latency: Duration::from_millis(args.phone_latency_ms),
-            delivery_reports: args.delivery_report,
-            status_every: (args.status_s > 0).then(|| Duration::from_secs(args.status_s)),
-            origin,
-        });
+        // Phone k connects to the k-th node, in turn.
+        let configs: Vec<Arc<PhoneConfig>> = target
+            .endpoints
+            .iter()
+            .map(|endpoint| {
+                Arc::new(PhoneConfig {
+                    ws_base: endpoint.base.replacen("http", "ws", 1),
+                    max_in_flight: args.max_in_flight,
+                    latency: Duration::from_millis(args.phone_latency_ms),
+                    delivery_reports: args.delivery_report,
+                    status_every: (args.status_s > 0).then(|| Duration::from_secs(args.status_s)),
+                    origin,
+                })
+            })
+            .collect();
         let counters = Arc::new(FleetCounters::default());
         let (stop, stop_rx) = watch::channel(false);
         // At most this many handshakes at once, well under the hub's accept backlog.
         let connecting = Arc::new(Semaphore::new(128));
         let tasks = devices
             .iter()
-            .map(|it| {
+            .enumerate()
+            .map(|(k, it)| {
                 phone::spawn(
-                    config.clone(),
+                    configs[k % configs.len()].clone(),
                     it.clone(),
                     counters.clone(),
                     connecting.clone(),
@@ -467,8 +492,11 @@ async fn messages(
     let mut stats_conn = HttpConn::new(target.addr, &target.host);
     let stats_before = get_stats(&mut stats_conn, target).await.unwrap_or_default();
     let plan = |messages: usize, first_recipient: usize, rate: Option<f64>| LoadPlan {
-        addr: target.addr,
-        host: target.host.clone(),
+        endpoints: target
+            .endpoints
+            .iter()
+            .map(|it| (it.addr, it.host.clone()))
+            .collect(),
         api_key: target.api_key.clone(),
         messages,
         batch: args.batch,
@@ -502,6 +530,8 @@ async fn messages(
     let machine_before = procfs::machine_busy_ms();
     let own_before = own_cpu_ms(target);
     let hub_before = target.usage();
+    let nodes_before = target.node_usages();
+    let database_before = database_cpu_ms(args);
     let counters = Arc::new(LoadCounters::default());
     let load_started = Instant::now();
     let load = tokio::spawn(load::run(
@@ -540,6 +570,8 @@ async fn messages(
     }
     let wall_s = load_started.elapsed().as_secs_f64();
     let hub_after = target.usage();
+    let nodes_after = target.node_usages();
+    let database_after = database_cpu_ms(args);
     let own_after = own_cpu_ms(target);
     let machine_after = procfs::machine_busy_ms();
     let outcome = match outcome {
@@ -566,6 +598,11 @@ async fn messages(
         machine_before.zip(machine_after),
         wall_s,
     );
+    report.cluster(
+        &nodes_before,
+        &nodes_after,
+        database_before.zip(database_after),
+    );
 
     // The hub's own count must agree with what the phones saw.
     let stats_after = get_stats(&mut stats_conn, target).await.unwrap_or_default();
@@ -578,6 +615,15 @@ async fn messages(
         stats_after.waiting,
     );
     Ok(())
+}
+
+/// CPU of every PostgreSQL process on this machine (server and backends), when the hub runs
+/// on PostgreSQL: the database's share of the work. `None` on SQLite.
+fn database_cpu_ms(args: &BenchArgs) -> Option<f64> {
+    args.database_url
+        .as_deref()
+        .filter(|it| crate::store::cluster::is_postgres(it))
+        .and_then(|_| procfs::named("postgres"))
 }
 
 /// CPU of the load generator and phones: this process, less an in-process hub's threads.

@@ -64,6 +64,29 @@ pub fn process(pid: u32) -> Option<Usage> {
     })
 }
 
+/// CPU of every process named `comm` (e.g. `postgres`: the server and its backends), summed;
+/// `None` when none is found. A process that exited in between takes its CPU with it.
+pub fn named(comm: &str) -> Option<f64> {
+    let mut ticks = 0;
+    let mut found = false;
+    for entry in fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().bytes().all(|it| it.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let Some((name, t)) = parse_stat(&stat)
+            && name == comm
+        {
+            ticks += t;
+            found = true;
+        }
+    }
+    found.then(|| ticks as f64 * ms_per_tick())
+}
+
 /// CPU of the living threads of this process whose name starts with one of `prefixes`,
 /// with the memory of the whole process (threads share it).
 pub fn own_threads(prefixes: &[&str]) -> Option<Usage> {

@@ -106,6 +106,12 @@ pub struct Report {
     pub loadgen_cores: Option<f64>,
     /// CPU used by every other process on the machine during the measured phase, in cores.
     pub other_cores: Option<f64>,
+    /// Hub nodes (`--nodes`), and each one's CPU per message (the first leads).
+    pub nodes: usize,
+    pub node_cpu_ms_per_msg: Vec<Option<f64>>,
+    /// PostgreSQL's CPU (server and backends) per message and in cores; `null` on SQLite.
+    pub database_cpu_ms_per_msg: Option<f64>,
+    pub database_cores: Option<f64>,
 
     pub register_s: Option<f64>,
     pub connect_s: Option<f64>,
@@ -193,6 +199,10 @@ impl Report {
             loadgen_cpu_ms_per_msg: None,
             loadgen_cores: None,
             other_cores: None,
+            nodes: target.endpoints.len(),
+            node_cpu_ms_per_msg: Vec::new(),
+            database_cpu_ms_per_msg: None,
+            database_cores: None,
             register_s: None,
             connect_s: None,
             wall_s: None,
@@ -373,6 +383,31 @@ impl Report {
                 ((b - a) - hub - own).max(0.0) / 1000.0 / wall_s.max(1e-9),
                 2,
             ));
+        }
+    }
+
+    /// Each node's CPU and the database's over the measured phase (after
+    /// [`Report::resources`], whose `wall_s` it reuses).
+    pub(super) fn cluster(
+        &mut self,
+        nodes_before: &[Option<Usage>],
+        nodes_after: &[Option<Usage>],
+        database: Option<(f64, f64)>,
+    ) {
+        let messages = self.accepted.max(1) as f64;
+        self.node_cpu_ms_per_msg = nodes_before
+            .iter()
+            .zip(nodes_after)
+            .map(|(a, b)| {
+                a.zip(*b)
+                    .map(|(a, b)| round((b.cpu_ms - a.cpu_ms) / messages, 4))
+            })
+            .collect();
+        if let Some((a, b)) = database {
+            let cpu = (b - a).max(0.0);
+            self.database_cpu_ms_per_msg = Some(round(cpu / messages, 4));
+            let wall_s = self.wall_s.unwrap_or(0.0);
+            self.database_cores = Some(round(cpu / 1000.0 / wall_s.max(1e-9), 2));
         }
     }
 
@@ -592,6 +627,27 @@ impl Report {
                     ""
                 }
             );
+            if !self.node_cpu_ms_per_msg.is_empty() {
+                let each: Vec<String> = self
+                    .node_cpu_ms_per_msg
+                    .iter()
+                    .map(|it| num(*it, " ms"))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  nodes    {} (the first leads); CPU per message each: {}",
+                    self.nodes,
+                    each.join(", ")
+                );
+            }
+            if self.database_cpu_ms_per_msg.is_some() {
+                let _ = writeln!(
+                    out,
+                    "  postgres CPU {} per message ({} cores)",
+                    num(self.database_cpu_ms_per_msg, " ms"),
+                    num(self.database_cores, "")
+                );
+            }
             let _ = writeln!(
                 out,
                 "  harness  CPU {} per message ({} cores); other processes {} cores",

@@ -3,7 +3,9 @@
 //! its own runtime (for tests), or a hub someone else runs (`--hub URL`).
 //!
 //! A spawned or in-process hub gets a fresh SQLite file in a temporary folder that is removed
-//! afterwards. The harness only ever targets loopback addresses: a `--hub` URL that resolves
+//! afterwards, or the `--database-url` given; on PostgreSQL, `--nodes N` spawns a cluster of N
+//! hub processes on it (the first leads, the others relay to it), and the load is spread over
+//! their addresses. The harness only ever targets loopback addresses: a `--hub` URL that resolves
 //! to anything else is refused, and it never stops a hub it did not start.
 
 use std::net::SocketAddr;
@@ -39,6 +41,18 @@ pub struct TargetOptions {
     pub heartbeat_s: Option<u32>,
     /// The database of a hub the harness starts; `None`: a fresh SQLite file.
     pub database_url: Option<String>,
+    /// Hub processes to spawn on `database_url` (PostgreSQL only beyond 1).
+    pub nodes: usize,
+}
+
+/// One address of the hub (one node of a cluster).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// `http://host:port`.
+    pub base: String,
+    pub addr: SocketAddr,
+    /// The `Host` header value.
+    pub host: String,
 }
 
 /// A hub the harness can send load to.
@@ -53,20 +67,24 @@ pub struct Target {
     pub durability: String,
     /// `spawned`, `in-process` or `remote`.
     pub kind: &'static str,
+    /// Every node's address; the first is `base`. Phones and HTTP connections take them in
+    /// turn.
+    pub endpoints: Vec<Endpoint>,
     meter: Meter,
     handle: Handle,
 }
 
 enum Meter {
-    Process(u32),
+    /// The hub's processes (one per node).
+    Processes(Vec<u32>),
     OwnThreads,
     Unknown,
 }
 
 enum Handle {
     Spawned {
-        child: tokio::process::Child,
-        log: PathBuf,
+        /// Each node's process and log.
+        children: Vec<(tokio::process::Child, PathBuf)>,
         _dir: TempDir,
     },
     InProcess {
@@ -133,12 +151,31 @@ impl Target {
         }
     }
 
-    /// CPU and memory of the hub now, where they can be known.
+    /// CPU and memory of the hub now, where they can be known: summed over its nodes.
     pub fn usage(&self) -> Option<Usage> {
-        match self.meter {
-            Meter::Process(pid) => procfs::process(pid),
+        match &self.meter {
+            Meter::Processes(pids) => {
+                let mut sum = Usage::default();
+                for pid in pids {
+                    let usage = procfs::process(*pid)?;
+                    sum.cpu_ms += usage.cpu_ms;
+                    sum.rss_kb += usage.rss_kb;
+                    sum.hwm_kb += usage.hwm_kb;
+                }
+                Some(sum)
+            }
             Meter::OwnThreads => procfs::own_threads(HUB_THREADS),
             Meter::Unknown => None,
+        }
+    }
+
+    /// Each node's CPU and memory now, in the order of `endpoints` (spawned clusters only).
+    pub fn node_usages(&self) -> Vec<Option<Usage>> {
+        match &self.meter {
+            Meter::Processes(pids) if pids.len() > 1 => {
+                pids.iter().map(|it| procfs::process(*it)).collect()
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -149,8 +186,8 @@ impl Target {
 
     /// The pid whose CPU is the hub's, if it is another process.
     pub fn pid(&self) -> Option<u32> {
-        match self.meter {
-            Meter::Process(pid) => Some(pid),
+        match &self.meter {
+            Meter::Processes(pids) => pids.first().copied(),
             _ => None,
         }
     }
@@ -159,28 +196,16 @@ impl Target {
     pub async fn stop(self) -> anyhow::Result<()> {
         match self.handle {
             Handle::Remote => Ok(()),
-            Handle::Spawned {
-                mut child,
-                log,
-                _dir,
-            } => {
-                if let Some(pid) = child.id() {
-                    // SAFETY: kill only sends a signal, to the child this harness spawned.
-                    unsafe {
-                        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            Handle::Spawned { children, _dir } => {
+                // Followers first: a leader stopping before them would leave them electing.
+                let mut result = Ok(());
+                for (child, log) in children.into_iter().rev() {
+                    let stopped = stop_child(child, &log).await;
+                    if result.is_ok() {
+                        result = stopped;
                     }
                 }
-                match tokio::time::timeout(Duration::from_secs(15), child.wait()).await {
-                    Ok(Ok(status)) if status.success() => Ok(()),
-                    Ok(Ok(status)) => {
-                        anyhow::bail!("the hub exited with {status}; its log:\n{}", tail(&log))
-                    }
-                    Ok(Err(err)) => Err(err.into()),
-                    Err(_) => {
-                        let _ = child.kill().await;
-                        anyhow::bail!("the hub did not stop within 15 s of SIGTERM; killed it")
-                    }
-                }
+                result
             }
             Handle::InProcess {
                 mut stop,
@@ -197,6 +222,27 @@ impl Target {
                     .await?
                     .map_err(|_| anyhow::anyhow!("the in-process hub panicked"))?
             }
+        }
+    }
+}
+
+/// Stops a spawned hub: SIGTERM, then SIGKILL after 15 s.
+async fn stop_child(mut child: tokio::process::Child, log: &Path) -> anyhow::Result<()> {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill only sends a signal, to the child this harness spawned.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    match tokio::time::timeout(Duration::from_secs(15), child.wait()).await {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => {
+            anyhow::bail!("the hub exited with {status}; its log:\n{}", tail(log))
+        }
+        Ok(Err(err)) => Err(err.into()),
+        Err(_) => {
+            let _ = child.kill().await;
+            anyhow::bail!("the hub did not stop within 15 s of SIGTERM; killed it")
         }
     }
 }
@@ -231,14 +277,22 @@ pub async fn loopback_only(url: &str) -> anyhow::Result<(SocketAddr, String)> {
 
 async fn remote(url: &str, key: &str, pid: Option<u32>) -> anyhow::Result<Target> {
     let (addr, host) = loopback_only(url).await?;
-    Ok(Target {
+    let endpoint = Endpoint {
         base: format!("http://{host}"),
+        addr,
+        host: host.clone(),
+    };
+    Ok(Target {
+        base: endpoint.base.clone(),
         addr,
         host,
         api_key: key.to_string(),
         durability: "as the hub was started (see its --durability; the default is full)".into(),
         kind: "remote",
-        meter: pid.map(Meter::Process).unwrap_or(Meter::Unknown),
+        endpoints: vec![endpoint],
+        meter: pid
+            .map(|it| Meter::Processes(vec![it]))
+            .unwrap_or(Meter::Unknown),
         handle: Handle::Remote,
     })
 }
@@ -283,9 +337,51 @@ async fn spawned(options: &TargetOptions) -> anyhow::Result<Target> {
         .trim()
         .to_string();
 
-    let log = dir.path().join("hub.log");
-    let log_file = std::fs::File::create(&log)?;
-    let mut command = tokio::process::Command::new(&binary);
+    let mut children = Vec::new();
+    let mut endpoints = Vec::new();
+    let mut pids = Vec::new();
+    for node in 0..options.nodes.max(1) {
+        let log = dir.path().join(format!("hub-{node}.log"));
+        let (child, pid, endpoint) =
+            spawn_node(&binary, options, &database_url, durability, &log).await?;
+        children.push((child, log));
+        pids.push(pid);
+        // The first node takes the leader lock before the others start, so it is the leader.
+        ready(&endpoint, &api_key).await?;
+        endpoints.push(endpoint);
+    }
+    let first = endpoints[0].clone();
+    let nodes = if endpoints.len() > 1 {
+        format!("; {} nodes, the first leading", endpoints.len())
+    } else {
+        String::new()
+    };
+    Ok(Target {
+        base: first.base,
+        addr: first.addr,
+        host: first.host,
+        api_key,
+        durability: format!("{}{nodes}", describe(options.durability)),
+        kind: "spawned",
+        endpoints,
+        meter: Meter::Processes(pids),
+        handle: Handle::Spawned {
+            children,
+            _dir: dir,
+        },
+    })
+}
+
+/// Spawns one `smshub serve` and reads where it listens from its first line.
+async fn spawn_node(
+    binary: &Path,
+    options: &TargetOptions,
+    database_url: &str,
+    durability: &str,
+    log: &Path,
+) -> anyhow::Result<(tokio::process::Child, u32, Endpoint)> {
+    let log_file = std::fs::File::create(log)?;
+    let mut command = tokio::process::Command::new(binary);
     command
         .args([
             "--log",
@@ -294,7 +390,7 @@ async fn spawned(options: &TargetOptions) -> anyhow::Result<Target> {
             "--listen",
             "127.0.0.1:0",
             "--database-url",
-            &database_url,
+            database_url,
         ])
         .args(["--durability", durability])
         .stdin(Stdio::null())
@@ -315,7 +411,7 @@ async fn spawned(options: &TargetOptions) -> anyhow::Result<Target> {
         .context("the hub did not say where it listens within 60 s")?
         .context("reading the hub's output")?;
     let Some(line) = first else {
-        anyhow::bail!("the hub exited before listening; its log:\n{}", tail(&log));
+        anyhow::bail!("the hub exited before listening; its log:\n{}", tail(log));
     };
     let host = line
         .split("http://")
@@ -325,20 +421,32 @@ async fn spawned(options: &TargetOptions) -> anyhow::Result<Target> {
     // Keep reading, so the hub never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let (addr, host) = loopback_only(&format!("http://{host}")).await?;
-    Ok(Target {
+    let endpoint = Endpoint {
         base: format!("http://{host}"),
         addr,
         host,
-        api_key,
-        durability: describe(options.durability).to_string(),
-        kind: "spawned",
-        meter: Meter::Process(pid),
-        handle: Handle::Spawned {
-            child,
-            log,
-            _dir: dir,
-        },
-    })
+    };
+    Ok((child, pid, endpoint))
+}
+
+/// Waits until `endpoint` answers the API (a cluster node listens before a leader serves).
+async fn ready(endpoint: &Endpoint, api_key: &str) -> anyhow::Result<()> {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut conn = super::http::HttpConn::new(endpoint.addr, &endpoint.host);
+        let answer = conn
+            .request("GET", "/api/stats", &[("X-API-Key", api_key)], b"")
+            .await;
+        if answer.is_ok_and(|it| it.status == 200) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < give_up,
+            "the hub at {} did not answer within 60 s",
+            endpoint.base
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn in_process(options: &TargetOptions) -> anyhow::Result<Target> {
@@ -393,10 +501,15 @@ async fn in_process(options: &TargetOptions) -> anyhow::Result<Target> {
     Ok(Target {
         base: format!("http://{host}"),
         addr,
-        host,
+        host: host.clone(),
         api_key,
         durability: describe(options.durability).to_string(),
         kind: "in-process",
+        endpoints: vec![Endpoint {
+            base: format!("http://{host}"),
+            addr,
+            host,
+        }],
         meter: Meter::OwnThreads,
         handle: Handle::InProcess {
             stop: Some(stop_tx),

@@ -153,6 +153,9 @@ pub enum Event {
     },
     /// A device session ended.
     Disconnected { device_id: DeviceId, session: u64 },
+    /// The hub is shutting down: the offers its closing sessions leave behind were lost by
+    /// the hub, not by the devices, and go back to the queue without using up an attempt.
+    Stopping,
     /// The device owns these jobs (its acceptance is committed).
     Owned { device_id: DeviceId, ids: Vec<Uuid> },
     /// A job no longer occupies the device.
@@ -270,6 +273,7 @@ impl Dispatcher {
             events: tx.clone(),
             backlog,
             clock,
+            stopping: false,
         };
         shell.execute(initial).await;
         tokio::spawn(shell.run(rx));

@@ -67,6 +67,9 @@ async fn requeue_offers(store: &Store, open: &[MessageRecord]) -> Result<(), Sto
                 id: it.id,
                 device,
                 reason: "hub restarted".into(),
+                // The hub lost these offers, not the phones: a restart or a failover to a new
+                // leader costs no attempt.
+                refund: true,
             })
         })
         .collect();
@@ -96,6 +99,12 @@ fn restore_accepted(
                     message.sim_slot,
                     at,
                 );
+            }
+            (MessageState::Dispatched, _) => {
+                // Its offer was requeued with the attempt given back (`requeue_offers`).
+                let mut queued = QueuedMessage::from_record(message);
+                queued.attempts = queued.attempts.saturating_sub(1);
+                waiting.push(queued);
             }
             _ => waiting.push(QueuedMessage::from_record(message)),
         }

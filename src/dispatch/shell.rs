@@ -30,6 +30,8 @@ pub(super) struct Shell {
     pub(super) events: mpsc::UnboundedSender<Event>,
     pub(super) backlog: Arc<Backlog>,
     pub(super) clock: Clock,
+    /// The hub is shutting down ([`Event::Stopping`]).
+    pub(super) stopping: bool,
 }
 
 impl Shell {
@@ -136,6 +138,10 @@ impl Shell {
             }
             Event::Disconnected { device_id, session } => {
                 self.core.disconnected(&device_id, session)
+            }
+            Event::Stopping => {
+                self.stopping = true;
+                Vec::new()
             }
             Event::Owned { device_id, ids } => self.core.owned(&device_id, &ids, now),
             Event::Finished { device_id, id, end } => {
@@ -387,6 +393,10 @@ impl Shell {
                 id: it.id,
                 device: device.clone(),
                 reason: reason.clone(),
+                // The device lost or refused it: the attempt counts (a message that makes
+                // phones drop their connection must not be offered forever), unless the hub
+                // is closing the sessions itself.
+                refund: self.stopping,
             })
             .collect();
         let pending = self.store.submit(changes).await;

@@ -9,10 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
-use tokio_rustls::rustls::crypto::aws_lc_rs as provider;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::rustls::ClientConfig;
 
 use crate::events::access::Filter;
 
@@ -115,7 +112,11 @@ impl MqttArgs {
         };
         let (tls, host, port) = parse_url(url)?;
         let tls = if tls {
-            Some(client_tls(self.mqtt_ca_file.as_deref())?)
+            Some(crate::client_tls::client_config(
+                self.mqtt_ca_file.as_deref(),
+                "--mqtt-ca-file",
+                "mqtts://",
+            )?)
         } else {
             if self.mqtt_ca_file.is_some() {
                 return Err("--mqtt-ca-file needs an mqtts:// URL".into());
@@ -180,44 +181,6 @@ pub fn parse_url(url: &str) -> Result<(bool, String, u16), String> {
         return Err(bad());
     }
     Ok((tls, host.to_string(), port))
-}
-
-/// A TLS client configuration trusting `ca_file`, or the system's roots without one.
-fn client_tls(ca_file: Option<&std::path::Path>) -> Result<Arc<ClientConfig>, String> {
-    let mut roots = RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .and_then(|it| it.collect::<Result<_, _>>())
-                .map_err(|err| format!("--mqtt-ca-file {}: {err}", path.display()))?;
-            if certs.is_empty() {
-                return Err(format!(
-                    "--mqtt-ca-file {}: no certificate in it",
-                    path.display()
-                ));
-            }
-            for cert in certs {
-                roots
-                    .add(cert)
-                    .map_err(|err| format!("--mqtt-ca-file {}: {err}", path.display()))?;
-            }
-        }
-        None => {
-            let native = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(native.certs);
-            if roots.is_empty() {
-                return Err(
-                    "mqtts:// without --mqtt-ca-file: the system has no trusted roots".into(),
-                );
-            }
-        }
-    }
-    let config = ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|err| format!("TLS: {err}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 #[cfg(test)]

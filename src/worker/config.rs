@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use crate::transport::hilink::{self, Target};
+
 /// The command line of `smshub worker`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
@@ -84,31 +86,27 @@ impl std::str::FromStr for Token {
 pub enum ModemSpec {
     /// `/dev/ttyUSB2`.
     Serial(String),
-    /// `http://192.168.8.1`.
-    Hilink(String),
+    /// `http://192.168.8.1` (a login as `http://admin:password@192.168.8.1`).
+    Hilink(Target),
 }
 
 impl ModemSpec {
-    /// What `--modem` names.
-    pub fn parse(text: &str) -> ModemSpec {
-        if text.starts_with("http://") || text.starts_with("https://") {
-            ModemSpec::Hilink(text.to_string())
+    /// What `--modem` names: a serial port, or a HiLink stick's URL.
+    pub fn parse(text: &str) -> anyhow::Result<ModemSpec> {
+        if hilink::is_url(text) {
+            let target = Target::parse(text, None, None)
+                .map_err(|err| anyhow::anyhow!("--modem {}: {err}", hilink::redact(text)))?;
+            Ok(ModemSpec::Hilink(target))
         } else {
-            ModemSpec::Serial(text.to_string())
+            Ok(ModemSpec::Serial(text.to_string()))
         }
     }
 
-    /// The port or URL, for logs (a URL's credentials are cut off).
+    /// The port or URL, for logs (without a URL's credentials).
     pub fn name(&self) -> String {
         match self {
             ModemSpec::Serial(port) => port.clone(),
-            ModemSpec::Hilink(url) => match url.split_once('@') {
-                Some((scheme_user, host)) => {
-                    let scheme = scheme_user.split("://").next().unwrap_or("http");
-                    format!("{scheme}://{host}")
-                }
-                None => url.clone(),
-            },
+            ModemSpec::Hilink(target) => target.url.clone(),
         }
     }
 }
@@ -158,7 +156,7 @@ impl WorkerConfig {
             .map(|it| it.trim())
             .filter(|it| !it.is_empty())
             .map(ModemSpec::parse)
-            .collect();
+            .collect::<anyhow::Result<_>>()?;
         if modems.is_empty() && !args.modem_scan {
             bail!("no modem: give --modem PORT (repeatable) or --modem-scan");
         }
@@ -263,9 +261,17 @@ mod tests {
         );
         assert_eq!(url("https://h/base/"), "wss://h/base/ws/device/pi-1");
         assert!(device_url("ftp://h", "x").is_err());
-        assert_eq!(
-            ModemSpec::parse("http://admin:pw@192.168.8.1").name(),
-            "http://192.168.8.1"
+        let stick = ModemSpec::parse("http://admin:pw@192.168.8.1/").unwrap();
+        assert_eq!(stick.name(), "http://192.168.8.1");
+        assert!(
+            !format!("{stick:?}").contains("pw"),
+            "the password is never logged"
         );
+        assert_eq!(
+            ModemSpec::parse("/dev/ttyUSB2").unwrap(),
+            ModemSpec::Serial("/dev/ttyUSB2".into())
+        );
+        let refused = ModemSpec::parse("https://admin:pw@192.168.8.1").unwrap_err();
+        assert!(!refused.to_string().contains("pw"), "{refused}");
     }
 }

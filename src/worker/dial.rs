@@ -10,12 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::crypto::aws_lc_rs as provider;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::rustls::ClientConfig;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -57,7 +56,10 @@ impl Dialer {
     /// A dialer for `url` (`ws://` or `wss://`); TLS settings are read now.
     pub fn new(url: &str, token: Token, ca_file: Option<&Path>) -> anyhow::Result<Dialer> {
         let tls = if url.starts_with("wss://") {
-            Some(client_tls(ca_file).map_err(anyhow::Error::msg)?)
+            Some(
+                crate::client_tls::client_config(ca_file, "--ca-file", "wss://")
+                    .map_err(anyhow::Error::msg)?,
+            )
         } else {
             None
         };
@@ -129,42 +131,6 @@ impl Dialer {
             Err(err) => Err(failed("WebSocket upgrade", &err)),
         }
     }
-}
-
-/// A TLS client configuration trusting `ca_file`, or the system's roots without one.
-fn client_tls(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
-    let mut roots = RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .and_then(|it| it.collect::<Result<_, _>>())
-                .map_err(|err| format!("--ca-file {}: {err}", path.display()))?;
-            if certs.is_empty() {
-                return Err(format!(
-                    "--ca-file {}: no certificate in it",
-                    path.display()
-                ));
-            }
-            for cert in certs {
-                roots
-                    .add(cert)
-                    .map_err(|err| format!("--ca-file {}: {err}", path.display()))?;
-            }
-        }
-        None => {
-            let native = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(native.certs);
-            if roots.is_empty() {
-                return Err("wss:// without --ca-file: the system has no trusted roots".into());
-            }
-        }
-    }
-    let config = ClientConfig::builder_with_provider(Arc::new(provider::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|err| format!("TLS: {err}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 /// The wait before the next attempt after `failures` failed or short sessions in a row:

@@ -571,6 +571,10 @@ impl Jobs {
                     parts,
                     at: at.clone(),
                 });
+                // A modem that gives no references (a HiLink stick) gives no reports either.
+                if references.is_empty() {
+                    entry.job.delivery_report = false;
+                }
                 entry.references = references;
                 self.dispatched.remove(&id);
                 self.report(DeviceFrame::Sent(Sent {
@@ -598,12 +602,13 @@ impl Jobs {
             } => self.status_report(slot, reference, &recipient, class, detail, now_ms),
             ModemEvent::Incoming {
                 slot,
+                key,
                 from,
                 text,
                 received_at,
                 stored,
             } => {
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
                 self.report(DeviceFrame::Incoming(Incoming {
                     id,
                     from,

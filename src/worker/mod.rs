@@ -10,7 +10,8 @@
 //!   outcomes, status reports, incoming SMS).
 //! - [`dial`]: `ws://`/`wss://` with the token, TLS roots, backoff with full jitter.
 //! - [`session`]: one session on the socket: hello, welcome, status, outbox, heartbeats.
-//! - [`modem`]: one task per modem on the hub's AT runner, PDU codec and failure rules.
+//! - [`modem`]: one task per serial modem on the hub's AT runner, PDU codec and failure rules.
+//! - [`hilink`]: one task per HiLink stick on the hub's stick calls (`--modem http://…`).
 //!
 //! Invariant (spec §5.1): a job is handed to a modem only after its `commit` is on disk, and
 //! `sending` is on disk before its first PDU is written; after a crash, a job caught in
@@ -21,6 +22,7 @@
 
 pub mod config;
 pub mod dial;
+pub mod hilink;
 pub mod jobs;
 pub mod journal;
 pub mod modem;
@@ -33,6 +35,7 @@ use anyhow::{Context, bail};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::transport::hilink::HilinkConfig;
 use crate::transport::modem::detect;
 use crate::transport::radio::Operators;
 use config::{ModemSpec, WorkerArgs, WorkerConfig};
@@ -69,17 +72,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     if specs.is_empty() {
         bail!("no modem found");
     }
-    let mut ports = Vec::new();
-    for spec in &specs {
-        match spec {
-            ModemSpec::Serial(port) => ports.push(port.clone()),
-            ModemSpec::Hilink(_) => bail!(
-                "--modem {}: HiLink sticks are not driven by the worker yet; attach them to the hub with `serve --hilink`",
-                spec.name()
-            ),
-        }
-    }
-    if ports.len() > 255 {
+    if specs.len() > 255 {
         bail!("at most 255 modems");
     }
     let journal = Journal::open(&config.journal_dir, now_ms())
@@ -89,16 +82,23 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
 
     let (events_tx, mut events) = mpsc::channel::<ModemEvent>(64);
     let operators = Arc::new(Operators::new(Vec::new()));
-    let handles = ports
+    let handles = specs
         .iter()
         .enumerate()
-        .map(|(slot, port)| {
-            modem::spawn(
+        .map(|(slot, spec)| match spec {
+            ModemSpec::Serial(port) => modem::spawn(
                 slot as u8,
                 port.clone(),
                 events_tx.clone(),
                 operators.clone(),
-            )
+            ),
+            ModemSpec::Hilink(target) => hilink::spawn(
+                slot as u8,
+                target.clone(),
+                HilinkConfig::default(),
+                events_tx.clone(),
+                operators.clone(),
+            ),
         })
         .collect();
     drop(events_tx);

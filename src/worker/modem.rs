@@ -15,20 +15,17 @@
 //! Must never: write a PDU without a permit, write again a PDU whose answer did not come, or
 //! delete a stored message before the journal has it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use smshub_protocol::at::{self, reply, sms, ussd};
 use smshub_protocol::device::{ErrorCode, SimInfo, SimStatus};
-use smshub_protocol::pdu::{
-    self, Address, Body, ConcatRef, DecodedPdu, PartKey, Reassembler, StatusClass, Submit,
-};
+use smshub_protocol::pdu::{self, Address, ConcatRef, DecodedPdu, StatusClass, Submit};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::transport::modem::failure::{may_resend, send_failure};
+use crate::transport::modem::parts::{Gathering, Received, write_parts};
 use crate::transport::modem::session::{Session, SessionError, Timeouts};
 use crate::transport::radio::Operators;
 use crate::transport::radio::session::SendFailure;
@@ -89,9 +86,12 @@ pub enum ModemEvent {
         class: StatusClass,
         detail: String,
     },
-    /// A whole incoming SMS; the modem deletes it once `stored` is answered.
+    /// A whole incoming SMS; the modem deletes it once `stored` is answered. `key`: an id the
+    /// modem derives from its own record of the message (a HiLink stick's), so that taking it
+    /// twice reports it under one id; else the journal gives it a fresh one.
     Incoming {
         slot: u8,
+        key: Option<String>,
         from: String,
         text: String,
         received_at: Option<String>,
@@ -156,15 +156,27 @@ pub fn spawn(
     events: mpsc::Sender<ModemEvent>,
     operators: Arc<Operators>,
 ) -> ModemHandle {
+    let (handle, jobs_rx, ussd_rx) = channels(&events);
+    tokio::spawn(run(slot, port, events, jobs_rx, ussd_rx, operators));
+    handle
+}
+
+/// A modem task's handle and the receiving ends it serves.
+pub fn channels(
+    events: &mpsc::Sender<ModemEvent>,
+) -> (
+    ModemHandle,
+    mpsc::UnboundedReceiver<ModemJob>,
+    mpsc::Receiver<UssdRequest>,
+) {
     let (jobs, jobs_rx) = mpsc::unbounded_channel();
     let (ussd, ussd_rx) = mpsc::channel(4);
-    let weak = events.downgrade();
-    tokio::spawn(run(slot, port, events, jobs_rx, ussd_rx, operators));
-    ModemHandle {
+    let handle = ModemHandle {
         jobs,
         ussd,
-        events: weak,
-    }
+        events: events.downgrade(),
+    };
+    (handle, jobs_rx, ussd_rx)
 }
 
 async fn run(
@@ -198,8 +210,7 @@ async fn run(
                     packed_ussd: false,
                     announced: false,
                     reference: (chrono::Utc::now().timestamp_millis() & 0xFFFF) as u16,
-                    reassembler: Reassembler::new(),
-                    parts: HashMap::new(),
+                    gathering: Gathering::new(),
                     started: Instant::now(),
                 };
                 let error = modem.serve(&mut jobs, &mut ussd).await;
@@ -248,8 +259,7 @@ struct Modem<S> {
     /// The first status of a session was told (it is told even when unchanged).
     announced: bool,
     reference: u16,
-    reassembler: Reassembler,
-    parts: HashMap<PartKey, Vec<u32>>,
+    gathering: Gathering,
     started: Instant,
 }
 
@@ -517,30 +527,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Modem<S> {
             .encode()
             .map_err(|err| permanent(ErrorCode::Unsupported, err.to_string()))?;
         let total = pdus.len();
-        let timeouts = self.timeouts;
-        let mut references = Vec::with_capacity(total);
-        for (idx, part) in pdus.iter().enumerate() {
-            let mut tries: u32 = 1;
-            loop {
-                match self
-                    .session
-                    .send_pdu(part.tpdu_len, &part.hex, &timeouts)
-                    .await
-                {
-                    Ok(mr) => {
-                        references.extend(mr);
-                        break;
-                    }
-                    Err(err) if total > 1 && tries <= PART_RETRIES && may_resend(&err) => {
-                        let wait = Duration::from_secs(1 << (tries - 1).min(6));
-                        tracing::info!(port = %self.port, part = idx + 1, total, error = %err, "modem refused a part; writing it again");
-                        tries += 1;
-                        tokio::time::sleep(wait).await;
-                    }
-                    Err(err) => return Err(send_failure(err, idx, total, tries, &timeouts)),
-                }
-            }
-        }
+        let references = write_parts(
+            &mut self.session,
+            &pdus,
+            &self.timeouts,
+            PART_RETRIES,
+            Duration::from_secs(1),
+            &self.port,
+        )
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
         Ok((total as u32, references))
     }
 
@@ -586,22 +584,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Modem<S> {
             self.take_pdu(stored.index, &stored.pdu).await?;
         }
         let now = self.started.elapsed().as_millis() as u64;
-        for expired in self.reassembler.expire(now, PARTS_WAIT_MS) {
-            let Some(first) = expired.parts.first() else {
-                continue;
-            };
-            let text = format!(
-                "[incomplete: {} of {} parts]",
-                expired.parts.len(),
-                expired.key.total
-            );
-            let (from, at) = (first.sender.number.clone(), first.timestamp.to_string());
-            let indexes = self.parts.remove(&expired.key).unwrap_or_default();
-            if self.incoming(from, text, Some(at)).await {
-                for index in indexes {
-                    self.delete(index).await?;
-                }
-            }
+        for message in self.gathering.expire(now, PARTS_WAIT_MS) {
+            self.keep(message).await?;
         }
         Ok(())
     }
@@ -609,41 +593,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Modem<S> {
     async fn take_pdu(&mut self, index: Option<u32>, hex: &str) -> Result<(), SessionError> {
         match pdu::decode(hex) {
             Ok(DecodedPdu::Deliver(deliver)) => {
-                let key = deliver
-                    .udh
-                    .as_ref()
-                    .and_then(|it| it.concat)
-                    .filter(|it| it.total > 1)
-                    .map(|concat| PartKey {
-                        sender: deliver.sender.clone(),
-                        reference: concat.reference,
-                        total: concat.total,
-                    });
-                if let (Some(key), Some(index)) = (&key, index) {
-                    let indexes = self.parts.entry(key.clone()).or_default();
-                    if !indexes.contains(&index) {
-                        indexes.push(index);
-                    }
-                }
                 let now = self.started.elapsed().as_millis() as u64;
-                let Some(message) = self.reassembler.push(deliver, now) else {
-                    return Ok(());
-                };
-                let indexes = match key {
-                    Some(key) => self.parts.remove(&key).unwrap_or_default(),
-                    None => index.into_iter().collect(),
-                };
-                let text = match message.body {
-                    Body::Text(text) => text,
-                    Body::Data(data) => format!("[binary {}]", pdu::hex::encode(&data)),
-                };
-                let at = message.timestamp.to_string();
-                if self.incoming(message.sender.number, text, Some(at)).await {
-                    for index in indexes {
-                        self.delete(index).await?;
-                    }
+                match self.gathering.push(deliver, index, now) {
+                    Some(message) => self.keep(message).await,
+                    None => Ok(()),
                 }
-                Ok(())
             }
             Ok(DecodedPdu::StatusReport(report)) => {
                 let _ = self
@@ -673,20 +627,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Modem<S> {
         }
     }
 
-    /// Hands an incoming SMS to the journal; `true` once it is stored there.
-    async fn incoming(&mut self, from: String, text: String, received_at: Option<String>) -> bool {
+    /// Hands a received message to the journal, then deletes its parts from the modem. Its
+    /// key (sender, timestamp, text) is its id, so taking it twice reports it once.
+    async fn keep(&mut self, message: Received) -> Result<(), SessionError> {
         let (stored, done) = oneshot::channel();
         let sent = self
             .events
             .send(ModemEvent::Incoming {
                 slot: self.slot,
-                from,
-                text,
-                received_at,
+                key: Some(message.key()),
+                from: message.sender.number.clone(),
+                text: message.body,
+                received_at: Some(message.timestamp.to_string()),
                 stored,
             })
             .await;
-        sent.is_ok() && done.await.is_ok()
+        if sent.is_ok() && done.await.is_ok() {
+            for index in message.indexes {
+                self.delete(index).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn delete(&mut self, index: u32) -> Result<(), SessionError> {

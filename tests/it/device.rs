@@ -415,6 +415,41 @@ async fn shutdown_closes_device_sockets_and_queued_work_survives_a_restart() {
     restarted.wait_state(&first, "sent").await;
 }
 
+/// An offer out when the hub stops (a restart, or a cluster's leader dying) was lost by the
+/// hub, not the phone: it goes back to the queue without using up an attempt, so failovers
+/// never exhaust `max_attempts`.
+async fn an_offer_out_at_a_restart_costs_no_attempt() {
+    let mut hub = TestHub::spawn().await;
+    let (id, token) = hub.add_device("phone").await;
+    let sms = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": "again and again"}))
+        .await;
+    for _ in 0..3 {
+        let mut phone = RawPhone::connect(&hub.base, &id, &token).await.unwrap();
+        phone.hello(1, None).await;
+        phone.status(80, false, -70).await;
+        assert_eq!(phone.expect_offer().await.id, sms);
+        // Not accepted: the hub goes away with the offer out.
+        let closing = tokio::spawn(async move { phone.closed().await });
+        hub.shutdown().await;
+        closing.await.unwrap();
+        hub = hub.restart().await;
+        let (_, message) = hub.get(&format!("/api/sms/{sms}")).await;
+        assert_eq!(
+            (&message["state"], &message["attempts"]),
+            (&json!("queued"), &json!(0)),
+            "{message}"
+        );
+    }
+    let mut phone = RawPhone::connect(&hub.base, &id, &token).await.unwrap();
+    phone.hello(1, None).await;
+    phone.status(80, false, -70).await;
+    assert_eq!(phone.expect_offer().await.id, sms);
+    phone.accept(&sms).await;
+    let message = hub.wait_state(&sms, "accepted").await;
+    assert_eq!(message["attempts"], 1, "{message}");
+}
+
 /// A phone that says `accepted` again for a job it already reported `sent` gets no second
 /// `commit`, and its `rejected unknown_job` for that job (what the spec tells it to answer a
 /// commit it does not hold) cannot move the message back from `sent`.
@@ -705,6 +740,7 @@ crate::on_both_databases!(
     an_accepted_job_stays_with_its_phone_across_a_reconnect,
     incoming_sms_are_stored_once_and_acked,
     shutdown_closes_device_sockets_and_queued_work_survives_a_restart,
+    an_offer_out_at_a_restart_costs_no_attempt,
     a_repeated_acceptance_after_sent_changes_nothing,
     a_phone_that_reports_no_sim_gets_no_job,
     a_phone_that_only_pings_is_closed_as_silent,

@@ -274,6 +274,59 @@ fn every_warp_path_in_the_source_is_in_the_route_table() {
     );
 }
 
+/// Every schema in the document has its own name: utoipa keeps one component per name, so
+/// two types called the same (`series::Point`, `history::Point`) would silently describe one
+/// of them with the other's schema. A type may take another name with `#[schema(as = …)]`.
+#[test]
+fn no_two_schemas_share_a_name() {
+    let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+    let mut twice = Vec::new();
+    for file in rust_files(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src"
+    ))) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (at, line) in lines.iter().enumerate() {
+            if !(line.trim_start().starts_with("#[derive(") && line.contains("ToSchema")) {
+                continue;
+            }
+            let mut renamed = None;
+            for next in &lines[at + 1..] {
+                let next = next.trim_start();
+                if let Some(rest) = next.strip_prefix("#[schema(as = ") {
+                    renamed = rest.split(')').next().map(str::to_string);
+                }
+                if let Some(name) = ["pub struct ", "pub enum ", "struct ", "enum "]
+                    .iter()
+                    .find_map(|kw| next.strip_prefix(kw))
+                {
+                    let name: String = name
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    let name = renamed.take().unwrap_or(name);
+                    let here = format!("{}:{}", file.display(), at + 1);
+                    if let Some(before) = seen.insert(name.clone(), here.clone()) {
+                        twice.push(format!("\n  {name}: {before} and {here}"));
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    assert!(
+        seen.len() > 20,
+        "the scan found only {} schemas",
+        seen.len()
+    );
+    assert!(
+        twice.is_empty(),
+        "schemas sharing a name (rename one with #[schema(as = …)]):{}",
+        twice.concat()
+    );
+}
+
 fn shape(template: &str) -> String {
     template
         .split('/')

@@ -33,12 +33,12 @@ pub(crate) fn certificate(name: &str) -> (String, String, String) {
     (ca.pem(), leaf.pem(), key.serialize_pem())
 }
 
-fn write(files: &TlsFiles, cert: &str, key: &str) {
+pub(crate) fn write(files: &TlsFiles, cert: &str, key: &str) {
     std::fs::write(&files.cert, cert).unwrap();
     std::fs::write(&files.key, key).unwrap();
 }
 
-fn files(dir: &Path) -> TlsFiles {
+pub(crate) fn files(dir: &Path) -> TlsFiles {
     TlsFiles {
         cert: dir.join("cert.pem"),
         key: dir.join("key.pem"),
@@ -46,7 +46,7 @@ fn files(dir: &Path) -> TlsFiles {
 }
 
 /// An HTTPS client that trusts only `ca`.
-fn client(ca: &str) -> reqwest::Client {
+pub(crate) fn client(ca: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
         .build()

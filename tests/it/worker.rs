@@ -28,6 +28,17 @@ struct Worker {
 
 impl Worker {
     fn start(hub: &str, id: &str, token: &str, modem: &str, journal: &Path) -> Worker {
+        Worker::start_with(hub, id, token, modem, journal, &[])
+    }
+
+    fn start_with(
+        hub: &str,
+        id: &str,
+        token: &str,
+        modem: &str,
+        journal: &Path,
+        extra: &[&str],
+    ) -> Worker {
         let log = journal.with_extension("log");
         let stderr = OpenOptions::new()
             .create(true)
@@ -46,6 +57,7 @@ impl Worker {
             ])
             .args(["--modem", modem, "--max-backoff-s", "1", "--journal-dir"])
             .arg(journal)
+            .args(extra)
             .env("SMSHUB_WORKER_TOKEN", token)
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -62,6 +74,18 @@ impl Worker {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (bounded) for the worker to exit by itself; its exit code.
+    async fn exited(&mut self) -> Option<i32> {
+        let give_up = tokio::time::Instant::now() + crate::support::PATIENCE;
+        while tokio::time::Instant::now() < give_up {
+            if let Some(status) = self.child.try_wait().expect("worker status") {
+                return status.code();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        None
     }
 }
 
@@ -168,6 +192,169 @@ async fn a_message_goes_out_through_the_worker_and_its_delivery_report_comes_bac
     .await;
     // The token never shows in the worker's log.
     assert!(!worker.log().contains(&setup.token), "the token leaked");
+}
+
+/// `wss://`: the worker checks the hub's certificate against `--ca-file` (or the system's
+/// roots), and a refused token (401) stops it for good, with status 1, the token unlogged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_trusts_its_ca_file_only_and_stops_on_a_refused_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = crate::tls::files(dir.path());
+    let (ca, cert, key) = crate::tls::certificate("worker");
+    crate::tls::write(&files, &cert, &key);
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let tls = files.clone();
+    let hub = TestHub::spawn_with(move |config| config.tls = Some(tls)).await;
+    let https = hub.base.replacen("http://", "https://", 1);
+    let wss = hub.base.replacen("http://", "wss://", 1);
+    let client = crate::tls::client(&ca);
+    let created: serde_json::Value = client
+        .post(format!("{https}/api/devices"))
+        .header("X-API-Key", &hub.api_key)
+        .json(&json!({"name": "tls pi"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, token) = (
+        created["id"].as_str().unwrap().to_string(),
+        created["token"].as_str().unwrap().to_string(),
+    );
+    let is_online = || async {
+        let devices: serde_json::Value = client
+            .get(format!("{https}/api/devices"))
+            .header("X-API-Key", &hub.api_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        devices["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|it| it["id"] == id.as_str() && it["online"] == true)
+    };
+    let emulator = Emulator::start(profile("simcom_sim800"));
+    let journal = dir.path().join("journal");
+
+    // The system's roots do not know the test CA: the worker never gets through, and says why.
+    let mut untrusting = Worker::start(&wss, &id, &token, &emulator.path, &journal);
+    eventually("the worker refusing the hub's certificate", || async {
+        let log = untrusting.log();
+        (log.contains("cannot connect to the hub") && log.to_lowercase().contains("certificate"))
+            .then_some(())
+    })
+    .await;
+    assert!(!is_online().await, "{}", untrusting.log());
+    untrusting.kill();
+
+    let ca_arg = ca_file.to_str().unwrap();
+    let trusting = Worker::start_with(
+        &wss,
+        &id,
+        &token,
+        &emulator.path,
+        &journal,
+        &["--ca-file", ca_arg],
+    );
+    eventually("the worker online over wss://", || async {
+        is_online().await.then_some(())
+    })
+    .await;
+    drop(trusting);
+
+    let mut refused = Worker::start_with(
+        &wss,
+        &id,
+        "shd_not-the-token",
+        &emulator.path,
+        &journal,
+        &["--ca-file", ca_arg],
+    );
+    assert_eq!(refused.exited().await, Some(1), "{}", refused.log());
+    let log = refused.log();
+    assert!(log.contains("401"), "{log}");
+    assert!(
+        !log.contains("shd_not-the-token"),
+        "the token leaked: {log}"
+    );
+}
+
+/// A HiLink stick next to the worker (`--modem http://…`), driven by the hub's own stick
+/// calls: it sends (one `send-sms`), its inbox reaches the hub once and is emptied, and USSD
+/// from the API runs on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hilink_stick_next_to_the_worker_sends_receives_and_answers_ussd() {
+    let hub = TestHub::spawn().await;
+    let (device, token) = hub.add_device("pi").await;
+    let stick = crate::hilink_emulator::Emulator::start(Default::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = Worker::start(
+        &hub.base,
+        &device,
+        &token,
+        &stick.url,
+        &dir.path().join("journal"),
+    );
+    online(&hub, &device).await;
+    let (_, devices) = hub.get("/api/devices").await;
+    let listed = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|it| it["id"] == device.as_str())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (
+            &listed["sims"][0]["phone_number"],
+            &listed["sims"][0]["operator"]
+        ),
+        (&json!("+213770001122"), &json!("Djezzy")),
+        "the stick's SIM: {listed} {}",
+        worker.log()
+    );
+
+    let id = send(&hub, "Salam from the stick", true).await;
+    hub.wait_state(&id, "sent").await;
+    let sent = stick.sent();
+    assert_eq!(sent.len(), 1, "{}", worker.log());
+    assert_eq!(sent[0].content, "Salam from the stick");
+    assert_eq!(sent[0].to, "+213661234567");
+
+    stick.deliver(
+        "+213770123456",
+        "Solde: 980 DA",
+        "2026-12-06 10:00:00",
+        false,
+    );
+    eventually("the stick's SMS in the inbox", || async {
+        let (_, inbox) = hub.get("/api/sms/inbox").await;
+        inbox.to_string().contains("Solde: 980 DA").then_some(())
+    })
+    .await;
+    eventually("the SMS deleted from the stick", || async {
+        stick.inbox().is_empty().then_some(())
+    })
+    .await;
+    let (_, inbox) = hub.get("/api/sms/inbox").await;
+    assert_eq!(
+        inbox.to_string().matches("Solde: 980 DA").count(),
+        1,
+        "{inbox}"
+    );
+
+    let path = format!("/api/modems/{device}/ussd");
+    let (status, answer) = hub.post(&path, json!({"code": "*710#"})).await;
+    assert_eq!(status, 200, "{answer} {}", worker.log());
+    assert_eq!(answer["text"], "Internet: 2.5 Go restants", "{answer}");
+    assert!(!worker.log().contains(&token), "the token leaked");
+    assert_eq!(stick.sent().len(), 1, "sent once: {}", worker.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

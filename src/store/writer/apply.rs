@@ -73,9 +73,12 @@ pub(super) async fn apply(txn: &Tx<'_>, change: &Change, now: Millis) -> Result<
             device,
             sim_slot,
         } => transitions::dispatch(txn, *id, device, *sim_slot, now).await,
-        Change::Requeue { id, device, reason } => {
-            transitions::requeue(txn, *id, device, reason, now).await
-        }
+        Change::Requeue {
+            id,
+            device,
+            reason,
+            refund,
+        } => transitions::requeue(txn, *id, device, reason, *refund, now).await,
         Change::Accept { id, device } => transitions::accept(txn, *id, device, now).await,
         Change::Sent { id, device, parts } => {
             transitions::sent(txn, *id, device, *parts, now).await

@@ -82,6 +82,9 @@ pub enum Change {
         id: Uuid,
         device: DeviceId,
         reason: String,
+        /// The hub lost the offer (a restart, a new leader), not the device: the attempt
+        /// its dispatch counted is given back, so failovers never use up `max_attempts`.
+        refund: bool,
     },
     /// dispatched to `device` → accepted ([`Transition::Accept`]). `Unchanged` if `device`
     /// already owns it.

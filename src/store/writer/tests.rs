@@ -29,10 +29,13 @@ fn change() -> impl Strategy<Value = Change> {
         3 => (id.clone(), device.clone(), 1u32..3)
             .prop_map(|(id, device, parts)| Change::Sent { id, device, parts }),
         2 => (id.clone(), device.clone()).prop_map(|(id, device)| Change::Delivered { id, device }),
-        1 => (id.clone(), device.clone()).prop_map(|(id, device)| Change::Requeue {
-            id,
-            device,
-            reason: "lost".into(),
+        1 => (id.clone(), device.clone(), any::<bool>()).prop_map(|(id, device, refund)| {
+            Change::Requeue {
+                id,
+                device,
+                reason: "lost".into(),
+                refund,
+            }
         }),
         1 => (id.clone(), device.clone(), any::<bool>()).prop_map(|(id, device, temporary)| {
             Change::Failed {

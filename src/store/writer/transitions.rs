@@ -41,20 +41,25 @@ pub(super) async fn dispatch(
     settle(txn, &rule, id, Some(device), rows, now, "dispatched", None).await
 }
 
-/// dispatched to `device` → queued, its offer lost ([`Transition::Requeue`]).
+/// dispatched to `device` → queued, its offer lost ([`Transition::Requeue`]); `refund`: the
+/// hub lost it, so the attempt its dispatch counted is given back.
 pub(super) async fn requeue(
     txn: &Tx<'_>,
     id: Uuid,
     device: &str,
     reason: &str,
+    refund: bool,
     now: Millis,
 ) -> Result<Outcome, DbErr> {
     let rule = Transition::Requeue.rule();
-    let rows = guarded(&rule, id, Some(device), now)
+    let mut update = guarded(&rule, id, Some(device), now)
         .col_expr(M::DeviceId, Expr::value(Option::<String>::None))
-        .col_expr(M::SimSlot, Expr::value(Option::<i16>::None))
-        .exec_in(txn)
-        .await?;
+        .col_expr(M::SimSlot, Expr::value(Option::<i16>::None));
+    if refund {
+        // A dispatched row counted its dispatch, so it holds at least one attempt.
+        update = update.col_expr(M::Attempts, Expr::col(M::Attempts).sub(1));
+    }
+    let rows = update.exec_in(txn).await?;
     settle(
         txn,
         &rule,

@@ -6,6 +6,8 @@
 //!
 //! - [`client`]: the HTTP client: session cookie and verification tokens (`SesTokInfo`,
 //!   rotating one-time tokens), optional login, one retry after a stale session.
+//! - [`calls`]: what a stick is asked, with nothing of the hub: the circuit breaker's count,
+//!   sending to an outcome, the inbox sweep, the radio, USSD. Shared with the remote worker.
 //! - [`driver`]: one task per stick: identify, register, send (`send-sms`, then `send-status`
 //!   until the stick says sent or failed), take incoming SMS (`check-notifications`,
 //!   `sms-count`, `sms-list`, store, then `delete-sms`), refresh status, USSD and balance; a
@@ -20,6 +22,7 @@
 //! deleted from the stick only after the hub committed it; one broken stick never blocks
 //! another (each has its own task, client and timeouts).
 
+pub mod calls;
 pub mod client;
 pub mod driver;
 

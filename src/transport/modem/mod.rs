@@ -6,6 +6,8 @@
 //! - [`driver`]: one task per modem owning its port: init with fallbacks, identity and status
 //!   refresh, PDU-mode sending with concatenation, delivery reports, incoming SMS (`+CMTI` and a
 //!   periodic `AT+CMGL=4` sweep), USSD and balance; reopens the port after an unplug.
+//! - [`parts`]: a message's parts: writing them with the part-retry rule, gathering incoming
+//!   ones with their storage indexes (shared with the remote worker, like [`failure`]).
 //! - [`detect`]: which serial ports are modems, which of a stick's ports speaks AT, and which
 //!   sticks are network-only (HiLink), read from a configurable sysfs root.
 //!
@@ -20,6 +22,7 @@
 pub mod detect;
 pub mod driver;
 pub mod failure;
+pub mod parts;
 pub mod session;
 
 use std::time::Duration;

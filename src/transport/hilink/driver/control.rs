@@ -6,12 +6,10 @@
 //! menu (the session is released once answered).
 
 use smshub_protocol::gsm;
-use smshub_protocol::hilink::ErrorClass;
 use smshub_protocol::hilink::api::{self, BOX_INBOX, BOX_SENT, SmsList, StoredMessage};
-use tokio::time::Instant;
 
 use super::Connection;
-use crate::transport::hilink::client::ClientError;
+use crate::transport::hilink::calls::modem_error;
 use crate::transport::radio::device as radio;
 use crate::transport::radio::{Balance, Control, ModemError, RawSent, StoredSms, UssdAnswer};
 
@@ -76,50 +74,9 @@ impl Connection<'_> {
         Ok(stored)
     }
 
-    /// Runs a USSD code (releasing a session left open before), polls for the answer and
-    /// releases the session.
+    /// Runs a USSD code and releases the session.
     async fn ussd(&mut self, code: &str) -> Result<UssdAnswer, ModemError> {
-        let body = api::ussd_send_request(code);
-        let mut released = false;
-        loop {
-            match self.post("ussd/send", &body).await {
-                Ok(_) => break,
-                // A request from earlier (the web UI, a timed-out call) is still open.
-                Err(ClientError::Api(err))
-                    if err.class() == ErrorClass::UssdPending && !released =>
-                {
-                    released = true;
-                    let _ = self.get("ussd/release").await;
-                }
-                Err(err) => return Err(modem_error(err)),
-            }
-        }
-        let deadline = Instant::now() + self.config.ussd_timeout;
-        loop {
-            tokio::time::sleep(self.config.ussd_poll).await;
-            match self.get("ussd/get").await {
-                Ok(reply) => {
-                    // The hub does not navigate menus: end the session.
-                    let _ = self.get("ussd/release").await;
-                    return Ok(UssdAnswer {
-                        code: code.to_string(),
-                        status: "done",
-                        text: api::ussd_content(&reply),
-                        dcs: None,
-                    });
-                }
-                Err(ClientError::Api(err)) if err.class() == ErrorClass::UssdPending => {}
-                Err(ClientError::Api(err)) if err.class() == ErrorClass::UssdFailed => {
-                    let _ = self.get("ussd/release").await;
-                    return Err(ModemError::Refused(err.to_string()));
-                }
-                Err(err) => return Err(modem_error(err)),
-            }
-            if Instant::now() >= deadline {
-                let _ = self.get("ussd/release").await;
-                return Err(ModemError::Timeout);
-            }
-        }
+        self.calls.ussd(code).await
     }
 
     /// The balance, by the USSD code of the SIM's operator.
@@ -127,17 +84,6 @@ impl Connection<'_> {
         let (profile, code) = radio::balance_code(&self.status.borrow())?;
         let answer = self.ussd(&code).await?;
         Ok(radio::balance(profile, code, answer))
-    }
-}
-
-/// A call's error as the API's caller sees it.
-fn modem_error(err: ClientError) -> ModemError {
-    match err {
-        ClientError::Unreachable(error) => ModemError::Unreachable(error),
-        ClientError::NoAnswer(_) => ModemError::Timeout,
-        ClientError::Api(error) => ModemError::Refused(error.to_string()),
-        ClientError::Status(status) => ModemError::Refused(format!("HTTP {status}")),
-        ClientError::Malformed(error) => ModemError::Refused(error),
     }
 }
 

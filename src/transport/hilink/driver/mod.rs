@@ -23,15 +23,15 @@
 //! and the delete) is stored once, by its external id.
 //!
 //! This file holds the session: the `Connection` with one stick, its life (`run`) and its
-//! loop (`serve`), which hands each thing to the file of its job: `calls` (every call to the
-//! stick, counted by the circuit breaker), `status` (radio and SIM), `send` (jobs into
-//! `send-sms`), `receive` (the inbox) and `control` (the API's requests).
+//! loop (`serve`), which hands each thing to the file of its job: `status` (radio and SIM),
+//! `send` (jobs into `send-sms`), `receive` (the inbox) and `control` (the API's requests).
+//! Every call to the stick goes through its [`Calls`] (the circuit breaker, and the call
+//! sequences the remote worker shares).
 //!
 //! Must never: call `send-sms` for a job whose acceptance is not committed, call it twice for
 //! one job, delete a message before the hub has committed it, or hold a lock across an
 //! `.await`.
 
-mod calls;
 mod control;
 mod receive;
 mod send;
@@ -41,11 +41,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smshub_protocol::device::Capabilities;
-use smshub_protocol::hilink::ErrorClass;
 use smshub_protocol::hilink::api::DeviceInformation;
+use smshub_protocol::hilink::{Element, ErrorClass};
 use tokio::sync::{mpsc, watch};
 
-use super::client::{Client, ClientError};
+use super::calls::{Calls, backoff};
+use super::client::ClientError;
 use super::{HilinkConfig, KIND, Target};
 use crate::domain::DeviceId;
 use crate::registry::Outbound;
@@ -63,10 +64,10 @@ pub(crate) async fn run(target: Target, config: HilinkConfig, attachment: Attach
         status,
         control,
     } = attachment;
-    let client = Client::new(&target, config.request_timeout);
+    let calls = Calls::new(&target, config.clone());
     let stick = Stick {
         url: target.url,
-        client,
+        calls,
         link,
         config,
         operators,
@@ -77,7 +78,7 @@ pub(crate) async fn run(target: Target, config: HilinkConfig, attachment: Attach
 /// A stick's sessions, for the supervisor loop. One client serves them all.
 struct Stick {
     url: String,
-    client: Client,
+    calls: Calls,
     link: DeviceLink,
     config: HilinkConfig,
     operators: Arc<Operators>,
@@ -89,7 +90,7 @@ impl Driver for Stick {
         status: &watch::Sender<ModemStatus>,
         control: &mut mpsc::Receiver<Control>,
     ) -> Ended {
-        self.client.reset();
+        self.calls.reset();
         Connection::new(self, status, control).run().await
     }
 
@@ -111,15 +112,9 @@ impl Driver for Stick {
     }
 }
 
-/// The wait before reconnect attempt `attempts` (1-based): `retry`, doubling, at most `max`.
-fn backoff(retry: Duration, max: Duration, attempts: u32) -> Duration {
-    let doublings = attempts.saturating_sub(1).min(16);
-    retry.saturating_mul(1 << doublings).min(max.max(retry))
-}
-
 /// One session with a stick.
 struct Connection<'a> {
-    client: &'a mut Client,
+    calls: &'a mut Calls,
     link: DeviceLink,
     url: String,
     config: HilinkConfig,
@@ -129,11 +124,6 @@ struct Connection<'a> {
     /// The hub device of this modem; empty until `run` has identified it.
     device_id: DeviceId,
     session_no: u64,
-    /// Calls in a row that got no answer, and the last such error.
-    silence: u32,
-    last_silence: Option<String>,
-    /// Whether `check-notifications` answers on this firmware.
-    notifications: bool,
     /// The IMSI, to find the SIM's home operator.
     imsi: Option<String>,
 }
@@ -145,7 +135,7 @@ impl<'a> Connection<'a> {
         control: &'a mut mpsc::Receiver<Control>,
     ) -> Connection<'a> {
         Connection {
-            client: &mut stick.client,
+            calls: &mut stick.calls,
             link: stick.link.clone(),
             url: stick.url.clone(),
             config: stick.config.clone(),
@@ -154,15 +144,27 @@ impl<'a> Connection<'a> {
             control,
             device_id: DeviceId::stored(""),
             session_no: 0,
-            silence: 0,
-            last_silence: None,
-            notifications: true,
             imsi: None,
         }
     }
 
     fn publish(&self, update: impl FnOnce(&mut ModemStatus)) {
         self.status.send_modify(update);
+    }
+
+    /// A `GET` through the stick's calls (counted by the breaker).
+    async fn get(&mut self, path: &str) -> Result<Element, ClientError> {
+        self.calls.get(path).await
+    }
+
+    /// A `POST` through the stick's calls (counted by the breaker).
+    async fn post(&mut self, path: &str, body: &str) -> Result<Element, ClientError> {
+        self.calls.post(path, body).await
+    }
+
+    /// Whether the breaker has tripped: the stick stopped answering.
+    fn broken(&self) -> bool {
+        self.calls.broken()
     }
 
     /// The session's life: identify, register and announce, sweep the inbox, serve, go
@@ -254,14 +256,7 @@ impl<'a> Connection<'a> {
         let mut sweep = session::ticker(self.config.sweep);
         loop {
             if self.broken() {
-                return failed(
-                    format!(
-                        "the stick stopped answering ({} calls in a row): {}",
-                        self.silence,
-                        self.last_silence.as_deref().unwrap_or("no answer")
-                    ),
-                    true,
-                );
+                return failed(self.calls.silence(), true);
             }
             let own = async {
                 tokio::select! {
@@ -327,25 +322,5 @@ fn capabilities() -> Capabilities {
         delivery_reports: false,
         incoming: true,
         ussd: false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let s = Duration::from_secs;
-        assert_eq!(backoff(s(5), s(120), 1), s(5));
-        assert_eq!(backoff(s(5), s(120), 2), s(10));
-        assert_eq!(backoff(s(5), s(120), 4), s(40));
-        assert_eq!(backoff(s(5), s(120), 6), s(120));
-        assert_eq!(backoff(s(5), s(120), u32::MAX), s(120));
-        assert_eq!(
-            backoff(s(5), s(1), 3),
-            s(5),
-            "the cap never undercuts the first wait"
-        );
     }
 }

@@ -6,9 +6,9 @@
 //! is an error).
 
 use smshub_protocol::device::Status;
-use smshub_protocol::hilink::api::{CurrentPlmn, MonitoringStatus, Signal};
 
 use super::Connection;
+use crate::transport::hilink::calls::Radio;
 use crate::transport::hilink::client::ClientError;
 use crate::transport::radio::device as radio;
 
@@ -24,17 +24,11 @@ impl Connection<'_> {
     /// Reads radio state, signal and network; a call the firmware refuses leaves its fields
     /// unknown, silence is an error.
     pub(super) async fn refresh(&mut self) -> Result<(), ClientError> {
-        let monitoring = MonitoringStatus::from_element(&self.get("monitoring/status").await?);
-        let signal = match self.get("device/signal").await {
-            Ok(it) => Signal::from_element(&it),
-            Err(err) if err.is_silence() => return Err(err),
-            Err(_) => Signal::default(),
-        };
-        let plmn = match self.get("net/current-plmn").await {
-            Ok(it) => CurrentPlmn::from_element(&it),
-            Err(err) if err.is_silence() => return Err(err),
-            Err(_) => CurrentPlmn::default(),
-        };
+        let Radio {
+            monitoring,
+            signal,
+            plmn,
+        } = self.calls.radio().await?;
         // The SIM's home operator: from the IMSI, else the network it is on when not roaming.
         let profile = self
             .imsi

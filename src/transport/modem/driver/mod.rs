@@ -36,18 +36,17 @@ mod reports;
 mod send;
 mod status;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use smshub_protocol::at::{self, reply, sms};
 use smshub_protocol::device::Capabilities;
-use smshub_protocol::pdu::{PartKey, Reassembler};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::ModemConfig;
+use super::parts::Gathering;
 use super::session::{Session, SessionError, Timeouts};
 use crate::dispatch::limits::Limits;
 use crate::domain::{DeviceId, DeviceKind, now_millis};
@@ -157,9 +156,8 @@ struct Connection<'a, S> {
     /// The storage messages are read from and deleted in.
     storage: Option<String>,
     next_reference: u16,
-    reassembler: Reassembler,
-    /// Storage indexes of the parts of incomplete long messages.
-    parts: HashMap<PartKey, Vec<u32>>,
+    /// The parts of long incoming messages, with their storage indexes.
+    gathering: Gathering,
     started: Instant,
 }
 
@@ -189,8 +187,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Connection<'a, S> {
             // Not 0 after every restart, so parts of two messages sent across a restart do not
             // share a reference on the recipient's phone.
             next_reference: (now_millis() & 0xFFFF) as u16,
-            reassembler: Reassembler::new(),
-            parts: HashMap::new(),
+            gathering: Gathering::new(),
             started: Instant::now(),
         }
     }

@@ -7,13 +7,13 @@
 //! Must never: delete a stored message before the hub has committed it, or drop an
 //! undecodable PDU (it stays in the modem's storage).
 
-use sha2::{Digest, Sha256};
 use smshub_protocol::at::sms;
-use smshub_protocol::pdu::{self, Address, Body, DecodedPdu, Deliver, PartKey, Timestamp};
+use smshub_protocol::pdu::{self, DecodedPdu, Deliver, Timestamp};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Connection;
 use crate::domain::{Millis, now_millis};
+use crate::transport::modem::parts::Received;
 use crate::transport::modem::session::SessionError;
 use crate::transport::radio::device::{self as radio, Incoming};
 
@@ -102,43 +102,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
     /// Receives one message or part; once a message is whole and stored, its parts are
     /// deleted from storage.
     async fn receive(&mut self, deliver: Deliver, index: Option<u32>) -> Result<(), SessionError> {
-        let key = deliver
-            .udh
-            .as_ref()
-            .and_then(|it| it.concat)
-            .filter(|it| it.total > 1)
-            .map(|concat| PartKey {
-                sender: deliver.sender.clone(),
-                reference: concat.reference,
-                total: concat.total,
-            });
-        if let (Some(key), Some(index)) = (&key, index) {
-            let indexes = self.parts.entry(key.clone()).or_default();
-            if !indexes.contains(&index) {
-                indexes.push(index);
-            }
-        }
         let now = self.clock_ms();
-        let Some(message) = self.reassembler.push(deliver, now) else {
-            return Ok(());
-        };
-        let indexes = match key {
-            Some(key) => self.parts.remove(&key).unwrap_or_default(),
-            None => index.into_iter().collect(),
-        };
-        let body = match message.body {
-            Body::Text(text) => text,
-            Body::Data(data) => format!("[binary {}]", pdu::hex::encode(&data)),
-        };
-        if self
-            .store_incoming(&message.sender, &message.timestamp, body)
-            .await
-        {
-            for index in indexes {
-                self.delete(index).await?;
-            }
+        match self.gathering.push(deliver, index, now) {
+            Some(message) => self.keep(message).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Stores what arrived of long messages whose other parts did not come within
@@ -149,45 +117,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
     async fn expire_parts(&mut self) -> Result<(), SessionError> {
         let now = self.clock_ms();
         let max_age = u64::try_from(self.config.parts_wait.as_millis()).unwrap_or(u64::MAX);
-        for expired in self.reassembler.expire(now, max_age) {
-            let Some(first) = expired.parts.first() else {
-                continue;
-            };
-            let (sender, timestamp) = (first.sender.clone(), first.timestamp);
-            let body = incomplete_body(&expired);
+        for message in self.gathering.expire(now, max_age) {
             tracing::info!(
                 port = %self.port,
-                sender = %sender.number,
-                parts = expired.parts.len(),
-                total = expired.key.total,
+                sender = %message.sender.number,
                 "incomplete long message stored with the parts that arrived"
             );
-            let indexes = self.parts.remove(&expired.key).unwrap_or_default();
-            if self.store_incoming(&sender, &timestamp, body).await {
-                for index in indexes {
-                    self.delete(index).await?;
-                }
+            self.keep(message).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores a received message, then deletes its parts from the modem.
+    async fn keep(&mut self, message: Received) -> Result<(), SessionError> {
+        if self.store_incoming(&message).await {
+            for index in message.indexes {
+                self.delete(index).await?;
             }
         }
         Ok(())
     }
 
     /// Commits a received SMS; true once it is stored (or was already).
-    async fn store_incoming(
-        &mut self,
-        sender: &Address,
-        timestamp: &Timestamp,
-        body: String,
-    ) -> bool {
-        let mut hash = Sha256::new();
-        hash.update(sender.number.as_bytes());
-        hash.update(timestamp.to_string().as_bytes());
-        hash.update(body.as_bytes());
+    async fn store_incoming(&mut self, message: &Received) -> bool {
         let incoming = Incoming {
-            external_id: format!("modem-{}", &hex::encode(hash.finalize())[..32]),
-            sender: sender.number.clone(),
-            text: body,
-            received_at: timestamp_millis(timestamp).unwrap_or_else(now_millis),
+            external_id: message.key(),
+            sender: message.sender.number.clone(),
+            text: message.body.clone(),
+            received_at: timestamp_millis(&message.timestamp).unwrap_or_else(now_millis),
         };
         match radio::store_incoming(&self.link, self.status, &self.device_id, incoming).await {
             Ok(()) => true,
@@ -234,32 +191,6 @@ fn timestamp_millis(timestamp: &Timestamp) -> Option<Millis> {
     )?;
     let local = time.and_utc().timestamp_millis();
     Some(local - i64::from(timestamp.tz_quarters) * 15 * 60 * 1000)
-}
-
-/// The text of an incomplete long message: its parts in order, `[…]` for each missing one,
-/// and `[incomplete: k of n parts]`.
-fn incomplete_body(expired: &pdu::Expired) -> String {
-    let mut body = String::new();
-    for seq in 1..=expired.key.total {
-        let part = expired.parts.iter().find(|it| {
-            it.udh
-                .as_ref()
-                .and_then(|udh| udh.concat)
-                .is_some_and(|concat| concat.seq == seq)
-        });
-        match part.map(|it| &it.body) {
-            Some(Body::Text(text)) => body.push_str(text),
-            Some(Body::Data(data)) => {
-                body.push_str(&format!("[binary {}]", pdu::hex::encode(data)))
-            }
-            None => body.push_str("[…]"),
-        }
-    }
-    format!(
-        "{body} [incomplete: {} of {} parts]",
-        expired.parts.len(),
-        expired.key.total
-    )
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use super::Connection;
 use crate::domain::now_millis;
 use crate::registry::Job;
 use crate::store::{Change, ModemRefChange};
-use crate::transport::modem::failure::{may_resend, send_failure};
+use crate::transport::modem::parts::write_parts;
 use crate::transport::modem::session::SessionError;
 use crate::transport::radio::RawSent;
 use crate::transport::radio::session::{SendFailure, commit_outcome};
@@ -95,34 +95,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<'_, S> {
             .map_err(|err| permanent(ErrorCode::Unsupported, err.to_string()))?;
         let total = pdus.len();
         let timeouts = self.timeouts();
-        let mut references = Vec::with_capacity(total);
-        for (idx, part) in pdus.iter().enumerate() {
-            let mut tries: u32 = 1;
-            loop {
-                match self
-                    .session
-                    .send_pdu(part.tpdu_len, &part.hex, &timeouts)
-                    .await
-                {
-                    Ok(mr) => {
-                        references.push(mr);
-                        break;
-                    }
-                    Err(err)
-                        if total > 1 && tries <= self.config.part_retries && may_resend(&err) =>
-                    {
-                        let wait = self
-                            .config
-                            .part_retry_wait
-                            .saturating_mul(1 << (tries - 1).min(16));
-                        tracing::info!(port = %self.port, part = idx + 1, total, error = %err, wait_ms = wait.as_millis() as u64, "modem refused a part; writing it again");
-                        tries += 1;
-                        tokio::time::sleep(wait).await;
-                    }
-                    Err(err) => return Err(send_failure(err, idx, total, tries, &timeouts)),
-                }
-            }
-        }
+        let references = write_parts(
+            &mut self.session,
+            &pdus,
+            &timeouts,
+            self.config.part_retries,
+            self.config.part_retry_wait,
+            &self.port,
+        )
+        .await?;
         Ok(RawSent {
             parts: total,
             references,
