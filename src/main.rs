@@ -588,6 +588,11 @@ struct SimulateArgs {
 }
 
 fn main() -> std::process::ExitCode {
+    // Before the command line is read, which allocates (a stray "worker" value only costs
+    // huge pages).
+    if std::env::args_os().any(|it| it == "worker") {
+        smshub::worker::small_pages();
+    }
     let cli = match parse_command_line() {
         Ok(cli) => cli,
         Err(errors) => {

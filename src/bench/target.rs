@@ -131,6 +131,17 @@ pub fn describe(durability: Durability) -> &'static str {
     }
 }
 
+/// How a durability setting reads for the database a hub was started on.
+fn describe_on(database_url: &str, durability: Durability) -> String {
+    if crate::store::cluster::is_postgres(database_url) {
+        "PostgreSQL (a 202 is committed as the server's synchronous_commit says; on by \
+         default: it survives power loss)"
+            .to_string()
+    } else {
+        describe(durability).to_string()
+    }
+}
+
 fn durability_flag(durability: Durability) -> &'static str {
     match durability {
         Durability::Full => "full",
@@ -361,7 +372,7 @@ async fn spawned(options: &TargetOptions) -> anyhow::Result<Target> {
         addr: first.addr,
         host: first.host,
         api_key,
-        durability: format!("{}{nodes}", describe(options.durability)),
+        durability: format!("{}{nodes}", describe_on(&database_url, options.durability)),
         kind: "spawned",
         endpoints,
         meter: Meter::Processes(pids),
@@ -455,6 +466,7 @@ async fn in_process(options: &TargetOptions) -> anyhow::Result<Target> {
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let described = describe_on(&database_url, options.durability);
     let mut config = crate::app::Config::new(SocketAddr::from(([127, 0, 0, 1], 0)), database_url);
     config.durability = options.durability;
     if let Some(heartbeat_s) = options.heartbeat_s {
@@ -503,7 +515,7 @@ async fn in_process(options: &TargetOptions) -> anyhow::Result<Target> {
         addr,
         host: host.clone(),
         api_key,
-        durability: describe(options.durability).to_string(),
+        durability: described,
         kind: "in-process",
         endpoints: vec![Endpoint {
             base: format!("http://{host}"),

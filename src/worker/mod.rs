@@ -173,6 +173,17 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Asks the kernel for small pages only. Where transparent huge pages are always on (many
+/// x86-64 distributions), the allocator's first arena becomes resident in 2 MB pages: 12 of a
+/// resting worker's 15 MB. Called before anything allocates much, by both entry points.
+pub fn small_pages() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_THP_DISABLE only sets a flag of this process; it reads no memory.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

@@ -39,22 +39,35 @@ impl Worker {
         journal: &Path,
         extra: &[&str],
     ) -> Worker {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_smshub"));
+        command.args(["--log", "info,smshub=debug", "worker"]);
+        Worker::spawn(command, hub, id, token, modem, journal, extra)
+    }
+
+    /// The worker as its own binary, `smshub-worker` (what the Pi runs).
+    fn standalone(hub: &str, id: &str, token: &str, modem: &str, journal: &Path) -> Worker {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_smshub-worker"));
+        command.args(["--log", "info,smshub=debug"]);
+        Worker::spawn(command, hub, id, token, modem, journal, &[])
+    }
+
+    fn spawn(
+        mut command: Command,
+        hub: &str,
+        id: &str,
+        token: &str,
+        modem: &str,
+        journal: &Path,
+        extra: &[&str],
+    ) -> Worker {
         let log = journal.with_extension("log");
         let stderr = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .expect("worker log");
-        let child = Command::new(env!("CARGO_BIN_EXE_smshub"))
-            .args([
-                "--log",
-                "info,smshub=debug",
-                "worker",
-                "--hub",
-                hub,
-                "--device-id",
-                id,
-            ])
+        let child = command
+            .args(["--hub", hub, "--device-id", id])
             .args(["--modem", modem, "--max-backoff-s", "1", "--journal-dir"])
             .arg(journal)
             .args(extra)
@@ -287,14 +300,15 @@ async fn a_worker_trusts_its_ca_file_only_and_stops_on_a_refused_token() {
 
 /// A HiLink stick next to the worker (`--modem http://…`), driven by the hub's own stick
 /// calls: it sends (one `send-sms`), its inbox reaches the hub once and is emptied, and USSD
-/// from the API runs on it.
+/// from the API runs on it. The worker runs as `smshub-worker`, the binary of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hilink_stick_next_to_the_worker_sends_receives_and_answers_ussd() {
     let hub = TestHub::spawn().await;
     let (device, token) = hub.add_device("pi").await;
     let stick = crate::hilink_emulator::Emulator::start(Default::default()).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let worker = Worker::start(
+    // Run as its own binary, as on a Pi.
+    let worker = Worker::standalone(
         &hub.base,
         &device,
         &token,
