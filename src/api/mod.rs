@@ -465,7 +465,9 @@ fn serde_urlencoded_from_str<T: serde::de::DeserializeOwned>(raw: &str) -> Resul
         }
         let value = percent_decode(value)?;
         let value = match value.parse::<u64>() {
-            Ok(n) if key == "limit" || key == "offset" => serde_json::Value::from(n),
+            Ok(n) if matches!(key.as_str(), "limit" | "offset" | "slot") => {
+                serde_json::Value::from(n)
+            }
             _ => serde_json::Value::String(value),
         };
         map.insert(key, value);

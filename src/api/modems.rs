@@ -25,7 +25,8 @@ use crate::auth::{Principal, Scope};
 use crate::registry::{Outbound, UssdCall};
 use crate::transport::hilink;
 use crate::transport::modem::detect;
-use crate::transport::radio::{ModemError, ModemState, ModemStatus};
+use crate::transport::radio::device as radio_device;
+use crate::transport::radio::{ModemError, ModemState, ModemStatus, UssdAnswer};
 
 /// Every modem route, each behind its scope, as one filter: mount it with
 /// `.or(modems::routes(api.clone())).unify()` beside the other API routes.
@@ -82,7 +83,8 @@ pub fn routes(api: Arc<ApiState>) -> warp::filters::BoxedFilter<(Response,)> {
     let balance = warp::path!("api" / "modems" / String / "balance")
         .and(warp::get())
         .and(h(Scope::ModemsWrite))
-        .and_then(|id, api, _key| run(modem_balance(api, id)));
+        .and(super::query::<BalanceQuery>())
+        .and_then(|id, api, _key, query| run(modem_balance(api, id, query)));
     detect
         .or(connect)
         .unify()
@@ -172,6 +174,15 @@ pub struct UssdRequest {
     /// SIM slot of a remote device (a phone or `smshub worker`); `0` when absent. Local
     /// modems have one SIM and ignore it.
     #[serde(default, alias = "sim", alias = "sim_slot")]
+    pub slot: Option<u8>,
+}
+
+/// Query of `GET /api/modems/{id}/balance`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BalanceQuery {
+    /// SIM slot of a remote device (a phone or `smshub worker`); `0` when absent. Local
+    /// modems have one SIM and ignore it.
     pub slot: Option<u8>,
 }
 
@@ -378,6 +389,23 @@ const REMOTE_USSD_TIMEOUT: Duration = Duration::from_secs(60);
 /// ends first, `502 modem_error` when the device answers an error. The answer has the same
 /// shape as a local modem's.
 async fn remote_ussd(api: &ApiState, id: &str, slot: u8, code: &str) -> Result<Response, ApiError> {
+    let text = remote_ussd_text(api, id, slot, code).await?;
+    Ok(json(&serde_json::json!({
+        "code": code,
+        "status": "done",
+        "text": text,
+        "dcs": null,
+        "slot": slot,
+    })))
+}
+
+/// The text a remote device answers to `code` on SIM `slot` (errors as [`remote_ussd`]).
+async fn remote_ussd_text(
+    api: &ApiState,
+    id: &str,
+    slot: u8,
+    code: &str,
+) -> Result<String, ApiError> {
     let live = api.registry.get(id);
     if !live.is_some_and(|it| it.capabilities.ussd) {
         return Err(ApiError::new(
@@ -396,13 +424,7 @@ async fn remote_ussd(api: &ApiState, id: &str, slot: u8, code: &str) -> Result<R
         Ok(Ok(outcome)) => outcome,
     };
     match outcome {
-        Ok(text) => Ok(json(&serde_json::json!({
-            "code": code,
-            "status": "done",
-            "text": text,
-            "dcs": null,
-            "slot": slot,
-        }))),
+        Ok(text) => Ok(text),
         Err((code, message)) => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
             "modem_error",
@@ -411,8 +433,43 @@ async fn remote_ussd(api: &ApiState, id: &str, slot: u8, code: &str) -> Result<R
     }
 }
 
-/// `GET /api/modems/{id}/balance`: the balance USSD of the SIM's operator.
-pub async fn modem_balance(api: Arc<ApiState>, id: String) -> Result<Response, ApiError> {
-    let balance = api.modems.balance(&id).await.map_err(modem_error)?;
-    Ok(json(&balance))
+/// `GET /api/modems/{id}/balance`: the balance USSD of the SIM's operator, on a modem of
+/// this hub or, failing that, on SIM `slot` of a connected remote device (its operator from
+/// the SIM's MCC-MNC at `hello`).
+pub async fn modem_balance(
+    api: Arc<ApiState>,
+    id: String,
+    query: BalanceQuery,
+) -> Result<Response, ApiError> {
+    match api.modems.balance(&id).await {
+        Ok(balance) => Ok(json(&balance)),
+        Err(ModemError::NotFound(_)) if api.registry.get(&id).is_some() => {
+            remote_balance(&api, &id, query.slot.unwrap_or(0)).await
+        }
+        Err(err) => Err(modem_error(err)),
+    }
+}
+
+/// The balance of SIM `slot` of a connected remote device, by its operator's balance code.
+async fn remote_balance(api: &ApiState, id: &str, slot: u8) -> Result<Response, ApiError> {
+    let mcc_mnc = api
+        .registry
+        .get(id)
+        .and_then(|live| live.sims.into_iter().find(|it| it.slot == slot))
+        .and_then(|sim| sim.mcc_mnc);
+    let profile = mcc_mnc
+        .as_deref()
+        .and_then(|it| api.modems.operators().get(it))
+        .cloned();
+    let Some(code) = profile.as_ref().and_then(|it| it.balance_ussd.clone()) else {
+        return Err(modem_error(ModemError::NoBalanceCode));
+    };
+    let text = remote_ussd_text(api, id, slot, &code).await?;
+    let answer = UssdAnswer {
+        code: code.clone(),
+        status: "done",
+        text: Some(text),
+        dcs: None,
+    };
+    Ok(json(&radio_device::balance(profile, code, answer)))
 }

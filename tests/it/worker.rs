@@ -381,6 +381,27 @@ async fn ussd_through_the_api_runs_on_the_workers_modem() {
     let (status, answer) = setup.hub.post(&path, json!({"code": "*222#"})).await;
     assert_eq!(status, 200, "{answer} {}", worker.log());
     assert_eq!(answer["text"], "Solde 45 DA", "{answer}");
+    // The balance: the code of the SIM's operator (from the MCC-MNC of its `hello`) runs on
+    // the worker's modem; a slot with no SIM has no operator, so no code.
+    let (status, balance) = setup
+        .hub
+        .get(&format!("/api/modems/{}/balance?slot=0", setup.id))
+        .await;
+    assert_eq!(status, 200, "{balance} {}", worker.log());
+    assert_eq!(
+        (&balance["operator"], &balance["code"], &balance["amount"]),
+        (&json!("Mobilis"), &json!("*100#"), &json!(320.0)),
+        "{balance}"
+    );
+    let (status, balance) = setup
+        .hub
+        .get(&format!("/api/modems/{}/balance?slot=3", setup.id))
+        .await;
+    assert_eq!(
+        (status, &balance["error"]["code"]),
+        (422, &json!("no_balance_code")),
+        "{balance}"
+    );
     assert_eq!(answer["code"], "*222#", "{answer}");
     assert!(
         setup

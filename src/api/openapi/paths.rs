@@ -8,7 +8,7 @@
 
 use super::schemas::*;
 use crate::api::dto::*;
-use crate::api::modems::{DetectRequest, PortRequest, UssdRequest};
+use crate::api::modems::{BalanceQuery, DetectRequest, PortRequest, UssdRequest};
 use crate::dispatch::limits::Limits;
 
 const MESSAGE_ID: &str = "0190a1b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b";
@@ -262,14 +262,20 @@ fn modem_delete_sms() {}
 fn modem_ussd() {}
 
 /// The balance USSD of the SIM's operator.
+///
+/// As for USSD, the id names a modem attached to this hub or a connected remote device (a
+/// phone or `smshub worker`) that announced `capabilities.ussd`: the code of the operator of
+/// its SIM `slot` (by the MCC-MNC its `hello` gave) runs there.
 #[utoipa::path(get, path = "/api/modems/{id}/balance", tag = "modems",
-    params(("id" = String, Path, min_length = 1, description = "device id, IMEI or port name", example = "861234567890123")),
+    params(("id" = String, Path, min_length = 1, description = "device id, IMEI or port name", example = "861234567890123"), BalanceQuery),
     responses(
         (status = 200, description = "the balance", body = serde_json::Value),
+        (status = 400, description = "`invalid_query`", body = ErrorBody),
         (status = 404, description = MODEM_ERRORS_404, body = ErrorBody),
-        (status = 409, description = "`modem_not_ready`", body = ErrorBody),
+        (status = 409, description = "`modem_not_ready`; `ussd_unsupported`: a remote device that did not announce USSD", body = ErrorBody),
         (status = 422, description = "`no_balance_code`: the operator profile has none", body = ErrorBody),
         (status = 502, description = "`modem_error`", body = ErrorBody),
+        (status = 503, description = "`modem_unavailable`: the remote device disconnected before answering", body = ErrorBody),
         (status = 504, description = "`modem_timeout`", body = ErrorBody),
     ))]
 fn modem_balance() {}

@@ -73,7 +73,9 @@ pub(super) fn routes(api: Arc<ApiState>) -> warp::filters::BoxedFilter<(Response
         .and(warp::get())
         .and(h(Scope::ModemsWrite))
         .and_then(|api: Arc<ApiState>, _key| {
-            run(async move { modems::modem_balance(api.clone(), first_modem(&api)?).await })
+            run(async move {
+                modems::modem_balance(api.clone(), first_modem(&api)?, Default::default()).await
+            })
         });
     let recharge = warp::path!("api" / "modems" / String / "recharge")
         .and(warp::post())
