@@ -305,14 +305,20 @@ async fn a_worker_trusts_its_ca_file_only_and_stops_on_a_refused_token() {
 async fn a_hilink_stick_next_to_the_worker_sends_receives_and_answers_ussd() {
     let hub = TestHub::spawn().await;
     let (device, token) = hub.add_device("pi").await;
-    let stick = crate::hilink_emulator::Emulator::start(Default::default()).await;
+    // A stick whose web UI asks for a login, given in the URL.
+    let stick = crate::hilink_emulator::Emulator::start(crate::hilink_emulator::Options {
+        login: Some(("admin".into(), "s3cret-pw".into())),
+        ..Default::default()
+    })
+    .await;
+    let url = stick.url.replacen("http://", "http://admin:s3cret-pw@", 1);
     let dir = tempfile::tempdir().expect("tempdir");
     // Run as its own binary, as on a Pi.
     let worker = Worker::standalone(
         &hub.base,
         &device,
         &token,
-        &stick.url,
+        &url,
         &dir.path().join("journal"),
     );
     online(&hub, &device).await;
@@ -368,7 +374,68 @@ async fn a_hilink_stick_next_to_the_worker_sends_receives_and_answers_ussd() {
     assert_eq!(status, 200, "{answer} {}", worker.log());
     assert_eq!(answer["text"], "Internet: 2.5 Go restants", "{answer}");
     assert!(!worker.log().contains(&token), "the token leaked");
+    assert!(
+        !worker.log().contains("s3cret-pw"),
+        "the stick's password leaked"
+    );
+    assert!(stick.logins() >= 1 && stick.login_failures() == 0);
     assert_eq!(stick.sent().len(), 1, "sent once: {}", worker.log());
+}
+
+/// A HiLink stick that refuses the worker's login is tried once, never again (sticks lock the
+/// account after a few failures); its slot reads as having no service, so the hub offers it
+/// nothing (a job already on its way would fail temporary), and the worker stays connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hilink_stick_refusing_the_login_is_not_retried_and_gets_no_jobs() {
+    let hub = TestHub::spawn().await;
+    let (device, token) = hub.add_device("pi").await;
+    let stick = crate::hilink_emulator::Emulator::start(crate::hilink_emulator::Options {
+        login: Some(("admin".into(), "right".into())),
+        ..Default::default()
+    })
+    .await;
+    let url = stick.url.replacen("http://", "http://admin:wrong@", 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = Worker::standalone(
+        &hub.base,
+        &device,
+        &token,
+        &url,
+        &dir.path().join("journal"),
+    );
+    // A SIM that never says who it is holds the first connection up to 15 s.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        let (_, devices) = hub.get("/api/devices").await;
+        let up = devices["devices"].as_array().is_some_and(|it| {
+            it.iter()
+                .any(|d| d["id"] == device.as_str() && d["online"] == true)
+        });
+        if up {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", worker.log());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let id = send(&hub, "through a locked stick", false).await;
+    // Longer than the stick's first reconnect wait (5 s): no second login comes.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let (_, waiting) = hub.get(&format!("/api/sms/{id}")).await;
+    assert_eq!(waiting["state"], "queued", "{waiting}");
+    let reason = waiting["waiting_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("no service"),
+        "the slot reads as down: {waiting}"
+    );
+    assert_eq!(stick.sent().len(), 0);
+    assert_eq!(
+        stick.login_failures(),
+        1,
+        "one login, never again: {}",
+        worker.log()
+    );
+    assert!(!worker.log().contains("wrong@"), "{}", worker.log());
+    online(&hub, &device).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
