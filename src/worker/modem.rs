@@ -191,9 +191,11 @@ async fn run(
         slot,
         ..SimInfo::default()
     };
+    let mut missing = false;
     loop {
         match open(&port) {
             Ok(stream) => {
+                missing = false;
                 let mut modem = Modem {
                     slot,
                     port: port.clone(),
@@ -217,7 +219,12 @@ async fn run(
                 sim = modem.sim.clone();
                 tracing::warn!(%port, slot, %error, "modem session ended; reopening");
             }
-            Err(error) => tracing::warn!(%port, slot, %error, "cannot open the modem"),
+            // Said once per outage at WARN (a missing stick would fill a Pi's log every 5 s).
+            Err(error) if !missing => {
+                missing = true;
+                tracing::warn!(%port, slot, %error, "cannot open the modem; retrying every 5 s");
+            }
+            Err(error) => tracing::debug!(%port, slot, %error, "cannot open the modem"),
         }
         let down = SimStatus {
             slot,
