@@ -27,11 +27,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::jobs::format_ms;
 use super::modem::{self, ModemEvent, ModemHandle, ModemJob, UssdRequest};
-use crate::transport::hilink::calls::{Calls, Keep, Radio, backoff, external_id, stick_time};
+use crate::transport::hilink::calls::{
+    Calls, Keep, Radio, backoff, external_id, signal_level, stick_time,
+};
 use crate::transport::hilink::client::ClientError;
 use crate::transport::hilink::{HilinkConfig, Target};
 use crate::transport::radio::Operators;
-use crate::transport::radio::device::signal_level;
 
 /// Starts the task of the stick at `target`, SIM slot `slot`.
 pub fn spawn(
@@ -263,15 +264,7 @@ impl Stick<'_> {
 
     /// Sends one committed job, if the job rules still permit it.
     async fn send_job(&mut self, job: ModemJob) {
-        let (permit, answer) = oneshot::channel();
-        let asked = self
-            .events
-            .send(ModemEvent::Start {
-                id: job.id.clone(),
-                permit,
-            })
-            .await;
-        if asked.is_err() || !answer.await.unwrap_or(false) {
+        if !modem::permitted(&self.events, &job.id).await {
             return;
         }
         let parts = gsm::segment(&job.text).parts as u32;
@@ -298,22 +291,8 @@ impl Stick<'_> {
 
     /// Reads the radio and tells the job rules when it changed (`always`: tell anyway).
     async fn refresh(&mut self, always: bool) -> Result<(), ClientError> {
-        let Radio {
-            monitoring,
-            signal,
-            plmn,
-        } = self.calls.radio().await?;
-        // The SIM's home operator: from the IMSI, else the network it is on when not roaming.
-        let profile = self
-            .imsi
-            .as_deref()
-            .and_then(|it| self.operators.for_imsi(it))
-            .or_else(|| {
-                plmn.numeric
-                    .as_deref()
-                    .filter(|_| !monitoring.roaming)
-                    .and_then(|it| self.operators.get(it))
-            });
+        let radio = self.calls.radio().await?;
+        let profile = radio.home_operator(self.imsi.as_deref(), &self.operators);
         self.sim.operator = profile
             .map(|it| it.name.clone())
             .or(self.sim.operator.take());
@@ -323,14 +302,15 @@ impl Stick<'_> {
                 .and_then(|it| it.get(..5))
                 .map(str::to_string)
         });
+        let Radio {
+            monitoring,
+            signal,
+            plmn,
+        } = radio;
         let status = SimStatus {
             slot: self.slot,
             signal_dbm: signal.rssi,
-            signal_level: signal_level(signal.rssi).or_else(|| {
-                monitoring
-                    .signal_percent()
-                    .map(|it| (u32::from(it) * 4 / 100) as u8)
-            }),
+            signal_level: signal_level(signal.rssi, monitoring.signal_percent()),
             network: monitoring.network_type.map(str::to_string),
             registered: monitoring.registered(),
             operator: plmn.name(),

@@ -149,6 +149,19 @@ impl ModemHandle {
     }
 }
 
+/// Asks the job rules whether job `id` may go out now ([`ModemEvent::Start`]: `sending` is
+/// on disk when they say yes).
+pub async fn permitted(events: &mpsc::Sender<ModemEvent>, id: &str) -> bool {
+    let (permit, answer) = oneshot::channel();
+    let asked = events
+        .send(ModemEvent::Start {
+            id: id.to_string(),
+            permit,
+        })
+        .await;
+    asked.is_ok() && answer.await.unwrap_or(false)
+}
+
 /// Starts the task of the modem at `port`, SIM slot `slot`.
 pub fn spawn(
     slot: u8,
@@ -480,15 +493,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Modem<S> {
 
     /// Sends one committed job, if the job rules still permit it.
     async fn send_job(&mut self, job: ModemJob) -> Result<(), SessionError> {
-        let (permit, answer) = oneshot::channel();
-        let asked = self
-            .events
-            .send(ModemEvent::Start {
-                id: job.id.clone(),
-                permit,
-            })
-            .await;
-        if asked.is_err() || !answer.await.unwrap_or(false) {
+        if !permitted(&self.events, &job.id).await {
             return Ok(());
         }
         let result = self

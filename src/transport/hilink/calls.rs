@@ -36,7 +36,7 @@ use super::client::{Client, ClientError};
 use super::{HilinkConfig, Target};
 use crate::domain::Millis;
 use crate::transport::radio::session::SendFailure;
-use crate::transport::radio::{ModemError, UssdAnswer};
+use crate::transport::radio::{ModemError, OperatorProfile, Operators, UssdAnswer};
 
 /// Messages read from a box per `sms-list` call.
 const PAGE: u32 = 20;
@@ -68,6 +68,29 @@ pub struct Radio {
     pub monitoring: MonitoringStatus,
     pub signal: Signal,
     pub plmn: CurrentPlmn,
+}
+
+impl Radio {
+    /// The SIM's home operator: from the IMSI, else the network it is on when not roaming.
+    pub fn home_operator<'a>(
+        &self,
+        imsi: Option<&str>,
+        operators: &'a Operators,
+    ) -> Option<&'a OperatorProfile> {
+        imsi.and_then(|it| operators.for_imsi(it)).or_else(|| {
+            self.plmn
+                .numeric
+                .as_deref()
+                .filter(|_| !self.monitoring.roaming)
+                .and_then(|it| operators.get(it))
+        })
+    }
+}
+
+/// Signal bars 0..=4: from the dBm, else from the percentage when the stick gives no dBm.
+pub fn signal_level(dbm: Option<i32>, percent: Option<u8>) -> Option<u8> {
+    crate::transport::radio::device::signal_level(dbm)
+        .or_else(|| percent.map(|it| (u32::from(it) * 4 / 100) as u8))
 }
 
 impl Calls {

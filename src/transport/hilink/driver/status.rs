@@ -8,7 +8,7 @@
 use smshub_protocol::device::Status;
 
 use super::Connection;
-use crate::transport::hilink::calls::Radio;
+use crate::transport::hilink::calls::{Radio, signal_level};
 use crate::transport::hilink::client::ClientError;
 use crate::transport::radio::device as radio;
 
@@ -24,23 +24,15 @@ impl Connection<'_> {
     /// Reads radio state, signal and network; a call the firmware refuses leaves its fields
     /// unknown, silence is an error.
     pub(super) async fn refresh(&mut self) -> Result<(), ClientError> {
+        let radio = self.calls.radio().await?;
+        let profile = radio
+            .home_operator(self.imsi.as_deref(), &self.operators)
+            .cloned();
         let Radio {
             monitoring,
             signal,
             plmn,
-        } = self.calls.radio().await?;
-        // The SIM's home operator: from the IMSI, else the network it is on when not roaming.
-        let profile = self
-            .imsi
-            .as_deref()
-            .and_then(|it| self.operators.for_imsi(it))
-            .or_else(|| {
-                plmn.numeric
-                    .as_deref()
-                    .filter(|_| !monitoring.roaming)
-                    .and_then(|it| self.operators.get(it))
-            })
-            .cloned();
+        } = radio;
         let imsi_code = self
             .imsi
             .as_ref()
@@ -64,11 +56,7 @@ impl Connection<'_> {
     pub(super) fn radio_status(&self) -> Status {
         let snapshot = self.status.borrow();
         let network = &snapshot.network;
-        let signal_level = radio::signal_level(network.signal_dbm).or_else(|| {
-            network
-                .signal_percent
-                .map(|it| (u32::from(it) * 4 / 100) as u8)
-        });
+        let signal_level = signal_level(network.signal_dbm, network.signal_percent);
         radio::radio_status(&snapshot, signal_level)
     }
 }
