@@ -20,40 +20,62 @@ use crate::store::{Change, Event, NewDelivery, Store, StoreError, WebhookChange,
 /// Events read per round.
 const PAGE: u64 = 512;
 
+/// How long the fan-out trusts "no webhook is enabled" without asking the store again. Every
+/// route that creates or enables a webhook wakes it at once; this only bounds the wait for a
+/// change made any other way.
+const NONE_ENABLED_FOR: Duration = Duration::from_secs(10);
+
 pub(super) async fn run(store: Store, wake: Arc<Notify>, sender: Arc<Notify>) {
     let mut committed = store.events().subscribe();
     let mut writer_gone = false;
+    // When a round last found no enabled webhook: until `NONE_ENABLED_FOR` later, commits
+    // are not looked at (a hub without webhooks asks the store nothing per commit).
+    let mut none_since: Option<std::time::Instant> = None;
     loop {
         let last = *committed.borrow_and_update();
-        match round(&store, last).await {
-            Ok(true) => {
-                sender.notify_one();
-                continue;
-            }
-            Ok(false) => {}
-            Err(err) => {
-                tracing::warn!(error = %err, "webhook fan-out failed; trying again");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+        let fresh = none_since.is_some_and(|it| it.elapsed() < NONE_ENABLED_FOR);
+        if !fresh {
+            none_since = None;
+            match round(&store, last).await {
+                Ok(Round::Behind) => {
+                    sender.notify_one();
+                    continue;
+                }
+                Ok(Round::UpToDate) => {}
+                Ok(Round::NoneEnabled) => none_since = Some(std::time::Instant::now()),
+                Err(err) => {
+                    tracing::warn!(error = %err, "webhook fan-out failed; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
             }
         }
         tokio::select! {
             changed = committed.changed(), if !writer_gone => writer_gone = changed.is_err(),
-            () = wake.notified() => {}
+            () = wake.notified() => none_since = None,
         }
     }
 }
 
-/// One page of the log for the webhooks behind `last`; whether anything was behind.
-async fn round(store: &Store, last: i64) -> Result<bool, StoreError> {
-    let hooks: Vec<WebhookRecord> = store
-        .enabled_webhooks()
-        .await?
-        .into_iter()
-        .filter(|it| it.cursor < last)
-        .collect();
+/// What a round found.
+enum Round {
+    /// Events were behind some webhook: they are handed on, and there may be more.
+    Behind,
+    /// Every enabled webhook is at `last`.
+    UpToDate,
+    /// No webhook is enabled.
+    NoneEnabled,
+}
+
+/// One page of the log for the webhooks behind `last`.
+async fn round(store: &Store, last: i64) -> Result<Round, StoreError> {
+    let enabled = store.enabled_webhooks().await?;
+    if enabled.is_empty() {
+        return Ok(Round::NoneEnabled);
+    }
+    let hooks: Vec<WebhookRecord> = enabled.into_iter().filter(|it| it.cursor < last).collect();
     let Some(from) = hooks.iter().map(|it| it.cursor).min() else {
-        return Ok(false);
+        return Ok(Round::UpToDate);
     };
     let page = store.events().after(from, PAGE, None, None).await?;
     // Nothing left up to `last`: the rest was pruned.
@@ -86,7 +108,7 @@ async fn round(store: &Store, last: i64) -> Result<bool, StoreError> {
             cursors,
         }))
         .await?;
-    Ok(true)
+    Ok(Round::Behind)
 }
 
 /// The deliveries of `events` that `hook` asked for and may see, in Standard Webhooks'

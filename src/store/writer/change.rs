@@ -154,6 +154,21 @@ impl Change {
     pub fn changes_keys(&self) -> bool {
         matches!(self, Change::RevokeApiKey { .. })
     }
+
+    /// Whether this change may wait for the writer's next commit (at most
+    /// [`super::LINGER`]) instead of paying a commit of its own: no client waits on it, and
+    /// losing it in a crash changes nothing the protocol does not already cover.
+    /// - `Dispatch`: the offer went out before it committed (an offer gives nothing away, spec
+    ///   5.1); uncommitted, the message is simply still `queued` after a restart. The
+    ///   device's `accepted` then commits together with it, one transaction for both.
+    /// - `Sent`, `Delivered`: the device keeps its report in its journal until `ack`, which
+    ///   goes only after the commit, and reports again after a crash.
+    pub fn may_wait(&self) -> bool {
+        matches!(
+            self,
+            Change::Dispatch { .. } | Change::Sent { .. } | Change::Delivered { .. }
+        )
+    }
 }
 
 /// The retry policy applied to a temporary failure.

@@ -2,8 +2,11 @@
 //!
 //! Callers send a job (a list of changes) and wait for its outcomes. The writer takes every
 //! job already waiting, applies them all in one transaction and commits once, so the cost of
-//! a commit (an fsync with `synchronous=FULL`) is shared by the whole burst. If a batch
-//! fails, each job is retried alone so one bad change cannot fail its neighbours.
+//! a commit (an fsync with `synchronous=FULL`) is shared by the whole burst. A batch of
+//! changes that nobody waits on ([`Change::may_wait`]: offers, devices' reports) waits up to
+//! [`LINGER`] for one that somebody does, so at phone pace an offer commits with its
+//! acceptance and a report with the next message. If a batch fails, each job is retried
+//! alone so one bad change cannot fail its neighbours.
 //!
 //! This file is the loop: take jobs, plan the batch ([`plan`]), apply each group (a run of
 //! one kind as one statement, [`runs`]; any other change alone, [`apply`]), commit, reply.
@@ -48,6 +51,11 @@ pub(crate) use conn::{Conn, Exec, Tx};
 
 /// Most changes applied in one transaction.
 const MAX_BATCH: usize = 2048;
+
+/// The longest a batch of changes that [`Change::may_wait`] waits for a change that may not,
+/// to commit with it: one commit then records an offer and its acceptance, or a report and
+/// the next message. Under load another change is always waiting and nothing lingers.
+const LINGER: Duration = Duration::from_millis(25);
 
 /// Panics of the writer tolerated within [`CRASH_WINDOW`]; one more ends the process.
 const MAX_CRASHES: usize = 3;
@@ -153,19 +161,42 @@ async fn run(
         }
         let mut n_changes = job.changes.len();
         batch.push(job);
-        while n_changes < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => {
-                    n_changes += job.changes.len();
-                    batch.push(job);
+        take_waiting(rx, &mut batch, &mut n_changes);
+        if batch.iter().all(may_wait) {
+            let until = tokio::time::Instant::now() + LINGER;
+            while n_changes < MAX_BATCH && batch.iter().all(may_wait) {
+                match tokio::time::timeout_at(until, rx.recv()).await {
+                    Ok(Some(job)) => {
+                        n_changes += job.changes.len();
+                        batch.push(job);
+                        take_waiting(rx, &mut batch, &mut n_changes);
+                    }
+                    Ok(None) | Err(_) => break,
                 }
-                Err(_) => break,
             }
         }
         if commit(db, &mut batch, &publish.committed).await {
             db.reopen(durability);
         }
     }
+}
+
+/// Adds the jobs already waiting to `batch`, up to [`MAX_BATCH`] changes.
+fn take_waiting(rx: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>, n_changes: &mut usize) {
+    while *n_changes < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(job) => {
+                *n_changes += job.changes.len();
+                batch.push(job);
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+/// Whether a whole job may wait for the next commit ([`LINGER`]).
+fn may_wait(job: &Job) -> bool {
+    !job.crash && !job.changes.is_empty() && job.changes.iter().all(Change::may_wait)
 }
 
 /// Deletes the events past their retention, and the finished webhook deliveries of events no
