@@ -663,6 +663,26 @@ async fn expect_ack(phone: &mut RawPhone, id: &str, kind: ReportKind) {
     }
 }
 
+/// Sends `text` to +14155552671 through `phone`, the only phone: it takes the offer, accepts
+/// it and reports it sent; returns once the hub has stored `sent`.
+async fn sent_through(hub: &TestHub, phone: &mut RawPhone, text: &str) {
+    let id = hub
+        .send_sms(json!({"phone_number": "+14155552671", "message": text}))
+        .await;
+    let job = phone.expect_offer().await;
+    assert_eq!(job.id, id);
+    phone.accept(&id).await;
+    phone
+        .send(&DeviceFrame::Sent(Sent {
+            id: id.clone(),
+            parts: 1,
+            at: None,
+        }))
+        .await;
+    expect_ack(phone, &id, ReportKind::Sent).await;
+    hub.wait_state(&id, "sent").await;
+}
+
 /// A device's entry in `GET /api/devices` (issue 19): each SIM's limits and how much of each
 /// it used, while the device is online, and what it sent and failed in the last 24 h.
 #[tokio::test]
@@ -700,21 +720,7 @@ async fn a_devices_entry_shows_its_quota_used_and_its_last_day() {
         (json!(0), json!(0))
     );
 
-    let id = hub
-        .send_sms(json!({"phone_number": "+14155552671", "message": "counted once"}))
-        .await;
-    let job = phone.expect_offer().await;
-    assert_eq!(job.id, id);
-    phone.accept(&id).await;
-    phone
-        .send(&DeviceFrame::Sent(Sent {
-            id: id.clone(),
-            parts: 1,
-            at: None,
-        }))
-        .await;
-    expect_ack(&mut phone, &id, ReportKind::Sent).await;
-    hub.wait_state(&id, "sent").await;
+    sent_through(&hub, &mut phone, "counted once").await;
     let (_, body) = hub.get("/api/devices").await;
     let quota = entry(&body)["quota"][0].clone();
     assert_eq!(
@@ -756,22 +762,7 @@ async fn a_devices_entry_shows_its_quota_used_and_its_last_day() {
 async fn a_devices_history_shows_it_online_with_its_battery_signal_and_what_it_sent() {
     let hub = TestHub::spawn().await;
     let mut phone = hub.phone("historian", 64, false, -77, 4).await;
-    let id = hub
-        .send_sms(json!({"phone_number": "+14155552671", "message": "for the record"}))
-        .await;
-    let job = phone.expect_offer().await;
-    assert_eq!(job.id, id);
-    phone.accept(&id).await;
-    hub.wait_state(&id, "accepted").await;
-    phone
-        .send(&DeviceFrame::Sent(Sent {
-            id: id.clone(),
-            parts: 1,
-            at: None,
-        }))
-        .await;
-    expect_ack(&mut phone, &id, ReportKind::Sent).await;
-    hub.wait_state(&id, "sent").await;
+    sent_through(&hub, &mut phone, "for the record").await;
 
     let path = format!("/api/devices/{}/history?window=1h", phone.id);
     let body = crate::support::eventually("the history to count the sent message", || async {
