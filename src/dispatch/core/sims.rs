@@ -1,7 +1,7 @@
 //! The sending quotas and pacing of every SIM, kept per device and SIM slot (`sims`), and the
 //! instants still to come at which a SIM's pacing ends (`pacing`, so the next wake is found
-//! without visiting every SIM). They outlive a device's connection, and `replay_send`
-//! rebuilds them after a restart.
+//! without visiting every SIM). They outlive a device's connection, `replay_send` rebuilds
+//! them after a restart, and `quotas` tells the API what each online device's SIMs used.
 //!
 //! Pure: no I/O, no clock reads (time comes in as `now`), no randomness of its own (pacing
 //! jitter is drawn from the core's seeded generator by the caller).
