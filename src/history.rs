@@ -232,6 +232,25 @@ impl DeviceHistory {
         });
     }
 
+    /// What the device sent and failed in the last day up to `now` (since this history
+    /// began, when that is less than a day ago).
+    pub fn last_day(&self, device_id: &DeviceId, now: Millis) -> Traffic {
+        let last = minute_of(now);
+        self.with(|inner| {
+            let mut traffic = Traffic::default();
+            let Some(device) = inner.devices.get(device_id) else {
+                return traffic;
+            };
+            for minute in last - MINUTES as i64 + 1..=last {
+                if let Some(slot) = device.minutes.get(minute) {
+                    traffic.sent += u64::from(slot.sent);
+                    traffic.failed += u64::from(slot.failed);
+                }
+            }
+            traffic
+        })
+    }
+
     /// Forgets a device (it was deleted).
     pub fn forget(&self, device_id: &DeviceId) {
         self.with(|inner| inner.devices.remove(device_id));
@@ -338,6 +357,13 @@ impl DeviceHistory {
             History { points, periods }
         })
     }
+}
+
+/// Messages sent and failed over a span.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub sent: u64,
+    pub failed: u64,
 }
 
 /// How much `counter` grew since `last`, which becomes `counter` (a counter that went back,
@@ -463,6 +489,10 @@ mod tests {
 
         let out = history.history(&phone, 4, 2, base + 3 * 60_000 + 5_000);
         assert_eq!(out.points.len(), 2);
+        assert_eq!(
+            history.last_day(&phone, base + 3 * 60_000 + 5_000),
+            Traffic { sent: 5, failed: 1 }
+        );
         let (a, b) = (&out.points[0], &out.points[1]);
         assert_eq!(a.sampled_minutes, 2);
         assert_eq!(a.online_minutes, 1.25);
@@ -498,6 +528,11 @@ mod tests {
         assert_eq!(out.points[0].online_minutes, 0.0);
         assert_eq!(out.points[0].battery, Some(50));
         assert_eq!(out.periods[0].state, Presence::Offline);
+        // The last day is a rolling one: minute 0 has left it, minute 3 has not.
+        assert_eq!(
+            history.last_day(&phone, later),
+            Traffic { sent: 2, failed: 0 }
+        );
 
         // A device no longer listed (deleted) is dropped with its history; one registered
         // since the history began counts from zero, even what it sent before its first

@@ -253,6 +253,10 @@ pub struct InboxQuery {
     pub offset: Option<u64>,
     pub device_id: Option<String>,
     pub sender: Option<String>,
+    /// Only SMS whose sender or text holds this (1 to 100 characters, case-blind for ASCII
+    /// letters; `%` and `_` are plain characters); not with `after` or `since`.
+    #[param(min_length = 1, max_length = 100)]
+    pub q: Option<String>,
     /// A feed: the SMS stored after this one, oldest first.
     pub after: Option<String>,
     /// A feed: the SMS received since this RFC 3339 time, oldest first.
@@ -306,6 +310,48 @@ pub struct SimDto {
     pub registered: Option<bool>,
 }
 
+/// One SIM's sending limits and how much of each it has used: SMS parts in the rolling
+/// minute, hour and day, distinct recipients in the rolling day (offers count from the
+/// moment they are made).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"slot": 0, "limits": {"min_interval_ms": 0, "jitter_ms": 0, "per_hour": 60, "per_day": 500},
+    "used_minute": 1, "used_hour": 3, "used_day": 12, "recipients_day": 9, "paced_until": null}))]
+pub struct SimQuotaDto {
+    pub slot: u8,
+    /// The limits that apply to it: its SIM card's own, else its device's, else the hub's
+    /// defaults (no field set: unlimited).
+    pub limits: crate::dispatch::limits::Limits,
+    pub used_minute: u64,
+    pub used_hour: u64,
+    pub used_day: u64,
+    pub recipients_day: u64,
+    /// No send before this time (the limits' gap between sends), while that is to come.
+    pub paced_until: Option<String>,
+}
+
+impl From<crate::dispatch::core::SimQuota> for SimQuotaDto {
+    fn from(it: crate::dispatch::core::SimQuota) -> SimQuotaDto {
+        SimQuotaDto {
+            slot: it.slot,
+            limits: it.limits,
+            used_minute: it.used.minute,
+            used_hour: it.used.hour,
+            used_day: it.used.day,
+            recipients_day: it.used.recipients_day,
+            paced_until: it.paced_until.map(format_millis),
+        }
+    }
+}
+
+/// What a device's entry adds to its record and live state: its SIMs' quotas (from the
+/// dispatcher) and its last day's traffic (from the in-memory history).
+#[derive(Debug, Default)]
+pub struct DeviceUsage {
+    pub quota: Vec<SimQuotaDto>,
+    pub sent_24h: u64,
+    pub failed_24h: u64,
+}
+
 /// A device as clients and the dashboard see it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeviceDto {
@@ -323,8 +369,16 @@ pub struct DeviceDto {
     pub max_in_flight: Option<u32>,
     pub connected_at: Option<String>,
     pub last_seen_at: Option<String>,
+    /// Messages it sent and failed, in all (stored counters).
     pub sent_count: i64,
     pub failed_count: i64,
+    /// Messages it sent and failed in the last 24 hours, from the hub's memory: it starts
+    /// empty at each start of the hub, so right after one these count only since then.
+    pub sent_24h: u64,
+    pub failed_24h: u64,
+    /// Each SIM's limits and what it used of them, while the device is online (empty when
+    /// offline): every SIM it reported, with or without limits.
+    pub quota: Vec<SimQuotaDto>,
     pub created_at: String,
     /// Set while the circuit breaker rests the device after repeated failures.
     pub rested_until: Option<String>,
@@ -339,6 +393,7 @@ impl DeviceDto {
         record: DeviceRecord,
         live: Option<LiveDevice>,
         rest: Option<(crate::domain::Millis, String)>,
+        usage: DeviceUsage,
     ) -> DeviceDto {
         let stored_sims: Vec<SimInfo> = record
             .sims
@@ -404,6 +459,9 @@ impl DeviceDto {
             last_seen_at: last_seen.map(format_millis),
             sent_count: record.sent_count,
             failed_count: record.failed_count,
+            sent_24h: usage.sent_24h,
+            failed_24h: usage.failed_24h,
+            quota: usage.quota,
             created_at: format_millis(record.created_at),
             rested_until: rest.as_ref().map(|it| format_millis(it.0)),
             rest_reason: rest.map(|it| it.1),

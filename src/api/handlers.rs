@@ -487,7 +487,14 @@ pub async fn list_sms(
 
 pub async fn list_inbox(api: Arc<ApiState>, query: InboxQuery) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
+    let search = inbox_search(query.q.as_deref())?;
     if query.after.is_some() || query.since.is_some() {
+        if search.is_some() {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "q is not taken with after or since (a feed returns every SMS)",
+            ));
+        }
         return inbox_feed(api, query, limit).await;
     }
     let offset = offset(query.offset)?;
@@ -496,6 +503,7 @@ pub async fn list_inbox(api: Arc<ApiState>, query: InboxQuery) -> Result<Respons
         .list_inbox(
             query.device_id.as_deref(),
             query.sender.as_deref(),
+            search,
             limit,
             offset,
         )
@@ -508,6 +516,23 @@ pub async fn list_inbox(api: Arc<ApiState>, query: InboxQuery) -> Result<Respons
         messages,
     })
     .into_response())
+}
+
+/// Longest inbox search, in characters.
+const MAX_SEARCH_CHARS: usize = 100;
+
+/// The inbox's `q`: 1 to [`MAX_SEARCH_CHARS`] characters.
+fn inbox_search(q: Option<&str>) -> Result<Option<&str>, ApiError> {
+    match q {
+        None => Ok(None),
+        Some(text) if text.is_empty() || text.chars().count() > MAX_SEARCH_CHARS => {
+            Err(ApiError::bad_request(
+                "invalid_query",
+                format!("q must be 1 to {MAX_SEARCH_CHARS} characters"),
+            ))
+        }
+        Some(text) => Ok(Some(text)),
+    }
 }
 
 /// `GET /api/sms/inbox?after=ID` or `?since=TIME`: the SMS stored after one, oldest first;
@@ -554,12 +579,27 @@ async fn inbox_feed(
 
 pub async fn list_devices(api: Arc<ApiState>) -> Result<Response, ApiError> {
     let records = api.store.list_devices().await?;
+    let mut quotas: std::collections::HashMap<_, _> =
+        api.dispatcher.quotas().await.into_iter().collect();
+    let now = now_millis();
     let devices = records
         .into_iter()
         .map(|record| {
             let live = api.registry.get(&record.id);
             let rest = api.registry.rest(&record.id);
-            DeviceDto::new(record, live, rest)
+            let traffic = api.history.last_day(&record.id, now);
+            // Quotas of online devices only (the dispatcher may not have heard yet of a
+            // session that just ended).
+            let quota = match (&live, quotas.remove(&record.id)) {
+                (Some(_), Some(sims)) => sims.into_iter().map(SimQuotaDto::from).collect(),
+                _ => Vec::new(),
+            };
+            let usage = DeviceUsage {
+                quota,
+                sent_24h: traffic.sent,
+                failed_24h: traffic.failed,
+            };
+            DeviceDto::new(record, live, rest, usage)
         })
         .collect();
     Ok(warp::reply::json(&DeviceList { devices }).into_response())

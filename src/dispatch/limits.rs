@@ -97,6 +97,16 @@ pub struct SimUsage {
     pub next_at: Millis,
 }
 
+/// How much of its quota a SIM has used at one instant: parts sent in the rolling minute,
+/// hour and day, and distinct recipients in the rolling day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Used {
+    pub minute: u64,
+    pub hour: u64,
+    pub day: u64,
+    pub recipients_day: u64,
+}
+
 /// Why a SIM cannot take a message now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Blocked {
@@ -127,6 +137,22 @@ impl SimUsage {
         if self.recipients.len() > 64.max(2 * self.recipients_swept) {
             self.recipients.retain(|_, at| *at > now - DAY);
             self.recipients_swept = self.recipients.len();
+        }
+    }
+
+    /// What it has used of its windows at `now` (offers count from the moment they are made,
+    /// and leave again when they are refunded).
+    pub fn used(&mut self, now: Millis) -> Used {
+        self.evict(now);
+        Used {
+            minute: self.minute.sum,
+            hour: self.hour.sum,
+            day: self.day.sum,
+            recipients_day: self
+                .recipients
+                .values()
+                .filter(|at| **at > now - DAY)
+                .count() as u64,
         }
     }
 
@@ -300,6 +326,23 @@ mod tests {
                 .check(&capped, 999 * HOUR / 10 + 1, 1, "+33610000000")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn used_counts_what_the_windows_hold_now() {
+        let limits = Limits::default();
+        let mut usage = SimUsage::default();
+        usage.record(&limits, 0, 2, "a", Uuid::new_v4(), 0);
+        usage.record(&limits, 30 * MINUTE, 1, "b", Uuid::new_v4(), 0);
+        usage.record(&limits, 30 * MINUTE + 1, 1, "a", Uuid::new_v4(), 0);
+        let used = |usage: &mut SimUsage, now| {
+            let it = usage.used(now);
+            (it.minute, it.hour, it.day, it.recipients_day)
+        };
+        assert_eq!(used(&mut usage, 30 * MINUTE + 2), (2, 4, 4, 2));
+        assert_eq!(used(&mut usage, HOUR + 1), (0, 2, 4, 2));
+        assert_eq!(used(&mut usage, DAY + 1), (0, 0, 2, 2));
+        assert_eq!(used(&mut usage, DAY + 31 * MINUTE), (0, 0, 0, 0));
     }
 
     #[test]

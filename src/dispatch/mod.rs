@@ -193,6 +193,8 @@ pub enum Event {
     },
     /// Replies with the number of waiting messages.
     QueueLen(oneshot::Sender<usize>),
+    /// Replies with each connected device's SIMs, their limits and what they used.
+    Quotas(oneshot::Sender<Vec<(DeviceId, Vec<core::SimQuota>)>>),
     /// A SIM card was created or changed.
     SimCard(core::SimCard),
     /// A SIM card was deleted.
@@ -290,6 +292,14 @@ impl Dispatcher {
         let (reply, rx) = oneshot::channel();
         self.send(Event::QueueLen(reply));
         rx.await.unwrap_or(0)
+    }
+
+    /// Each connected device's SIMs with their limits and what they used of them now (none
+    /// if the dispatcher has stopped).
+    pub async fn quotas(&self) -> Vec<(DeviceId, Vec<core::SimQuota>)> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Event::Quotas(reply));
+        rx.await.unwrap_or_default()
     }
 
     /// Why a message is not with a device yet, if the dispatcher holds it.

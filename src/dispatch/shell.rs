@@ -193,6 +193,10 @@ impl Shell {
                 let _ = reply.send(self.core.waiting());
                 Vec::new()
             }
+            Event::Quotas(reply) => {
+                let _ = reply.send(self.core.quotas(now));
+                Vec::new()
+            }
             Event::SimCard(card) => {
                 self.core.put_sim_card(card);
                 Vec::new()

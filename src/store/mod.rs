@@ -33,10 +33,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::sea_query::{Expr, ExprTrait, Order};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Order};
 use sea_orm::{
-    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ColumnTrait, Condition, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use smshub_migrations::{Migrator, MigratorTrait};
 use tokio::sync::{mpsc, oneshot};
@@ -703,6 +703,7 @@ impl Store {
         &self,
         device_id: Option<&str>,
         sender: Option<&str>,
+        search: Option<&str>,
         limit: u64,
         offset: u64,
     ) -> Result<(Vec<InboxRecord>, u64), StoreError> {
@@ -712,6 +713,21 @@ impl Store {
         }
         if let Some(sender) = sender {
             query = query.filter(inbox::Column::Sender.eq(sender));
+        }
+        if let Some(search) = search {
+            // A substring of the sender or the text, its own `%` and `_` taken literally;
+            // lowered on both sides, so case-blind alike on SQLite and PostgreSQL (for the
+            // letters both databases lower: ASCII on SQLite).
+            let pattern = format!("%{}%", escape_like(&search.to_lowercase()));
+            let like = |column: inbox::Column| {
+                Expr::from(Func::lower(Expr::col(column)))
+                    .like(LikeExpr::new(pattern.clone()).escape('\\'))
+            };
+            query = query.filter(
+                Condition::any()
+                    .add(like(inbox::Column::Sender))
+                    .add(like(inbox::Column::Body)),
+            );
         }
         let total = query.clone().count(&self.db).await?;
         let rows = query
@@ -807,4 +823,16 @@ fn message_record(it: message::Model) -> MessageRecord {
         retried: u32::try_from(it.retried).unwrap_or(0),
         allowed_devices: it.allowed_devices,
     }
+}
+
+/// `text` for a `LIKE … ESCAPE '\'` pattern: its `%`, `_` and `\` match themselves.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -39,7 +39,7 @@ const WAIT = 30_000;
 const watchdog = setTimeout(() => {
   console.error('the browser test ran out of time (watchdog)');
   process.exit(3);
-}, 360_000);
+}, 420_000);
 
 const problems = [];
 const step = (what) => console.error(`-- ${what}`);
@@ -232,6 +232,22 @@ try {
   const listed = await (await fetch(`${HUB}/api/devices`, { headers: { 'X-API-Key': API_KEY } })).json();
   const limited = listed.devices.find((d) => d.name === `${PREFIX}-2`);
   assert(limited.limits && limited.limits.per_hour === 60 && limited.limits.per_day === 500, `stored limits: ${JSON.stringify(limited.limits)}`);
+
+  step('how much of each cap is used, and what was sent in the last 24 h');
+  await waitText(page, `${card} .quotas`, 'SIM 1: 0 of 500 per day, 0 of 60 per hour');
+  const capped = await (await fetch(`${HUB}/api/send-sms`, {
+    method: 'POST',
+    headers: { 'X-API-Key': API_KEY, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ phone_number: '+14155552676', message: 'Counted against its caps', device_id: limited.id }),
+  })).json();
+  assert(capped.id, `the send through ${PREFIX}-2: ${JSON.stringify(capped)}`);
+  await waitText(page, `${card} .quotas`, 'SIM 1: 1 of 500 per day, 1 of 60 per hour');
+  // Counted by the hub's sampler every few seconds, read again on the next event or poll.
+  await waitText(page, `${card} .stat-sub`, '1 in 24 h');
+  const counted = (await (await fetch(`${HUB}/api/devices`, { headers: { 'X-API-Key': API_KEY } })).json())
+    .devices.find((d) => d.name === `${PREFIX}-2`);
+  assert(counted.sent_24h === 1 && counted.failed_24h === 0 && counted.quota[0].used_day === 1
+    && counted.quota[0].limits.per_day === 500, `its quota and day: ${JSON.stringify(counted)}`);
   await shoot(page, 'fleet');
 
   step('rest a device by hand, then end its rest');
@@ -364,18 +380,29 @@ try {
   await waitText(page, '#device-history figure[data-history="battery"] figcaption', '%, last');
 
   step("rest the device from its page, then end its rest");
-  await page.$eval('#device-rest-minutes', (n) => { n.value = ''; });
-  await page.type('#device-rest-minutes', '15');
-  await page.type('#device-rest-reason', 'checked from its page');
-  await page.click('#device-rest button[type=submit]');
+  const rest = '#device-actions .rest-editor';
+  await page.click(`${rest} summary`);
+  await page.$eval(`${rest} input[name=minutes]`, (n) => { n.value = ''; });
+  await page.type(`${rest} input[name=minutes]`, '15');
+  await page.type(`${rest} input[name=reason]`, 'checked from its page');
+  await page.click(`${rest} button[type=submit]`);
   await waitText(page, '#device-facts', 'checked from its page');
-  await page.waitForSelector('#device-unrest', { visible: true });
-  assert(await page.$eval('#device-rest', (n) => n.hidden), 'a rested device still offers Rest on its page');
+  await page.waitForSelector('#device-actions button.unrest', { visible: true });
+  assert(await page.$eval(rest, (n) => n.hidden), 'a rested device still offers Rest on its page');
+  await page.click('#device-actions button.unrest');
+  await page.waitForSelector(rest, { visible: true });
+  await page.waitForFunction(() => !document.querySelector('#device-facts').textContent.includes('Rested until'), { timeout: WAIT });
+
+  step("set the device's limits from its page, and see its quota used");
+  await page.click('#device-actions .limits-editor summary');
+  await page.$eval('#device-actions input[name=per_day]', (n) => { n.value = ''; });
+  await page.type('#device-actions input[name=per_day]', '300');
+  await page.click('#device-actions .limits-form button[type=submit]');
+  await waitText(page, '#device-facts', '300 per day');
+  await waitText(page, '#device-quota', ' of 300 per day');
+  await waitText(page, '#device-facts', 'in the last 24 h');
   await accessible(page, 'device');
   await shoot(page, 'device');
-  await page.click('#device-unrest');
-  await page.waitForSelector('#device-rest', { visible: true });
-  await page.waitForFunction(() => !document.querySelector('#device-facts').textContent.includes('Rested until'), { timeout: WAIT });
 
   step('a received SMS arrives in the inbox live');
   await go(page, '#/inbox', '#inbox-title');
@@ -385,6 +412,20 @@ try {
   await waitText(page, '#inbox', `${PREFIX}-1`);
   await accessible(page, 'inbox');
   await shoot(page, 'inbox');
+
+  step('search the inbox');
+  const search = '#inbox-filters input[name=q]';
+  await page.type(search, 'FROM THE FIELD');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.querySelectorAll('#inbox tr').length === 1, { timeout: WAIT });
+  await waitText(page, '#inbox', 'Reply from the field');
+  await page.$eval(search, (n) => { n.value = ''; });
+  await page.type(search, 'no_such%text');
+  await page.keyboard.press('Enter');
+  await waitText(page, '#inbox-empty', 'Nothing received');
+  await page.$eval(search, (n) => { n.value = ''; });
+  await page.keyboard.press('Enter');
+  await waitText(page, '#inbox', 'Reply from the field');
 
   step("a modem: its SIM, its balance, a USSD code");
   tell('modem');
@@ -587,6 +628,14 @@ try {
     waitingId,
     SILENT_NAME,
   );
+  // The queue's depth over time, drawn as on the charts' view, with its value in words.
+  await waitText(page, '#queue-chart figure[data-chart="queue"] li[data-series="queue_depth"]', 'waiting:');
+  await waitText(page, '#queue-chart figcaption', 'one point per 1 min');
+  await page.select('#queue-window select[name=window]', '24h');
+  await page.waitForFunction(() => {
+    const caption = document.querySelector('#queue-chart figcaption');
+    return caption && !caption.textContent.includes('per 1 min');
+  }, { timeout: WAIT });
   await accessible(page, 'queue');
   await shoot(page, 'queue');
   await page.evaluate((mid) => { location.hash = '#/messages/' + mid; }, waitingId);
@@ -610,20 +659,28 @@ try {
   await accessible(page, 'charts');
   await shoot(page, 'charts');
 
-  step("rotate the paired phone's token (it is cut off), delete the silent phone");
+  step("rotate the paired phone's token from its page (it is cut off), delete the silent phone from its page");
   await go(page, '#/fleet', '#fleet-title');
   const paired = `#devices .card[data-name="${PAIRED_NAME}"]`;
-  const rotate = `${paired} .card-actions button.btn-ghost`;
+  await page.click(`${paired} .card-link`);
+  await waitText(page, '#device-title', PAIRED_NAME);
+  const rotate = '#device-actions button.rotate';
   await waitText(page, rotate, 'Rotate token');
   await page.click(rotate);
   await waitText(page, rotate, 'Really rotate?');
   await page.click(rotate);
-  await waitText(page, `${paired} .card-notice`, 'New token (shown once)');
+  await waitText(page, '#device-note', 'New token (shown once)');
+  await waitText(page, '#device-online', 'offline');
+  await go(page, '#/fleet', '#fleet-title');
   await page.waitForSelector(`${paired}[data-online="false"]`);
   const silent = `#devices .card[data-name="${SILENT_NAME}"]`;
-  await page.click(`${silent} .btn-danger`);
-  await waitText(page, `${silent} .btn-danger`, 'Really delete?');
-  await page.click(`${silent} .btn-danger`);
+  await page.click(`${silent} .card-link`);
+  await waitText(page, '#device-title', SILENT_NAME);
+  const remove = '#device-actions .btn-danger';
+  await page.click(remove);
+  await waitText(page, remove, 'Really delete?');
+  await page.click(remove);
+  await page.waitForFunction(() => location.hash === '#/fleet', { timeout: WAIT });
   await page.waitForFunction((sel) => !document.querySelector(sel), {}, silent);
 
   step('sign out');

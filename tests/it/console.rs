@@ -2,13 +2,16 @@
 //! from `tests/console/console.mjs`, against a live hub with simulated phones. The script
 //! signs in as an admin, watches the phones appear live, sends a message from the form and
 //! follows it to `delivered` in the list and on its page, sees a received SMS arrive in the
-//! inbox, sees each SIM's signal sparkline on the fleet, reads a device's history and rests
-//! and unrests it from its page, filters messages by the API key that sent them, reads an
+//! inbox and searches it, sees each SIM's signal sparkline on the fleet, a device's limits
+//! and how much of each cap it used and what it sent in the last 24 h, reads a device's
+//! history, rests and unrests it and sets its limits from its page, filters messages by the
+//! API key that sent them, reads an
 //! emulated modem's balance and data balance, recharges it, asks it a USSD code, lists and
 //! deletes a message stored on it, pairs a phone, creates a webhook to a receiver of its own, creates and revokes a
 //! key and sees the webhook deliver that (and replay), reads the audit log, sees a silenced
-//! phone go offline within the heartbeat window, queues and cancels a message for it,
-//! rotates a token and deletes a device, signs out, signs in as a viewer (who is offered no
+//! phone go offline within the heartbeat window, queues and cancels a message for it (and
+//! sees the queue's depth over time), rotates a token and deletes a device from their
+//! pages, signs out, signs in as a viewer (who is offered no
 //! action), and opens the demo's API-key link; it fails on any console error, failed request or refusal it did not ask for, and
 //! writes screenshots of every view at desktop and phone widths to
 //! `$CARGO_TARGET_TMPDIR/console-screenshots`.
@@ -46,7 +49,7 @@ const SILENT: &str = "silent-phone";
 /// The label of the silent phone's SIM card.
 const SIM_LABEL: &str = "rack A, slot 7";
 /// The whole browser run, from launch to `ok`.
-const RUN: Duration = Duration::from_secs(390);
+const RUN: Duration = Duration::from_secs(450);
 
 fn console_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console")

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use smshub_protocol::device::{
     Battery, Delivered, DeviceFrame, Failed, HeldJob, HeldPhase, HubFrame, Incoming, JobIds,
     Rejected, ReportKind, Sent, Status,
@@ -360,6 +360,51 @@ async fn incoming_sms_are_stored_once_and_acked() {
         inbox["messages"][0]["received_at"],
         "2026-11-22T10:00:00.000Z"
     );
+
+    // `q` searches the sender and the text, case-blind, `%` and `_` taken literally.
+    phone
+        .send(&DeviceFrame::Incoming(Incoming {
+            id: "in-2".into(),
+            from: "+14155550999".into(),
+            text: "50% off_today".into(),
+            sim_slot: Some(0),
+            received_at: Some("2026-11-22T10:05:00Z".into()),
+        }))
+        .await;
+    expect_ack(&mut phone, "in-2", ReportKind::Incoming).await;
+    for (q, senders) in [
+        ("stop", vec!["+14155550123"]),
+        ("0123", vec!["+14155550123"]),
+        ("OFF_", vec!["+14155550999"]),
+        ("%25", vec!["+14155550999"]),
+        ("_", vec!["+14155550999"]),
+        ("%25off", vec![]),
+        ("%2B1415555", vec!["+14155550999", "+14155550123"]),
+    ] {
+        let (status, body) = hub.get(&format!("/api/sms/inbox?q={q}")).await;
+        assert_eq!(status, 200, "{q}: {body}");
+        let found: Vec<&str> = body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|it| it["sender"].as_str().unwrap())
+            .collect();
+        assert_eq!(found, senders, "q={q}");
+        assert_eq!(body["total"], senders.len(), "q={q}");
+    }
+    let long = "x".repeat(101);
+    for bad in [
+        "q=".to_string(),
+        format!("q={long}"),
+        "q=stop&since=2026-11-22T00:00:00Z".to_string(),
+    ] {
+        let (status, body) = hub.get(&format!("/api/sms/inbox?{bad}")).await;
+        assert_eq!(
+            (status, body["error"]["code"].clone()),
+            (400, json!("invalid_query")),
+            "{bad}"
+        );
+    }
 }
 
 async fn shutdown_closes_device_sockets_and_queued_work_survives_a_restart() {
@@ -618,20 +663,15 @@ async fn expect_ack(phone: &mut RawPhone, id: &str, kind: ReportKind) {
     }
 }
 
-/// `GET /api/devices/{id}/history` (issue 19): a phone's minutes online, battery, signal and
-/// what it sent, from the hub's 5 s sampler; a bad window is `400 invalid_window`, an unknown
-/// device `404 not_found`, and a deleted device's history is gone with it.
-#[tokio::test]
-async fn a_devices_history_shows_it_online_with_its_battery_signal_and_what_it_sent() {
-    let hub = TestHub::spawn().await;
-    let mut phone = hub.phone("historian", 64, false, -77, 4).await;
+/// Sends `text` to +14155552671 through `phone`, the only phone: it takes the offer, accepts
+/// it and reports it sent; returns once the hub has stored `sent`.
+async fn sent_through(hub: &TestHub, phone: &mut RawPhone, text: &str) {
     let id = hub
-        .send_sms(json!({"phone_number": "+14155552671", "message": "for the record"}))
+        .send_sms(json!({"phone_number": "+14155552671", "message": text}))
         .await;
     let job = phone.expect_offer().await;
     assert_eq!(job.id, id);
     phone.accept(&id).await;
-    hub.wait_state(&id, "accepted").await;
     phone
         .send(&DeviceFrame::Sent(Sent {
             id: id.clone(),
@@ -639,8 +679,90 @@ async fn a_devices_history_shows_it_online_with_its_battery_signal_and_what_it_s
             at: None,
         }))
         .await;
-    expect_ack(&mut phone, &id, ReportKind::Sent).await;
+    expect_ack(phone, &id, ReportKind::Sent).await;
     hub.wait_state(&id, "sent").await;
+}
+
+/// A device's entry in `GET /api/devices` (issue 19): each SIM's limits and how much of each
+/// it used, while the device is online, and what it sent and failed in the last 24 h.
+#[tokio::test]
+async fn a_devices_entry_shows_its_quota_used_and_its_last_day() {
+    let hub = TestHub::spawn().await;
+    let mut phone = hub.phone("counted", 80, false, -70, 4).await;
+    let limits = hub
+        .http
+        .put(hub.url(&format!("/api/devices/{}/limits", phone.id)))
+        .header("X-API-Key", &hub.api_key)
+        .json(&json!({"per_hour": 3, "per_day": 5, "recipients_per_day": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limits.status(), 200);
+    let entry = |body: &Value| -> Value {
+        body["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|it| it["name"] == "counted")
+            .cloned()
+            .expect("the device is listed")
+    };
+    let (_, body) = hub.get("/api/devices").await;
+    let device = entry(&body);
+    assert_eq!(
+        device["quota"],
+        json!([{"slot": 0,
+            "limits": {"min_interval_ms": 0, "jitter_ms": 0, "per_hour": 3, "per_day": 5, "recipients_per_day": 2},
+            "used_minute": 0, "used_hour": 0, "used_day": 0, "recipients_day": 0, "paced_until": null}]),
+    );
+    assert_eq!(
+        (device["sent_24h"].clone(), device["failed_24h"].clone()),
+        (json!(0), json!(0))
+    );
+
+    sent_through(&hub, &mut phone, "counted once").await;
+    let (_, body) = hub.get("/api/devices").await;
+    let quota = entry(&body)["quota"][0].clone();
+    assert_eq!(
+        [
+            &quota["used_minute"],
+            &quota["used_hour"],
+            &quota["used_day"],
+            &quota["recipients_day"]
+        ],
+        [&json!(1); 4],
+        "{quota}"
+    );
+    // The last day comes from the hub's sampler, every 5 s.
+    let device = crate::support::eventually("the last day to count the sent message", || async {
+        let (_, body) = hub.get("/api/devices").await;
+        let device = entry(&body);
+        (device["sent_24h"] == 1).then_some(device)
+    })
+    .await;
+    assert_eq!(device["failed_24h"], 0);
+    assert_eq!(device["sent_count"], 1);
+
+    // Offline, no quota is shown (the windows stay with the dispatcher).
+    phone.drop_connection();
+    crate::support::eventually("the device to be offline", || async {
+        let (_, body) = hub.get("/api/devices").await;
+        let device = entry(&body);
+        (device["online"] == false).then_some(device)
+    })
+    .await;
+    let (_, body) = hub.get("/api/devices").await;
+    assert_eq!(entry(&body)["quota"], json!([]));
+}
+
+/// `GET /api/devices/{id}/history` (issue 19): a phone's minutes online, battery, signal and
+/// what it sent, from the hub's 5 s sampler; a bad window is `400 invalid_window`, an unknown
+/// device `404 not_found`, and a deleted device's history is gone with it.
+#[tokio::test]
+async fn a_devices_history_shows_it_online_with_its_battery_signal_and_what_it_sent() {
+    let hub = TestHub::spawn().await;
+    let mut phone = hub.phone("historian", 64, false, -77, 4).await;
+    sent_through(&hub, &mut phone, "for the record").await;
 
     let path = format!("/api/devices/{}/history?window=1h", phone.id);
     let body = crate::support::eventually("the history to count the sent message", || async {

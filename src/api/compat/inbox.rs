@@ -69,7 +69,7 @@ pub async fn list(api: Arc<ApiState>, query: InboxQuery) -> Result<Response, Api
     let (records, total) = match query.kind.as_deref() {
         None | Some("SMS") => {
             api.store
-                .list_inbox(query.device_id.as_deref(), None, limit, offset)
+                .list_inbox(query.device_id.as_deref(), None, None, limit, offset)
                 .await?
         }
         Some("DATA_SMS" | "MMS" | "MMS_DOWNLOADED") => (Vec::new(), 0),

@@ -2,7 +2,8 @@
 // job (api.js the REST calls, stream.js the event stream, session.js who is signed in,
 // router.js the views by URL hash, devices.js the fleet's data, dom.js helpers, then one
 // module per view: fleet, device, messages, message, queue, modems, inbox, send, pair, keys, users, webhooks, audit;
-// history.js draws a device's history for fleet and device).
+// history.js draws a device's history for fleet and device, actions.js builds a device's
+// actions and its quota lines for both, charts.js draws the charts for its view and queue).
 // This one boots it: the sign-in gate, the top bar, and starting and stopping the rest.
 
 import { $, setText, setClass, setAttr, show, showError } from './dom.js';
@@ -12,7 +13,7 @@ import * as session from './session.js';
 import * as router from './router.js';
 import * as devices from './devices.js';
 import { view as fleet, reset as resetFleet } from './fleet.js';
-import { view as device } from './device.js';
+import { view as device, reset as resetDevice } from './device.js';
 import { view as messages, reset as resetMessages } from './messages.js';
 import { view as message } from './message.js';
 import { view as queue } from './queue.js';
@@ -87,6 +88,7 @@ function stopAll() {
   devices.stop();
   router.stop();
   resetFleet();
+  resetDevice();
   resetMessages();
   session.clear();
   streamUp = null;

@@ -2,7 +2,8 @@
 // state, submission-to-sent percentiles, the queue's depth and the devices online. Drawn
 // as inline SVG (lines, no library; colours come from style.css classes, as the CSP wants);
 // each chart says its latest values in words too. Refreshed every 30 s while shown, and
-// soon after messages move.
+// soon after messages move. `figure` draws one of them for another view (the queue's
+// depth on the queue's).
 
 import { $, h, setText, showError, debounce } from './dom.js';
 import * as api from './api.js';
@@ -97,14 +98,25 @@ function chart(spec, points, stepS) {
   return figure;
 }
 
+/** The chart `id` ('states', 'latency', 'queue', 'online') of a `GET /api/series` answer. */
+export function figure(id, series) {
+  const spec = CHARTS.find((it) => it.id === id);
+  return chart(spec, series.points || [], series.step_s || 60);
+}
+
+/** `GET /api/series` over the window chosen in `form` (the last hour when none). */
+export function load(form) {
+  const window = new FormData(form).get('window') || '1h';
+  return api.get('/api/series?window=' + encodeURIComponent(window));
+}
+
 async function refresh() {
   if (!active) return;
-  const window = new FormData(ui.form).get('window') || '1h';
   try {
-    const series = await api.get('/api/series?window=' + encodeURIComponent(window));
+    const series = await load(ui.form);
     if (!active) return;
     showError(ui.error, null);
-    ui.grid.replaceChildren(...CHARTS.map((spec) => chart(spec, series.points || [], series.step_s || 60)));
+    ui.grid.replaceChildren(...CHARTS.map((spec) => figure(spec.id, series)));
     setText(ui.note, 'Kept in the hub\'s memory since it started; Prometheus (/metrics) keeps the long history.');
   } catch (err) {
     if (active) showError(ui.error, 'Could not read the charts: ' + err.message);

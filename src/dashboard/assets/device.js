@@ -1,12 +1,14 @@
 // One device's page (`#/fleet/{id}`): what the fleet knows of it (devices.js, kept live by
-// the event stream), rest and unrest for `devices:write`, its history over the last hour,
-// six hours or day (history.js: online/offline, battery, signal, sent and failed; reread
-// every 30 s), its recent messages and its failures by error code (`GET /api/sms` filtered
-// by the device), refreshed when one of its messages moves. Its other actions (limits,
-// token, delete) are on its card in the fleet.
+// the event stream), how much of each cap its SIMs used, its actions for `devices:write`
+// (actions.js, as on its card: rest and unrest, limits, rotate its token, delete), its
+// history over the last hour, six hours or day (history.js: online/offline, battery,
+// signal, sent and failed; reread every 30 s), its recent messages and its failures by
+// error code (`GET /api/sms` filtered by the device), refreshed when one of its messages
+// moves.
 
 import { $, h, setText, show, showError, debounce, fullTime, clock, stateClass } from './dom.js';
 import * as api from './api.js';
+import * as actions from './actions.js';
 import * as devices from './devices.js';
 import * as history from './history.js';
 import { onEvent } from './stream.js';
@@ -15,7 +17,7 @@ import { can } from './session.js';
 const ui = {
   title: $('device-title'), badge: $('device-online'), facts: $('device-facts'), error: $('device-error'),
   messages: $('device-messages'), failures: $('device-failures'), noFailures: $('device-no-failures'),
-  actions: $('device-actions'), rest: $('device-rest'), unrest: $('device-unrest'), note: $('device-note'),
+  actions: $('device-actions'), note: $('device-note'), quota: $('device-quota'), noQuota: $('device-no-quota'),
   window: $('device-history-window'), history: $('device-history'), historyError: $('device-history-error'),
 };
 
@@ -24,6 +26,7 @@ const HISTORY_MS = 30000;
 let id = null;
 let unsubscribe = null;
 let historyTimer = null;
+let updateActions = null;
 
 function fact(term, value) {
   return value == null || value === '' ? [] : [h('dt', null, term), h('dd', null, String(value))];
@@ -46,18 +49,27 @@ function renderDevice() {
     ...fact('Battery', d.battery ? d.battery.level + '%' + (d.battery.charging ? ', charging' : '') : null),
     ...fact('SIMs', sims),
     ...fact('In flight', d.in_flight + (d.max_in_flight ? ' of ' + d.max_in_flight : '')),
-    ...fact('Sent', d.sent_count),
-    ...fact('Failed', d.failed_count),
+    ...fact('Sent', d.sent_count + ' in all, ' + d.sent_24h + ' in the last 24 h'),
+    ...fact('Failed', d.failed_count + ' in all, ' + d.failed_24h + ' in the last 24 h'),
+    ...fact('Limits', actions.describeLimits(d.limits).replace(/^Limits: /, '')),
     ...fact('Rested until', d.rested_until ? fullTime(d.rested_until) + (d.rest_reason ? ': ' + d.rest_reason : '') : null),
     ...fact('Model', d.model),
     ...fact('App', d.app_version),
     ...fact('Registered', fullTime(d.created_at)),
     ...fact('Id', d.id),
   );
-  const rested = Boolean(d.rested_until);
-  show(ui.actions, can('devices:write'));
-  show(ui.rest, !rested);
-  show(ui.unrest, rested);
+  ui.quota.replaceChildren(...actions.quotaLines(d, true));
+  show(ui.noQuota, !d.online);
+  const allowed = can('devices:write');
+  show(ui.actions, allowed);
+  if (allowed && !updateActions) {
+    updateActions = actions.build(ui.actions, {
+      device: () => ({ id }),
+      note,
+      deleted: () => { location.hash = '#/fleet'; },
+    });
+  }
+  if (updateActions) updateActions(d);
 }
 
 function note(text) {
@@ -65,32 +77,11 @@ function note(text) {
   show(ui.note, !!text);
 }
 
-// Rest by hand (`POST /api/devices/{id}/rest`) and end a rest (`DELETE`), as on its card.
-ui.rest.addEventListener('submit', async (ev) => {
-  ev.preventDefault();
-  if (!id) return;
-  const button = ui.rest.querySelector('button');
-  button.disabled = true;
-  const body = { minutes: Number(ui.rest.elements.minutes.value) };
-  const reason = ui.rest.elements.reason.value.trim();
-  if (reason) body.reason = reason;
-  try {
-    await api.post('/api/devices/' + encodeURIComponent(id) + '/rest', body);
-    ui.rest.elements.reason.value = '';
-    note('Rested for ' + body.minutes + ' min');
-    devices.refresh();
-  } catch (err) { note(err.message); } finally { button.disabled = false; }
-});
-
-ui.unrest.addEventListener('click', async () => {
-  if (!id) return;
-  ui.unrest.disabled = true;
-  try {
-    await api.del('/api/devices/' + encodeURIComponent(id) + '/rest');
-    note('Rest ended');
-    devices.refresh();
-  } catch (err) { note(err.message); } finally { ui.unrest.disabled = false; }
-});
+/** Forgets the actions (signing out: the next user may not take them). */
+export function reset() {
+  ui.actions.replaceChildren();
+  updateActions = null;
+}
 
 async function refreshHistory() {
   const wanted = id;
@@ -155,6 +146,8 @@ export const view = {
     ui.messages.replaceChildren();
     ui.failures.replaceChildren();
     note(null);
+    for (const it of ui.actions.querySelectorAll('details')) it.open = false;
+    ui.quota.replaceChildren();
     ui.history.replaceChildren();
     showError(ui.historyError, null);
     unsubscribe = devices.subscribe(renderDevice);

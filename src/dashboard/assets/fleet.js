@@ -1,11 +1,13 @@
 // The fleet view: summary tiles (`GET /api/stats`) and a card per device (devices.js),
 // redrawn when the event stream says something changed; filters by kind, status and a
-// search over names, operators and numbers; sorts; and the device actions an operator may
-// take (rest or unrest it, its sending limits, rotate its token, delete) through the REST API.
-// Each SIM has a sparkline of its signal over the last 6 h (history.js).
+// search over names, operators and numbers; sorts; how much of each cap its SIMs used, its
+// sent and failed in all and in the last 24 h, and the device actions an operator may take
+// (actions.js: rest or unrest it, its sending limits, rotate its token, delete). Each SIM
+// has a sparkline of its signal over the last 6 h (history.js).
 
-import { $, h, setText, setAttr, setClass, show, setWidth, showError, reconcile, clearList, confirmButton, debounce, num, ago, clock, fullTime } from './dom.js';
+import { $, h, setText, setAttr, setClass, show, setWidth, showError, reconcile, clearList, debounce, num, ago, clock, fullTime } from './dom.js';
 import * as api from './api.js';
+import * as actions from './actions.js';
 import * as devices from './devices.js';
 import { onEvent } from './stream.js';
 import { can } from './session.js';
@@ -126,151 +128,40 @@ function createCard(dev) {
   r.meterFill = h('div', 'meter-fill');
   r.meter.append(r.meterFill);
   fl.append(h('span', 'stat-label', 'In flight'), r.inflight, r.meter);
+  // In all (stored), and in the last 24 h (the hub's memory, since its start).
   const sent = h('div', 'stat');
   r.sent = h('span', 'stat-value');
-  sent.append(h('span', 'stat-label', 'Sent'), r.sent);
+  r.sent24 = h('span', 'stat-sub');
+  sent.append(h('span', 'stat-label', 'Sent'), r.sent, r.sent24);
   const failed = h('div', 'stat');
   r.failed = h('span', 'stat-value');
-  failed.append(h('span', 'stat-label', 'Failed'), r.failed);
+  r.failed24 = h('span', 'stat-sub');
+  failed.append(h('span', 'stat-label', 'Failed'), r.failed, r.failed24);
   foot.append(fl, sent, failed);
 
   r.limits = h('p', 'limits-line');
+  r.quota = h('ul', 'quotas');
+  r.quota.setAttribute('aria-label', 'Quota used');
   r.actions = h('div', 'card-actions');
   r.notice = h('p', 'card-notice');
   r.notice.hidden = true;
   r.notice.setAttribute('role', 'status');
 
-  card.append(head, r.restLine, batt, r.sims, r.noSim, foot, r.limits, r.notice, r.actions);
+  card.append(head, r.restLine, batt, r.sims, r.noSim, foot, r.limits, r.quota, r.notice, r.actions);
   return card;
 }
 
-function actionsFor(card, dev) {
+// The device's actions (actions.js), built when the user may take them.
+function actionsFor(card) {
   const r = card._r;
   const want = can('devices:write') ? 'write' : 'none';
   if (r.actionsFor === want) return;
   r.actionsFor = want;
   r.actions.replaceChildren();
-  r.limitsForm = null;
-  r.restForm = null;
-  r.unrest = null;
-  if (want === 'none') return;
-  r.limitsForm = limitsEditor(card);
-  r.restForm = restEditor(card);
-  r.unrest = h('button', 'btn btn-ghost unrest', 'Unrest');
-  r.unrest.type = 'button';
-  r.unrest.setAttribute('aria-label', 'End the rest of ' + (dev.name || dev.id));
-  r.unrest.addEventListener('click', async () => {
-    r.unrest.disabled = true;
-    try {
-      await api.del('/api/devices/' + encodeURIComponent(card.dataset.id) + '/rest');
-      note(card, 'Rest ended');
-      devices.refresh();
-    } catch (err) { note(card, err.message); } finally { r.unrest.disabled = false; }
+  r.updateActions = want === 'none' ? null : actions.build(r.actions, {
+    device: () => ({ id: card.dataset.id, name: card.dataset.name }),
+    note: (text) => note(card, text),
   });
-  const rotate = confirmButton('Rotate token', 'Really rotate? The phone must pair again', async () => {
-    try {
-      const body = await api.post('/api/devices/' + encodeURIComponent(card.dataset.id) + '/token');
-      note(card, 'New token (shown once): ' + body.token);
-    } catch (err) { note(card, err.message); }
-  });
-  rotate.className = 'btn btn-ghost';
-  const remove = confirmButton('Delete', 'Really delete?', async () => {
-    try {
-      await api.del('/api/devices/' + encodeURIComponent(card.dataset.id));
-      devices.refresh();
-    } catch (err) { note(card, err.message); }
-  });
-  remove.setAttribute('aria-label', 'Delete ' + (dev.name || dev.id));
-  r.actions.append(r.restForm, r.limitsForm, rotate, r.unrest, remove);
-}
-
-// Rest the device by hand (`POST /api/devices/{id}/rest`): no new jobs for some minutes,
-// with a reason; the jobs it holds stay its own.
-function restEditor(card) {
-  const details = h('details', 'rest-editor');
-  details.append(h('summary', 'btn btn-ghost', 'Rest…'));
-  const form = h('form', 'rest-form');
-  const id = 'rest-' + card.dataset.id;
-  const minutesLabel = h('label', null, 'Minutes');
-  minutesLabel.htmlFor = id + '-minutes';
-  const minutes = h('input');
-  Object.assign(minutes, { id: id + '-minutes', name: 'minutes', type: 'number', min: '1', max: '10080', value: '60', required: true });
-  const reasonLabel = h('label', null, 'Reason');
-  reasonLabel.htmlFor = id + '-reason';
-  const reason = h('input');
-  Object.assign(reason, { id: id + '-reason', name: 'reason', type: 'text', maxLength: 200, autocomplete: 'off' });
-  const submit = h('button', 'btn btn-primary', 'Rest');
-  submit.type = 'submit';
-  form.append(minutesLabel, minutes, reasonLabel, reason, submit);
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    submit.disabled = true;
-    const body = { minutes: Number(minutes.value) };
-    if (reason.value.trim()) body.reason = reason.value.trim();
-    try {
-      await api.post('/api/devices/' + encodeURIComponent(card.dataset.id) + '/rest', body);
-      details.open = false;
-      reason.value = '';
-      note(card, 'Rested for ' + body.minutes + ' min');
-      devices.refresh();
-    } catch (err) { note(card, err.message); } finally { submit.disabled = false; }
-  });
-  details.append(form);
-  return details;
-}
-
-// The device's own sending limits (`PUT /api/devices/{id}/limits`; empty fields: none,
-// and all empty: the hub's defaults again).
-const LIMIT_FIELDS = [
-  ['per_minute', 'Per minute'], ['per_hour', 'Per hour'], ['per_day', 'Per day'],
-  ['recipients_per_day', 'Recipients per day'], ['min_interval_ms', 'Gap between sends (ms)'],
-];
-
-function limitsEditor(card) {
-  const details = h('details', 'limits-editor');
-  details.append(h('summary', 'btn btn-ghost', 'Limits'));
-  const form = h('form', 'limits-form');
-  for (const [name, label] of LIMIT_FIELDS) {
-    const l = h('label', null, label);
-    const input = document.createElement('input');
-    input.type = 'number';
-    input.min = '0';
-    input.name = name;
-    input.inputMode = 'numeric';
-    l.append(input);
-    form.append(l);
-  }
-  const save = h('button', 'btn btn-primary', 'Save limits');
-  save.type = 'submit';
-  form.append(save);
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    const body = {};
-    for (const [name] of LIMIT_FIELDS) {
-      const v = String(form.elements[name].value).trim();
-      if (v !== '') body[name] = Number(v);
-    }
-    try {
-      await api.put('/api/devices/' + encodeURIComponent(card.dataset.id) + '/limits', Object.keys(body).length ? body : null);
-      details.open = false;
-      note(card, null);
-      devices.refresh();
-    } catch (err) { note(card, err.message); }
-  });
-  details.append(form);
-  details._form = form;
-  return details;
-}
-
-function describeLimits(limits) {
-  if (!limits) return 'Limits: the hub’s defaults';
-  const parts = [];
-  if (limits.per_minute != null) parts.push(limits.per_minute + ' per minute');
-  if (limits.per_hour != null) parts.push(limits.per_hour + ' per hour');
-  if (limits.per_day != null) parts.push(limits.per_day + ' per day');
-  if (limits.recipients_per_day != null) parts.push(limits.recipients_per_day + ' recipients per day');
-  if (limits.min_interval_ms) parts.push(limits.min_interval_ms + ' ms between sends');
-  return 'Limits: ' + (parts.length ? parts.join(', ') : 'none');
 }
 
 function note(card, text) {
@@ -356,17 +247,18 @@ function updateCard(card, dev) {
   setText(r.sent, num(dev.sent_count));
   setText(r.failed, num(dev.failed_count));
   setClass(r.failed, 'stat-value' + ((dev.failed_count || 0) > 0 ? ' bad' : ''));
-  actionsFor(card, dev);
-  if (r.restForm) show(r.restForm, !rested);
-  if (r.unrest) show(r.unrest, rested);
-  setText(r.limits, describeLimits(dev.limits));
-  // The editor shows the stored limits, except while someone edits them.
-  if (r.limitsForm && !r.limitsForm.open) {
-    for (const [name] of LIMIT_FIELDS) {
-      const v = dev.limits && dev.limits[name] != null && dev.limits[name] !== 0 ? String(dev.limits[name]) : '';
-      r.limitsForm._form.elements[name].value = v;
-    }
+  setText(r.sent24, num(dev.sent_24h) + ' in 24 h');
+  setText(r.failed24, num(dev.failed_24h) + ' in 24 h');
+  actionsFor(card);
+  if (r.updateActions) r.updateActions(dev);
+  setText(r.limits, actions.describeLimits(dev.limits));
+  // How much of each cap its SIMs used (only SIMs with a cap, here).
+  const quotaKey = JSON.stringify(dev.quota || []);
+  if (r.quotaKey !== quotaKey) {
+    r.quotaKey = quotaKey;
+    r.quota.replaceChildren(...actions.quotaLines(dev, false));
   }
+  show(r.quota, r.quota.childElementCount > 0);
 }
 
 function createSim() {

@@ -1,5 +1,6 @@
 // The inbox (`inbox:read`): received SMS, `GET /api/sms/inbox`, newest first, filtered by
-// device and sender; refreshed when the event stream says one arrived (`sms.received`).
+// device and sender and searched (`q`: a part of the sender or the text); refreshed when
+// the event stream says one arrived (`sms.received`).
 
 import { $, h, setText, show, showError, debounce, num, fullTime } from './dom.js';
 import * as api from './api.js';

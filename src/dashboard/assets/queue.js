@@ -1,18 +1,40 @@
 // The queue: what waits for a device (`GET /api/sms?state=queued`), oldest first, grouped by
 // why it waits (each message's `waiting_reason`, from `GET /api/sms/{id}`, for the oldest
-// MAX_EXPLAINED of them). Refreshed when a message or a device changes.
+// MAX_EXPLAINED of them). Refreshed when a message or a device changes. Above the groups,
+// the queue's depth over the last hour or day (`GET /api/series`, drawn by charts.js),
+// reread every 30 s and soon after messages move.
 
 import { $, h, setText, show, showError, debounce, num, ago, fullTime } from './dom.js';
 import * as api from './api.js';
 import * as devices from './devices.js';
 import { onEvent } from './stream.js';
+import * as charts from './charts.js';
 
 // Messages asked why they wait, per refresh: one request each.
 const MAX_EXPLAINED = 50;
 
-const ui = { groups: $('queue-groups'), empty: $('queue-empty'), count: $('queue-count'), error: $('queue-error') };
+const ui = {
+  groups: $('queue-groups'), empty: $('queue-empty'), count: $('queue-count'), error: $('queue-error'),
+  window: $('queue-window'), chart: $('queue-chart'), chartError: $('queue-chart-error'),
+};
 
 let active = false;
+let timer = null;
+
+async function refreshChart() {
+  if (!active) return;
+  try {
+    const series = await charts.load(ui.window);
+    if (!active) return;
+    showError(ui.chartError, null);
+    ui.chart.replaceChildren(charts.figure('queue', series));
+  } catch (err) {
+    if (active) showError(ui.chartError, 'Could not read the queue over time: ' + err.message);
+  }
+}
+const chartSoon = debounce(refreshChart, 2000);
+ui.window.addEventListener('submit', (ev) => ev.preventDefault());
+ui.window.addEventListener('change', refreshChart);
 
 async function refresh() {
   if (!active) return;
@@ -59,9 +81,19 @@ const soon = debounce(refresh, 700);
 
 onEvent((event) => {
   if (active && (event.type.startsWith('message.') || event.type.startsWith('device.'))) soon();
+  if (active && event.type.startsWith('message.')) chartSoon();
 });
 
 export const view = {
-  enter() { active = true; refresh(); },
-  leave() { active = false; },
+  enter() {
+    active = true;
+    refresh();
+    refreshChart();
+    timer = setInterval(refreshChart, 30000);
+  },
+  leave() {
+    active = false;
+    clearInterval(timer);
+    timer = null;
+  },
 };

@@ -16,7 +16,7 @@
 //! - `jobs`: the jobs devices hold (`owned`, `finished`, `rejected`, `offer_refused`,
 //!   `cancel`, `restore_owned`);
 //! - `choose`: dispatch passes (`dispatch`) and sticky routes;
-//! - `sims`: SIM quotas and pacing (`replay_send`);
+//! - `sims`: SIM quotas and pacing (`replay_send`, `quotas`);
 //! - `breaker`: rests after failures in a row;
 //! - `timers`: `next_wake` and `tick`;
 //! - `explain`: `why_waiting`;
@@ -48,6 +48,7 @@ use self::routing::Routes;
 
 pub use self::routing::RoutingRule;
 pub use self::sim_cards::{ReportedSim, SimCard};
+pub use self::sims::SimQuota;
 use super::FastMap as HashMap;
 use super::QueuedMessage;
 use super::limits::{Limits, SimUsage};

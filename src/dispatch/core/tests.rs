@@ -616,3 +616,94 @@ async fn an_operator_rests_a_device_and_ends_the_rest() {
             .is_empty()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn quotas_show_each_sims_limits_and_what_it_used() {
+    let clock = Clock::new();
+    let defaults = Limits {
+        min_interval_ms: 1_000,
+        per_day: Some(500),
+        ..Limits::default()
+    };
+    let mut core = Core::new(DispatchConfig {
+        limits: defaults,
+        ..DispatchConfig::default()
+    });
+    connect(&mut core, "a", 100, -60, 10, clock.now());
+    let a = DeviceId::from("a");
+    core.sims_reported(
+        &a,
+        vec![
+            ReportedSim {
+                slot: 0,
+                iccid: None,
+                operator: None,
+            },
+            ReportedSim {
+                slot: 1,
+                iccid: Some("8933000000000000001".into()),
+                operator: None,
+            },
+        ],
+    );
+    let own = Limits {
+        per_hour: Some(5),
+        ..Limits::default()
+    };
+    core.put_sim_card(SimCard {
+        id: Uuid::new_v4(),
+        iccid: Some("8933000000000000001".into()),
+        device: None,
+        slot: None,
+        label: None,
+        operator: None,
+        enabled: true,
+        limits: Some(own),
+    });
+    let mut long = message("+1");
+    long.parts = 2;
+    core.enqueue(vec![long], clock.now());
+    assert_eq!(offers(&core.dispatch(clock.now())).len(), 1);
+
+    let quotas = core.quotas(clock.now());
+    assert_eq!(quotas.len(), 1);
+    assert_eq!(quotas[0].0, a);
+    let sims = &quotas[0].1;
+    let used = |minute, hour, day, recipients_day| crate::dispatch::limits::Used {
+        minute,
+        hour,
+        day,
+        recipients_day,
+    };
+    assert_eq!(
+        sims,
+        &vec![
+            SimQuota {
+                slot: 0,
+                limits: defaults,
+                used: used(2, 2, 2, 1),
+                paced_until: Some(clock.now() + 1_000),
+            },
+            SimQuota {
+                slot: 1,
+                limits: own,
+                used: used(0, 0, 0, 0),
+                paced_until: None,
+            },
+        ]
+    );
+
+    // The device's own limits replace the defaults, not the card's; a minute later the
+    // minute's window and the pacing are over, the day still counts.
+    let mine = Limits {
+        per_day: Some(7),
+        ..Limits::default()
+    };
+    core.set_limits(&a, Some(mine));
+    advance(Duration::from_secs(61)).await;
+    let sims = core.quotas(clock.now()).remove(0).1;
+    assert_eq!(sims[0].limits, mine);
+    assert_eq!(sims[0].used, used(0, 2, 2, 1));
+    assert_eq!(sims[0].paced_until, None);
+    assert_eq!(sims[1].limits, own);
+}
