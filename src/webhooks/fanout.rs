@@ -28,31 +28,29 @@ const NONE_ENABLED_FOR: Duration = Duration::from_secs(10);
 pub(super) async fn run(store: Store, wake: Arc<Notify>, sender: Arc<Notify>) {
     let mut committed = store.events().subscribe();
     let mut writer_gone = false;
-    // When a round last found no enabled webhook: until `NONE_ENABLED_FOR` later, commits
-    // are not looked at (a hub without webhooks asks the store nothing per commit).
-    let mut none_since: Option<std::time::Instant> = None;
     loop {
         let last = *committed.borrow_and_update();
-        let fresh = none_since.is_some_and(|it| it.elapsed() < NONE_ENABLED_FOR);
-        if !fresh {
-            none_since = None;
-            match round(&store, last).await {
-                Ok(Round::Behind) => {
-                    sender.notify_one();
-                    continue;
-                }
-                Ok(Round::UpToDate) => {}
-                Ok(Round::NoneEnabled) => none_since = Some(std::time::Instant::now()),
-                Err(err) => {
-                    tracing::warn!(error = %err, "webhook fan-out failed; trying again");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
+        // With no webhook enabled, only a wake-up (or `NONE_ENABLED_FOR`) starts the next
+        // round: a hub without webhooks does no work per commit.
+        let quiet = match round(&store, last).await {
+            Ok(Round::Behind) => {
+                sender.notify_one();
+                continue;
             }
-        }
+            Ok(Round::UpToDate) => false,
+            Ok(Round::NoneEnabled) => true,
+            Err(err) => {
+                tracing::warn!(error = %err, "webhook fan-out failed; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
         tokio::select! {
-            changed = committed.changed(), if !writer_gone => writer_gone = changed.is_err(),
-            () = wake.notified() => none_since = None,
+            changed = committed.changed(), if !writer_gone && !quiet => {
+                writer_gone = changed.is_err();
+            }
+            () = tokio::time::sleep(NONE_ENABLED_FOR), if quiet => {}
+            () = wake.notified() => {}
         }
     }
 }

@@ -105,6 +105,8 @@ async function go(page, hash, heading) {
 
 /** Both widths of the current view; at the phone's, nothing may be wider than the screen. */
 async function shoot(page, name) {
+  // From the top: a full-page shot of a scrolled page draws the sticky bar over the middle.
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.setViewport({ width: 1280, height: 900 });
   await page.screenshot({ path: `${SHOTS}/${name}-desktop.png`, fullPage: true });
   // Only the width: changing isMobile would make puppeteer reload the page.

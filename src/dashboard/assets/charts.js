@@ -88,7 +88,7 @@ function chart(spec, points, stepS) {
   const total = (key) => points.reduce((sum, p) => sum + (p[key] || 0), 0);
   for (const s of spec.series) {
     const li = h('li', s.cls);
-    const value = spec.id === 'states' ? total(s.key) + ' in all' : last[s.key] == null ? 'n/a' : last[s.key] + spec.unit + ' now';
+    const value = spec.id === 'states' ? total(s.key) + ' in all' : last[s.key] == null ? 'n/a' : last[s.key] + spec.unit + ' in the last point';
     li.dataset.series = s.key;
     li.append(h('span', 'swatch ' + s.cls), document.createTextNode(' ' + s.label + ': ' + value));
     legend.append(li);
