@@ -216,6 +216,10 @@ try {
   await page.select('#fleet-filters select[name=online]', 'offline');
   await page.waitForFunction(() => document.querySelectorAll('#devices .card').length === 0);
   await page.select('#fleet-filters select[name=online]', '');
+  // The silent phone reports no operator: only the simulated phones are on "Simulated Mobile".
+  await page.select('#fleet-filters select[name=operator]', 'Simulated Mobile');
+  await page.waitForFunction((n) => document.querySelectorAll('#devices .card').length === n, {}, PHONES);
+  await page.select('#fleet-filters select[name=operator]', '');
   await page.type('#fleet-filters input[name=q]', SILENT_NAME);
   await page.waitForFunction(() => document.querySelectorAll('#devices .card').length === 1);
   await page.$eval('#fleet-filters input[name=q]', (n) => { n.value = ''; n.dispatchEvent(new Event('input', { bubbles: true })); });

@@ -1,5 +1,5 @@
 // The fleet view: summary tiles (`GET /api/stats`) and a card per device (devices.js),
-// redrawn when the event stream says something changed; filters by kind, status and a
+// redrawn when the event stream says something changed; filters by kind, status, operator and a
 // search over names, operators and numbers; sorts; how much of each cap its SIMs used, its
 // sent and failed in all and in the last 24 h, and the device actions an operator may take
 // (actions.js: rest or unrest it, its sending limits, rotate its token, delete). Each SIM
@@ -327,11 +327,13 @@ function filtered(list) {
   const f = new FormData(ui.filters);
   const kind = f.get('kind');
   const online = f.get('online');
+  const operator = f.get('operator');
   const q = String(f.get('q') || '').trim().toLowerCase();
   const sort = f.get('sort');
   const out = list.filter((d) =>
     (!kind || d.kind === kind) &&
     (!online || (online === 'online') === !!d.online) &&
+    (!operator || (d.sims || []).some((s) => s.operator === operator)) &&
     (!q || [d.name, d.id, d.model, ...(d.sims || []).flatMap((s) => [s.operator, s.phone_number])]
       .some((v) => v && String(v).toLowerCase().includes(q))));
   const byName = (a, b) => String(a.name || '').localeCompare(String(b.name || ''), undefined, { numeric: true }) || String(a.id).localeCompare(String(b.id));
@@ -346,10 +348,25 @@ function filtered(list) {
   return out.sort(orders[sort] || orders.status);
 }
 
+/** The operator filter offers every operator a SIM of the fleet reports (the choice kept). */
+function fillOperators(list) {
+  const select = ui.filters.elements.operator;
+  const names = [...new Set(list.flatMap((d) => (d.sims || []).map((s) => s.operator)).filter(Boolean))]
+    .sort((a, b) => a.localeCompare(b));
+  const key = names.join('\n');
+  if (select.dataset.names === key) return;
+  select.dataset.names = key;
+  const chosen = select.value;
+  select.replaceChildren(h('option', null, 'All'), ...names.map((name) => h('option', null, name)));
+  select.options[0].value = '';
+  select.value = names.includes(chosen) ? chosen : '';
+}
+
 function render(list, error) {
   if (!active || (!error && !devices.isLoaded())) return;
   showError(ui.error, error ? 'Could not read the devices: ' + error.message : null);
   if (error && !list.length) return;
+  fillOperators(list);
   const shown = filtered(list);
   reconcile(ui.box, shown, (d) => d.id, createCard, updateCard);
   // The sparklines: reread at most once a minute each, redrawn when they come.
