@@ -315,17 +315,15 @@ impl Stick<'_> {
             registered: monitoring.registered(),
             operator: plmn.name(),
         };
-        if always || status != self.status {
-            self.status = status.clone();
-            let _ = self
-                .events
-                .send(ModemEvent::Status {
-                    slot: self.slot,
-                    sim: self.sim.clone(),
-                    status,
-                })
-                .await;
-        }
+        modem::tell_status(
+            &self.events,
+            self.slot,
+            &self.sim,
+            &mut self.status,
+            status,
+            always,
+        )
+        .await;
         Ok(())
     }
 

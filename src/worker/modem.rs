@@ -162,6 +162,28 @@ pub async fn permitted(events: &mpsc::Sender<ModemEvent>, id: &str) -> bool {
     asked.is_ok() && answer.await.unwrap_or(false)
 }
 
+/// Tells the session the status of SIM slot `slot` when it differs from `last` (the status told
+/// before) or when `always`; it then becomes `last`.
+pub async fn tell_status(
+    events: &mpsc::Sender<ModemEvent>,
+    slot: u8,
+    sim: &SimInfo,
+    last: &mut SimStatus,
+    status: SimStatus,
+    always: bool,
+) {
+    if always || status != *last {
+        *last = status.clone();
+        let _ = events
+            .send(ModemEvent::Status {
+                slot,
+                sim: sim.clone(),
+                status,
+            })
+            .await;
+    }
+}
+
 /// Starts the task of the modem at `port`, SIM slot `slot`.
 pub fn spawn(
     slot: u8,
@@ -476,18 +498,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Modem<S> {
                 status.network = operator.act.map(|it| it.network().to_string());
             }
         }
-        if status != self.status || !self.announced {
-            self.announced = true;
-            self.status = status.clone();
-            let _ = self
-                .events
-                .send(ModemEvent::Status {
-                    slot: self.slot,
-                    sim: self.sim.clone(),
-                    status,
-                })
-                .await;
-        }
+        let first = !self.announced;
+        self.announced = true;
+        tell_status(
+            &self.events,
+            self.slot,
+            &self.sim,
+            &mut self.status,
+            status,
+            first,
+        )
+        .await;
         Ok(())
     }
 

@@ -300,6 +300,23 @@ async fn a_worker_trusts_its_ca_file_only_and_stops_on_a_refused_token() {
     );
 }
 
+/// A HiLink emulator whose web UI asks for `admin` and `password`, and its URL carrying the
+/// login `admin:given`.
+async fn stick_behind_login(
+    password: &str,
+    given: &str,
+) -> (crate::hilink_emulator::Emulator, String) {
+    let stick = crate::hilink_emulator::Emulator::start(crate::hilink_emulator::Options {
+        login: Some(("admin".into(), password.into())),
+        ..Default::default()
+    })
+    .await;
+    let url = stick
+        .url
+        .replacen("http://", &format!("http://admin:{given}@"), 1);
+    (stick, url)
+}
+
 /// A HiLink stick next to the worker (`--modem http://…`), driven by the hub's own stick
 /// calls: it sends (one `send-sms`), its inbox reaches the hub once and is emptied, and USSD
 /// from the API runs on it. The worker runs as `smshub-worker`, the binary of its own.
@@ -308,12 +325,7 @@ async fn a_hilink_stick_next_to_the_worker_sends_receives_and_answers_ussd() {
     let hub = TestHub::spawn().await;
     let (device, token) = hub.add_device("pi").await;
     // A stick whose web UI asks for a login, given in the URL.
-    let stick = crate::hilink_emulator::Emulator::start(crate::hilink_emulator::Options {
-        login: Some(("admin".into(), "s3cret-pw".into())),
-        ..Default::default()
-    })
-    .await;
-    let url = stick.url.replacen("http://", "http://admin:s3cret-pw@", 1);
+    let (stick, url) = stick_behind_login("s3cret-pw", "s3cret-pw").await;
     let dir = tempfile::tempdir().expect("tempdir");
     // Run as its own binary, as on a Pi.
     let worker = Worker::standalone(
@@ -391,12 +403,7 @@ async fn a_hilink_stick_next_to_the_worker_sends_receives_and_answers_ussd() {
 async fn a_hilink_stick_refusing_the_login_is_not_retried_and_gets_no_jobs() {
     let hub = TestHub::spawn().await;
     let (device, token) = hub.add_device("pi").await;
-    let stick = crate::hilink_emulator::Emulator::start(crate::hilink_emulator::Options {
-        login: Some(("admin".into(), "right".into())),
-        ..Default::default()
-    })
-    .await;
-    let url = stick.url.replacen("http://", "http://admin:wrong@", 1);
+    let (stick, url) = stick_behind_login("right", "wrong").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let worker = Worker::standalone(
         &hub.base,
