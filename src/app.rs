@@ -401,29 +401,35 @@ impl App {
 /// Each device's history (`crate::history`): its stored counters, and the live status of
 /// those online. A store that cannot be read skips the round.
 async fn sample_devices(api: &ApiState) {
-    let Ok(records) = api.store.list_devices().await else {
+    let Ok(devices) = api.store.device_counters().await else {
         return;
     };
-    let samples: Vec<crate::history::Sample> = records
+    let samples: Vec<crate::history::Sample> = devices
         .into_iter()
-        .map(|record| {
-            let live = api.registry.get(&record.id);
-            let status = live.as_ref().and_then(|it| it.status.as_ref());
-            crate::history::Sample {
-                online: live.is_some(),
-                battery: status.and_then(|it| it.battery).map(|it| it.level),
-                signal: status
+        .map(|device| {
+            let live = api.registry.read(&device.id, |live| {
+                let status = live.status.as_ref();
+                let battery = status.and_then(|it| it.battery).map(|it| it.level);
+                let signal = status
                     .map(|it| {
                         it.sims
                             .iter()
                             .filter_map(|sim| Some((sim.slot, sim.signal_dbm?)))
                             .collect()
                     })
-                    .unwrap_or_default(),
-                sent_count: record.sent_count,
-                failed_count: record.failed_count,
-                created_at: record.created_at,
-                device_id: record.id,
+                    .unwrap_or_default();
+                (battery, signal)
+            });
+            let online = live.is_some();
+            let (battery, signal) = live.unwrap_or_default();
+            crate::history::Sample {
+                online,
+                battery,
+                signal,
+                sent_count: device.sent_count,
+                failed_count: device.failed_count,
+                created_at: device.created_at,
+                device_id: device.id,
             }
         })
         .collect();

@@ -1,19 +1,23 @@
-//! Each device's last day, minute by minute, in memory: how much of each minute it was
-//! online, its battery level, each SIM's signal, and how many messages it sent and failed.
-//! What the console draws on a device's page and as the fleet cards' signal sparklines
+//! Each device's last day in memory: how much of each minute it was online, its battery
+//! level, each SIM's signal, and how many messages it sent and failed. What the console draws
+//! on a device's page and as the fleet cards' signal sparklines
 //! (`GET /api/devices/{id}/history`); `/metrics` is the place for long-term history.
 //!
-//! [`DeviceHistory`] keeps one ring of [`MINUTES`] minutes per device, made when the device
-//! is first sampled and dropped when it is deleted (or no longer listed). It is fed by a
-//! sampler in `app.rs` that every few seconds hands it every device (stored counters, and
-//! the live status of those online); `sent` and `failed` are the growth of the device's
-//! stored counters between samples. It starts empty at each start, like `series`.
+//! [`DeviceHistory`] keeps, per device, only what the three views draw: the last hour minute
+//! by minute, six hours in 5-minute steps, the day in 15-minute steps, and one bit a minute
+//! for the day's online strip. A minute is folded into its 5- and 15-minute steps once it is
+//! over (the sampler has moved on), so each step holds exact sums of whole minutes; the
+//! minute in progress is read from the hour. About 5 KB a device, made when the device is
+//! first sampled and dropped when it is deleted (or no longer listed). It is fed by a sampler
+//! in `app.rs` that every few seconds hands it every device (stored counters, and the live
+//! status of those online); `sent` and `failed` are the growth of the device's stored
+//! counters between samples. It starts empty at each start, like `series`.
 //!
-//! Must never: grow with traffic (a fixed ring of fixed-size minutes per device), know where
+//! Must never: grow with traffic (fixed rings of fixed-size steps per device), know where
 //! its samples come from (no store, registry or protocol types), or hold its mutex across an
 //! `.await` (it has none).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -21,11 +25,52 @@ use utoipa::ToSchema;
 
 use crate::domain::{DeviceId, Millis, format_millis};
 
-/// Minutes kept: a day.
+/// Minutes the online strip covers: a day.
 pub const MINUTES: usize = 24 * 60;
 /// SIM slots whose signal is kept (0-based): a dual-SIM phone's two; a higher slot is not
-/// charted. Each slot costs every device 4 bytes a minute.
+/// charted.
 pub const SLOTS: usize = 2;
+
+/// Minutes kept one by one: the hour view's.
+const HOUR: usize = 60;
+/// Steps kept of 5 and of 15 minutes: their window's, and the step its first minute falls in.
+const FIVES: usize = 6 * 60 / 5 + 1;
+const QUARTERS: usize = MINUTES / 15 + 1;
+/// Words of the online strip, a bit a minute of the day.
+const STRIP_WORDS: usize = MINUTES.div_ceil(64);
+/// Minutes whose sampler ticks are kept: the day, and the oldest 15-minute step's start.
+const TICKS: usize = MINUTES + 15;
+
+/// What the console may ask for: a window, and the minutes each of its points covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// The last hour, a point a minute.
+    Hour,
+    /// The last six hours, a point per 5 minutes.
+    SixHours,
+    /// The last day, a point per 15 minutes.
+    Day,
+}
+
+impl Window {
+    /// The minutes the window covers.
+    pub fn minutes(self) -> i64 {
+        match self {
+            Window::Hour => HOUR as i64,
+            Window::SixHours => 6 * 60,
+            Window::Day => MINUTES as i64,
+        }
+    }
+
+    /// The minutes a point covers.
+    pub fn step(self) -> i64 {
+        match self {
+            Window::Hour => 1,
+            Window::SixHours => 5,
+            Window::Day => 15,
+        }
+    }
+}
 
 /// What the sampler knows of one device at one instant.
 #[derive(Debug, Clone)]
@@ -44,7 +89,7 @@ pub struct Sample {
     pub created_at: Millis,
 }
 
-/// One device's minute: 16 bytes, a day of them 23 KB (what a connected device costs here).
+/// One device's minute: 16 bytes.
 #[derive(Clone, Copy)]
 struct Minute {
     /// Minutes since the Unix epoch this slot holds (`u32`: until the year 10136); another
@@ -61,6 +106,36 @@ struct Minute {
     failed: u16,
 }
 
+/// Whole minutes of one device folded into a 5- or 15-minute step: 24 bytes.
+#[derive(Clone, Copy)]
+struct Step {
+    /// The step's number (its first minute divided by its length); another step's slot is
+    /// stale.
+    at: u32,
+    /// Hundredths of a minute the device was online (each minute's share of the sampler's
+    /// ticks that found it online).
+    online: u16,
+    /// The last battery level of its minutes; `u8::MAX`: none.
+    battery: u8,
+    signal_sum: [i32; SLOTS],
+    signal_n: [u16; SLOTS],
+    sent: u16,
+    failed: u16,
+}
+
+/// How many times the sampler ran in a minute (a device's `online` is out of these).
+#[derive(Clone, Copy)]
+struct Ticks {
+    at: i64,
+    n: u8,
+}
+
+/// A slot of a ring that knows which minute or step it holds.
+trait Stamped: Copy {
+    fn at(&self) -> i64;
+    fn fresh(at: i64) -> Self;
+}
+
 impl Minute {
     const EMPTY: Minute = Minute {
         at: u32::MAX,
@@ -73,39 +148,61 @@ impl Minute {
     };
 }
 
-/// A fixed ring of minutes, indexed by the minute's number.
-struct Ring<T> {
-    slots: Vec<T>,
+impl Step {
+    const EMPTY: Step = Step {
+        at: u32::MAX,
+        online: 0,
+        battery: u8::MAX,
+        signal_sum: [0; SLOTS],
+        signal_n: [0; SLOTS],
+        sent: 0,
+        failed: 0,
+    };
+
+    /// Adds a minute that is over, online for `hundredths` of it.
+    fn add(&mut self, minute: &Minute, hundredths: u16) {
+        self.online = self.online.saturating_add(hundredths);
+        if minute.battery != u8::MAX {
+            self.battery = minute.battery;
+        }
+        for slot in 0..SLOTS {
+            self.signal_sum[slot] += i32::from(minute.signal_sum[slot]);
+            self.signal_n[slot] = self.signal_n[slot].saturating_add(minute.signal_n[slot].into());
+        }
+        self.sent = self.sent.saturating_add(minute.sent);
+        self.failed = self.failed.saturating_add(minute.failed);
+    }
 }
 
-trait Stamped: Copy {
-    const EMPTY: Self;
-    fn at(&self) -> i64;
-    fn fresh(at: i64) -> Self;
+fn stamp(at: i64) -> u32 {
+    u32::try_from(at).unwrap_or(u32::MAX)
 }
 
 impl Stamped for Minute {
-    const EMPTY: Minute = Minute::EMPTY;
     fn at(&self) -> i64 {
         i64::from(self.at)
     }
     fn fresh(at: i64) -> Minute {
         Minute {
-            at: u32::try_from(at).unwrap_or(u32::MAX),
+            at: stamp(at),
             ..Minute::EMPTY
         }
     }
 }
 
-/// How many times the sampler ran in a minute (a device's `online` is out of these).
-#[derive(Clone, Copy)]
-struct Ticks {
-    at: i64,
-    n: u8,
+impl Stamped for Step {
+    fn at(&self) -> i64 {
+        i64::from(self.at)
+    }
+    fn fresh(at: i64) -> Step {
+        Step {
+            at: stamp(at),
+            ..Step::EMPTY
+        }
+    }
 }
 
 impl Stamped for Ticks {
-    const EMPTY: Ticks = Ticks { at: i64::MIN, n: 0 };
     fn at(&self) -> i64 {
         self.at
     }
@@ -114,43 +211,112 @@ impl Stamped for Ticks {
     }
 }
 
-impl<T: Stamped> Ring<T> {
-    fn new() -> Ring<T> {
-        Ring {
-            slots: vec![T::EMPTY; MINUTES],
+fn index(len: usize, at: i64) -> usize {
+    usize::try_from(at.rem_euclid(len as i64)).unwrap_or(0)
+}
+
+/// The slot of `at` in a ring indexed by minute or step number, emptied first if it held
+/// an older one.
+fn slot<T: Stamped>(ring: &mut [T], at: i64) -> &mut T {
+    let slot = &mut ring[index(ring.len(), at)];
+    if slot.at() != at {
+        *slot = T::fresh(at);
+    }
+    slot
+}
+
+fn get<T: Stamped>(ring: &[T], at: i64) -> Option<&T> {
+    ring.get(index(ring.len(), at)).filter(|it| it.at() == at)
+}
+
+/// Everything kept of one device, in one allocation: about 5 KB.
+struct Rings {
+    minutes: [Minute; HOUR],
+    fives: [Step; FIVES],
+    quarters: [Step; QUARTERS],
+    /// A bit a minute of the day (by minute number): online in at least half of the
+    /// minute's samples. Set when the minute is folded.
+    strip: [u64; STRIP_WORDS],
+}
+
+impl Rings {
+    fn new() -> Box<Rings> {
+        Box::new(Rings {
+            minutes: [Minute::EMPTY; HOUR],
+            fives: [Step::EMPTY; FIVES],
+            quarters: [Step::EMPTY; QUARTERS],
+            strip: [0; STRIP_WORDS],
+        })
+    }
+
+    fn online_in(&self, minute: i64) -> bool {
+        let bit = index(MINUTES, minute);
+        self.strip[bit / 64] & (1 << (bit % 64)) != 0
+    }
+
+    fn set_online(&mut self, minute: i64, online: bool) {
+        let bit = index(MINUTES, minute);
+        if online {
+            self.strip[bit / 64] |= 1 << (bit % 64);
+        } else {
+            self.strip[bit / 64] &= !(1 << (bit % 64));
         }
-    }
-
-    fn index(minute: i64) -> usize {
-        usize::try_from(minute.rem_euclid(MINUTES as i64)).unwrap_or(0)
-    }
-
-    /// The slot of `minute`, emptied first if it held an older one.
-    fn slot(&mut self, minute: i64) -> &mut T {
-        let slot = &mut self.slots[Self::index(minute)];
-        if slot.at() != minute {
-            *slot = T::fresh(minute);
-        }
-        slot
-    }
-
-    fn get(&self, minute: i64) -> Option<&T> {
-        self.slots
-            .get(Self::index(minute))
-            .filter(|it| it.at() == minute)
     }
 }
 
 struct Device {
-    minutes: Ring<Minute>,
+    rings: Box<Rings>,
+    /// Minutes up to this one are folded into the steps and the strip; later ones are read
+    /// from the hour.
+    folded: i64,
+    /// The sampler's round that last listed it.
+    round: u64,
     /// The counters at the last sample, to count what grew since.
     sent_count: i64,
     failed_count: i64,
 }
 
+impl Device {
+    /// Folds the minutes after the last folded one, up to `through`, into the steps and the
+    /// strip; `ticks` is final for them (the sampler has moved past).
+    fn fold(&mut self, ticks: &[Ticks], through: i64) {
+        let from = (self.folded + 1).max(through - MINUTES as i64 + 1);
+        for at in from..=through {
+            let n = get(ticks, at).map_or(0, |it| it.n);
+            let minute = get(&self.rings.minutes, at).copied();
+            let online = minute.map_or(0, |it| it.online.min(n));
+            self.rings
+                .set_online(at, n > 0 && u16::from(online) * 2 >= u16::from(n));
+            let Some(minute) = minute else {
+                continue;
+            };
+            let hundredths = if n == 0 {
+                0
+            } else {
+                (u16::from(online) * 100 + u16::from(n) / 2) / u16::from(n)
+            };
+            slot(&mut self.rings.fives, at.div_euclid(5)).add(&minute, hundredths);
+            slot(&mut self.rings.quarters, at.div_euclid(15)).add(&minute, hundredths);
+        }
+        self.folded = self.folded.max(through);
+    }
+
+    /// Whether the device counts as online in `minute`, sampled `n` times.
+    fn online_in(&self, minute: i64, n: u8) -> bool {
+        if minute > self.folded {
+            get(&self.rings.minutes, minute)
+                .is_some_and(|it| u16::from(it.online) * 2 >= u16::from(n))
+        } else {
+            self.rings.online_in(minute)
+        }
+    }
+}
+
 struct Inner {
-    ticks: Ring<Ticks>,
+    ticks: Vec<Ticks>,
     devices: HashMap<DeviceId, Device>,
+    /// The sampler's rounds so far: a device not marked with the last is no longer listed.
+    round: u64,
 }
 
 /// Every device's last day (see the module's documentation).
@@ -170,14 +336,80 @@ fn minute_of(at: Millis) -> i64 {
     at.div_euclid(60_000)
 }
 
+/// What a point adds up while it is built: whole folded steps and single minutes.
+#[derive(Default)]
+struct Sum {
+    sampled: u32,
+    /// Hundredths of a minute online.
+    online: u32,
+    battery: Option<u8>,
+    signal_sum: [i64; SLOTS],
+    signal_n: [i64; SLOTS],
+    sent: u64,
+    failed: u64,
+}
+
+impl Sum {
+    fn step(&mut self, step: &Step) {
+        self.online += u32::from(step.online);
+        if step.battery != u8::MAX {
+            self.battery = Some(step.battery);
+        }
+        for slot in 0..SLOTS {
+            self.signal_sum[slot] += i64::from(step.signal_sum[slot]);
+            self.signal_n[slot] += i64::from(step.signal_n[slot]);
+        }
+        self.sent += u64::from(step.sent);
+        self.failed += u64::from(step.failed);
+    }
+
+    fn minute(&mut self, minute: &Minute, ticks: u8) {
+        if ticks > 0 {
+            self.online += (u32::from(minute.online.min(ticks)) * 100 + u32::from(ticks) / 2)
+                / u32::from(ticks);
+        }
+        if minute.battery != u8::MAX {
+            self.battery = Some(minute.battery);
+        }
+        for slot in 0..SLOTS {
+            self.signal_sum[slot] += i64::from(minute.signal_sum[slot]);
+            self.signal_n[slot] += i64::from(minute.signal_n[slot]);
+        }
+        self.sent += u64::from(minute.sent);
+        self.failed += u64::from(minute.failed);
+    }
+
+    fn point(self, first_minute: i64) -> Point {
+        Point {
+            t: format_millis(first_minute * 60_000),
+            sampled_minutes: self.sampled,
+            online_minutes: f64::from(self.online) / 100.0,
+            battery: self.battery,
+            signal: (0..SLOTS)
+                .filter(|it| self.signal_n[*it] > 0)
+                .map(|it| SlotSignal {
+                    slot: it as u8,
+                    dbm: i32::try_from(
+                        (self.signal_sum[it] as f64 / self.signal_n[it] as f64).round() as i64,
+                    )
+                    .unwrap_or(0),
+                })
+                .collect(),
+            sent: self.sent,
+            failed: self.failed,
+        }
+    }
+}
+
 impl DeviceHistory {
     /// An empty history that began at `started_at`.
     pub fn new(started_at: Millis) -> DeviceHistory {
         DeviceHistory {
             started_at,
             inner: Mutex::new(Inner {
-                ticks: Ring::new(),
+                ticks: vec![Ticks { at: i64::MIN, n: 0 }; TICKS],
                 devices: HashMap::new(),
+                round: 0,
             }),
         }
     }
@@ -193,27 +425,38 @@ impl DeviceHistory {
         let minute = minute_of(at);
         let started_at = self.started_at;
         self.with(|inner| {
-            let ticks = inner.ticks.slot(minute);
-            ticks.n = ticks.n.saturating_add(1);
-            let listed: HashSet<&DeviceId> = devices.iter().map(|it| &it.device_id).collect();
-            inner.devices.retain(|id, _| listed.contains(id));
+            let Inner {
+                ticks,
+                devices: kept,
+                round,
+            } = inner;
+            let tick = slot(ticks, minute);
+            tick.n = tick.n.saturating_add(1);
+            *round += 1;
             for sample in devices {
-                let device = inner
-                    .devices
-                    .entry(sample.device_id.clone())
-                    .or_insert_with(|| {
-                        // What an older device counted before its first sample is not this
-                        // history's; a new one's first messages may come before it.
-                        let new = sample.created_at >= started_at;
-                        Device {
-                            minutes: Ring::new(),
-                            sent_count: if new { 0 } else { sample.sent_count },
-                            failed_count: if new { 0 } else { sample.failed_count },
-                        }
-                    });
+                if !kept.contains_key(&sample.device_id) {
+                    // What an older device counted before its first sample is not this
+                    // history's; a new one's first messages may come before it.
+                    let new = sample.created_at >= started_at;
+                    let device = Device {
+                        rings: Rings::new(),
+                        folded: minute - 1,
+                        round: 0,
+                        sent_count: if new { 0 } else { sample.sent_count },
+                        failed_count: if new { 0 } else { sample.failed_count },
+                    };
+                    kept.insert(sample.device_id.clone(), device);
+                }
+                let Some(device) = kept.get_mut(&sample.device_id) else {
+                    continue;
+                };
+                device.round = *round;
+                if device.folded < minute - 1 {
+                    device.fold(ticks, minute - 1);
+                }
                 let sent = grown(&mut device.sent_count, sample.sent_count);
                 let failed = grown(&mut device.failed_count, sample.failed_count);
-                let slot = device.minutes.slot(minute);
+                let slot = slot(&mut device.rings.minutes, minute);
                 slot.sent = slot.sent.saturating_add(sent);
                 slot.failed = slot.failed.saturating_add(failed);
                 if sample.online {
@@ -232,25 +475,39 @@ impl DeviceHistory {
                     slot.signal_n[index] = slot.signal_n[index].saturating_add(1);
                 }
             }
+            // A device not listed in this round is gone (deleted).
+            kept.retain(|_, device| device.round == *round);
         });
     }
 
-    /// What the device sent and failed in the last day up to `now` (since this history
-    /// began, when that is less than a day ago).
+    /// What the device sent and failed in the last day up to `now`, in whole 15-minute
+    /// steps: the oldest step, partly more than a day old, is left out (and anything from
+    /// before this history began).
     pub fn last_day(&self, device_id: &DeviceId, now: Millis) -> Traffic {
         let last = minute_of(now);
+        let first = last - MINUTES as i64 + 1;
         self.with(|inner| {
-            let mut traffic = Traffic::default();
+            let mut sum = Sum::default();
             let Some(device) = inner.devices.get(device_id) else {
-                return traffic;
+                return Traffic::default();
             };
-            for minute in last - MINUTES as i64 + 1..=last {
-                if let Some(slot) = device.minutes.get(minute) {
-                    traffic.sent += u64::from(slot.sent);
-                    traffic.failed += u64::from(slot.failed);
+            for step in first.div_euclid(15)..=last.div_euclid(15) {
+                if step * 15 < first {
+                    continue;
+                }
+                if let Some(step) = get(&device.rings.quarters, step) {
+                    sum.step(step);
                 }
             }
-            traffic
+            for at in (device.folded + 1).max(first)..=last {
+                if let Some(minute) = get(&device.rings.minutes, at) {
+                    sum.minute(minute, 0);
+                }
+            }
+            Traffic {
+                sent: sum.sent,
+                failed: sum.failed,
+            }
         })
     }
 
@@ -259,91 +516,57 @@ impl DeviceHistory {
         self.with(|inner| inner.devices.remove(device_id));
     }
 
-    /// The device's last `minutes` minutes up to `now`, `step` minutes per point, oldest
-    /// first, and its online, offline and unknown periods at minute resolution.
-    pub fn history(
-        &self,
-        device_id: &DeviceId,
-        minutes: usize,
-        step: usize,
-        now: Millis,
-    ) -> History {
-        let minutes = minutes.clamp(1, MINUTES);
-        let step = step.clamp(1, minutes);
+    /// The device's `window` up to `now`: its points, oldest first (the last one is the step
+    /// in progress), and its online, offline and unknown periods at minute resolution.
+    pub fn history(&self, device_id: &DeviceId, window: Window, now: Millis) -> History {
         let last = minute_of(now);
-        let first = last - minutes as i64 + 1;
+        let first = last - window.minutes() + 1;
+        let step = window.step();
         self.with(|inner| {
             let device = inner.devices.get(device_id);
-            let state = |minute: i64| -> Presence {
-                let ticks = inner.ticks.get(minute).map_or(0, |it| it.n);
-                if ticks == 0 {
-                    return Presence::Unknown;
-                }
-                let online = device
-                    .and_then(|it| it.minutes.get(minute))
-                    .map_or(0, |it| it.online);
-                if u16::from(online) * 2 >= u16::from(ticks) {
-                    Presence::Online
-                } else {
-                    Presence::Offline
-                }
-            };
-            let mut points = Vec::with_capacity(minutes / step + 1);
-            let mut start = first;
-            while start <= last {
-                let end = (start + step as i64 - 1).min(last);
-                let mut point = Point {
-                    t: format_millis(start * 60_000),
-                    sampled_minutes: 0,
-                    online_minutes: 0.0,
-                    battery: None,
-                    signal: Vec::new(),
-                    sent: 0,
-                    failed: 0,
-                };
-                let mut signal_sum = [0i64; SLOTS];
-                let mut signal_n = [0i64; SLOTS];
+            let ticks = |minute: i64| get(&inner.ticks, minute).map_or(0, |it| it.n);
+            let steps = window.minutes() / step;
+            let last_step = last.div_euclid(step);
+            let mut points = Vec::with_capacity(steps as usize);
+            for number in last_step - steps + 1..=last_step {
+                let start = number * step;
+                let end = (start + step - 1).min(last);
+                let mut sum = Sum::default();
                 for minute in start..=end {
-                    let ticks = inner.ticks.get(minute).map_or(0, |it| it.n);
-                    if ticks > 0 {
-                        point.sampled_minutes += 1;
+                    if ticks(minute) > 0 {
+                        sum.sampled += 1;
                     }
-                    let Some(slot) = device.and_then(|it| it.minutes.get(minute)) else {
-                        continue;
-                    };
-                    if ticks > 0 {
-                        point.online_minutes +=
-                            f64::from(slot.online.min(ticks)) / f64::from(ticks);
-                    }
-                    if slot.battery != u8::MAX {
-                        point.battery = Some(slot.battery);
-                    }
-                    for (sum, n) in signal_sum.iter_mut().zip(slot.signal_sum) {
-                        *sum += i64::from(n);
-                    }
-                    for (sum, n) in signal_n.iter_mut().zip(slot.signal_n) {
-                        *sum += i64::from(n);
-                    }
-                    point.sent += u64::from(slot.sent);
-                    point.failed += u64::from(slot.failed);
                 }
-                point.online_minutes = (point.online_minutes * 100.0).round() / 100.0;
-                point.signal = (0..SLOTS)
-                    .filter(|it| signal_n[*it] > 0)
-                    .map(|it| SlotSignal {
-                        slot: it as u8,
-                        dbm: i32::try_from(
-                            (signal_sum[it] as f64 / signal_n[it] as f64).round() as i64
-                        )
-                        .unwrap_or(0),
-                    })
-                    .collect();
-                points.push(point);
-                start = end + 1;
+                if let Some(device) = device {
+                    let folded = match window {
+                        Window::Hour => None,
+                        Window::SixHours => get(&device.rings.fives, number),
+                        Window::Day => get(&device.rings.quarters, number),
+                    };
+                    if let Some(folded) = folded {
+                        sum.step(folded);
+                    }
+                    // The hour reads every minute; a step, the minutes not yet folded into it.
+                    let open = match window {
+                        Window::Hour => start,
+                        _ => start.max(device.folded + 1),
+                    };
+                    for minute in open..=end {
+                        if let Some(it) = get(&device.rings.minutes, minute) {
+                            sum.minute(it, ticks(minute));
+                        }
+                    }
+                }
+                points.push(sum.point(start));
             }
             let mut periods: Vec<Period> = Vec::new();
             for minute in first..=last {
-                let presence = state(minute);
+                let n = ticks(minute);
+                let presence = match device {
+                    _ if n == 0 => Presence::Unknown,
+                    Some(device) if device.online_in(minute, n) => Presence::Online,
+                    _ => Presence::Offline,
+                };
                 match periods.last_mut() {
                     Some(period) if period.state == presence => {
                         period.until = format_millis((minute + 1) * 60_000);
@@ -460,7 +683,8 @@ mod tests {
 
     #[test]
     fn minutes_online_battery_and_signal_add_up_into_steps_and_periods() {
-        let base: Millis = 1_000 * 60_000;
+        // Minute 1005 starts a 5- and a 15-minute step.
+        let base: Millis = 1_005 * 60_000;
         let history = DeviceHistory::new(base - 1);
         let phone = DeviceId::parse("phone-1").expect("an id");
         // Minute 0: four samples, online in all; counters start at 10 sent, 2 failed (the
@@ -489,58 +713,111 @@ mod tests {
                 &[sample(&phone, false, 77, &[], 13, 3)],
             );
         }
-        // Minute 2: not sampled (the hub was down). Minute 3: online, one sample.
+        // Minute 2: not sampled (the hub was down). Minute 3: online, one sample. Minutes 0
+        // to 2 are folded into their steps now; minute 3 is in progress.
         history.sample(
             base + 3 * 60_000,
             &[sample(&phone, true, 90, &[(1, -60)], 15, 3)],
         );
+        let now = base + 3 * 60_000 + 5_000;
 
-        let out = history.history(&phone, 4, 2, base + 3 * 60_000 + 5_000);
-        assert_eq!(out.points.len(), 2);
-        assert_eq!(
-            history.last_day(&phone, base + 3 * 60_000 + 5_000),
-            Traffic { sent: 5, failed: 1 }
-        );
-        let (a, b) = (&out.points[0], &out.points[1]);
-        assert_eq!(a.sampled_minutes, 2);
-        assert_eq!(a.online_minutes, 1.25);
-        assert_eq!(a.battery, Some(77));
-        assert_eq!((a.sent, a.failed), (3, 1));
-        // Slot 0: mean of -70, -80, -72, -100; slot 1: -90.
-        let signal: Vec<(u8, i32)> = a.signal.iter().map(|it| (it.slot, it.dbm)).collect();
-        assert_eq!(signal, vec![(0, -81), (1, -90)]);
-        assert_eq!(b.sampled_minutes, 1);
-        assert_eq!(b.online_minutes, 1.0);
-        assert_eq!((b.sent, b.battery), (2, Some(90)));
-        let periods: Vec<(Presence, u32)> = out
-            .periods
+        let hour = history.history(&phone, Window::Hour, now);
+        assert_eq!(hour.points.len(), 60);
+        let minutes: Vec<(u32, f64, Option<u8>, u64, u64)> = hour.points[56..]
             .iter()
-            .map(|it| (it.state, it.minutes))
+            .map(|it| {
+                let (sampled, online) = (it.sampled_minutes, it.online_minutes);
+                (sampled, online, it.battery, it.sent, it.failed)
+            })
             .collect();
         assert_eq!(
-            periods,
+            minutes,
             vec![
+                (1, 1.0, Some(78), 3, 1),
+                (1, 0.25, Some(77), 0, 0),
+                (0, 0.0, None, 0, 0),
+                (1, 1.0, Some(90), 2, 0),
+            ]
+        );
+        assert_eq!(hour.points[56].t, format_millis(base));
+        let signal = |point: &Point| -> Vec<(u8, i32)> {
+            point.signal.iter().map(|it| (it.slot, it.dbm)).collect()
+        };
+        // Slot 0: mean of -70, -80, -72; slot 1: -90.
+        assert_eq!(signal(&hour.points[56]), vec![(0, -74), (1, -90)]);
+        let periods = |history: &History| -> Vec<(Presence, u32)> {
+            history
+                .periods
+                .iter()
+                .map(|it| (it.state, it.minutes))
+                .collect()
+        };
+        assert_eq!(
+            periods(&hour),
+            vec![
+                (Presence::Unknown, 56),
                 (Presence::Online, 1),
                 (Presence::Offline, 1),
                 (Presence::Unknown, 1),
                 (Presence::Online, 1),
             ]
         );
-        assert_eq!(out.periods[0].from, format_millis(base));
-        assert_eq!(out.periods[3].until, format_millis(base + 4 * 60_000));
+        assert_eq!(hour.periods[4].until, format_millis(base + 4 * 60_000));
 
-        // A day later the same slots hold new minutes: the old ones are gone.
+        // The 6 h and 24 h views: the step in progress adds the folded minutes and the one
+        // in progress.
+        for (window, points, step) in [(Window::SixHours, 72, 5), (Window::Day, 96, 15)] {
+            let out = history.history(&phone, window, now);
+            assert_eq!(out.points.len(), points, "{window:?}");
+            let last = out.points.last().expect("a point");
+            assert_eq!(last.t, format_millis(base), "{window:?}");
+            assert_eq!(last.sampled_minutes, 3, "{window:?}");
+            assert_eq!(last.online_minutes, 2.25, "{window:?}");
+            assert_eq!((last.battery, last.sent, last.failed), (Some(90), 5, 1));
+            // Slot 0: mean of -70, -80, -72, -100 (-80.5); slot 1: of -90 and -60.
+            assert_eq!(signal(last), vec![(0, -81), (1, -75)], "{window:?}");
+            let before = &out.points[points - 2];
+            assert_eq!(before.t, format_millis(base - step * 60_000), "{window:?}");
+            assert_eq!(before.sampled_minutes, 0, "{window:?}");
+            assert_eq!(
+                out.periods.iter().map(|it| it.minutes).sum::<u32>(),
+                step as u32 * points as u32
+            );
+            assert_eq!(periods(&out)[1..], periods(&hour)[1..], "{window:?}");
+        }
+        assert_eq!(
+            history.last_day(&phone, now),
+            Traffic { sent: 5, failed: 1 }
+        );
+
+        // A day later: the hour holds new minutes; the day's strip still knows minutes 1
+        // and 3, read from the bits their folding set.
         let later = base + (MINUTES as i64) * 60_000;
         history.sample(later, &[sample(&phone, false, 50, &[], 15, 3)]);
-        let out = history.history(&phone, 1, 1, later);
-        assert_eq!(out.points[0].online_minutes, 0.0);
-        assert_eq!(out.points[0].battery, Some(50));
-        assert_eq!(out.periods[0].state, Presence::Offline);
-        // The last day is a rolling one: minute 0 has left it, minute 3 has not.
+        let out = history.history(&phone, Window::Hour, later);
+        let last = out.points.last().expect("a point");
+        assert_eq!((last.online_minutes, last.battery), (0.0, Some(50)));
         assert_eq!(
-            history.last_day(&phone, later),
-            Traffic { sent: 2, failed: 0 }
+            out.periods.last().map(|it| it.state),
+            Some(Presence::Offline)
         );
+        assert_eq!(
+            periods(&history.history(&phone, Window::Day, later)),
+            vec![
+                (Presence::Offline, 1),
+                (Presence::Unknown, 1),
+                (Presence::Online, 1),
+                (Presence::Unknown, 1436),
+                (Presence::Offline, 1),
+            ]
+        );
+        // The last day counts whole 15-minute steps: a minute before, minute 0's step was
+        // all in the day; now it is partly older, and left out.
+        assert_eq!(
+            history.last_day(&phone, later - 60_000),
+            Traffic { sent: 5, failed: 1 }
+        );
+        assert_eq!(history.last_day(&phone, later), Traffic::default());
 
         // A device no longer listed (deleted) is dropped with its history; one registered
         // since the history began counts from zero, even what it sent before its first
@@ -551,16 +828,23 @@ mod tests {
             ..sample(&other, true, 60, &[], 2, 0)
         };
         history.sample(later + 5_000, &[new]);
-        assert_eq!(
-            history.history(&other, 1, 1, later + 5_000).points[0].sent,
-            2
-        );
-        let out = history.history(&phone, 1, 1, later + 5_000);
-        assert_eq!(out.points[0].battery, None);
+        let last_point = |id: &DeviceId| -> Point {
+            let out = history.history(id, Window::Hour, later + 5_000);
+            out.points.last().cloned().expect("a point")
+        };
+        assert_eq!(last_point(&other).sent, 2);
+        assert_eq!(last_point(&phone).battery, None);
         history.forget(&other);
-        assert_eq!(
-            history.history(&other, 1, 1, later + 5_000).points[0].battery,
-            None
+        assert_eq!(last_point(&other).battery, None);
+    }
+
+    #[test]
+    fn a_device_keeps_about_5_kb() {
+        assert_eq!(std::mem::size_of::<Step>(), 24);
+        assert!(
+            std::mem::size_of::<Rings>() <= 5_300,
+            "{}",
+            std::mem::size_of::<Rings>()
         );
     }
 }

@@ -33,7 +33,8 @@ pub enum Outbound {
     },
     /// Run a USSD code on one of the device's SIMs (only for devices that announced
     /// `capabilities.ussd`); the answer goes back through the request's reply channel.
-    Ussd(UssdCall),
+    /// Boxed, like an offer: every slot of the channel is as large as the largest command.
+    Ussd(Box<UssdCall>),
     /// End the session.
     Close(CloseReason),
 }
@@ -244,6 +245,11 @@ impl DeviceRegistry {
 
     pub fn get(&self, device_id: &str) -> Option<LiveDevice> {
         self.devices.get(device_id).map(|it| it.live.clone())
+    }
+
+    /// What `read` makes of the live device, if it is connected (nothing is cloned).
+    pub fn read<T>(&self, device_id: &str, read: impl FnOnce(&LiveDevice) -> T) -> Option<T> {
+        self.devices.get(device_id).map(|it| read(&it.live))
     }
 
     /// The channel to the device's connection task, if it is connected.

@@ -877,11 +877,16 @@ pub async fn device_history(
     query: SeriesQuery,
 ) -> Result<Response, ApiError> {
     let id = device_path(&id)?;
-    let (window, minutes, step) = window_steps(query.window)?;
+    let (window, _, step) = window_steps(query.window)?;
     if api.store.find_device(&id).await?.is_none() {
         return Err(ApiError::not_found(format!("no device with id {id:?}")));
     }
-    let history = api.history.history(&id, minutes, step, now_millis());
+    let span = match window.as_str() {
+        "6h" => crate::history::Window::SixHours,
+        "24h" => crate::history::Window::Day,
+        _ => crate::history::Window::Hour,
+    };
+    let history = api.history.history(&id, span, now_millis());
     Ok(warp::reply::json(&DeviceHistoryDto {
         device_id: id.to_string(),
         window,

@@ -417,7 +417,9 @@ async fn remote_ussd_text(
     let gone = || modem_error(ModemError::Port("the device disconnected".to_string()));
     let tx = api.registry.sender(id).ok_or_else(gone)?;
     let (call, answer) = UssdCall::new(slot, code.to_string());
-    tx.send(Outbound::Ussd(call)).await.map_err(|_| gone())?;
+    tx.send(Outbound::Ussd(Box::new(call)))
+        .await
+        .map_err(|_| gone())?;
     let outcome = match tokio::time::timeout(REMOTE_USSD_TIMEOUT, answer).await {
         Err(_) => return Err(modem_error(ModemError::Timeout)),
         Ok(Err(_)) => return Err(gone()),

@@ -122,6 +122,15 @@ pub struct DeviceRecord {
     pub limits: Option<serde_json::Value>,
 }
 
+/// A device's stored counters (see [`Store::device_counters`]).
+#[derive(Debug, Clone)]
+pub struct DeviceCounters {
+    pub id: DeviceId,
+    pub created_at: Millis,
+    pub sent_count: i64,
+    pub failed_count: i64,
+}
+
 /// A message to be inserted.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -519,6 +528,31 @@ impl Store {
             .all(&self.db)
             .await?;
         Ok(rows.into_iter().map(device_record).collect())
+    }
+
+    /// Every device's counters, for the console's history sampler: (id, created_at,
+    /// sent_count, failed_count), four columns and no JSON to parse.
+    pub async fn device_counters(&self) -> Result<Vec<DeviceCounters>, StoreError> {
+        let rows: Vec<(String, i64, i64, i64)> = device::Entity::find()
+            .select_only()
+            .column(device::Column::Id)
+            .column(device::Column::CreatedAt)
+            .column(device::Column::SentCount)
+            .column(device::Column::FailedCount)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, created_at, sent_count, failed_count)| DeviceCounters {
+                    id: DeviceId::stored(id),
+                    created_at,
+                    sent_count,
+                    failed_count,
+                },
+            )
+            .collect())
     }
 
     /// The message with this id.

@@ -543,7 +543,8 @@ impl Session {
         if repeats.is_empty() {
             return Vec::new();
         }
-        match self.link.store().get_messages(&repeats).await {
+        // Boxed: this query is rare, and inline it would make every session's future larger.
+        match Box::pin(self.link.store().get_messages(&repeats)).await {
             Ok(records) => records
                 .into_iter()
                 .filter(|it| it.state != MessageState::Accepted)

@@ -96,8 +96,13 @@ pub fn routes(
         .and(upgrade::upgrade())
         .map(
             move |device: DeviceRecord, link: DeviceLink, upgrade: upgrade::Upgrade| {
+                let start = Box::new(session::Start {
+                    device,
+                    link,
+                    hello_timeout,
+                });
                 upgrade.on_upgrade(MAX_FRAME_BYTES, move |socket| {
-                    session::run(socket, device, link, hello_timeout)
+                    session::run(Box::new(socket), start)
                 })
             },
         )

@@ -38,28 +38,45 @@ pub(super) type SinkResult = Result<(), ()>;
 /// Largest text frame accepted from a device.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
+/// What a session starts from: the authenticated device, the hub's side, and how long the
+/// device has to say `hello`.
+pub struct Start {
+    pub device: DeviceRecord,
+    pub link: DeviceLink,
+    pub hello_timeout: Duration,
+}
+
 /// Runs a session for an authenticated device until the socket closes; a device that has not
 /// said `hello` within `hello_timeout` of the upgrade is closed with 4003.
-pub async fn run(
-    ws: DeviceSocket,
-    device: DeviceRecord,
-    link: DeviceLink,
-    hello_timeout: Duration,
-) {
-    let (mut sink, mut stream) = ws.split();
+///
+/// Memory: the task's future is what every connected phone costs most, so it is kept small.
+/// The arguments come boxed (an async fn keeps room for its arguments all its life, beside
+/// the locals they move into), what only the start needs is dropped before the loop, and the
+/// futures awaited once per session (the `hello` wait, the resume, the disconnect) are boxed.
+pub async fn run(ws: Box<DeviceSocket>, start: Box<Start>) {
+    let Start {
+        device,
+        link,
+        hello_timeout,
+    } = *start;
+    let (mut sink, mut stream) = (*ws).split();
 
-    let hello =
-        match tokio::time::timeout(hello_timeout, wait_for_hello(&mut sink, &mut stream)).await {
-            Ok(Some(hello)) => hello,
-            Ok(None) => return,
-            Err(_) => {
-                tracing::debug!(device = %device.id, "no hello in time; closing");
-                let _ = sink
-                    .send(close_message(close_code::TIMEOUT, "no hello in time"))
-                    .await;
-                return;
-            }
-        };
+    let hello = match Box::pin(tokio::time::timeout(
+        hello_timeout,
+        wait_for_hello(&mut sink, &mut stream),
+    ))
+    .await
+    {
+        Ok(Some(hello)) => hello,
+        Ok(None) => return,
+        Err(_) => {
+            tracing::debug!(device = %device.id, "no hello in time; closing");
+            let _ = sink
+                .send(close_message(close_code::TIMEOUT, "no hello in time"))
+                .await;
+            return;
+        }
+    };
     let Some(version) = hello
         .protocol
         .iter()
@@ -111,15 +128,15 @@ pub async fn run(
         server_time: format_millis(now),
     });
     if send(&mut sink, &welcome).await.is_err() || sink.flush().await.is_err() {
-        ctx.disconnect().await;
+        Box::pin(ctx.disconnect()).await;
         return;
     }
-    link.hello(
+    Box::pin(link.hello(
         &device.id,
         hello.device.model.clone(),
         hello.app_version.clone(),
         &hello.sims,
-    )
+    ))
     .await;
     let limits = parse_limits(device.limits.clone());
     let held = hello.jobs.as_ref().map(|jobs| {
@@ -140,22 +157,22 @@ pub async fn run(
                 "too many held jobs",
             ))
             .await;
-        ctx.disconnect().await;
+        Box::pin(ctx.disconnect()).await;
         return;
     }
     // Settle the jobs the device holds before the dispatcher may offer it anything: a revoke
     // of a stale claim must reach the device before any new offer of the same message, or it
     // would cancel the new offer on the device while the hub records it as accepted.
     if let Some(jobs) = &hello.jobs {
-        ctx.resume(jobs, &mut sink).await;
+        Box::pin(ctx.resume(jobs, &mut sink)).await;
         while let Some(reply) = ctx.pending.next().await {
             if ctx.answer(reply, &mut sink).await.is_err() {
-                ctx.disconnect().await;
+                Box::pin(ctx.disconnect()).await;
                 return;
             }
         }
         if sink.flush().await.is_err() {
-            ctx.disconnect().await;
+            Box::pin(ctx.disconnect()).await;
             return;
         }
     }
@@ -169,12 +186,17 @@ pub async fn run(
     drop(tx);
     // A worker that cannot request delivery reports is never asked for one (spec 6).
     let reports = hello.capabilities.delivery_reports;
+    drop((hello, device, welcome));
 
+    // Liveness: a device silent for `silence_limit` is closed. One timer per session, set
+    // for when the silence would be reached and moved on when it fires early (frames came
+    // meanwhile): an idle phone's task wakes about once per `silence_limit`, not every few
+    // seconds, which is what a hub of tens of thousands of phones spends at rest.
     let silence_limit = Duration::from_secs(u64::from(link.heartbeat_s().max(1)) * 3);
     let mut last_heard = tokio::time::Instant::now();
-    let mut check = tokio::time::interval(Duration::from_secs(u64::from(
-        link.heartbeat_s().clamp(1, 10),
-    )));
+    let mut last_touched = last_heard;
+    let silence = tokio::time::sleep(silence_limit);
+    tokio::pin!(silence);
     // Frames are buffered and flushed once per turn of the loop, after everything already
     // waiting (more frames from the device, replies, offers; at most `TURN` of each) was
     // handled: a burst of work costs one socket write, not one per frame, and a device that
@@ -200,6 +222,11 @@ pub async fn run(
                         // pings alone do not keep a device online.
                         Message::Text(text) => {
                             last_heard = tokio::time::Instant::now();
+                            // The registry's `last_seen_at`, at most once a second.
+                            if last_heard.duration_since(last_touched) >= Duration::from_secs(1) {
+                                last_touched = last_heard;
+                                link.touch(&ctx.device_id, session);
+                            }
                             if ctx.handle(text.as_str(), &mut sink).await.is_err() {
                                 break 'session;
                             }
@@ -254,13 +281,13 @@ pub async fn run(
                     }
                 }
             }
-            _ = check.tick() => {
-                if last_heard.elapsed() > silence_limit {
+            _ = &mut silence => {
+                if last_heard.elapsed() >= silence_limit {
                     tracing::info!(device = %ctx.device_id, "device silent too long; closing");
                     let _ = sink.send(close_message(close_code::TIMEOUT, "no heartbeat")).await;
                     break;
                 }
-                link.touch(&ctx.device_id, session);
+                silence.as_mut().reset(last_heard + silence_limit);
             }
         }
         if sink.flush().await.is_err() {
@@ -275,7 +302,7 @@ pub async fn run(
         }
     }
     let _ = sink.flush().await;
-    ctx.disconnect().await;
+    Box::pin(ctx.disconnect()).await;
 }
 
 async fn wait_for_hello<S, R>(sink: &mut S, stream: &mut R) -> Option<Hello>
