@@ -7,7 +7,7 @@
 //! by minute, six hours in 5-minute steps, the day in 15-minute steps, and one bit a minute
 //! for the day's online strip. A minute is folded into its 5- and 15-minute steps once it is
 //! over (the sampler has moved on), so each step holds exact sums of whole minutes; the
-//! minute in progress is read from the hour. About 5 KB a device, made when the device is
+//! minute in progress is read from the hour. Under 4 KB a device, made when the device is
 //! first sampled and dropped when it is deleted (or no longer listed). It is fed by a sampler
 //! in `app.rs` that every few seconds hands it every device (stored counters, and the live
 //! status of those online); `sent` and `failed` are the growth of the device's stored
@@ -106,19 +106,21 @@ struct Minute {
     failed: u16,
 }
 
-/// Whole minutes of one device folded into a 5- or 15-minute step: 24 bytes.
+/// Whole minutes of one device folded into a 5- or 15-minute step: 16 bytes.
 #[derive(Clone, Copy)]
 struct Step {
-    /// The step's number (its first minute divided by its length); another step's slot is
-    /// stale.
-    at: u32,
+    /// The step's number (its first minute divided by its length), modulo 2^16: the ring is
+    /// rewritten every few hours, so another step's slot is stale.
+    at: u16,
     /// Hundredths of a minute the device was online (each minute's share of the sampler's
     /// ticks that found it online).
     online: u16,
     /// The last battery level of its minutes; `u8::MAX`: none.
     battery: u8,
-    signal_sum: [i32; SLOTS],
-    signal_n: [u16; SLOTS],
+    /// Count and sum of the signal samples of each slot, the sum in -dBm (a sample is 0 to
+    /// 200, and a 15-minute step has at most 180 samples of a 5 s sampler).
+    signal_n: [u8; SLOTS],
+    signal_loss: [u16; SLOTS],
     sent: u16,
     failed: u16,
 }
@@ -132,7 +134,7 @@ struct Ticks {
 
 /// A slot of a ring that knows which minute or step it holds.
 trait Stamped: Copy {
-    fn at(&self) -> i64;
+    fn holds(&self, at: i64) -> bool;
     fn fresh(at: i64) -> Self;
 }
 
@@ -150,11 +152,11 @@ impl Minute {
 
 impl Step {
     const EMPTY: Step = Step {
-        at: u32::MAX,
+        at: u16::MAX,
         online: 0,
         battery: u8::MAX,
-        signal_sum: [0; SLOTS],
         signal_n: [0; SLOTS],
+        signal_loss: [0; SLOTS],
         sent: 0,
         failed: 0,
     };
@@ -166,8 +168,9 @@ impl Step {
             self.battery = minute.battery;
         }
         for slot in 0..SLOTS {
-            self.signal_sum[slot] += i32::from(minute.signal_sum[slot]);
-            self.signal_n[slot] = self.signal_n[slot].saturating_add(minute.signal_n[slot].into());
+            let loss = u16::try_from(-i32::from(minute.signal_sum[slot])).unwrap_or(0);
+            self.signal_loss[slot] = self.signal_loss[slot].saturating_add(loss);
+            self.signal_n[slot] = self.signal_n[slot].saturating_add(minute.signal_n[slot]);
         }
         self.sent = self.sent.saturating_add(minute.sent);
         self.failed = self.failed.saturating_add(minute.failed);
@@ -178,9 +181,13 @@ fn stamp(at: i64) -> u32 {
     u32::try_from(at).unwrap_or(u32::MAX)
 }
 
+fn short_stamp(at: i64) -> u16 {
+    u16::try_from(at.rem_euclid(1 << 16)).unwrap_or(u16::MAX)
+}
+
 impl Stamped for Minute {
-    fn at(&self) -> i64 {
-        i64::from(self.at)
+    fn holds(&self, at: i64) -> bool {
+        self.at == stamp(at)
     }
     fn fresh(at: i64) -> Minute {
         Minute {
@@ -191,20 +198,20 @@ impl Stamped for Minute {
 }
 
 impl Stamped for Step {
-    fn at(&self) -> i64 {
-        i64::from(self.at)
+    fn holds(&self, at: i64) -> bool {
+        self.at == short_stamp(at)
     }
     fn fresh(at: i64) -> Step {
         Step {
-            at: stamp(at),
+            at: short_stamp(at),
             ..Step::EMPTY
         }
     }
 }
 
 impl Stamped for Ticks {
-    fn at(&self) -> i64 {
-        self.at
+    fn holds(&self, at: i64) -> bool {
+        self.at == at
     }
     fn fresh(at: i64) -> Ticks {
         Ticks { at, n: 0 }
@@ -219,17 +226,17 @@ fn index(len: usize, at: i64) -> usize {
 /// an older one.
 fn slot<T: Stamped>(ring: &mut [T], at: i64) -> &mut T {
     let slot = &mut ring[index(ring.len(), at)];
-    if slot.at() != at {
+    if !slot.holds(at) {
         *slot = T::fresh(at);
     }
     slot
 }
 
 fn get<T: Stamped>(ring: &[T], at: i64) -> Option<&T> {
-    ring.get(index(ring.len(), at)).filter(|it| it.at() == at)
+    ring.get(index(ring.len(), at)).filter(|it| it.holds(at))
 }
 
-/// Everything kept of one device, in one allocation: about 5 KB.
+/// Everything kept of one device, in one allocation: under 4 KB.
 struct Rings {
     minutes: [Minute; HOUR],
     fives: [Step; FIVES],
@@ -356,7 +363,7 @@ impl Sum {
             self.battery = Some(step.battery);
         }
         for slot in 0..SLOTS {
-            self.signal_sum[slot] += i64::from(step.signal_sum[slot]);
+            self.signal_sum[slot] -= i64::from(step.signal_loss[slot]);
             self.signal_n[slot] += i64::from(step.signal_n[slot]);
         }
         self.sent += u64::from(step.sent);
@@ -839,10 +846,10 @@ mod tests {
     }
 
     #[test]
-    fn a_device_keeps_about_5_kb() {
-        assert_eq!(std::mem::size_of::<Step>(), 24);
+    fn a_device_keeps_under_4_kb() {
+        assert_eq!(std::mem::size_of::<Step>(), 16);
         assert!(
-            std::mem::size_of::<Rings>() <= 5_300,
+            std::mem::size_of::<Rings>() <= 3_900,
             "{}",
             std::mem::size_of::<Rings>()
         );

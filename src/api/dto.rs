@@ -372,8 +372,9 @@ pub struct DeviceDto {
     /// Messages it sent and failed, in all (stored counters).
     pub sent_count: i64,
     pub failed_count: i64,
-    /// Messages it sent and failed in the last 24 hours, from the hub's memory: it starts
-    /// empty at each start of the hub, so right after one these count only since then.
+    /// Messages it sent and failed in the last 24 hours, in whole 15-minute steps (the
+    /// oldest step, partly more than a day old, is left out), from the hub's memory: it
+    /// starts empty at each start of the hub, so right after one these count only since then.
     pub sent_24h: u64,
     pub failed_24h: u64,
     /// Each SIM's limits and what it used of them, while the device is online (empty when

@@ -381,16 +381,29 @@ impl Session {
         }));
     }
 
-    async fn report(&mut self, id: Uuid, wire_id: String, kind: ReportKind, change: Change) {
-        let committed = self.submit(vec![change]).await;
-        self.pending.push_back(Box::pin(async move {
-            Reply::Report {
-                id,
-                wire_id,
-                kind,
-                outcome: wait(committed).await,
-            }
-        }));
+    /// Submits a report's change; its answer follows once it commits. A plain function
+    /// returning the future, so the future holds the change in one place (an async fn keeps
+    /// room for its arguments beside what they move into, and every session's future is as
+    /// large as its largest await).
+    fn report(
+        &mut self,
+        id: Uuid,
+        wire_id: String,
+        kind: ReportKind,
+        change: Change,
+    ) -> impl std::future::Future<Output = ()> + '_ {
+        let changes = vec![change];
+        async move {
+            let committed = self.submit(changes).await;
+            self.pending.push_back(Box::pin(async move {
+                Reply::Report {
+                    id,
+                    wire_id,
+                    kind,
+                    outcome: wait(committed).await,
+                }
+            }));
+        }
     }
 
     async fn submit(&self, changes: Vec<Change>) -> Result<Committed, String> {

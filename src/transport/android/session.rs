@@ -46,14 +46,35 @@ pub struct Start {
     pub hello_timeout: Duration,
 }
 
+/// The socket's two halves after the handshake, the session's state and what the loop
+/// needs of the start.
+struct Open {
+    sink: futures_util::stream::SplitSink<DeviceSocket, Message>,
+    stream: futures_util::stream::SplitStream<DeviceSocket>,
+    ctx: Session,
+    link: DeviceLink,
+    session: u64,
+    outbound: mpsc::Receiver<Outbound>,
+    /// Whether the worker can request delivery reports.
+    reports: bool,
+}
+
 /// Runs a session for an authenticated device until the socket closes; a device that has not
 /// said `hello` within `hello_timeout` of the upgrade is closed with 4003.
 ///
 /// Memory: the task's future is what every connected phone costs most, so it is kept small.
-/// The arguments come boxed (an async fn keeps room for its arguments all its life, beside
-/// the locals they move into), what only the start needs is dropped before the loop, and the
-/// futures awaited once per session (the `hello` wait, the resume, the disconnect) are boxed.
+/// The start (`hello`, the welcome, the resume of held jobs) is a boxed future of its own,
+/// freed before the loop; arguments come boxed (an async fn keeps room for its arguments all
+/// its life, beside the locals they move into).
 pub async fn run(ws: Box<DeviceSocket>, start: Box<Start>) {
+    if let Some(open) = Box::pin(open(ws, start)).await {
+        serve(open).await;
+    }
+}
+
+/// The start of a session: `hello`, the welcome, registration, the resume of the jobs the
+/// device holds. `None`: the session ended there.
+async fn open(ws: Box<DeviceSocket>, start: Box<Start>) -> Option<Box<Open>> {
     let Start {
         device,
         link,
@@ -68,13 +89,13 @@ pub async fn run(ws: Box<DeviceSocket>, start: Box<Start>) {
     .await
     {
         Ok(Some(hello)) => hello,
-        Ok(None) => return,
+        Ok(None) => return None,
         Err(_) => {
             tracing::debug!(device = %device.id, "no hello in time; closing");
             let _ = sink
                 .send(close_message(close_code::TIMEOUT, "no hello in time"))
                 .await;
-            return;
+            return None;
         }
     };
     let Some(version) = hello
@@ -99,10 +120,10 @@ pub async fn run(ws: Box<DeviceSocket>, start: Box<Start>) {
                 "unsupported version",
             ))
             .await;
-        return;
+        return None;
     };
 
-    let (tx, mut outbound) = mpsc::channel::<Outbound>(1024);
+    let (tx, outbound) = mpsc::channel::<Outbound>(1024);
     let now = now_millis();
     let live = LiveDevice {
         device_id: device.id.clone(),
@@ -129,7 +150,7 @@ pub async fn run(ws: Box<DeviceSocket>, start: Box<Start>) {
     });
     if send(&mut sink, &welcome).await.is_err() || sink.flush().await.is_err() {
         Box::pin(ctx.disconnect()).await;
-        return;
+        return None;
     }
     Box::pin(link.hello(
         &device.id,
@@ -158,7 +179,7 @@ pub async fn run(ws: Box<DeviceSocket>, start: Box<Start>) {
             ))
             .await;
         Box::pin(ctx.disconnect()).await;
-        return;
+        return None;
     }
     // Settle the jobs the device holds before the dispatcher may offer it anything: a revoke
     // of a stale claim must reach the device before any new offer of the same message, or it
@@ -168,12 +189,12 @@ pub async fn run(ws: Box<DeviceSocket>, start: Box<Start>) {
         while let Some(reply) = ctx.pending.next().await {
             if ctx.answer(reply, &mut sink).await.is_err() {
                 Box::pin(ctx.disconnect()).await;
-                return;
+                return None;
             }
         }
         if sink.flush().await.is_err() {
             Box::pin(ctx.disconnect()).await;
-            return;
+            return None;
         }
     }
     link.announce(
@@ -184,10 +205,29 @@ pub async fn run(ws: Box<DeviceSocket>, start: Box<Start>) {
         held,
     );
     drop(tx);
-    // A worker that cannot request delivery reports is never asked for one (spec 6).
-    let reports = hello.capabilities.delivery_reports;
-    drop((hello, device, welcome));
+    Some(Box::new(Open {
+        sink,
+        stream,
+        ctx,
+        link,
+        session,
+        outbound,
+        // A worker that cannot request delivery reports is never asked for one (spec 6).
+        reports: hello.capabilities.delivery_reports,
+    }))
+}
 
+/// The session's loop, until the socket closes or the hub closes it.
+async fn serve(open: Box<Open>) {
+    let Open {
+        mut sink,
+        mut stream,
+        mut ctx,
+        link,
+        session,
+        mut outbound,
+        reports,
+    } = *open;
     // Liveness: a device silent for `silence_limit` is closed. One timer per session, set
     // for when the silence would be reached and moved on when it fires early (frames came
     // meanwhile): an idle phone's task wakes about once per `silence_limit`, not every few

@@ -23,8 +23,9 @@ use super::Refused;
 /// A device's socket after the upgrade.
 pub type DeviceSocket = WebSocketStream<TokioIo<Upgraded>>;
 
-/// Initial read buffer of a device socket; grows for larger frames.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Initial read buffer of a device socket; grows for larger frames. A phone's frames are a
+/// few hundred bytes (a `hello` with held jobs more); every connected phone holds one.
+const READ_BUFFER_BYTES: usize = 1024;
 
 /// Frames are written to the socket when this much is buffered, else when the session
 /// flushes (once per turn of its loop); the buffer starts empty and grows only when used.
