@@ -197,10 +197,8 @@ impl Session {
                 self.ussd_result(result);
                 Ok(())
             }
-            DeviceFrame::Heartbeat(_) => {
-                self.link.touch(&self.device_id, self.session);
-                send(sink, &HubFrame::Heartbeat(Heartbeat {})).await
-            }
+            // The session loop records the sign of life of every text frame.
+            DeviceFrame::Heartbeat(_) => send(sink, &HubFrame::Heartbeat(Heartbeat {})).await,
             DeviceFrame::Status(status) => {
                 // A battery level is a percentage; anything else is a worker bug, and the
                 // whole status is ignored rather than routed by.
