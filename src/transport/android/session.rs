@@ -82,22 +82,18 @@ async fn open(ws: Box<DeviceSocket>, start: Box<Start>) -> Option<Box<Open>> {
     } = *start;
     let (mut sink, mut stream) = (*ws).split();
 
-    let hello = match Box::pin(tokio::time::timeout(
-        hello_timeout,
-        wait_for_hello(&mut sink, &mut stream),
-    ))
-    .await
-    {
-        Ok(Some(hello)) => hello,
-        Ok(None) => return None,
-        Err(_) => {
-            tracing::debug!(device = %device.id, "no hello in time; closing");
-            let _ = sink
-                .send(close_message(close_code::TIMEOUT, "no hello in time"))
-                .await;
-            return None;
-        }
-    };
+    let hello =
+        match tokio::time::timeout(hello_timeout, wait_for_hello(&mut sink, &mut stream)).await {
+            Ok(Some(hello)) => hello,
+            Ok(None) => return None,
+            Err(_) => {
+                tracing::debug!(device = %device.id, "no hello in time; closing");
+                let _ = sink
+                    .send(close_message(close_code::TIMEOUT, "no hello in time"))
+                    .await;
+                return None;
+            }
+        };
     let Some(version) = hello
         .protocol
         .iter()
@@ -149,15 +145,15 @@ async fn open(ws: Box<DeviceSocket>, start: Box<Start>) -> Option<Box<Open>> {
         server_time: format_millis(now),
     });
     if send(&mut sink, &welcome).await.is_err() || sink.flush().await.is_err() {
-        Box::pin(ctx.disconnect()).await;
+        ctx.disconnect().await;
         return None;
     }
-    Box::pin(link.hello(
+    link.hello(
         &device.id,
         hello.device.model.clone(),
         hello.app_version.clone(),
         &hello.sims,
-    ))
+    )
     .await;
     let limits = parse_limits(device.limits.clone());
     let held = hello.jobs.as_ref().map(|jobs| {
@@ -178,22 +174,22 @@ async fn open(ws: Box<DeviceSocket>, start: Box<Start>) -> Option<Box<Open>> {
                 "too many held jobs",
             ))
             .await;
-        Box::pin(ctx.disconnect()).await;
+        ctx.disconnect().await;
         return None;
     }
     // Settle the jobs the device holds before the dispatcher may offer it anything: a revoke
     // of a stale claim must reach the device before any new offer of the same message, or it
     // would cancel the new offer on the device while the hub records it as accepted.
     if let Some(jobs) = &hello.jobs {
-        Box::pin(ctx.resume(jobs, &mut sink)).await;
+        ctx.resume(jobs, &mut sink).await;
         while let Some(reply) = ctx.pending.next().await {
             if ctx.answer(reply, &mut sink).await.is_err() {
-                Box::pin(ctx.disconnect()).await;
+                ctx.disconnect().await;
                 return None;
             }
         }
         if sink.flush().await.is_err() {
-            Box::pin(ctx.disconnect()).await;
+            ctx.disconnect().await;
             return None;
         }
     }
@@ -342,6 +338,7 @@ async fn serve(open: Box<Open>) {
         }
     }
     let _ = sink.flush().await;
+    // Boxed: inline, the disconnect's future would make the whole loop's that much larger.
     Box::pin(ctx.disconnect()).await;
 }
 
